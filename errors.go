@@ -1,0 +1,66 @@
+package cairn
+
+import (
+	"errors"
+
+	"github.com/google/uuid"
+)
+
+// The errors every Store reports, wrapped in an [*Error] that names the
+// operation and the run. Test for them with errors.Is; the cause (an SDK
+// error, a decoding error) stays reachable with errors.As.
+var (
+	// ErrNotFound: the run does not exist (or has expired). Load returns
+	// it; Delete never does.
+	ErrNotFound = errors.New("cairn: run not found")
+
+	// ErrConflict: another writer changed the run (or the index) first.
+	// Re-read the run and retry if that is still what you want.
+	ErrConflict = errors.New("cairn: conflicting write")
+
+	// ErrCorrupt: stored bytes cannot be decoded (a truncated or damaged
+	// object, a decompression bomb, a hostile length). Retrying will not
+	// help; the object needs repair or deletion.
+	ErrCorrupt = errors.New("cairn: corrupt checkpoint")
+
+	// ErrInvalid: the argument cannot be stored or used (a nil checkpoint,
+	// a nil run ID, a value JSON cannot hold, a bad cursor). Nothing was
+	// written; fix the input.
+	ErrInvalid = errors.New("cairn: invalid argument")
+
+	// ErrTooLarge: the encoded checkpoint exceeds the configured size
+	// limit. Nothing was written.
+	ErrTooLarge = errors.New("cairn: checkpoint too large")
+
+	// ErrClosed: the Store was closed.
+	ErrClosed = errors.New("cairn: store closed")
+)
+
+// Error records a failed operation on a run, like fs.PathError.
+type Error struct {
+	Op    string    // "save", "load", "list", "delete", "close", "decode", ...
+	RunID uuid.UUID // uuid.Nil when the operation concerns no single run
+	Err   error
+}
+
+func (e *Error) Error() string {
+	if e.RunID == uuid.Nil {
+		return e.Op + ": " + e.Err.Error()
+	}
+	return e.Op + " " + e.RunID.String() + ": " + e.Err.Error()
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// OpError wraps err as an [*Error] for op on run, unless err is nil or
+// already an *Error for the same operation and run.
+func OpError(op string, run uuid.UUID, err error) error {
+	if err == nil {
+		return nil
+	}
+	var e *Error
+	if errors.As(err, &e) && e.Op == op && e.RunID == run {
+		return err
+	}
+	return &Error{Op: op, RunID: run, Err: err}
+}

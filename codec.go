@@ -1,0 +1,232 @@
+package cairn
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/cairnstore/cairn/gen/wire"
+	"github.com/klauspost/compress/zstd"
+)
+
+// DefaultMaxSize is the default bound on a checkpoint's MessagePack record,
+// before compression: 16 MiB.
+const DefaultMaxSize = 16 << 20
+
+// zstdMagic starts every zstd frame.
+var zstdMagic = []byte{0x28, 0xb5, 0x2f, 0xfd}
+
+// CodecOptions configures a Codec. Nil and zero fields mean defaults.
+type CodecOptions struct {
+	// MaxSize bounds the MessagePack record of one checkpoint, in bytes
+	// before compression. Encoding a larger one gives ErrTooLarge;
+	// reading an object that is, or decompresses to, more gives
+	// ErrCorrupt without allocating past the bound. Zero means
+	// DefaultMaxSize.
+	MaxSize int
+	// Uncompressed writes bare MessagePack records, which a Blazen
+	// process reads without knowing about zstd. Reading always accepts
+	// both.
+	Uncompressed bool
+}
+
+// Codec turns checkpoints into stored bytes and back: a MessagePack record
+// (the blazen-persist wire format) inside a zstd frame. A Codec is safe for
+// concurrent use; make one and share it. All codecs share one zstd encoder,
+// and all codecs with the same MaxSize share one decoder.
+type Codec struct {
+	maxSize      int
+	uncompressed bool
+	dec          *zstd.Decoder
+}
+
+var (
+	encoderOnce = sync.OnceValues(func() (*zstd.Encoder, error) {
+		// EncodeAll is safe for concurrent use; one encoder serves the
+		// process, as klauspost/compress recommends.
+		return zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault))
+	})
+	decoders     sync.Map // maxSize → *zstd.Decoder
+	defaultCodec = sync.OnceValue(func() *Codec {
+		c, err := NewCodec(nil)
+		if err != nil {
+			panic(err) // the defaults are valid; this cannot happen
+		}
+		return c
+	})
+)
+
+// DefaultCodec returns the process-wide Codec with default options.
+func DefaultCodec() *Codec { return defaultCodec() }
+
+// NewCodec returns a Codec for opts (nil means defaults). A negative
+// MaxSize is ErrInvalid.
+func NewCodec(opts *CodecOptions) (*Codec, error) {
+	var o CodecOptions
+	if opts != nil {
+		o = *opts
+	}
+	if o.MaxSize < 0 {
+		return nil, fmt.Errorf("%w: negative MaxSize %d", ErrInvalid, o.MaxSize)
+	}
+	if o.MaxSize == 0 {
+		o.MaxSize = DefaultMaxSize
+	}
+	dec, err := decoderFor(o.MaxSize)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := encoderOnce(); err != nil {
+		return nil, err
+	}
+	return &Codec{maxSize: o.MaxSize, uncompressed: o.Uncompressed, dec: dec}, nil
+}
+
+func decoderFor(maxSize int) (*zstd.Decoder, error) {
+	if d, ok := decoders.Load(maxSize); ok {
+		return d.(*zstd.Decoder), nil
+	}
+	// The caps make a decompression bomb fail after maxSize bytes, and a
+	// frame that declares a larger window or content size fail before
+	// anything is allocated for it.
+	d, err := zstd.NewReader(nil,
+		zstd.WithDecoderMaxMemory(uint64(maxSize)),
+		zstd.WithDecoderMaxWindow(uint64(max(maxSize, zstd.MinWindowSize))),
+		zstd.WithDecoderConcurrency(0))
+	if err != nil {
+		return nil, err
+	}
+	if prev, loaded := decoders.LoadOrStore(maxSize, d); loaded {
+		d.Close()
+		return prev.(*zstd.Decoder), nil
+	}
+	return d, nil
+}
+
+// MaxSize returns the bound on a record's size.
+func (c *Codec) MaxSize() int { return c.maxSize }
+
+// Encode validates cp and appends its MessagePack record to dst. A nil
+// checkpoint, a nil run ID, a zero timestamp or one outside the years
+// 0000-9999, and values JSON cannot hold give ErrInvalid; a record over
+// MaxSize gives ErrTooLarge. On error dst is returned unchanged.
+func (c *Codec) Encode(dst []byte, cp *Checkpoint) ([]byte, error) {
+	if err := checkFields(cp); err != nil {
+		return dst, err
+	}
+	out, err := cp.AppendMsgpack(dst)
+	if err != nil {
+		if errors.Is(err, wire.ErrUnsupported) {
+			return dst, fmt.Errorf("%w: %w", ErrInvalid, err)
+		}
+		return dst, err
+	}
+	if n := len(out) - len(dst); n > c.maxSize {
+		return dst, fmt.Errorf("%w: record of %d bytes exceeds the limit of %d", ErrTooLarge, n, c.maxSize)
+	}
+	return out, nil
+}
+
+func checkFields(cp *Checkpoint) error {
+	switch {
+	case cp == nil:
+		return fmt.Errorf("%w: nil checkpoint", ErrInvalid)
+	case cp.RunID == [16]byte{}:
+		return fmt.Errorf("%w: nil run ID", ErrInvalid)
+	case cp.Timestamp.IsZero():
+		return fmt.Errorf("%w: zero timestamp", ErrInvalid)
+	}
+	return nil
+}
+
+// Validate reports whether c could be saved: it returns the error Encode
+// would, without keeping the encoding.
+func (c *Codec) Validate(cp *Checkpoint) error {
+	buf := getBuf()
+	defer putBuf(buf)
+	_, err := c.Encode((*buf)[:0], cp)
+	return err
+}
+
+// Compress appends the stored form of a record to dst: a zstd frame, or
+// the record itself when the codec is Uncompressed.
+func (c *Codec) Compress(dst, record []byte) []byte {
+	if c.uncompressed {
+		return append(dst, record...)
+	}
+	enc, _ := encoderOnce() // NewCodec checked the error
+	return enc.EncodeAll(record, dst)
+}
+
+// Marshal returns the stored form of cp: Encode, then Compress.
+func (c *Codec) Marshal(cp *Checkpoint) ([]byte, error) {
+	buf := getBuf()
+	defer putBuf(buf)
+	rec, err := c.Encode((*buf)[:0], cp)
+	*buf = rec
+	if err != nil {
+		return nil, err
+	}
+	return c.Compress(nil, rec), nil
+}
+
+// Unmarshal decodes stored bytes of any form Cairn or Blazen writes: a
+// zstd frame or a bare record; MessagePack as a map or a positional array,
+// or Blazen's legacy JSON. Unknown fields are ignored. Anything else — a
+// missing field, a truncated or damaged object, trailing bytes, a record
+// over MaxSize — gives ErrCorrupt. The result is the caller's.
+func (c *Codec) Unmarshal(data []byte) (*Checkpoint, error) {
+	if !bytes.HasPrefix(data, zstdMagic) {
+		return c.DecodeRecord(data)
+	}
+	buf := getBuf()
+	defer putBuf(buf)
+	rec, err := c.dec.DecodeAll(data, (*buf)[:0])
+	if err != nil {
+		if errors.Is(err, zstd.ErrDecoderSizeExceeded) || errors.Is(err, zstd.ErrWindowSizeExceeded) {
+			return nil, fmt.Errorf("%w: zstd frame decompresses to more than %d bytes", ErrCorrupt, c.maxSize)
+		}
+		return nil, fmt.Errorf("%w: zstd: %w", ErrCorrupt, err)
+	}
+	*buf = rec
+	if bytes.HasPrefix(rec, zstdMagic) {
+		return nil, fmt.Errorf("%w: zstd frame inside a zstd frame", ErrCorrupt)
+	}
+	return c.DecodeRecord(rec)
+}
+
+// DecodeRecord decodes an uncompressed record: MessagePack (map or
+// positional array) or legacy JSON. The result does not alias rec.
+func (c *Codec) DecodeRecord(rec []byte) (*Checkpoint, error) {
+	if len(rec) > c.maxSize {
+		return nil, fmt.Errorf("%w: record of %d bytes exceeds the limit of %d", ErrCorrupt, len(rec), c.maxSize)
+	}
+	if len(rec) == 0 {
+		return nil, fmt.Errorf("%w: empty object", ErrCorrupt)
+	}
+	switch b := rec[0]; {
+	case b&0xe0 == 0x80 || b >= 0xdc && b <= 0xdf: // map or array
+		cp := new(Checkpoint)
+		if err := wire.Unmarshal(rec, cp); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
+		}
+		return cp, nil
+	case b == '{' || b == ' ' || b == '\t' || b == '\r' || b == '\n':
+		return decodeLegacyJSON(rec)
+	}
+	return nil, fmt.Errorf("%w: unknown format (first byte 0x%02x)", ErrCorrupt, rec[0])
+}
+
+// bufPool recycles encode and decompress buffers; only modest ones are
+// kept, so one huge checkpoint does not pin its memory forever.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
+
+func getBuf() *[]byte { return bufPool.Get().(*[]byte) }
+
+func putBuf(b *[]byte) {
+	if cap(*b) <= 1<<20 {
+		*b = (*b)[:0]
+		bufPool.Put(b)
+	}
+}

@@ -1,0 +1,115 @@
+package cairn
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strconv"
+
+	"github.com/cairnstore/cairn/gen/wire"
+	"github.com/google/uuid"
+)
+
+// decodeLegacyJSON decodes the JSON record of older blazen-persist
+// versions: the same six fields, with run_id as a hyphenated string.
+// Numbers keep their kind: an integer comes back as int64 (uint64 above
+// math.MaxInt64), anything else as float64.
+func decodeLegacyJSON(rec []byte) (*Checkpoint, error) {
+	var raw struct {
+		WorkflowName  *string         `json:"workflow_name"`
+		RunID         *string         `json:"run_id"`
+		Timestamp     *string         `json:"timestamp"`
+		State         *map[string]any `json:"state"`
+		PendingEvents *[]struct {
+			EventType *string `json:"event_type"`
+			Data      any     `json:"data"`
+		} `json:"pending_events"`
+		Metadata *map[string]any `json:"metadata"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(rec))
+	dec.UseNumber()
+	if err := dec.Decode(&raw); err != nil {
+		return nil, fmt.Errorf("%w: legacy JSON: %w", ErrCorrupt, err)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("%w: legacy JSON: trailing data", ErrCorrupt)
+	}
+	var missing []string
+	for i, present := range []bool{raw.WorkflowName != nil, raw.RunID != nil,
+		raw.Timestamp != nil, raw.State != nil, raw.PendingEvents != nil, raw.Metadata != nil} {
+		if !present {
+			missing = append(missing, _checkpointFields[i])
+		}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("%w: legacy JSON: missing field(s) %v", ErrCorrupt, missing)
+	}
+	id, err := uuid.Parse(*raw.RunID)
+	if err != nil {
+		return nil, fmt.Errorf("%w: legacy JSON: run_id: %w", ErrCorrupt, err)
+	}
+	ts, err := wire.ParseTimestamp(*raw.Timestamp)
+	if err != nil {
+		return nil, fmt.Errorf("%w: legacy JSON: timestamp: %w", ErrCorrupt, err)
+	}
+	cp := &Checkpoint{WorkflowName: *raw.WorkflowName, RunID: id, Timestamp: ts,
+		PendingEvents: make([]Event, 0, len(*raw.PendingEvents))}
+	if cp.State, err = jsonMap(*raw.State, 0); err != nil {
+		return nil, fmt.Errorf("%w: legacy JSON: state: %w", ErrCorrupt, err)
+	}
+	if cp.Metadata, err = jsonMap(*raw.Metadata, 0); err != nil {
+		return nil, fmt.Errorf("%w: legacy JSON: metadata: %w", ErrCorrupt, err)
+	}
+	for i, e := range *raw.PendingEvents {
+		if e.EventType == nil {
+			return nil, fmt.Errorf("%w: legacy JSON: pending_events[%d]: missing event_type", ErrCorrupt, i)
+		}
+		data, err := jsonValue(e.Data, 0)
+		if err != nil {
+			return nil, fmt.Errorf("%w: legacy JSON: pending_events[%d]: %w", ErrCorrupt, i, err)
+		}
+		cp.PendingEvents = append(cp.PendingEvents, Event{EventType: *e.EventType, Data: data})
+	}
+	return cp, nil
+}
+
+func jsonMap(m map[string]any, depth int) (map[string]any, error) {
+	if m == nil {
+		return map[string]any{}, nil
+	}
+	for k, v := range m {
+		var err error
+		if m[k], err = jsonValue(v, depth+1); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// jsonValue turns json.Numbers into int64, uint64 or float64, in place, and
+// bounds nesting as the MessagePack reader does.
+func jsonValue(v any, depth int) (any, error) {
+	if depth > wire.DefaultMaxDepth {
+		return nil, fmt.Errorf("nesting deeper than %d", wire.DefaultMaxDepth)
+	}
+	switch x := v.(type) {
+	case json.Number:
+		if i, err := strconv.ParseInt(string(x), 10, 64); err == nil {
+			return i, nil
+		}
+		if u, err := strconv.ParseUint(string(x), 10, 64); err == nil {
+			return u, nil
+		}
+		return strconv.ParseFloat(string(x), 64)
+	case map[string]any:
+		return jsonMap(x, depth)
+	case []any:
+		for i, e := range x {
+			var err error
+			if x[i], err = jsonValue(e, depth+1); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return v, nil
+}

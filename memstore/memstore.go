@@ -1,0 +1,160 @@
+// Package memstore is the in-memory reference implementation of
+// cairn.Store: one map of encoded records behind a lock.
+//
+// It keeps each checkpoint as its MessagePack record, so it validates,
+// bounds and copies exactly as a durable store does, and Load always
+// decodes a fresh copy. Nothing survives the process; use it in tests and
+// as the model other stores are checked against.
+package memstore
+
+import (
+	"context"
+	"slices"
+	"sync"
+
+	"github.com/cairnstore/cairn"
+	"github.com/google/uuid"
+)
+
+// Options configures a Store. Nil means defaults.
+type Options struct {
+	// Codec encodes and bounds checkpoints. Nil means cairn.DefaultCodec().
+	Codec *cairn.Codec
+}
+
+// Store is an in-memory cairn.Store. It is safe for concurrent use; every
+// operation takes effect atomically, so concurrent Saves of one run leave
+// exactly one of them (the last to take the lock).
+type Store struct {
+	codec *cairn.Codec
+
+	mu     sync.RWMutex
+	runs   map[uuid.UUID]entry
+	closed bool
+}
+
+type entry struct {
+	record  []byte // immutable once stored
+	summary cairn.Summary
+}
+
+var _ cairn.Store = (*Store)(nil)
+
+// New returns an empty Store.
+func New(opts *Options) *Store {
+	s := &Store{codec: cairn.DefaultCodec(), runs: map[uuid.UUID]entry{}}
+	if opts != nil && opts.Codec != nil {
+		s.codec = opts.Codec
+	}
+	return s
+}
+
+// check returns the error an operation gets before it starts: ErrClosed
+// or the context's error. The caller holds s.mu.
+func (s *Store) check(ctx context.Context) error {
+	if s.closed {
+		return cairn.ErrClosed
+	}
+	return ctx.Err()
+}
+
+// Save implements cairn.Store. The checkpoint is encoded before the lock
+// is taken; an invalid one changes nothing.
+func (s *Store) Save(ctx context.Context, c *cairn.Checkpoint) error {
+	var run uuid.UUID
+	if c != nil {
+		run = c.RunID
+	}
+	rec, err := s.codec.Encode(nil, c)
+	if err != nil {
+		return cairn.OpError("save", run, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.check(ctx); err != nil {
+		return cairn.OpError("save", run, err)
+	}
+	s.runs[run] = entry{record: rec, summary: cairn.Summary{
+		RunID: run, WorkflowName: c.WorkflowName, Timestamp: c.Timestamp.UTC(), Size: int64(len(rec)),
+	}}
+	return nil
+}
+
+// Load implements cairn.Store.
+func (s *Store) Load(ctx context.Context, runID uuid.UUID) (*cairn.Checkpoint, error) {
+	s.mu.RLock()
+	e, ok := s.runs[runID]
+	err := s.check(ctx)
+	s.mu.RUnlock()
+	if err == nil && !ok {
+		err = cairn.ErrNotFound
+	}
+	if err != nil {
+		return nil, cairn.OpError("load", runID, err)
+	}
+	cp, err := s.codec.DecodeRecord(e.record)
+	return cp, cairn.OpError("load", runID, err)
+}
+
+// List implements cairn.Store. It sorts every matching run on each call,
+// which is fine for a reference store and for tests.
+func (s *Store) List(ctx context.Context, opts *cairn.ListOptions) (*cairn.Page, error) {
+	q, err := opts.Query()
+	if err != nil {
+		return nil, cairn.OpError("list", uuid.Nil, err)
+	}
+	s.mu.RLock()
+	if err := s.check(ctx); err != nil {
+		s.mu.RUnlock()
+		return nil, cairn.OpError("list", uuid.Nil, err)
+	}
+	var matched []entry
+	for _, e := range s.runs {
+		if q.Match(e.summary.WorkflowName, e.summary.Timestamp) &&
+			(!q.HasAfter || q.After.Compare(e.summary.Key()) < 0) {
+			matched = append(matched, e)
+		}
+	}
+	s.mu.RUnlock()
+	slices.SortFunc(matched, func(a, b entry) int { return a.summary.Key().Compare(b.summary.Key()) })
+
+	page := &cairn.Page{Runs: make([]cairn.Summary, 0, len(matched))}
+	if q.Limit > 0 && len(matched) > q.Limit {
+		matched = matched[:q.Limit]
+		last := matched[len(matched)-1].summary
+		page.Next = last.Key().Cursor()
+	}
+	for _, e := range matched {
+		sum := e.summary
+		if q.WithCheckpoints {
+			if sum.Checkpoint, err = s.codec.DecodeRecord(e.record); err != nil {
+				return nil, cairn.OpError("list", sum.RunID, err)
+			}
+		}
+		page.Runs = append(page.Runs, sum)
+	}
+	return page, nil
+}
+
+// Delete implements cairn.Store.
+func (s *Store) Delete(ctx context.Context, runID uuid.UUID) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.check(ctx); err != nil {
+		return cairn.OpError("delete", runID, err)
+	}
+	delete(s.runs, runID)
+	return nil
+}
+
+// Close implements cairn.Store. There is nothing to flush; it drops the
+// runs and makes every later call fail with ErrClosed.
+func (s *Store) Close(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return cairn.OpError("close", uuid.Nil, cairn.ErrClosed)
+	}
+	s.closed, s.runs = true, nil
+	return nil
+}

@@ -93,7 +93,8 @@ func decoderFor(maxSize int) (*zstd.Decoder, error) {
 	d, err := zstd.NewReader(nil,
 		zstd.WithDecoderMaxMemory(uint64(maxSize)),
 		zstd.WithDecoderMaxWindow(uint64(max(maxSize, zstd.MinWindowSize))),
-		zstd.WithDecoderConcurrency(0))
+		zstd.WithDecoderConcurrency(0),
+		zstd.WithDecodeAllCapLimit(true))
 	if err != nil {
 		return nil, err
 	}
@@ -182,18 +183,53 @@ func (c *Codec) Unmarshal(data []byte) (*Checkpoint, error) {
 	}
 	buf := getBuf()
 	defer putBuf(buf)
-	rec, err := c.dec.DecodeAll(data, (*buf)[:0])
+	rec, err := c.decompress(data, buf)
 	if err != nil {
-		if errors.Is(err, zstd.ErrDecoderSizeExceeded) || errors.Is(err, zstd.ErrWindowSizeExceeded) {
-			return nil, fmt.Errorf("%w: zstd frame decompresses to more than %d bytes", ErrCorrupt, c.maxSize)
-		}
-		return nil, fmt.Errorf("%w: zstd: %w", ErrCorrupt, err)
+		return nil, err
 	}
-	*buf = rec
 	if bytes.HasPrefix(rec, zstdMagic) {
 		return nil, fmt.Errorf("%w: zstd frame inside a zstd frame", ErrCorrupt)
 	}
 	return c.DecodeRecord(rec)
+}
+
+// decompress inflates a zstd frame into a buffer whose size it controls:
+// the decoder may not grow it (WithDecodeAllCapLimit), so memory stays a
+// small multiple of the output. A frame that declares its content size gets
+// exactly that (and a later frame that does not fit is retried as below).
+// A frame that does not is decoded into 64 KiB, and a failed attempt is
+// retried in a buffer four times larger, up to MaxSize: the decoder reports
+// running out of room as one of several errors, so any error is retried. A
+// bomb thus costs at most 4/3 of MaxSize in memory and five bounded
+// decodes, and a damaged frame that declares its size costs one.
+func (c *Codec) decompress(data []byte, buf *[]byte) ([]byte, error) {
+	var h zstd.Header
+	if err := h.Decode(data); err != nil {
+		return nil, fmt.Errorf("%w: zstd: %w", ErrCorrupt, err)
+	}
+	size := min(c.maxSize, 64<<10)
+	if h.HasFCS {
+		if h.FrameContentSize > uint64(c.maxSize) {
+			return nil, fmt.Errorf("%w: zstd frame declares %d bytes, over the limit of %d", ErrCorrupt, h.FrameContentSize, c.maxSize)
+		}
+		size = max(int(h.FrameContentSize), 1)
+	}
+	for {
+		if cap(*buf) < size {
+			*buf = make([]byte, 0, size)
+		}
+		rec, err := c.dec.DecodeAll(data, (*buf)[:0])
+		switch {
+		case err == nil:
+			return rec, nil
+		case size < c.maxSize && (!h.HasFCS || errors.Is(err, zstd.ErrDecoderSizeExceeded)):
+			size = min(c.maxSize, size*4)
+		case errors.Is(err, zstd.ErrDecoderSizeExceeded) || errors.Is(err, zstd.ErrWindowSizeExceeded):
+			return nil, fmt.Errorf("%w: zstd frame decompresses to more than %d bytes", ErrCorrupt, c.maxSize)
+		default:
+			return nil, fmt.Errorf("%w: zstd: %w", ErrCorrupt, err)
+		}
+	}
 }
 
 // DecodeRecord decodes an uncompressed record: MessagePack (map or

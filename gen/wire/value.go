@@ -11,7 +11,8 @@ import (
 
 // ReadValue reads a JSON-like value (see the package doc). A bin or an
 // extension is refused: JSON has no slot for raw bytes, and serde_json
-// would refuse it too. Map keys must be strings.
+// would refuse it too. Map keys must be strings. A NaN or infinite float
+// reads as nil, as serde_json reads it into a Value.
 func (r *Reader) ReadValue() (any, error) {
 	c, err := r.Peek()
 	if err != nil {
@@ -42,6 +43,9 @@ func (r *Reader) ReadValue() (any, error) {
 		return i, nil
 	case kindUint:
 		return u, nil
+	}
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return nil, nil // as serde_json reads them: JSON has no NaN
 	}
 	return f, nil
 }

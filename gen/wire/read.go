@@ -9,15 +9,20 @@ import (
 	"github.com/google/uuid"
 )
 
-// A Reader decodes MessagePack from a byte slice it does not copy or
-// modify. Strings and byte slices it returns are copies, so the input may
-// be reused once decoding is done. A Reader is not safe for concurrent use;
-// its zero value reads nothing.
+// A Reader decodes MessagePack from a byte slice it never modifies.
+//
+// Strings it returns share one private copy of the input, made when the
+// first string is read: a decode costs one allocation for all its strings
+// instead of one each, the input may be reused as soon as decoding is done,
+// and the copy lives as long as any string read from it. Byte slices are
+// copied one by one. A Reader is not safe for concurrent use; its zero
+// value reads nothing.
 type Reader struct {
 	buf      []byte
 	off      int
 	depth    int
 	maxDepth int
+	strs     string // copy of buf once a string has been read
 }
 
 // NewReader returns a Reader over b with the default depth bound.
@@ -203,7 +208,19 @@ func (r *Reader) ReadStr() ([]byte, error) {
 // ReadString reads a str.
 func (r *Reader) ReadString() (string, error) {
 	p, err := r.ReadStr()
-	return string(p), err
+	if err != nil || len(p) == 0 {
+		return "", err
+	}
+	return r.str(len(p)), nil
+}
+
+// str returns the n bytes before the read position as a string that
+// aliases the Reader's private copy of the input.
+func (r *Reader) str(n int) string {
+	if len(r.strs) != len(r.buf) {
+		r.strs = string(r.buf)
+	}
+	return r.strs[r.off-n : r.off]
 }
 
 // ReadBytes reads a bin (or a str, which older encoders wrote for bytes)

@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"slices"
 	"strconv"
+	"strings"
 )
 
 // ReadValue reads a JSON-like value (see the package doc). A bin or an
@@ -69,7 +70,7 @@ func (r *Reader) readMap() (map[string]any, error) {
 	}
 	m := make(map[string]any, CapHint(n))
 	for range n {
-		k, err := r.ReadStr()
+		k, err := r.ReadString()
 		if err != nil {
 			return nil, err
 		}
@@ -77,7 +78,7 @@ func (r *Reader) readMap() (map[string]any, error) {
 		if err != nil {
 			return nil, err
 		}
-		m[string(k)] = v
+		m[k] = v
 	}
 	r.Leave()
 	return m, nil
@@ -198,20 +199,35 @@ func appendMap(b []byte, m map[string]any, depth int) ([]byte, error) {
 		return b, unsupported("nesting deeper than %d", DefaultMaxDepth)
 	}
 	b = AppendMapHeader(b, len(m))
-	var stack [32]string
-	keys := stack[:0]
-	for k := range m {
-		keys = append(keys, k)
+	// One pass collects the entries, so no key is hashed twice; small
+	// maps (most of them) sort on the stack by insertion.
+	var stack [16]entry
+	es := stack[:0]
+	for k, v := range m {
+		es = append(es, entry{k, v})
 	}
-	slices.Sort(keys)
+	if len(es) <= len(stack) {
+		for i := 1; i < len(es); i++ {
+			for j := i; j > 0 && es[j].k < es[j-1].k; j-- {
+				es[j], es[j-1] = es[j-1], es[j]
+			}
+		}
+	} else {
+		slices.SortFunc(es, func(x, y entry) int { return strings.Compare(x.k, y.k) })
+	}
 	var err error
-	for _, k := range keys {
-		b = AppendString(b, k)
-		if b, err = appendValue(b, m[k], depth+1); err != nil {
+	for _, e := range es {
+		b = AppendString(b, e.k)
+		if b, err = appendValue(b, e.v, depth+1); err != nil {
 			return b, err
 		}
 	}
 	return b, nil
+}
+
+type entry struct {
+	k string
+	v any
 }
 
 // appendReflect handles the named and composite types that the type switch

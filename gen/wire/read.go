@@ -23,6 +23,7 @@ type Reader struct {
 	depth    int
 	maxDepth int
 	strs     string // copy of buf once a string has been read
+	boxes    *boxes // allocated by the first ReadValue that needs one
 }
 
 // NewReader returns a Reader over b with the default depth bound.

@@ -24,7 +24,11 @@ func (r *Reader) ReadValue() (any, error) {
 		r.off++
 		return int64(c), nil
 	case c&0xe0 == 0xa0 || c == 0xd9 || c == 0xda || c == 0xdb:
-		return r.ReadString()
+		s, err := r.ReadString()
+		if err != nil || s == "" {
+			return s, err
+		}
+		return r.box().boxString(s), nil
 	case c&0xf0 == 0x80 || c == 0xde || c == 0xdf:
 		return r.readMap()
 	case c&0xf0 == 0x90 || c == 0xdc || c == 0xdd:
@@ -41,14 +45,21 @@ func (r *Reader) ReadValue() (any, error) {
 	}
 	switch kind {
 	case kindInt:
-		return i, nil
+		return r.box().boxInt(i), nil
 	case kindUint:
 		return u, nil
 	}
 	if math.IsNaN(f) || math.IsInf(f, 0) {
 		return nil, nil // as serde_json reads them: JSON has no NaN
 	}
-	return f, nil
+	return r.box().boxFloat(f), nil
+}
+
+func (r *Reader) box() *boxes {
+	if r.boxes == nil {
+		r.boxes = new(boxes)
+	}
+	return r.boxes
 }
 
 // ReadValueMap reads a map of JSON-like values. A nil reads as an empty

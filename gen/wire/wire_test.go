@@ -7,6 +7,7 @@ import (
 	"errors"
 	"math"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -248,3 +249,29 @@ func TestCapHintBoundsPreallocation(t *testing.T) {
 }
 
 type jsonNumber = json.Number
+
+// TestBoxes checks the interface representation that slab boxing relies
+// on: boxed values compare, type-switch and survive collection like
+// ordinary ones.
+func TestBoxes(t *testing.T) {
+	var b boxes
+	var vals []any
+	for i := range 1000 {
+		vals = append(vals, b.boxString(strings.Repeat("s", i%40)), b.boxFloat(float64(i)+0.5), b.boxInt(int64(i)*1000-7))
+	}
+	runtime.GC()
+	for i := range 1000 {
+		want := []any{strings.Repeat("s", i%40), float64(i) + 0.5, int64(i)*1000 - 7}
+		for j, w := range want {
+			got := vals[3*i+j]
+			if got != w || !reflect.DeepEqual(got, w) {
+				t.Fatalf("box %d/%d = %#v, want %#v", i, j, got, w)
+			}
+			switch got.(type) {
+			case string, float64, int64:
+			default:
+				t.Fatalf("box %d/%d has type %T", i, j, got)
+			}
+		}
+	}
+}

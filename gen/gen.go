@@ -1,0 +1,173 @@
+// Package gen is cairngen as a library: it reads the struct declarations of
+// a Go package and writes MessagePack codecs for them that call the runtime
+// in [github.com/cairnstore/cairn/gen/wire].
+//
+// For each requested type T the generated file declares
+//
+//	var _tFields []string                              // wire names, in declaration order
+//	func (x *T) AppendMsgpack(b []byte) ([]byte, error)  // wire.Marshaler
+//	func (x *T) ReadMsgpack(r *wire.Reader) error        // wire.Unmarshaler
+//	func (x *T) MarshalMsgpack() ([]byte, error)         // msgpack.Marshaler
+//	func (x *T) UnmarshalMsgpack(b []byte) error         // msgpack.Unmarshaler
+//	func (x *T) EncodeMsgpack(*msgpack.Encoder) error    // msgpack.CustomEncoder
+//	func (x *T) DecodeMsgpack(*msgpack.Decoder) error    // msgpack.CustomDecoder
+//
+// A value is written as a map of its fields in declaration order. It is read
+// from a map (fields in any order, unknown keys skipped) or from a
+// positional array (as rmp-serde's to_vec and vmihailenco's as_array write
+// records).
+//
+// # Fields
+//
+// Struct tags follow vmihailenco/msgpack: `msgpack:"name"` sets the wire
+// name, `msgpack:"-"` skips the field, an exported field without a tag uses
+// its Go name, and unexported fields are skipped. The one option understood
+// is `,optional`: an optional field may be absent when reading, and is then
+// set to its zero value; a required field that is absent is an error. Other
+// options (omitempty among them) are refused rather than silently ignored,
+// because a generated codec always writes every field. A type may have at
+// most 64 fields; embedded fields are refused.
+//
+// Field types may be:
+//
+//   - string, bool, int, int8…int64, uint, uint8…uint64, float32, float64,
+//     []byte, and named types of the package whose underlying type is one
+//     of those (type Status string). Integers are written in their
+//     smallest form and range-checked when read; float64 is written as
+//     float64 and float32 as float32 (the reflective decoder refuses a
+//     float64 for a float32 field); a nil []byte is written as an empty bin
+//     and a nil on the wire reads as an empty slice;
+//   - time.Time (a string in chrono's RFC 3339 form), time.Duration (an
+//     integer of nanoseconds), uuid.UUID from github.com/google/uuid (bin of
+//     16 bytes);
+//   - any or interface{} (a JSON-like value) and map[string]any;
+//   - []T and map[string]T of any supported T, nested freely; nil slices
+//     and maps are written empty and read back non-nil, map keys are
+//     written sorted;
+//   - structs and pointers to structs, of this package or another, which
+//     must have a codec generated too (nil pointers are written and read
+//     back as nil). A qualified type other than time.Time, time.Duration
+//     and uuid.UUID is taken to be such a struct.
+//
+// Everything else (channels, funcs, arrays, interfaces with methods,
+// non-string map keys, pointers to non-structs, generic types) is refused
+// with an error naming the type and field.
+//
+// The generator reads source only; it never type-checks, so it runs even
+// while the package does not compile (for instance before its generated
+// file exists). Its output depends on nothing but the source, so it is
+// deterministic.
+package gen
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"path/filepath"
+	"strings"
+)
+
+// Options says what to generate; it holds the command line of cairngen.
+type Options struct {
+	// Types are the names of the struct types to generate codecs for, in
+	// the order their code appears in the output. Required.
+	Types []string
+	// Output is the name of the generated file, relative to Dir unless it
+	// is absolute. Empty means "<first type, lowercased>_gen.go".
+	Output string
+	// Dir is the package directory. Empty means the current directory.
+	Dir string
+	// Tags are build tags that select the package's files, as go build's
+	// -tags does.
+	Tags []string
+}
+
+// Usage describes the command line that [ParseArgs] accepts.
+const Usage = `usage: cairngen -type A[,B...] [-output file] [-dir dir] [-tags tag,...]
+
+Flags:
+  -type    comma-separated names of the struct types to generate codecs for (required)
+  -output  generated file, relative to -dir (default <first type lowercased>_gen.go)
+  -dir     package directory (default ".", the directory of the file holding the
+           //go:generate directive when run by go generate)
+  -tags    comma-separated build tags selecting the package's files
+`
+
+// ParseArgs parses cairngen's command line (without the program name).
+func ParseArgs(args []string) (Options, error) {
+	fs := flag.NewFlagSet("cairngen", flag.ContinueOnError)
+	var out bytes.Buffer
+	fs.SetOutput(&out)
+	types := fs.String("type", "", "")
+	output := fs.String("output", "", "")
+	dir := fs.String("dir", ".", "")
+	tags := fs.String("tags", "", "")
+	if err := fs.Parse(args); err != nil {
+		return Options{}, err
+	}
+	if fs.NArg() > 0 {
+		return Options{}, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	opts := Options{Output: *output, Dir: *dir, Types: splitList(*types), Tags: splitList(*tags)}
+	if len(opts.Types) == 0 {
+		return Options{}, errors.New("-type is required")
+	}
+	return opts, nil
+}
+
+func splitList(s string) []string {
+	var list []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			list = append(list, f)
+		}
+	}
+	return list
+}
+
+// OutputPath returns the path of the file that o generates.
+func (o Options) OutputPath() string {
+	name := o.Output
+	if name == "" && len(o.Types) > 0 {
+		name = strings.ToLower(o.Types[0]) + "_gen.go"
+	}
+	if filepath.IsAbs(name) {
+		return name
+	}
+	return filepath.Join(o.dir(), name)
+}
+
+func (o Options) dir() string {
+	if o.Dir == "" {
+		return "."
+	}
+	return o.Dir
+}
+
+// Generate reads the package in o.Dir and returns the gofmt'd source of the
+// codecs for o.Types. It does not write anything. Every problem found is
+// reported at once.
+func Generate(o Options) ([]byte, error) {
+	if len(o.Types) == 0 {
+		return nil, errors.New("cairngen: no types given")
+	}
+	p, err := loadDir(o.dir(), o.Tags, o.OutputPath())
+	if err != nil {
+		return nil, fmt.Errorf("cairngen: %w", err)
+	}
+	return generate(p, o.Types)
+}
+
+// generate builds the model of types in p and emits their codecs.
+func generate(p *pkg, types []string) ([]byte, error) {
+	structs, err := p.model(types)
+	if err != nil {
+		return nil, fmt.Errorf("cairngen: %w", err)
+	}
+	src, err := emit(p.name, types, structs)
+	if err != nil {
+		return nil, fmt.Errorf("cairngen: %w", err)
+	}
+	return src, nil
+}

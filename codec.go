@@ -38,7 +38,7 @@ type CodecOptions struct {
 type Codec struct {
 	maxSize      int
 	uncompressed bool
-	dec          *zstd.Decoder
+	dec          *decoderPair
 }
 
 var (
@@ -83,24 +83,38 @@ func NewCodec(opts *CodecOptions) (*Codec, error) {
 	return &Codec{maxSize: o.MaxSize, uncompressed: o.Uncompressed, dec: dec}, nil
 }
 
-func decoderFor(maxSize int) (*zstd.Decoder, error) {
+// decoderPair holds the two decoders of one size limit. full stops a
+// frame once it has produced more than the limit; capped stops it once it
+// outgrows the buffer it was given, which lets a frame of unknown size be
+// tried in small buffers first.
+type decoderPair struct {
+	full, capped *zstd.Decoder
+}
+
+func decoderFor(maxSize int) (*decoderPair, error) {
 	if d, ok := decoders.Load(maxSize); ok {
-		return d.(*zstd.Decoder), nil
+		return d.(*decoderPair), nil
 	}
-	// The caps make a decompression bomb fail after maxSize bytes, and a
-	// frame that declares a larger window or content size fail before
-	// anything is allocated for it.
-	d, err := zstd.NewReader(nil,
+	// The caps make a frame that declares a larger window or content size
+	// fail before anything is allocated for it.
+	opts := []zstd.DOption{
 		zstd.WithDecoderMaxMemory(uint64(maxSize)),
 		zstd.WithDecoderMaxWindow(uint64(max(maxSize, zstd.MinWindowSize))),
 		zstd.WithDecoderConcurrency(0),
-		zstd.WithDecodeAllCapLimit(true))
+	}
+	full, err := zstd.NewReader(nil, opts...)
 	if err != nil {
 		return nil, err
 	}
+	capped, err := zstd.NewReader(nil, append(opts, zstd.WithDecodeAllCapLimit(true))...)
+	if err != nil {
+		return nil, err
+	}
+	d := &decoderPair{full: full, capped: capped}
 	if prev, loaded := decoders.LoadOrStore(maxSize, d); loaded {
-		d.Close()
-		return prev.(*zstd.Decoder), nil
+		full.Close()
+		capped.Close()
+		return prev.(*decoderPair), nil
 	}
 	return d, nil
 }
@@ -193,43 +207,51 @@ func (c *Codec) Unmarshal(data []byte) (*Checkpoint, error) {
 	return c.DecodeRecord(rec)
 }
 
-// decompress inflates a zstd frame into a buffer whose size it controls:
-// the decoder may not grow it (WithDecodeAllCapLimit), so memory stays a
-// small multiple of the output. A frame that declares its content size gets
-// exactly that (and a later frame that does not fit is retried as below).
-// A frame that does not is decoded into 64 KiB, and a failed attempt is
-// retried in a buffer four times larger, up to MaxSize: the decoder reports
-// running out of room as one of several errors, so any error is retried. A
-// bomb thus costs at most 4/3 of MaxSize in memory and five bounded
-// decodes, and a damaged frame that declares its size costs one.
+// blockSlack is room past the end of a decode buffer for the one block
+// (at most 128 KiB) that the decoder writes before it notices a limit is
+// passed; without it the decoder would reallocate the buffer then.
+const blockSlack = 128<<10 + 64
+
+// decompress inflates a zstd frame into buffers whose size it chooses, so
+// that memory stays close to the output and a bomb is refused after at most
+// about twice MaxSize. A frame that declares its content size (as Cairn's
+// and zstd's one-shot encoders write) is decoded once into a buffer of that
+// size. A frame that does not (a streaming encoder's) is tried in buffers
+// of 64 KiB, 512 KiB and 4 MiB by the capped decoder, which gives up when
+// the buffer is full (reporting that as one of several errors, so any error
+// moves to the next size), and finally in one of MaxSize.
 func (c *Codec) decompress(data []byte, buf *[]byte) ([]byte, error) {
 	var h zstd.Header
 	if err := h.Decode(data); err != nil {
 		return nil, fmt.Errorf("%w: zstd: %w", ErrCorrupt, err)
 	}
-	size := min(c.maxSize, 64<<10)
+	final := c.maxSize
 	if h.HasFCS {
 		if h.FrameContentSize > uint64(c.maxSize) {
 			return nil, fmt.Errorf("%w: zstd frame declares %d bytes, over the limit of %d", ErrCorrupt, h.FrameContentSize, c.maxSize)
 		}
-		size = max(int(h.FrameContentSize), 1)
-	}
-	for {
-		if cap(*buf) < size {
-			*buf = make([]byte, 0, size)
-		}
-		rec, err := c.dec.DecodeAll(data, (*buf)[:0])
-		switch {
-		case err == nil:
-			return rec, nil
-		case size < c.maxSize && (!h.HasFCS || errors.Is(err, zstd.ErrDecoderSizeExceeded)):
-			size = min(c.maxSize, size*4)
-		case errors.Is(err, zstd.ErrDecoderSizeExceeded) || errors.Is(err, zstd.ErrWindowSizeExceeded):
-			return nil, fmt.Errorf("%w: zstd frame decompresses to more than %d bytes", ErrCorrupt, c.maxSize)
-		default:
-			return nil, fmt.Errorf("%w: zstd: %w", ErrCorrupt, err)
+		final = int(h.FrameContentSize)
+	} else {
+		for size := 64 << 10; size < c.maxSize; size *= 8 {
+			if cap(*buf) < size {
+				*buf = make([]byte, 0, size)
+			}
+			if rec, err := c.dec.capped.DecodeAll(data, (*buf)[:0]); err == nil {
+				return rec, nil
+			}
 		}
 	}
+	if cap(*buf) < final+blockSlack {
+		*buf = make([]byte, 0, final+blockSlack)
+	}
+	rec, err := c.dec.full.DecodeAll(data, (*buf)[:0])
+	switch {
+	case err == nil:
+		return rec, nil
+	case errors.Is(err, zstd.ErrDecoderSizeExceeded) || errors.Is(err, zstd.ErrWindowSizeExceeded):
+		return nil, fmt.Errorf("%w: zstd frame decompresses to more than %d bytes", ErrCorrupt, c.maxSize)
+	}
+	return nil, fmt.Errorf("%w: zstd: %w", ErrCorrupt, err)
 }
 
 // DecodeRecord decodes an uncompressed record: MessagePack (map or

@@ -130,22 +130,10 @@ func (x *Checkpoint) MarshalMsgpack() ([]byte, error) { return x.AppendMsgpack(n
 func (x *Checkpoint) UnmarshalMsgpack(b []byte) error { return wire.Unmarshal(b, x) }
 
 // EncodeMsgpack implements msgpack.CustomEncoder with the generated codec.
-func (x *Checkpoint) EncodeMsgpack(enc *msgpack.Encoder) error {
-	b, err := x.AppendMsgpack(nil)
-	if err != nil {
-		return err
-	}
-	return enc.Encode(msgpack.RawMessage(b))
-}
+func (x *Checkpoint) EncodeMsgpack(enc *msgpack.Encoder) error { return wire.EncodeMsgpack(enc, x) }
 
 // DecodeMsgpack implements msgpack.CustomDecoder with the generated codec.
-func (x *Checkpoint) DecodeMsgpack(dec *msgpack.Decoder) error {
-	raw, err := dec.DecodeRaw()
-	if err != nil {
-		return err
-	}
-	return wire.Unmarshal(raw, x)
-}
+func (x *Checkpoint) DecodeMsgpack(dec *msgpack.Decoder) error { return wire.DecodeMsgpack(dec, x) }
 
 var _eventFields = []string{"event_type", "data"}
 
@@ -235,19 +223,7 @@ func (x *Event) MarshalMsgpack() ([]byte, error) { return x.AppendMsgpack(nil) }
 func (x *Event) UnmarshalMsgpack(b []byte) error { return wire.Unmarshal(b, x) }
 
 // EncodeMsgpack implements msgpack.CustomEncoder with the generated codec.
-func (x *Event) EncodeMsgpack(enc *msgpack.Encoder) error {
-	b, err := x.AppendMsgpack(nil)
-	if err != nil {
-		return err
-	}
-	return enc.Encode(msgpack.RawMessage(b))
-}
+func (x *Event) EncodeMsgpack(enc *msgpack.Encoder) error { return wire.EncodeMsgpack(enc, x) }
 
 // DecodeMsgpack implements msgpack.CustomDecoder with the generated codec.
-func (x *Event) DecodeMsgpack(dec *msgpack.Decoder) error {
-	raw, err := dec.DecodeRaw()
-	if err != nil {
-		return err
-	}
-	return wire.Unmarshal(raw, x)
-}
+func (x *Event) DecodeMsgpack(dec *msgpack.Decoder) error { return wire.DecodeMsgpack(dec, x) }

@@ -164,22 +164,10 @@ func (x *{{.Name}}) MarshalMsgpack() ([]byte, error) { return x.AppendMsgpack(ni
 func (x *{{.Name}}) UnmarshalMsgpack(b []byte) error { return wire.Unmarshal(b, x) }
 
 // EncodeMsgpack implements msgpack.CustomEncoder with the generated codec.
-func (x *{{.Name}}) EncodeMsgpack(enc *msgpack.Encoder) error {
-	b, err := x.AppendMsgpack(nil)
-	if err != nil {
-		return err
-	}
-	return enc.Encode(msgpack.RawMessage(b))
-}
+func (x *{{.Name}}) EncodeMsgpack(enc *msgpack.Encoder) error { return wire.EncodeMsgpack(enc, x) }
 
 // DecodeMsgpack implements msgpack.CustomDecoder with the generated codec.
-func (x *{{.Name}}) DecodeMsgpack(dec *msgpack.Decoder) error {
-	raw, err := dec.DecodeRaw()
-	if err != nil {
-		return err
-	}
-	return wire.Unmarshal(raw, x)
-}
+func (x *{{.Name}}) DecodeMsgpack(dec *msgpack.Decoder) error { return wire.DecodeMsgpack(dec, x) }
 {{end}}`))
 
 // emitter renders the code of one file and collects the imports it needs.

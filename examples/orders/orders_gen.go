@@ -122,22 +122,10 @@ func (x *OrderState) MarshalMsgpack() ([]byte, error) { return x.AppendMsgpack(n
 func (x *OrderState) UnmarshalMsgpack(b []byte) error { return wire.Unmarshal(b, x) }
 
 // EncodeMsgpack implements msgpack.CustomEncoder with the generated codec.
-func (x *OrderState) EncodeMsgpack(enc *msgpack.Encoder) error {
-	b, err := x.AppendMsgpack(nil)
-	if err != nil {
-		return err
-	}
-	return enc.Encode(msgpack.RawMessage(b))
-}
+func (x *OrderState) EncodeMsgpack(enc *msgpack.Encoder) error { return wire.EncodeMsgpack(enc, x) }
 
 // DecodeMsgpack implements msgpack.CustomDecoder with the generated codec.
-func (x *OrderState) DecodeMsgpack(dec *msgpack.Decoder) error {
-	raw, err := dec.DecodeRaw()
-	if err != nil {
-		return err
-	}
-	return wire.Unmarshal(raw, x)
-}
+func (x *OrderState) DecodeMsgpack(dec *msgpack.Decoder) error { return wire.DecodeMsgpack(dec, x) }
 
 var _lineFields = []string{"sku", "quantity"}
 
@@ -226,22 +214,10 @@ func (x *Line) MarshalMsgpack() ([]byte, error) { return x.AppendMsgpack(nil) }
 func (x *Line) UnmarshalMsgpack(b []byte) error { return wire.Unmarshal(b, x) }
 
 // EncodeMsgpack implements msgpack.CustomEncoder with the generated codec.
-func (x *Line) EncodeMsgpack(enc *msgpack.Encoder) error {
-	b, err := x.AppendMsgpack(nil)
-	if err != nil {
-		return err
-	}
-	return enc.Encode(msgpack.RawMessage(b))
-}
+func (x *Line) EncodeMsgpack(enc *msgpack.Encoder) error { return wire.EncodeMsgpack(enc, x) }
 
 // DecodeMsgpack implements msgpack.CustomDecoder with the generated codec.
-func (x *Line) DecodeMsgpack(dec *msgpack.Decoder) error {
-	raw, err := dec.DecodeRaw()
-	if err != nil {
-		return err
-	}
-	return wire.Unmarshal(raw, x)
-}
+func (x *Line) DecodeMsgpack(dec *msgpack.Decoder) error { return wire.DecodeMsgpack(dec, x) }
 
 var _orderPlacedFields = []string{"order_id", "lines"}
 
@@ -330,22 +306,10 @@ func (x *OrderPlaced) MarshalMsgpack() ([]byte, error) { return x.AppendMsgpack(
 func (x *OrderPlaced) UnmarshalMsgpack(b []byte) error { return wire.Unmarshal(b, x) }
 
 // EncodeMsgpack implements msgpack.CustomEncoder with the generated codec.
-func (x *OrderPlaced) EncodeMsgpack(enc *msgpack.Encoder) error {
-	b, err := x.AppendMsgpack(nil)
-	if err != nil {
-		return err
-	}
-	return enc.Encode(msgpack.RawMessage(b))
-}
+func (x *OrderPlaced) EncodeMsgpack(enc *msgpack.Encoder) error { return wire.EncodeMsgpack(enc, x) }
 
 // DecodeMsgpack implements msgpack.CustomDecoder with the generated codec.
-func (x *OrderPlaced) DecodeMsgpack(dec *msgpack.Decoder) error {
-	raw, err := dec.DecodeRaw()
-	if err != nil {
-		return err
-	}
-	return wire.Unmarshal(raw, x)
-}
+func (x *OrderPlaced) DecodeMsgpack(dec *msgpack.Decoder) error { return wire.DecodeMsgpack(dec, x) }
 
 var _paymentCapturedFields = []string{"order_id", "amount"}
 
@@ -433,18 +397,10 @@ func (x *PaymentCaptured) UnmarshalMsgpack(b []byte) error { return wire.Unmarsh
 
 // EncodeMsgpack implements msgpack.CustomEncoder with the generated codec.
 func (x *PaymentCaptured) EncodeMsgpack(enc *msgpack.Encoder) error {
-	b, err := x.AppendMsgpack(nil)
-	if err != nil {
-		return err
-	}
-	return enc.Encode(msgpack.RawMessage(b))
+	return wire.EncodeMsgpack(enc, x)
 }
 
 // DecodeMsgpack implements msgpack.CustomDecoder with the generated codec.
 func (x *PaymentCaptured) DecodeMsgpack(dec *msgpack.Decoder) error {
-	raw, err := dec.DecodeRaw()
-	if err != nil {
-		return err
-	}
-	return wire.Unmarshal(raw, x)
+	return wire.DecodeMsgpack(dec, x)
 }

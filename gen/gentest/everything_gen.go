@@ -672,22 +672,10 @@ func (x *Everything) MarshalMsgpack() ([]byte, error) { return x.AppendMsgpack(n
 func (x *Everything) UnmarshalMsgpack(b []byte) error { return wire.Unmarshal(b, x) }
 
 // EncodeMsgpack implements msgpack.CustomEncoder with the generated codec.
-func (x *Everything) EncodeMsgpack(enc *msgpack.Encoder) error {
-	b, err := x.AppendMsgpack(nil)
-	if err != nil {
-		return err
-	}
-	return enc.Encode(msgpack.RawMessage(b))
-}
+func (x *Everything) EncodeMsgpack(enc *msgpack.Encoder) error { return wire.EncodeMsgpack(enc, x) }
 
 // DecodeMsgpack implements msgpack.CustomDecoder with the generated codec.
-func (x *Everything) DecodeMsgpack(dec *msgpack.Decoder) error {
-	raw, err := dec.DecodeRaw()
-	if err != nil {
-		return err
-	}
-	return wire.Unmarshal(raw, x)
-}
+func (x *Everything) DecodeMsgpack(dec *msgpack.Decoder) error { return wire.DecodeMsgpack(dec, x) }
 
 var _itemFields = []string{"name", "tags", "next", "data"}
 
@@ -803,22 +791,10 @@ func (x *Item) MarshalMsgpack() ([]byte, error) { return x.AppendMsgpack(nil) }
 func (x *Item) UnmarshalMsgpack(b []byte) error { return wire.Unmarshal(b, x) }
 
 // EncodeMsgpack implements msgpack.CustomEncoder with the generated codec.
-func (x *Item) EncodeMsgpack(enc *msgpack.Encoder) error {
-	b, err := x.AppendMsgpack(nil)
-	if err != nil {
-		return err
-	}
-	return enc.Encode(msgpack.RawMessage(b))
-}
+func (x *Item) EncodeMsgpack(enc *msgpack.Encoder) error { return wire.EncodeMsgpack(enc, x) }
 
 // DecodeMsgpack implements msgpack.CustomDecoder with the generated codec.
-func (x *Item) DecodeMsgpack(dec *msgpack.Decoder) error {
-	raw, err := dec.DecodeRaw()
-	if err != nil {
-		return err
-	}
-	return wire.Unmarshal(raw, x)
-}
+func (x *Item) DecodeMsgpack(dec *msgpack.Decoder) error { return wire.DecodeMsgpack(dec, x) }
 
 var _leafFields = []string{"n"}
 
@@ -901,22 +877,10 @@ func (x *Leaf) MarshalMsgpack() ([]byte, error) { return x.AppendMsgpack(nil) }
 func (x *Leaf) UnmarshalMsgpack(b []byte) error { return wire.Unmarshal(b, x) }
 
 // EncodeMsgpack implements msgpack.CustomEncoder with the generated codec.
-func (x *Leaf) EncodeMsgpack(enc *msgpack.Encoder) error {
-	b, err := x.AppendMsgpack(nil)
-	if err != nil {
-		return err
-	}
-	return enc.Encode(msgpack.RawMessage(b))
-}
+func (x *Leaf) EncodeMsgpack(enc *msgpack.Encoder) error { return wire.EncodeMsgpack(enc, x) }
 
 // DecodeMsgpack implements msgpack.CustomDecoder with the generated codec.
-func (x *Leaf) DecodeMsgpack(dec *msgpack.Decoder) error {
-	raw, err := dec.DecodeRaw()
-	if err != nil {
-		return err
-	}
-	return wire.Unmarshal(raw, x)
-}
+func (x *Leaf) DecodeMsgpack(dec *msgpack.Decoder) error { return wire.DecodeMsgpack(dec, x) }
 
 var _emptyFields = []string{}
 
@@ -970,22 +934,10 @@ func (x *Empty) MarshalMsgpack() ([]byte, error) { return x.AppendMsgpack(nil) }
 func (x *Empty) UnmarshalMsgpack(b []byte) error { return wire.Unmarshal(b, x) }
 
 // EncodeMsgpack implements msgpack.CustomEncoder with the generated codec.
-func (x *Empty) EncodeMsgpack(enc *msgpack.Encoder) error {
-	b, err := x.AppendMsgpack(nil)
-	if err != nil {
-		return err
-	}
-	return enc.Encode(msgpack.RawMessage(b))
-}
+func (x *Empty) EncodeMsgpack(enc *msgpack.Encoder) error { return wire.EncodeMsgpack(enc, x) }
 
 // DecodeMsgpack implements msgpack.CustomDecoder with the generated codec.
-func (x *Empty) DecodeMsgpack(dec *msgpack.Decoder) error {
-	raw, err := dec.DecodeRaw()
-	if err != nil {
-		return err
-	}
-	return wire.Unmarshal(raw, x)
-}
+func (x *Empty) DecodeMsgpack(dec *msgpack.Decoder) error { return wire.DecodeMsgpack(dec, x) }
 
 var _sparseFields = []string{"a", "b", "c", "d", "stamp"}
 
@@ -1113,22 +1065,10 @@ func (x *Sparse) MarshalMsgpack() ([]byte, error) { return x.AppendMsgpack(nil) 
 func (x *Sparse) UnmarshalMsgpack(b []byte) error { return wire.Unmarshal(b, x) }
 
 // EncodeMsgpack implements msgpack.CustomEncoder with the generated codec.
-func (x *Sparse) EncodeMsgpack(enc *msgpack.Encoder) error {
-	b, err := x.AppendMsgpack(nil)
-	if err != nil {
-		return err
-	}
-	return enc.Encode(msgpack.RawMessage(b))
-}
+func (x *Sparse) EncodeMsgpack(enc *msgpack.Encoder) error { return wire.EncodeMsgpack(enc, x) }
 
 // DecodeMsgpack implements msgpack.CustomDecoder with the generated codec.
-func (x *Sparse) DecodeMsgpack(dec *msgpack.Decoder) error {
-	raw, err := dec.DecodeRaw()
-	if err != nil {
-		return err
-	}
-	return wire.Unmarshal(raw, x)
-}
+func (x *Sparse) DecodeMsgpack(dec *msgpack.Decoder) error { return wire.DecodeMsgpack(dec, x) }
 
 var _wideFields = []string{"F00", "F01", "F02", "F03", "F04", "F05", "F06", "F07", "F08", "F09", "F10", "F11", "F12", "F13", "F14", "F15", "F16", "F17", "F18", "F19", "F20", "F21", "F22", "F23", "F24", "F25", "F26", "F27", "F28", "F29", "F30", "F31", "F32", "F33", "F34", "F35", "F36", "F37", "F38", "F39", "F40", "F41", "F42", "F43", "F44", "F45", "F46", "F47", "F48", "F49", "F50", "F51", "F52", "F53", "F54", "F55", "F56", "F57", "F58", "F59", "F60", "F61", "F62", "F63"}
 
@@ -1715,19 +1655,7 @@ func (x *Wide) MarshalMsgpack() ([]byte, error) { return x.AppendMsgpack(nil) }
 func (x *Wide) UnmarshalMsgpack(b []byte) error { return wire.Unmarshal(b, x) }
 
 // EncodeMsgpack implements msgpack.CustomEncoder with the generated codec.
-func (x *Wide) EncodeMsgpack(enc *msgpack.Encoder) error {
-	b, err := x.AppendMsgpack(nil)
-	if err != nil {
-		return err
-	}
-	return enc.Encode(msgpack.RawMessage(b))
-}
+func (x *Wide) EncodeMsgpack(enc *msgpack.Encoder) error { return wire.EncodeMsgpack(enc, x) }
 
 // DecodeMsgpack implements msgpack.CustomDecoder with the generated codec.
-func (x *Wide) DecodeMsgpack(dec *msgpack.Decoder) error {
-	raw, err := dec.DecodeRaw()
-	if err != nil {
-		return err
-	}
-	return wire.Unmarshal(raw, x)
-}
+func (x *Wide) DecodeMsgpack(dec *msgpack.Decoder) error { return wire.DecodeMsgpack(dec, x) }

@@ -95,19 +95,7 @@ func (x *Thing) MarshalMsgpack() ([]byte, error) { return x.AppendMsgpack(nil) }
 func (x *Thing) UnmarshalMsgpack(b []byte) error { return wire.Unmarshal(b, x) }
 
 // EncodeMsgpack implements msgpack.CustomEncoder with the generated codec.
-func (x *Thing) EncodeMsgpack(enc *msgpack.Encoder) error {
-	b, err := x.AppendMsgpack(nil)
-	if err != nil {
-		return err
-	}
-	return enc.Encode(msgpack.RawMessage(b))
-}
+func (x *Thing) EncodeMsgpack(enc *msgpack.Encoder) error { return wire.EncodeMsgpack(enc, x) }
 
 // DecodeMsgpack implements msgpack.CustomDecoder with the generated codec.
-func (x *Thing) DecodeMsgpack(dec *msgpack.Decoder) error {
-	raw, err := dec.DecodeRaw()
-	if err != nil {
-		return err
-	}
-	return wire.Unmarshal(raw, x)
-}
+func (x *Thing) DecodeMsgpack(dec *msgpack.Decoder) error { return wire.DecodeMsgpack(dec, x) }

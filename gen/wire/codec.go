@@ -108,12 +108,14 @@ func ReadSlice[T any](r *Reader, read func(*Reader, *T) error) ([]T, error) {
 		return nil, err
 	}
 	s := make([]T, 0, CapHint(n))
+	var zero T
 	for range n {
-		var v T
-		if err := read(r, &v); err != nil {
+		// Reading in place: a local passed to read, an indirect call,
+		// would escape and cost an allocation per element.
+		s = append(s, zero)
+		if err := read(r, &s[len(s)-1]); err != nil {
 			return nil, err
 		}
-		s = append(s, v)
 	}
 	r.Leave()
 	return s, nil
@@ -133,16 +135,17 @@ func ReadMap[V any](r *Reader, read func(*Reader, *V) error) (map[string]V, erro
 		return nil, err
 	}
 	m := make(map[string]V, CapHint(n))
+	var v, zero V // one v for all entries: it escapes to read
 	for range n {
-		k, err := r.ReadStr()
+		k, err := r.ReadString()
 		if err != nil {
 			return nil, err
 		}
-		var v V
+		v = zero
 		if err := read(r, &v); err != nil {
 			return nil, err
 		}
-		m[string(k)] = v
+		m[k] = v
 	}
 	r.Leave()
 	return m, nil

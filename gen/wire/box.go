@@ -2,7 +2,7 @@ package wire
 
 import "unsafe"
 
-// Storing a string, float64 or large int64 in an interface allocates a
+// Storing a string, float64, large int64 or slice in an interface allocates a
 // box for it, one allocation per value; that is most of what decoding
 // JSON-like values costs. A slab hands out boxes from chunks instead, one
 // allocation per chunk. This relies on the representation of an empty
@@ -20,6 +20,7 @@ var (
 	stringType  = typeWord("")
 	float64Type = typeWord(float64(0))
 	int64Type   = typeWord(int64(0))
+	arrayType   = typeWord([]any(nil))
 )
 
 // slab hands out boxes of T. Chunks grow from 8 to 256 values, so a small
@@ -49,11 +50,14 @@ type boxes struct {
 	strings  slab[string]
 	floats   slab[float64]
 	integers slab[int64]
+	arrays   slab[[]any]
 }
 
 func (b *boxes) boxString(s string) any { return b.strings.box(s, stringType) }
 
 func (b *boxes) boxFloat(f float64) any { return b.floats.box(f, float64Type) }
+
+func (b *boxes) boxArray(a []any) any { return b.arrays.box(a, arrayType) }
 
 func (b *boxes) boxInt(i int64) any {
 	if i >= 0 && i < 256 {

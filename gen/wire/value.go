@@ -32,7 +32,11 @@ func (r *Reader) ReadValue() (any, error) {
 	case c&0xf0 == 0x80 || c == 0xde || c == 0xdf:
 		return r.readMap()
 	case c&0xf0 == 0x90 || c == 0xdc || c == 0xdd:
-		return r.readArray()
+		a, err := r.readArray()
+		if err != nil {
+			return nil, err
+		}
+		return r.box().boxArray(a), nil
 	case c == 0xc0:
 		r.off++
 		return nil, nil

@@ -257,18 +257,19 @@ func TestBoxes(t *testing.T) {
 	var b boxes
 	var vals []any
 	for i := range 1000 {
-		vals = append(vals, b.boxString(strings.Repeat("s", i%40)), b.boxFloat(float64(i)+0.5), b.boxInt(int64(i)*1000-7))
+		vals = append(vals, b.boxString(strings.Repeat("s", i%40)), b.boxFloat(float64(i)+0.5), b.boxInt(int64(i)*1000-7),
+			b.boxArray([]any{int64(i), "x"}))
 	}
 	runtime.GC()
 	for i := range 1000 {
-		want := []any{strings.Repeat("s", i%40), float64(i) + 0.5, int64(i)*1000 - 7}
+		want := []any{strings.Repeat("s", i%40), float64(i) + 0.5, int64(i)*1000 - 7, []any{int64(i), "x"}}
 		for j, w := range want {
-			got := vals[3*i+j]
-			if got != w || !reflect.DeepEqual(got, w) {
+			got := vals[4*i+j]
+			if !reflect.DeepEqual(got, w) {
 				t.Fatalf("box %d/%d = %#v, want %#v", i, j, got, w)
 			}
 			switch got.(type) {
-			case string, float64, int64:
+			case string, float64, int64, []any:
 			default:
 				t.Fatalf("box %d/%d has type %T", i, j, got)
 			}

@@ -119,6 +119,10 @@ func decoderFor(maxSize int) (*decoderPair, error) {
 	return d, nil
 }
 
+// Compressed reports whether Compress writes zstd frames (false for an
+// Uncompressed codec).
+func (c *Codec) Compressed() bool { return !c.uncompressed }
+
 // MaxSize returns the bound on a record's size.
 func (c *Codec) MaxSize() int { return c.maxSize }
 
@@ -252,6 +256,20 @@ func (c *Codec) decompress(data []byte, buf *[]byte) ([]byte, error) {
 		return nil, fmt.Errorf("%w: zstd frame decompresses to more than %d bytes", ErrCorrupt, c.maxSize)
 	}
 	return nil, fmt.Errorf("%w: zstd: %w", ErrCorrupt, err)
+}
+
+// Decompress returns the record inside stored bytes: data itself (not a
+// copy) when it is not a zstd frame, else a new slice the caller owns. The
+// bounds of Unmarshal apply: anything over MaxSize or damaged is ErrCorrupt.
+func (c *Codec) Decompress(data []byte) ([]byte, error) {
+	if !bytes.HasPrefix(data, zstdMagic) {
+		if len(data) > c.maxSize {
+			return nil, fmt.Errorf("%w: record of %d bytes exceeds the limit of %d", ErrCorrupt, len(data), c.maxSize)
+		}
+		return data, nil
+	}
+	var buf []byte
+	return c.decompress(data, &buf)
 }
 
 // DecodeRecord decodes an uncompressed record: MessagePack (map or

@@ -1,0 +1,228 @@
+package index
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/cairnstore/cairn/s3store/bucket"
+	"github.com/google/uuid"
+)
+
+// Scan calls fn for every run the index holds, expired ones included, in
+// List order. It reads every page: it is for GC, Verify and export, not
+// for serving requests.
+func (ix *Index) Scan(ctx context.Context, fn func(Entry) error) error {
+	st, err := ix.load(ctx)
+	if err != nil {
+		return err
+	}
+	puts := st.puts
+	for _, ref := range st.m.ByTime {
+		p, err := ix.page(ctx, ref.ID)
+		if err != nil {
+			return err
+		}
+		for _, e := range p.Entries {
+			if _, changed := st.over[e.RunID]; changed {
+				continue
+			}
+			for len(puts) > 0 && puts[0].Key().Compare(e.Key()) < 0 {
+				if err := fn(puts[0]); err != nil {
+					return err
+				}
+				puts = puts[1:]
+			}
+			if err := fn(e); err != nil {
+				return err
+			}
+		}
+	}
+	for _, e := range puts {
+		if err := fn(e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// RecentDeletes returns the runs whose last op in the logs still kept
+// (those after the newest snapshot) is a delete. Rebuild callers use it
+// not to resurrect a run whose object is still being deleted.
+func (ix *Index) RecentDeletes(ctx context.Context) (map[uuid.UUID]bool, error) {
+	st, err := ix.load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := map[uuid.UUID]bool{}
+	for run, op := range st.over {
+		if op.Delete {
+			out[run] = true
+		}
+	}
+	return out, nil
+}
+
+// Barrier commits an empty log and returns its number: every commit that
+// returned before Barrier was called has a smaller number.
+func (ix *Index) Barrier(ctx context.Context) (uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, ix.o.RetryFor)
+	defer cancel()
+	return ix.commitBatch(ctx, []Op{})
+}
+
+// Rebuild replaces the index with a snapshot holding exactly entries, as
+// of log seq (from Barrier, taken before entries were gathered): logs
+// after seq still apply on top. The head is moved to it whatever it named,
+// so a damaged index is replaced. If a snapshot numbered seq exists
+// already, Rebuild fails with bucket.ErrPrecondition: take a new Barrier
+// and try again.
+func (ix *Index) Rebuild(ctx context.Context, seq uint64, entries []Entry) error {
+	ix.compacting.Lock()
+	defer ix.compacting.Unlock()
+	seen := map[uuid.UUID]bool{}
+	for _, e := range entries {
+		if seen[e.RunID] {
+			return fmt.Errorf("index rebuild: run %v given twice", e.RunID)
+		}
+		seen[e.RunID] = true
+	}
+	m := &Manifest{Seq: seq, Created: ix.o.Now(), Count: int64(len(entries))}
+	pages := map[string]*Page{}
+	var err error
+	sorted := slices.Clone(entries)
+	slices.SortFunc(sorted, func(a, b Entry) int { return byRun(&a, &b) })
+	if m.ByRun, pages, err = ix.rewrite(ctx, nil, byRun, nil, sorted, pages); err != nil {
+		return err
+	}
+	if m.ByTime, pages, err = ix.rewrite(ctx, nil, byTime, nil, sorted, pages); err != nil {
+		return err
+	}
+	for id, p := range pages {
+		if _, err := ix.put(ctx, ix.pageKey(id), p, &bucket.PutOptions{IfNoneMatch: "*"}); err != nil {
+			return err
+		}
+		ix.pages.Add(id, p)
+	}
+	if _, err := ix.put(ctx, ix.snapKey(seq), m, &bucket.PutOptions{IfNoneMatch: "*"}); err != nil {
+		return err
+	}
+	for attempt := 0; ; attempt++ {
+		opts := &bucket.PutOptions{IfNoneMatch: "*"}
+		if info, err := ix.b.Head(ctx, ix.headKey()); err == nil {
+			opts = &bucket.PutOptions{IfMatch: info.ETag}
+		} else if !errors.Is(err, bucket.ErrNotFound) {
+			return err
+		}
+		_, err := ix.put(ctx, ix.headKey(), &Head{Seq: seq}, opts)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, bucket.ErrPrecondition) && !errors.Is(err, bucket.ErrConflict) {
+			return err
+		}
+		if err := backoff(ctx, attempt); err != nil {
+			return err
+		}
+	}
+	ix.mu.Lock()
+	ix.manifest, ix.logs = m, map[uint64]*Batch{}
+	ix.mu.Unlock()
+	return nil
+}
+
+// GCReport says what GC removed (or, dry, would remove).
+type GCReport struct {
+	Logs, Snapshots, Pages int
+	Keys                   []string // the keys removed
+}
+
+// GC deletes the index objects no reader can need any more: the logs and
+// snapshots older than the newest snapshot that has been the head for
+// longer than grace, and the pages that no snapshot from that one on
+// refers to and that are older than grace (a compaction may be writing
+// them). A List that began before the head moved and is still reading
+// after grace may find an object gone; it starts again from the head.
+// With dry set nothing is deleted.
+func (ix *Index) GC(ctx context.Context, grace time.Duration, dry bool) (*GCReport, error) {
+	rep := &GCReport{}
+	head, err := ix.b.Head(ctx, ix.headKey())
+	if errors.Is(err, bucket.ErrNotFound) {
+		return rep, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var h Head
+	if _, err := ix.get(ctx, ix.headKey(), &h); err != nil {
+		return nil, err
+	}
+	cutoff := ix.o.Now().Add(-grace)
+	if h.Seq == 0 || head.LastModified.After(cutoff) {
+		return rep, nil // the head moved recently: readers may use older snapshots
+	}
+	keep := h.Seq // logs <= keep and snapshots < keep are not needed
+	snaps, err := ix.listSeqs(ctx, ix.root+"snap/", 0)
+	if err != nil {
+		return nil, err
+	}
+	referenced := map[string]bool{}
+	for _, seq := range snaps {
+		if seq < keep {
+			continue
+		}
+		var m Manifest
+		if _, err := ix.get(ctx, ix.snapKey(seq), &m); err != nil {
+			return nil, err
+		}
+		for _, r := range append(m.ByTime, m.ByRun...) {
+			referenced[r.ID] = true
+		}
+	}
+	var doomed []string
+	for _, seq := range snaps {
+		if seq < keep {
+			doomed = append(doomed, ix.snapKey(seq))
+			rep.Snapshots++
+		}
+	}
+	logs, err := ix.listSeqs(ctx, ix.root+"log/", 0)
+	if err != nil {
+		return nil, err
+	}
+	for _, seq := range logs {
+		if seq <= keep {
+			doomed = append(doomed, ix.logKey(seq))
+			rep.Logs++
+		}
+	}
+	for start := ""; ; {
+		infos, more, err := ix.b.List(ctx, ix.root+"pages/", start, 1000)
+		if err != nil {
+			return nil, err
+		}
+		for _, in := range infos {
+			id := in.Key[len(ix.root+"pages/"):]
+			if !referenced[id] && in.LastModified.Before(cutoff) {
+				doomed = append(doomed, in.Key)
+				rep.Pages++
+			}
+		}
+		if !more || len(infos) == 0 {
+			break
+		}
+		start = infos[len(infos)-1].Key
+	}
+	rep.Keys = doomed
+	if dry {
+		return rep, nil
+	}
+	for _, key := range doomed {
+		if err := ix.b.Delete(ctx, key); err != nil {
+			return rep, err
+		}
+	}
+	return rep, nil
+}

@@ -1,0 +1,197 @@
+package index
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"slices"
+
+	"github.com/cairnstore/cairn"
+	"github.com/cairnstore/cairn/s3store/bucket"
+	"github.com/google/uuid"
+)
+
+// byTime and byRun are the orders of the two page sets.
+func byTime(a, b *Entry) int { return a.Key().Compare(b.Key()) }
+func byRun(a, b *Entry) int  { return bytes.Compare(a.RunID[:], b.RunID[:]) }
+
+// Compact writes a snapshot of the index as of its newest log, if that is
+// newer than the newest snapshot, and moves the head to it. Commits start
+// it on their own once the tail is Options.CompactAfter logs long; call it
+// to compact now. Any number of processes may compact at once: one
+// snapshot per log number is created, the others give way.
+func (ix *Index) Compact(ctx context.Context) error {
+	ix.compacting.Lock()
+	defer ix.compacting.Unlock()
+	return ix.compact(ctx)
+}
+
+func (ix *Index) compact(ctx context.Context) error {
+	st, err := ix.load(ctx)
+	if err != nil || st.tail == st.m.Seq {
+		return err
+	}
+	m := st.m
+	var olds []Entry
+	runs := make([]uuid.UUID, 0, len(st.over))
+	for run := range st.over {
+		runs = append(runs, run)
+	}
+	slices.SortFunc(runs, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
+	for _, run := range runs {
+		old, ok, err := ix.lookupSnapshot(ctx, m, run)
+		if err != nil {
+			return err
+		}
+		if ok {
+			olds = append(olds, old)
+		}
+	}
+	nm := &Manifest{Seq: st.tail, Created: ix.o.Now(), Count: m.Count - int64(len(olds)) + int64(len(st.puts))}
+	var newPages map[string]*Page
+	if nm.ByRun, newPages, err = ix.rewrite(ctx, m.ByRun, byRun, olds, st.puts, nil); err != nil {
+		return err
+	}
+	if nm.ByTime, newPages, err = ix.rewrite(ctx, m.ByTime, byTime, olds, st.puts, newPages); err != nil {
+		return err
+	}
+	for id, p := range newPages {
+		if _, err := ix.put(ctx, ix.pageKey(id), p, &bucket.PutOptions{IfNoneMatch: "*"}); err != nil {
+			return err
+		}
+		ix.pages.Add(id, p)
+		ix.mu.Lock()
+		ix.stats.PagesPut++
+		ix.mu.Unlock()
+	}
+	if _, err := ix.put(ctx, ix.snapKey(nm.Seq), nm, &bucket.PutOptions{IfNoneMatch: "*"}); err != nil {
+		if !errors.Is(err, bucket.ErrPrecondition) {
+			return err
+		}
+		// Another process wrote this snapshot first; it is as good.
+		// Its pages are the ones to use, and ours are garbage for GC.
+		var theirs Manifest
+		if _, err := ix.get(ctx, ix.snapKey(nm.Seq), &theirs); err != nil {
+			return err
+		}
+		nm = &theirs
+	} else {
+		ix.mu.Lock()
+		ix.stats.Compactions++
+		ix.mu.Unlock()
+	}
+	ix.mu.Lock()
+	if nm.Seq > ix.manifest.Seq {
+		ix.manifest = nm
+		for seq := range ix.logs {
+			if seq <= nm.Seq {
+				delete(ix.logs, seq)
+			}
+		}
+	}
+	ix.mu.Unlock()
+	return ix.advanceHead(ctx, nm.Seq)
+}
+
+// rewrite applies the changes of a compaction to one page set: the entries
+// of remove (located by cmp, matched by run) leave it, those of insert join
+// it. Only the pages the changes fall in are rewritten, split when they
+// grow past twice the page size and dropped when empty; the others are
+// kept by reference. New pages are added to pages (allocated if nil).
+func (ix *Index) rewrite(ctx context.Context, refs []PageRef, cmp func(a, b *Entry) int,
+	remove, insert []Entry, pages map[string]*Page) ([]PageRef, map[string]*Page, error) {
+	if pages == nil {
+		pages = map[string]*Page{}
+	}
+	if len(refs) == 0 && len(insert) == 0 {
+		return nil, pages, nil
+	}
+	target := func(e *Entry) int {
+		return max(0, sort(refs, func(r *PageRef) bool { return cmp(&r.First, e) <= 0 })-1)
+	}
+	type change struct {
+		gone map[uuid.UUID]bool
+		add  []Entry
+	}
+	changes := map[int]*change{}
+	at := func(i int) *change {
+		if changes[i] == nil {
+			changes[i] = &change{gone: map[uuid.UUID]bool{}}
+		}
+		return changes[i]
+	}
+	if len(refs) == 0 {
+		at(0).add = append(at(0).add, insert...)
+	} else {
+		for i := range remove {
+			at(target(&remove[i])).gone[remove[i].RunID] = true
+		}
+		for i := range insert {
+			c := at(target(&insert[i]))
+			c.add = append(c.add, insert[i])
+		}
+	}
+	var out []PageRef
+	for i := 0; i < max(len(refs), 1); i++ {
+		c := changes[i]
+		if c == nil {
+			out = append(out, refs[i])
+			continue
+		}
+		var entries []Entry
+		if i < len(refs) {
+			p, err := ix.page(ctx, refs[i].ID)
+			if err != nil {
+				return nil, nil, err
+			}
+			for _, e := range p.Entries {
+				if !c.gone[e.RunID] {
+					entries = append(entries, e)
+				}
+			}
+		}
+		entries = append(entries, c.add...)
+		slices.SortFunc(entries, func(a, b Entry) int { return cmp(&a, &b) })
+		n := ix.o.PageSize
+		if len(entries) <= 2*n {
+			n = len(entries)
+		}
+		for len(entries) > 0 {
+			chunk := entries[:min(n, len(entries))]
+			entries = entries[len(chunk):]
+			id := uuid.NewString()
+			pages[id] = &Page{Entries: chunk}
+			out = append(out, PageRef{ID: id, Count: len(chunk), First: chunk[0]})
+		}
+	}
+	return out, pages, nil
+}
+
+// advanceHead moves the head to seq unless it already names seq or later.
+// The head only moves forward: it is replaced with If-Match on the ETag
+// read, and re-read when another writer moved it first.
+func (ix *Index) advanceHead(ctx context.Context, seq uint64) error {
+	for attempt := 0; ; attempt++ {
+		var h Head
+		obj, err := ix.get(ctx, ix.headKey(), &h)
+		opts := &bucket.PutOptions{IfNoneMatch: "*"}
+		switch {
+		case err == nil:
+			if h.Seq >= seq {
+				return nil
+			}
+			opts = &bucket.PutOptions{IfMatch: obj.ETag}
+		case errors.Is(err, cairn.ErrCorrupt) && obj != nil:
+			opts = &bucket.PutOptions{IfMatch: obj.ETag} // replace a damaged head
+		case !errors.Is(err, bucket.ErrNotFound):
+			return err
+		}
+		_, err = ix.put(ctx, ix.headKey(), &Head{Seq: seq}, opts)
+		if err == nil || !errors.Is(err, bucket.ErrPrecondition) && !errors.Is(err, bucket.ErrConflict) {
+			return err
+		}
+		if err := backoff(ctx, attempt); err != nil {
+			return err
+		}
+	}
+}

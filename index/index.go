@@ -1,0 +1,496 @@
+// Package index is the timestamp-ordered index of runs that backs List in
+// Cairn's durable tier, kept in the same bucket as the runs.
+//
+// # Layout
+//
+//	<prefix>/index/log/<seq, 20 digits>   immutable batch of ops, created with If-None-Match: *
+//	<prefix>/index/pages/<id>             immutable page of entries, sorted
+//	<prefix>/index/snap/<seq, 20 digits>  manifest of a snapshot covering every log <= seq
+//	<prefix>/index/head                   hint naming the newest snapshot
+//
+// A commit creates the next log number with If-None-Match: *; whoever
+// loses that race (412) learns the tail with one LIST and tries the number
+// after it. No shared object is read, modified and written back, so
+// writers in several processes never lose each other's ops, and a commit
+// costs one PUT whatever the number of runs. A writer whose PUT failed
+// without an answer tries the same number again; a 412 there is settled by
+// reading the log and comparing its batch ID with its own.
+//
+// The state of the index is the newest snapshot plus the logs after it, a
+// later log overriding an earlier one for the same run. List reads the
+// head, the manifest, the page that holds its cursor and the log tail:
+// a constant number of requests whatever the number of runs, since
+// compaction keeps the tail short. Pages, logs and manifests are immutable
+// and cached forever, so a second List fetches only the head, a LIST of
+// the tail and the logs it has not seen.
+//
+// Compaction (by any process, after its own commit, once the tail is long
+// enough) rewrites only the pages whose entries changed, in two page sets:
+// by List order and by run ID (to find a run's previous entry), writes the
+// manifest of the new snapshot with If-None-Match: * and moves the head
+// forward with If-Match. Logs, pages and manifests no snapshot needs any
+// more are deleted by GC after a grace period, so a List in progress never
+// loses an object under it.
+package index
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cairnstore/cairn"
+	"github.com/cairnstore/cairn/gen/wire"
+	"github.com/cairnstore/cairn/s3store/bucket"
+	"github.com/google/uuid"
+	golru "github.com/hashicorp/golang-lru/v2"
+)
+
+// Options configures an Index. Nil and zero fields mean defaults.
+type Options struct {
+	// Prefix is prepended, with a '/', to every key the index writes.
+	Prefix string
+	// Codec compresses and bounds index objects. Nil means
+	// cairn.DefaultCodec().
+	Codec *cairn.Codec
+	// PageSize is the number of entries a page is split at. Default 2048.
+	PageSize int
+	// CompactAfter is the length of the log tail after which a commit
+	// compacts. Default 32.
+	CompactAfter int
+	// RetryFor bounds how long a commit retries conflicts and errors
+	// before it gives up. Default 30 s.
+	RetryFor time.Duration
+	// CachedPages bounds the pages kept in memory. Default 1024.
+	CachedPages int
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+}
+
+func (o *Options) withDefaults() (Options, error) {
+	var d Options
+	if o != nil {
+		d = *o
+	}
+	var problems []string
+	if d.PageSize < 0 {
+		problems = append(problems, "negative PageSize")
+	}
+	if d.CompactAfter < 0 {
+		problems = append(problems, "negative CompactAfter")
+	}
+	if d.RetryFor < 0 {
+		problems = append(problems, "negative RetryFor")
+	}
+	if d.CachedPages < 0 {
+		problems = append(problems, "negative CachedPages")
+	}
+	if d.Prefix != "" {
+		if err := bucket.CheckKey(d.Prefix + "/index/head"); err != nil {
+			problems = append(problems, fmt.Sprintf("prefix %q: %v", d.Prefix, err))
+		}
+	}
+	if len(problems) > 0 {
+		return d, fmt.Errorf("%w: index options: %s", cairn.ErrInvalid, strings.Join(problems, "; "))
+	}
+	if d.Codec == nil {
+		d.Codec = cairn.DefaultCodec()
+	}
+	if d.PageSize == 0 {
+		d.PageSize = 2048
+	}
+	if d.CompactAfter == 0 {
+		d.CompactAfter = 32
+	}
+	if d.RetryFor == 0 {
+		d.RetryFor = 30 * time.Second
+	}
+	if d.CachedPages == 0 {
+		d.CachedPages = 1024
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	return d, nil
+}
+
+// Index reads and writes the index of one prefix of a bucket. It is safe
+// for concurrent use; one Index per process and prefix lets concurrent
+// commits share log objects (group commit).
+type Index struct {
+	b    bucket.Bucket
+	o    Options
+	root string // "<prefix>/index/" or "index/"
+
+	pages *golru.Cache[string, *Page]
+
+	mu       sync.Mutex
+	manifest *Manifest        // newest snapshot read; never nil
+	logs     map[uint64]*Batch // logs after manifest.Seq that were read
+	tail     uint64            // highest log number known to exist
+	queue    []*pending        // ops waiting for the next commit
+	leading  bool              // a goroutine is committing the queue
+	stats    Stats
+
+	compacting sync.Mutex // one compaction at a time per process
+	bg         sync.WaitGroup
+}
+
+// Stats counts what an Index did.
+type Stats struct {
+	Commits     int64 // log objects written
+	CommitOps   int64 // ops in them
+	Conflicts   int64 // log numbers lost to other writers
+	Compactions int64 // snapshots written
+	PagesPut    int64
+	IndexBytes  int64 // bytes of index objects written
+}
+
+// New returns the index at opts.Prefix in b.
+func New(b bucket.Bucket, opts *Options) (*Index, error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	pages, err := golru.New[string, *Page](o.CachedPages)
+	if err != nil {
+		return nil, err
+	}
+	root := "index/"
+	if o.Prefix != "" {
+		root = o.Prefix + "/index/"
+	}
+	return &Index{b: b, o: o, root: root, pages: pages, manifest: &Manifest{}, logs: map[uint64]*Batch{}}, nil
+}
+
+// Stats returns a snapshot of the counters.
+func (ix *Index) Stats() Stats {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	return ix.stats
+}
+
+// Wait blocks until background compactions started by commits are done.
+func (ix *Index) Wait() { ix.bg.Wait() }
+
+func seqName(seq uint64) string { return fmt.Sprintf("%020d", seq) }
+
+func (ix *Index) logKey(seq uint64) string  { return ix.root + "log/" + seqName(seq) }
+func (ix *Index) snapKey(seq uint64) string { return ix.root + "snap/" + seqName(seq) }
+func (ix *Index) pageKey(id string) string  { return ix.root + "pages/" + id }
+func (ix *Index) headKey() string           { return ix.root + "head" }
+
+// parseSeq returns the number at the end of a log or snapshot key.
+func parseSeq(key string) (uint64, bool) {
+	i := strings.LastIndexByte(key, '/')
+	n, err := strconv.ParseUint(key[i+1:], 10, 64)
+	return n, err == nil && len(key)-i-1 == 20
+}
+
+func (ix *Index) encode(v wire.Marshaler) ([]byte, error) {
+	rec, err := v.AppendMsgpack(nil)
+	if err != nil {
+		return nil, err
+	}
+	return ix.o.Codec.Compress(nil, rec), nil
+}
+
+func (ix *Index) decode(key string, data []byte, v wire.Unmarshaler) error {
+	rec, err := ix.o.Codec.Decompress(data)
+	if err == nil {
+		err = wire.Unmarshal(rec, v)
+	}
+	if err != nil {
+		return fmt.Errorf("%w: index object %s: %w", cairn.ErrCorrupt, key, err)
+	}
+	return nil
+}
+
+// get reads and decodes one index object.
+func (ix *Index) get(ctx context.Context, key string, v wire.Unmarshaler) (*bucket.Object, error) {
+	obj, err := ix.b.Get(ctx, key, &bucket.GetOptions{MaxSize: int64(ix.o.Codec.MaxSize())})
+	if err != nil {
+		return nil, err
+	}
+	return obj, ix.decode(key, obj.Body, v)
+}
+
+// put writes one index object under a condition.
+func (ix *Index) put(ctx context.Context, key string, v wire.Marshaler, opts *bucket.PutOptions) (string, error) {
+	body, err := ix.encode(v)
+	if err != nil {
+		return "", err
+	}
+	etag, err := ix.b.Put(ctx, key, body, opts)
+	if err == nil {
+		ix.mu.Lock()
+		ix.stats.IndexBytes += int64(len(body))
+		ix.mu.Unlock()
+	}
+	return etag, err
+}
+
+// page returns a page, from the cache when it can: pages never change.
+func (ix *Index) page(ctx context.Context, id string) (*Page, error) {
+	if p, ok := ix.pages.Get(id); ok {
+		return p, nil
+	}
+	var p Page
+	if _, err := ix.get(ctx, ix.pageKey(id), &p); err != nil {
+		return nil, err
+	}
+	ix.pages.Add(id, &p)
+	return &p, nil
+}
+
+// backoff sleeps for a jittered, growing delay before attempt n (0-based),
+// or returns ctx's error.
+func backoff(ctx context.Context, n int) error {
+	d := min(5*time.Millisecond<<min(n, 8), time.Second)
+	d = d/2 + rand.N(d/2+1)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// listSeqs returns the numbers of the objects under dir that sort after
+// after, in order.
+func (ix *Index) listSeqs(ctx context.Context, dir string, after uint64) ([]uint64, error) {
+	var seqs []uint64
+	start := dir + seqName(after)
+	for {
+		infos, more, err := ix.b.List(ctx, dir, start, 1000)
+		if err != nil {
+			return nil, err
+		}
+		for _, in := range infos {
+			if n, ok := parseSeq(in.Key); ok {
+				seqs = append(seqs, n)
+			}
+		}
+		if !more || len(infos) == 0 {
+			return seqs, nil
+		}
+		start = infos[len(infos)-1].Key
+	}
+}
+
+// state is what the index holds at one moment: a snapshot and the ops of
+// the logs after it, the last op of each run.
+type state struct {
+	m    *Manifest
+	tail uint64
+	over map[uuid.UUID]Op
+	puts []Entry // the saved runs of over, in List order
+}
+
+// errGap means logs the reader needed were collected under it; reading
+// again from the head fixes it.
+var errGap = errors.New("index: log tail has a gap")
+
+// load reads the current state: the head, the manifest it names (unless
+// cached), the list of logs after it and the logs not read yet.
+func (ix *Index) load(ctx context.Context) (*state, error) {
+	for attempt := 0; ; attempt++ {
+		st, err := ix.loadOnce(ctx)
+		if (errors.Is(err, errGap) || errors.Is(err, bucket.ErrNotFound)) && attempt < 3 {
+			continue // GC moved on under us: start again from the head
+		}
+		return st, err
+	}
+}
+
+func (ix *Index) loadOnce(ctx context.Context) (*state, error) {
+	var h Head
+	if _, err := ix.get(ctx, ix.headKey(), &h); err != nil && !errors.Is(err, bucket.ErrNotFound) {
+		return nil, err
+	}
+	ix.mu.Lock()
+	m := ix.manifest
+	ix.mu.Unlock()
+	if h.Seq > m.Seq {
+		var nm Manifest
+		if _, err := ix.get(ctx, ix.snapKey(h.Seq), &nm); err != nil {
+			return nil, err
+		}
+		m = &nm
+		ix.mu.Lock()
+		if m.Seq > ix.manifest.Seq {
+			ix.manifest = m
+			for seq := range ix.logs {
+				if seq <= m.Seq {
+					delete(ix.logs, seq)
+				}
+			}
+		}
+		ix.mu.Unlock()
+	}
+	seqs, err := ix.listSeqs(ctx, ix.root+"log/", m.Seq)
+	if err != nil {
+		return nil, err
+	}
+	st := &state{m: m, tail: m.Seq, over: map[uuid.UUID]Op{}}
+	for i, seq := range seqs {
+		if seq != m.Seq+uint64(i)+1 {
+			return nil, fmt.Errorf("%w: log %d follows snapshot %d", errGap, seq, m.Seq)
+		}
+		ix.mu.Lock()
+		batch := ix.logs[seq]
+		ix.mu.Unlock()
+		if batch == nil {
+			batch = new(Batch)
+			if _, err := ix.get(ctx, ix.logKey(seq), batch); err != nil {
+				return nil, err
+			}
+			ix.mu.Lock()
+			if seq > ix.manifest.Seq {
+				ix.logs[seq] = batch
+			}
+			ix.mu.Unlock()
+		}
+		for _, op := range batch.Ops {
+			st.over[op.Entry.RunID] = op
+		}
+		st.tail = seq
+	}
+	ix.mu.Lock()
+	ix.tail = max(ix.tail, st.tail)
+	ix.mu.Unlock()
+	for _, op := range st.over {
+		if !op.Delete {
+			st.puts = append(st.puts, op.Entry)
+		}
+	}
+	slices.SortFunc(st.puts, func(a, b Entry) int { return a.Key().Compare(b.Key()) })
+	return st, nil
+}
+
+// List returns, in List order, up to q.Limit entries (all when 0) that
+// pass q's filters and come after its cursor, skipping runs expired at now,
+// and reports whether more follow.
+func (ix *Index) List(ctx context.Context, q *cairn.Query) (entries []Entry, more bool, err error) {
+	st, err := ix.load(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	now := ix.o.Now()
+	after, hasAfter := q.After, q.HasAfter
+	if !q.Until.IsZero() {
+		// Runs at or after Until come first in List order: start past them.
+		skip := cairn.Key{Timestamp: q.Until, RunID: uuid.Max}
+		if !hasAfter || skip.Compare(after) > 0 {
+			after, hasAfter = skip, true
+		}
+	}
+	want := func(e *Entry) bool {
+		return (!hasAfter || after.Compare(e.Key()) < 0) && q.Match(e.Workflow, e.Timestamp) && !e.Expired(now)
+	}
+	done := func(e *Entry) bool { // everything after e is older than Since
+		return !q.Since.IsZero() && e.Timestamp.Before(q.Since)
+	}
+	full := func() bool { return q.Limit > 0 && len(entries) > q.Limit }
+
+	puts := st.puts
+	if hasAfter {
+		i, _ := slices.BinarySearchFunc(puts, after, func(e Entry, k cairn.Key) int { return e.Key().Compare(k) })
+		puts = puts[i:]
+	}
+	emitPutsBefore := func(k *cairn.Key) { // tail puts that sort before k (all when k is nil)
+		for len(puts) > 0 && !full() && (k == nil || puts[0].Key().Compare(*k) < 0) {
+			if e := &puts[0]; want(e) && !done(e) {
+				entries = append(entries, *e)
+			}
+			puts = puts[1:]
+		}
+	}
+
+	refs := st.m.ByTime
+	start := 0
+	if hasAfter {
+		start = max(0, sort(refs, func(r *PageRef) bool { return r.First.Key().Compare(after) <= 0 })-1)
+	}
+pages:
+	for _, ref := range refs[start:] {
+		p, err := ix.page(ctx, ref.ID)
+		if err != nil {
+			return nil, false, err
+		}
+		for i := range p.Entries {
+			e := &p.Entries[i]
+			if _, changed := st.over[e.RunID]; changed {
+				continue
+			}
+			k := e.Key()
+			emitPutsBefore(&k)
+			if full() || done(e) {
+				break pages
+			}
+			if want(e) {
+				entries = append(entries, *e)
+			}
+		}
+	}
+	if !full() {
+		emitPutsBefore(nil)
+	}
+	if full() {
+		return entries[:q.Limit], true, nil
+	}
+	return entries, false, nil
+}
+
+// sort returns the number of leading refs for which f holds (f must hold
+// for a prefix of refs and not after it).
+func sort(refs []PageRef, f func(*PageRef) bool) int {
+	lo, hi := 0, len(refs)
+	for lo < hi {
+		mid := (lo + hi) / 2
+		if f(&refs[mid]) {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	return lo
+}
+
+// Lookup returns the index entry of run (ok false when the index has none
+// or it expired at now). It reads the by-run page that would hold it.
+func (ix *Index) Lookup(ctx context.Context, run uuid.UUID) (e Entry, ok bool, err error) {
+	st, err := ix.load(ctx)
+	if err != nil {
+		return Entry{}, false, err
+	}
+	if op, changed := st.over[run]; changed {
+		return op.Entry, !op.Delete && !op.Entry.Expired(ix.o.Now()), nil
+	}
+	e, ok, err = ix.lookupSnapshot(ctx, st.m, run)
+	return e, ok && !e.Expired(ix.o.Now()), err
+}
+
+func (ix *Index) lookupSnapshot(ctx context.Context, m *Manifest, run uuid.UUID) (Entry, bool, error) {
+	i := sort(m.ByRun, func(r *PageRef) bool { return bytes.Compare(r.First.RunID[:], run[:]) <= 0 }) - 1
+	if i < 0 {
+		return Entry{}, false, nil
+	}
+	p, err := ix.page(ctx, m.ByRun[i].ID)
+	if err != nil {
+		return Entry{}, false, err
+	}
+	j, found := slices.BinarySearchFunc(p.Entries, run, func(e Entry, r uuid.UUID) int { return bytes.Compare(e.RunID[:], r[:]) })
+	if !found {
+		return Entry{}, false, nil
+	}
+	return p.Entries[j], true, nil
+}

@@ -1,0 +1,76 @@
+package index
+
+import (
+	"time"
+
+	"github.com/cairnstore/cairn"
+	"github.com/google/uuid"
+)
+
+//go:generate go run ../tools/cairngen -type Entry,Op,Batch,Page,PageRef,Manifest,Head -output model_gen.go
+
+// Entry is one live run as the index knows it: what List returns without
+// reading the run's object.
+type Entry struct {
+	RunID     uuid.UUID `msgpack:"run"`
+	Timestamp time.Time `msgpack:"ts"`
+	Workflow  string    `msgpack:"wf"`
+	// Size is the length of the run's MessagePack record.
+	Size int64 `msgpack:"size"`
+	// Expires is when the run stops being visible; zero means never.
+	Expires time.Time `msgpack:"exp,optional"`
+}
+
+// Key returns e's position in List order.
+func (e *Entry) Key() cairn.Key { return cairn.Key{Timestamp: e.Timestamp, RunID: e.RunID} }
+
+// Expired reports whether e has expired at now.
+func (e *Entry) Expired(now time.Time) bool { return !e.Expires.IsZero() && !now.Before(e.Expires) }
+
+// Op is one change in a log batch: a run saved (Entry is its new state) or
+// deleted (only Entry.RunID counts).
+type Op struct {
+	Entry  Entry `msgpack:"e"`
+	Delete bool  `msgpack:"del"`
+}
+
+// Batch is the body of one log object: the ops of one commit. ID tells a
+// writer whether a log it finds at the number it tried is its own (a PUT
+// whose answer was lost may have landed).
+type Batch struct {
+	ID  uuid.UUID `msgpack:"id"`
+	Ops []Op      `msgpack:"ops"`
+}
+
+// Page is an immutable sorted run of entries: by List order in the by-time
+// set, by run ID in the by-run set.
+type Page struct {
+	Entries []Entry `msgpack:"entries"`
+}
+
+// PageRef names a page of a snapshot and the keys it covers.
+type PageRef struct {
+	ID    string `msgpack:"id"`
+	Count int    `msgpack:"n"`
+	// First is the first entry's key fields: in the by-time set its
+	// timestamp and run; in the by-run set only its run counts.
+	First Entry `msgpack:"first"`
+}
+
+// Manifest is a compacted snapshot: every live run as of log Seq, in two
+// page sets. ByTime holds the entries in List order, for List; ByRun holds
+// the same entries by run ID, so that compaction finds the entry a run had
+// before without reading every page.
+type Manifest struct {
+	Seq     uint64    `msgpack:"seq"`
+	Created time.Time `msgpack:"created"`
+	Count   int64     `msgpack:"count"`
+	ByTime  []PageRef `msgpack:"by_time"`
+	ByRun   []PageRef `msgpack:"by_run"`
+}
+
+// Head names the newest snapshot a writer knew of. Readers trust it only
+// as "a snapshot at least this new exists".
+type Head struct {
+	Seq uint64 `msgpack:"seq"`
+}

@@ -131,7 +131,7 @@ type Index struct {
 	pages *golru.Cache[string, *Page]
 
 	mu       sync.Mutex
-	manifest *Manifest        // newest snapshot read; never nil
+	manifest *Manifest         // newest snapshot read; never nil
 	logs     map[uint64]*Batch // logs after manifest.Seq that were read
 	tail     uint64            // highest log number known to exist
 	queue    []*pending        // ops waiting for the next commit

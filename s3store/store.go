@@ -1,0 +1,331 @@
+// Package s3store is Cairn's durable tier: checkpoints as objects in an
+// S3-compatible bucket (or any bucket.Bucket), one object per run, with the
+// timestamp-ordered index of package index beside them.
+//
+// # Layout
+//
+//	<prefix>/runs/<run-id>   the run's latest checkpoint: zstd around the
+//	                         MessagePack record (blazen-persist's format),
+//	                         with its summary in object metadata
+//	<prefix>/index/...       the index (see package index)
+//
+// # Consistency
+//
+// Save writes the run's object, then commits its index entry; it returns
+// once both are durable. Load reads the object alone (one GET). List reads
+// the index alone and never downloads bodies unless asked. Delete commits a
+// tombstone, then deletes the object. So a crash between the two steps of
+// a Save leaves an object the index does not list (Load finds it, List does
+// not, GC removes it after its grace period if no later Save claims it),
+// and a crash inside a Delete leaves the run unlisted but loadable until
+// GC removes the orphan: never an index entry that points at nothing.
+//
+// Without fencing, two processes saving the same run at the same moment
+// leave the object to the bucket's last writer and the index entry to the
+// last commit, which may disagree on the timestamp; Verify reports such
+// runs and Reindex repairs them.
+//
+// Conditional writes hold within one bucket. With cross-region
+// replication, another region sees runs and index logs in whatever order
+// replication delivers them, possibly late: resuming there is safe for
+// runs whose Save happened long enough ago to have replicated, and List
+// there may miss recent runs until their logs arrive.
+package s3store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/cairnstore/cairn"
+	"github.com/cairnstore/cairn/index"
+	"github.com/cairnstore/cairn/s3store/bucket"
+	"github.com/google/uuid"
+	"golang.org/x/sync/errgroup"
+)
+
+// Options configures a Store. Nil and zero fields mean defaults.
+type Options struct {
+	// Prefix is prepended, with a '/', to every key. Empty means none.
+	Prefix string
+	// Codec encodes, compresses and bounds checkpoints. Nil means
+	// cairn.DefaultCodec(). With an Uncompressed codec, run objects are
+	// bare MessagePack records that a Blazen process reads as they are.
+	Codec *cairn.Codec
+	// TTL, if positive, makes every run expire that long after its last
+	// Save (blazen-persist's Valkey semantics): Load and List stop seeing
+	// it, and GC removes it.
+	TTL time.Duration
+	// Index tunes the index; its Prefix, Codec and Now are the store's.
+	Index *index.Options
+	// Concurrency bounds the parallel GETs of List with checkpoints and
+	// of Reindex, Verify and GC. Default 16.
+	Concurrency int
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+}
+
+// Store is a cairn.Store over a bucket. It is safe for concurrent use, by
+// goroutines and by processes sharing the bucket.
+type Store struct {
+	b     bucket.Bucket
+	o     Options
+	codec *cairn.Codec
+	ix    *index.Index
+	runs  string // "<prefix>/runs/"
+
+	mu     sync.RWMutex
+	closed bool
+}
+
+var _ cairn.Store = (*Store)(nil)
+
+// New returns a Store over b. b is not closed by Close.
+func New(b bucket.Bucket, opts *Options) (*Store, error) {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	if o.Codec == nil {
+		o.Codec = cairn.DefaultCodec()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Concurrency == 0 {
+		o.Concurrency = 16
+	}
+	var problems []error
+	if o.TTL < 0 {
+		problems = append(problems, fmt.Errorf("negative TTL %v", o.TTL))
+	}
+	if o.Concurrency < 0 {
+		problems = append(problems, fmt.Errorf("negative Concurrency %d", o.Concurrency))
+	}
+	var io index.Options
+	if o.Index != nil {
+		io = *o.Index
+	}
+	io.Prefix, io.Codec, io.Now = o.Prefix, o.Codec, o.Now
+	ix, err := index.New(b, &io)
+	if err != nil {
+		problems = append(problems, err)
+	}
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("%w: s3store options: %w", cairn.ErrInvalid, errors.Join(problems...))
+	}
+	runs := "runs/"
+	if o.Prefix != "" {
+		runs = o.Prefix + "/runs/"
+	}
+	return &Store{b: b, o: o, codec: o.Codec, ix: ix, runs: runs}, nil
+}
+
+// Index returns the store's index (for its statistics, or to Compact).
+func (s *Store) Index() *index.Index { return s.ix }
+
+func (s *Store) runKey(id uuid.UUID) string { return s.runs + id.String() }
+
+// Metadata keys of a run object: its summary, so that Reindex can rebuild
+// the index from a listing and HEADs.
+const (
+	metaWorkflow  = "cairn-workflow" // percent-encoded; absent when too long
+	metaTimestamp = "cairn-timestamp"
+	metaSize      = "cairn-size"
+	metaCodec     = "cairn-codec"
+	metaExpires   = "cairn-expires"
+)
+
+// maxMetaWorkflow bounds the encoded workflow name in metadata; S3 allows
+// 2 KB of user metadata in all. A longer name is left out and Reindex
+// reads the object's body for it.
+const maxMetaWorkflow = 1024
+
+func (s *Store) check(ctx context.Context) error {
+	s.mu.RLock()
+	closed := s.closed
+	s.mu.RUnlock()
+	if closed {
+		return cairn.ErrClosed
+	}
+	return ctx.Err()
+}
+
+// classify turns bucket errors into the store's sentinels, keeping the
+// cause in the chain.
+func classify(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, bucket.ErrNotFound):
+		return fmt.Errorf("%w: %w", cairn.ErrNotFound, err)
+	case errors.Is(err, bucket.ErrPrecondition), errors.Is(err, bucket.ErrConflict):
+		return fmt.Errorf("%w: %w", cairn.ErrConflict, err)
+	}
+	return err
+}
+
+// Save implements cairn.Store: the object, then the index entry. It
+// returns once both are durable.
+func (s *Store) Save(ctx context.Context, c *cairn.Checkpoint) error {
+	var run uuid.UUID
+	if c != nil {
+		run = c.RunID
+	}
+	if err := s.check(ctx); err != nil {
+		return cairn.OpError("save", run, err)
+	}
+	rec, err := s.codec.Encode(nil, c)
+	if err != nil {
+		return cairn.OpError("save", run, err)
+	}
+	e := index.Entry{RunID: run, Timestamp: c.Timestamp.UTC(), Workflow: c.WorkflowName, Size: int64(len(rec))}
+	if s.o.TTL > 0 {
+		e.Expires = s.o.Now().Add(s.o.TTL).UTC()
+	}
+	if err := s.PutRecord(ctx, e, rec); err != nil {
+		return cairn.OpError("save", run, err)
+	}
+	return cairn.OpError("save", run, s.ix.Commit(ctx, index.Op{Entry: e}))
+}
+
+// PutRecord writes the object of a run from its encoded record, with the
+// summary e in its metadata, without touching the index. The tiered store
+// uses it to write many runs before one index commit.
+func (s *Store) PutRecord(ctx context.Context, e index.Entry, rec []byte) error {
+	ts, err := cairn.FormatTimestamp(e.Timestamp)
+	if err != nil {
+		return err
+	}
+	meta := map[string]string{metaTimestamp: ts, metaSize: strconv.Itoa(len(rec)), metaCodec: "zstd+msgpack"}
+	if !s.codec.Compressed() {
+		meta[metaCodec] = "msgpack"
+	}
+	if enc := url.PathEscape(e.Workflow); len(enc) <= maxMetaWorkflow {
+		meta[metaWorkflow] = enc
+	}
+	if !e.Expires.IsZero() {
+		meta[metaExpires], _ = cairn.FormatTimestamp(e.Expires)
+	}
+	body := s.codec.Compress(nil, rec)
+	_, err = s.b.Put(ctx, s.runKey(e.RunID), body, &bucket.PutOptions{Metadata: meta})
+	return classify(err)
+}
+
+// maxObject bounds what Load reads: a record of MaxSize, compressed,
+// cannot be much larger.
+func (s *Store) maxObject() int64 {
+	return int64(s.codec.MaxSize()) + int64(s.codec.MaxSize())/64 + 64<<10
+}
+
+// Load implements cairn.Store with one GET of the run's object. A run past
+// its TTL is ErrNotFound.
+func (s *Store) Load(ctx context.Context, runID uuid.UUID) (*cairn.Checkpoint, error) {
+	if err := s.check(ctx); err != nil {
+		return nil, cairn.OpError("load", runID, err)
+	}
+	obj, err := s.b.Get(ctx, s.runKey(runID), &bucket.GetOptions{MaxSize: s.maxObject()})
+	if err != nil {
+		if errors.Is(err, bucket.ErrTooLarge) {
+			err = fmt.Errorf("%w: %w", cairn.ErrCorrupt, err)
+		}
+		return nil, cairn.OpError("load", runID, classify(err))
+	}
+	if exp, ok := obj.Metadata[metaExpires]; ok {
+		if t, err := cairn.ParseTimestamp(exp); err == nil && !s.o.Now().Before(t) {
+			return nil, cairn.OpError("load", runID, fmt.Errorf("%w: expired at %s", cairn.ErrNotFound, exp))
+		}
+	}
+	cp, err := s.codec.Unmarshal(obj.Body)
+	if err != nil {
+		return nil, cairn.OpError("load", runID, fmt.Errorf("object %s: %w", obj.Key, err))
+	}
+	if cp.RunID != runID {
+		return nil, cairn.OpError("load", runID, fmt.Errorf("%w: object %s holds run %v", cairn.ErrCorrupt, obj.Key, cp.RunID))
+	}
+	return cp, nil
+}
+
+// List implements cairn.Store from the index alone; with WithCheckpoints
+// it loads the page's runs in parallel, leaving out any deleted meanwhile.
+func (s *Store) List(ctx context.Context, opts *cairn.ListOptions) (*cairn.Page, error) {
+	if err := s.check(ctx); err != nil {
+		return nil, cairn.OpError("list", uuid.Nil, err)
+	}
+	q, err := opts.Query()
+	if err != nil {
+		return nil, cairn.OpError("list", uuid.Nil, err)
+	}
+	entries, more, err := s.ix.List(ctx, &q)
+	if err != nil {
+		return nil, cairn.OpError("list", uuid.Nil, err)
+	}
+	page := &cairn.Page{Runs: make([]cairn.Summary, len(entries))}
+	for i, e := range entries {
+		page.Runs[i] = cairn.Summary{RunID: e.RunID, WorkflowName: e.Workflow, Timestamp: e.Timestamp, Size: e.Size}
+	}
+	if more {
+		page.Next = entries[len(entries)-1].Key().Cursor()
+	}
+	if !q.WithCheckpoints {
+		return page, nil
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(s.o.Concurrency)
+	for i := range page.Runs {
+		g.Go(func() error {
+			cp, err := s.Load(gctx, page.Runs[i].RunID)
+			if errors.Is(err, cairn.ErrNotFound) {
+				return nil
+			}
+			page.Runs[i].Checkpoint = cp
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, cairn.OpError("list", uuid.Nil, err)
+	}
+	kept := page.Runs[:0]
+	for _, r := range page.Runs {
+		if r.Checkpoint != nil {
+			kept = append(kept, r)
+		}
+	}
+	page.Runs = kept
+	return page, nil
+}
+
+// Delete implements cairn.Store: the index tombstone, then the object.
+func (s *Store) Delete(ctx context.Context, runID uuid.UUID) error {
+	if err := s.check(ctx); err != nil {
+		return cairn.OpError("delete", runID, err)
+	}
+	if err := s.ix.Commit(ctx, index.Op{Entry: index.Entry{RunID: runID}, Delete: true}); err != nil {
+		return cairn.OpError("delete", runID, err)
+	}
+	return cairn.OpError("delete", runID, classify(s.b.Delete(ctx, s.runKey(runID))))
+}
+
+// Close implements cairn.Store. Every Save and Delete has been durable
+// since it returned; Close waits for a background compaction to end.
+func (s *Store) Close(ctx context.Context) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return cairn.OpError("close", uuid.Nil, cairn.ErrClosed)
+	}
+	s.closed = true
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.ix.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return cairn.OpError("close", uuid.Nil, ctx.Err())
+	}
+}

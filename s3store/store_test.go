@@ -1,0 +1,352 @@
+package s3store_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cairnstore/cairn"
+	"github.com/cairnstore/cairn/index"
+	"github.com/cairnstore/cairn/s3store"
+	"github.com/cairnstore/cairn/s3store/bucket"
+	"github.com/cairnstore/cairn/storetest"
+	"github.com/google/uuid"
+)
+
+// Small pages and frequent compaction, so that the conformance suite runs
+// through snapshots, split pages and long tails alike.
+var smallIndex = &index.Options{PageSize: 4, CompactAfter: 3}
+
+func newStore(t testing.TB, b bucket.Bucket, o *s3store.Options) *s3store.Store {
+	t.Helper()
+	if o == nil {
+		o = &s3store.Options{Prefix: "cairn", Index: smallIndex}
+	}
+	s, err := s3store.New(b, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestConformanceMem(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) cairn.Store { return newStore(t, bucket.NewMem(), nil) })
+}
+
+var t0 = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+
+func cp(n int, ts time.Time) *cairn.Checkpoint {
+	var id uuid.UUID
+	id[0], id[1] = byte(n>>8), byte(n)
+	id[6], id[8], id[15] = 0x40, 0x80, 7
+	return &cairn.Checkpoint{WorkflowName: "wf", RunID: id, Timestamp: ts, State: map[string]any{"n": int64(n)}}
+}
+
+func listIDs(t testing.TB, s cairn.Store) []uuid.UUID {
+	t.Helper()
+	var ids []uuid.UUID
+	for sum, err := range cairn.All(context.Background(), s, nil) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, sum.RunID)
+	}
+	return ids
+}
+
+// failing fails the Puts and Deletes whose key matches, as a process that
+// dies at that point would never make them.
+type failing struct {
+	bucket.Bucket
+	put, del func(key string) bool
+}
+
+var errCrash = errors.New("crashed here")
+
+func (f *failing) Put(ctx context.Context, key string, body []byte, o *bucket.PutOptions) (string, error) {
+	if f.put != nil && f.put(key) {
+		return "", errCrash
+	}
+	return f.Bucket.Put(ctx, key, body, o)
+}
+
+func (f *failing) Delete(ctx context.Context, key string) error {
+	if f.del != nil && f.del(key) {
+		return errCrash
+	}
+	return f.Bucket.Delete(ctx, key)
+}
+
+// A Save that dies between its object and its index commit leaves an
+// orphan: not listed, reported by Verify, removed by GC after the grace
+// period; every acknowledged Save survives.
+func TestCrashBetweenObjectAndCommit(t *testing.T) {
+	mem := bucket.NewMem()
+	ctx := context.Background()
+	good := newStore(t, mem, nil)
+	for i := range 5 {
+		if err := good.Save(ctx, cp(i, t0.Add(time.Duration(i)*time.Second))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	crashing := newStore(t, &failing{Bucket: mem, put: func(k string) bool { return strings.Contains(k, "/index/log/") }},
+		&s3store.Options{Prefix: "cairn", Index: &index.Options{RetryFor: 50 * time.Millisecond}})
+	lost := cp(99, t0)
+	if err := crashing.Save(ctx, lost); err == nil {
+		t.Fatal("Save succeeded without its index commit")
+	}
+	fresh := newStore(t, mem, nil)
+	if ids := listIDs(t, fresh); len(ids) != 5 {
+		t.Fatalf("List after the crash = %v, want the 5 acknowledged runs", ids)
+	}
+	rep, err := fresh.Verify(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Orphans) != 1 || rep.Orphans[0] != lost.RunID || len(rep.Missing) != 0 {
+		t.Fatalf("Verify = %+v, want exactly the unacknowledged run as an orphan", rep)
+	}
+	later := newStore(t, mem, &s3store.Options{Prefix: "cairn", Now: func() time.Time { return time.Now().Add(time.Hour) }})
+	gc, err := later.GC(ctx, &s3store.GCOptions{Grace: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(gc.Orphans) != 1 {
+		t.Fatalf("GC = %+v, want the orphan removed", gc)
+	}
+	if _, err := fresh.Load(ctx, lost.RunID); !errors.Is(err, cairn.ErrNotFound) {
+		t.Fatalf("Load of the collected orphan: %v", err)
+	}
+	if ids := listIDs(t, fresh); len(ids) != 5 {
+		t.Fatalf("GC changed the acknowledged runs: %v", ids)
+	}
+}
+
+// A Delete that dies between its tombstone and the object's deletion
+// leaves the run unlisted (never an entry without an object); GC finishes.
+func TestCrashBetweenTombstoneAndDelete(t *testing.T) {
+	mem := bucket.NewMem()
+	ctx := context.Background()
+	s := newStore(t, mem, nil)
+	victim := cp(1, t0)
+	for _, c := range []*cairn.Checkpoint{victim, cp(2, t0)} {
+		if err := s.Save(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	crashing := newStore(t, &failing{Bucket: mem, del: func(k string) bool { return strings.Contains(k, "/runs/") }}, nil)
+	if err := crashing.Delete(ctx, victim.RunID); err == nil {
+		t.Fatal("Delete succeeded without deleting the object")
+	}
+	fresh := newStore(t, mem, nil)
+	if ids := listIDs(t, fresh); len(ids) != 1 || ids[0] != cp(2, t0).RunID {
+		t.Fatalf("List after the interrupted delete = %v", ids)
+	}
+	rep, err := fresh.Verify(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Missing) != 0 || len(rep.Orphans) != 1 {
+		t.Fatalf("Verify = %+v, want one orphan and no missing objects", rep)
+	}
+	later := newStore(t, mem, &s3store.Options{Prefix: "cairn", Now: func() time.Time { return time.Now().Add(time.Hour) }})
+	if _, err := later.GC(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if rep, _ := fresh.Verify(ctx); !rep.OK() {
+		t.Fatalf("after GC: %+v", rep)
+	}
+}
+
+// Crashes at every step of a compaction: pages written, manifest written,
+// head not moved... Afterwards every acknowledged Save is listed.
+func TestCrashDuringCompaction(t *testing.T) {
+	for _, step := range []string{"/index/pages/", "/index/snap/", "/index/head"} {
+		t.Run(strings.Trim(step, "/"), func(t *testing.T) {
+			mem := bucket.NewMem()
+			ctx := context.Background()
+			var crashed atomic.Bool
+			f := &failing{Bucket: mem, put: func(k string) bool {
+				if strings.Contains(k, step) {
+					crashed.Store(true)
+					return true
+				}
+				return false
+			}}
+			s := newStore(t, f, &s3store.Options{Prefix: "cairn", Index: &index.Options{PageSize: 4, CompactAfter: 1000}})
+			want := map[uuid.UUID]bool{}
+			for i := range 20 {
+				c := cp(i, t0.Add(time.Duration(i)*time.Second))
+				if err := s.Save(ctx, c); err != nil {
+					t.Fatal(err)
+				}
+				want[c.RunID] = true
+			}
+			if err := s.Index().Compact(ctx); err == nil || !crashed.Load() {
+				t.Fatalf("compaction did not reach the crash point: %v", err)
+			}
+			fresh := newStore(t, mem, nil)
+			ids := listIDs(t, fresh)
+			if len(ids) != len(want) {
+				t.Fatalf("after a crash at %s: %d runs listed, want %d", step, len(ids), len(want))
+			}
+			for _, id := range ids {
+				if !want[id] {
+					t.Fatalf("unexpected run %v", id)
+				}
+			}
+			// The next compaction, by anyone, completes.
+			if err := fresh.Index().Compact(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if got := listIDs(t, newStore(t, mem, nil)); len(got) != len(want) {
+				t.Fatalf("after recovery: %d runs", len(got))
+			}
+		})
+	}
+}
+
+func TestTTL(t *testing.T) {
+	var mu sync.Mutex
+	now := t0
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	mem := bucket.NewMem()
+	s := newStore(t, mem, &s3store.Options{TTL: time.Hour, Now: clock})
+	ctx := context.Background()
+	a, b := cp(1, t0), cp(2, t0)
+	for _, c := range []*cairn.Checkpoint{a, b} {
+		if err := s.Save(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	advance(40 * time.Minute)
+	if err := s.Save(ctx, b); err != nil { // refreshes b's TTL
+		t.Fatal(err)
+	}
+	advance(30 * time.Minute) // a expired, b has 30 minutes left
+	if _, err := s.Load(ctx, a.RunID); !errors.Is(err, cairn.ErrNotFound) {
+		t.Fatalf("Load of an expired run: %v", err)
+	}
+	if _, err := s.Load(ctx, b.RunID); err != nil {
+		t.Fatalf("Load of a refreshed run: %v", err)
+	}
+	if ids := listIDs(t, s); len(ids) != 1 || ids[0] != b.RunID {
+		t.Fatalf("List = %v, want only the refreshed run", ids)
+	}
+	rep, err := s.GC(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Expired) != 1 || rep.Expired[0] != a.RunID {
+		t.Fatalf("GC = %+v", rep)
+	}
+	if _, err := mem.Head(ctx, "runs/"+a.RunID.String()); !errors.Is(err, bucket.ErrNotFound) {
+		t.Fatalf("the expired run's object is still there: %v", err)
+	}
+}
+
+// Reindex rebuilds a lost or damaged index from the objects' metadata.
+func TestReindex(t *testing.T) {
+	mem := bucket.NewMem()
+	ctx := context.Background()
+	s := newStore(t, mem, nil)
+	for i := range 30 {
+		if err := s.Save(ctx, cp(i, t0.Add(time.Duration(i%7)*time.Second))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Delete(ctx, cp(3, t0).RunID); err != nil {
+		t.Fatal(err)
+	}
+	s.Index().Wait()
+	want := listIDs(t, s)
+
+	// Damage: the head becomes garbage.
+	if _, err := mem.Put(ctx, "cairn/index/head", []byte("garbage"), nil); err != nil {
+		t.Fatal(err)
+	}
+	broken := newStore(t, mem, nil)
+	if _, err := broken.List(ctx, nil); !errors.Is(err, cairn.ErrCorrupt) {
+		t.Fatalf("List over a damaged head: %v, want ErrCorrupt", err)
+	}
+	n, err := broken.Reindex(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != len(want) {
+		t.Fatalf("Reindex indexed %d runs, want %d", n, len(want))
+	}
+	got := listIDs(t, newStore(t, mem, nil))
+	if len(got) != len(want) {
+		t.Fatalf("after Reindex: %v\nwant %v", got, want)
+	}
+	for i := range got {
+		if got[i] != want[i] {
+			t.Fatalf("after Reindex: %v\nwant %v", got, want)
+		}
+	}
+	if rep, err := newStore(t, mem, nil).Verify(ctx); err != nil || !rep.OK() {
+		t.Fatalf("Verify after Reindex: %+v, %v", rep, err)
+	}
+}
+
+// One undecodable object is reported by Verify without hiding the others,
+// and Load refuses it with ErrCorrupt.
+func TestVerifyCorruptObject(t *testing.T) {
+	mem := bucket.NewMem()
+	ctx := context.Background()
+	s := newStore(t, mem, nil)
+	for i := range 3 {
+		if err := s.Save(ctx, cp(i, t0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bad := cp(1, t0).RunID
+	if _, err := mem.Put(ctx, "cairn/runs/"+bad.String(), []byte{0x28, 0xb5, 0x2f, 0xfd, 1, 2, 3}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Load(ctx, bad); !errors.Is(err, cairn.ErrCorrupt) {
+		t.Fatalf("Load of a damaged object: %v", err)
+	}
+	rep, err := s.Verify(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Runs != 3 || len(rep.Corrupt) != 1 || rep.Corrupt[bad] == nil || len(rep.Missing)+len(rep.Orphans) != 0 {
+		t.Fatalf("Verify = %+v", rep)
+	}
+}
+
+// Index GC removes logs and pages no snapshot needs, and the store still
+// lists everything afterwards.
+func TestIndexGC(t *testing.T) {
+	mem := bucket.NewMem()
+	ctx := context.Background()
+	s := newStore(t, mem, nil)
+	for i := range 40 {
+		if err := s.Save(ctx, cp(i%15, t0.Add(time.Duration(i)*time.Second))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Index().Wait()
+	if err := s.Index().Compact(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want := listIDs(t, s)
+	later := newStore(t, mem, &s3store.Options{Prefix: "cairn", Now: func() time.Time { return time.Now().Add(time.Hour) }})
+	rep, err := later.GC(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Index.Logs == 0 || rep.Index.Pages == 0 {
+		t.Fatalf("index GC removed nothing: %+v", rep.Index)
+	}
+	if got := listIDs(t, newStore(t, mem, nil)); len(got) != len(want) {
+		t.Fatalf("after GC: %d runs, want %d", len(got), len(want))
+	}
+}

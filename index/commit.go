@@ -166,6 +166,13 @@ func (ix *Index) maybeCompact(seq uint64) {
 		defer ix.compacting.Unlock()
 		ctx, cancel := context.WithTimeout(context.Background(), 4*ix.o.RetryFor)
 		defer cancel()
-		_ = ix.compact(ctx) // a failed compaction is retried after a later commit
+		if err := ix.compact(ctx); err != nil {
+			// A failed compaction is retried after a later commit;
+			// the tail grows meanwhile, nothing is lost.
+			ix.mu.Lock()
+			ix.stats.CompactionErrors++
+			ix.stats.LastCompactionError = err
+			ix.mu.Unlock()
+		}
 	}()
 }

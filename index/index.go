@@ -148,8 +148,15 @@ type Stats struct {
 	CommitOps   int64 // ops in them
 	Conflicts   int64 // log numbers lost to other writers
 	Compactions int64 // snapshots written
-	PagesPut    int64
-	IndexBytes  int64 // bytes of index objects written
+	// CompactionErrors counts background compactions that failed, the
+	// last failure being LastCompactionError.
+	CompactionErrors    int64
+	LastCompactionError error
+	PagesPut            int64
+	IndexBytes          int64 // bytes of index objects written
+	// Snapshot and Tail are the newest snapshot and log this process
+	// knows of.
+	Snapshot, Tail uint64
 }
 
 // New returns the index at opts.Prefix in b.
@@ -173,7 +180,9 @@ func New(b bucket.Bucket, opts *Options) (*Index, error) {
 func (ix *Index) Stats() Stats {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
-	return ix.stats
+	st := ix.stats
+	st.Snapshot, st.Tail = ix.manifest.Seq, ix.tail
+	return st
 }
 
 // Wait blocks until background compactions started by commits are done.

@@ -1,0 +1,732 @@
+package bucket
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"maps"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Dir is a Bucket kept in a local directory: the embedded default for the
+// CLI and for development without Docker or a cloud account. Several Dirs,
+// in one process or in several, may share a root.
+//
+// # Layout
+//
+// A key is split at '/': every segment but the last names a directory, the
+// last names a file with the suffix ".obj", so the key "p/runs/x" and the
+// key "p/runs/x/y" can both exist (p/runs/x.obj and p/runs/x/y.obj).
+// Segments are escaped so that distinct keys get distinct names even on a
+// case-insensitive filesystem (the macOS and Windows defaults) and no key
+// gets a name Dir uses for itself:
+//
+//   - '%' becomes "%25", '^' becomes "%5e" and a leading '.' becomes "%2e";
+//   - an upper-case letter becomes '^' and the letter in lower case;
+//   - the '.' of a trailing ".obj" becomes "%2e".
+//
+// So the key "Runs/.tmp/a.obj" is stored in root/^runs/%2etmp/a%2eobj.obj,
+// and no name Dir writes for a key starts with '.'. Those names are Dir's
+// own: root/.cairn-tmp/ holds files being written, root/.cairn-lock is the
+// lock file. List skips them, and any name that no key maps to (.DS_Store,
+// an editor's backup), at every level.
+//
+// A segment whose escaped name would exceed 255 bytes (the usual limit on
+// a file name) is refused with ErrInvalid and nothing is written: any
+// segment of up to 83 bytes is accepted, and up to 251 bytes without
+// capitals, '%' or '^'.
+//
+// # File format
+//
+// An object file is the 8 bytes "cairnob1" (magic and format version), a
+// header length n as a big-endian uint32, n bytes of JSON
+// {"key", "etag", "size", "modified", "metadata"}, then the body, exactly
+// "size" bytes. Keeping the ETag and metadata inside the file lets one
+// rename replace all of an object at once. A file that does not parse, or
+// whose length or key disagrees with its header, makes Get, Head, a
+// conditional Put on it, and a List reaching it fail with an error that
+// says "corrupt object file" and is none of the sentinels: retrying will not
+// help; Delete or an unconditional Put replaces it.
+//
+// # Concurrency
+//
+// A Put writes the whole file under root/.cairn-tmp/, fsyncs it, and
+// renames it into place, then fsyncs the directories it changed; readers
+// take no lock and see the old object or the new one, never a part of
+// either. Every Put and Delete holds an exclusive flock(2) on
+// root/.cairn-lock (and a mutex, within the process) across the check of
+// its condition, the creation or removal of directories and the rename or
+// unlink: that makes conditional Puts atomic across goroutines and
+// processes, and keeps an unconditional Put or a Delete from slipping
+// between another Put's check and its rename. The lock covers a few
+// system calls, never the writing of a body. flock needs a local
+// filesystem (it is not reliable over NFS) and a Unix system; NewDir
+// fails where it does not work.
+//
+// Dir never returns ErrConflict. ctx is checked before any work and again
+// once the lock is held; a Put canceled by then writes nothing. A Put
+// that fails after its rename (an fsync of a directory) returns the error
+// although the object is in place, as an S3 Put whose response was lost.
+type Dir struct {
+	root string
+	mu   sync.Mutex       // serializes this process's writers before they take the file lock
+	now  func() time.Time // source of LastModified; time.Now but for tests
+}
+
+var _ Bucket = (*Dir)(nil)
+
+const (
+	dirTmpName  = ".cairn-tmp"
+	dirLockName = ".cairn-lock"
+	objSuffix   = ".obj"
+	fileMagic   = "cairnob1"
+	fileHeadLen = len(fileMagic) + 4
+	maxHeader   = 64 << 10 // JSON of a key, an ETag and 2 KiB of escaped metadata fits many times
+	maxFileName = 255
+	staleTemp   = 24 * time.Hour // a temp file this old belongs to a writer that died
+)
+
+// errCorrupt marks an object file Dir cannot read.
+var errCorrupt = errors.New("corrupt object file")
+
+// fileHeader is the JSON header of an object file.
+type fileHeader struct {
+	Key      string            `json:"key"`
+	ETag     string            `json:"etag"`
+	Size     int64             `json:"size"`
+	Modified time.Time         `json:"modified"`
+	Metadata map[string]string `json:"metadata,omitempty"`
+}
+
+// NewDir returns the bucket kept under root, creating root if needed. It
+// checks that the filesystem supports the lock, and removes temporary
+// files left by writers that died more than a day ago.
+func NewDir(root string) (*Dir, error) {
+	if root == "" {
+		return nil, errors.New("bucket: NewDir: empty root")
+	}
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return nil, fmt.Errorf("bucket: NewDir: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Join(abs, dirTmpName), 0o777); err != nil {
+		return nil, fmt.Errorf("bucket: NewDir: %w", err)
+	}
+	d := &Dir{root: abs, now: time.Now}
+	unlock, err := d.lock()
+	if err != nil {
+		return nil, fmt.Errorf("bucket: NewDir: %w", err)
+	}
+	unlock()
+	d.removeStaleTemps()
+	return d, nil
+}
+
+// Root returns the absolute path of the directory holding the bucket.
+func (d *Dir) Root() string { return d.root }
+
+// Get implements Bucket. The returned Object, its Body and its Metadata
+// belong to the caller. With opts.MaxSize, the size recorded in the
+// header is checked before any of the body is read.
+func (d *Dir) Get(ctx context.Context, key string, opts *GetOptions) (*Object, error) {
+	p, err := d.objectPath(key)
+	if err != nil {
+		return nil, &Error{Op: "get", Key: key, Err: err}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, &Error{Op: "get", Key: key, Err: err}
+	}
+	f, h, off, err := openObject(p, key)
+	if err != nil {
+		return nil, &Error{Op: "get", Key: key, Err: err}
+	}
+	defer f.Close()
+	if opts != nil && opts.IfNoneMatch != "" && opts.IfNoneMatch == h.ETag {
+		return nil, &Error{Op: "get", Key: key, Err: ErrNotModified}
+	}
+	if opts != nil && opts.MaxSize > 0 && h.Size > opts.MaxSize {
+		return nil, &Error{Op: "get", Key: key, Err: ErrTooLarge}
+	}
+	body := make([]byte, h.Size)
+	if _, err := f.ReadAt(body, off); err != nil && !(errors.Is(err, io.EOF) && h.Size == 0) {
+		if errors.Is(err, io.EOF) {
+			err = corruptf(p, "body shorter than its header says")
+		}
+		return nil, &Error{Op: "get", Key: key, Err: err}
+	}
+	return &Object{Info: h.info(false), Body: body}, nil
+}
+
+// Head implements Bucket. It reads the header of the object file only.
+func (d *Dir) Head(ctx context.Context, key string) (*Info, error) {
+	p, err := d.objectPath(key)
+	if err != nil {
+		return nil, &Error{Op: "head", Key: key, Err: err}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, &Error{Op: "head", Key: key, Err: err}
+	}
+	f, h, _, err := openObject(p, key)
+	if err != nil {
+		return nil, &Error{Op: "head", Key: key, Err: err}
+	}
+	f.Close()
+	info := h.info(false)
+	return &info, nil
+}
+
+// Put implements Bucket. It keeps no reference to body or opts.
+func (d *Dir) Put(ctx context.Context, key string, body []byte, opts *PutOptions) (string, error) {
+	p, err := d.objectPath(key)
+	if err == nil {
+		err = CheckPut(opts)
+	}
+	if err == nil {
+		err = ctx.Err()
+	}
+	if err != nil {
+		return "", &Error{Op: "put", Key: key, Err: err}
+	}
+	h := fileHeader{Key: key, ETag: etagOf(body), Size: int64(len(body)), Modified: d.now().UTC()}
+	if opts != nil && len(opts.Metadata) > 0 {
+		h.Metadata = maps.Clone(opts.Metadata)
+	}
+	tmp, err := d.writeTemp(&h, body)
+	if err != nil {
+		return "", &Error{Op: "put", Key: key, Err: err}
+	}
+	changed, err := d.commit(ctx, p, key, tmp, opts)
+	if err != nil {
+		os.Remove(tmp)
+		return "", &Error{Op: "put", Key: key, Err: err}
+	}
+	for _, dir := range changed {
+		if err := syncDir(dir); err != nil {
+			return "", &Error{Op: "put", Key: key, Err: err}
+		}
+	}
+	return h.ETag, nil
+}
+
+// commit checks the condition of a Put and renames tmp to p, under the
+// lock. It returns the directories whose entries changed, to be synced
+// once the lock is released.
+func (d *Dir) commit(ctx context.Context, p, key, tmp string, opts *PutOptions) (changed []string, err error) {
+	unlock, err := d.lock()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if opts != nil && opts.IfNoneMatch == "*" {
+		switch fi, err := os.Lstat(p); {
+		case err == nil && fi.Mode().IsRegular():
+			return nil, ErrPrecondition
+		case err != nil && !isNotExist(err):
+			return nil, err
+		}
+	}
+	if opts != nil && opts.IfMatch != "" {
+		f, h, _, err := openObject(p, key)
+		if errors.Is(err, ErrNotFound) {
+			return nil, ErrPrecondition
+		}
+		if err != nil {
+			return nil, err
+		}
+		f.Close()
+		if h.ETag != opts.IfMatch {
+			return nil, ErrPrecondition
+		}
+	}
+	changed, err = d.mkdirs(filepath.Dir(p))
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		return nil, err
+	}
+	return append(changed, filepath.Dir(p)), nil
+}
+
+// Delete implements Bucket. Deleting a missing key succeeds. Directories
+// left empty are removed, up to but not including root.
+func (d *Dir) Delete(ctx context.Context, key string) error {
+	p, err := d.objectPath(key)
+	if err == nil {
+		err = ctx.Err()
+	}
+	if err != nil {
+		return &Error{Op: "delete", Key: key, Err: err}
+	}
+	changed, err := d.remove(ctx, p)
+	if err != nil {
+		return &Error{Op: "delete", Key: key, Err: err}
+	}
+	if changed != "" {
+		if err := syncDir(changed); err != nil {
+			return &Error{Op: "delete", Key: key, Err: err}
+		}
+	}
+	return nil
+}
+
+// remove unlinks p and prunes the directories it leaves empty, under the
+// lock, and returns the directory to sync ("" if nothing changed).
+func (d *Dir) remove(ctx context.Context, p string) (changed string, err error) {
+	unlock, err := d.lock()
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	// A directory with an object's name is none of ours: leave it.
+	if fi, err := os.Lstat(p); err != nil || fi.IsDir() {
+		if err == nil || isNotExist(err) {
+			return "", nil
+		}
+		return "", err
+	}
+	if err := os.Remove(p); err != nil {
+		if isNotExist(err) {
+			return "", nil
+		}
+		return "", err
+	}
+	dir := filepath.Dir(p)
+	for dir != d.root && strings.HasPrefix(dir, d.root) {
+		if os.Remove(dir) != nil { // fails unless empty
+			break
+		}
+		dir = filepath.Dir(dir)
+	}
+	return dir, nil
+}
+
+// List implements Bucket. A negative limit, like 0, means 1000. List walks
+// only the directories that can hold keys in the range, in key order, and
+// reads the header of each object it returns; it is not a snapshot:
+// objects written or deleted during the walk may or may not appear. A
+// directory's entries are all read and sorted, so listing a directory of
+// n objects costs O(n log n) per call, whatever the limit.
+func (d *Dir) List(ctx context.Context, prefix, startAfter string, limit int) ([]Info, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, false, &Error{Op: "list", Key: prefix, Err: err}
+	}
+	l := &dirLister{ctx: ctx, prefix: prefix, after: startAfter, limit: listLimit(limit)}
+	switch err := l.walk(d.root, ""); {
+	case errors.Is(err, errListFull):
+		return l.infos, true, nil
+	case err != nil:
+		return nil, false, &Error{Op: "list", Key: prefix, Err: err}
+	}
+	return l.infos, false, nil
+}
+
+// errListFull stops a walk that found one key more than the limit.
+var errListFull = errors.New("list full")
+
+type dirLister struct {
+	ctx           context.Context
+	prefix, after string
+	limit         int
+	infos         []Info
+}
+
+type dirEntry struct {
+	comp string // the key's text this entry stands for: a segment, plus '/' for a directory
+	name string
+	dir  bool
+}
+
+// walk lists the directory dir, which holds the keys that begin with
+// keyPrefix. Keys in a directory sort like its entries' comps: the keys
+// under a directory all begin with its comp, and no comp is a proper
+// prefix of another unless it is a file's (a complete key, sorting first).
+func (l *dirLister) walk(dir, keyPrefix string) error {
+	if err := l.ctx.Err(); err != nil {
+		return err
+	}
+	f, err := os.Open(dir)
+	if err != nil {
+		if isNotExist(err) && keyPrefix != "" {
+			return nil // removed by a Delete since we read its parent
+		}
+		return err
+	}
+	des, err := f.ReadDir(-1)
+	f.Close()
+	if err != nil {
+		return err
+	}
+	ents := make([]dirEntry, 0, len(des))
+	for _, de := range des {
+		name := de.Name()
+		if strings.HasPrefix(name, ".") {
+			continue
+		}
+		switch {
+		case de.IsDir():
+			if seg, ok := unescapeSegment(name); ok {
+				ents = append(ents, dirEntry{comp: seg + "/", name: name, dir: true})
+			}
+		case de.Type().IsRegular():
+			if base, ok := strings.CutSuffix(name, objSuffix); ok {
+				if seg, ok := unescapeSegment(base); ok {
+					ents = append(ents, dirEntry{comp: seg, name: name})
+				}
+			}
+		}
+	}
+	slices.SortFunc(ents, func(a, b dirEntry) int { return strings.Compare(a.comp, b.comp) })
+	for _, e := range ents {
+		full := keyPrefix + e.comp
+		if full > l.prefix && !strings.HasPrefix(full, l.prefix) {
+			break // this and every later entry sort after all keys with the prefix
+		}
+		p := filepath.Join(dir, e.name)
+		if e.dir {
+			if !strings.HasPrefix(full, l.prefix) && !strings.HasPrefix(l.prefix, full) {
+				continue
+			}
+			if full < l.after && !strings.HasPrefix(l.after, full) {
+				continue // every key under it sorts before startAfter
+			}
+			if err := l.walk(p, full); err != nil {
+				return err
+			}
+			continue
+		}
+		if !strings.HasPrefix(full, l.prefix) || full <= l.after || CheckKey(full) != nil {
+			continue
+		}
+		f, h, _, err := openObject(p, full)
+		if errors.Is(err, ErrNotFound) {
+			continue // deleted since we read the directory
+		}
+		if err != nil {
+			return err
+		}
+		f.Close()
+		if len(l.infos) == l.limit {
+			return errListFull
+		}
+		l.infos = append(l.infos, h.info(true))
+	}
+	return nil
+}
+
+// objectPath validates key and returns the path of its object file.
+func (d *Dir) objectPath(key string) (string, error) {
+	if err := CheckKey(key); err != nil {
+		return "", err
+	}
+	segs := strings.Split(key, "/")
+	parts := make([]string, 0, len(segs)+1)
+	parts = append(parts, d.root)
+	for i, seg := range segs {
+		name := escapeSegment(seg)
+		if i == len(segs)-1 {
+			name += objSuffix
+		}
+		if len(name) > maxFileName {
+			return "", fmt.Errorf("%w: segment %d (%d bytes) needs a file name of %d bytes in a directory bucket, over %d",
+				ErrInvalid, i+1, len(seg), len(name), maxFileName)
+		}
+		parts = append(parts, name)
+	}
+	return filepath.Join(parts...), nil
+}
+
+// openObject opens the object file p, which should hold key, and reads its
+// header. It returns the offset of the body. A missing file, or anything
+// but a regular file, is ErrNotFound.
+func openObject(p, key string) (*os.File, *fileHeader, int64, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		if isNotExist(err) {
+			return nil, nil, 0, ErrNotFound
+		}
+		if errors.Is(err, syscall.ENAMETOOLONG) {
+			return nil, nil, 0, fmt.Errorf("%w: key %q makes a path too long for this filesystem", ErrInvalid, key)
+		}
+		return nil, nil, 0, err
+	}
+	h, off, err := readHeader(f, p, key)
+	if err != nil {
+		f.Close()
+		return nil, nil, 0, err
+	}
+	return f, h, off, nil
+}
+
+func readHeader(f *os.File, p, key string) (*fileHeader, int64, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, 0, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, 0, ErrNotFound
+	}
+	var pre [fileHeadLen]byte
+	if _, err := io.ReadFull(f, pre[:]); err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, 0, corruptf(p, "%d bytes, too short for a header", fi.Size())
+		}
+		return nil, 0, err
+	}
+	if string(pre[:len(fileMagic)]) != fileMagic {
+		return nil, 0, corruptf(p, "unknown file header %q", pre[:len(fileMagic)])
+	}
+	n := int64(binary.BigEndian.Uint32(pre[len(fileMagic):]))
+	if n > maxHeader || int64(fileHeadLen)+n > fi.Size() {
+		return nil, 0, corruptf(p, "header of %d bytes in a file of %d", n, fi.Size())
+	}
+	buf := make([]byte, n)
+	if _, err := io.ReadFull(f, buf); err != nil {
+		return nil, 0, err
+	}
+	var h fileHeader
+	if err := json.Unmarshal(buf, &h); err != nil {
+		return nil, 0, corruptf(p, "header: %v", err)
+	}
+	off := int64(fileHeadLen) + n
+	switch {
+	case h.Key != key:
+		return nil, 0, corruptf(p, "holds the key %q", h.Key)
+	case h.ETag == "":
+		return nil, 0, corruptf(p, "no ETag in its header")
+	case h.Size < 0 || off+h.Size != fi.Size():
+		return nil, 0, corruptf(p, "a body of %d bytes, but its header says %d", fi.Size()-off, h.Size)
+	}
+	return &h, off, nil
+}
+
+func corruptf(p, format string, args ...any) error {
+	return fmt.Errorf("%w %s: %s", errCorrupt, p, fmt.Sprintf(format, args...))
+}
+
+func (h *fileHeader) info(listing bool) Info {
+	info := Info{Key: h.Key, ETag: h.ETag, Size: h.Size, LastModified: h.Modified}
+	if !listing && len(h.Metadata) > 0 {
+		info.Metadata = h.Metadata // decoded for this call: the caller's to keep
+	}
+	return info
+}
+
+// writeTemp writes an object file under root/.cairn-tmp, synced, and
+// returns its path.
+func (d *Dir) writeTemp(h *fileHeader, body []byte) (string, error) {
+	js, err := json.Marshal(h)
+	if err != nil {
+		return "", err
+	}
+	head := make([]byte, fileHeadLen, fileHeadLen+len(js))
+	copy(head, fileMagic)
+	binary.BigEndian.PutUint32(head[len(fileMagic):], uint32(len(js)))
+	head = append(head, js...)
+
+	f, err := d.createTemp()
+	if err != nil {
+		return "", err
+	}
+	_, err = f.Write(head)
+	if err == nil {
+		_, err = f.Write(body)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return "", err
+	}
+	return f.Name(), nil
+}
+
+// createTemp creates a new file under root/.cairn-tmp with the default
+// permissions (os.CreateTemp's are 0600, which would keep other users of
+// a shared root from reading objects).
+func (d *Dir) createTemp() (*os.File, error) {
+	tmpDir := filepath.Join(d.root, dirTmpName)
+	for try := 0; ; try++ {
+		name := filepath.Join(tmpDir, fmt.Sprintf("put-%d-%016x", os.Getpid(), rand.Uint64()))
+		f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
+		switch {
+		case err == nil:
+			return f, nil
+		case try < 3 && errors.Is(err, fs.ErrExist):
+			continue
+		case try < 3 && errors.Is(err, fs.ErrNotExist):
+			// Someone removed the temp directory; put it back.
+			if err := os.MkdirAll(tmpDir, 0o777); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		return nil, err
+	}
+}
+
+// mkdirs creates dir and its missing parents under root, and returns the
+// directories whose entries it changed.
+func (d *Dir) mkdirs(dir string) ([]string, error) {
+	if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
+		return nil, nil
+	}
+	rel, err := filepath.Rel(d.root, dir)
+	if err != nil {
+		return nil, err
+	}
+	var changed []string
+	cur := d.root
+	for _, name := range strings.Split(rel, string(filepath.Separator)) {
+		next := filepath.Join(cur, name)
+		if err := os.Mkdir(next, 0o777); err == nil {
+			changed = append(changed, cur)
+		} else if !errors.Is(err, fs.ErrExist) {
+			return nil, err
+		}
+		cur = next
+	}
+	return changed, nil
+}
+
+// lock takes the process mutex and the file lock on root/.cairn-lock,
+// and returns the function that releases both.
+func (d *Dir) lock() (unlock func(), err error) {
+	d.mu.Lock()
+	f, err := os.OpenFile(filepath.Join(d.root, dirLockName), os.O_RDWR|os.O_CREATE, 0o666)
+	if err != nil {
+		d.mu.Unlock()
+		return nil, err
+	}
+	if err := lockFile(f); err != nil {
+		f.Close()
+		d.mu.Unlock()
+		return nil, fmt.Errorf("lock %s: %w", f.Name(), err)
+	}
+	return func() {
+		f.Close() // releases the lock
+		d.mu.Unlock()
+	}, nil
+}
+
+// removeStaleTemps deletes, best effort, temp files of writers that must
+// have died: no writer keeps one for long.
+func (d *Dir) removeStaleTemps() {
+	tmpDir := filepath.Join(d.root, dirTmpName)
+	des, err := os.ReadDir(tmpDir)
+	if err != nil {
+		return
+	}
+	for _, de := range des {
+		if fi, err := de.Info(); err == nil && time.Since(fi.ModTime()) > staleTemp {
+			os.Remove(filepath.Join(tmpDir, de.Name()))
+		}
+	}
+}
+
+// syncDir makes the entries of dir durable. A directory removed meanwhile
+// by a Delete needs nothing, and filesystems that cannot sync a directory
+// get no better by failing the call.
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		if isNotExist(err) {
+			return nil
+		}
+		return err
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) && !errors.Is(err, errors.ErrUnsupported) {
+		return err
+	}
+	return nil
+}
+
+// isNotExist reports a missing file, including one whose path crosses a
+// regular file where a directory should be.
+func isNotExist(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)
+}
+
+const lowerHex = "0123456789abcdef"
+
+// escapeSegment returns the file name of a key segment (see Dir). The
+// result has no upper-case letter and never starts with '.' or ends with
+// ".obj".
+func escapeSegment(seg string) string {
+	var b strings.Builder
+	b.Grow(len(seg) + 8)
+	for i := 0; i < len(seg); i++ {
+		switch c := seg[i]; {
+		case c == '%' || c == '^' || c == '.' && i == 0:
+			b.WriteByte('%')
+			b.WriteByte(lowerHex[c>>4])
+			b.WriteByte(lowerHex[c&15])
+		case 'A' <= c && c <= 'Z':
+			b.WriteByte('^')
+			b.WriteByte(c + ('a' - 'A'))
+		default:
+			b.WriteByte(c)
+		}
+	}
+	name := b.String()
+	// The '.' is the segment's own: escapes never produce one.
+	if base, ok := strings.CutSuffix(name, objSuffix); ok {
+		name = base + "%2e" + objSuffix[1:]
+	}
+	return name
+}
+
+// unescapeSegment inverts escapeSegment. It refuses names escapeSegment
+// would not produce, so that every listed key is one Get can find.
+func unescapeSegment(name string) (string, bool) {
+	b := make([]byte, 0, len(name))
+	for i := 0; i < len(name); i++ {
+		switch c := name[i]; c {
+		case '%':
+			if i+2 >= len(name) {
+				return "", false
+			}
+			hi, lo := strings.IndexByte(lowerHex, name[i+1]), strings.IndexByte(lowerHex, name[i+2])
+			if hi < 0 || lo < 0 {
+				return "", false
+			}
+			b = append(b, byte(hi<<4|lo))
+			i += 2
+		case '^':
+			if i+1 >= len(name) || name[i+1] < 'a' || name[i+1] > 'z' {
+				return "", false
+			}
+			b = append(b, name[i+1]-('a'-'A'))
+			i++
+		default:
+			b = append(b, c)
+		}
+	}
+	seg := string(b)
+	if seg == "" || escapeSegment(seg) != name {
+		return "", false
+	}
+	return seg, true
+}

@@ -37,7 +37,14 @@ func TestMain(m *testing.M) {
 
 func newDir(t *testing.T) *bucket.Dir {
 	t.Helper()
-	d, err := bucket.NewDir(t.TempDir())
+	return newDirAt(t, t.TempDir())
+}
+
+// newDirAt opens a Dir on root, skipping the test where Dir is not
+// supported.
+func newDirAt(t *testing.T, root string) *bucket.Dir {
+	t.Helper()
+	d, err := bucket.NewDir(root)
 	if errors.Is(err, errors.ErrUnsupported) {
 		t.Skip(err)
 	}
@@ -120,11 +127,7 @@ func TestDirInstances(t *testing.T) {
 	const instances = 4
 	var ds []*bucket.Dir
 	for range instances {
-		d, err := bucket.NewDir(root)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ds = append(ds, d)
+		ds = append(ds, newDirAt(t, root))
 	}
 	if _, err := ds[0].Put(t.Context(), counterKey, []byte("0"), nil); err != nil {
 		t.Fatal(err)
@@ -163,10 +166,7 @@ func TestDirProcesses(t *testing.T) {
 	}
 	root := t.TempDir()
 	goFile := filepath.Join(t.TempDir(), "go")
-	d, err := bucket.NewDir(root)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := newDirAt(t, root)
 	if _, err := d.Put(t.Context(), counterKey, []byte("0"), nil); err != nil {
 		t.Fatal(err)
 	}

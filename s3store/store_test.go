@@ -37,6 +37,16 @@ func TestConformanceMem(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) cairn.Store { return newStore(t, bucket.NewMem(), nil) })
 }
 
+func TestConformanceDir(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) cairn.Store {
+		dir, err := bucket.NewDir(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return newStore(t, dir, nil)
+	})
+}
+
 var t0 = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 
 func cp(n int, ts time.Time) *cairn.Checkpoint {

@@ -49,8 +49,8 @@ type Bucket interface {
 	// error.
 	Delete(ctx context.Context, key string) error
 
-	// List returns up to limit objects (a limit of 0 or above 1000 means
-	// 1000) whose keys start with prefix and sort after startAfter, in
+	// List returns up to limit objects (a limit not between 1 and 1000
+	// means 1000) whose keys start with prefix and sort after startAfter, in
 	// ascending byte order of keys, and reports whether more follow.
 	// Listed Infos carry no Metadata (S3 listings do not return it).
 	List(ctx context.Context, prefix, startAfter string, limit int) (infos []Info, more bool, err error)
@@ -127,14 +127,22 @@ type Error struct {
 	Err error
 }
 
-func (e *Error) Error() string { return "bucket " + e.Op + " " + e.Key + ": " + e.Err.Error() }
+func (e *Error) Error() string {
+	if e.Key == "" {
+		return "bucket " + e.Op + ": " + e.Err.Error()
+	}
+	return "bucket " + e.Op + " " + e.Key + ": " + e.Err.Error()
+}
 
 func (e *Error) Unwrap() error { return e.Err }
 
 // CheckKey reports whether key is usable in every implementation: 1 to
 // 1024 bytes of printable ASCII other than backslash, not starting with
 // '/', and with no empty, "." or ".." path segments (which a directory
-// bucket could not store and some S3-compatible servers reject).
+// bucket could not store and some S3-compatible servers reject). A
+// directory bucket also refuses a segment whose escaped file name would
+// pass 255 bytes (any segment of up to 83 bytes fits); Cairn's own keys
+// are far shorter.
 func CheckKey(key string) error {
 	if key == "" || len(key) > 1024 {
 		return fmt.Errorf("%w: key of %d bytes", ErrInvalid, len(key))
@@ -161,6 +169,9 @@ func CheckPut(opts *PutOptions) error {
 	if opts.IfNoneMatch != "" && opts.IfNoneMatch != "*" {
 		return fmt.Errorf("%w: IfNoneMatch %q (only \"*\" is supported)", ErrInvalid, opts.IfNoneMatch)
 	}
+	if opts.IfMatch == "*" {
+		return fmt.Errorf("%w: IfMatch \"*\" (name the ETag)", ErrInvalid)
+	}
 	if opts.IfNoneMatch != "" && opts.IfMatch != "" {
 		return fmt.Errorf("%w: both IfMatch and IfNoneMatch", ErrInvalid)
 	}
@@ -174,6 +185,9 @@ func CheckPut(opts *PutOptions) error {
 			if c := k[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
 				return fmt.Errorf("%w: metadata key %q", ErrInvalid, k)
 			}
+		}
+		if strings.TrimSpace(v) != v {
+			return fmt.Errorf("%w: metadata %q has leading or trailing space (HTTP drops it)", ErrInvalid, k)
 		}
 		for i := 0; i < len(v); i++ {
 			if c := v[i]; c < 0x20 || c > 0x7e {

@@ -121,12 +121,12 @@ func (ix *Index) commitBatch(ctx context.Context, ops []Op) (uint64, error) {
 				err = lerr
 				break
 			}
-			next := seq + 1
-			if len(seqs) > 0 {
-				next = max(next, seqs[len(seqs)-1]+1)
+			if len(seqs) > 0 && seqs[len(seqs)-1] >= seq {
+				seq = seqs[len(seqs)-1] + 1
+				continue // a lost race is not a failure: no backoff
 			}
-			seq = next
-			continue // a lost race is not a failure: no backoff
+			// A 412 for a number the listing does not show: never skip
+			// a number (readers would see a gap); try it again.
 		case errors.Is(err, bucket.ErrConflict):
 			// 409: another conditional write to the same key was in
 			// flight; the number may or may not be taken now.

@@ -92,9 +92,6 @@ func (ix *Index) commitBatch(ctx context.Context, ops []Op) (uint64, error) {
 	ix.mu.Lock()
 	seq := ix.tail + 1
 	ix.mu.Unlock()
-	// maybeOurs marks a number whose PUT failed without an answer: it may
-	// have landed, so a 412 there may be our own write.
-	maybeOurs := false
 	for attempt := 0; ; attempt++ {
 		_, err := ix.b.Put(ctx, ix.logKey(seq), body, &bucket.PutOptions{IfNoneMatch: "*"})
 		switch {
@@ -102,16 +99,17 @@ func (ix *Index) commitBatch(ctx context.Context, ops []Op) (uint64, error) {
 			ix.committed(seq, len(ops), len(body))
 			return seq, nil
 		case errors.Is(err, bucket.ErrPrecondition):
-			if maybeOurs {
-				var there Batch
-				if _, gerr := ix.get(ctx, ix.logKey(seq), &there); gerr == nil && there.ID == b.ID {
-					ix.committed(seq, len(ops), len(body))
-					return seq, nil
-				} else if gerr != nil && !errors.Is(gerr, cairn.ErrCorrupt) {
-					err = gerr // could not tell: try the same number again
-					break
-				}
-				maybeOurs = false
+			// The number is taken, perhaps by us: a PUT whose answer was
+			// lost may have landed, and the SDK retries such PUTs on its
+			// own, so a 412 can answer our own earlier attempt. The
+			// batch ID settles it.
+			var there Batch
+			if _, gerr := ix.get(ctx, ix.logKey(seq), &there); gerr == nil && there.ID == b.ID {
+				ix.committed(seq, len(ops), len(body))
+				return seq, nil
+			} else if gerr != nil && !errors.Is(gerr, cairn.ErrCorrupt) && !errors.Is(gerr, bucket.ErrNotFound) {
+				err = gerr // could not tell: try the same number again
+				break
 			}
 			ix.mu.Lock()
 			ix.stats.Conflicts++
@@ -132,9 +130,9 @@ func (ix *Index) commitBatch(ctx context.Context, ops []Op) (uint64, error) {
 			// flight; the number may or may not be taken now.
 		case ctx.Err() != nil:
 			return 0, fmt.Errorf("index commit: %w (last error: %w)", ctx.Err(), err)
-		default:
-			maybeOurs = true
 		}
+		// Any other error leaves it open whether the log landed: the
+		// same number is tried again, and a 412 there is settled above.
 		if berr := backoff(ctx, attempt); berr != nil {
 			return 0, fmt.Errorf("index commit: %w (last error: %w)", berr, err)
 		}

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -271,9 +272,17 @@ func TestLostAnswerIsOwnWrite(t *testing.T) {
 	}
 }
 
-// Concurrent commits from one process share log objects.
+// Concurrent commits from one process share log objects: while one log
+// PUT is in flight (5 ms here, as an object store takes), the commits
+// that arrive queue up for the next.
 func TestGroupCommit(t *testing.T) {
 	b := bucket.NewMem()
+	b.SetHook(func(ctx context.Context, op, key string) error {
+		if op == "put" && strings.Contains(key, "/log/") {
+			time.Sleep(5 * time.Millisecond)
+		}
+		return nil
+	})
 	ix := newIndex(t, b, &index.Options{CompactAfter: 1000})
 	var wg sync.WaitGroup
 	for i := range 64 {

@@ -53,7 +53,8 @@ func cp(n int, ts time.Time) *cairn.Checkpoint {
 	var id uuid.UUID
 	id[0], id[1] = byte(n>>8), byte(n)
 	id[6], id[8], id[15] = 0x40, 0x80, 7
-	return &cairn.Checkpoint{WorkflowName: "wf", RunID: id, Timestamp: ts, State: map[string]any{"n": int64(n)}}
+	return &cairn.Checkpoint{WorkflowName: "wf", RunID: id, Timestamp: ts, State: map[string]any{"n": int64(n)},
+		PendingEvents: []cairn.Event{}, Metadata: map[string]any{}}
 }
 
 func listIDs(t testing.TB, s cairn.Store) []uuid.UUID {

@@ -1,0 +1,593 @@
+package s3store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"github.com/cairnstore/cairn/s3store/bucket"
+)
+
+// S3 is a bucket.Bucket over one bucket of Amazon S3 or an S3-compatible
+// server (MinIO and others), through aws-sdk-go-v2.
+//
+// Every SDK error is classified once, here: 404 (NoSuchKey, NotFound) is
+// bucket.ErrNotFound, 412 is bucket.ErrPrecondition, 409 is
+// bucket.ErrConflict and 304 is bucket.ErrNotModified. The SDK's error
+// stays in the chain, so errors.As still finds *smithyhttp.ResponseError
+// or smithy.APIError (status, error code, request ID). A 404 that names
+// the bucket (NoSuchBucket) is not ErrNotFound: a missing bucket is a
+// configuration error, not a missing object. Context cancellation and
+// deadlines are returned as they are (errors.Is(err, context.Canceled)),
+// never as one of the sentinels. Every error is a *bucket.Error naming the
+// operation and key.
+//
+// Retries are the SDK's: its standard retryer repeats requests that fail
+// with 500, 502, 503, 504, an unmodeled 429, throttling error codes
+// (SlowDown), connection errors and per-attempt timeouts, rewinding the
+// request body, up to S3Options.MaxAttempts attempts. It does not retry
+// 409, 412 or other 4xx answers. Because a retried conditional Put may
+// have been applied by the server on an earlier attempt whose answer was
+// lost, ErrPrecondition from a Put does not prove that someone else wrote
+// the key: the caller must read the key and recognise its own write.
+//
+// Errors that happen after the SDK returned, while Get reads the body (a
+// connection cut mid-body, a checksum mismatch), are not retried and are
+// no sentinel: the caller may retry the Get.
+//
+// An S3 is safe for concurrent use and holds no state besides the client
+// and the bucket name. The caller owns the client.
+type S3 struct {
+	client *s3.Client
+	bucket string
+}
+
+var _ bucket.Bucket = (*S3)(nil)
+
+// NewS3 returns the bucket named bucketName, accessed through client.
+// Nothing is sent: a missing bucket or bad credentials show up on the
+// first call. The caller owns client and may share it between buckets.
+// A nil client or an empty name makes every call fail with
+// bucket.ErrInvalid.
+func NewS3(client *s3.Client, bucketName string) *S3 {
+	return &S3{client: client, bucket: bucketName}
+}
+
+// S3Options configure the client NewS3Client builds. The zero value, like
+// a nil *S3Options, means the SDK's defaults: region and credentials from
+// the environment and shared config files, AWS endpoints, virtual-hosted
+// addressing, the standard retryer with 3 attempts, CRC32 checksums on
+// uploads and checksum validation on downloads.
+type S3Options struct {
+	// Endpoint is the base URL of an S3-compatible server, such as
+	// http://127.0.0.1:9000 for MinIO. Empty means AWS.
+	Endpoint string
+	// Region signs the requests. Empty means the SDK's default chain
+	// (AWS_REGION, the shared config file); it is an error if that finds
+	// none either.
+	Region string
+	// PathStyle addresses buckets as endpoint/bucket/key rather than
+	// bucket.endpoint/key. MinIO and most S3-compatible servers need it.
+	PathStyle bool
+	// Credentials sign the requests. Nil means the SDK's default chain
+	// (environment, shared files, SSO, web identity, container and
+	// instance roles), resolved lazily on the first request.
+	Credentials aws.CredentialsProvider
+
+	// Concurrency sizes the HTTP connection pool: at most this many
+	// connections to the endpoint, all of them kept for reuse. Set it to
+	// the number of requests the caller runs in parallel. Zero keeps the
+	// SDK's pool (10 idle connections per host). It cannot be combined
+	// with Transport, which brings its own pool.
+	Concurrency int
+	// RequestTimeout bounds each attempt, not the whole call: from
+	// dialling to the last byte of the response body (for Get, the whole
+	// download). An attempt that runs out of time fails with an error
+	// that matches context.DeadlineExceeded, and the SDK retries it like
+	// any connection error, so a call may take up to MaxAttempts times
+	// RequestTimeout plus backoff. Bound a whole call with the context
+	// passed to it. Zero means no per-attempt limit.
+	RequestTimeout time.Duration
+	// MaxAttempts is the number of attempts the SDK's standard retryer
+	// makes per request, the first included: 1 disables retries. Zero
+	// keeps the SDK's default (3, or AWS_MAX_ATTEMPTS). Which errors are
+	// retried, the backoff and the retry quota stay the SDK's.
+	MaxAttempts int
+	// ChecksumWhenRequired sends request checksums and validates response
+	// checksums only where S3 requires them, instead of the SDK's
+	// default (since 2025) of a CRC32 on every upload and validation of
+	// every download that carries one. Some S3-compatible servers reject
+	// or mishandle those checksums. With it set, a download corrupted in
+	// transit is not detected here; the layers above must check it.
+	ChecksumWhenRequired bool
+
+	// Transport replaces the HTTP transport, for example with a
+	// fault-injecting or instrumented one. Redirects are not followed and
+	// RequestTimeout still applies. To replace the whole HTTP client, set
+	// s3.Options.HTTPClient in OptFns instead.
+	Transport http.RoundTripper
+	// OptFns are passed to s3.NewFromConfig after the options above, and
+	// may change anything they set.
+	OptFns []func(*s3.Options)
+}
+
+// validate reports every problem with o at once.
+func (o *S3Options) validate() error {
+	var errs []error
+	if o.Endpoint != "" {
+		u, err := url.Parse(o.Endpoint)
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("Endpoint %q: %w", o.Endpoint, err))
+		case u.Scheme != "http" && u.Scheme != "https":
+			errs = append(errs, fmt.Errorf("Endpoint %q: scheme must be http or https", o.Endpoint))
+		case u.Host == "":
+			errs = append(errs, fmt.Errorf("Endpoint %q: no host", o.Endpoint))
+		case u.RawQuery != "" || u.Fragment != "" || u.User != nil:
+			errs = append(errs, fmt.Errorf("Endpoint %q: must not have user info, a query or a fragment", o.Endpoint))
+		}
+	}
+	if o.Concurrency < 0 {
+		errs = append(errs, fmt.Errorf("Concurrency %d is negative", o.Concurrency))
+	}
+	if o.Concurrency > 0 && o.Transport != nil {
+		errs = append(errs, errors.New("Concurrency sizes the default transport; with Transport set, size your own"))
+	}
+	if o.RequestTimeout < 0 {
+		errs = append(errs, fmt.Errorf("RequestTimeout %s is negative", o.RequestTimeout))
+	}
+	if o.MaxAttempts < 0 {
+		errs = append(errs, fmt.Errorf("MaxAttempts %d is negative", o.MaxAttempts))
+	}
+	for i, fn := range o.OptFns {
+		if fn == nil {
+			errs = append(errs, fmt.Errorf("OptFns[%d] is nil", i))
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("s3store: %w: S3Options: %w", bucket.ErrInvalid, errors.Join(errs...))
+	}
+	return nil
+}
+
+// NewS3Client builds an S3 client from opts (nil means defaults; see
+// S3Options). It validates every option and reports all problems at once,
+// wrapped around bucket.ErrInvalid. It loads the SDK's shared
+// configuration (environment, config files) for what opts leave unset, so
+// ctx bounds that; no request is sent to the endpoint.
+func NewS3Client(ctx context.Context, opts *S3Options) (*s3.Client, error) {
+	var o S3Options
+	if opts != nil {
+		o = *opts
+	}
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+
+	var load []func(*config.LoadOptions) error
+	if o.Region != "" {
+		load = append(load, config.WithRegion(o.Region))
+	}
+	if o.Credentials != nil {
+		load = append(load, config.WithCredentialsProvider(o.Credentials))
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, load...)
+	if err != nil {
+		return nil, fmt.Errorf("s3store: load the AWS shared configuration: %w", err)
+	}
+	if cfg.Region == "" {
+		return nil, fmt.Errorf("s3store: %w: S3Options: no Region, and none in AWS_REGION or the shared config file", bucket.ErrInvalid)
+	}
+
+	// Through cfg rather than an option function, so that the SDK still
+	// applies its defaults (dial and TLS timeouts) to a buildable client.
+	if o.Transport != nil {
+		cfg.HTTPClient = &http.Client{
+			Transport:     o.Transport,
+			Timeout:       o.RequestTimeout,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
+	} else {
+		hc := awshttp.NewBuildableClient()
+		if n := o.Concurrency; n > 0 {
+			hc = hc.WithTransportOptions(func(tr *http.Transport) {
+				tr.MaxConnsPerHost = n
+				tr.MaxIdleConnsPerHost = n
+				if tr.MaxIdleConns != 0 && tr.MaxIdleConns < n {
+					tr.MaxIdleConns = n
+				}
+			})
+		}
+		if o.RequestTimeout > 0 {
+			hc = hc.WithTimeout(o.RequestTimeout)
+		}
+		cfg.HTTPClient = hc
+	}
+
+	fns := make([]func(*s3.Options), 0, 1+len(o.OptFns))
+	fns = append(fns, func(so *s3.Options) {
+		if o.Endpoint != "" {
+			so.BaseEndpoint = aws.String(o.Endpoint)
+		}
+		if o.PathStyle {
+			so.UsePathStyle = true
+		}
+		if o.MaxAttempts > 0 {
+			so.RetryMaxAttempts = o.MaxAttempts
+		}
+		if o.ChecksumWhenRequired {
+			so.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
+			so.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
+		}
+	})
+	fns = append(fns, o.OptFns...)
+	return s3.NewFromConfig(cfg, fns...), nil
+}
+
+// ready refuses calls on an S3 that NewS3 was given no client or name.
+func (b *S3) ready() error {
+	if b == nil || b.client == nil {
+		return fmt.Errorf("%w: S3 bucket has no client", bucket.ErrInvalid)
+	}
+	if b.bucket == "" {
+		return fmt.Errorf("%w: S3 bucket has no name", bucket.ErrInvalid)
+	}
+	return nil
+}
+
+// check refuses a call that could not work before anything is sent.
+func (b *S3) check(key string) error {
+	if err := b.ready(); err != nil {
+		return err
+	}
+	return bucket.CheckKey(key)
+}
+
+// s3MaxPrealloc bounds the buffer Get allocates up front from the
+// server's Content-Length; larger bodies grow as they arrive.
+const s3MaxPrealloc = 64 << 20
+
+// Get implements bucket.Bucket. The body is read in full before Get
+// returns and the response is always closed. A body shorter than the
+// Content-Length the server announced (a connection cut mid-body) is an
+// error, never short data; with checksum validation on (the default), so
+// is a body whose checksum does not match. Neither is retried. With
+// opts.MaxSize set, an object whose Content-Length exceeds it is refused
+// before its body is read, and no more than MaxSize+1 bytes are read from
+// a server that announced less.
+func (b *S3) Get(ctx context.Context, key string, opts *bucket.GetOptions) (*bucket.Object, error) {
+	if err := b.check(key); err != nil {
+		return nil, &bucket.Error{Op: "get", Key: key, Err: err}
+	}
+	var o bucket.GetOptions
+	if opts != nil {
+		o = *opts
+	}
+	in := &s3.GetObjectInput{Bucket: aws.String(b.bucket), Key: aws.String(key)}
+	if o.IfNoneMatch != "" {
+		in.IfNoneMatch = aws.String(o.IfNoneMatch)
+	}
+	out, err := b.client.GetObject(ctx, in)
+	if err != nil {
+		return nil, s3Fail(ctx, "get", key, err)
+	}
+	defer out.Body.Close()
+
+	size := aws.ToInt64(out.ContentLength)
+	if out.ContentLength == nil {
+		size = -1
+	}
+	if o.MaxSize > 0 && size > o.MaxSize {
+		return nil, &bucket.Error{Op: "get", Key: key,
+			Err: fmt.Errorf("%w: %d bytes, limit %d", bucket.ErrTooLarge, size, o.MaxSize)}
+	}
+	var r io.Reader = out.Body
+	if o.MaxSize > 0 {
+		r = io.LimitReader(out.Body, o.MaxSize+1)
+	}
+	var buf bytes.Buffer
+	if size > 0 {
+		buf.Grow(int(min(size, s3MaxPrealloc)))
+	}
+	// Read to EOF, not just size bytes: the SDK validates the checksum
+	// when it sees EOF.
+	if _, err := buf.ReadFrom(r); err != nil {
+		return nil, s3Fail(ctx, "get", key, fmt.Errorf("read body: %w", err))
+	}
+	body := buf.Bytes()
+	n := int64(len(body))
+	if o.MaxSize > 0 && n > o.MaxSize {
+		return nil, &bucket.Error{Op: "get", Key: key,
+			Err: fmt.Errorf("%w: more than %d bytes", bucket.ErrTooLarge, o.MaxSize)}
+	}
+	if size >= 0 && n != size {
+		return nil, &bucket.Error{Op: "get", Key: key,
+			Err: fmt.Errorf("read body: %d bytes, Content-Length %d: %w", n, size, io.ErrUnexpectedEOF)}
+	}
+	if body == nil {
+		body = []byte{}
+	}
+	return &bucket.Object{
+		Info: bucket.Info{
+			Key:          key,
+			ETag:         aws.ToString(out.ETag),
+			Size:         n,
+			LastModified: aws.ToTime(out.LastModified),
+			Metadata:     s3Metadata(out.Metadata),
+		},
+		Body: body,
+	}, nil
+}
+
+// Put implements bucket.Bucket. Besides what bucket.CheckPut refuses, it
+// refuses with ErrInvalid metadata that S3 would alter or reject: values
+// with leading or trailing spaces, and more than MaxMetadataSize bytes
+// when each key counts with its 11-byte "x-amz-meta-" header prefix.
+// body is sent with its Content-Length from
+// a seekable reader, so the SDK can sign it, checksum it and rewind it for
+// a retry; it is not read after Put returns. If-Match on a key that does
+// not exist is ErrPrecondition (S3 answers 404 there). See the type's
+// documentation for what ErrPrecondition means after a retry.
+func (b *S3) Put(ctx context.Context, key string, body []byte, opts *bucket.PutOptions) (string, error) {
+	if err := b.check(key); err != nil {
+		return "", &bucket.Error{Op: "put", Key: key, Err: err}
+	}
+	if err := bucket.CheckPut(opts); err != nil {
+		return "", &bucket.Error{Op: "put", Key: key, Err: err}
+	}
+	var o bucket.PutOptions
+	if opts != nil {
+		o = *opts
+	}
+	if err := s3CheckMetadata(o.Metadata); err != nil {
+		return "", &bucket.Error{Op: "put", Key: key, Err: err}
+	}
+	// The HTTP transport may still be reading a request body after the
+	// response came back (a server may answer a failed precondition
+	// before reading the body), so the body is fenced off when Put
+	// returns: the caller may reuse its slice at once.
+	rd := &s3Body{r: bytes.NewReader(body)}
+	defer rd.release()
+	in := &s3.PutObjectInput{
+		Bucket:        aws.String(b.bucket),
+		Key:           aws.String(key),
+		Body:          rd,
+		ContentLength: aws.Int64(int64(len(body))),
+		ContentType:   aws.String("application/octet-stream"),
+	}
+	if o.IfMatch != "" {
+		in.IfMatch = aws.String(o.IfMatch)
+	}
+	if o.IfNoneMatch != "" {
+		in.IfNoneMatch = aws.String(o.IfNoneMatch)
+	}
+	if len(o.Metadata) > 0 {
+		in.Metadata = o.Metadata // the SDK only reads it
+	}
+	var optFns []func(*s3.Options)
+	if o.IfMatch != "" || o.IfNoneMatch != "" {
+		// No "Expect: 100-continue" (the SDK adds it above 2 MB): MinIO
+		// then answers a failed precondition in the middle of the body
+		// and closes the connection, and Go's transport reports the
+		// broken pipe rather than the 412, on every retry. Without it
+		// MinIO reads the body and answers 412.
+		optFns = append(optFns, func(so *s3.Options) { so.ContinueHeaderThresholdBytes = -1 })
+	}
+	out, err := b.client.PutObject(ctx, in, optFns...)
+	if err != nil {
+		ferr := s3Fail(ctx, "put", key, err)
+		if o.IfMatch != "" && errors.Is(ferr, bucket.ErrNotFound) {
+			ferr = &bucket.Error{Op: "put", Key: key,
+				Err: fmt.Errorf("%w: If-Match on a missing key: %w", bucket.ErrPrecondition, err)}
+		}
+		return "", ferr
+	}
+	return aws.ToString(out.ETag), nil
+}
+
+// Head implements bucket.Bucket. A 404 is ErrNotFound even when it is the
+// bucket that is missing: a HEAD response has no body to tell them apart.
+func (b *S3) Head(ctx context.Context, key string) (*bucket.Info, error) {
+	if err := b.check(key); err != nil {
+		return nil, &bucket.Error{Op: "head", Key: key, Err: err}
+	}
+	out, err := b.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(b.bucket), Key: aws.String(key)})
+	if err != nil {
+		return nil, s3Fail(ctx, "head", key, err)
+	}
+	return &bucket.Info{
+		Key:          key,
+		ETag:         aws.ToString(out.ETag),
+		Size:         aws.ToInt64(out.ContentLength),
+		LastModified: aws.ToTime(out.LastModified),
+		Metadata:     s3Metadata(out.Metadata),
+	}, nil
+}
+
+// Delete implements bucket.Bucket. S3 answers 204 whether or not the key
+// existed; a server that answers 404 for a missing key is treated the
+// same. A missing bucket is an error.
+func (b *S3) Delete(ctx context.Context, key string) error {
+	if err := b.check(key); err != nil {
+		return &bucket.Error{Op: "delete", Key: key, Err: err}
+	}
+	_, err := b.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(b.bucket), Key: aws.String(key)})
+	if err != nil {
+		ferr := s3Fail(ctx, "delete", key, err)
+		if errors.Is(ferr, bucket.ErrNotFound) {
+			return nil
+		}
+		return ferr
+	}
+	return nil
+}
+
+// List implements bucket.Bucket with one ListObjectsV2 request. A limit of
+// 0, below 0 or above 1000 means 1000, as in bucket.Mem. more is the
+// server's IsTruncated; a page may hold fewer than limit entries even when
+// more follow.
+func (b *S3) List(ctx context.Context, prefix, startAfter string, limit int) ([]bucket.Info, bool, error) {
+	fail := func(err error) ([]bucket.Info, bool, error) {
+		return nil, false, &bucket.Error{Op: "list", Key: prefix, Err: err}
+	}
+	if err := b.ready(); err != nil {
+		return fail(err)
+	}
+	if limit <= 0 || limit > 1000 {
+		limit = 1000
+	}
+	in := &s3.ListObjectsV2Input{
+		Bucket:  aws.String(b.bucket),
+		MaxKeys: aws.Int32(int32(limit)),
+	}
+	if prefix != "" {
+		in.Prefix = aws.String(prefix)
+	}
+	if startAfter != "" {
+		in.StartAfter = aws.String(startAfter)
+	}
+	out, err := b.client.ListObjectsV2(ctx, in)
+	if err != nil {
+		return nil, false, s3Fail(ctx, "list", prefix, err)
+	}
+	infos := make([]bucket.Info, 0, len(out.Contents))
+	for _, c := range out.Contents {
+		infos = append(infos, bucket.Info{
+			Key:          aws.ToString(c.Key),
+			ETag:         aws.ToString(c.ETag),
+			Size:         aws.ToInt64(c.Size),
+			LastModified: aws.ToTime(c.LastModified),
+		})
+	}
+	return infos, aws.ToBool(out.IsTruncated), nil
+}
+
+// s3Metadata returns the user metadata the SDK decoded (keys lower-case),
+// or nil when there is none, as bucket.Mem does.
+func s3Metadata(m map[string]string) map[string]string {
+	if len(m) == 0 {
+		return nil
+	}
+	return m
+}
+
+// s3MetaPrefix is the header prefix of user metadata; MinIO counts it
+// against the 2 KB limit, once per key.
+const s3MetaPrefix = "x-amz-meta-"
+
+// s3CheckMetadata refuses, before anything is sent, metadata that passes
+// bucket.CheckPut but would not come back unchanged from an S3 server:
+// values with leading or trailing spaces (HTTP trims header values) and a
+// total over MaxMetadataSize when each key is counted with its header
+// prefix (MinIO answers 400 MetadataTooLarge; AWS S3 counts keys and
+// values only, so this is the stricter of the two).
+func s3CheckMetadata(md map[string]string) error {
+	size := 0
+	for k, v := range md {
+		size += len(s3MetaPrefix) + len(k) + len(v)
+		if strings.TrimSpace(v) != v {
+			return fmt.Errorf("%w: metadata %q has leading or trailing spaces, which HTTP does not keep", bucket.ErrInvalid, k)
+		}
+	}
+	if size > bucket.MaxMetadataSize {
+		return fmt.Errorf("%w: %d bytes of metadata counting the %q prefix of each key, over %d",
+			bucket.ErrInvalid, size, s3MetaPrefix, bucket.MaxMetadataSize)
+	}
+	return nil
+}
+
+// s3Fail wraps err, an error from the SDK or from reading a response,
+// in a *bucket.Error, classifying it by HTTP status and S3 error code.
+func s3Fail(ctx context.Context, op, key string, err error) error {
+	return &bucket.Error{Op: op, Key: key, Err: s3Classify(ctx, err)}
+}
+
+// s3Classify maps err to the bucket sentinels, keeping err in the chain.
+// Context errors are left alone.
+func s3Classify(ctx context.Context, err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	status := 0
+	var re *smithyhttp.ResponseError
+	if errors.As(err, &re) {
+		status = re.HTTPStatusCode()
+	}
+	code := ""
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		code = ae.ErrorCode()
+	}
+	var sentinel error
+	switch {
+	case status == http.StatusNotModified:
+		sentinel = bucket.ErrNotModified
+	case status == http.StatusPreconditionFailed:
+		sentinel = bucket.ErrPrecondition
+	case status == http.StatusConflict:
+		sentinel = bucket.ErrConflict
+	case status == http.StatusNotFound && code != "NoSuchBucket":
+		sentinel = bucket.ErrNotFound
+	}
+	if sentinel != nil {
+		return fmt.Errorf("%w: %w", sentinel, err)
+	}
+	if status == 0 {
+		// No answer from the server, and the context is done: the SDK
+		// gave up because of it even if its error does not say so.
+		if cerr := ctx.Err(); cerr != nil {
+			return fmt.Errorf("%w: %w", cerr, err)
+		}
+	}
+	return err
+}
+
+// s3Body is the seekable request body of a Put. release makes later reads
+// fail, so that a transport that still reads after PutObject returned
+// never touches the caller's slice again.
+type s3Body struct {
+	mu       sync.Mutex
+	r        *bytes.Reader
+	released bool
+}
+
+var s3ErrBodyReleased = errors.New("s3store: request body read after Put returned")
+
+func (b *s3Body) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.released {
+		return 0, s3ErrBodyReleased
+	}
+	return b.r.Read(p)
+}
+
+func (b *s3Body) Seek(offset int64, whence int) (int64, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.released {
+		return 0, s3ErrBodyReleased
+	}
+	return b.r.Seek(offset, whence)
+}
+
+func (b *s3Body) release() {
+	b.mu.Lock()
+	b.released = true
+	b.r = nil
+	b.mu.Unlock()
+}

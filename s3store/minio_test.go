@@ -91,7 +91,8 @@ func TestMinIOConcurrentStores(t *testing.T) {
 					i := rng.IntN(runs)
 					locks[i].Lock()
 					var err error
-					if rng.IntN(10) < 7 {
+					save := rng.IntN(10) < 7
+					if save {
 						ts := time.Now().UTC()
 						err = st.Save(ctx, &cairn.Checkpoint{WorkflowName: "wf", RunID: ids[i], Timestamp: ts,
 							State: map[string]any{"store": int64(s), "worker": int64(w), "n": int64(n)}})
@@ -111,7 +112,7 @@ func TestMinIOConcurrentStores(t *testing.T) {
 					}
 					countMu.Lock()
 					opsDone++
-					if last[i].saved {
+					if save {
 						saves++
 					} else {
 						deletes++
@@ -123,7 +124,7 @@ func TestMinIOConcurrentStores(t *testing.T) {
 	}
 	wg.Wait()
 	failures.Range(func(k, _ any) bool { t.Errorf("operation failed: %v", k); return true })
-	t.Logf("%d operations by %d stores x %d workers over %v", opsDone, stores, workers, duration)
+	t.Logf("%d operations (%d saves, %d deletes) by %d stores x %d workers over %v", opsDone, saves, deletes, stores, workers, duration)
 
 	fresh := newStore(t, minioBucket(t, srv, name), opts)
 	ctx := context.Background()

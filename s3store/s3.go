@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strings"
 	"sync"
 	"time"
 
@@ -353,9 +352,6 @@ func (b *S3) Put(ctx context.Context, key string, body []byte, opts *bucket.PutO
 	if opts != nil {
 		o = *opts
 	}
-	if err := s3CheckMetadata(o.Metadata); err != nil {
-		return "", &bucket.Error{Op: "put", Key: key, Err: err}
-	}
 	// The HTTP transport may still be reading a request body after the
 	// response came back (a server may answer a failed precondition
 	// before reading the body), so the body is fenced off when Put
@@ -483,31 +479,6 @@ func s3Metadata(m map[string]string) map[string]string {
 		return nil
 	}
 	return m
-}
-
-// s3MetaPrefix is the header prefix of user metadata; MinIO counts it
-// against the 2 KB limit, once per key.
-const s3MetaPrefix = "x-amz-meta-"
-
-// s3CheckMetadata refuses, before anything is sent, metadata that passes
-// bucket.CheckPut but would not come back unchanged from an S3 server:
-// values with leading or trailing spaces (HTTP trims header values) and a
-// total over MaxMetadataSize when each key is counted with its header
-// prefix (MinIO answers 400 MetadataTooLarge; AWS S3 counts keys and
-// values only, so this is the stricter of the two).
-func s3CheckMetadata(md map[string]string) error {
-	size := 0
-	for k, v := range md {
-		size += len(s3MetaPrefix) + len(k) + len(v)
-		if strings.TrimSpace(v) != v {
-			return fmt.Errorf("%w: metadata %q has leading or trailing spaces, which HTTP does not keep", bucket.ErrInvalid, k)
-		}
-	}
-	if size > bucket.MaxMetadataSize {
-		return fmt.Errorf("%w: %d bytes of metadata counting the %q prefix of each key, over %d",
-			bucket.ErrInvalid, size, s3MetaPrefix, bucket.MaxMetadataSize)
-	}
-	return nil
 }
 
 // s3Fail wraps err, an error from the SDK or from reading a response,

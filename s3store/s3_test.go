@@ -426,11 +426,6 @@ var s3KnownFailures = map[string]struct {
 	"KeyCharacters":  {true, `MinIO: List omits "prefix/x.obj/y" when "prefix/x.obj" exists`},
 	"KeyAndChildren": {true, `MinIO: List omits "a/b" when "a" exists`},
 	"ListOrder":      {true, `MinIO: List omits "a/b..." when "a" exists`},
-	// bucket.CheckPut counts keys and values against MaxMetadataSize;
-	// MinIO also counts the 11-byte "x-amz-meta-" prefix of each key and
-	// answers 400 MetadataTooLarge, so S3.Put refuses such metadata with
-	// ErrInvalid before sending it, on every server.
-	"MetadataAtLimit": {false, "S3.Put counts each metadata key's x-amz-meta- prefix against MaxMetadataSize, as MinIO does"},
 }
 
 func s3SkipKnown(t *testing.T, srv s3Server) {

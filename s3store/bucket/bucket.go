@@ -76,13 +76,20 @@ type PutOptions struct {
 	IfNoneMatch string
 	// Metadata is stored with the object and returned by Get and Head.
 	// Keys are lower-case letters, digits and '-'; keys and values are
-	// printable US-ASCII; all of them together at most MaxMetadataSize
-	// bytes (S3's limit for user metadata). Anything else is ErrInvalid.
+	// printable US-ASCII, values without leading or trailing spaces (HTTP
+	// drops them); all of them together at most MaxMetadataSize bytes,
+	// each key counted with its "x-amz-meta-" header prefix (MinIO's rule,
+	// stricter than AWS's). Anything else is ErrInvalid.
 	Metadata map[string]string
 }
 
-// MaxMetadataSize is S3's limit on user metadata: keys and values, in bytes.
+// MaxMetadataSize is S3's limit on user metadata, in bytes: values and keys,
+// each key with its "x-amz-meta-" prefix (MetadataHeaderPrefix).
 const MaxMetadataSize = 2 << 10
+
+// MetadataHeaderPrefix is the header prefix of user metadata, which counts
+// against MaxMetadataSize once per key.
+const MetadataHeaderPrefix = "x-amz-meta-"
 
 // Info describes a stored object.
 type Info struct {
@@ -177,7 +184,7 @@ func CheckPut(opts *PutOptions) error {
 	}
 	size := 0
 	for k, v := range opts.Metadata {
-		size += len(k) + len(v)
+		size += len(MetadataHeaderPrefix) + len(k) + len(v)
 		if k == "" {
 			return fmt.Errorf("%w: empty metadata key", ErrInvalid)
 		}

@@ -328,7 +328,7 @@ func testMetadataAtLimit(t *testing.T, b bucket.Bucket) {
 		"workflow": strings.Repeat("w", 1000),
 		"extra":    "",
 	}
-	md["extra"] = strings.Repeat("e", bucket.MaxMetadataSize-len("workflow")-1000-len("extra"))
+	md["extra"] = strings.Repeat("e", bucket.MaxMetadataSize-2*len(bucket.MetadataHeaderPrefix)-len("workflow")-1000-len("extra"))
 	put(t, b, runKey, []byte("x"), &bucket.PutOptions{Metadata: md})
 	wantMeta(t, "Get", get(t, b, runKey, nil).Metadata, md)
 }
@@ -539,7 +539,7 @@ func testInvalidPutOptions(t *testing.T, b bucket.Bucket) {
 		{"NewlineValue", bucket.PutOptions{Metadata: map[string]string{"workflow": "a\nb"}}},
 		{"DELValue", bucket.PutOptions{Metadata: map[string]string{"workflow": "a\x7f"}}},
 		{"TooBig", bucket.PutOptions{Metadata: map[string]string{
-			"workflow": strings.Repeat("w", bucket.MaxMetadataSize-len("workflow")+1),
+			"workflow": strings.Repeat("w", bucket.MaxMetadataSize-len(bucket.MetadataHeaderPrefix)-len("workflow")+1),
 		}}},
 	}
 	for _, tc := range cases {

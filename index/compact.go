@@ -80,16 +80,7 @@ func (ix *Index) compact(ctx context.Context) error {
 		ix.stats.Compactions++
 		ix.mu.Unlock()
 	}
-	ix.mu.Lock()
-	if nm.Seq > ix.manifest.Seq {
-		ix.manifest = nm
-		for seq := range ix.logs {
-			if seq <= nm.Seq {
-				delete(ix.logs, seq)
-			}
-		}
-	}
-	ix.mu.Unlock()
+	ix.adopt(nm)
 	return ix.advanceHead(ctx, nm.Seq)
 }
 

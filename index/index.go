@@ -295,6 +295,22 @@ func (ix *Index) listSeqs(ctx context.Context, dir string, after uint64) ([]uint
 	}
 }
 
+// adopt makes m the snapshot this process reads from, if it is newer than
+// the one it has, and forgets the logs m covers.
+func (ix *Index) adopt(m *Manifest) {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	if m.Seq <= ix.manifest.Seq {
+		return
+	}
+	ix.manifest = m
+	for seq := range ix.logs {
+		if seq <= m.Seq {
+			delete(ix.logs, seq)
+		}
+	}
+}
+
 // state is what the index holds at one moment: a snapshot and the ops of
 // the logs after it, the last op of each run.
 type state struct {
@@ -334,16 +350,7 @@ func (ix *Index) loadOnce(ctx context.Context) (*state, error) {
 			return nil, err
 		}
 		m = &nm
-		ix.mu.Lock()
-		if m.Seq > ix.manifest.Seq {
-			ix.manifest = m
-			for seq := range ix.logs {
-				if seq <= m.Seq {
-					delete(ix.logs, seq)
-				}
-			}
-		}
-		ix.mu.Unlock()
+		ix.adopt(m)
 	}
 	seqs, err := ix.listSeqs(ctx, ix.root+"log/", m.Seq)
 	if err != nil {

@@ -31,6 +31,19 @@
 // forward with If-Match. Logs, pages and manifests no snapshot needs any
 // more are deleted by GC after a grace period, so a List in progress never
 // loses an object under it.
+//
+// # Costs
+//
+// A commit is one PUT (plus a GET and a LIST when it loses a race), shared
+// by every op waiting in the process. List's first page is the same few
+// requests at a thousand runs and at a million (BenchmarkScale). What a
+// compaction writes does grow with the number of runs until it levels
+// off: each changed run may fall in a different by-run page, so with
+// random run IDs a compaction rewrites up to one page per changed run,
+// and the manifest, which lists every page, grows with the runs. Measured
+// per Save, compactions included: about 3 KB at 1,000 runs, 15 KB at
+// 10,000, 58 KB at 100,000 and 79 KB at 1,000,000. Request counts, which
+// S3 bills, stay flat; the bytes are the known cost of this layout.
 package index
 
 import (

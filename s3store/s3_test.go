@@ -390,7 +390,6 @@ func TestS3MinIO(t *testing.T) {
 
 	t.Run("Conformance", func(t *testing.T) {
 		buckettest.Run(t, func(t *testing.T) bucket.Bucket {
-			s3SkipKnown(t, srv)
 			b, _ := srv.open(t, nil)
 			return b
 		})
@@ -410,29 +409,6 @@ func TestS3MinIO(t *testing.T) {
 		t.Run("CorruptedBody", func(t *testing.T) { s3TestCorrupted(t, srv) })
 		t.Run("RequestTimeout", func(t *testing.T) { s3TestRequestTimeout(t, srv) })
 	})
-}
-
-// s3KnownFailures are the conformance subtests the S3 bucket cannot pass,
-// each with the reason. They are skipped, loudly, until the interface or
-// the suite settles them.
-var s3KnownFailures = map[string]struct {
-	minioOnly bool // AWS S3 passes it
-	why       string
-}{
-	// MinIO documents that an object whose name is another's prefix
-	// plus '/' ("a" and "a/b") is unsupported: both can be stored and
-	// read, but List leaves out the deeper one (minio/minio#18262,
-	// "conflicting objects" in its documentation).
-	"KeyCharacters":  {true, `MinIO: List omits "prefix/x.obj/y" when "prefix/x.obj" exists`},
-	"KeyAndChildren": {true, `MinIO: List omits "a/b" when "a" exists`},
-	"ListOrder":      {true, `MinIO: List omits "a/b..." when "a" exists`},
-}
-
-func s3SkipKnown(t *testing.T, srv s3Server) {
-	name := t.Name()[strings.LastIndexByte(t.Name(), '/')+1:]
-	if k, ok := s3KnownFailures[name]; ok && (!k.minioOnly || srv.Managed()) {
-		t.Skipf("KNOWN INCOMPATIBILITY, not run: %s", k.why)
-	}
 }
 
 func s3TestRoundTrip(t *testing.T, srv s3Server) {

@@ -7,6 +7,11 @@
 // a local directory (NewDir), the embedded default for development without
 // Docker or a cloud account.
 //
+// A key must not be both an object and, followed by '/', the start of
+// another object's key ("a" and "a/b"): MinIO stores both but lists only
+// one. Cairn's layout never does this; a store's prefix must not be the
+// key of another object.
+//
 // The interface is small on purpose: every wrapper (metrics, faults,
 // prefixes) must implement all of it. Capabilities beyond it belong in
 // optional interfaces.

@@ -58,6 +58,8 @@ func TestDirConformance(t *testing.T) {
 	buckettest.Run(t, func(t *testing.T) bucket.Bucket { return newDir(t) })
 }
 
+func TestDirKeyAndChildren(t *testing.T) { buckettest.KeyAndChildren(t, newDir(t)) }
+
 // Work shared by the racing instances and processes: conditional creates
 // of raceKeys keys, each body naming its writer, and casIncrements
 // increments of one counter.

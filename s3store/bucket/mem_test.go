@@ -19,6 +19,8 @@ func TestMemConformance(t *testing.T) {
 	buckettest.Run(t, func(t *testing.T) bucket.Bucket { return bucket.NewMem() })
 }
 
+func TestMemKeyAndChildren(t *testing.T) { buckettest.KeyAndChildren(t, bucket.NewMem()) }
+
 func TestMemStats(t *testing.T) {
 	ctx := t.Context()
 	m := bucket.NewMem()

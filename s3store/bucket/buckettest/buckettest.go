@@ -63,7 +63,6 @@ func Run(t *testing.T, newBucket func(t *testing.T) bucket.Bucket) {
 		{"InvalidKey", testInvalidKey},
 		{"InvalidPutOptions", testInvalidPutOptions},
 		{"KeyCharacters", testKeyCharacters},
-		{"KeyAndChildren", testKeyAndChildren},
 		{"LongKey", testLongKey},
 		{"ListOrder", testListOrder},
 		{"ListPrefix", testListPrefix},
@@ -571,7 +570,7 @@ var keyCharacters = []string{
 	".cairn-tmp/x",
 	".cairn-lock",
 	"prefix/x.obj",
-	"prefix/x.obj/y",
+	"prefix/y.obj/z",
 	"prefix/x",
 	"prefix/%41",
 	"prefix/A",
@@ -610,7 +609,10 @@ func testKeyCharacters(t *testing.T, b bucket.Bucket) {
 	wantEmptyBucket(t, b)
 }
 
-func testKeyAndChildren(t *testing.T, b bucket.Bucket) {
+// KeyAndChildren checks a capability beyond the Bucket contract, which
+// the in-memory and directory buckets have and MinIO lacks: a key and keys
+// below it ("a" and "a/b") stored and listed together.
+func KeyAndChildren(t *testing.T, b bucket.Bucket) {
 	parent, child, grandchild := "prefix/a", "prefix/a/b", "prefix/a/b/c"
 	put(t, b, child, []byte("child"), nil)
 	put(t, b, parent, []byte("parent"), nil)
@@ -653,8 +655,9 @@ func testLongKey(t *testing.T, b bucket.Bucket) {
 
 // orderKeys sort differently byte-wise than segment-wise ('-' and '.' sort
 // before '/', '0' after) and differ only in case.
+// No key is another's prefix followed by '/' (see bucket.Bucket).
 var orderKeys = []string{
-	"a", "a-b", "a.b", "a/b", "a/b/c", "a/b-c", "a/b0", "a/b/c/d", "a0", "aB", "ab",
+	"a-b", "a.b", "a/b-c", "a/b0", "a/b/c/d", "a/c", "a0", "aB", "ab",
 	"B", "b", "b.", "z~", "Z",
 }
 

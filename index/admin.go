@@ -1,6 +1,7 @@
 package index
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -90,21 +91,25 @@ func (ix *Index) Rebuild(ctx context.Context, seq uint64, entries []Entry) error
 		seen[e.RunID] = true
 	}
 	m := &Manifest{Seq: seq, Created: ix.o.Now(), Count: int64(len(entries))}
-	pages := map[string]*Page{}
+	ops := make([]Op, len(entries))
+	for i, e := range entries {
+		ops[i] = Op{Entry: e}
+	}
+	slices.SortFunc(ops, func(a, b Op) int { return bytes.Compare(a.Entry.RunID[:], b.Entry.RunID[:]) })
 	var err error
-	sorted := slices.Clone(entries)
-	slices.SortFunc(sorted, func(a, b Entry) int { return byRun(&a, &b) })
-	if m.ByRun, pages, err = ix.rewrite(ctx, nil, byRun, nil, sorted, pages); err != nil {
+	var opPages map[string]*OpPage
+	if m.RunLevels, opPages, err = ix.pushLevel(ctx, nil, ops); err != nil {
 		return err
 	}
-	if m.ByTime, pages, err = ix.rewrite(ctx, nil, byTime, nil, sorted, pages); err != nil {
+	var pages map[string]*Page
+	if m.ByTime, pages, err = ix.rewrite(ctx, nil, byTime, nil, entries, nil); err != nil {
 		return err
 	}
-	for id, p := range pages {
-		if _, err := ix.put(ctx, ix.pageKey(id), p, &bucket.PutOptions{IfNoneMatch: "*"}); err != nil {
-			return err
-		}
-		ix.pages.Add(id, p)
+	if err := putPages(ctx, ix, pages); err != nil {
+		return err
+	}
+	if err := putPages(ctx, ix, opPages); err != nil {
+		return err
 	}
 	if _, err := ix.put(ctx, ix.snapKey(seq), m, &bucket.PutOptions{IfNoneMatch: "*"}); err != nil {
 		return err
@@ -177,8 +182,13 @@ func (ix *Index) GC(ctx context.Context, grace time.Duration, dry bool) (*GCRepo
 		if _, err := ix.get(ctx, ix.snapKey(seq), &m); err != nil {
 			return nil, err
 		}
-		for _, r := range append(m.ByTime, m.ByRun...) {
+		for _, r := range m.ByTime {
 			referenced[r.ID] = true
+		}
+		for _, l := range m.RunLevels {
+			for _, r := range l.Pages {
+				referenced[r.ID] = true
+			}
 		}
 	}
 	var doomed []string

@@ -7,13 +7,13 @@ import (
 	"slices"
 
 	"github.com/cairnstore/cairn"
+	"github.com/cairnstore/cairn/gen/wire"
 	"github.com/cairnstore/cairn/s3store/bucket"
 	"github.com/google/uuid"
 )
 
-// byTime and byRun are the orders of the two page sets.
+// byTime is the order of by-time pages, List order.
 func byTime(a, b *Entry) int { return a.Key().Compare(b.Key()) }
-func byRun(a, b *Entry) int  { return bytes.Compare(a.RunID[:], b.RunID[:]) }
 
 // Compact writes a snapshot of the index as of its newest log, if that is
 // newer than the newest snapshot, and moves the head to it. Commits start
@@ -49,20 +49,22 @@ func (ix *Index) compact(ctx context.Context) error {
 	}
 	nm := &Manifest{Seq: st.tail, Created: ix.o.Now(), Count: m.Count - int64(len(olds)) + int64(len(st.puts))}
 	var newPages map[string]*Page
-	if nm.ByRun, newPages, err = ix.rewrite(ctx, m.ByRun, byRun, olds, st.puts, nil); err != nil {
+	if nm.ByTime, newPages, err = ix.rewrite(ctx, m.ByTime, byTime, olds, st.puts, nil); err != nil {
 		return err
 	}
-	if nm.ByTime, newPages, err = ix.rewrite(ctx, m.ByTime, byTime, olds, st.puts, newPages); err != nil {
+	ops := make([]Op, len(runs))
+	for i, run := range runs {
+		ops[i] = st.over[run]
+	}
+	var opPages map[string]*OpPage
+	if nm.RunLevels, opPages, err = ix.pushLevel(ctx, m.RunLevels, ops); err != nil {
 		return err
 	}
-	for id, p := range newPages {
-		if _, err := ix.put(ctx, ix.pageKey(id), p, &bucket.PutOptions{IfNoneMatch: "*"}); err != nil {
-			return err
-		}
-		ix.pages.Add(id, p)
-		ix.mu.Lock()
-		ix.stats.PagesPut++
-		ix.mu.Unlock()
+	if err := putPages(ctx, ix, newPages); err != nil {
+		return err
+	}
+	if err := putPages(ctx, ix, opPages); err != nil {
+		return err
 	}
 	if _, err := ix.put(ctx, ix.snapKey(nm.Seq), nm, &bucket.PutOptions{IfNoneMatch: "*"}); err != nil {
 		if !errors.Is(err, bucket.ErrPrecondition) {
@@ -82,6 +84,90 @@ func (ix *Index) compact(ctx context.Context) error {
 	}
 	ix.adopt(nm)
 	return ix.advanceHead(ctx, nm.Seq)
+}
+
+// putPages writes new pages (created, never replaced) and caches them.
+func putPages[T any, PT interface {
+	*T
+	wire.Marshaler
+}](ctx context.Context, ix *Index, pages map[string]PT) error {
+	for id, p := range pages {
+		if _, err := ix.put(ctx, ix.pageKey(id), p, &bucket.PutOptions{IfNoneMatch: "*"}); err != nil {
+			return err
+		}
+		ix.pages.Add(id, p)
+		ix.mu.Lock()
+		ix.stats.PagesPut++
+		ix.mu.Unlock()
+	}
+	return nil
+}
+
+// levelRatio is the size ratio between neighbouring by-run levels. A new
+// level merges with the next older one while it is more than 1/levelRatio
+// of its size, so levels grow geometrically, a lookup reads one page per
+// level, and each op is rewritten about log(runs)/log(levelRatio) times
+// over its life: a cost per Save that barely grows with the runs, unlike
+// rewriting the pages that random run IDs scatter over.
+const levelRatio = 4
+
+// pushLevel adds ops (sorted by run) as the newest by-run level, merging
+// it into older levels as the size ratio says, and returns the new levels
+// with the pages to write. Tombstones are dropped once they reach the
+// oldest level: nothing older is left for them to hide.
+func (ix *Index) pushLevel(ctx context.Context, levels []Level, ops []Op) ([]Level, map[string]*OpPage, error) {
+	cur, rest := ops, levels
+	for len(rest) > 0 && len(cur)*levelRatio > rest[0].Count {
+		var older []Op
+		for _, ref := range rest[0].Pages {
+			p, err := ix.opPage(ctx, ref.ID)
+			if err != nil {
+				return nil, nil, err
+			}
+			older = append(older, p.Ops...)
+		}
+		cur = mergeOps(cur, older)
+		rest = rest[1:]
+	}
+	if len(rest) == 0 {
+		live := cur[:0:0]
+		for _, op := range cur {
+			if !op.Delete {
+				live = append(live, op)
+			}
+		}
+		cur = live
+	}
+	pages := map[string]*OpPage{}
+	if len(cur) == 0 {
+		return rest, pages, nil
+	}
+	level := Level{Count: len(cur)}
+	for len(cur) > 0 {
+		chunk := cur[:min(ix.o.PageSize, len(cur))]
+		cur = cur[len(chunk):]
+		id := uuid.NewString()
+		pages[id] = &OpPage{Ops: chunk}
+		level.Pages = append(level.Pages, PageRef{ID: id, Count: len(chunk), First: Entry{RunID: chunk[0].Entry.RunID}})
+	}
+	return append([]Level{level}, rest...), pages, nil
+}
+
+// mergeOps merges two runs of ops sorted by run ID; for a run in both, the
+// newer op wins.
+func mergeOps(newer, older []Op) []Op {
+	out := make([]Op, 0, len(newer)+len(older))
+	for len(newer) > 0 && len(older) > 0 {
+		switch c := bytes.Compare(newer[0].Entry.RunID[:], older[0].Entry.RunID[:]); {
+		case c < 0:
+			out, newer = append(out, newer[0]), newer[1:]
+		case c > 0:
+			out, older = append(out, older[0]), older[1:]
+		default:
+			out, newer, older = append(out, newer[0]), newer[1:], older[1:]
+		}
+	}
+	return append(append(out, newer...), older...)
 }
 
 // rewrite applies the changes of a compaction to one page set: the entries
@@ -152,7 +238,8 @@ func (ix *Index) rewrite(ctx context.Context, refs []PageRef, cmp func(a, b *Ent
 			entries = entries[len(chunk):]
 			id := uuid.NewString()
 			pages[id] = &Page{Entries: chunk}
-			out = append(out, PageRef{ID: id, Count: len(chunk), First: chunk[0]})
+			// A ref needs only the first key, not the whole entry.
+			out = append(out, PageRef{ID: id, Count: len(chunk), First: Entry{RunID: chunk[0].RunID, Timestamp: chunk[0].Timestamp}})
 		}
 	}
 	return out, pages, nil

@@ -7,7 +7,7 @@ import (
 	"github.com/google/uuid"
 )
 
-//go:generate go run ../tools/cairngen -type Entry,Op,Batch,Page,PageRef,Manifest,Head -output model_gen.go
+//go:generate go run ../tools/cairngen -type Entry,Op,Batch,Page,OpPage,PageRef,Level,Manifest,Head -output model_gen.go
 
 // Entry is one live run as the index knows it: what List returns without
 // reading the run's object.
@@ -48,6 +48,13 @@ type Page struct {
 	Entries []Entry `msgpack:"entries"`
 }
 
+// OpPage is an immutable run of ops sorted by run ID: a page of one level
+// of the by-run set, where a delete is kept as a tombstone until the level
+// is merged into the oldest one.
+type OpPage struct {
+	Ops []Op `msgpack:"ops"`
+}
+
 // PageRef names a page of a snapshot and the keys it covers.
 type PageRef struct {
 	ID    string `msgpack:"id"`
@@ -57,16 +64,24 @@ type PageRef struct {
 	First Entry `msgpack:"first"`
 }
 
-// Manifest is a compacted snapshot: every live run as of log Seq, in two
-// page sets. ByTime holds the entries in List order, for List; ByRun holds
-// the same entries by run ID, so that compaction finds the entry a run had
-// before without reading every page.
+// Level is one sorted run of the by-run set: pages of ops in run order.
+type Level struct {
+	Count int       `msgpack:"n"`
+	Pages []PageRef `msgpack:"pages"`
+}
+
+// Manifest is a compacted snapshot: every live run as of log Seq. ByTime
+// holds the entries in List order, for List. RunLevels, newest first, map
+// run IDs to their entries, so that compaction finds the entry a run had
+// before without reading every page: a log-structured merge of levels of
+// geometrically growing size, where a newer level's op for a run overrides
+// an older one's.
 type Manifest struct {
-	Seq     uint64    `msgpack:"seq"`
-	Created time.Time `msgpack:"created"`
-	Count   int64     `msgpack:"count"`
-	ByTime  []PageRef `msgpack:"by_time"`
-	ByRun   []PageRef `msgpack:"by_run"`
+	Seq       uint64    `msgpack:"seq"`
+	Created   time.Time `msgpack:"created"`
+	Count     int64     `msgpack:"count"`
+	ByTime    []PageRef `msgpack:"by_time"`
+	RunLevels []Level   `msgpack:"run_levels"`
 }
 
 // Head names the newest snapshot a writer knew of. Readers trust it only

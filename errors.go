@@ -19,8 +19,10 @@ var (
 	ErrConflict = errors.New("cairn: conflicting write")
 
 	// ErrCorrupt: stored bytes cannot be decoded (a truncated or damaged
-	// object, a decompression bomb, a hostile length). Retrying will not
-	// help; the object needs repair or deletion.
+	// object, a decompression bomb, a hostile length), or a body arrived
+	// damaged (cut short, failing its checksum). Never partial data.
+	// Retrying helps only in the second case; otherwise the object needs
+	// repair or deletion (see the store's Verify).
 	ErrCorrupt = errors.New("cairn: corrupt checkpoint")
 
 	// ErrInvalid: the argument cannot be stored or used (a nil checkpoint,

@@ -305,6 +305,11 @@ func (b *S3) Get(ctx context.Context, key string, opts *bucket.GetOptions) (*buc
 	// Read to EOF, not just size bytes: the SDK validates the checksum
 	// when it sees EOF.
 	if _, err := buf.ReadFrom(r); err != nil {
+		if ctx.Err() == nil {
+			// A body cut short or failing its checksum: damaged in
+			// transit. The caller may retry; it never gets the bytes.
+			err = fmt.Errorf("%w: %w", bucket.ErrCorrupt, err)
+		}
 		return nil, s3Fail(ctx, "get", key, fmt.Errorf("read body: %w", err))
 	}
 	body := buf.Bytes()
@@ -315,7 +320,7 @@ func (b *S3) Get(ctx context.Context, key string, opts *bucket.GetOptions) (*buc
 	}
 	if size >= 0 && n != size {
 		return nil, &bucket.Error{Op: "get", Key: key,
-			Err: fmt.Errorf("read body: %d bytes, Content-Length %d: %w", n, size, io.ErrUnexpectedEOF)}
+			Err: fmt.Errorf("%w: read body: %d bytes, Content-Length %d: %w", bucket.ErrCorrupt, n, size, io.ErrUnexpectedEOF)}
 	}
 	if body == nil {
 		body = []byte{}

@@ -128,6 +128,10 @@ var (
 	ErrNotModified = errors.New("bucket: not modified")
 	// ErrTooLarge: the object is larger than GetOptions.MaxSize.
 	ErrTooLarge = errors.New("bucket: object too large")
+	// ErrCorrupt: the body received is damaged: shorter than its
+	// Content-Length, or failing its checksum. No bytes are returned. The
+	// damage may have been in transit, so a retry may succeed.
+	ErrCorrupt = errors.New("bucket: damaged body")
 	// ErrInvalid: a bad key, option or metadata; nothing was sent.
 	ErrInvalid = errors.New("bucket: invalid argument")
 )

@@ -148,6 +148,27 @@ func TestMinIOFaults(t *testing.T) {
 		}
 	})
 
+	t.Run("Latency", func(t *testing.T) {
+		// Slow requests make Save slow, not wrong; a caller's deadline
+		// shorter than the latency fails the Save and leaves no entry.
+		s, tr, _ := faultyStore(t, srv)
+		tr.Add(faults.Rule{Action: faults.Latency(300 * time.Millisecond)})
+		c := cp(7, t0)
+		if err := s.Save(ctx, c); err != nil {
+			t.Fatalf("Save with 300 ms per request: %v", err)
+		}
+		short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+		defer cancel()
+		late := cp(8, t0)
+		if err := s.Save(short, late); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Save past its deadline: %v, want context.DeadlineExceeded", err)
+		}
+		tr.Clear()
+		if ids := listIDs(t, s); len(ids) != 1 || ids[0] != c.RunID {
+			t.Fatalf("List = %v, want only the Save that returned nil", ids)
+		}
+	})
+
 	t.Run("Unreachable", func(t *testing.T) {
 		s, tr, _ := faultyStore(t, srv)
 		tr.Add(faults.Rule{Action: faults.ResetBeforeSend()})

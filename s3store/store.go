@@ -189,19 +189,29 @@ func (s *Store) Save(ctx context.Context, c *cairn.Checkpoint) error {
 	if s.o.TTL > 0 {
 		e.Expires = s.o.Now().Add(s.o.TTL).UTC()
 	}
-	if err := s.PutRecord(ctx, e, rec); err != nil {
+	if _, err := s.PutRecord(ctx, e, rec, nil); err != nil {
 		return cairn.OpError("save", run, err)
 	}
 	return cairn.OpError("save", run, s.ix.Commit(ctx, index.Op{Entry: e}))
 }
 
+// Condition makes PutRecord conditional on the run object's ETag.
+type Condition struct {
+	// IfMatch: write only over the object with this ETag.
+	IfMatch string
+	// IfAbsent: write only if the run has no object yet.
+	IfAbsent bool
+}
+
 // PutRecord writes the object of a run from its encoded record, with the
-// summary e in its metadata, without touching the index. The tiered store
-// uses it to write many runs before one index commit.
-func (s *Store) PutRecord(ctx context.Context, e index.Entry, rec []byte) error {
+// summary e in its metadata, without touching the index, and returns the
+// object's new ETag. A failed condition is ErrConflict. The tiered store
+// uses it to write many runs before one index commit (Index().Commit), and
+// for fencing.
+func (s *Store) PutRecord(ctx context.Context, e index.Entry, rec []byte, cond *Condition) (string, error) {
 	ts, err := cairn.FormatTimestamp(e.Timestamp)
 	if err != nil {
-		return err
+		return "", err
 	}
 	meta := map[string]string{metaTimestamp: ts, metaSize: strconv.Itoa(len(rec)), metaCodec: "zstd+msgpack"}
 	if !s.codec.Compressed() {
@@ -214,8 +224,15 @@ func (s *Store) PutRecord(ctx context.Context, e index.Entry, rec []byte) error 
 		meta[metaExpires], _ = cairn.FormatTimestamp(e.Expires)
 	}
 	body := s.codec.Compress(nil, rec)
-	_, err = s.b.Put(ctx, s.runKey(e.RunID), body, &bucket.PutOptions{Metadata: meta})
-	return classify(err)
+	po := &bucket.PutOptions{Metadata: meta}
+	if cond != nil {
+		po.IfMatch = cond.IfMatch
+		if cond.IfAbsent {
+			po.IfNoneMatch = "*"
+		}
+	}
+	etag, err := s.b.Put(ctx, s.runKey(e.RunID), body, po)
+	return etag, classify(err)
 }
 
 // maxObject bounds what Load reads: a record of MaxSize, compressed,
@@ -227,29 +244,53 @@ func (s *Store) maxObject() int64 {
 // Load implements cairn.Store with one GET of the run's object. A run past
 // its TTL is ErrNotFound.
 func (s *Store) Load(ctx context.Context, runID uuid.UUID) (*cairn.Checkpoint, error) {
-	if err := s.check(ctx); err != nil {
+	rec, _, err := s.LoadRecord(ctx, runID, "")
+	if err != nil {
+		return nil, err
+	}
+	cp, err := s.codec.DecodeRecord(rec)
+	if err == nil && cp.RunID != runID {
+		err = fmt.Errorf("%w: object %s holds run %v", cairn.ErrCorrupt, s.runKey(runID), cp.RunID)
+	}
+	if err != nil {
 		return nil, cairn.OpError("load", runID, err)
 	}
-	obj, err := s.b.Get(ctx, s.runKey(runID), &bucket.GetOptions{MaxSize: s.maxObject()})
+	return cp, nil
+}
+
+// ErrNotModified is returned by LoadRecord when the run's object still has
+// the ETag given: the caller's copy is current.
+var ErrNotModified = errors.New("s3store: not modified")
+
+// LoadRecord reads the run's object and returns its uncompressed record
+// (for the caller to keep, e.g. in a cache) and ETag. With ifNoneMatch set
+// to the ETag of a copy the caller holds, an unchanged object costs no
+// body and gives ErrNotModified (revalidation). A run past its TTL is
+// ErrNotFound.
+func (s *Store) LoadRecord(ctx context.Context, runID uuid.UUID, ifNoneMatch string) (rec []byte, etag string, err error) {
+	if err := s.check(ctx); err != nil {
+		return nil, "", cairn.OpError("load", runID, err)
+	}
+	obj, err := s.b.Get(ctx, s.runKey(runID), &bucket.GetOptions{MaxSize: s.maxObject(), IfNoneMatch: ifNoneMatch})
 	if err != nil {
-		if errors.Is(err, bucket.ErrTooLarge) {
+		switch {
+		case errors.Is(err, bucket.ErrNotModified):
+			return nil, ifNoneMatch, ErrNotModified
+		case errors.Is(err, bucket.ErrTooLarge):
 			err = fmt.Errorf("%w: %w", cairn.ErrCorrupt, err)
 		}
-		return nil, cairn.OpError("load", runID, classify(err))
+		return nil, "", cairn.OpError("load", runID, classify(err))
 	}
 	if exp, ok := obj.Metadata[metaExpires]; ok {
 		if t, err := cairn.ParseTimestamp(exp); err == nil && !s.o.Now().Before(t) {
-			return nil, cairn.OpError("load", runID, fmt.Errorf("%w: expired at %s", cairn.ErrNotFound, exp))
+			return nil, "", cairn.OpError("load", runID, fmt.Errorf("%w: expired at %s", cairn.ErrNotFound, exp))
 		}
 	}
-	cp, err := s.codec.Unmarshal(obj.Body)
+	rec, err = s.codec.Decompress(obj.Body)
 	if err != nil {
-		return nil, cairn.OpError("load", runID, fmt.Errorf("object %s: %w", obj.Key, err))
+		return nil, "", cairn.OpError("load", runID, fmt.Errorf("object %s: %w", obj.Key, err))
 	}
-	if cp.RunID != runID {
-		return nil, cairn.OpError("load", runID, fmt.Errorf("%w: object %s holds run %v", cairn.ErrCorrupt, obj.Key, cp.RunID))
-	}
-	return cp, nil
+	return rec, obj.ETag, nil
 }
 
 // List implements cairn.Store from the index alone; with WithCheckpoints

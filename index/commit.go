@@ -65,11 +65,13 @@ func (ix *Index) lead() {
 		ctx, cancel := context.WithTimeout(context.Background(), ix.o.RetryFor)
 		seq, err := ix.commitBatch(ctx, ops)
 		cancel()
+		if err == nil {
+			// Before the callers return, so that a Wait after a Commit
+			// sees the compaction it started.
+			ix.maybeCompact(seq)
+		}
 		for _, p := range batch {
 			p.done <- err
-		}
-		if err == nil {
-			ix.maybeCompact(seq)
 		}
 	}
 }

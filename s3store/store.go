@@ -185,15 +185,26 @@ func (s *Store) Save(ctx context.Context, c *cairn.Checkpoint) error {
 	if err != nil {
 		return cairn.OpError("save", run, err)
 	}
-	e := index.Entry{RunID: run, Timestamp: c.Timestamp.UTC(), Workflow: c.WorkflowName, Size: int64(len(rec))}
-	if s.o.TTL > 0 {
-		e.Expires = s.o.Now().Add(s.o.TTL).UTC()
-	}
+	e := s.Entry(run, c.WorkflowName, c.Timestamp, len(rec))
 	if _, err := s.PutRecord(ctx, e, rec, nil); err != nil {
 		return cairn.OpError("save", run, err)
 	}
 	return cairn.OpError("save", run, s.ix.Commit(ctx, index.Op{Entry: e}))
 }
+
+// Entry returns the index entry of a run saved now with the given summary:
+// with its expiry when the store has a TTL.
+func (s *Store) Entry(run uuid.UUID, workflow string, ts time.Time, size int) index.Entry {
+	e := index.Entry{RunID: run, Timestamp: ts.UTC(), Workflow: workflow, Size: int64(size)}
+	if s.o.TTL > 0 {
+		e.Expires = s.o.Now().Add(s.o.TTL).UTC()
+	}
+	return e
+}
+
+// HasTTL reports whether runs expire (so that re-saving unchanged bytes
+// still matters: it refreshes the expiry).
+func (s *Store) HasTTL() bool { return s.o.TTL > 0 }
 
 // Condition makes PutRecord conditional on the run object's ETag.
 type Condition struct {

@@ -1,0 +1,516 @@
+// Package tiered is the Store users open: an in-process LRU of encoded
+// checkpoints in front of the durable store of package s3store.
+//
+// # Modes
+//
+// In WriteThrough mode Save returns once the run's object and its index
+// entry are durable, as with s3store alone; the cache makes later Loads of
+// the run cost no request. In WriteBack mode Save returns once the cache
+// holds the encoded checkpoint; a flusher makes it durable within the flush
+// window (100 ms by default), writing every run saved in the window in
+// parallel and committing all of them in one index commit. Repeated Saves
+// of one run within a window cost one PUT. Flush makes everything saved
+// before it durable; Close flushes.
+//
+// # Errors
+//
+// Errors wrap the sentinels of package cairn in a *cairn.Error. In
+// write-back mode a failed flush keeps the runs dirty (they are retried at
+// the next window) and the error is returned by the next Flush or Close: it
+// is never swallowed. Save fails with the context's error when it has to
+// wait for the dirty bytes to drain (backpressure) and the context ends.
+//
+// # Concurrency
+//
+// A Store is safe for concurrent use. Load returns a fresh copy decoded
+// from the cached bytes, which the caller owns; concurrent Loads of one run
+// that miss the cache share one GET. A dirty entry is never evicted.
+//
+// # Consistency
+//
+// Write-through: what Save acknowledged is durable. Write-back: what Save
+// acknowledged is durable once a later Flush or Close returns nil; a crash
+// before that loses the Saves of the last flush window (at most
+// FlushWindow plus one flush of data). List includes this process's
+// unflushed runs (read-your-writes). Without revalidation a run cached
+// here and then written by another process is served stale from the cache
+// until it is evicted or saved here again; Delete here drops it. Other
+// processes see a write-back Save only once it is flushed.
+package tiered
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cairnstore/cairn"
+	"github.com/cairnstore/cairn/index"
+	"github.com/cairnstore/cairn/lru"
+	"github.com/cairnstore/cairn/s3store"
+	"github.com/google/uuid"
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/singleflight"
+)
+
+// Mode says when Save returns.
+type Mode int
+
+const (
+	// WriteThrough: Save returns once the run is durable.
+	WriteThrough Mode = iota
+	// WriteBack: Save returns once the cache holds the run; the flusher
+	// makes it durable.
+	WriteBack
+)
+
+// Options configure a Store. Nil and zero fields mean defaults.
+type Options struct {
+	Mode Mode
+	// FlushWindow is how long the flusher gathers Saves before writing
+	// them (write-back). Default 100 ms.
+	FlushWindow time.Duration
+	// MaxDirtyBytes bounds the unflushed encoded bytes; a Save that would
+	// pass it waits for a flush. Default 64 MiB.
+	MaxDirtyBytes int64
+	// CacheBytes bounds the cache (clean entries are evicted past it;
+	// dirty ones never are). Default 64 MiB.
+	CacheBytes int64
+	// FlushConcurrency bounds the parallel PUTs of a flush. Default 16.
+	FlushConcurrency int
+}
+
+func (o *Options) withDefaults() (Options, error) {
+	var d Options
+	if o != nil {
+		d = *o
+	}
+	var problems []error
+	if d.Mode != WriteThrough && d.Mode != WriteBack {
+		problems = append(problems, fmt.Errorf("unknown Mode %d", d.Mode))
+	}
+	if d.FlushWindow < 0 || d.MaxDirtyBytes < 0 || d.CacheBytes < 0 || d.FlushConcurrency < 0 {
+		problems = append(problems, errors.New("negative FlushWindow, MaxDirtyBytes, CacheBytes or FlushConcurrency"))
+	}
+	if len(problems) > 0 {
+		return d, fmt.Errorf("%w: tiered options: %w", cairn.ErrInvalid, errors.Join(problems...))
+	}
+	if d.FlushWindow == 0 {
+		d.FlushWindow = 100 * time.Millisecond
+	}
+	if d.MaxDirtyBytes == 0 {
+		d.MaxDirtyBytes = 64 << 20
+	}
+	if d.CacheBytes == 0 {
+		d.CacheBytes = 64 << 20
+	}
+	if d.FlushConcurrency == 0 {
+		d.FlushConcurrency = 16
+	}
+	return d, nil
+}
+
+// Store is a cairn.Store with a cache in front of an s3store.Store.
+type Store struct {
+	d     *s3store.Store
+	codec *cairn.Codec
+	o     Options
+	cache *lru.Cache[uuid.UUID]
+	loads singleflight.Group
+
+	// flushMu serializes flushes with each other and with Deletes, so a
+	// flush never writes a run back after its Delete.
+	flushMu sync.Mutex
+
+	mu       sync.Mutex
+	drained  *sync.Cond // signalled after every flush
+	flushErr error      // last flush failure, for Flush and Close
+	closed   bool
+
+	kick chan struct{}
+	stop chan struct{}
+	done chan struct{}
+
+	puts, gets, skipped, flushes atomic.Int64
+	rawBytes                     atomic.Int64
+}
+
+var _ cairn.Store = (*Store)(nil)
+
+// New returns a Store in front of d. Close closes d.
+func New(d *s3store.Store, codec *cairn.Codec, opts *Options) (*Store, error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if codec == nil {
+		codec = cairn.DefaultCodec()
+	}
+	cache, err := lru.New(&lru.Options[uuid.UUID]{MaxBytes: o.CacheBytes})
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{d: d, codec: codec, o: o, cache: cache,
+		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	s.drained = sync.NewCond(&s.mu)
+	if o.Mode == WriteBack {
+		go s.flusher()
+	} else {
+		close(s.done)
+	}
+	return s, nil
+}
+
+func (s *Store) check(ctx context.Context) error {
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		return cairn.ErrClosed
+	}
+	return ctx.Err()
+}
+
+// Save implements cairn.Store; see the package doc for when it returns. A
+// checkpoint whose encoding equals what the cache holds as durable costs
+// no request (unless the durable store has a TTL to refresh).
+func (s *Store) Save(ctx context.Context, c *cairn.Checkpoint) error {
+	var run uuid.UUID
+	if c != nil {
+		run = c.RunID
+	}
+	if err := s.check(ctx); err != nil {
+		return cairn.OpError("save", run, err)
+	}
+	rec, err := s.codec.Encode(nil, c)
+	if err != nil {
+		return cairn.OpError("save", run, err)
+	}
+	if old, ok := s.cache.Peek(run); ok && !old.Dirty && string(old.Value) == string(rec) && !s.d.HasTTL() {
+		s.skipped.Add(1)
+		return nil
+	}
+	s.rawBytes.Add(int64(len(rec)))
+	e := lru.Entry{Value: rec, WorkflowName: c.WorkflowName, Timestamp: c.Timestamp.UTC()}
+	if s.o.Mode == WriteThrough {
+		return cairn.OpError("save", run, s.saveThrough(ctx, run, e))
+	}
+	if err := s.waitForRoom(ctx, int64(len(rec))); err != nil {
+		return cairn.OpError("save", run, err)
+	}
+	e.Dirty = true
+	s.cache.Put(run, e)
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+func (s *Store) saveThrough(ctx context.Context, run uuid.UUID, e lru.Entry) error {
+	ie := s.d.Entry(run, e.WorkflowName, e.Timestamp, len(e.Value))
+	etag, err := s.d.PutRecord(ctx, ie, e.Value, nil)
+	s.puts.Add(1)
+	if err != nil {
+		s.cache.Remove(run) // what was cached may no longer be what is stored
+		return err
+	}
+	if err := s.d.Index().Commit(ctx, index.Op{Entry: ie}); err != nil {
+		s.cache.Remove(run)
+		return err
+	}
+	e.ETag = etag
+	s.cache.Put(run, e)
+	return nil
+}
+
+// waitForRoom blocks while the dirty bytes are over the bound, asking the
+// flusher to hurry, until a flush makes room or ctx ends.
+func (s *Store) waitForRoom(ctx context.Context, n int64) error {
+	if s.cache.DirtyBytes()+n <= s.o.MaxDirtyBytes || s.cache.DirtyBytes() == 0 {
+		return nil
+	}
+	stop := context.AfterFunc(ctx, func() {
+		s.mu.Lock()
+		s.drained.Broadcast()
+		s.mu.Unlock()
+	})
+	defer stop()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for s.cache.DirtyBytes()+n > s.o.MaxDirtyBytes && s.cache.DirtyBytes() > 0 {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if s.closed {
+			return cairn.ErrClosed
+		}
+		select {
+		case s.kick <- struct{}{}:
+		default:
+		}
+		s.drained.Wait()
+	}
+	return nil
+}
+
+// flusher writes the dirty runs one window after it is kicked, until the
+// store closes.
+func (s *Store) flusher() {
+	defer close(s.done)
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-s.kick:
+		}
+		t := time.NewTimer(s.o.FlushWindow)
+		select {
+		case <-s.stop:
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		err := s.flushOnce(ctx)
+		cancel()
+		if err != nil {
+			// Retry after the next window even if no Save kicks.
+			select {
+			case s.kick <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// flushOnce writes every dirty run (objects in parallel, then one index
+// commit for all of them) and marks clean those not saved again meanwhile.
+func (s *Store) flushOnce(ctx context.Context) error {
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
+	items := s.cache.Dirty()
+	var err error
+	if len(items) > 0 {
+		s.flushes.Add(1)
+		err = s.write(ctx, items)
+	}
+	s.mu.Lock()
+	s.flushErr = err
+	s.drained.Broadcast()
+	s.mu.Unlock()
+	return err
+}
+
+func (s *Store) write(ctx context.Context, items []lru.Item[uuid.UUID]) error {
+	etags := make([]string, len(items))
+	entries := make([]index.Entry, len(items))
+	errs := make([]error, len(items))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(s.o.FlushConcurrency)
+	for i, it := range items {
+		entries[i] = s.d.Entry(it.Key, it.Entry.WorkflowName, it.Entry.Timestamp, len(it.Entry.Value))
+		g.Go(func() error {
+			etags[i], errs[i] = s.d.PutRecord(gctx, entries[i], it.Entry.Value, nil)
+			s.puts.Add(1)
+			return nil
+		})
+	}
+	_ = g.Wait()
+	var ops []index.Op
+	for i := range items {
+		if errs[i] == nil {
+			ops = append(ops, index.Op{Entry: entries[i]})
+		}
+	}
+	if err := s.d.Index().Commit(ctx, ops...); err != nil {
+		return fmt.Errorf("flush: index commit of %d runs: %w", len(ops), err)
+	}
+	for i, it := range items {
+		if errs[i] == nil {
+			s.cache.MarkClean(it.Key, it.Entry.Version, etags[i])
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("flush: %w", err)
+	}
+	return nil
+}
+
+// Flush makes every Save that returned before Flush was called durable,
+// and returns the error that prevented it, if any. In write-through mode
+// there is nothing to do.
+func (s *Store) Flush(ctx context.Context) error {
+	if err := s.check(ctx); err != nil {
+		return cairn.OpError("flush", uuid.Nil, err)
+	}
+	return cairn.OpError("flush", uuid.Nil, s.flush(ctx))
+}
+
+func (s *Store) flush(ctx context.Context) error {
+	want := map[uuid.UUID]bool{}
+	for _, it := range s.cache.Dirty() {
+		want[it.Key] = true
+	}
+	for len(want) > 0 {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := s.flushOnce(ctx); err != nil {
+			return err
+		}
+		for run := range want {
+			if e, ok := s.cache.Peek(run); !ok || !e.Dirty {
+				delete(want, run)
+			}
+		}
+	}
+	return nil
+}
+
+// Load implements cairn.Store: from the cache when it holds the run, else
+// with one GET shared by concurrent Loads of the run.
+func (s *Store) Load(ctx context.Context, runID uuid.UUID) (*cairn.Checkpoint, error) {
+	if err := s.check(ctx); err != nil {
+		return nil, cairn.OpError("load", runID, err)
+	}
+	e, ok := s.cache.Get(runID)
+	if !ok {
+		v, err, _ := s.loads.Do(runID.String(), func() (any, error) {
+			rec, etag, err := s.d.LoadRecord(ctx, runID, "")
+			s.gets.Add(1)
+			if err != nil {
+				return nil, err
+			}
+			e := lru.Entry{Value: rec, ETag: etag}
+			if cp, err := s.codec.DecodeRecord(rec); err == nil {
+				e.WorkflowName, e.Timestamp = cp.WorkflowName, cp.Timestamp
+			}
+			// Never over an entry saved meanwhile.
+			s.cache.CompareAndPut(runID, 0, e)
+			return e, nil
+		})
+		if err != nil {
+			return nil, cairn.OpError("load", runID, err)
+		}
+		e = v.(lru.Entry)
+	}
+	cp, err := s.codec.DecodeRecord(e.Value)
+	return cp, cairn.OpError("load", runID, err)
+}
+
+// List implements cairn.Store: the durable index, with this process's
+// unflushed runs in it.
+func (s *Store) List(ctx context.Context, opts *cairn.ListOptions) (*cairn.Page, error) {
+	if err := s.check(ctx); err != nil {
+		return nil, cairn.OpError("list", uuid.Nil, err)
+	}
+	q, err := opts.Query()
+	if err != nil {
+		return nil, cairn.OpError("list", uuid.Nil, err)
+	}
+	dirty := map[uuid.UUID]cairn.Summary{}
+	for _, it := range s.cache.Dirty() {
+		sum := cairn.Summary{RunID: it.Key, WorkflowName: it.Entry.WorkflowName, Timestamp: it.Entry.Timestamp,
+			Size: int64(len(it.Entry.Value))}
+		if q.WithCheckpoints {
+			if sum.Checkpoint, err = s.codec.DecodeRecord(it.Entry.Value); err != nil {
+				return nil, cairn.OpError("list", it.Key, err)
+			}
+		}
+		dirty[it.Key] = sum
+	}
+	if len(dirty) == 0 {
+		return s.d.List(ctx, opts)
+	}
+	// Ask for enough durable runs to fill the page even if every dirty
+	// run shadows one of them.
+	o := q.ListOptions
+	if o.Limit > 0 {
+		o.Limit += len(dirty)
+	}
+	page, err := s.d.List(ctx, &o)
+	if err != nil {
+		return nil, err
+	}
+	runs := make([]cairn.Summary, 0, len(page.Runs)+len(dirty))
+	for _, r := range page.Runs {
+		if _, shadowed := dirty[r.RunID]; !shadowed {
+			runs = append(runs, r)
+		}
+	}
+	for _, d := range dirty {
+		if q.Match(d.WorkflowName, d.Timestamp) && (!q.HasAfter || q.After.Compare(d.Key()) < 0) {
+			runs = append(runs, d)
+		}
+	}
+	slices.SortFunc(runs, func(a, b cairn.Summary) int { return a.Key().Compare(b.Key()) })
+	out := &cairn.Page{Runs: runs}
+	more := page.Next != ""
+	if q.Limit > 0 && len(runs) > q.Limit {
+		out.Runs, more = runs[:q.Limit], true
+	}
+	if more && len(out.Runs) > 0 {
+		out.Next = out.Runs[len(out.Runs)-1].Key().Cursor()
+	}
+	return out, nil
+}
+
+// Delete implements cairn.Store: it waits for a flush in progress, drops
+// the run from the cache (unflushed Saves of it included), then deletes it
+// from the durable store.
+func (s *Store) Delete(ctx context.Context, runID uuid.UUID) error {
+	if err := s.check(ctx); err != nil {
+		return cairn.OpError("delete", runID, err)
+	}
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
+	s.cache.Remove(runID)
+	return s.d.Delete(ctx, runID)
+}
+
+// Close flushes (write-back), stops the flusher and closes the durable
+// store. It returns the flush's error, if any; the store is closed either
+// way, and unflushed runs are then lost.
+func (s *Store) Close(ctx context.Context) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return cairn.OpError("close", uuid.Nil, cairn.ErrClosed)
+	}
+	s.mu.Unlock()
+	err := s.flush(ctx)
+	s.mu.Lock()
+	s.closed = true
+	s.drained.Broadcast()
+	s.mu.Unlock()
+	if s.o.Mode == WriteBack {
+		close(s.stop)
+		<-s.done
+	}
+	return cairn.OpError("close", uuid.Nil, errors.Join(err, s.d.Close(ctx)))
+}
+
+// Stats are counters of a Store.
+type Stats struct {
+	Cache          lru.Stats
+	PUTs           int64 // run objects written
+	GETs           int64 // run objects read
+	SkippedSaves   int64 // Saves whose bytes were already durable
+	Flushes        int64 // flushes that wrote something
+	IndexCommits   int64 // log objects written by the index
+	BytesEncoded   int64 // MessagePack bytes saved
+	BytesUnflushed int64
+}
+
+// Stats returns the counters.
+func (s *Store) Stats() Stats {
+	return Stats{
+		Cache: s.cache.Stats(), PUTs: s.puts.Load(), GETs: s.gets.Load(), SkippedSaves: s.skipped.Load(),
+		Flushes: s.flushes.Load(), IndexCommits: s.d.Index().Stats().Commits, BytesEncoded: s.rawBytes.Load(),
+		BytesUnflushed: s.cache.DirtyBytes(),
+	}
+}

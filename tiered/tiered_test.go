@@ -1,0 +1,268 @@
+package tiered_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cairnstore/cairn"
+	"github.com/cairnstore/cairn/index"
+	"github.com/cairnstore/cairn/s3store"
+	"github.com/cairnstore/cairn/s3store/bucket"
+	"github.com/cairnstore/cairn/storetest"
+	"github.com/cairnstore/cairn/tiered"
+	"github.com/google/uuid"
+)
+
+func durable(t testing.TB, b bucket.Bucket) *s3store.Store {
+	t.Helper()
+	d, err := s3store.New(b, &s3store.Options{Prefix: "t", Index: &index.Options{PageSize: 4, CompactAfter: 4}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func open(t testing.TB, b bucket.Bucket, o *tiered.Options) *tiered.Store {
+	t.Helper()
+	s, err := tiered.New(durable(t, b), nil, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestConformanceWriteThrough(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) cairn.Store { return open(t, bucket.NewMem(), nil) })
+}
+
+func TestConformanceWriteBack(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) cairn.Store {
+		return open(t, bucket.NewMem(), &tiered.Options{Mode: tiered.WriteBack, FlushWindow: 5 * time.Millisecond})
+	})
+}
+
+var t0 = time.Date(2025, 7, 1, 0, 0, 0, 0, time.UTC)
+
+func cp(id uuid.UUID, step int) *cairn.Checkpoint {
+	return &cairn.Checkpoint{WorkflowName: "wf", RunID: id, Timestamp: t0.Add(time.Duration(step) * time.Second),
+		State: map[string]any{"step": int64(step)}, PendingEvents: []cairn.Event{}, Metadata: map[string]any{}}
+}
+
+// Write-back: many Saves of a few runs within one window cost one PUT per
+// run and one index commit; after Flush a fresh store (another process)
+// sees the last Save of each.
+func TestWriteBackBatches(t *testing.T) {
+	mem := bucket.NewMem()
+	s := open(t, mem, &tiered.Options{Mode: tiered.WriteBack, FlushWindow: time.Hour})
+	ctx := context.Background()
+	runs := []uuid.UUID{uuid.New(), uuid.New(), uuid.New()}
+	for step := range 20 {
+		for _, r := range runs {
+			if err := s.Save(ctx, cp(r, step)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if st := s.Stats(); st.PUTs != 0 || st.BytesUnflushed == 0 {
+		t.Fatalf("before Flush: %+v", st)
+	}
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st := s.Stats()
+	if st.PUTs != int64(len(runs)) || st.IndexCommits != 1 || st.BytesUnflushed != 0 {
+		t.Fatalf("60 Saves of 3 runs flushed with %d PUTs and %d index commits (%+v), want 3 and 1", st.PUTs, st.IndexCommits, st)
+	}
+	fresh := durable(t, mem)
+	for _, r := range runs {
+		got, err := fresh.Load(ctx, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := storetest.Diff(got, cp(r, 19)); d != "" {
+			t.Fatal(d)
+		}
+	}
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The flusher runs on its own within the window.
+func TestWriteBackFlushesInWindow(t *testing.T) {
+	mem := bucket.NewMem()
+	s := open(t, mem, &tiered.Options{Mode: tiered.WriteBack, FlushWindow: 10 * time.Millisecond})
+	defer s.Close(context.Background())
+	r := uuid.New()
+	if err := s.Save(context.Background(), cp(r, 1)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for s.Stats().BytesUnflushed != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the flusher never flushed")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if _, err := durable(t, mem).Load(context.Background(), r); err != nil {
+		t.Fatalf("after the window: %v", err)
+	}
+}
+
+// A failed flush keeps the runs dirty and reports the failure through
+// Flush; once the bucket is back, Flush succeeds and nothing is lost.
+func TestFailedFlushIsReported(t *testing.T) {
+	mem := bucket.NewMem()
+	var down atomic.Bool
+	mem.SetHook(func(ctx context.Context, op, key string) error {
+		if down.Load() && op == "put" {
+			return errors.New("bucket unreachable")
+		}
+		return nil
+	})
+	s := open(t, mem, &tiered.Options{Mode: tiered.WriteBack, FlushWindow: time.Hour})
+	ctx := context.Background()
+	r := uuid.New()
+	if err := s.Save(ctx, cp(r, 1)); err != nil {
+		t.Fatal(err)
+	}
+	down.Store(true)
+	if err := s.Flush(ctx); err == nil || !strings.Contains(err.Error(), "unreachable") {
+		t.Fatalf("Flush with the bucket down: %v, want its error", err)
+	}
+	if s.Stats().BytesUnflushed == 0 {
+		t.Fatal("a failed flush dropped the dirty run")
+	}
+	if got, err := s.Load(ctx, r); err != nil || got.State["step"] != int64(1) {
+		t.Fatalf("Load of the unflushed run: %v, %v", got, err)
+	}
+	down.Store(false)
+	if err := s.Flush(ctx); err != nil {
+		t.Fatalf("Flush with the bucket back: %v", err)
+	}
+	if _, err := durable(t, mem).Load(ctx, r); err != nil {
+		t.Fatalf("after recovery: %v", err)
+	}
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// An unchanged Save costs no PUT; Loads of a cached run cost no GET.
+func TestUnchangedSaveAndCachedLoad(t *testing.T) {
+	s := open(t, bucket.NewMem(), nil)
+	ctx := context.Background()
+	r := uuid.New()
+	for range 3 {
+		if err := s.Save(ctx, cp(r, 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 3 {
+		if _, err := s.Load(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := s.Stats()
+	if st.PUTs != 1 || st.SkippedSaves != 2 || st.GETs != 0 || st.Cache.Hits != 3 {
+		t.Fatalf("stats = %+v, want 1 PUT, 2 skipped Saves, no GET, 3 hits", st)
+	}
+}
+
+// Concurrent Loads of a run missing from the cache share one GET.
+func TestConcurrentMissesShareOneGet(t *testing.T) {
+	mem := bucket.NewMem()
+	r := uuid.New()
+	if err := durable(t, mem).Save(context.Background(), cp(r, 1)); err != nil {
+		t.Fatal(err)
+	}
+	mem.SetHook(func(ctx context.Context, op, key string) error {
+		if op == "get" {
+			time.Sleep(20 * time.Millisecond)
+		}
+		return nil
+	})
+	s := open(t, mem, nil)
+	errs := make(chan error, 16)
+	for range 16 {
+		go func() { _, err := s.Load(context.Background(), r); errs <- err }()
+	}
+	for range 16 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if g := s.Stats().GETs; g != 1 {
+		t.Fatalf("16 concurrent misses made %d GETs, want 1", g)
+	}
+}
+
+// Backpressure: with the dirty bound reached, Save waits for a flush, and
+// gives up with its context.
+func TestBackpressure(t *testing.T) {
+	mem := bucket.NewMem()
+	var slow atomic.Bool
+	mem.SetHook(func(ctx context.Context, op, key string) error {
+		if slow.Load() && op == "put" {
+			select {
+			case <-time.After(time.Second):
+			case <-ctx.Done():
+			}
+		}
+		return nil
+	})
+	s := open(t, mem, &tiered.Options{Mode: tiered.WriteBack, FlushWindow: time.Millisecond, MaxDirtyBytes: 1})
+	defer s.Close(context.Background())
+	if err := s.Save(context.Background(), cp(uuid.New(), 1)); err != nil {
+		t.Fatal(err)
+	}
+	slow.Store(true)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := s.Save(ctx, cp(uuid.New(), 2)); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Save over the dirty bound with a short deadline: %v", err)
+	}
+	slow.Store(false)
+	if err := s.Save(context.Background(), cp(uuid.New(), 3)); err != nil {
+		t.Fatalf("Save once flushes go through: %v", err)
+	}
+}
+
+func TestOpen(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := tiered.Open(ctx, "file://"+dir, nil, &tiered.Options{Mode: tiered.WriteBack})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := uuid.New()
+	if err := s.Save(ctx, cp(r, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	again, err := tiered.Open(ctx, "file://"+dir, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := again.Load(ctx, r); err != nil {
+		t.Fatalf("a run saved through one Open, loaded through another: %v", err)
+	}
+	if _, err := tiered.Open(ctx, "mem://", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"ftp://x", "file://", "s3://", "s3://b/p?path_style=maybe", "s3://b?checksum=sometimes", "%%"} {
+		if _, err := tiered.Open(ctx, bad, nil, nil); !errors.Is(err, cairn.ErrInvalid) {
+			t.Errorf("Open(%q): %v, want ErrInvalid", bad, err)
+		}
+	}
+	_, err = tiered.Open(ctx, "s3://user:secret@b/p?region=x", nil, nil)
+	if err != nil && strings.Contains(err.Error(), "secret") {
+		t.Errorf("an error printed the URL's password: %v", err)
+	}
+}

@@ -81,6 +81,21 @@ type Options struct {
 	CacheBytes int64
 	// FlushConcurrency bounds the parallel PUTs of a flush. Default 16.
 	FlushConcurrency int
+	// Fencing makes every write of a run conditional on the ETag this
+	// store last saw for it (from its own write or a Load), and a run it
+	// never saw conditional on not existing. When another worker has
+	// written the run since, the write fails with ErrConflict instead of
+	// overwriting: Save does in write-through mode; in write-back mode
+	// Flush and Close report it, the unflushed Saves of that run are
+	// dropped, and later Saves of it fail with ErrConflict until it is
+	// Loaded (or Deleted) again. Default off: the last writer wins, as in
+	// blazen-persist.
+	Fencing bool
+	// Revalidate confirms every cache hit with a conditional GET
+	// (If-None-Match: the cached ETag; an unchanged run costs no body), so
+	// a run written by another process is never served stale. Default
+	// off: see the package doc for what may then be stale.
+	Revalidate bool
 }
 
 func (o *Options) withDefaults() (Options, error) {
@@ -134,8 +149,13 @@ type Store struct {
 	stop chan struct{}
 	done chan struct{}
 
-	puts, gets, skipped, flushes atomic.Int64
-	rawBytes                     atomic.Int64
+	fenceMu sync.Mutex
+	etags   map[uuid.UUID]string // fencing: the ETag last seen of each run
+	fenced  map[uuid.UUID]error  // fencing: runs another worker took over
+	lost    []error              // fencing conflicts not yet reported by Flush
+
+	puts, gets, skipped, flushes, revalidated atomic.Int64
+	rawBytes                                  atomic.Int64
 }
 
 var _ cairn.Store = (*Store)(nil)
@@ -154,6 +174,7 @@ func New(d *s3store.Store, codec *cairn.Codec, opts *Options) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{d: d, codec: codec, o: o, cache: cache,
+		etags: map[uuid.UUID]string{}, fenced: map[uuid.UUID]error{},
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	s.drained = sync.NewCond(&s.mu)
 	if o.Mode == WriteBack {
@@ -189,6 +210,9 @@ func (s *Store) Save(ctx context.Context, c *cairn.Checkpoint) error {
 	if err != nil {
 		return cairn.OpError("save", run, err)
 	}
+	if err := s.fencedOut(run); err != nil {
+		return cairn.OpError("save", run, err)
+	}
 	if old, ok := s.cache.Peek(run); ok && !old.Dirty && string(old.Value) == string(rec) && !s.d.HasTTL() {
 		s.skipped.Add(1)
 		return nil
@@ -212,12 +236,13 @@ func (s *Store) Save(ctx context.Context, c *cairn.Checkpoint) error {
 
 func (s *Store) saveThrough(ctx context.Context, run uuid.UUID, e lru.Entry) error {
 	ie := s.d.Entry(run, e.WorkflowName, e.Timestamp, len(e.Value))
-	etag, err := s.d.PutRecord(ctx, ie, e.Value, nil)
+	etag, err := s.d.PutRecord(ctx, ie, e.Value, s.condition(run))
 	s.puts.Add(1)
 	if err != nil {
 		s.cache.Remove(run) // what was cached may no longer be what is stored
 		return err
 	}
+	s.sawETag(run, etag)
 	if err := s.d.Index().Commit(ctx, index.Op{Entry: ie}); err != nil {
 		s.cache.Remove(run)
 		return err
@@ -314,8 +339,20 @@ func (s *Store) write(ctx context.Context, items []lru.Item[uuid.UUID]) error {
 	for i, it := range items {
 		entries[i] = s.d.Entry(it.Key, it.Entry.WorkflowName, it.Entry.Timestamp, len(it.Entry.Value))
 		g.Go(func() error {
-			etags[i], errs[i] = s.d.PutRecord(gctx, entries[i], it.Entry.Value, nil)
+			etags[i], errs[i] = s.d.PutRecord(gctx, entries[i], it.Entry.Value, s.condition(it.Key))
 			s.puts.Add(1)
+			if errs[i] == nil {
+				s.sawETag(it.Key, etags[i])
+			} else if s.o.Fencing && errors.Is(errs[i], cairn.ErrConflict) {
+				// Another worker took the run over: its unflushed
+				// Saves here can never be written.
+				errs[i] = cairn.OpError("flush", it.Key, errs[i])
+				s.fenceMu.Lock()
+				s.fenced[it.Key] = errs[i]
+				s.lost = append(s.lost, errs[i])
+				s.fenceMu.Unlock()
+				s.cache.Remove(it.Key)
+			}
 			return nil
 		})
 	}
@@ -340,6 +377,46 @@ func (s *Store) write(ctx context.Context, items []lru.Item[uuid.UUID]) error {
 	return nil
 }
 
+// condition is the precondition of a write of run: none without fencing;
+// If-Match on the ETag last seen; if none was seen, the run must not exist.
+func (s *Store) condition(run uuid.UUID) *s3store.Condition {
+	if !s.o.Fencing {
+		return nil
+	}
+	s.fenceMu.Lock()
+	defer s.fenceMu.Unlock()
+	if etag, ok := s.etags[run]; ok {
+		return &s3store.Condition{IfMatch: etag}
+	}
+	return &s3store.Condition{IfAbsent: true}
+}
+
+func (s *Store) sawETag(run uuid.UUID, etag string) {
+	if !s.o.Fencing || etag == "" {
+		return
+	}
+	s.fenceMu.Lock()
+	s.etags[run] = etag
+	delete(s.fenced, run)
+	s.fenceMu.Unlock()
+}
+
+func (s *Store) forget(run uuid.UUID) {
+	s.fenceMu.Lock()
+	delete(s.etags, run)
+	delete(s.fenced, run)
+	s.fenceMu.Unlock()
+}
+
+func (s *Store) fencedOut(run uuid.UUID) error {
+	if !s.o.Fencing {
+		return nil
+	}
+	s.fenceMu.Lock()
+	defer s.fenceMu.Unlock()
+	return s.fenced[run]
+}
+
 // Flush makes every Save that returned before Flush was called durable,
 // and returns the error that prevented it, if any. In write-through mode
 // there is nothing to do.
@@ -351,6 +428,19 @@ func (s *Store) Flush(ctx context.Context) error {
 }
 
 func (s *Store) flush(ctx context.Context) error {
+	err := s.flushDirty(ctx)
+	// Conflicts found by background flushes are reported once, here.
+	s.fenceMu.Lock()
+	lost := s.lost
+	s.lost = nil
+	s.fenceMu.Unlock()
+	if err != nil {
+		return err // it includes this flush's conflicts
+	}
+	return errors.Join(lost...)
+}
+
+func (s *Store) flushDirty(ctx context.Context) error {
 	want := map[uuid.UUID]bool{}
 	for _, it := range s.cache.Dirty() {
 		want[it.Key] = true
@@ -378,6 +468,24 @@ func (s *Store) Load(ctx context.Context, runID uuid.UUID) (*cairn.Checkpoint, e
 		return nil, cairn.OpError("load", runID, err)
 	}
 	e, ok := s.cache.Get(runID)
+	if ok && s.o.Revalidate && !e.Dirty && e.ETag != "" {
+		rec, etag, err := s.d.LoadRecord(ctx, runID, e.ETag)
+		s.gets.Add(1)
+		switch {
+		case errors.Is(err, s3store.ErrNotModified):
+			s.revalidated.Add(1)
+		case err != nil:
+			if errors.Is(err, cairn.ErrNotFound) {
+				s.cache.Remove(runID) // deleted elsewhere
+			}
+			return nil, err
+		default:
+			fresh := lru.Entry{Value: rec, ETag: etag, WorkflowName: e.WorkflowName, Timestamp: e.Timestamp}
+			s.cache.CompareAndPut(runID, e.Version, fresh)
+			s.sawETag(runID, etag)
+			e = fresh
+		}
+	}
 	if !ok {
 		v, err, _ := s.loads.Do(runID.String(), func() (any, error) {
 			rec, etag, err := s.d.LoadRecord(ctx, runID, "")
@@ -391,6 +499,7 @@ func (s *Store) Load(ctx context.Context, runID uuid.UUID) (*cairn.Checkpoint, e
 			}
 			// Never over an entry saved meanwhile.
 			s.cache.CompareAndPut(runID, 0, e)
+			s.sawETag(runID, etag)
 			return e, nil
 		})
 		if err != nil {
@@ -469,6 +578,7 @@ func (s *Store) Delete(ctx context.Context, runID uuid.UUID) error {
 	s.flushMu.Lock()
 	defer s.flushMu.Unlock()
 	s.cache.Remove(runID)
+	s.forget(runID)
 	return s.d.Delete(ctx, runID)
 }
 
@@ -500,6 +610,7 @@ type Stats struct {
 	PUTs           int64 // run objects written
 	GETs           int64 // run objects read
 	SkippedSaves   int64 // Saves whose bytes were already durable
+	Revalidated    int64 // cache hits confirmed unchanged by a conditional GET
 	Flushes        int64 // flushes that wrote something
 	IndexCommits   int64 // log objects written by the index
 	BytesEncoded   int64 // MessagePack bytes saved
@@ -510,7 +621,7 @@ type Stats struct {
 func (s *Store) Stats() Stats {
 	return Stats{
 		Cache: s.cache.Stats(), PUTs: s.puts.Load(), GETs: s.gets.Load(), SkippedSaves: s.skipped.Load(),
-		Flushes: s.flushes.Load(), IndexCommits: s.d.Index().Stats().Commits, BytesEncoded: s.rawBytes.Load(),
+		Flushes: s.flushes.Load(), Revalidated: s.revalidated.Load(), IndexCommits: s.d.Index().Stats().Commits, BytesEncoded: s.rawBytes.Load(),
 		BytesUnflushed: s.cache.DirtyBytes(),
 	}
 }

@@ -266,3 +266,152 @@ func TestOpen(t *testing.T) {
 		t.Errorf("an error printed the URL's password: %v", err)
 	}
 }
+
+// Two stores share a bucket. A saves v1, B loads v1, A saves v2: B with
+// revalidation loads v2; without it, B serves its cached v1 (documented).
+func TestRevalidation(t *testing.T) {
+	mem := bucket.NewMem()
+	ctx := context.Background()
+	a := open(t, mem, nil)
+	b := open(t, mem, &tiered.Options{Revalidate: true})
+	stale := open(t, mem, nil)
+	r := uuid.New()
+	if err := a.Save(ctx, cp(r, 1)); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []*tiered.Store{b, stale} {
+		if got, err := s.Load(ctx, r); err != nil || got.State["step"] != int64(1) {
+			t.Fatalf("first Load: %v, %v", got, err)
+		}
+	}
+	if got, err := b.Load(ctx, r); err != nil || got.State["step"] != int64(1) {
+		t.Fatalf("revalidated unchanged Load: %v, %v", got, err)
+	}
+	if b.Stats().Revalidated != 1 {
+		t.Fatalf("an unchanged run was not revalidated with a 304: %+v", b.Stats())
+	}
+	if err := a.Save(ctx, cp(r, 2)); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := b.Load(ctx, r); err != nil || got.State["step"] != int64(2) {
+		t.Fatalf("with revalidation, Load after another store's Save = %v, %v; want step 2", got, err)
+	}
+	if got, _ := stale.Load(ctx, r); got.State["step"] != int64(1) {
+		t.Fatalf("without revalidation the cached copy is served: got step %v", got.State["step"])
+	}
+}
+
+// Two workers resume the same run with fencing: each round exactly one
+// Save wins and the other gets ErrConflict.
+func TestFencing(t *testing.T) {
+	mem := bucket.NewMem()
+	ctx := context.Background()
+	w1 := open(t, mem, &tiered.Options{Fencing: true})
+	w2 := open(t, mem, &tiered.Options{Fencing: true})
+	r := uuid.New()
+	if err := w1.Save(ctx, cp(r, 0)); err != nil {
+		t.Fatal(err)
+	}
+	for round := 1; round <= 5; round++ {
+		for _, w := range []*tiered.Store{w1, w2} {
+			if _, err := w.Load(ctx, r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		e1 := w1.Save(ctx, cp(r, 10*round+1))
+		e2 := w2.Save(ctx, cp(r, 10*round+2))
+		if (e1 == nil) == (e2 == nil) {
+			t.Fatalf("round %d: Saves returned %v and %v; want exactly one ErrConflict", round, e1, e2)
+		}
+		for _, err := range []error{e1, e2} {
+			if err != nil && !errors.Is(err, cairn.ErrConflict) {
+				t.Fatalf("round %d: %v, want ErrConflict", round, err)
+			}
+		}
+	}
+	// A worker that never saw the run cannot create it over the other's.
+	w3 := open(t, mem, &tiered.Options{Fencing: true})
+	if err := w3.Save(ctx, cp(r, 99)); !errors.Is(err, cairn.ErrConflict) {
+		t.Fatalf("blind Save of an existing run with fencing: %v, want ErrConflict", err)
+	}
+}
+
+// Fencing in write-back mode: the conflict surfaces in Flush, and later
+// Saves of the run fail until it is loaded again.
+func TestFencingWriteBack(t *testing.T) {
+	mem := bucket.NewMem()
+	ctx := context.Background()
+	w1 := open(t, mem, &tiered.Options{Fencing: true, Mode: tiered.WriteBack, FlushWindow: time.Hour})
+	w2 := open(t, mem, &tiered.Options{Fencing: true})
+	r := uuid.New()
+	if err := w1.Save(ctx, cp(r, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w1.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w2.Load(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if err := w2.Save(ctx, cp(r, 2)); err != nil { // w2 takes the run over
+		t.Fatal(err)
+	}
+	if err := w1.Save(ctx, cp(r, 3)); err != nil {
+		t.Fatal(err) // accepted into the cache: the conflict is found at flush
+	}
+	if err := w1.Flush(ctx); !errors.Is(err, cairn.ErrConflict) {
+		t.Fatalf("Flush after another worker took the run: %v, want ErrConflict", err)
+	}
+	if err := w1.Save(ctx, cp(r, 4)); !errors.Is(err, cairn.ErrConflict) {
+		t.Fatalf("Save of a run taken over: %v, want ErrConflict", err)
+	}
+	if got, err := durable(t, mem).Load(ctx, r); err != nil || got.State["step"] != int64(2) {
+		t.Fatalf("the durable run = %v, %v; want w2's step 2", got, err)
+	}
+	if _, err := w1.Load(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if err := w1.Save(ctx, cp(r, 5)); err != nil {
+		t.Fatalf("Save after Loading the run again: %v", err)
+	}
+	if err := w1.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A conflict found by a background flush is reported by the next Flush.
+func TestFencingConflictInBackgroundFlush(t *testing.T) {
+	mem := bucket.NewMem()
+	ctx := context.Background()
+	w1 := open(t, mem, &tiered.Options{Fencing: true, Mode: tiered.WriteBack, FlushWindow: time.Millisecond})
+	w2 := open(t, mem, &tiered.Options{Fencing: true})
+	r := uuid.New()
+	if err := w1.Save(ctx, cp(r, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w1.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w2.Load(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if err := w2.Save(ctx, cp(r, 2)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w1.Save(ctx, cp(r, 3)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for w1.Stats().BytesUnflushed != 0 { // the background flush meets the conflict
+		if time.Now().After(deadline) {
+			t.Fatal("no background flush")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	if err := w1.Flush(ctx); !errors.Is(err, cairn.ErrConflict) {
+		t.Fatalf("Flush after a background conflict: %v, want ErrConflict", err)
+	}
+	if err := w1.Flush(ctx); err != nil {
+		t.Fatalf("a conflict is reported once: %v", err)
+	}
+}

@@ -364,17 +364,14 @@ func (s *Store) write(ctx context.Context, items []lru.Item[uuid.UUID]) error {
 		}
 	}
 	if err := s.d.Index().Commit(ctx, ops...); err != nil {
-		return fmt.Errorf("flush: index commit of %d runs: %w", len(ops), err)
+		return fmt.Errorf("index commit of %d runs: %w", len(ops), err)
 	}
 	for i, it := range items {
 		if errs[i] == nil {
 			s.cache.MarkClean(it.Key, it.Entry.Version, etags[i])
 		}
 	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("flush: %w", err)
-	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // condition is the precondition of a write of run: none without fencing;

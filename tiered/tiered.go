@@ -206,14 +206,17 @@ func (s *Store) Save(ctx context.Context, c *cairn.Checkpoint) error {
 	if err := s.check(ctx); err != nil {
 		return cairn.OpError("save", run, err)
 	}
-	rec, err := s.codec.Encode(nil, c)
+	old, cached := s.cache.Peek(run)
+	// The previous version's size is a good guess of this one's: one
+	// allocation instead of a doubling series.
+	rec, err := s.codec.Encode(make([]byte, 0, len(old.Value)+len(old.Value)/8+256), c)
 	if err != nil {
 		return cairn.OpError("save", run, err)
 	}
 	if err := s.fencedOut(run); err != nil {
 		return cairn.OpError("save", run, err)
 	}
-	if old, ok := s.cache.Peek(run); ok && !old.Dirty && string(old.Value) == string(rec) && !s.d.HasTTL() {
+	if cached && !old.Dirty && string(old.Value) == string(rec) && !s.d.HasTTL() {
 		s.skipped.Add(1)
 		return nil
 	}

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/cairnstore/cairn"
 	"github.com/cairnstore/cairn/s3store/bucket"
 	"github.com/google/uuid"
 )
@@ -68,9 +69,27 @@ func (ix *Index) RecentDeletes(ctx context.Context) (map[uuid.UUID]bool, error) 
 
 // Barrier commits an empty log and returns its number: every commit that
 // returned before Barrier was called has a smaller number.
+//
+// It learns the highest log and snapshot numbers from listings, not from
+// the head, so that it works on a damaged index and never reuses a number
+// GC has freed.
 func (ix *Index) Barrier(ctx context.Context) (uint64, error) {
 	ctx, cancel := context.WithTimeout(ctx, ix.o.RetryFor)
 	defer cancel()
+	var highest uint64
+	for _, dir := range []string{"log/", "snap/"} {
+		seqs, err := ix.listSeqs(ctx, ix.root+dir, 0)
+		if err != nil {
+			return 0, err
+		}
+		if len(seqs) > 0 {
+			highest = max(highest, seqs[len(seqs)-1])
+		}
+	}
+	ix.mu.Lock()
+	ix.tail = max(ix.tail, highest)
+	ix.tailAt = ix.o.Now()
+	ix.mu.Unlock()
 	return ix.commitBatch(ctx, []Op{})
 }
 
@@ -116,12 +135,20 @@ func (ix *Index) Rebuild(ctx context.Context, seq uint64, entries []Entry) error
 	}
 	for attempt := 0; ; attempt++ {
 		opts := &bucket.PutOptions{IfNoneMatch: "*"}
-		if info, err := ix.b.Head(ctx, ix.headKey()); err == nil {
-			opts = &bucket.PutOptions{IfMatch: info.ETag}
-		} else if !errors.Is(err, bucket.ErrNotFound) {
+		var h Head
+		obj, err := ix.get(ctx, ix.headKey(), &h)
+		switch {
+		case err == nil && h.Seq > seq:
+			// A compaction since the barrier built on the old snapshot;
+			// moving the head back would hide it and be undone by the
+			// next one. Take a new barrier and rebuild again.
+			return fmt.Errorf("%w: index head moved to %d past rebuild %d", bucket.ErrPrecondition, h.Seq, seq)
+		case err == nil, errors.Is(err, cairn.ErrCorrupt) && obj != nil:
+			opts = &bucket.PutOptions{IfMatch: obj.ETag}
+		case !errors.Is(err, bucket.ErrNotFound):
 			return err
 		}
-		_, err := ix.put(ctx, ix.headKey(), &Head{Seq: seq}, opts)
+		_, err = ix.put(ctx, ix.headKey(), &Head{Seq: seq}, opts)
 		if err == nil {
 			break
 		}
@@ -138,6 +165,11 @@ func (ix *Index) Rebuild(ctx context.Context, seq uint64, entries []Entry) error
 	return nil
 }
 
+// MinGCGrace is the least grace period GC uses: a longer one given is
+// used as is, a shorter one is raised to it. Writers re-read the head
+// when their knowledge of the log tail is older than half of it.
+const MinGCGrace = time.Minute
+
 // GCReport says what GC removed (or, dry, would remove).
 type GCReport struct {
 	Logs, Snapshots, Pages int
@@ -152,6 +184,7 @@ type GCReport struct {
 // after grace may find an object gone; it starts again from the head.
 // With dry set nothing is deleted.
 func (ix *Index) GC(ctx context.Context, grace time.Duration, dry bool) (*GCReport, error) {
+	grace = max(grace, MinGCGrace)
 	rep := &GCReport{}
 	head, err := ix.b.Head(ctx, ix.headKey())
 	if errors.Is(err, bucket.ErrNotFound) {

@@ -84,12 +84,16 @@ func (ix *Index) commitBatch(ctx context.Context, ops []Op) (uint64, error) {
 		return 0, err
 	}
 	ix.mu.Lock()
-	known := ix.tail
+	stale := ix.tail == 0 || ix.o.Now().Sub(ix.tailAt) > refreshAfter
 	ix.mu.Unlock()
-	if known == 0 {
-		// A fresh process: learn the tail from the head rather than by
-		// losing races from log 1 on. Failing that, the races teach it.
-		_, _ = ix.load(ctx)
+	if stale {
+		// A fresh process, or one that has not seen the log for a while:
+		// GC may have deleted log numbers since, and a conditional create
+		// of a deleted number succeeds, so the tail must be learned from
+		// the head before writing. Without it, no commit is safe.
+		if _, err := ix.load(ctx); err != nil {
+			return 0, fmt.Errorf("index commit: reading the tail: %w", err)
+		}
 	}
 	ix.mu.Lock()
 	seq := ix.tail + 1
@@ -105,12 +109,24 @@ func (ix *Index) commitBatch(ctx context.Context, ops []Op) (uint64, error) {
 			// lost may have landed, and the SDK retries such PUTs on its
 			// own, so a 412 can answer our own earlier attempt. The
 			// batch ID settles it.
-			var there Batch
-			if _, gerr := ix.get(ctx, ix.logKey(seq), &there); gerr == nil && there.ID == b.ID {
+			ours, serr := ix.whose(ctx, seq, b.ID)
+			if ours {
 				ix.committed(seq, len(ops), len(body))
 				return seq, nil
-			} else if gerr != nil && !errors.Is(gerr, cairn.ErrCorrupt) && !errors.Is(gerr, bucket.ErrNotFound) {
-				err = gerr // could not tell: try the same number again
+			}
+			if errors.Is(serr, errCollected) {
+				// Taken, then collected by GC: this process is behind.
+				// Learn the tail again rather than reuse the number.
+				if _, err = ix.load(ctx); err == nil {
+					ix.mu.Lock()
+					seq = max(seq, ix.tail) + 1
+					ix.mu.Unlock()
+					continue
+				}
+				break
+			}
+			if serr != nil {
+				err = serr // could not tell: try the same number again
 				break
 			}
 			ix.mu.Lock()
@@ -141,10 +157,37 @@ func (ix *Index) commitBatch(ctx context.Context, ops []Op) (uint64, error) {
 	}
 }
 
+// refreshAfter is how old a process's knowledge of the log tail may be
+// before a commit reads the head again. GC deletes a log only when the
+// snapshot covering it has been the head for longer than its grace period,
+// which it keeps above MinGCGrace, twice this: a writer that saw the tail
+// less than refreshAfter ago cannot pick a number GC has freed.
+const refreshAfter = MinGCGrace / 2
+
+var errCollected = errors.New("index: log collected")
+
+// whose tells whether the log at seq is the batch id: after a 412, the
+// number may be taken by our own earlier attempt. errCollected means the
+// log is gone (GC took it); another error means it could not tell.
+func (ix *Index) whose(ctx context.Context, seq uint64, id uuid.UUID) (bool, error) {
+	var there Batch
+	_, err := ix.get(ctx, ix.logKey(seq), &there)
+	switch {
+	case err == nil:
+		return there.ID == id, nil
+	case errors.Is(err, bucket.ErrNotFound):
+		return false, errCollected
+	case errors.Is(err, cairn.ErrCorrupt):
+		return false, nil // not ours: ours decodes
+	}
+	return false, err
+}
+
 func (ix *Index) committed(seq uint64, ops, bytes int) {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
 	ix.tail = max(ix.tail, seq)
+	ix.tailAt = ix.o.Now()
 	ix.stats.Commits++
 	ix.stats.CommitOps += int64(ops)
 	ix.stats.IndexBytes += int64(bytes)

@@ -148,6 +148,7 @@ type Index struct {
 	manifest *Manifest         // newest snapshot read; never nil
 	logs     map[uint64]*Batch // logs after manifest.Seq that were read
 	tail     uint64            // highest log number known to exist
+	tailAt   time.Time         // when tail was last confirmed
 	queue    []*pending        // ops waiting for the next commit
 	leading  bool              // a goroutine is committing the queue
 	stats    Stats
@@ -411,6 +412,7 @@ func (ix *Index) loadOnce(ctx context.Context) (*state, error) {
 	}
 	ix.mu.Lock()
 	ix.tail = max(ix.tail, st.tail)
+	ix.tailAt = ix.o.Now()
 	ix.mu.Unlock()
 	for _, op := range st.over {
 		if !op.Delete {

@@ -92,13 +92,14 @@ func entryFromMetadata(id uuid.UUID, meta map[string]string) (index.Entry, bool)
 
 // Reindex rebuilds the index from a listing of the run objects and their
 // metadata (reading the body of a run whose metadata is incomplete). It
-// repairs a lost or damaged index, and index entries that disagree with
-// their objects. Runs whose delete is still in the recent log are left
-// out, so a delete in flight is not undone; Saves and Deletes that commit
-// during Reindex apply on top of the rebuilt snapshot. A compaction that
-// another process runs at the same time may still be based on the old
-// snapshot: run Reindex while writers are quiet. It returns the number of
-// runs indexed.
+// repairs a lost or damaged index, index entries whose object is gone, and
+// entries that disagree with their objects. When the old index can still
+// be read, objects it does not list are orphans of interrupted Saves and
+// Deletes and stay out (GC removes them); when it cannot, every object is
+// indexed except runs whose delete is in the recent log. Saves and Deletes
+// that commit during Reindex apply on top of the rebuilt snapshot; if a
+// compaction moves the head meanwhile, Reindex starts again. It returns
+// the number of runs indexed.
 func (s *Store) Reindex(ctx context.Context) (int, error) {
 	if err := s.check(ctx); err != nil {
 		return 0, cairn.OpError("reindex", uuid.Nil, err)
@@ -108,14 +109,20 @@ func (s *Store) Reindex(ctx context.Context) (int, error) {
 }
 
 func (s *Store) reindex(ctx context.Context) (int, error) {
-	deleting, err := s.ix.RecentDeletes(ctx)
-	if err != nil {
-		deleting = nil // a damaged index: nothing to learn from it
-	}
 	for attempt := 0; ; attempt++ {
 		seq, err := s.ix.Barrier(ctx)
 		if err != nil {
 			return 0, err
+		}
+		// What the index says now (the barrier included): when it can be
+		// read, an object it does not list is an orphan (an interrupted
+		// Save or Delete) and stays out; when it cannot, every object
+		// counts except the runs whose delete is in the recent log.
+		indexed := map[uuid.UUID]bool{}
+		readable := s.ix.Scan(ctx, func(e index.Entry) error { indexed[e.RunID] = true; return nil }) == nil
+		deleting, err := s.ix.RecentDeletes(ctx)
+		if err != nil {
+			deleting = nil
 		}
 		objs, err := s.listRuns(ctx, func(string) {})
 		if err != nil {
@@ -125,6 +132,9 @@ func (s *Store) reindex(ctx context.Context) (int, error) {
 		g, gctx := errgroup.WithContext(ctx)
 		g.SetLimit(s.o.Concurrency)
 		for i, o := range objs {
+			if readable && !indexed[o.id] || deleting[o.id] {
+				continue
+			}
 			g.Go(func() error {
 				e, err := s.summary(gctx, o.id)
 				if errors.Is(err, cairn.ErrNotFound) {
@@ -142,13 +152,13 @@ func (s *Store) reindex(ctx context.Context) (int, error) {
 		}
 		kept := entries[:0]
 		for _, e := range entries {
-			if e.RunID != uuid.Nil && !deleting[e.RunID] {
+			if e.RunID != uuid.Nil {
 				kept = append(kept, e)
 			}
 		}
 		err = s.ix.Rebuild(ctx, seq, kept)
 		if errors.Is(err, bucket.ErrPrecondition) && attempt < 3 {
-			continue // a compaction took that number: take another
+			continue // a compaction took that number or moved the head: again
 		}
 		return len(kept), err
 	}

@@ -20,16 +20,22 @@
 // and a crash inside a Delete leaves the run unlisted but loadable until
 // GC removes the orphan: never an index entry that points at nothing.
 //
-// Without fencing, two processes saving the same run at the same moment
-// leave the object to the bucket's last writer and the index entry to the
-// last commit, which may disagree on the timestamp; Verify reports such
-// runs and Reindex repairs them.
+// Within a process, the Saves and Deletes of one run are serialized. Across
+// processes, without fencing, two processes saving the same run at the
+// same moment leave the object to the bucket's last writer and the index
+// entry to the last commit, which may disagree on the timestamp; and a
+// Save racing a Delete of the same run in another process can leave an
+// index entry whose object the Delete removed. Verify reports both
+// (Mismatched, Missing) and Reindex repairs them; fencing in the tiered
+// store prevents the first.
 //
 // Conditional writes hold within one bucket. With cross-region
-// replication, another region sees runs and index logs in whatever order
-// replication delivers them, possibly late: resuming there is safe for
-// runs whose Save happened long enough ago to have replicated, and List
-// there may miss recent runs until their logs arrive.
+// replication, another region sees runs and index logs late and in
+// whatever order replication delivers them: Load there is safe for runs
+// whose Save has had time to replicate, but List there can fail (a gap in
+// the log tail) until the logs in between arrive, and the other region
+// must not write to the replicated prefix (its log numbers would collide
+// with replicated ones): give each region its own prefix or bucket.
 package s3store
 
 import (
@@ -80,9 +86,21 @@ type Store struct {
 
 	mu     sync.RWMutex
 	closed bool
+
+	// runLocks serialize the Saves and Deletes of one run in this process
+	// (striped by run ID), so that a Delete's tombstone and object
+	// deletion cannot interleave with a Save's object write and commit
+	// and leave an index entry without an object.
+	runLocks [64]sync.Mutex
 }
 
 var _ cairn.Store = (*Store)(nil)
+
+func (s *Store) lockRun(id uuid.UUID) func() {
+	m := &s.runLocks[id[15]%64]
+	m.Lock()
+	return m.Unlock
+}
 
 // New returns a Store over b. b is not closed by Close.
 func New(b bucket.Bucket, opts *Options) (*Store, error) {
@@ -186,6 +204,7 @@ func (s *Store) Save(ctx context.Context, c *cairn.Checkpoint) error {
 		return cairn.OpError("save", run, err)
 	}
 	e := s.Entry(run, c.WorkflowName, c.Timestamp, len(rec))
+	defer s.lockRun(run)()
 	if _, err := s.PutRecord(ctx, e, rec, nil); err != nil {
 		return cairn.OpError("save", run, err)
 	}
@@ -358,6 +377,7 @@ func (s *Store) Delete(ctx context.Context, runID uuid.UUID) error {
 	if err := s.check(ctx); err != nil {
 		return cairn.OpError("delete", runID, err)
 	}
+	defer s.lockRun(runID)()
 	if err := s.ix.Commit(ctx, index.Op{Entry: index.Entry{RunID: runID}, Delete: true}); err != nil {
 		return cairn.OpError("delete", runID, err)
 	}

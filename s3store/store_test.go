@@ -3,6 +3,7 @@ package s3store_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -338,15 +339,16 @@ func TestVerifyCorruptObject(t *testing.T) {
 func TestIndexGC(t *testing.T) {
 	mem := bucket.NewMem()
 	ctx := context.Background()
-	s := newStore(t, mem, nil)
-	for i := range 40 {
-		if err := s.Save(ctx, cp(i%15, t0.Add(time.Duration(i)*time.Second))); err != nil {
+	s := newStore(t, mem, &s3store.Options{Prefix: "cairn", Index: &index.Options{PageSize: 4, CompactAfter: 1000}})
+	for round := range 2 { // two snapshots: the first one's newest page is replaced by the second's
+		for i := range 20 {
+			if err := s.Save(ctx, cp(100*round+i, t0.Add(time.Duration(100*round+i)*time.Second))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.Index().Compact(ctx); err != nil {
 			t.Fatal(err)
 		}
-	}
-	s.Index().Wait()
-	if err := s.Index().Compact(ctx); err != nil {
-		t.Fatal(err)
 	}
 	want := listIDs(t, s)
 	later := newStore(t, mem, &s3store.Options{Prefix: "cairn", Now: func() time.Time { return time.Now().Add(time.Hour) }})
@@ -354,10 +356,143 @@ func TestIndexGC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Index.Logs == 0 || rep.Index.Pages == 0 {
-		t.Fatalf("index GC removed nothing: %+v", rep.Index)
+	if rep.Index.Logs != 40 || rep.Index.Snapshots != 1 || rep.Index.Pages == 0 {
+		t.Fatalf("index GC = %+v, want the 40 logs, the older snapshot and its replaced pages removed", rep.Index)
 	}
-	if got := listIDs(t, newStore(t, mem, nil)); len(got) != len(want) {
+	got := listIDs(t, newStore(t, mem, nil))
+	if len(got) != len(want) {
 		t.Fatalf("after GC: %d runs, want %d", len(got), len(want))
+	}
+	for i := range got {
+		if got[i] != want[i] {
+			t.Fatalf("after GC: %v\nwant %v", got, want)
+		}
+	}
+}
+
+func TestReindexLeavesDeletedRunsOut(t *testing.T) {
+	mem := bucket.NewMem()
+	ctx := context.Background()
+	s := newStore(t, mem, nil)
+	victim := cp(1, t0)
+	for _, c := range []*cairn.Checkpoint{victim, cp(2, t0)} {
+		if err := s.Save(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	crashing := newStore(t, &failing{Bucket: mem, del: func(k string) bool { return strings.Contains(k, "/runs/") }}, nil)
+	if err := crashing.Delete(ctx, victim.RunID); err == nil {
+		t.Fatal("want crash")
+	}
+	if err := s.Index().Compact(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Reindex(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(listIDs(t, newStore(t, mem, nil)), victim.RunID) {
+		t.Errorf("deleted run resurrected by Reindex")
+	}
+}
+
+func TestReindexAfterGC(t *testing.T) {
+	mem := bucket.NewMem()
+	ctx := context.Background()
+	s := newStore(t, mem, nil)
+	for i := range 20 {
+		if err := s.Save(ctx, cp(i, t0.Add(time.Duration(i)*time.Second))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Index().Wait()
+	if err := s.Index().Compact(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := newStore(t, mem, &s3store.Options{Prefix: "cairn", Now: func() time.Time { return time.Now().Add(time.Hour) }}).GC(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	for i := 20; i < 22; i++ {
+		if err := s.Save(ctx, cp(i, t0.Add(time.Duration(i)*time.Second))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := mem.Put(ctx, "cairn/index/head", []byte("garbage"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := newStore(t, mem, nil).Reindex(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := newStore(t, mem, nil).List(ctx, nil); err != nil {
+		t.Errorf("List after Reindex: %v", err)
+	}
+}
+
+func TestSaveDeleteRaceInProcess(t *testing.T) {
+	mem := bucket.NewMem()
+	ctx := context.Background()
+	s := newStore(t, mem, nil)
+	bad := 0
+	for i := range 300 {
+		c := cp(i, t0)
+		var wg sync.WaitGroup
+		wg.Go(func() { _ = s.Save(ctx, c) })
+		wg.Go(func() { _ = s.Delete(ctx, c.RunID) })
+		wg.Wait()
+		listed := slices.Contains(listIDs(t, s), c.RunID)
+		if _, err := s.Load(ctx, c.RunID); listed && errors.Is(err, cairn.ErrNotFound) {
+			bad++
+		}
+	}
+	if bad > 0 {
+		t.Errorf("%d/300 runs listed with no object", bad)
+	}
+}
+
+// A writer that stays idle while another process compacts and GC collects
+// the logs must not reuse a freed log number: its next Save is listed, and
+// survives the next GC. All processes share one clock that jumps an hour.
+func TestStaleWriterAfterGC(t *testing.T) {
+	mem := bucket.NewMem()
+	ctx := context.Background()
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	o := func() *s3store.Options {
+		return &s3store.Options{Prefix: "cairn", Now: clock, Index: &index.Options{PageSize: 4, CompactAfter: 3}}
+	}
+	a, b := newStore(t, mem, o()), newStore(t, mem, o())
+	if err := a.Save(ctx, cp(1, t0)); err != nil {
+		t.Fatal(err)
+	}
+	for i := 2; i < 12; i++ {
+		if err := b.Save(ctx, cp(i, t0.Add(time.Duration(i)*time.Second))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.Index().Wait()
+	if err := b.Index().Compact(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	now = now.Add(time.Hour)
+	mu.Unlock()
+	if rep, err := newStore(t, mem, o()).GC(ctx, nil); err != nil || rep.Index.Logs == 0 {
+		t.Fatalf("GC = %+v, %v; want logs collected", rep, err)
+	}
+	late := cp(99, t0.Add(time.Hour))
+	if err := a.Save(ctx, late); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(listIDs(t, newStore(t, mem, o())), late.RunID) {
+		t.Fatal("an acknowledged Save from the idle writer is not listed")
+	}
+	mu.Lock()
+	now = now.Add(time.Hour)
+	mu.Unlock()
+	if _, err := newStore(t, mem, o()).GC(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Load(ctx, late.RunID); err != nil {
+		t.Fatalf("GC removed an acknowledged run: %v", err)
 	}
 }

@@ -24,7 +24,8 @@
 //
 // A Store is safe for concurrent use. Load returns a fresh copy decoded
 // from the cached bytes, which the caller owns; concurrent Loads of one run
-// that miss the cache share one GET. A dirty entry is never evicted.
+// that miss the cache share one GET (each reads its own with
+// Revalidate). A dirty entry is never evicted.
 //
 // # Consistency
 //
@@ -477,6 +478,7 @@ func (s *Store) Load(ctx context.Context, runID uuid.UUID) (*cairn.Checkpoint, e
 		case err != nil:
 			if errors.Is(err, cairn.ErrNotFound) {
 				s.cache.Remove(runID) // deleted elsewhere
+				s.forget(runID)
 			}
 			return nil, err
 		default:
@@ -487,9 +489,12 @@ func (s *Store) Load(ctx context.Context, runID uuid.UUID) (*cairn.Checkpoint, e
 		}
 	}
 	if !ok {
-		v, err, _ := s.loads.Do(runID.String(), func() (any, error) {
+		fetch := func() (any, error) {
 			rec, etag, err := s.d.LoadRecord(ctx, runID, "")
 			s.gets.Add(1)
+			if errors.Is(err, cairn.ErrNotFound) {
+				s.forget(runID) // gone: with fencing, it may be created again
+			}
 			if err != nil {
 				return nil, err
 			}
@@ -497,11 +502,22 @@ func (s *Store) Load(ctx context.Context, runID uuid.UUID) (*cairn.Checkpoint, e
 			if cp, err := s.codec.DecodeRecord(rec); err == nil {
 				e.WorkflowName, e.Timestamp = cp.WorkflowName, cp.Timestamp
 			}
-			// Never over an entry saved meanwhile.
-			s.cache.CompareAndPut(runID, 0, e)
-			s.sawETag(runID, etag)
+			// Never over an entry saved meanwhile, nor its ETag.
+			if _, stored := s.cache.CompareAndPut(runID, 0, e); stored {
+				s.sawETag(runID, etag)
+			}
 			return e, nil
-		})
+		}
+		var v any
+		var err error
+		if s.o.Revalidate {
+			// A Load that joined a GET already in flight could return
+			// what the run was before a write that finished before the
+			// Load began: with revalidation promised, each Load reads.
+			v, err = fetch()
+		} else {
+			v, err, _ = s.loads.Do(runID.String(), fetch)
+		}
 		if err != nil {
 			return nil, cairn.OpError("load", runID, err)
 		}

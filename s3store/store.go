@@ -45,6 +45,7 @@ import (
 	"net/url"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cairnstore/cairn"
@@ -92,7 +93,13 @@ type Store struct {
 	// deletion cannot interleave with a Save's object write and commit
 	// and leave an index entry without an object.
 	runLocks [64]sync.Mutex
+
+	bytesStored atomic.Int64 // compressed bytes of run objects written
 }
+
+// BytesStored returns the bytes of run objects this store has written
+// (after compression).
+func (s *Store) BytesStored() int64 { return s.bytesStored.Load() }
 
 var _ cairn.Store = (*Store)(nil)
 
@@ -262,6 +269,9 @@ func (s *Store) PutRecord(ctx context.Context, e index.Entry, rec []byte, cond *
 		}
 	}
 	etag, err := s.b.Put(ctx, s.runKey(e.RunID), body, po)
+	if err == nil {
+		s.bytesStored.Add(int64(len(body)))
+	}
 	return etag, classify(err)
 }
 

@@ -630,6 +630,7 @@ type Stats struct {
 	Flushes        int64 // flushes that wrote something
 	IndexCommits   int64 // log objects written by the index
 	BytesEncoded   int64 // MessagePack bytes saved
+	BytesStored    int64 // the same once compressed and written
 	BytesUnflushed int64
 }
 
@@ -637,7 +638,7 @@ type Stats struct {
 func (s *Store) Stats() Stats {
 	return Stats{
 		Cache: s.cache.Stats(), PUTs: s.puts.Load(), GETs: s.gets.Load(), SkippedSaves: s.skipped.Load(),
-		Flushes: s.flushes.Load(), Revalidated: s.revalidated.Load(), IndexCommits: s.d.Index().Stats().Commits, BytesEncoded: s.rawBytes.Load(),
+		Flushes: s.flushes.Load(), Revalidated: s.revalidated.Load(), IndexCommits: s.d.Index().Stats().Commits, BytesEncoded: s.rawBytes.Load(), BytesStored: s.d.BytesStored(),
 		BytesUnflushed: s.cache.DirtyBytes(),
 	}
 }

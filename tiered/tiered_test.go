@@ -74,7 +74,7 @@ func TestWriteBackBatches(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := s.Stats()
-	if st.PUTs != int64(len(runs)) || st.IndexCommits != 1 || st.BytesUnflushed != 0 {
+	if st.PUTs != int64(len(runs)) || st.IndexCommits != 1 || st.BytesUnflushed != 0 || st.BytesStored == 0 || st.BytesStored >= st.BytesEncoded {
 		t.Fatalf("60 Saves of 3 runs flushed with %d PUTs and %d index commits (%+v), want 3 and 1", st.PUTs, st.IndexCommits, st)
 	}
 	fresh := durable(t, mem)

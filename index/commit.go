@@ -118,10 +118,13 @@ func (ix *Index) commitBatch(ctx context.Context, ops []Op) (uint64, error) {
 				// Taken, then collected by GC: this process is behind.
 				// Learn the tail again rather than reuse the number.
 				if _, err = ix.load(ctx); err == nil {
+					// GC collects only logs a snapshot covers, so the
+					// reloaded tail is at least seq then; a 412 that no
+					// log backs (a faulty proxy) leaves seq as it is.
 					ix.mu.Lock()
-					seq = max(seq, ix.tail) + 1
+					seq = max(seq, ix.tail+1)
 					ix.mu.Unlock()
-					continue
+					err = serr // back off before the next try
 				}
 				break
 			}

@@ -321,6 +321,20 @@ func (c *Cache[K]) Remove(key K) bool {
 	return true
 }
 
+// CompareAndRemove removes the entry under key if it has version, and
+// reports whether it did: a caller that read an entry removes that entry,
+// never a newer one stored since.
+func (c *Cache[K]) CompareAndRemove(key K, version uint64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	it := c.lookup(key)
+	if it == nil || it.e.Version != version {
+		return false
+	}
+	c.remove(key, it)
+	return true
+}
+
 // Dirty returns a snapshot of the dirty entries, oldest version first (the
 // order in which they were stored).
 func (c *Cache[K]) Dirty() []Item[K] {

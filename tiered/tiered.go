@@ -15,9 +15,11 @@
 // # Errors
 //
 // Errors wrap the sentinels of package cairn in a *cairn.Error. In
-// write-back mode a failed flush keeps the runs dirty (they are retried at
-// the next window) and the error is returned by the next Flush or Close: it
-// is never swallowed. Save fails with the context's error when it has to
+// write-back mode a failed flush keeps the runs dirty and retries them at
+// the next window; Flush and Close write them again and return what
+// failed, and a fencing conflict met by a background flush (whose Saves
+// are dropped) is returned by the next Flush or Close: failures are never
+// swallowed. Save fails with the context's error when it has to
 // wait for the dirty bytes to drain (backpressure) and the context ends.
 //
 // # Concurrency
@@ -44,6 +46,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -137,14 +140,28 @@ type Store struct {
 	cache *lru.Cache[uuid.UUID]
 	loads singleflight.Group
 
-	// flushMu serializes flushes with each other and with Deletes, so a
-	// flush never writes a run back after its Delete.
-	flushMu sync.Mutex
+	// flushSem (a one-slot semaphore, so waiting honours contexts)
+	// serializes flushes with each other and with Deletes, so a flush
+	// never writes a run back after its Delete.
+	flushSem chan struct{}
 
-	mu       sync.Mutex
-	drained  *sync.Cond // signalled after every flush
-	flushErr error      // last flush failure, for Flush and Close
-	closed   bool
+	// gate is held shared by Saves from their closed check to their cache
+	// Put, and exclusively by Close to mark the store closed: no Save
+	// slips into the cache after Close's final flush.
+	gate sync.RWMutex
+
+	mu        sync.Mutex
+	drained   *sync.Cond // signalled after every flush
+	closed    bool
+	closing   atomic.Bool // set first by Close: Saves waiting for room give up
+	closeOnce sync.Once
+
+	// epoch counts Deletes; a Load fills the cache only if no Delete
+	// happened during its GET, so a deleted run is never put back.
+	epoch atomic.Uint64
+	// runLocks serialize a write-through Save's write and cache update
+	// with Deletes of the same run (striped by run ID).
+	runLocks [64]sync.Mutex
 
 	kick chan struct{}
 	stop chan struct{}
@@ -174,7 +191,7 @@ func New(d *s3store.Store, codec *cairn.Codec, opts *Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{d: d, codec: codec, o: o, cache: cache,
+	s := &Store{d: d, codec: codec, o: o, cache: cache, flushSem: make(chan struct{}, 1),
 		etags: map[uuid.UUID]string{}, fenced: map[uuid.UUID]error{},
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	s.drained = sync.NewCond(&s.mu)
@@ -185,6 +202,24 @@ func New(d *s3store.Store, codec *cairn.Codec, opts *Options) (*Store, error) {
 	}
 	return s, nil
 }
+
+func (s *Store) lockRun(id uuid.UUID) func() {
+	m := &s.runLocks[id[15]%64]
+	m.Lock()
+	return m.Unlock
+}
+
+// acquireFlush takes the flush semaphore, or gives up with ctx.
+func (s *Store) acquireFlush(ctx context.Context) error {
+	select {
+	case s.flushSem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *Store) releaseFlush() { <-s.flushSem }
 
 func (s *Store) check(ctx context.Context) error {
 	s.mu.Lock()
@@ -204,6 +239,8 @@ func (s *Store) Save(ctx context.Context, c *cairn.Checkpoint) error {
 	if c != nil {
 		run = c.RunID
 	}
+	s.gate.RLock()
+	defer s.gate.RUnlock()
 	if err := s.check(ctx); err != nil {
 		return cairn.OpError("save", run, err)
 	}
@@ -217,7 +254,11 @@ func (s *Store) Save(ctx context.Context, c *cairn.Checkpoint) error {
 	if err := s.fencedOut(run); err != nil {
 		return cairn.OpError("save", run, err)
 	}
-	if cached && !old.Dirty && string(old.Value) == string(rec) && !s.d.HasTTL() {
+	// Skip a Save whose bytes this cache holds as durable; not when the
+	// bucket may have changed behind the cache (fencing must see the
+	// conflict, revalidation promises no stale state), nor with a TTL to
+	// refresh.
+	if cached && !old.Dirty && string(old.Value) == string(rec) && !s.d.HasTTL() && !s.o.Fencing && !s.o.Revalidate {
 		s.skipped.Add(1)
 		return nil
 	}
@@ -239,9 +280,12 @@ func (s *Store) Save(ctx context.Context, c *cairn.Checkpoint) error {
 }
 
 func (s *Store) saveThrough(ctx context.Context, run uuid.UUID, e lru.Entry) error {
+	defer s.lockRun(run)()
 	ie := s.d.Entry(run, e.WorkflowName, e.Timestamp, len(e.Value))
 	etag, err := s.d.PutRecord(ctx, ie, e.Value, s.condition(run))
-	s.puts.Add(1)
+	if err == nil {
+		s.puts.Add(1)
+	}
 	if err != nil {
 		s.cache.Remove(run) // what was cached may no longer be what is stored
 		return err
@@ -274,7 +318,7 @@ func (s *Store) waitForRoom(ctx context.Context, n int64) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if s.closed {
+		if s.closed || s.closing.Load() {
 			return cairn.ErrClosed
 		}
 		select {
@@ -319,8 +363,10 @@ func (s *Store) flusher() {
 // flushOnce writes every dirty run (objects in parallel, then one index
 // commit for all of them) and marks clean those not saved again meanwhile.
 func (s *Store) flushOnce(ctx context.Context) error {
-	s.flushMu.Lock()
-	defer s.flushMu.Unlock()
+	if err := s.acquireFlush(ctx); err != nil {
+		return err
+	}
+	defer s.releaseFlush()
 	items := s.cache.Dirty()
 	var err error
 	if len(items) > 0 {
@@ -328,7 +374,6 @@ func (s *Store) flushOnce(ctx context.Context) error {
 		err = s.write(ctx, items)
 	}
 	s.mu.Lock()
-	s.flushErr = err
 	s.drained.Broadcast()
 	s.mu.Unlock()
 	return err
@@ -344,8 +389,8 @@ func (s *Store) write(ctx context.Context, items []lru.Item[uuid.UUID]) error {
 		entries[i] = s.d.Entry(it.Key, it.Entry.WorkflowName, it.Entry.Timestamp, len(it.Entry.Value))
 		g.Go(func() error {
 			etags[i], errs[i] = s.d.PutRecord(gctx, entries[i], it.Entry.Value, s.condition(it.Key))
-			s.puts.Add(1)
 			if errs[i] == nil {
+				s.puts.Add(1)
 				s.sawETag(it.Key, etags[i])
 			} else if s.o.Fencing && errors.Is(errs[i], cairn.ErrConflict) {
 				// Another worker took the run over: its unflushed
@@ -430,36 +475,30 @@ func (s *Store) Flush(ctx context.Context) error {
 
 func (s *Store) flush(ctx context.Context) error {
 	err := s.flushDirty(ctx)
-	// Conflicts found by background flushes are reported once, here.
+	// Conflicts found by background flushes are reported once, here;
+	// those of this flush are in err already.
 	s.fenceMu.Lock()
 	lost := s.lost
 	s.lost = nil
 	s.fenceMu.Unlock()
-	if err != nil {
-		return err // it includes this flush's conflicts
+	var unreported []error
+	for _, l := range lost {
+		if err == nil || !strings.Contains(err.Error(), l.Error()) {
+			unreported = append(unreported, l)
+		}
 	}
-	return errors.Join(lost...)
+	return errors.Join(append([]error{err}, unreported...)...)
 }
 
+// flushDirty writes everything dirty now. One successful flush suffices:
+// it takes its snapshot of the dirty runs after this call began, so it
+// writes, for every run saved before it, that Save or a later one. (Waiting
+// until no run is dirty would never end while Saves keep coming.)
 func (s *Store) flushDirty(ctx context.Context) error {
-	want := map[uuid.UUID]bool{}
-	for _, it := range s.cache.Dirty() {
-		want[it.Key] = true
+	if len(s.cache.Dirty()) == 0 {
+		return nil
 	}
-	for len(want) > 0 {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if err := s.flushOnce(ctx); err != nil {
-			return err
-		}
-		for run := range want {
-			if e, ok := s.cache.Peek(run); !ok || !e.Dirty {
-				delete(want, run)
-			}
-		}
-	}
-	return nil
+	return s.flushOnce(ctx)
 }
 
 // Load implements cairn.Store: from the cache when it holds the run, else
@@ -476,9 +515,8 @@ func (s *Store) Load(ctx context.Context, runID uuid.UUID) (*cairn.Checkpoint, e
 		case errors.Is(err, s3store.ErrNotModified):
 			s.revalidated.Add(1)
 		case err != nil:
-			if errors.Is(err, cairn.ErrNotFound) {
-				s.cache.Remove(runID) // deleted elsewhere
-				s.forget(runID)
+			if errors.Is(err, cairn.ErrNotFound) && s.cache.CompareAndRemove(runID, e.Version) {
+				s.forget(runID) // deleted elsewhere, and not saved here since
 			}
 			return nil, err
 		default:
@@ -490,6 +528,7 @@ func (s *Store) Load(ctx context.Context, runID uuid.UUID) (*cairn.Checkpoint, e
 	}
 	if !ok {
 		fetch := func() (any, error) {
+			epoch := s.epoch.Load()
 			rec, etag, err := s.d.LoadRecord(ctx, runID, "")
 			s.gets.Add(1)
 			if errors.Is(err, cairn.ErrNotFound) {
@@ -502,9 +541,12 @@ func (s *Store) Load(ctx context.Context, runID uuid.UUID) (*cairn.Checkpoint, e
 			if cp, err := s.codec.DecodeRecord(rec); err == nil {
 				e.WorkflowName, e.Timestamp = cp.WorkflowName, cp.Timestamp
 			}
-			// Never over an entry saved meanwhile, nor its ETag.
-			if _, stored := s.cache.CompareAndPut(runID, 0, e); stored {
-				s.sawETag(runID, etag)
+			// Never over an entry saved meanwhile, nor its ETag, and
+			// never a run a Delete removed while the GET was out.
+			if s.epoch.Load() == epoch {
+				if _, stored := s.cache.CompareAndPut(runID, 0, e); stored {
+					s.sawETag(runID, etag)
+				}
 			}
 			return e, nil
 		}
@@ -524,7 +566,13 @@ func (s *Store) Load(ctx context.Context, runID uuid.UUID) (*cairn.Checkpoint, e
 		e = v.(lru.Entry)
 	}
 	cp, err := s.codec.DecodeRecord(e.Value)
-	return cp, cairn.OpError("load", runID, err)
+	if err == nil && cp.RunID != runID {
+		err = fmt.Errorf("%w: the object of run %v holds run %v", cairn.ErrCorrupt, runID, cp.RunID)
+	}
+	if err != nil {
+		return nil, cairn.OpError("load", runID, err)
+	}
+	return cp, nil
 }
 
 // List implements cairn.Store: the durable index, with this process's
@@ -591,8 +639,12 @@ func (s *Store) Delete(ctx context.Context, runID uuid.UUID) error {
 	if err := s.check(ctx); err != nil {
 		return cairn.OpError("delete", runID, err)
 	}
-	s.flushMu.Lock()
-	defer s.flushMu.Unlock()
+	if err := s.acquireFlush(ctx); err != nil {
+		return cairn.OpError("delete", runID, err)
+	}
+	defer s.releaseFlush()
+	defer s.lockRun(runID)()
+	s.epoch.Add(1)
 	s.cache.Remove(runID)
 	s.forget(runID)
 	return s.d.Delete(ctx, runID)
@@ -602,20 +654,31 @@ func (s *Store) Delete(ctx context.Context, runID uuid.UUID) error {
 // store. It returns the flush's error, if any; the store is closed either
 // way, and unflushed runs are then lost.
 func (s *Store) Close(ctx context.Context) error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	first := false
+	s.closeOnce.Do(func() { first = true })
+	if !first {
 		return cairn.OpError("close", uuid.Nil, cairn.ErrClosed)
 	}
+	// Shut the gate: Saves in progress finish, later ones get ErrClosed,
+	// so the flush below sees every Save that returned nil.
+	s.closing.Store(true)
+	s.mu.Lock()
+	s.drained.Broadcast()
 	s.mu.Unlock()
-	err := s.flush(ctx)
+	s.gate.Lock()
 	s.mu.Lock()
 	s.closed = true
 	s.drained.Broadcast()
 	s.mu.Unlock()
+	s.gate.Unlock()
+	err := s.flush(ctx)
 	if s.o.Mode == WriteBack {
 		close(s.stop)
-		<-s.done
+		select {
+		case <-s.done:
+		case <-ctx.Done():
+			err = errors.Join(err, ctx.Err())
+		}
 	}
 	return cairn.OpError("close", uuid.Nil, errors.Join(err, s.d.Close(ctx)))
 }
@@ -629,8 +692,8 @@ type Stats struct {
 	Revalidated    int64 // cache hits confirmed unchanged by a conditional GET
 	Flushes        int64 // flushes that wrote something
 	IndexCommits   int64 // log objects written by the index
-	BytesEncoded   int64 // MessagePack bytes saved
-	BytesStored    int64 // the same once compressed and written
+	BytesEncoded   int64 // MessagePack bytes of every Save accepted
+	BytesStored    int64 // compressed bytes of the run objects written
 	BytesUnflushed int64
 }
 

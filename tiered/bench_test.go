@@ -90,6 +90,25 @@ func BenchmarkLoad10KB(b *testing.B) {
 			}
 		}
 	})
+	// The same size of state as a few long texts (model outputs, say)
+	// rather than 80 small maps: decoding cost follows the number of
+	// values, not the bytes.
+	text := uuid.New()
+	tc := cp(text, 1)
+	for i := range 5 {
+		tc.State[fmt.Sprint("output-", i)] = strings.Repeat("the order was approved and shipped. ", 57)
+	}
+	if err := s.Save(ctx, tc); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("cache-hit-text", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := s.Load(ctx, text); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 	b.Run("minio-GET", func(b *testing.B) {
 		b.ReportAllocs()
 		key := "bench/runs/" + id.String()

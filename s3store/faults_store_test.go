@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/cairnstore/cairn"
 	"github.com/cairnstore/cairn/index"
 	"github.com/cairnstore/cairn/s3store"
@@ -24,7 +22,7 @@ func faultyStore(t *testing.T, srv *miniofixture.Server) (*s3store.Store, *fault
 	tr := faults.New(nil)
 	client, err := s3store.NewS3Client(context.Background(), &s3store.S3Options{
 		Endpoint: srv.Endpoint, Region: srv.Region, PathStyle: true,
-		Credentials:    aws.NewCredentialsCache(credentials.NewStaticCredentialsProvider(srv.AccessKey, srv.SecretKey, "")),
+		Credentials:    srv.Credentials(),
 		Transport:      tr,
 		RequestTimeout: 5 * time.Second,
 	})

@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/cairnstore/cairn"
 	"github.com/cairnstore/cairn/index"
 	"github.com/cairnstore/cairn/s3store"
@@ -26,7 +24,7 @@ func minioBucket(t testing.TB, srv *miniofixture.Server, name string) *s3store.S
 		Endpoint:    srv.Endpoint,
 		Region:      srv.Region,
 		PathStyle:   true,
-		Credentials: aws.NewCredentialsCache(credentials.NewStaticCredentialsProvider(srv.AccessKey, srv.SecretKey, "")),
+		Credentials: srv.Credentials(),
 		Concurrency: 32,
 	})
 	if err != nil {

@@ -521,7 +521,7 @@ func s3TestKeysAndOrder(t *testing.T, srv s3Server) {
 func s3ClientOf(t *testing.T, srv s3Server) *s3.Client {
 	c, err := s3store.NewS3Client(context.Background(), &s3store.S3Options{
 		Endpoint: srv.Endpoint, Region: srv.Region, PathStyle: true,
-		Credentials: credentials.NewStaticCredentialsProvider(srv.AccessKey, srv.SecretKey, ""),
+		Credentials: srv.Credentials(),
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/cairnstore/cairn"
 	"github.com/cairnstore/cairn/s3store"
@@ -52,7 +51,7 @@ func minioForBench(b *testing.B) *benchServer {
 	tr := faults.New(base)
 	raw, err := s3store.NewS3Client(context.Background(), &s3store.S3Options{
 		Endpoint: srv.Endpoint, Region: srv.Region, PathStyle: true, Transport: tr,
-		Credentials: aws.NewCredentialsCache(credentials.NewStaticCredentialsProvider(srv.AccessKey, srv.SecretKey, "")),
+		Credentials: srv.Credentials(),
 	})
 	if err != nil {
 		b.Fatal(err)

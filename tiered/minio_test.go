@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/cairnstore/cairn"
 	"github.com/cairnstore/cairn/index"
 	"github.com/cairnstore/cairn/s3store"
@@ -33,7 +31,7 @@ func minioStore(t testing.TB, srv *miniofixture.Server, bucketName string, o *ti
 	t.Helper()
 	client, err := s3store.NewS3Client(context.Background(), &s3store.S3Options{
 		Endpoint: srv.Endpoint, Region: srv.Region, PathStyle: true,
-		Credentials: aws.NewCredentialsCache(credentials.NewStaticCredentialsProvider(srv.AccessKey, srv.SecretKey, "")),
+		Credentials: srv.Credentials(),
 		MaxAttempts: 2, RequestTimeout: 5 * time.Second,
 	})
 	if err != nil {

@@ -291,13 +291,19 @@ func (s *Server) dockerDo(ctx context.Context, f func(*testcontainers.DockerClie
 	return f(cli, s.ctr.GetContainerID())
 }
 
+// Credentials returns the server's static credentials for an AWS SDK
+// client.
+func (s *Server) Credentials() aws.CredentialsProvider {
+	return aws.NewCredentialsCache(credentials.NewStaticCredentialsProvider(s.AccessKey, s.SecretKey, ""))
+}
+
 // NewClient returns an S3 client for s: path-style addressing, static credentials, and checksums
 // only where S3 requires them. optFns are applied last and may change any of that.
 func (s *Server) NewClient(t testing.TB, optFns ...func(*s3.Options)) *s3.Client {
 	t.Helper()
 	cfg := aws.Config{
 		Region:      s.Region,
-		Credentials: credentials.NewStaticCredentialsProvider(s.AccessKey, s.SecretKey, ""),
+		Credentials: s.Credentials(),
 	}
 	fns := append([]func(*s3.Options){func(o *s3.Options) {
 		o.BaseEndpoint = aws.String(s.Endpoint)

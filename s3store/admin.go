@@ -1,10 +1,12 @@
 package s3store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -251,12 +253,9 @@ func (s *Store) Verify(ctx context.Context) (*Report, error) {
 	return rep, nil
 }
 
+// sortIDs sorts run IDs by their bytes (the order of their strings too).
 func sortIDs(ids []uuid.UUID) {
-	for i := 1; i < len(ids); i++ {
-		for j := i; j > 0 && strings.Compare(ids[j].String(), ids[j-1].String()) < 0; j-- {
-			ids[j], ids[j-1] = ids[j-1], ids[j]
-		}
-	}
+	slices.SortFunc(ids, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
 }
 
 // GCOptions configure GC. Nil means defaults.

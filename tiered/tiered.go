@@ -83,7 +83,8 @@ type Options struct {
 	// CacheBytes bounds the cache (clean entries are evicted past it;
 	// dirty ones never are). Default 64 MiB.
 	CacheBytes int64
-	// FlushConcurrency bounds the parallel PUTs of a flush. Default 16.
+	// FlushConcurrency bounds the parallel PUTs of a flush, and the
+	// parallel Loads of List with WithCheckpoints. Default 16.
 	FlushConcurrency int
 	// Fencing makes every write of a run conditional on the ETag this
 	// store last saw for it (from its own write or a Load), and a run it
@@ -596,18 +597,25 @@ func (s *Store) List(ctx context.Context, opts *cairn.ListOptions) (*cairn.Page,
 		}
 		dirty[it.Key] = sum
 	}
-	if len(dirty) == 0 {
-		return s.d.List(ctx, opts)
-	}
 	// Ask for enough durable runs to fill the page even if every dirty
-	// run shadows one of them.
+	// run shadows one of them. Their checkpoints are loaded here, through
+	// the cache (and revalidation, and the GET counter).
 	o := q.ListOptions
+	o.WithCheckpoints = false
 	if o.Limit > 0 {
 		o.Limit += len(dirty)
 	}
 	page, err := s.d.List(ctx, &o)
 	if err != nil {
 		return nil, err
+	}
+	if len(dirty) == 0 && q.WithCheckpoints {
+		if err := s.fill(ctx, page); err != nil {
+			return nil, err
+		}
+	}
+	if len(dirty) == 0 {
+		return page, nil
 	}
 	runs := make([]cairn.Summary, 0, len(page.Runs)+len(dirty))
 	for _, r := range page.Runs {
@@ -629,7 +637,38 @@ func (s *Store) List(ctx context.Context, opts *cairn.ListOptions) (*cairn.Page,
 	if more && len(out.Runs) > 0 {
 		out.Next = out.Runs[len(out.Runs)-1].Key().Cursor()
 	}
+	if q.WithCheckpoints {
+		if err := s.fill(ctx, out); err != nil {
+			return nil, err
+		}
+	}
 	return out, nil
+}
+
+// fill loads the checkpoints a page lacks, in parallel, and leaves out the
+// runs deleted since the index listed them. The cursor stays where the
+// index put it.
+func (s *Store) fill(ctx context.Context, page *cairn.Page) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(s.o.FlushConcurrency)
+	for i := range page.Runs {
+		if page.Runs[i].Checkpoint != nil {
+			continue
+		}
+		g.Go(func() error {
+			cp, err := s.Load(gctx, page.Runs[i].RunID)
+			if errors.Is(err, cairn.ErrNotFound) {
+				return nil
+			}
+			page.Runs[i].Checkpoint = cp
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return cairn.OpError("list", uuid.Nil, err)
+	}
+	page.Runs = slices.DeleteFunc(page.Runs, func(r cairn.Summary) bool { return r.Checkpoint == nil })
+	return nil
 }
 
 // Delete implements cairn.Store: it waits for a flush in progress, drops
@@ -687,7 +726,7 @@ func (s *Store) Close(ctx context.Context) error {
 type Stats struct {
 	Cache          lru.Stats
 	PUTs           int64 // run objects written
-	GETs           int64 // run objects read
+	GETs           int64 // run objects read: Load misses, revalidations, List WithCheckpoints
 	SkippedSaves   int64 // Saves whose bytes were already durable
 	Revalidated    int64 // cache hits confirmed unchanged by a conditional GET
 	Flushes        int64 // flushes that wrote something

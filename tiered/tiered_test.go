@@ -173,6 +173,53 @@ func TestUnchangedSaveAndCachedLoad(t *testing.T) {
 	}
 }
 
+// List with WithCheckpoints loads through the cache: runs cached here cost
+// no GET, the others one GET each, counted in Stats, and a run saved but
+// not yet flushed comes with its checkpoint too.
+func TestListWithCheckpointsUsesCache(t *testing.T) {
+	mem := bucket.NewMem()
+	ctx := context.Background()
+	other := durable(t, mem)
+	elsewhere := []uuid.UUID{uuid.New(), uuid.New()}
+	for _, r := range elsewhere {
+		if err := other.Save(ctx, cp(r, 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := open(t, mem, &tiered.Options{Mode: tiered.WriteBack, FlushWindow: time.Hour})
+	here, dirty := uuid.New(), uuid.New()
+	if err := s.Save(ctx, cp(here, 2)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Save(ctx, cp(dirty, 3)); err != nil {
+		t.Fatal(err)
+	}
+	page, err := s.List(ctx, &cairn.ListOptions{WithCheckpoints: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Runs) != 4 {
+		t.Fatalf("listed %d runs, want 4", len(page.Runs))
+	}
+	for _, r := range page.Runs {
+		if r.Checkpoint == nil || r.Checkpoint.RunID != r.RunID {
+			t.Fatalf("run %v listed without its checkpoint: %+v", r.RunID, r)
+		}
+	}
+	if g := s.Stats().GETs; g != int64(len(elsewhere)) {
+		t.Fatalf("List made %d GETs, want %d (one per run not cached here)", g, len(elsewhere))
+	}
+	if _, err := s.List(ctx, &cairn.ListOptions{WithCheckpoints: true}); err != nil {
+		t.Fatal(err)
+	}
+	if g := s.Stats().GETs; g != int64(len(elsewhere)) {
+		t.Fatalf("a second List made %d GETs in all, want %d: the first filled the cache", g, len(elsewhere))
+	}
+}
+
 // Concurrent Loads of a run missing from the cache share one GET.
 func TestConcurrentMissesShareOneGet(t *testing.T) {
 	mem := bucket.NewMem()

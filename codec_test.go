@@ -8,10 +8,12 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cairnstore/cairn"
 	"github.com/cairnstore/cairn/gen/wire"
 	"github.com/cairnstore/cairn/storetest"
+	"github.com/google/uuid"
 	"github.com/klauspost/compress/zstd"
 )
 
@@ -311,5 +313,49 @@ func TestCompressedSizes(t *testing.T) {
 		if d := storetest.Diff(got, c); d != "" {
 			t.Fatalf("%d bytes, streamed frame: %s", n, d)
 		}
+	}
+}
+
+// EncodeJSON writes what Unmarshal reads back, kinds included, and the
+// bytes of golden vector A as Blazen writes them.
+func TestEncodeJSON(t *testing.T) {
+	for name, want := range goldenCheckpoints() {
+		j, err := cairn.EncodeJSON(want)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		got, err := cairn.DefaultCodec().Unmarshal(j)
+		if err != nil {
+			t.Fatalf("%s: %s: %v", name, j, err)
+		}
+		if d := storetest.Diff(got, want); d != "" {
+			t.Fatalf("%s: %s", name, d)
+		}
+	}
+	a, err := cairn.EncodeJSON(goldenCheckpoints()[goldenA])
+	if err != nil {
+		t.Fatal(err)
+	}
+	const wantA = `{"workflow_name":"demo","run_id":"67e55044-10b1-426f-9247-bb680e5fe0c8","timestamp":"2024-01-01T00:00:00Z","state":{"counter":42},"pending_events":[{"event_type":"blazen::StartEvent","data":{"input":"hello"}}],"metadata":{}}`
+	if string(a) != wantA {
+		t.Fatalf("vector A as JSON:\n got %s\nwant %s", a, wantA)
+	}
+	kinds := &cairn.Checkpoint{RunID: uuid.New(), Timestamp: time.Unix(1, 5).UTC(),
+		State: map[string]any{"f": 1.0, "g": 2.5, "big": 1e300, "i": 3, "u": uint64(1 << 63), "s": "é\"\n", "n": nil, "l": []any{true, -1}}}
+	j, err := cairn.EncodeJSON(kinds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := cairn.DefaultCodec().Unmarshal(j)
+	if err != nil {
+		t.Fatalf("%s: %v", j, err)
+	}
+	for k, v := range map[string]any{"f": 1.0, "g": 2.5, "big": 1e300, "i": int64(3), "u": uint64(1 << 63), "s": "é\"\n", "n": nil} {
+		if got.State[k] != v {
+			t.Errorf("state[%q] = %#v after JSON, want %#v (%s)", k, got.State[k], v, j)
+		}
+	}
+	if _, err := cairn.EncodeJSON(&cairn.Checkpoint{State: map[string]any{"c": make(chan int)}}); !errors.Is(err, cairn.ErrInvalid) {
+		t.Fatalf("a channel in state: %v, want ErrInvalid", err)
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 
 	"github.com/cairnstore/cairn/gen/wire"
@@ -112,4 +114,98 @@ func jsonValue(v any, depth int) (any, error) {
 		}
 	}
 	return v, nil
+}
+
+// EncodeJSON writes cp as blazen-persist's JSON record (the form
+// Unmarshal reads back): the six fields in their order, run_id hyphenated,
+// the timestamp as chrono writes it, map keys sorted, and pending_events
+// and metadata present even when empty. Integers stay integers and floats
+// keep a fraction or an exponent ("1.0", not "1"), so the kinds survive a
+// round trip. Values that are not JSON-like give ErrInvalid.
+func EncodeJSON(cp *Checkpoint) ([]byte, error) {
+	// Normalise through MessagePack: what comes back holds only nil,
+	// bool, int64, uint64, float64, string, []any and map[string]any.
+	rec, err := DefaultCodec().Encode(nil, cp)
+	if err != nil {
+		return nil, err
+	}
+	n, err := DefaultCodec().DecodeRecord(rec)
+	if err != nil {
+		return nil, err
+	}
+	ts, err := FormatTimestamp(n.Timestamp)
+	if err != nil {
+		return nil, err
+	}
+	b := []byte(`{"workflow_name":`)
+	b = appendJSONString(b, n.WorkflowName)
+	b = append(b, `,"run_id":"`...)
+	b = append(b, n.RunID.String()...)
+	b = append(b, `","timestamp":"`...)
+	b = append(b, ts...)
+	b = append(b, `","state":`...)
+	b = appendJSON(b, n.State)
+	b = append(b, `,"pending_events":[`...)
+	for i, e := range n.PendingEvents {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"event_type":`...)
+		b = appendJSONString(b, e.EventType)
+		b = append(b, `,"data":`...)
+		b = appendJSON(b, e.Data)
+		b = append(b, '}')
+	}
+	b = append(b, `],"metadata":`...)
+	b = appendJSON(b, n.Metadata)
+	return append(b, '}'), nil
+}
+
+func appendJSONString(b []byte, s string) []byte {
+	q, _ := json.Marshal(s) // a string always marshals
+	return append(b, q...)
+}
+
+// appendJSON writes a normalised JSON-like value; a nil map is {}.
+func appendJSON(b []byte, v any) []byte {
+	switch x := v.(type) {
+	case nil:
+		return append(b, "null"...)
+	case bool:
+		return strconv.AppendBool(b, x)
+	case int64:
+		return strconv.AppendInt(b, x, 10)
+	case uint64:
+		return strconv.AppendUint(b, x, 10)
+	case float64:
+		n := len(b)
+		b = strconv.AppendFloat(b, x, 'g', -1, 64)
+		if !bytes.ContainsAny(b[n:], ".e") {
+			b = append(b, ".0"...)
+		}
+		return b
+	case string:
+		return appendJSONString(b, x)
+	case []any:
+		b = append(b, '[')
+		for i, e := range x {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSON(b, e)
+		}
+		return append(b, ']')
+	case map[string]any:
+		b = append(b, '{')
+		for i, k := range slices.Sorted(maps.Keys(x)) {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, k)
+			b = append(b, ':')
+			b = appendJSON(b, x[k])
+		}
+		return append(b, '}')
+	}
+	panic(fmt.Sprintf("cairn: appendJSON: %T is not a normalised value", v)) // DecodeRecord makes none
 }

@@ -736,6 +736,11 @@ type Stats struct {
 	BytesUnflushed int64
 }
 
+// Durable returns the durable store below the cache, for the operations
+// of package s3store that have no tiered counterpart (Reindex, Verify, GC).
+// Writes made through it bypass this store's cache.
+func (s *Store) Durable() *s3store.Store { return s.d }
+
 // Stats returns the counters.
 func (s *Store) Stats() Stats {
 	return Stats{

@@ -298,6 +298,28 @@ func (s *Store) Load(ctx context.Context, runID uuid.UUID) (*cairn.Checkpoint, e
 	return cp, nil
 }
 
+// Exists reports whether Load would find runID, with one HEAD and no
+// body: the run's object is there and has not expired. It does not decode
+// the object, so a run whose object is corrupt exists.
+func (s *Store) Exists(ctx context.Context, runID uuid.UUID) (bool, error) {
+	if err := s.check(ctx); err != nil {
+		return false, cairn.OpError("exists", runID, err)
+	}
+	info, err := s.b.Head(ctx, s.runKey(runID))
+	if errors.Is(err, bucket.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, cairn.OpError("exists", runID, classify(err))
+	}
+	if exp, ok := info.Metadata[metaExpires]; ok {
+		if t, err := cairn.ParseTimestamp(exp); err == nil && !s.o.Now().Before(t) {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
 // ErrNotModified is returned by LoadRecord when the run's object still has
 // the ETag given: the caller's copy is current.
 var ErrNotModified = errors.New("s3store: not modified")

@@ -496,3 +496,46 @@ func TestStaleWriterAfterGC(t *testing.T) {
 		t.Fatalf("GC removed an acknowledged run: %v", err)
 	}
 }
+
+// Exists agrees with Load: a saved run exists, a deleted or expired one
+// does not, and a corrupt one does (it can still be deleted).
+func TestExists(t *testing.T) {
+	var mu sync.Mutex
+	now := t0
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	mem := bucket.NewMem()
+	s := newStore(t, mem, &s3store.Options{Prefix: "cairn", TTL: time.Hour, Now: clock})
+	ctx := context.Background()
+	a, b, c := cp(1, t0), cp(2, t0), cp(3, t0)
+	for _, x := range []*cairn.Checkpoint{a, b, c} {
+		if err := s.Save(ctx, x); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Delete(ctx, b.RunID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mem.Put(ctx, "cairn/runs/"+c.RunID.String(), []byte("garbage"), nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		run  uuid.UUID
+		want bool
+	}{{a.RunID, true}, {b.RunID, false}, {c.RunID, true}, {cp(4, t0).RunID, false}} {
+		if got, err := s.Exists(ctx, tc.run); err != nil || got != tc.want {
+			t.Errorf("Exists(%v) = %v, %v; want %v", tc.run, got, err, tc.want)
+		}
+	}
+	mu.Lock()
+	now = now.Add(2 * time.Hour)
+	mu.Unlock()
+	if got, err := s.Exists(ctx, a.RunID); err != nil || got {
+		t.Errorf("Exists of an expired run = %v, %v; want false", got, err)
+	}
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Exists(ctx, a.RunID); !errors.Is(err, cairn.ErrClosed) {
+		t.Errorf("Exists after Close: %v, want ErrClosed", err)
+	}
+}

@@ -1,0 +1,188 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cairnstore/cairn"
+	"github.com/cairnstore/cairn/tiered"
+	"github.com/cairnstore/cairn/tools/miniofixture"
+)
+
+var demoBin struct {
+	once sync.Once
+	path string
+	err  error
+	out  []byte
+}
+
+// buildDemoBinary builds cmd/cairn once per test binary: the demo starts
+// its worker as a second process of the same executable.
+func buildDemoBinary(t *testing.T) string {
+	t.Helper()
+	demoBin.once.Do(func() {
+		dir, err := os.MkdirTemp("", "cairn-demo-bin")
+		if err != nil {
+			demoBin.err = err
+			return
+		}
+		demoBin.path = filepath.Join(dir, "cairn")
+		demoBin.out, demoBin.err = exec.Command("go", "build", "-race", "-o", demoBin.path, ".").CombinedOutput()
+	})
+	if demoBin.err != nil {
+		t.Fatalf("go build: %v\n%s", demoBin.err, demoBin.out)
+	}
+	return demoBin.path
+}
+
+// runDemoBinary runs the built binary with args and extra environment, and
+// returns its stdout, stderr and exit code.
+func runDemoBinary(t *testing.T, envv []string, args ...string) (string, string, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, buildDemoBinary(t), args...)
+	cmd.Env = append(os.Environ(), envv...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	if err != nil {
+		ee, ok := err.(*exec.ExitError)
+		if !ok {
+			t.Fatal(err)
+		}
+		code = ee.ExitCode()
+	}
+	return stdout.String(), stderr.String(), code
+}
+
+var demoWorkflow = regexp.MustCompile(`workflow: (demo-[0-9a-f]{8})`)
+
+// checkDemo runs the demo on store and checks its report, then checks the
+// store itself: every run of the demo listed, finished, and the index
+// agreeing with the objects.
+func checkDemo(t *testing.T, envv []string, store string, runs int) {
+	t.Helper()
+	args := []string{"demo", "--runs", "80", "--work", "1ms"}
+	if store != "" {
+		args = append(args, "--store", store)
+	}
+	stdout, stderr, code := runDemoBinary(t, envv, args...)
+	if code != 0 {
+		t.Fatalf("demo exited %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	for _, want := range []string{"Killed it with SIGKILL", "Verified: all 80 runs", "Saves per PUT", "Load, cache hit"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("the demo's report lacks %q:\n%s", want, stdout)
+		}
+	}
+	m := demoWorkflow.FindStringSubmatch(stdout)
+	if m == nil {
+		t.Fatalf("no workflow name in the report:\n%s", stdout)
+	}
+	if store == "" {
+		return
+	}
+	ctx := context.Background()
+	for _, kv := range envv {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	s, err := tiered.Open(ctx, store, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(ctx)
+	n := 0
+	for sum, err := range cairn.All(ctx, s, &cairn.ListOptions{WorkflowName: m[1], WithCheckpoints: true}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sum.Checkpoint.State["done"] != true || sum.Checkpoint.State["total"] != expectedTotal(sum.RunID) {
+			t.Errorf("run %v not finished right: %v", sum.RunID, sum.Checkpoint.State)
+		}
+		n++
+	}
+	if n != runs {
+		t.Fatalf("the store lists %d runs of %s, want %d", n, m[1], runs)
+	}
+	rep, err := s.Durable().Verify(ctx)
+	if err != nil || !rep.OK() {
+		t.Fatalf("Verify after the demo: %+v, %v", rep, err)
+	}
+}
+
+func TestDemoDirectory(t *testing.T) {
+	checkDemo(t, nil, "file://"+t.TempDir(), 80)
+}
+
+// With neither --store nor CAIRN_STORE the demo runs on the embedded
+// default, a directory under the user's data directory.
+func TestDemoDefaultStore(t *testing.T) {
+	home := t.TempDir()
+	checkDemo(t, []string{"HOME=" + home, "XDG_DATA_HOME=", "CAIRN_STORE="}, "", 80)
+	if _, err := os.Stat(filepath.Join(home, ".local", "share", "cairn")); err != nil {
+		t.Fatalf("the default store is not where the docs say: %v", err)
+	}
+}
+
+func TestDemoMinIO(t *testing.T) {
+	srv := miniofixture.Start(context.Background(), t)
+	envv := []string{"AWS_ACCESS_KEY_ID=" + srv.AccessKey, "AWS_SECRET_ACCESS_KEY=" + srv.SecretKey, "AWS_REGION=" + srv.Region}
+	store := "s3://" + srv.NewBucket(t) + "/demo?endpoint=" + srv.Endpoint + "&region=" + srv.Region + "&path_style=true"
+	checkDemo(t, envv, store, 80)
+}
+
+func TestDemoRefusesMem(t *testing.T) {
+	_, stderr, code := runDemoBinary(t, nil, "demo", "--store", "mem://")
+	if code != exitUsage || !strings.Contains(stderr, "needs a file:// or s3:// store") {
+		t.Fatalf("demo on mem:// exited %d: %s", code, stderr)
+	}
+}
+
+// The demo's checks can fail: a run missing a step, a run done twice, a
+// lost acknowledged step are each reported.
+func TestDemoChecksCatchLosses(t *testing.T) {
+	ctx := context.Background()
+	s, err := tiered.Open(ctx, "mem://", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(ctx)
+	cfg := &demoConfig{workflow: "demo-test", runs: 3, workers: 2}
+	for i := range cfg.runs {
+		var c *cairn.Checkpoint
+		for k := 1; k <= len(demoSteps); k++ {
+			c = demoStep(c, cfg, cfg.runID(i), k, "test")
+			if i == 1 && k == 3 {
+				c = demoStep(c, cfg, cfg.runID(i), k, "test") // step 3 twice
+			}
+			if i == 2 && k == len(demoSteps) {
+				break // never saves its last step
+			}
+			if err := s.Save(ctx, c); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	v, err := verifyDemo(ctx, s, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(v.problems) != 2 || !strings.Contains(v.problems[0], "ran steps [1 2 3 3") || !strings.Contains(v.problems[1], "is not done") {
+		t.Fatalf("problems = %q, want run 1's repeated step and run 2 unfinished", v.problems)
+	}
+	// Run 2 holds step 5; a worker that had acknowledged step 6 lost it.
+	if _, err := resume(ctx, s, cfg, map[int]int{2: len(demoSteps)}); err == nil || !strings.Contains(err.Error(), "was acknowledged durable") {
+		t.Fatalf("resume with a lost acknowledged step: %v", err)
+	}
+}

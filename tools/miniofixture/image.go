@@ -34,8 +34,8 @@ const DefaultImage = "cairn-minio:20260212201848-7aac2a2c5b7c"
 
 // Environment variables read by this package.
 const (
-	// EnvImage names an image to use instead of building DefaultImage, for example
-	// quay.io/minio/minio (a 2025-09 or later release). Nothing is built when it is set.
+	// EnvImage names an image to use instead of building DefaultImage, for example an
+	// official MinIO release from 2025-09 or later. Nothing is built when it is set.
 	EnvImage = "CAIRN_MINIO_IMAGE"
 	// EnvEndpoint points Start at an existing S3 or MinIO; no container is started.
 	EnvEndpoint = "CAIRN_S3_ENDPOINT"

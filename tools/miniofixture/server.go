@@ -76,23 +76,14 @@ func Start(ctx context.Context, t testing.TB) *Server {
 	t.Helper()
 	disableReaper()
 
-	if ep := os.Getenv(EnvEndpoint); ep != "" {
-		s := &Server{
-			Endpoint:  strings.TrimRight(ep, "/"),
-			AccessKey: envOr(EnvAccessKey, "minioadmin"),
-			SecretKey: envOr(EnvSecretKey, "minioadmin"),
-			Region:    envOr(EnvRegion, "us-east-1"),
-		}
+	if s := external(); s != nil {
 		t.Logf("miniofixture: using external S3 endpoint %s (%s), region %s", s.Endpoint, EnvEndpoint, s.Region)
 		return s
 	}
 
 	cli, err := connectDocker(ctx)
 	if err != nil {
-		msg := fmt.Sprintf("miniofixture: NO S3 SERVER: %v.\n"+
-			"\tThe MinIO tests need a Docker engine (the MinIO image is built locally, no registry needed)\n"+
-			"\tor an existing endpoint: %s=http://host:9000 with %s, %s, %s.",
-			err, EnvEndpoint, EnvAccessKey, EnvSecretKey, EnvRegion)
+		msg := noServerMessage(err)
 		if os.Getenv(EnvRequire) == "1" {
 			t.Fatalf("%s\n\t%s=1 is set, so this is a failure, not a skip.", msg, EnvRequire)
 		}
@@ -100,9 +91,69 @@ func Start(ctx context.Context, t testing.TB) *Server {
 	}
 	cli.Close()
 
-	image, err := EnsureImage(ctx, t.Logf)
+	s, err := startContainer(ctx, t.Logf)
 	if err != nil {
-		t.Fatalf("miniofixture: %v\n\t(set %s to an image you can pull, e.g. quay.io/minio/minio, to skip the build)", err, EnvImage)
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.ctr.Terminate(context.Background()); err != nil {
+			t.Logf("miniofixture: terminate container: %v", err)
+		}
+	})
+	return s
+}
+
+// Launch is Start for a program that is not a test (a benchmark command, say): the external
+// endpoint from the environment, else a new MinIO container. The caller must call stop, which
+// terminates the container (and does nothing for an external endpoint). Without an endpoint or
+// a Docker engine it returns an error saying how to provide one; CAIRN_REQUIRE_S3 plays no part.
+func Launch(ctx context.Context, logf func(format string, args ...any)) (s *Server, stop func(context.Context) error, err error) {
+	disableReaper()
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	if s := external(); s != nil {
+		logf("miniofixture: using external S3 endpoint %s (%s), region %s", s.Endpoint, EnvEndpoint, s.Region)
+		return s, func(context.Context) error { return nil }, nil
+	}
+	cli, err := connectDocker(ctx)
+	if err != nil {
+		return nil, nil, errors.New(noServerMessage(err))
+	}
+	cli.Close()
+	if s, err = startContainer(ctx, logf); err != nil {
+		return nil, nil, err
+	}
+	return s, func(ctx context.Context) error { return s.ctr.Terminate(ctx) }, nil
+}
+
+// external returns the server named by EnvEndpoint, or nil when it is not set.
+func external() *Server {
+	ep := os.Getenv(EnvEndpoint)
+	if ep == "" {
+		return nil
+	}
+	return &Server{
+		Endpoint:  strings.TrimRight(ep, "/"),
+		AccessKey: envOr(EnvAccessKey, "minioadmin"),
+		SecretKey: envOr(EnvSecretKey, "minioadmin"),
+		Region:    envOr(EnvRegion, "us-east-1"),
+	}
+}
+
+func noServerMessage(err error) string {
+	return fmt.Sprintf("miniofixture: NO S3 SERVER: %v.\n"+
+		"\tThe MinIO tests need a Docker engine (the MinIO image is built locally, no registry needed)\n"+
+		"\tor an existing endpoint: %s=http://host:9000 with %s, %s, %s.",
+		err, EnvEndpoint, EnvAccessKey, EnvSecretKey, EnvRegion)
+}
+
+// startContainer runs a new MinIO container and waits until it is ready. On failure nothing is
+// left running.
+func startContainer(ctx context.Context, logf func(string, ...any)) (*Server, error) {
+	image, err := EnsureImage(ctx, logf)
+	if err != nil {
+		return nil, fmt.Errorf("miniofixture: %w\n\t(set %s to a MinIO image you can pull to skip the build)", err, EnvImage)
 	}
 
 	s := &Server{
@@ -117,7 +168,7 @@ func Start(ctx context.Context, t testing.TB) *Server {
 	for attempt := 1; ; attempt++ {
 		port, err := freePort()
 		if err != nil {
-			t.Fatalf("miniofixture: %v", err)
+			return nil, fmt.Errorf("miniofixture: %w", err)
 		}
 		ctr, err := testcontainers.Run(ctx, image,
 			testcontainers.WithExposedPorts(minioPort),
@@ -135,19 +186,21 @@ func Start(ctx context.Context, t testing.TB) *Server {
 			}),
 			testcontainers.WithWaitStrategyAndDeadline(2*ready.timeout, ready),
 		)
-		testcontainers.CleanupContainer(t, ctr)
 		if err != nil {
+			if ctr != nil {
+				ctr.Terminate(context.Background())
+			}
 			if attempt < 5 && isPortConflict(err) {
 				continue // another process took the port between freePort and docker run
 			}
-			t.Fatalf("miniofixture: start MinIO container from %s: %v", image, err)
+			return nil, fmt.Errorf("miniofixture: start MinIO container from %s: %w", image, err)
 		}
 		s.ctr = ctr
 		break
 	}
 	s.Endpoint = ready.endpoint
-	t.Logf("miniofixture: started MinIO container %.12s (image %s) at %s", s.ctr.GetContainerID(), image, s.Endpoint)
-	return s
+	logf("miniofixture: started MinIO container %.12s (image %s) at %s", s.ctr.GetContainerID(), image, s.Endpoint)
+	return s, nil
 }
 
 // readyWait is the container's wait strategy: it polls GET /minio/health/cluster until MinIO

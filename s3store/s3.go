@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/logging"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/cairnstore/cairn/s3store/bucket"
@@ -177,7 +178,9 @@ func NewS3Client(ctx context.Context, opts *S3Options) (*s3.Client, error) {
 		return nil, err
 	}
 
-	var load []func(*config.LoadOptions) error
+	// The SDK would print some warnings (the instance-metadata fallback of
+	// the credential chain) to stderr; a library returns errors instead.
+	load := []func(*config.LoadOptions) error{config.WithLogger(logging.Nop{})}
 	if o.Region != "" {
 		load = append(load, config.WithRegion(o.Region))
 	}

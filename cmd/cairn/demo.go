@@ -262,6 +262,18 @@ func demoMain(ctx context.Context, e *env, cfg *demoConfig) error {
 		cfg.runs, len(demoSteps), strings.Join(demoSteps, " → "))
 	fmt.Fprintf(e.stdout, "store:    %s\nworkflow: %s\n\n", where(cfg.store), cfg.workflow)
 
+	// A store that cannot be reached fails here, in one line, rather than
+	// in the worker process.
+	pre, _, err := openStore(ctx, e, cfg.store, nil)
+	if err != nil {
+		return err
+	}
+	_, err = pre.List(ctx, &cairn.ListOptions{Limit: 1})
+	closeStore(ctx, pre, &err)
+	if err != nil {
+		return err
+	}
+
 	// Phase 1: the worker process, killed partway.
 	fmt.Fprintf(e.stdout, "1. A worker process runs the pipeline in write-back mode, flushing every 50 ms.\n")
 	w, err := startWorker(ctx, cfg)

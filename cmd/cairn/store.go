@@ -90,6 +90,9 @@ func describe(err error) string {
 			where += " " + ce.RunID.String()
 		}
 		where += ": "
+		if ce.RunID != uuid.Nil && errors.Is(err, cairn.ErrNotFound) {
+			return "run " + ce.RunID.String() + " not found"
+		}
 	}
 	var api smithy.APIError
 	if errors.As(err, &api) {

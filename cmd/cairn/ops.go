@@ -1,0 +1,378 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/cairnstore/cairn"
+	"github.com/cairnstore/cairn/s3store"
+	"github.com/cairnstore/cairn/tiered"
+	"github.com/google/uuid"
+)
+
+func init() {
+	register(command{name: "ls", summary: "list runs, newest first", run: runLs})
+	register(command{name: "show", summary: "print a checkpoint as JSON", run: runShow})
+	register(command{name: "rm", summary: "delete runs", run: runRm})
+	register(command{name: "verify", summary: "check the index against the objects", run: runVerify})
+	register(command{name: "reindex", summary: "rebuild the index from the objects", run: runReindex})
+	register(command{name: "gc", summary: "delete orphans, expired runs and index objects no longer needed", run: runGC})
+}
+
+// withStore opens the store named by the --store flag, runs f on it and
+// closes it, keeping the first error.
+func withStore(ctx context.Context, e *env, storeFlag string, opts *tiered.Options, f func(*tiered.Store) error) (err error) {
+	s, _, err := openStore(ctx, e, storeFlag, opts)
+	if err != nil {
+		return err
+	}
+	defer closeStore(ctx, s, &err)
+	return f(s)
+}
+
+// onStore parses the flags of a command that takes no arguments and runs
+// f on its store.
+func onStore(ctx context.Context, e *env, fs *flag.FlagSet, storeFlag *string, args []string, f func(*tiered.Store) error) error {
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := wantArgs(fs, 0, 0); err != nil {
+		return err
+	}
+	return withStore(ctx, e, *storeFlag, nil, f)
+}
+
+// wantArgs checks the number of arguments left after the flags.
+func wantArgs(fs *flag.FlagSet, min, max int) error {
+	switch n := fs.NArg(); {
+	case n < min:
+		fs.Usage()
+		return usagef("%s: missing argument", fs.Name())
+	case max >= 0 && n > max:
+		return usagef("%s: unexpected argument %q", fs.Name(), fs.Arg(max))
+	}
+	return nil
+}
+
+// timeFlag parses an RFC 3339 time given to a flag; empty means none.
+func timeFlag(name, v string) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, nil
+	}
+	t, err := cairn.ParseTimestamp(v)
+	if err != nil {
+		return t, usagef("--%s %q: want an RFC 3339 time such as 2024-06-10T06:13:20Z", name, v)
+	}
+	return t, nil
+}
+
+// lsJSON is the document ls --json prints; see runLs.
+type lsJSON struct {
+	Runs []lsRun `json:"runs"`
+	Next string  `json:"next"`
+}
+
+type lsRun struct {
+	RunID        string `json:"run_id"`
+	WorkflowName string `json:"workflow_name"`
+	Timestamp    string `json:"timestamp"`
+	Size         int64  `json:"size"`
+}
+
+// runLs lists one page of runs, newest first (ties by run ID bytes), as a
+// table on stdout; the cursor of the next page, if there is one, goes to
+// stderr as the --cursor to pass.
+//
+// With --json it prints one JSON document instead, for scripts:
+//
+//	{
+//	  "runs": [
+//	    {
+//	      "run_id": "67e55044-10b1-426f-9247-bb680e5fe0c8",
+//	      "workflow_name": "demo",
+//	      "timestamp": "2024-06-10T06:13:20.123456789Z",
+//	      "size": 179
+//	    }
+//	  ],
+//	  "next": ""
+//	}
+//
+// runs is in List order and is [] (never null) when there are none;
+// run_id is the hyphenated UUID; timestamp is chrono's RFC 3339 form in
+// UTC (the fraction omitted when zero, else 3, 6 or 9 digits); size is the
+// length in bytes of the run's MessagePack record before compression;
+// next is the opaque cursor to pass to --cursor for the following page,
+// "" on the last one. The fields, their names and their order are stable;
+// new fields may be added.
+func runLs(ctx context.Context, e *env, args []string) error {
+	fs, storeFlag := newFlags(e, "ls", "")
+	workflow := fs.String("workflow", "", "only runs of this workflow")
+	since := fs.String("since", "", "only runs at or after this RFC 3339 time")
+	until := fs.String("until", "", "only runs before this RFC 3339 time")
+	limit := fs.Int("limit", 50, "at most this many runs (0: all)")
+	cursor := fs.String("cursor", "", "continue after an earlier page (the cursor it printed)")
+	asJSON := fs.Bool("json", false, "print one JSON document (schema in the docs) instead of a table")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := wantArgs(fs, 0, 0); err != nil {
+		return err
+	}
+	if *limit < 0 {
+		return usagef("--limit %d: want 0 (all) or more", *limit)
+	}
+	opts := &cairn.ListOptions{WorkflowName: *workflow, Limit: *limit, Cursor: *cursor}
+	var err error
+	if opts.Since, err = timeFlag("since", *since); err != nil {
+		return err
+	}
+	if opts.Until, err = timeFlag("until", *until); err != nil {
+		return err
+	}
+	if *cursor != "" {
+		if _, err := cairn.ParseCursor(*cursor); err != nil {
+			return usagef("--cursor %q: not a cursor that cairn ls printed", *cursor)
+		}
+	}
+	return withStore(ctx, e, *storeFlag, nil, func(s *tiered.Store) error {
+		page, err := s.List(ctx, opts)
+		if err != nil {
+			return err
+		}
+		doc := lsJSON{Runs: make([]lsRun, len(page.Runs)), Next: page.Next}
+		for i, r := range page.Runs {
+			ts, err := cairn.FormatTimestamp(r.Timestamp)
+			if err != nil {
+				return cairn.OpError("list", r.RunID, err)
+			}
+			doc.Runs[i] = lsRun{RunID: r.RunID.String(), WorkflowName: r.WorkflowName, Timestamp: ts, Size: r.Size}
+		}
+		if *asJSON {
+			out, err := json.MarshalIndent(doc, "", "  ")
+			if err != nil {
+				return err
+			}
+			_, err = e.stdout.Write(append(out, '\n'))
+			return err
+		}
+		tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "RUN ID\tWORKFLOW\tTIMESTAMP\tSIZE")
+		for _, r := range doc.Runs {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\n", r.RunID, printable(r.WorkflowName), r.Timestamp, r.Size)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		if page.Next != "" {
+			fmt.Fprintf(e.stderr, "more runs: cairn ls --cursor %s\n", page.Next)
+		}
+		return nil
+	})
+}
+
+// printable quotes a workflow name that would break a table row or play
+// tricks on a terminal (control characters, tabs, an empty name).
+func printable(s string) string {
+	if s == "" || strings.ContainsFunc(s, func(r rune) bool { return r < ' ' || r == 0x7f || r == '\t' || r == ' ' }) {
+		return fmt.Sprintf("%q", s)
+	}
+	return s
+}
+
+// runShow prints a run's checkpoint as blazen-persist's JSON record,
+// indented. A run that does not exist exits with 3.
+func runShow(ctx context.Context, e *env, args []string) error {
+	fs, storeFlag := newFlags(e, "show", "RUN_ID")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := wantArgs(fs, 1, 1); err != nil {
+		return err
+	}
+	id, err := parseRunID(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	return withStore(ctx, e, *storeFlag, nil, func(s *tiered.Store) error {
+		cp, err := s.Load(ctx, id)
+		if err != nil {
+			return err
+		}
+		rec, err := cairn.EncodeJSON(cp)
+		if err != nil {
+			return cairn.OpError("show", id, err)
+		}
+		var buf bytes.Buffer
+		if err := json.Indent(&buf, rec, "", "  "); err != nil {
+			return cairn.OpError("show", id, err)
+		}
+		buf.WriteByte('\n')
+		_, err = e.stdout.Write(buf.Bytes())
+		return err
+	})
+}
+
+// missingRuns is the error of an rm that was given runs that do not
+// exist: exit code 3, like any run not found.
+type missingRuns []uuid.UUID
+
+func (m missingRuns) Error() string {
+	ids := make([]string, len(m))
+	for i, id := range m {
+		ids[i] = id.String()
+	}
+	if len(m) == 1 {
+		return "run not found: " + ids[0]
+	}
+	return fmt.Sprintf("%d runs not found: %s", len(m), strings.Join(ids, ", "))
+}
+
+func (m missingRuns) Is(target error) bool { return target == cairn.ErrNotFound }
+
+// runRm deletes runs and prints "deleted RUN_ID" for each. Runs that do
+// not exist are reported and leave the exit code 3; the others are
+// deleted all the same. Every argument is checked before anything is
+// deleted: one invalid run ID deletes nothing.
+func runRm(ctx context.Context, e *env, args []string) error {
+	fs, storeFlag := newFlags(e, "rm", "RUN_ID...")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := wantArgs(fs, 1, -1); err != nil {
+		return err
+	}
+	var ids []uuid.UUID
+	for _, a := range fs.Args() {
+		id, err := parseRunID(a)
+		if err != nil {
+			return err
+		}
+		if !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	return withStore(ctx, e, *storeFlag, nil, func(s *tiered.Store) error {
+		var missing missingRuns
+		for _, id := range ids {
+			ok, err := s.Durable().Exists(ctx, id)
+			if err != nil && ctx.Err() == nil {
+				ok = true // unreadable (a damaged object file): delete it all the same
+			}
+			if !ok {
+				missing = append(missing, id)
+				continue
+			}
+			if err := s.Delete(ctx, id); err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "deleted %s\n", id)
+		}
+		if len(missing) > 0 {
+			return missing
+		}
+		return nil
+	})
+}
+
+// runVerify compares the index with the run objects, decodes every object
+// and prints what it found. It exits with 1 when anything is wrong.
+func runVerify(ctx context.Context, e *env, args []string) error {
+	fs, storeFlag := newFlags(e, "verify", "")
+	return onStore(ctx, e, fs, storeFlag, args, func(s *tiered.Store) error {
+		p := startProgress(e, "verifying", "")
+		rep, err := s.Durable().Verify(ctx)
+		p.finish()
+		if err != nil {
+			return err
+		}
+		w := e.stdout
+		fmt.Fprintf(w, "checked %d run %s\n", rep.Runs, plural(rep.Runs, "object", "objects"))
+		for _, id := range slices.SortedFunc(maps.Keys(rep.Corrupt), compareIDs) {
+			fmt.Fprintf(w, "corrupt     %s: %s\n", id, describe(rep.Corrupt[id]))
+		}
+		for _, id := range rep.Missing {
+			fmt.Fprintf(w, "missing     %s: indexed, but its object is gone (reindex repairs this)\n", id)
+		}
+		for _, id := range rep.Mismatched {
+			fmt.Fprintf(w, "mismatched  %s: the index disagrees with the object (reindex repairs this)\n", id)
+		}
+		for _, id := range rep.Orphans {
+			fmt.Fprintf(w, "orphan      %s: an object the index does not list (gc removes it after the grace period)\n", id)
+		}
+		for _, k := range rep.Strays {
+			fmt.Fprintf(w, "stray       %q: a key under runs/ that names no run\n", k)
+		}
+		if rep.OK() {
+			fmt.Fprintln(w, "ok")
+			return nil
+		}
+		n := len(rep.Corrupt) + len(rep.Missing) + len(rep.Mismatched) + len(rep.Orphans) + len(rep.Strays)
+		return fmt.Errorf("%d %s found (listed on stdout)", n, plural(n, "problem", "problems"))
+	})
+}
+
+func compareIDs(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) }
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+// runReindex rebuilds the index from the run objects.
+func runReindex(ctx context.Context, e *env, args []string) error {
+	fs, storeFlag := newFlags(e, "reindex", "")
+	return onStore(ctx, e, fs, storeFlag, args, func(s *tiered.Store) error {
+		p := startProgress(e, "reindexing", "")
+		n, err := s.Durable().Reindex(ctx)
+		p.finish()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "indexed %d %s\n", n, plural(n, "run", "runs"))
+		return nil
+	})
+}
+
+// runGC deletes expired runs, orphan run objects and index objects that
+// no snapshot needs, once they are older than the grace period.
+func runGC(ctx context.Context, e *env, args []string) error {
+	fs, storeFlag := newFlags(e, "gc", "")
+	dry := fs.Bool("dry-run", false, "report what would be deleted, delete nothing")
+	grace := fs.Duration("grace", 15*time.Minute, "leave orphans and index objects younger than this (the index keeps a minimum of its own)")
+	return onStore(ctx, e, fs, storeFlag, args, func(s *tiered.Store) error {
+		if *grace <= 0 {
+			return usagef("--grace %v: want a positive duration such as 15m", *grace)
+		}
+		p := startProgress(e, "collecting garbage", "")
+		rep, err := s.Durable().GC(ctx, &s3store.GCOptions{Grace: *grace, DryRun: *dry})
+		p.finish()
+		if rep != nil {
+			verb := "deleted"
+			if *dry {
+				verb = "would delete"
+			}
+			w := e.stdout
+			for _, id := range rep.Expired {
+				fmt.Fprintf(w, "%s expired run %s\n", verb, id)
+			}
+			for _, id := range rep.Orphans {
+				fmt.Fprintf(w, "%s orphan object of run %s\n", verb, id)
+			}
+			fmt.Fprintf(w, "%s %d expired %s, %d orphan %s, %d index logs, %d index snapshots, %d index pages\n",
+				verb, len(rep.Expired), plural(len(rep.Expired), "run", "runs"),
+				len(rep.Orphans), plural(len(rep.Orphans), "object", "objects"),
+				rep.Index.Logs, rep.Index.Snapshots, rep.Index.Pages)
+		}
+		return err
+	})
+}

@@ -1,0 +1,445 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/cairnstore/cairn"
+	"github.com/cairnstore/cairn/tiered"
+)
+
+func init() {
+	register(command{name: "export", summary: "write checkpoints as JSON lines, or Blazen records", run: runExport})
+	register(command{name: "import", summary: "read JSON lines, or Blazen MessagePack or JSON records", run: runImport})
+}
+
+// exportFormats are the --format values of export, with the file suffix
+// of the one-file-per-run formats.
+var exportFormats = map[string]string{"jsonl": "", "msgpack": ".msgpack", "json": ".json"}
+
+// runExport writes every run (of one workflow, with --workflow), newest
+// first:
+//
+//   - jsonl (the default): one blazen-persist JSON record a line
+//     (cairn.EncodeJSON: the six fields in order, map keys sorted), to
+//     stdout or to the file --out, which appears only once it is complete;
+//   - msgpack: RUN_ID.msgpack in the directory --out, the bare MessagePack
+//     record that blazen-persist writes (no zstd), which cairn import and
+//     Blazen read back;
+//   - json: RUN_ID.json in the directory --out, the JSON record.
+//
+// The same store gives the same bytes. A run that cannot be read stops the
+// export with an error naming it (files already written stay).
+func runExport(ctx context.Context, e *env, args []string) error {
+	fs, storeFlag := newFlags(e, "export", "")
+	format := fs.String("format", "jsonl", "jsonl (one JSON record a line), msgpack or json (one RUN_ID.FORMAT file per run in --out)")
+	out := fs.String("out", "", "jsonl: the file to write (default stdout); msgpack, json: the directory to write the files in")
+	workflow := fs.String("workflow", "", "only runs of this workflow")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := wantArgs(fs, 0, 0); err != nil {
+		return err
+	}
+	suffix, ok := exportFormats[*format]
+	switch {
+	case !ok:
+		return usagef("--format %q: want jsonl, msgpack or json", *format)
+	case suffix != "" && *out == "":
+		return usagef("--format %s writes one file per run: give the directory with --out", *format)
+	}
+	return withStore(ctx, e, *storeFlag, nil, func(s *tiered.Store) error {
+		p := startProgress(e, "exporting", "runs")
+		defer p.finish()
+		var write func(*cairn.Checkpoint) error
+		var commit func() error
+		if suffix == "" {
+			w, c, abort, err := jsonlOutput(e, *out)
+			if err != nil {
+				return err
+			}
+			defer abort()
+			write = func(cp *cairn.Checkpoint) error {
+				rec, err := cairn.EncodeJSON(cp)
+				if err != nil {
+					return cairn.OpError("export", cp.RunID, err)
+				}
+				_, err = w.Write(append(rec, '\n'))
+				return err
+			}
+			commit = c
+		} else {
+			if err := os.MkdirAll(*out, 0o777); err != nil {
+				return err
+			}
+			write = func(cp *cairn.Checkpoint) error {
+				var rec []byte
+				var err error
+				if suffix == ".json" {
+					rec, err = cairn.EncodeJSON(cp)
+					rec = append(rec, '\n')
+				} else {
+					rec, err = cairn.DefaultCodec().Encode(nil, cp)
+				}
+				if err != nil {
+					return cairn.OpError("export", cp.RunID, err)
+				}
+				return writeFileAtomic(filepath.Join(*out, cp.RunID.String()+suffix), rec)
+			}
+			commit = func() error { return nil }
+		}
+		n := 0
+		opts := &cairn.ListOptions{WorkflowName: *workflow, Limit: 100, WithCheckpoints: true}
+		for r, err := range cairn.All(ctx, s, opts) {
+			if err != nil {
+				return err
+			}
+			if err := write(r.Checkpoint); err != nil {
+				return err
+			}
+			n++
+			p.add(1)
+		}
+		if err := commit(); err != nil {
+			return err
+		}
+		p.finish()
+		if *out != "" {
+			fmt.Fprintf(e.stdout, "exported %d %s to %s\n", n, plural(n, "run", "runs"), *out)
+		}
+		return nil
+	})
+}
+
+// jsonlOutput returns where export writes JSON lines: stdout, or a file
+// that appears at path once commit is called (abort, a no-op after
+// commit, removes it).
+func jsonlOutput(e *env, path string) (w io.Writer, commit func() error, abort func(), err error) {
+	if path == "" {
+		bw := bufio.NewWriter(e.stdout)
+		return bw, bw.Flush, func() {}, nil
+	}
+	f, err := createAtomic(path)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	bw := bufio.NewWriterSize(f, 256<<10)
+	commit = func() error {
+		if err := bw.Flush(); err != nil {
+			return err
+		}
+		return f.commit()
+	}
+	return bw, commit, f.abort, nil
+}
+
+// atomicFile is a temporary file next to path that becomes path on
+// commit, so path never holds a partial export.
+type atomicFile struct {
+	*os.File
+	path string
+	done bool
+}
+
+func createAtomic(path string) (*atomicFile, error) {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return nil, err
+	}
+	if err := f.Chmod(0o644); err != nil { // CreateTemp makes it 0600
+		f.Close()
+		os.Remove(f.Name())
+		return nil, err
+	}
+	return &atomicFile{File: f, path: path}, nil
+}
+
+// commit syncs and closes the file and renames it to its path.
+func (f *atomicFile) commit() error {
+	f.done = true
+	err := f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), f.path)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+	}
+	return err
+}
+
+// abort removes the file unless it was committed.
+func (f *atomicFile) abort() {
+	if !f.done {
+		f.Close()
+		os.Remove(f.Name())
+	}
+}
+
+// writeFileAtomic writes data to path through an atomicFile.
+func writeFileAtomic(path string, data []byte) error {
+	f, err := createAtomic(path)
+	if err != nil {
+		return err
+	}
+	defer f.abort()
+	if _, err := f.Write(data); err != nil {
+		return err
+	}
+	return f.commit()
+}
+
+// importSource is one file (or stdin) to import.
+type importSource struct {
+	name string // as given, for messages
+	open func() (io.ReadCloser, error)
+}
+
+// importSources expands the arguments of import: "-" is stdin, a
+// directory stands for the files in it (not its subdirectories, nor
+// names starting with '.'), in name order.
+func importSources(e *env, args []string) ([]importSource, error) {
+	var out []importSource
+	file := func(p string) importSource {
+		return importSource{name: p, open: func() (io.ReadCloser, error) { return os.Open(p) }}
+	}
+	for _, a := range args {
+		if a == "-" {
+			out = append(out, importSource{name: "stdin", open: func() (io.ReadCloser, error) { return io.NopCloser(e.stdin), nil }})
+			continue
+		}
+		fi, err := os.Stat(a)
+		if err != nil {
+			return nil, err
+		}
+		if !fi.IsDir() {
+			out = append(out, file(a))
+			continue
+		}
+		entries, err := os.ReadDir(a)
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range entries {
+			if !strings.HasPrefix(d.Name(), ".") && d.Type().IsRegular() {
+				out = append(out, file(filepath.Join(a, d.Name())))
+			}
+		}
+	}
+	return out, nil
+}
+
+// runImport saves the runs recorded in files, directories of files, or
+// stdin ("-"). A file is either JSON — one record a line (what export
+// writes), or one or more records in any layout (what show prints) — or a
+// single blazen-persist MessagePack record, a map or a positional array,
+// bare or in a zstd frame. A record replaces the stored run of the same
+// ID.
+//
+// No record may exceed the codec's size limit (16 MiB): a longer one is
+// refused without reading it all. A bad record is reported with its file
+// and line and the others are imported all the same; the exit code is
+// then 1. Runs are written in batches (write-back) and are durable when
+// the count is printed.
+func runImport(ctx context.Context, e *env, args []string) error {
+	fs, storeFlag := newFlags(e, "import", "FILE|DIR|-...")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := wantArgs(fs, 1, -1); err != nil {
+		return err
+	}
+	if n := slices.Index(fs.Args(), "-"); n >= 0 && slices.Index(fs.Args()[n+1:], "-") >= 0 {
+		return usagef("import: stdin (-) given twice")
+	}
+	srcs, err := importSources(e, fs.Args())
+	if err != nil {
+		return err
+	}
+	return withStore(ctx, e, *storeFlag, &tiered.Options{Mode: tiered.WriteBack}, func(s *tiered.Store) error {
+		p := startProgress(e, "importing", "runs")
+		defer p.finish()
+		im := &importer{store: s, codec: cairn.DefaultCodec(), p: p}
+		for _, src := range srcs {
+			if err := im.file(ctx, src); err != nil {
+				return err
+			}
+		}
+		if err := s.Flush(ctx); err != nil {
+			return err
+		}
+		p.finish()
+		fmt.Fprintf(e.stdout, "imported %d %s\n", im.saved, plural(im.saved, "run", "runs"))
+		if im.bad > 0 {
+			return fmt.Errorf("%d %s could not be imported (listed above)", im.bad, plural(im.bad, "record", "records"))
+		}
+		return nil
+	})
+}
+
+type importer struct {
+	store *tiered.Store
+	codec *cairn.Codec
+	p     *progress
+	saved int // records saved
+	bad   int // records refused
+}
+
+// file imports one source. The error is for failures of the store or of
+// reading; bad records are reported and counted.
+func (im *importer) file(ctx context.Context, src importSource) error {
+	rc, err := src.open()
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	br := bufio.NewReaderSize(rc, 64<<10)
+	first, err := br.Peek(1)
+	if errors.Is(err, io.EOF) {
+		return nil // an empty file holds no records
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", src.name, err)
+	}
+	if bytes.IndexByte([]byte("{[ \t\r\n"), first[0]) < 0 {
+		return im.binary(ctx, src.name, br)
+	}
+	sc := bufio.NewScanner(br)
+	max := im.codec.MaxSize()
+	sc.Buffer(make([]byte, 0, 64<<10), max)
+	var sp jsonSplitter
+	sc.Split(sp.split)
+	for sc.Scan() {
+		if err := im.record(ctx, fmt.Sprintf("%s line %d", src.name, sp.tokenLine), sc.Bytes()); err != nil {
+			return err
+		}
+	}
+	if err := sc.Err(); err != nil {
+		if errors.Is(err, bufio.ErrTooLong) {
+			err = fmt.Errorf("record longer than the limit of %d bytes (the rest of the file is skipped)", max)
+		}
+		im.refuse("%s line %d: %v", src.name, sp.lines+1, err)
+	}
+	return nil
+}
+
+// binary imports a file holding one MessagePack record, bare or in a
+// zstd frame.
+func (im *importer) binary(ctx context.Context, name string, r io.Reader) error {
+	max := im.codec.MaxSize()
+	limit := int64(max) + int64(max)/64 + 64<<10 // a compressed record of MaxSize fits
+	data, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	if int64(len(data)) > limit {
+		im.refuse("%s: larger than the limit of %d bytes for one record", name, limit)
+		return nil
+	}
+	return im.record(ctx, name, data)
+}
+
+// record decodes and saves one record; where names it in messages.
+func (im *importer) record(ctx context.Context, where string, data []byte) error {
+	cp, err := im.codec.Unmarshal(data)
+	if err != nil {
+		im.refuse("%s: %s", where, strings.TrimPrefix(describe(err), cairn.ErrCorrupt.Error()+": "))
+		return nil
+	}
+	err = im.store.Save(ctx, cp)
+	if errors.Is(err, cairn.ErrInvalid) || errors.Is(err, cairn.ErrTooLarge) {
+		im.refuse("%s: run %s: %s", where, cp.RunID, describe(err))
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", where, err)
+	}
+	im.saved++
+	im.p.add(1)
+	return nil
+}
+
+func (im *importer) refuse(format string, args ...any) {
+	im.bad++
+	im.p.warnf("cairn import: "+format, args...)
+}
+
+// jsonSplitter splits a stream into its top-level JSON values, whatever
+// the whitespace between them: JSON lines, an indented record, several.
+// Anything that does not start like an object or array is returned up to
+// the end of its line, for the decoder to refuse. It scans each byte once
+// however the input arrives, and counts lines for messages.
+type jsonSplitter struct {
+	lines     int // newlines consumed so far
+	tokenLine int // line (from 1) where the last token returned starts
+
+	// State of the value being scanned at the start of data.
+	pos   int
+	depth int
+	inStr bool
+	esc   bool
+}
+
+func (sp *jsonSplitter) split(data []byte, atEOF bool) (int, []byte, error) {
+	// Whitespace before the value is consumed with it: at EOF the
+	// scanner stops after any call that returns no token.
+	start := 0
+	for start < len(data) && (data[start] == ' ' || data[start] == '\t' || data[start] == '\r' || data[start] == '\n') {
+		start++
+	}
+	if start == len(data) {
+		sp.lines += bytes.Count(data, []byte{'\n'})
+		sp.pos = 0
+		return len(data), nil, nil
+	}
+	end := -1
+	if c := data[start]; c != '{' && c != '[' {
+		if j := bytes.IndexByte(data[start:], '\n'); j >= 0 {
+			end = start + j
+		}
+	} else {
+		for i := max(sp.pos, start); i < len(data); i++ {
+			c := data[i]
+			switch {
+			case sp.esc:
+				sp.esc = false
+			case sp.inStr:
+				sp.esc = c == '\\'
+				sp.inStr = c != '"'
+			case c == '"':
+				sp.inStr = true
+			case c == '{' || c == '[':
+				sp.depth++
+			case c == '}' || c == ']':
+				sp.depth--
+			}
+			if sp.depth == 0 {
+				end = i + 1
+				break
+			}
+		}
+		sp.pos = len(data) // data[0] stays put until we advance
+	}
+	if end < 0 && !atEOF {
+		return 0, nil, nil // more data
+	}
+	if end < 0 {
+		end = len(data)
+	}
+	sp.lines += bytes.Count(data[:start], []byte{'\n'})
+	sp.tokenLine = sp.lines + 1
+	tok := data[start:end]
+	sp.lines += bytes.Count(tok, []byte{'\n'})
+	sp.pos, sp.depth, sp.inStr, sp.esc = 0, 0, false, false
+	return end, tok, nil
+}

@@ -20,6 +20,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -116,20 +117,28 @@ func newFlags(e *env, name, args string) (*flag.FlagSet, *string) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(e.stderr, "usage: cairn %s [flags] %s\n", name, args)
+		fmt.Fprintf(fs.Output(), "usage: cairn %s [flags] %s\n", name, args)
 		fs.PrintDefaults()
 	}
 	store := fs.String("store", "", "store URL: file://DIR, mem:// or s3://bucket/prefix?endpoint=…&region=…&path_style=true (default $CAIRN_STORE, else "+defaultStoreHint+")")
 	return fs, store
 }
 
-// parse parses args, turning flag errors into usage errors.
+// parse parses args, turning flag errors into usage errors. The usage is
+// printed for -h only: a mistake gets the one-line error every failure
+// gets, with a pointer to -h.
 func parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return &usageError{err.Error()}
+	out := fs.Output()
+	var buf bytes.Buffer
+	fs.SetOutput(&buf)
+	err := fs.Parse(args)
+	fs.SetOutput(out)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		out.Write(buf.Bytes())
+		return err
+	case err != nil:
+		return usagef("%v (run cairn %s -h)", err, fs.Name())
 	}
 	return nil
 }

@@ -54,10 +54,9 @@ func onStore(ctx context.Context, e *env, fs *flag.FlagSet, storeFlag *string, a
 func wantArgs(fs *flag.FlagSet, min, max int) error {
 	switch n := fs.NArg(); {
 	case n < min:
-		fs.Usage()
-		return usagef("%s: missing argument", fs.Name())
+		return usagef("missing argument (run cairn %s -h)", fs.Name())
 	case max >= 0 && n > max:
-		return usagef("%s: unexpected argument %q", fs.Name(), fs.Arg(max))
+		return usagef("unexpected argument %q (run cairn %s -h)", fs.Arg(max), fs.Name())
 	}
 	return nil
 }
@@ -156,12 +155,10 @@ func runLs(ctx context.Context, e *env, args []string) error {
 			doc.Runs[i] = lsRun{RunID: r.RunID.String(), WorkflowName: r.WorkflowName, Timestamp: ts, Size: r.Size}
 		}
 		if *asJSON {
-			out, err := json.MarshalIndent(doc, "", "  ")
-			if err != nil {
-				return err
-			}
-			_, err = e.stdout.Write(append(out, '\n'))
-			return err
+			enc := json.NewEncoder(e.stdout)
+			enc.SetEscapeHTML(false) // a workflow "a&b" stays readable
+			enc.SetIndent("", "  ")
+			return enc.Encode(doc)
 		}
 		tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "RUN ID\tWORKFLOW\tTIMESTAMP\tSIZE")

@@ -391,16 +391,17 @@ type jsonSplitter struct {
 }
 
 func (sp *jsonSplitter) split(data []byte, atEOF bool) (int, []byte, error) {
-	// Whitespace before the value is consumed with it: at EOF the
-	// scanner stops after any call that returns no token.
+	// Whitespace is consumed on its own, so that lines are counted
+	// before a value too long for the buffer; but at EOF with the value,
+	// as the scanner stops after any call at EOF that returns no token.
 	start := 0
 	for start < len(data) && (data[start] == ' ' || data[start] == '\t' || data[start] == '\r' || data[start] == '\n') {
 		start++
 	}
-	if start == len(data) {
-		sp.lines += bytes.Count(data, []byte{'\n'})
+	if start == len(data) || start > 0 && !atEOF {
+		sp.lines += bytes.Count(data[:start], []byte{'\n'})
 		sp.pos = 0
-		return len(data), nil, nil
+		return start, nil, nil
 	}
 	end := -1
 	if c := data[start]; c != '{' && c != '[' {

@@ -169,7 +169,7 @@ func runLs(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 		if page.Next != "" {
-			fmt.Fprintf(e.stderr, "more runs: cairn ls --cursor %s\n", page.Next)
+			fmt.Fprintf(e.stderr, "more runs: repeat with --cursor %s\n", page.Next)
 		}
 		return nil
 	})

@@ -223,7 +223,7 @@ func testCommands(t *testing.T, b backend) {
 			t.Fatalf("ls: exit %d: %s", r.code, r.stderr)
 		}
 		golden(t, "ls_table.txt", r.stdout)
-		if !regexp.MustCompile(`^more runs: cairn ls --cursor [A-Za-z0-9_-]+\n$`).MatchString(r.stderr) {
+		if !regexp.MustCompile(`^more runs: repeat with --cursor [A-Za-z0-9_-]+\n$`).MatchString(r.stderr) {
 			t.Errorf("ls stderr: %q", r.stderr)
 		}
 		if out := c.ok("ls", "--limit", "0"); strings.Count(out, "\n") != 6 {
@@ -672,7 +672,9 @@ func TestStoreErrors(t *testing.T) {
 			t.Errorf("the secret key was printed: %s", r.stderr)
 		}
 	}
-	c.run("", "ls", "--store", "mem://") // a fresh memory store is empty
+	if r := c.run("", "ls", "-h"); r.code != exitOK || !strings.HasPrefix(r.stderr, "usage: cairn ls [flags]") || !strings.Contains(r.stderr, "-workflow") {
+		t.Errorf("ls -h: exit %d, stderr:\n%s", r.code, r.stderr)
+	}
 	if r := c.run("", "show", "--store", "mem://", absentRun); r.code != exitNotFound {
 		t.Errorf("show on mem://: exit %d: %s", r.code, r.stderr)
 	}

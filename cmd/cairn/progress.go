@@ -21,14 +21,14 @@ import (
 // for it is not worth its weight.
 type progress struct {
 	w     io.Writer
-	label string
 	unit  string // what add counts ("runs"); empty: no count
 	draw  bool   // stderr is a terminal
 	n     atomic.Int64
 	start time.Time
 
-	mu    sync.Mutex // serializes writes to w
-	shown bool       // a progress line is on the screen
+	mu    sync.Mutex // serializes writes to w, guards what follows
+	label string
+	shown bool // a progress line is on the screen
 	stop  chan struct{}
 	done  chan struct{}
 }
@@ -51,6 +51,13 @@ func startProgress(e *env, label, unit string) *progress {
 
 // add counts n more things done.
 func (p *progress) add(n int) { p.n.Add(int64(n)) }
+
+// relabel changes what the progress line says the command is doing.
+func (p *progress) relabel(label string) {
+	p.mu.Lock()
+	p.label = label
+	p.mu.Unlock()
+}
 
 // warnf prints one line on stderr without mixing it into the progress
 // line, which is drawn again below it on the next tick.

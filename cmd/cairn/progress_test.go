@@ -17,6 +17,7 @@ func TestProgressOnTerminal(t *testing.T) {
 		time.Sleep(2*progressEvery + progressEvery/2)
 		p.warnf("bad record %d", 7)
 		p.add(1)
+		p.relabel("writing")
 		time.Sleep(progressEvery)
 		p.finish()
 		p.finish() // a second finish is harmless
@@ -24,7 +25,7 @@ func TestProgressOnTerminal(t *testing.T) {
 		want := clear + "| importing: 3 runs (100ms)" +
 			clear + "/ importing: 3 runs (200ms)" +
 			clear + "bad record 7\n" +
-			clear + "- importing: 4 runs (300ms)" +
+			clear + "- writing: 4 runs (300ms)" +
 			clear
 		if got := stderr.String(); got != want {
 			t.Errorf("stderr:\n%q\nwant:\n%q", got, want)

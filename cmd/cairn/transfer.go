@@ -275,6 +275,7 @@ func runImport(ctx context.Context, e *env, args []string) error {
 				return err
 			}
 		}
+		p.relabel("writing")
 		if err := s.Flush(ctx); err != nil {
 			return err
 		}

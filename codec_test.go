@@ -341,7 +341,7 @@ func TestEncodeJSON(t *testing.T) {
 		t.Fatalf("vector A as JSON:\n got %s\nwant %s", a, wantA)
 	}
 	kinds := &cairn.Checkpoint{RunID: uuid.New(), Timestamp: time.Unix(1, 5).UTC(),
-		State: map[string]any{"f": 1.0, "g": 2.5, "big": 1e300, "i": 3, "u": uint64(1 << 63), "s": "é\"\n", "n": nil, "l": []any{true, -1}}}
+		State: map[string]any{"f": 1.0, "g": 2.5, "big": 1e300, "i": 3, "u": uint64(1 << 63), "s": "é\"\n", "n": nil, "l": []any{true, -1}, "h": "<a&b>"}}
 	j, err := cairn.EncodeJSON(kinds)
 	if err != nil {
 		t.Fatal(err)
@@ -350,7 +350,10 @@ func TestEncodeJSON(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%s: %v", j, err)
 	}
-	for k, v := range map[string]any{"f": 1.0, "g": 2.5, "big": 1e300, "i": int64(3), "u": uint64(1 << 63), "s": "é\"\n", "n": nil} {
+	if !bytes.Contains(j, []byte(`"h":"<a&b>"`)) {
+		t.Errorf("<, > and & escaped: %s", j)
+	}
+	for k, v := range map[string]any{"f": 1.0, "g": 2.5, "big": 1e300, "i": int64(3), "u": uint64(1 << 63), "s": "é\"\n", "n": nil, "h": "<a&b>"} {
 		if got.State[k] != v {
 			t.Errorf("state[%q] = %#v after JSON, want %#v (%s)", k, got.State[k], v, j)
 		}

@@ -161,9 +161,14 @@ func EncodeJSON(cp *Checkpoint) ([]byte, error) {
 	return append(b, '}'), nil
 }
 
+// appendJSONString writes s as a JSON string, leaving <, > and & as they
+// are (serde_json does not escape them either).
 func appendJSONString(b []byte, s string) []byte {
-	q, _ := json.Marshal(s) // a string always marshals
-	return append(b, q...)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(s) // a string always encodes
+	return append(b, bytes.TrimSuffix(buf.Bytes(), []byte("\n"))...)
 }
 
 // appendJSON writes a normalised JSON-like value; a nil map is {}.

@@ -39,6 +39,16 @@
 // here and then written by another process is served stale from the cache
 // until it is evicted or saved here again; Delete here drops it. Other
 // processes see a write-back Save only once it is flushed.
+//
+// The index decides which runs exist. A crash in the middle of a flush
+// (or of a write-through Save) can leave objects written whose index
+// commit was lost; those Saves were never acknowledged. A new run left so
+// is not listed, and GC deletes its object after the grace period, but a
+// Load finds it until then; a listed run left so is listed with the time
+// of its previous Save while Load returns the newer state. To resume
+// after a crash, take the runs from List and Load each; s3store's Verify
+// reports such objects (orphans, mismatched) and Reindex updates the
+// entries of listed runs.
 package tiered
 
 import (

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -330,8 +329,14 @@ func demoMain(ctx context.Context, e *env, cfg *demoConfig) error {
 		res.finished, res.resumed, res.fromScratch, res.steps)
 	fmt.Fprintf(e.stdout, "   %d Saves with %d PUTs and %d index commits.\n\n", res.steps, st.PUTs, st.IndexCommits)
 
-	// Phase 3: verify from a cold store.
-	fmt.Fprintf(e.stdout, "3. A cold store checks every run.\n")
+	// Phase 3: the index against the objects.
+	fmt.Fprintf(e.stdout, "3. Verify compares the index with the objects.\n")
+	if err := repairAfterCrash(ctx, e, cfg); err != nil {
+		return err
+	}
+
+	// Phase 4: verify from a cold store.
+	fmt.Fprintf(e.stdout, "4. A cold store checks every run.\n")
 	v, _, err := openStore(ctx, e, cfg.store, nil)
 	if err != nil {
 		return err
@@ -367,6 +372,39 @@ func demoMain(ctx context.Context, e *env, cfg *demoConfig) error {
 	if cfg.named {
 		fmt.Fprintf(e.stdout, "(with --store %s)\n", redactURL(cfg.store))
 	}
+	return nil
+}
+
+// repairAfterCrash runs Verify and, when the crash cut a flush between
+// its PUTs and its index commit, Reindex: a run that was listed and then
+// finished in that flush has an object newer than its index entry (Load
+// returns the last step, List the time of an earlier one). Runs the index
+// did not list were started over by resume, so any other finding —
+// orphans included — is a failure.
+func repairAfterCrash(ctx context.Context, e *env, cfg *demoConfig) (err error) {
+	s, _, err := openStore(ctx, e, cfg.store, nil)
+	if err != nil {
+		return err
+	}
+	defer closeStore(ctx, s, &err)
+	rep, err := s.Durable().Verify(ctx)
+	if err != nil {
+		return err
+	}
+	if n := len(rep.Missing) + len(rep.Corrupt) + len(rep.Strays) + len(rep.Orphans); n > 0 {
+		return fmt.Errorf("verify found %d missing, %d corrupt, %d stray and %d unlisted objects",
+			len(rep.Missing), len(rep.Corrupt), len(rep.Strays), len(rep.Orphans))
+	}
+	ahead := len(rep.Mismatched)
+	if ahead == 0 {
+		fmt.Fprintf(e.stdout, "   The index agrees with all %d objects.\n\n", rep.Runs)
+		return nil
+	}
+	if _, err := s.Durable().Reindex(ctx); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "   The crash cut a flush between its PUTs and its index commit: %d finished run(s) were listed at an\n"+
+		"   earlier step than their objects hold. Reindex brought the index up to date.\n\n", ahead)
 	return nil
 }
 
@@ -440,6 +478,15 @@ type resumeResult struct {
 // resume finishes every run of the demo from what the store holds, and
 // checks that nothing acknowledged was lost.
 func resume(ctx context.Context, s *tiered.Store, cfg *demoConfig, acked map[int]int) (*resumeResult, error) {
+	// The index says which runs exist: a run it does not list starts over,
+	// even if a flush cut before its index commit left an object.
+	listed := map[uuid.UUID]bool{}
+	for sum, err := range cairn.All(ctx, s, &cairn.ListOptions{WorkflowName: cfg.workflow}) {
+		if err != nil {
+			return nil, err
+		}
+		listed[sum.RunID] = true
+	}
 	var mu sync.Mutex
 	r := &resumeResult{}
 	g, gctx := errgroup.WithContext(ctx)
@@ -447,18 +494,17 @@ func resume(ctx context.Context, s *tiered.Store, cfg *demoConfig, acked map[int
 	for i := range cfg.runs {
 		g.Go(func() error {
 			id := cfg.runID(i)
-			c, err := s.Load(gctx, id)
+			var c *cairn.Checkpoint
 			from := 0
-			switch {
-			case errors.Is(err, cairn.ErrNotFound):
-				c = nil
-			case err != nil:
-				return err
-			default:
+			if listed[id] {
+				var err error
+				if c, err = s.Load(gctx, id); err != nil {
+					return err
+				}
 				from = int(asInt(c.State["step"]))
 			}
 			if from < acked[i] {
-				return fmt.Errorf("run %v: the store holds step %d, but step %d was acknowledged durable", id, from, acked[i])
+				return fmt.Errorf("run %v: the store holds step %d (listed: %v), but step %d was acknowledged durable", id, from, listed[id], acked[i])
 			}
 			var lat []time.Duration
 			for k := from + 1; k <= len(demoSteps); k++ {

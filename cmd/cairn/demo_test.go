@@ -24,6 +24,14 @@ var demoBin struct {
 	out  []byte
 }
 
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if demoBin.path != "" {
+		os.RemoveAll(filepath.Dir(demoBin.path))
+	}
+	os.Exit(code)
+}
+
 // buildDemoBinary builds cmd/cairn once per test binary: the demo starts
 // its worker as a second process of the same executable.
 func buildDemoBinary(t *testing.T) string {
@@ -184,5 +192,72 @@ func TestDemoChecksCatchLosses(t *testing.T) {
 	// Run 2 holds step 5; a worker that had acknowledged step 6 lost it.
 	if _, err := resume(ctx, s, cfg, map[int]int{2: len(demoSteps)}); err == nil || !strings.Contains(err.Error(), "was acknowledged durable") {
 		t.Fatalf("resume with a lost acknowledged step: %v", err)
+	}
+}
+
+// A flush cut between its PUTs and its index commit leaves a new run
+// unlisted (with an object Load would find) and a listed run at an older
+// step than its object. resume starts the unlisted run over; the repair
+// step finds the other with Verify and brings its entry up to date.
+func TestDemoRecoversAFlushCutBeforeItsCommit(t *testing.T) {
+	ctx := context.Background()
+	store := "file://" + t.TempDir()
+	e := &env{stdout: &bytes.Buffer{}, stderr: &bytes.Buffer{}, getenv: func(string) string { return "" }}
+	cfg := &demoConfig{store: store, workflow: "demo-cut", runs: 2, workers: 2}
+	s, _, err := openStore(ctx, e, store, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var listed *cairn.Checkpoint
+	for k := 1; k < len(demoSteps); k++ {
+		listed = demoStep(listed, cfg, cfg.runID(0), k, "test")
+		if err := s.Save(ctx, listed); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// What the killed flush wrote: objects, and no index commit.
+	for _, c := range []*cairn.Checkpoint{demoStep(listed, cfg, cfg.runID(0), len(demoSteps), "test"), demoStep(nil, cfg, cfg.runID(1), 1, "test")} {
+		rec, err := cairn.DefaultCodec().Encode(nil, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := s.Durable()
+		if _, err := d.PutRecord(ctx, d.Entry(c.RunID, c.WorkflowName, c.Timestamp, len(rec)), rec, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if rep, err := s.Durable().Verify(ctx); err != nil || len(rep.Orphans) != 1 || len(rep.Mismatched) != 1 {
+		t.Fatalf("Verify after the cut: %+v, %v; want one orphan and one mismatch", rep, err)
+	}
+	s.Close(ctx)
+	s, _, err = openStore(ctx, e, store, nil) // a fresh process resumes
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := resume(ctx, s, cfg, map[int]int{0: len(demoSteps) - 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.finished != 1 || res.fromScratch != 1 || res.steps != len(demoSteps) {
+		t.Fatalf("resume: %+v; want run 0 finished (its object) and run 1 started over", res)
+	}
+	s.Close(ctx)
+	if err := repairAfterCrash(ctx, e, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if out := e.stdout.(*bytes.Buffer).String(); !strings.Contains(out, "1 finished run(s) were listed at an") {
+		t.Fatalf("report: %s", out)
+	}
+	s, _, err = openStore(ctx, e, store, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(ctx)
+	if rep, err := s.Durable().Verify(ctx); err != nil || !rep.OK() {
+		t.Fatalf("Verify after the repair: %+v, %v", rep, err)
+	}
+	v, err := verifyDemo(ctx, s, cfg)
+	if err != nil || len(v.problems) > 0 {
+		t.Fatalf("after the recovery: %q, %v", v.problems, err)
 	}
 }

@@ -183,3 +183,32 @@ func get(ctx context.Context, t *testing.T, c *s3.Client, bucket, key string) st
 	}
 	return string(b)
 }
+
+// TestLaunch: the non-test entry point starts a server (here with its data on a tmpfs) that
+// answers, and stop removes it.
+func TestLaunch(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	Start(ctx, t) // skips or fails as every MinIO test does when there is no server
+	s, stop, err := Launch(ctx, t.Logf, &LaunchOptions{Tmpfs: true})
+	if err != nil {
+		t.Fatalf("Launch: %v", err)
+	}
+	bucket := s.NewBucket(t)
+	c := s.NewClient(t)
+	put(ctx, t, c, bucket, "k", "v")
+	if got := get(ctx, t, c, bucket, "k"); got != "v" {
+		t.Fatalf("got %q, want %q", got, "v")
+	}
+	if err := stop(ctx); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	if s.Managed() {
+		rctx, rcancel := context.WithTimeout(ctx, 5*time.Second)
+		defer rcancel()
+		c := s.NewClient(t, func(o *s3.Options) { o.RetryMaxAttempts = 1 })
+		if _, err := c.HeadBucket(rctx, &s3.HeadBucketInput{Bucket: aws.String(bucket)}); err == nil {
+			t.Fatal("the server still answers after stop")
+		}
+	}
+}

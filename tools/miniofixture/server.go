@@ -91,7 +91,7 @@ func Start(ctx context.Context, t testing.TB) *Server {
 	}
 	cli.Close()
 
-	s, err := startContainer(ctx, t.Logf)
+	s, err := startContainer(ctx, t.Logf, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,11 +103,19 @@ func Start(ctx context.Context, t testing.TB) *Server {
 	return s
 }
 
+// LaunchOptions configure Launch. Nil means defaults.
+type LaunchOptions struct {
+	// Tmpfs puts the container's /data on a tmpfs, in memory: the data are lost when the
+	// container stops, but writes no longer go through the container's storage driver, which
+	// (fuse-overlayfs on some machines) can cost more CPU than MinIO itself.
+	Tmpfs bool
+}
+
 // Launch is Start for a program that is not a test (a benchmark command, say): the external
 // endpoint from the environment, else a new MinIO container. The caller must call stop, which
 // terminates the container (and does nothing for an external endpoint). Without an endpoint or
 // a Docker engine it returns an error saying how to provide one; CAIRN_REQUIRE_S3 plays no part.
-func Launch(ctx context.Context, logf func(format string, args ...any)) (s *Server, stop func(context.Context) error, err error) {
+func Launch(ctx context.Context, logf func(format string, args ...any), opts *LaunchOptions) (s *Server, stop func(context.Context) error, err error) {
 	disableReaper()
 	if logf == nil {
 		logf = func(string, ...any) {}
@@ -121,7 +129,11 @@ func Launch(ctx context.Context, logf func(format string, args ...any)) (s *Serv
 		return nil, nil, errors.New(noServerMessage(err))
 	}
 	cli.Close()
-	if s, err = startContainer(ctx, logf); err != nil {
+	var o LaunchOptions
+	if opts != nil {
+		o = *opts
+	}
+	if s, err = startContainer(ctx, logf, o.Tmpfs); err != nil {
 		return nil, nil, err
 	}
 	return s, func(ctx context.Context) error { return s.ctr.Terminate(ctx) }, nil
@@ -148,9 +160,9 @@ func noServerMessage(err error) string {
 		err, EnvEndpoint, EnvAccessKey, EnvSecretKey, EnvRegion)
 }
 
-// startContainer runs a new MinIO container and waits until it is ready. On failure nothing is
-// left running.
-func startContainer(ctx context.Context, logf func(string, ...any)) (*Server, error) {
+// startContainer runs a new MinIO container, with /data on a tmpfs if asked, and waits until
+// it is ready. On failure nothing is left running.
+func startContainer(ctx context.Context, logf func(string, ...any), tmpfs bool) (*Server, error) {
 	image, err := EnsureImage(ctx, logf)
 	if err != nil {
 		return nil, fmt.Errorf("miniofixture: %w\n\t(set %s to a MinIO image you can pull to skip the build)", err, EnvImage)
@@ -182,6 +194,9 @@ func startContainer(ctx context.Context, logf func(string, ...any)) (*Server, er
 			testcontainers.WithHostConfigModifier(func(hc *container.HostConfig) {
 				hc.PortBindings = network.PortMap{
 					network.MustParsePort(minioPort): {{HostPort: strconv.Itoa(port)}},
+				}
+				if tmpfs {
+					hc.Tmpfs = map[string]string{"/data": "rw"}
 				}
 			}),
 			testcontainers.WithWaitStrategyAndDeadline(2*ready.timeout, ready),

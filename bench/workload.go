@@ -1,0 +1,196 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cairnstore/cairn"
+	"github.com/google/uuid"
+)
+
+// words is the vocabulary of the generated text: enough variety that zstd
+// compresses it about as much as real agent transcripts (3-5x), not 100x.
+var words = strings.Fields(`the order customer invoice shipment was checked approved rejected pending
+inventory warehouse payment refund tool call result retry step agent model assistant user said
+please confirm address total amount currency euro dollar item items quantity price discount code
+valid invalid expired region north south east west priority high low normal escalate ticket support
+summary context window tokens budget plan execute observe reflect answer question because therefore
+however meanwhile after before during schedule delivery tracking number carrier status update note`)
+
+// sample is one checkpoint of the workload with its stored forms.
+type sample struct {
+	cp   *cairn.Checkpoint
+	blob []byte // Cairn's stored bytes (zstd around MessagePack): what the raw contender PUTs
+}
+
+// generator makes checkpoints of a target record size whose state looks
+// like a workflow engine's: nested maps, lists, strings, integers, floats.
+type generator struct {
+	rng   *rand.Rand
+	codec *cairn.Codec
+	t0    time.Time
+	n     int
+}
+
+func newGenerator(seed uint64, codec *cairn.Codec) *generator {
+	return &generator{rng: rand.New(rand.NewPCG(seed, 7)), codec: codec, t0: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+}
+
+func (g *generator) text(n int) string {
+	var b strings.Builder
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(words[g.rng.IntN(len(words))])
+	}
+	return b.String()
+}
+
+func (g *generator) message(i int) map[string]any {
+	m := map[string]any{
+		"role":    []string{"user", "assistant", "tool"}[g.rng.IntN(3)],
+		"content": g.text(12 + g.rng.IntN(20)),
+		"tokens":  int64(20 + g.rng.IntN(400)),
+		"score":   g.rng.Float64(),
+		"index":   int64(i),
+	}
+	if g.rng.IntN(3) == 0 {
+		m["tool_calls"] = []any{map[string]any{
+			"name": "lookup_" + words[g.rng.IntN(len(words))],
+			"args": map[string]any{"id": int64(g.rng.IntN(1e6)), "query": g.text(4), "strict": g.rng.IntN(2) == 0},
+		}}
+	}
+	return m
+}
+
+// checkpoint returns a checkpoint with msgs messages in its state.
+func (g *generator) checkpoint(msgs int) *cairn.Checkpoint {
+	g.n++
+	var id uuid.UUID
+	for i := range id {
+		id[i] = byte(g.rng.Uint32())
+	}
+	id[6] = id[6]&0x0f | 0x40
+	id[8] = id[8]&0x3f | 0x80
+	history := make([]any, msgs)
+	for i := range history {
+		history[i] = g.message(i)
+	}
+	return &cairn.Checkpoint{
+		WorkflowName: fmt.Sprintf("order-flow-%d", g.rng.IntN(8)),
+		RunID:        id,
+		Timestamp:    g.t0.Add(time.Duration(g.n)*time.Second + time.Duration(g.rng.IntN(1e9))),
+		State: map[string]any{
+			"step":     int64(msgs),
+			"status":   "running",
+			"customer": map[string]any{"id": int64(g.rng.IntN(1e7)), "name": g.text(2), "tier": "gold", "credit": 1234.5},
+			"cart":     []any{int64(3), int64(14), int64(15)},
+			"messages": history,
+			"vars":     map[string]any{"retries": int64(g.rng.IntN(4)), "deadline": "2026-02-01T00:00:00Z", "flags": []any{true, false}},
+		},
+		PendingEvents: []cairn.Event{{EventType: "myapp::StepDone", Data: map[string]any{"step": int64(msgs), "ok": true}}},
+		Metadata:      map[string]any{"engine": "blazen", "attempt": int64(1)},
+	}
+}
+
+// messagesFor returns the number of messages that makes a record of about
+// target bytes, measured on this generator's output.
+func (g *generator) messagesFor(target int) (int, error) {
+	size := func(n int) (int, error) {
+		rec, err := g.codec.Encode(nil, g.checkpoint(n))
+		return len(rec), err
+	}
+	base, err := size(0)
+	if err != nil {
+		return 0, err
+	}
+	const probe = 50
+	full, err := size(probe)
+	if err != nil {
+		return 0, err
+	}
+	per := float64(full-base) / probe
+	return max(0, int(float64(target-base)/per+0.5)), nil
+}
+
+// samples returns n checkpoints of about size bytes (MessagePack record)
+// with their stored bytes.
+func (g *generator) samples(n, size int) ([]sample, error) {
+	msgs, err := g.messagesFor(size)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]sample, n)
+	for i := range out {
+		cp := g.checkpoint(msgs)
+		blob, err := g.codec.Marshal(cp)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = sample{cp: cp, blob: blob}
+	}
+	return out, nil
+}
+
+// Latency summarizes the latencies a caller saw.
+type Latency struct {
+	P50, P99 time.Duration
+}
+
+func summarize(lat []time.Duration) Latency {
+	if len(lat) == 0 {
+		return Latency{}
+	}
+	slices.Sort(lat)
+	at := func(q float64) time.Duration { return lat[min(len(lat)-1, int(q*float64(len(lat))))] }
+	return Latency{P50: at(0.50), P99: at(0.99)}
+}
+
+// driveResult is what drive measured.
+type driveResult struct {
+	Done    int           // operations completed
+	Elapsed time.Duration // from the first start to the last end
+	Lat     Latency       // of each operation, in the caller
+}
+
+// drive runs op(i) for i in [0, n) on conc goroutines, stopping early, at an
+// operation boundary, once budget has passed. The first error stops
+// everything and is returned.
+func drive(ctx context.Context, conc, n int, budget time.Duration, op func(ctx context.Context, i int) error) (driveResult, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var next atomic.Int64
+	start := time.Now()
+	lats := make([][]time.Duration, conc)
+	var wg sync.WaitGroup
+	for w := range conc {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				i := int(next.Add(1) - 1)
+				if i >= n || (budget > 0 && time.Since(start) > budget) {
+					return
+				}
+				t := time.Now()
+				if err := op(ctx, i); err != nil {
+					cancel(err)
+					return
+				}
+				lats[w] = append(lats[w], time.Since(t))
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if err := context.Cause(ctx); err != nil {
+		return driveResult{}, err
+	}
+	all := slices.Concat(lats...)
+	return driveResult{Done: len(all), Elapsed: elapsed, Lat: summarize(all)}, nil
+}

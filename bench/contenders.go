@@ -253,10 +253,13 @@ func (x *singleIndex) save(ctx context.Context, s *sample) error {
 		if err == nil {
 			return nil
 		}
-		if !isStatus(err, 412, 409) {
+		if !isStatus(err, 412, 409) && !isConnection(err) {
 			return err
 		}
 		// Someone else's write won: back off (jittered, growing to 50 ms) and re-read.
+		// A connection error counts too: MinIO answers a failed If-Match as soon as
+		// it has the headers and closes the connection, so a large index body being
+		// sent meets a broken pipe instead of the 412.
 		d := time.Duration(rand.Int64N(int64(min(50*time.Millisecond, time.Millisecond<<min(attempt, 6))) + 1))
 		select {
 		case <-time.After(d):
@@ -306,6 +309,12 @@ func (x *singleIndex) list(ctx context.Context, limit int) (int, error) {
 func isStatus(err error, statuses ...int) bool {
 	var re interface{ HTTPStatusCode() int }
 	return errors.As(err, &re) && slices.Contains(statuses, re.HTTPStatusCode())
+}
+
+// isConnection reports whether err is a failure without an HTTP answer.
+func isConnection(err error) bool {
+	var re interface{ HTTPStatusCode() int }
+	return !errors.As(err, &re) || re.HTTPStatusCode() == 0
 }
 
 // cairnStore is Cairn itself: the tiered store over s3store, default options

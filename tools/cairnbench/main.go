@@ -57,16 +57,23 @@ func main() {
 
 	ctx, stopSignals := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stopSignals()
-	if *endpoint != "" {
-		cfg.Endpoint, cfg.Region, cfg.AccessKey, cfg.SecretKey = *endpoint, *region, *accessKey, *secretKey
-		cfg.Server = "external endpoint " + *endpoint
+	if err := run(ctx, cfg, *endpoint, *region, *accessKey, *secretKey, *out, *png); err != nil {
+		log.Fatal(err)
+	}
+}
+
+// run is main without os.Exit, so that the container is stopped whatever happens.
+func run(ctx context.Context, cfg bench.Config, endpoint, region, accessKey, secretKey, out, png string) error {
+	if endpoint != "" {
+		cfg.Endpoint, cfg.Region, cfg.AccessKey, cfg.SecretKey = endpoint, region, accessKey, secretKey
+		cfg.Server = "external endpoint " + endpoint
 		cfg.Cleanup = true
 	} else {
 		// /data on a tmpfs: on machines whose Docker storage driver is fuse-overlayfs, the
 		// driver otherwise spends more CPU than MinIO, and the run measures it.
 		srv, stop, err := miniofixture.Launch(ctx, log.Printf, &miniofixture.LaunchOptions{Tmpfs: true})
 		if err != nil {
-			log.Fatal(err)
+			return err
 		}
 		defer func() {
 			sctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -86,22 +93,23 @@ func main() {
 
 	r, err := bench.Run(ctx, cfg)
 	if err != nil {
-		log.Fatal(err)
+		return err
 	}
 	var md, img bytes.Buffer
 	if err := r.WriteMarkdown(&md, commit()); err != nil {
-		log.Fatal(err)
+		return err
 	}
 	if err := r.WritePlot(&img); err != nil {
-		log.Fatal(err)
+		return err
 	}
-	if err := os.WriteFile(*out, md.Bytes(), 0o644); err != nil {
-		log.Fatal(err)
+	if err := os.WriteFile(out, md.Bytes(), 0o644); err != nil {
+		return err
 	}
-	if err := os.WriteFile(*png, img.Bytes(), 0o644); err != nil {
-		log.Fatal(err)
+	if err := os.WriteFile(png, img.Bytes(), 0o644); err != nil {
+		return err
 	}
-	log.Printf("wrote %s and %s in %s", *out, *png, r.Took.Round(time.Second))
+	log.Printf("wrote %s and %s in %s", out, png, r.Took.Round(time.Second))
+	return nil
 }
 
 // commit names the code measured: the HEAD commit, marked when the tree has

@@ -222,10 +222,10 @@ func (r *Report) notes() []string {
 	if lh.Extrapolated {
 		ex = " (extrapolated)"
 	}
-	out = append(out, fmt.Sprintf("List at %s runs: Cairn's first page takes %s and %d requests; the hand-written store needs %s%s and %d requests (%.0f× slower); "+
-		"the single index object %s and %d request, but it downloads every run's summary.",
-		count(int64(big)), dur(lc.FirstLat), lc.FirstReq.Total(), dur(lh.FirstLat), ex, lh.FirstReq.Total(),
-		float64(lh.FirstLat)/float64(max(1, lc.FirstLat)), dur(ls.FirstLat), ls.FirstReq.Total()))
+	out = append(out, fmt.Sprintf("List at %s runs: Cairn's first page takes %s and %s requests; the hand-written store needs %s%s and %s requests (%.0f× slower); "+
+		"the single index object %s and %s request, but it downloads every run's summary.",
+		count(int64(big)), dur(lc.FirstLat), count(lc.FirstReq.Total()), dur(lh.FirstLat), ex, count(lh.FirstReq.Total()),
+		float64(lh.FirstLat)/float64(max(1, lc.FirstLat)), dur(ls.FirstLat), count(ls.FirstReq.Total())))
 	bs, bc, bwb := r.list(SingleIndex, big), r.list(WriteThrough, big), r.list(WriteBack, big)
 	small := r.Config.Scales[0]
 	ss := r.list(SingleIndex, small)
@@ -359,8 +359,10 @@ func perOp(r Requests, n int) string {
 		name string
 		v    int64
 	}{{"PUT", r.PUT}, {"GET", r.GET}, {"LIST", r.LIST}, {"HEAD", r.HEAD}, {"DELETE", r.DELETE}, {"other", r.Other}} {
-		if c.v > 0 {
-			parts = append(parts, fmt.Sprintf("%.2f %s", float64(c.v)/float64(n), c.name))
+		if f := float64(c.v) / float64(n); f >= 0.005 {
+			parts = append(parts, fmt.Sprintf("%.2f %s", f, c.name))
+		} else if c.v > 0 {
+			parts = append(parts, "<0.01 "+c.name)
 		}
 	}
 	if len(parts) == 0 {

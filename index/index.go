@@ -64,6 +64,7 @@ import (
 	"github.com/cairnstore/cairn/s3store/bucket"
 	"github.com/google/uuid"
 	golru "github.com/hashicorp/golang-lru/v2"
+	"golang.org/x/sync/errgroup"
 )
 
 // Options configures an Index. Nil and zero fields mean defaults.
@@ -306,12 +307,18 @@ func backoff(ctx context.Context, n int) error {
 // listSeqs returns the numbers of the objects under dir that sort after
 // after, in order.
 func (ix *Index) listSeqs(ctx context.Context, dir string, after uint64) ([]uint64, error) {
-	var seqs []uint64
+	seqs, _, err := ix.listSeqPages(ctx, dir, after, 0)
+	return seqs, err
+}
+
+// listSeqPages is listSeqs reading at most pages LIST pages (all when 0);
+// more reports that it stopped before the end.
+func (ix *Index) listSeqPages(ctx context.Context, dir string, after uint64, pages int) (seqs []uint64, more bool, err error) {
 	start := dir + seqName(after)
-	for {
+	for n := 1; ; n++ {
 		infos, more, err := ix.b.List(ctx, dir, start, 1000)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		for _, in := range infos {
 			if n, ok := parseSeq(in.Key); ok {
@@ -319,7 +326,10 @@ func (ix *Index) listSeqs(ctx context.Context, dir string, after uint64) ([]uint
 			}
 		}
 		if !more || len(infos) == 0 {
-			return seqs, nil
+			return seqs, false, nil
+		}
+		if n == pages {
+			return seqs, true, nil
 		}
 		start = infos[len(infos)-1].Key
 	}
@@ -367,48 +377,101 @@ func (ix *Index) load(ctx context.Context) (*state, error) {
 }
 
 func (ix *Index) loadOnce(ctx context.Context) (*state, error) {
-	var h Head
-	if _, err := ix.get(ctx, ix.headKey(), &h); err != nil && !errors.Is(err, bucket.ErrNotFound) {
-		return nil, err
-	}
 	ix.mu.Lock()
 	m := ix.manifest
 	ix.mu.Unlock()
-	if h.Seq > m.Seq {
-		var nm Manifest
-		if _, err := ix.get(ctx, ix.snapKey(h.Seq), &nm); err != nil {
-			return nil, err
+	// The head and a page of the list of the logs after the snapshot this
+	// process has are read at once, one round trip rather than two: a
+	// head naming a newer snapshot only drops the logs it covers from that
+	// list. When the page does not reach the end (logs that GC has not
+	// collected yet, in a cold process), listing goes on from the head's
+	// snapshot. (A log GC deletes is covered by a head older than the
+	// grace period, so the head read here covers it too; a gap found
+	// below means reading again from the head.)
+	var (
+		h    Head
+		seqs []uint64
+		more bool
+	)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if _, err := ix.get(gctx, ix.headKey(), &h); err != nil && !errors.Is(err, bucket.ErrNotFound) {
+			return err
 		}
-		m = &nm
-		ix.adopt(m)
-	}
-	seqs, err := ix.listSeqs(ctx, ix.root+"log/", m.Seq)
-	if err != nil {
+		return nil
+	})
+	g.Go(func() (err error) {
+		seqs, more, err = ix.listSeqPages(gctx, ix.root+"log/", m.Seq, 1)
+		return err
+	})
+	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	st := &state{m: m, tail: m.Seq, over: map[uuid.UUID]Op{}}
-	for i, seq := range seqs {
-		if seq != m.Seq+uint64(i)+1 {
-			return nil, fmt.Errorf("%w: log %d follows snapshot %d", errGap, seq, m.Seq)
+	base := max(m.Seq, h.Seq)
+	if more {
+		from := base
+		if len(seqs) > 0 {
+			from = max(from, seqs[len(seqs)-1])
 		}
+		rest, err := ix.listSeqs(ctx, ix.root+"log/", from)
+		if err != nil {
+			return nil, err
+		}
+		seqs = append(seqs, rest...)
+	}
+	seqs = slices.DeleteFunc(seqs, func(seq uint64) bool { return seq <= base })
+	for i, seq := range seqs {
+		if seq != base+uint64(i)+1 {
+			return nil, fmt.Errorf("%w: log %d follows snapshot %d", errGap, seq, base)
+		}
+	}
+	// Then the new manifest, if any, and the logs not read yet, all at
+	// once.
+	batches := make([]*Batch, len(seqs))
+	g, gctx = errgroup.WithContext(ctx)
+	g.SetLimit(16)
+	var nm *Manifest
+	if h.Seq > m.Seq {
+		nm = new(Manifest)
+		g.Go(func() error {
+			_, err := ix.get(gctx, ix.snapKey(h.Seq), nm)
+			return err
+		})
+	}
+	for i, seq := range seqs {
 		ix.mu.Lock()
-		batch := ix.logs[seq]
+		batches[i] = ix.logs[seq]
 		ix.mu.Unlock()
-		if batch == nil {
-			batch = new(Batch)
-			if _, err := ix.get(ctx, ix.logKey(seq), batch); err != nil {
-				return nil, err
+		if batches[i] != nil {
+			continue
+		}
+		g.Go(func() error {
+			batch := new(Batch)
+			if _, err := ix.get(gctx, ix.logKey(seq), batch); err != nil {
+				return err
 			}
+			batches[i] = batch
 			ix.mu.Lock()
 			if seq > ix.manifest.Seq {
 				ix.logs[seq] = batch
 			}
 			ix.mu.Unlock()
-		}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	if nm != nil {
+		m = nm
+		ix.adopt(m)
+	}
+	st := &state{m: m, tail: base, over: map[uuid.UUID]Op{}}
+	for i, batch := range batches {
 		for _, op := range batch.Ops {
 			st.over[op.Entry.RunID] = op
 		}
-		st.tail = seq
+		st.tail = seqs[i]
 	}
 	ix.mu.Lock()
 	ix.tail = max(ix.tail, st.tail)

@@ -319,3 +319,76 @@ func TestCorruptLog(t *testing.T) {
 		t.Fatalf("List over a corrupt log: %v, want ErrCorrupt", err)
 	}
 }
+
+// A List reads the head and lists the log tail at the same time: with
+// every request held for a while, the two are in flight together.
+func TestLoadReadsHeadAndTailTogether(t *testing.T) {
+	ctx := context.Background()
+	mem := bucket.NewMem()
+	ix := newIndex(t, mem, nil)
+	if err := ix.Commit(ctx, put(1, t0, "w")); err != nil {
+		t.Fatal(err)
+	}
+	var inflight, peak atomic.Int32
+	mem.SetHook(func(ctx context.Context, op, key string) error {
+		if op == "get" || op == "list" {
+			n := inflight.Add(1)
+			for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+			}
+			time.Sleep(100 * time.Millisecond)
+			inflight.Add(-1)
+		}
+		return nil
+	})
+	for _, name := range []string{"cold", "warm"} {
+		peak.Store(0)
+		r := ix
+		if name == "cold" {
+			r = newIndex(t, mem, nil)
+		}
+		got, _, err := r.List(ctx, query(t, cairn.ListOptions{}))
+		if err != nil || len(got) != 1 {
+			t.Fatalf("%s List: %v, %v", name, got, err)
+		}
+		if p := peak.Load(); p < 2 {
+			t.Errorf("%s List: at most %d request in flight; the head and the tail listing were read one after the other", name, p)
+		}
+	}
+}
+
+// A cold reader whose listing of logs from the start does not reach the
+// end in one page (logs GC has not collected, under a newer snapshot)
+// goes on from the head's snapshot and misses nothing.
+func TestColdListPastUncollectedLogs(t *testing.T) {
+	ctx := context.Background()
+	mem := bucket.NewMem()
+	w := newIndex(t, mem, &index.Options{CompactAfter: 8, PageSize: 64})
+	m := model{}
+	for i := range 1100 { // one log each: more than one LIST page of them
+		op := put(i%300, t0.Add(time.Duration(i)*time.Second), "w")
+		if err := w.Commit(ctx, op); err != nil {
+			t.Fatal(err)
+		}
+		m.apply(op)
+	}
+	w.Wait()
+	var lists atomic.Int32
+	mem.SetHook(func(ctx context.Context, op, key string) error {
+		if op == "list" {
+			lists.Add(1)
+		}
+		return nil
+	})
+	r := newIndex(t, mem, nil)
+	q := query(t, cairn.ListOptions{})
+	got, _, err := r.List(ctx, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := m.list(q, t0); !reflect.DeepEqual(got, want) {
+		t.Fatalf("cold List: %d entries, want %d", len(got), len(want))
+	}
+	if n := lists.Load(); n < 2 {
+		t.Fatalf("%d LIST requests: the first page should not have reached the end", n)
+	}
+}

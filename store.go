@@ -5,11 +5,13 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"iter"
 	"time"
 
 	"github.com/google/uuid"
+	"golang.org/x/sync/errgroup"
 )
 
 // Store keeps the latest checkpoint of each run. It is the contract of
@@ -92,6 +94,45 @@ type Summary struct {
 	// Checkpoint is the run's checkpoint when ListOptions.WithCheckpoints
 	// was set, else nil. The caller owns it.
 	Checkpoint *Checkpoint
+}
+
+// FillCheckpoints is for Store implementations serving
+// ListOptions.WithCheckpoints: it calls load for every run of page that has
+// no checkpoint, at most limit at once (any number when limit ≤ 0), and
+// leaves out the runs load reports ErrNotFound for (deleted since they were
+// listed). page.Next stays as it is. On another error page is left partly
+// filled.
+func FillCheckpoints(ctx context.Context, page *Page, limit int, load func(context.Context, uuid.UUID) (*Checkpoint, error)) error {
+	g, gctx := errgroup.WithContext(ctx)
+	if limit > 0 {
+		g.SetLimit(limit)
+	}
+	gone := make([]bool, len(page.Runs))
+	for i := range page.Runs {
+		if page.Runs[i].Checkpoint != nil {
+			continue
+		}
+		g.Go(func() error {
+			cp, err := load(gctx, page.Runs[i].RunID)
+			if errors.Is(err, ErrNotFound) {
+				gone[i] = true
+				return nil
+			}
+			page.Runs[i].Checkpoint = cp
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	kept := page.Runs[:0]
+	for i, r := range page.Runs {
+		if !gone[i] {
+			kept = append(kept, r)
+		}
+	}
+	page.Runs = kept
+	return nil
 }
 
 // Key returns the position of s in List order.

@@ -52,7 +52,6 @@ import (
 	"github.com/cairnstore/cairn/index"
 	"github.com/cairnstore/cairn/s3store/bucket"
 	"github.com/google/uuid"
-	"golang.org/x/sync/errgroup"
 )
 
 // Options configures a Store. Nil and zero fields mean defaults.
@@ -379,28 +378,9 @@ func (s *Store) List(ctx context.Context, opts *cairn.ListOptions) (*cairn.Page,
 	if !q.WithCheckpoints {
 		return page, nil
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(s.o.Concurrency)
-	for i := range page.Runs {
-		g.Go(func() error {
-			cp, err := s.Load(gctx, page.Runs[i].RunID)
-			if errors.Is(err, cairn.ErrNotFound) {
-				return nil
-			}
-			page.Runs[i].Checkpoint = cp
-			return err
-		})
-	}
-	if err := g.Wait(); err != nil {
+	if err := cairn.FillCheckpoints(ctx, page, s.o.Concurrency, s.Load); err != nil {
 		return nil, cairn.OpError("list", uuid.Nil, err)
 	}
-	kept := page.Runs[:0]
-	for _, r := range page.Runs {
-		if r.Checkpoint != nil {
-			kept = append(kept, r)
-		}
-	}
-	page.Runs = kept
 	return page, nil
 }
 

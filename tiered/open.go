@@ -27,7 +27,7 @@ import (
 func Open(ctx context.Context, rawURL string, so *s3store.Options, opts *Options) (*Store, error) {
 	b, prefix, err := openBucket(ctx, rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("%w: store URL %q: %w", cairn.ErrInvalid, redact(rawURL), err)
+		return nil, fmt.Errorf("%w: store URL %q: %w", cairn.ErrInvalid, RedactURL(rawURL), err)
 	}
 	var o s3store.Options
 	if so != nil {
@@ -88,10 +88,10 @@ func openBucket(ctx context.Context, rawURL string) (bucket.Bucket, string, erro
 	return nil, "", fmt.Errorf("unknown scheme %q (want file, s3 or mem)", u.Scheme)
 }
 
-// redact drops user info from a URL for error messages: credentials never
-// belong in a store URL, and if someone put them there, they are not
+// RedactURL drops user info from a store URL, for messages: credentials
+// never belong in a store URL, and if someone put them there, they are not
 // printed.
-func redact(rawURL string) string {
+func RedactURL(rawURL string) string {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return "(unparsable)"

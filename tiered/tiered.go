@@ -620,8 +620,8 @@ func (s *Store) List(ctx context.Context, opts *cairn.ListOptions) (*cairn.Page,
 		return nil, err
 	}
 	if len(dirty) == 0 && q.WithCheckpoints {
-		if err := s.fill(ctx, page); err != nil {
-			return nil, err
+		if err := cairn.FillCheckpoints(ctx, page, s.o.FlushConcurrency, s.Load); err != nil {
+			return nil, cairn.OpError("list", uuid.Nil, err)
 		}
 	}
 	if len(dirty) == 0 {
@@ -648,37 +648,11 @@ func (s *Store) List(ctx context.Context, opts *cairn.ListOptions) (*cairn.Page,
 		out.Next = out.Runs[len(out.Runs)-1].Key().Cursor()
 	}
 	if q.WithCheckpoints {
-		if err := s.fill(ctx, out); err != nil {
-			return nil, err
+		if err := cairn.FillCheckpoints(ctx, out, s.o.FlushConcurrency, s.Load); err != nil {
+			return nil, cairn.OpError("list", uuid.Nil, err)
 		}
 	}
 	return out, nil
-}
-
-// fill loads the checkpoints a page lacks, in parallel, and leaves out the
-// runs deleted since the index listed them. The cursor stays where the
-// index put it.
-func (s *Store) fill(ctx context.Context, page *cairn.Page) error {
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(s.o.FlushConcurrency)
-	for i := range page.Runs {
-		if page.Runs[i].Checkpoint != nil {
-			continue
-		}
-		g.Go(func() error {
-			cp, err := s.Load(gctx, page.Runs[i].RunID)
-			if errors.Is(err, cairn.ErrNotFound) {
-				return nil
-			}
-			page.Runs[i].Checkpoint = cp
-			return err
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return cairn.OpError("list", uuid.Nil, err)
-	}
-	page.Runs = slices.DeleteFunc(page.Runs, func(r cairn.Summary) bool { return r.Checkpoint == nil })
-	return nil
 }
 
 // Delete implements cairn.Store: it waits for a flush in progress, drops

@@ -256,11 +256,6 @@ func demoStep(prev *cairn.Checkpoint, cfg *demoConfig, id uuid.UUID, k int, by s
 
 // demoMain runs the three phases and prints the report.
 func demoMain(ctx context.Context, e *env, cfg *demoConfig) error {
-	total := cfg.runs * len(demoSteps)
-	fmt.Fprintf(e.stdout, "Cairn demo: %d runs of a %d-step pipeline (%s), checkpointing after every step.\n",
-		cfg.runs, len(demoSteps), strings.Join(demoSteps, " → "))
-	fmt.Fprintf(e.stdout, "store:    %s\nworkflow: %s\n\n", where(cfg.store), cfg.workflow)
-
 	// A store that cannot be reached fails here, in one line, rather than
 	// in the worker process.
 	pre, _, err := openStore(ctx, e, cfg.store, nil)
@@ -272,6 +267,11 @@ func demoMain(ctx context.Context, e *env, cfg *demoConfig) error {
 	if err != nil {
 		return err
 	}
+
+	total := cfg.runs * len(demoSteps)
+	fmt.Fprintf(e.stdout, "Cairn demo: %d runs of a %d-step pipeline (%s), checkpointing after every step.\n",
+		cfg.runs, len(demoSteps), strings.Join(demoSteps, " → "))
+	fmt.Fprintf(e.stdout, "store:    %s\nworkflow: %s\n\n", where(cfg.store), cfg.workflow)
 
 	// Phase 1: the worker process, killed partway.
 	fmt.Fprintf(e.stdout, "1. A worker process runs the pipeline in write-back mode, flushing every 50 ms.\n")
@@ -370,7 +370,7 @@ func demoMain(ctx context.Context, e *env, cfg *demoConfig) error {
 	tw.Flush()
 	fmt.Fprintf(e.stdout, "\nThe runs stay in the store. Try:\n  cairn ls --workflow %s --limit 5\n  cairn show %s\n", cfg.workflow, cfg.runID(0))
 	if cfg.named {
-		fmt.Fprintf(e.stdout, "(with --store %s)\n", redactURL(cfg.store))
+		fmt.Fprintf(e.stdout, "(with --store %s)\n", tiered.RedactURL(cfg.store))
 	}
 	return nil
 }
@@ -655,27 +655,17 @@ func round(d time.Duration) time.Duration {
 func where(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return raw
+		return tiered.RedactURL(raw)
 	}
 	switch u.Scheme {
 	case "file":
-		return "the directory " + u.Path + " (" + raw + ")"
+		return "the directory " + u.Path + " (" + tiered.RedactURL(raw) + ")"
 	case "s3":
 		at := "AWS S3"
 		if ep := u.Query().Get("endpoint"); ep != "" {
-			at = ep
+			at = tiered.RedactURL(ep)
 		}
 		return fmt.Sprintf("bucket %s, prefix %q, at %s", u.Host, strings.Trim(u.Path, "/"), at)
 	}
-	return raw
-}
-
-// redactURL drops any user info from a URL before it is printed.
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	u.User = nil
-	return u.String()
+	return tiered.RedactURL(raw)
 }

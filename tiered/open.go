@@ -46,6 +46,10 @@ func Open(ctx context.Context, rawURL string, so *s3store.Options, opts *Options
 func openBucket(ctx context.Context, rawURL string) (bucket.Bucket, string, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // without the URL, which may hold a secret
+		}
 		return nil, "", err
 	}
 	switch u.Scheme {
@@ -88,14 +92,18 @@ func openBucket(ctx context.Context, rawURL string) (bucket.Bucket, string, erro
 	return nil, "", fmt.Errorf("unknown scheme %q (want file, s3 or mem)", u.Scheme)
 }
 
-// RedactURL drops user info from a store URL, for messages: credentials
-// never belong in a store URL, and if someone put them there, they are not
-// printed.
+// RedactURL drops user info from a store URL and from the endpoint in its
+// query, for messages: credentials never belong in a store URL, and if
+// someone put them there, they are not printed.
 func RedactURL(rawURL string) string {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return "(unparsable)"
 	}
 	u.User = nil
+	if q := u.Query(); q.Has("endpoint") {
+		q.Set("endpoint", RedactURL(q.Get("endpoint")))
+		u.RawQuery = q.Encode()
+	}
 	return u.String()
 }

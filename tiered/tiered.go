@@ -620,7 +620,7 @@ func (s *Store) List(ctx context.Context, opts *cairn.ListOptions) (*cairn.Page,
 		return nil, err
 	}
 	if len(dirty) == 0 && q.WithCheckpoints {
-		if err := cairn.FillCheckpoints(ctx, page, s.o.FlushConcurrency, s.Load); err != nil {
+		if err := cairn.FillCheckpoints(ctx, page, s.o.FlushConcurrency, s.listLoader(page)); err != nil {
 			return nil, cairn.OpError("list", uuid.Nil, err)
 		}
 	}
@@ -648,11 +648,28 @@ func (s *Store) List(ctx context.Context, opts *cairn.ListOptions) (*cairn.Page,
 		out.Next = out.Runs[len(out.Runs)-1].Key().Cursor()
 	}
 	if q.WithCheckpoints {
-		if err := cairn.FillCheckpoints(ctx, out, s.o.FlushConcurrency, s.Load); err != nil {
+		if err := cairn.FillCheckpoints(ctx, out, s.o.FlushConcurrency, s.listLoader(out)); err != nil {
 			return nil, cairn.OpError("list", uuid.Nil, err)
 		}
 	}
 	return out, nil
+}
+
+// listLoader returns the Load that fills page's checkpoints: through the
+// cache, except that a clean cached copy whose time differs from the
+// index's is dropped first (another process wrote the run since), so a
+// summary never comes with an older checkpoint.
+func (s *Store) listLoader(page *cairn.Page) func(context.Context, uuid.UUID) (*cairn.Checkpoint, error) {
+	listed := make(map[uuid.UUID]time.Time, len(page.Runs))
+	for _, r := range page.Runs {
+		listed[r.RunID] = r.Timestamp
+	}
+	return func(ctx context.Context, id uuid.UUID) (*cairn.Checkpoint, error) {
+		if e, ok := s.cache.Peek(id); ok && !e.Dirty && !e.Timestamp.Equal(listed[id]) {
+			s.cache.CompareAndRemove(id, e.Version)
+		}
+		return s.Load(ctx, id)
+	}
 }
 
 // Delete implements cairn.Store: it waits for a flush in progress, drops

@@ -308,9 +308,44 @@ func TestOpen(t *testing.T) {
 			t.Errorf("Open(%q): %v, want ErrInvalid", bad, err)
 		}
 	}
-	_, err = tiered.Open(ctx, "s3://user:secret@b/p?region=x", nil, nil)
-	if err != nil && strings.Contains(err.Error(), "secret") {
-		t.Errorf("an error printed the URL's password: %v", err)
+	for _, withSecret := range []string{"s3://user:secret@b/p?region=x", "s3://user:secret@b/p%zz", "ftp://user:secret@x",
+		"s3://b/p?endpoint=http://user:secret@127.0.0.1:1&checksum=sometimes"} {
+		_, err = tiered.Open(ctx, withSecret, nil, nil)
+		if err != nil && strings.Contains(err.Error(), "secret") {
+			t.Errorf("Open(%q) printed the password: %v", withSecret, err)
+		}
+		if r := tiered.RedactURL(withSecret); strings.Contains(r, "secret") {
+			t.Errorf("RedactURL(%q) = %q", withSecret, r)
+		}
+	}
+}
+
+// List with WithCheckpoints never pairs a summary with an older checkpoint
+// from the cache: a run another process wrote since it was cached comes
+// with what the index lists.
+func TestListWithCheckpointsIsFresh(t *testing.T) {
+	mem := bucket.NewMem()
+	ctx := context.Background()
+	a, b := open(t, mem, nil), open(t, mem, nil)
+	r := uuid.New()
+	if err := a.Save(ctx, cp(r, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Load(ctx, r); err != nil { // b caches step 1
+		t.Fatal(err)
+	}
+	v2 := cp(r, 2)
+	v2.Timestamp = v2.Timestamp.Add(time.Second)
+	if err := a.Save(ctx, v2); err != nil {
+		t.Fatal(err)
+	}
+	page, err := b.List(ctx, &cairn.ListOptions{WithCheckpoints: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Runs) != 1 || page.Runs[0].Checkpoint == nil || !page.Runs[0].Checkpoint.Timestamp.Equal(page.Runs[0].Timestamp) ||
+		page.Runs[0].Checkpoint.State["step"] != v2.State["step"] {
+		t.Fatalf("List paired the summary at %v with %+v", page.Runs[0].Timestamp, page.Runs[0].Checkpoint)
 	}
 }
 

@@ -423,8 +423,10 @@ func startWorker(ctx context.Context, cfg *demoConfig) (*worker, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.CommandContext(ctx, exe, "demo", "--store", cfg.store, "--worker", cfg.workflow,
+	cmd := exec.CommandContext(ctx, exe, "demo", "--worker", cfg.workflow,
 		"--runs", fmt.Sprint(cfg.runs), "--workers", fmt.Sprint(cfg.workers), "--work", cfg.work.String())
+	// The store in the environment, not on a command line others can read.
+	cmd.Env = append(os.Environ(), "CAIRN_STORE="+cfg.store)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
@@ -502,6 +504,9 @@ func resume(ctx context.Context, s *tiered.Store, cfg *demoConfig, acked map[int
 					return err
 				}
 				from = int(asInt(c.State["step"]))
+				if from < 0 || from > len(demoSteps) {
+					return fmt.Errorf("run %v holds no step of this demo: %v", id, c.State["step"])
+				}
 			}
 			if from < acked[i] {
 				return fmt.Errorf("run %v: the store holds step %d (listed: %v), but step %d was acknowledged durable", id, from, listed[id], acked[i])

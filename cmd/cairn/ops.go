@@ -260,7 +260,10 @@ func runRm(ctx context.Context, e *env, args []string) error {
 		var missing missingRuns
 		for _, id := range ids {
 			ok, err := s.Durable().Exists(ctx, id)
-			if err != nil && ctx.Err() == nil {
+			if err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err() // interrupted: not a missing run
+				}
 				ok = true // unreadable (a damaged object file): delete it all the same
 			}
 			if !ok {

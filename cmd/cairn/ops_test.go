@@ -714,3 +714,16 @@ func TestCommandsMinIO(t *testing.T) {
 		c.fails(exitFailure, []string{`no AWS credentials found`}, "ls")
 	})
 }
+
+// An interrupted rm fails: it does not report the runs it could not check
+// as missing (exit 3).
+func TestRmInterrupted(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var stdout, stderr bytes.Buffer
+	e := &env{stdout: &stdout, stderr: &stderr, getenv: func(string) string { return "" }}
+	code := run(ctx, e, []string{"rm", "--store", "file://" + t.TempDir(), "67e55044-10b1-426f-9247-bb680e5fe0c8"})
+	if code != exitFailure || strings.Contains(stderr.String(), "not found") {
+		t.Fatalf("rm with its context cancelled: exit %d, %s", code, stderr.String())
+	}
+}

@@ -37,8 +37,9 @@
 // FlushWindow plus one flush of data). List includes this process's
 // unflushed runs (read-your-writes). Without revalidation a run cached
 // here and then written by another process is served stale from the cache
-// until it is evicted or saved here again; Delete here drops it. Other
-// processes see a write-back Save only once it is flushed.
+// until it is evicted or saved here again; Delete here drops it. List with
+// WithCheckpoints reloads a cached run whose time differs from the
+// index's. Other processes see a write-back Save only once it is flushed.
 //
 // The index decides which runs exist. A crash in the middle of a flush
 // (or of a write-through Save) can leave objects written whose index

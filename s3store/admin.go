@@ -222,7 +222,7 @@ func (s *Store) Verify(ctx context.Context) (*Report, error) {
 				return nil // deleted meanwhile
 			}
 			var cp *cairn.Checkpoint
-			if err == nil || errors.Is(err, bucket.ErrTooLarge) {
+			if err == nil || errors.Is(err, bucket.ErrTooLarge) || errors.Is(err, bucket.ErrUnreadable) {
 				if err == nil {
 					cp, err = s.codec.Unmarshal(obj.Body)
 				}

@@ -640,7 +640,13 @@ func TestCorruptObjectFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.fails(exitFailure, []string{`^cairn show: load ` + run1 + `: .*corrupt object file`}, "show", run1)
-	c.fails(exitFailure, []string{`corrupt object file .*` + run1 + `\.obj`}, "verify")
+	// verify names it in its report; reindex, which cannot index it, stops
+	// with one line naming the file.
+	r := c.fails(exitFailure, []string{`^cairn verify: 1 problem found`}, "verify")
+	if !regexp.MustCompile(`(?m)^corrupt +` + run1 + `: .*corrupt object file .*` + run1 + `\.obj`).MatchString(r.stdout) {
+		t.Errorf("verify's report does not name the damaged file:\n%s", r.stdout)
+	}
+	c.fails(exitFailure, []string{`corrupt object file .*` + run1 + `\.obj`}, "reindex")
 	if out := c.ok("rm", run1); out != "deleted "+run1+"\n" {
 		t.Errorf("rm of a damaged object file: %q", out)
 	}

@@ -132,6 +132,10 @@ var (
 	// Content-Length, or failing its checksum. No bytes are returned. The
 	// damage may have been in transit, so a retry may succeed.
 	ErrCorrupt = errors.New("bucket: damaged body")
+	// ErrUnreadable: the stored object itself cannot be read (a damaged
+	// file of a directory bucket). Unlike ErrCorrupt, reading again will
+	// not help; Delete or an unconditional Put replaces it.
+	ErrUnreadable = errors.New("bucket: unreadable object")
 	// ErrInvalid: a bad key, option or metadata; nothing was sent.
 	ErrInvalid = errors.New("bucket: invalid argument")
 )

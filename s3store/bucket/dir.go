@@ -54,10 +54,12 @@ import (
 // {"key", "etag", "size", "modified", "metadata"}, then the body, exactly
 // "size" bytes. Keeping the ETag and metadata inside the file lets one
 // rename replace all of an object at once. A file that does not parse, or
-// whose length or key disagrees with its header, makes Get, Head, a
-// conditional Put on it, and a List reaching it fail with an error that
-// says "corrupt object file" and is none of the sentinels: retrying will not
-// help; Delete or an unconditional Put replaces it.
+// whose length or key disagrees with its header, makes Get, Head and a
+// conditional Put on it fail with an error that says "corrupt object file"
+// and is ErrUnreadable: retrying will not help; Delete or an
+// unconditional Put replaces it. List lists its key all the same (as S3
+// lists a key whatever its body), with the file's size and time and no
+// ETag, so that a check can name it.
 //
 // # Concurrency
 //
@@ -98,7 +100,12 @@ const (
 )
 
 // errCorrupt marks an object file Dir cannot read.
-var errCorrupt = errors.New("corrupt object file")
+var errCorrupt = unreadable{}
+
+type unreadable struct{}
+
+func (unreadable) Error() string        { return "corrupt object file" }
+func (unreadable) Is(target error) bool { return target == ErrUnreadable }
 
 // fileHeader is the JSON header of an object file.
 type fileHeader struct {
@@ -419,14 +426,30 @@ func (l *dirLister) walk(dir, keyPrefix string) error {
 		if errors.Is(err, ErrNotFound) {
 			continue // deleted since we read the directory
 		}
-		if err != nil {
+		var info Info
+		switch {
+		case errors.Is(err, errCorrupt):
+			// Listed all the same, as S3 lists a key whatever its body:
+			// reading it gives ErrCorrupt, so Verify can name it and a
+			// Delete can remove it.
+			st, serr := os.Stat(p)
+			if serr != nil {
+				if isNotExist(serr) {
+					continue
+				}
+				return serr
+			}
+			info = Info{Key: full, Size: st.Size(), LastModified: st.ModTime().UTC()}
+		case err != nil:
 			return err
+		default:
+			f.Close()
+			info = h.info(true)
 		}
-		f.Close()
 		if len(l.infos) == l.limit {
 			return errListFull
 		}
-		l.infos = append(l.infos, h.info(true))
+		l.infos = append(l.infos, info)
 	}
 	return nil
 }

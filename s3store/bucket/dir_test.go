@@ -477,7 +477,10 @@ func TestDirCorrupt(t *testing.T) {
 				if err == nil || !strings.Contains(err.Error(), "corrupt object file") {
 					t.Fatalf("%s: %v, want a corrupt object file error", what, err)
 				}
-				for _, s := range []error{bucket.ErrNotFound, bucket.ErrPrecondition, bucket.ErrInvalid, bucket.ErrConflict} {
+				if !errors.Is(err, bucket.ErrUnreadable) {
+					t.Fatalf("%s: %v is not ErrUnreadable", what, err)
+				}
+				for _, s := range []error{bucket.ErrNotFound, bucket.ErrPrecondition, bucket.ErrInvalid, bucket.ErrConflict, bucket.ErrCorrupt} {
 					if errors.Is(err, s) {
 						t.Fatalf("%s: %v is %v", what, err, s)
 					}
@@ -491,8 +494,11 @@ func TestDirCorrupt(t *testing.T) {
 			corrupt("Get", err)
 			_, err = d.Head(ctx, key)
 			corrupt("Head", err)
-			_, _, err = d.List(ctx, "p/", "", 0)
-			corrupt("List", err)
+			// List names it, as S3 would, without reading it.
+			if infos, _, err := d.List(ctx, "p/", "", 0); err != nil || len(infos) != 1 || infos[0].Key != key ||
+				infos[0].Size != int64(len(tc.file)) || infos[0].ETag != "" {
+				t.Fatalf("List = %+v, %v; want the key, the file's size and no ETag", infos, err)
+			}
 			_, err = d.Put(ctx, key, []byte("new"), &bucket.PutOptions{IfMatch: `"e"`})
 			corrupt("Put IfMatch", err)
 			// The key exists, whatever it holds.

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"text/tabwriter"
 	"time"
 
@@ -130,8 +131,11 @@ type workerReport struct {
 
 // demoWorker is the process that gets killed: it runs every run of the
 // demo from step 1 in write-back mode, flushing every 50 ms and reporting
-// on stdout what each Flush made durable. It never closes the store: it
-// waits to be killed.
+// on stdout what each Flush made durable. Its workers stop saving a tenth
+// of the steps past the crash point, or once a report shows the crash
+// point reached, so that the crash falls partway however fast or loaded
+// the machine is; the Saves made since the last Flush began may still be
+// unflushed then. It never closes the store: it waits to be killed.
 func demoWorker(ctx context.Context, e *env, cfg *demoConfig) error {
 	s, _, err := openStore(ctx, e, cfg.store, &tiered.Options{Mode: tiered.WriteBack})
 	if err != nil {
@@ -144,6 +148,9 @@ func demoWorker(ctx context.Context, e *env, cfg *demoConfig) error {
 		saves int64
 	)
 	out := json.NewEncoder(e.stdout)
+	var frozen atomic.Bool
+	total := float64(cfg.runs * len(demoSteps))
+	limit := int64(min(cfg.crashAt+0.1, 1) * total) // Saves after which the workers stop
 	report := func(done bool) error {
 		mu.Lock()
 		acked := maps.Clone(saved)
@@ -155,6 +162,9 @@ func demoWorker(ctx context.Context, e *env, cfg *demoConfig) error {
 		}
 		st := s.Stats()
 		r.PUTs, r.IndexCommits, r.BytesEncoded, r.BytesStored = st.PUTs, st.IndexCommits, st.BytesEncoded, st.BytesStored
+		if float64(sum(acked)) >= cfg.crashAt*total {
+			frozen.Store(true)
+		}
 		return out.Encode(r)
 	}
 	g, gctx := errgroup.WithContext(ctx)
@@ -178,6 +188,13 @@ func demoWorker(ctx context.Context, e *env, cfg *demoConfig) error {
 				for k := 1; k <= len(demoSteps); k++ {
 					c = demoStep(c, cfg, id, k, "worker")
 					time.Sleep(cfg.work)
+					mu.Lock()
+					stop := saves >= limit
+					mu.Unlock()
+					if stop || frozen.Load() {
+						<-gctx.Done() // past the crash point: wait for the SIGKILL
+						return gctx.Err()
+					}
 					t0 := time.Now()
 					if err := s.Save(gctx, c); err != nil {
 						return err
@@ -202,6 +219,9 @@ func demoWorker(ctx context.Context, e *env, cfg *demoConfig) error {
 				flushed <- nil
 				return
 			case <-t.C:
+				if frozen.Load() {
+					continue // reported; the demo is about to kill this process
+				}
 				if err := report(false); err != nil {
 					flushed <- err
 					return
@@ -423,8 +443,8 @@ func startWorker(ctx context.Context, cfg *demoConfig) (*worker, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.CommandContext(ctx, exe, "demo", "--worker", cfg.workflow,
-		"--runs", fmt.Sprint(cfg.runs), "--workers", fmt.Sprint(cfg.workers), "--work", cfg.work.String())
+	cmd := exec.CommandContext(ctx, exe, "demo", "--worker", cfg.workflow, "--runs", fmt.Sprint(cfg.runs),
+		"--workers", fmt.Sprint(cfg.workers), "--work", cfg.work.String(), "--crash-at", fmt.Sprint(cfg.crashAt))
 	// The store in the environment, not on a command line others can read.
 	cmd.Env = append(os.Environ(), "CAIRN_STORE="+cfg.store)
 	stdout, err := cmd.StdoutPipe()

@@ -80,7 +80,7 @@ var demoWorkflow = regexp.MustCompile(`workflow: (demo-[0-9a-f]{8})`)
 // agreeing with the objects.
 func checkDemo(t *testing.T, envv []string, store string, runs int) {
 	t.Helper()
-	args := []string{"demo", "--runs", "80", "--work", "1ms"}
+	args := []string{"demo", "--runs", "80", "--work", "2ms"}
 	if store != "" {
 		args = append(args, "--store", store)
 	}

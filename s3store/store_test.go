@@ -138,10 +138,11 @@ func TestCrashBetweenObjectAndCommit(t *testing.T) {
 	}
 }
 
-// A Delete that dies between its tombstone and the object's deletion
-// leaves the run unlisted (never an entry without an object); GC finishes.
-func TestCrashBetweenTombstoneAndDelete(t *testing.T) {
-	mem := bucket.NewMem()
+// interruptedDelete saves two runs in mem and deletes the first through a
+// bucket that fails to delete run objects: its tombstone is committed, its
+// object stays. It returns the store that saved them and the victim.
+func interruptedDelete(t *testing.T, mem *bucket.Mem) (*s3store.Store, *cairn.Checkpoint) {
+	t.Helper()
 	ctx := context.Background()
 	s := newStore(t, mem, nil)
 	victim := cp(1, t0)
@@ -154,6 +155,15 @@ func TestCrashBetweenTombstoneAndDelete(t *testing.T) {
 	if err := crashing.Delete(ctx, victim.RunID); err == nil {
 		t.Fatal("Delete succeeded without deleting the object")
 	}
+	return s, victim
+}
+
+// A Delete that dies between its tombstone and the object's deletion
+// leaves the run unlisted (never an entry without an object); GC finishes.
+func TestCrashBetweenTombstoneAndDelete(t *testing.T) {
+	mem := bucket.NewMem()
+	ctx := context.Background()
+	interruptedDelete(t, mem)
 	fresh := newStore(t, mem, nil)
 	if ids := listIDs(t, fresh); len(ids) != 1 || ids[0] != cp(2, t0).RunID {
 		t.Fatalf("List after the interrupted delete = %v", ids)
@@ -373,17 +383,7 @@ func TestIndexGC(t *testing.T) {
 func TestReindexLeavesDeletedRunsOut(t *testing.T) {
 	mem := bucket.NewMem()
 	ctx := context.Background()
-	s := newStore(t, mem, nil)
-	victim := cp(1, t0)
-	for _, c := range []*cairn.Checkpoint{victim, cp(2, t0)} {
-		if err := s.Save(ctx, c); err != nil {
-			t.Fatal(err)
-		}
-	}
-	crashing := newStore(t, &failing{Bucket: mem, del: func(k string) bool { return strings.Contains(k, "/runs/") }}, nil)
-	if err := crashing.Delete(ctx, victim.RunID); err == nil {
-		t.Fatal("want crash")
-	}
+	s, victim := interruptedDelete(t, mem)
 	if err := s.Index().Compact(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -418,12 +418,13 @@ func TestFencing(t *testing.T) {
 	}
 }
 
-// Fencing in write-back mode: the conflict surfaces in Flush, and later
-// Saves of the run fail until it is loaded again.
-func TestFencingWriteBack(t *testing.T) {
-	mem := bucket.NewMem()
+// takenOver returns a fencing write-back store w1 (flush window window)
+// whose run r a second fencing store has since loaded and saved (step 2):
+// w1's next write of r must conflict.
+func takenOver(t *testing.T, mem *bucket.Mem, window time.Duration) (*tiered.Store, uuid.UUID) {
+	t.Helper()
 	ctx := context.Background()
-	w1 := open(t, mem, &tiered.Options{Fencing: true, Mode: tiered.WriteBack, FlushWindow: time.Hour})
+	w1 := open(t, mem, &tiered.Options{Fencing: true, Mode: tiered.WriteBack, FlushWindow: window})
 	w2 := open(t, mem, &tiered.Options{Fencing: true})
 	r := uuid.New()
 	if err := w1.Save(ctx, cp(r, 1)); err != nil {
@@ -438,6 +439,15 @@ func TestFencingWriteBack(t *testing.T) {
 	if err := w2.Save(ctx, cp(r, 2)); err != nil { // w2 takes the run over
 		t.Fatal(err)
 	}
+	return w1, r
+}
+
+// Fencing in write-back mode: the conflict surfaces in Flush, and later
+// Saves of the run fail until it is loaded again.
+func TestFencingWriteBack(t *testing.T) {
+	mem := bucket.NewMem()
+	ctx := context.Background()
+	w1, r := takenOver(t, mem, time.Hour)
 	if err := w1.Save(ctx, cp(r, 3)); err != nil {
 		t.Fatal(err) // accepted into the cache: the conflict is found at flush
 	}
@@ -465,21 +475,7 @@ func TestFencingWriteBack(t *testing.T) {
 func TestFencingConflictInBackgroundFlush(t *testing.T) {
 	mem := bucket.NewMem()
 	ctx := context.Background()
-	w1 := open(t, mem, &tiered.Options{Fencing: true, Mode: tiered.WriteBack, FlushWindow: time.Millisecond})
-	w2 := open(t, mem, &tiered.Options{Fencing: true})
-	r := uuid.New()
-	if err := w1.Save(ctx, cp(r, 1)); err != nil {
-		t.Fatal(err)
-	}
-	if err := w1.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := w2.Load(ctx, r); err != nil {
-		t.Fatal(err)
-	}
-	if err := w2.Save(ctx, cp(r, 2)); err != nil {
-		t.Fatal(err)
-	}
+	w1, r := takenOver(t, mem, time.Millisecond)
 	if err := w1.Save(ctx, cp(r, 3)); err != nil {
 		t.Fatal(err)
 	}

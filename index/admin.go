@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -70,27 +71,41 @@ func (ix *Index) RecentDeletes(ctx context.Context) (map[uuid.UUID]bool, error) 
 // Barrier commits an empty log and returns its number: every commit that
 // returned before Barrier was called has a smaller number.
 //
-// It learns the highest log and snapshot numbers from listings, not from
-// the head, so that it works on a damaged index and never reuses a number
-// GC has freed.
+// It learns the highest log and snapshot numbers from listings (and the
+// head, if it reads), not from the index's state, so that it works on a
+// damaged or lost index and never reuses a number GC has freed.
 func (ix *Index) Barrier(ctx context.Context) (uint64, error) {
 	ctx, cancel := context.WithTimeout(ctx, ix.o.RetryFor)
 	defer cancel()
+	if err := ix.learnTail(ctx); err != nil {
+		return 0, err
+	}
+	return ix.commitBatch(ctx, []Op{})
+}
+
+// learnTail sets the tail from listings of the logs and snapshots and from
+// the head, for when the state cannot be read: no number at or below it
+// is free, whatever the damage.
+func (ix *Index) learnTail(ctx context.Context) error {
 	var highest uint64
 	for _, dir := range []string{"log/", "snap/"} {
 		seqs, err := ix.listSeqs(ctx, ix.root+dir, 0)
 		if err != nil {
-			return 0, err
+			return err
 		}
 		if len(seqs) > 0 {
 			highest = max(highest, seqs[len(seqs)-1])
 		}
 	}
+	var h Head
+	if _, err := ix.get(ctx, ix.headKey(), &h); err == nil {
+		highest = max(highest, h.Seq)
+	}
 	ix.mu.Lock()
 	ix.tail = max(ix.tail, highest)
 	ix.tailAt = ix.o.Now()
 	ix.mu.Unlock()
-	return ix.commitBatch(ctx, []Op{})
+	return nil
 }
 
 // Rebuild replaces the index with a snapshot holding exactly entries, as
@@ -121,7 +136,7 @@ func (ix *Index) Rebuild(ctx context.Context, seq uint64, entries []Entry) error
 		return err
 	}
 	var pages map[string]*Page
-	if m.ByTime, pages, err = ix.rewrite(ctx, nil, byTime, nil, entries, nil); err != nil {
+	if m.ByTime, pages, err = ix.rewrite(ctx, nil, byTime, nil, listed(entries), nil); err != nil {
 		return err
 	}
 	if err := putPages(ctx, ix, pages); err != nil {
@@ -268,4 +283,89 @@ func (ix *Index) GC(ctx context.Context, grace time.Duration, dry bool) (*GCRepo
 		}
 	}
 	return rep, nil
+}
+
+// LastOps returns the last op of every run the index holds: its entry
+// (with the ETag of the object it wrote) for a run saved, its tombstone for
+// a run deleted within Options.KeepTombstones. It reads every page of the
+// by-run levels: it is for Reindex, Verify and GC, not for serving
+// requests. On a damaged index it fails with ErrDamaged; see Salvage.
+func (ix *Index) LastOps(ctx context.Context) (map[uuid.UUID]Op, error) {
+	st, err := ix.load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ops, err := ix.levelOps(ctx, st.m)
+	if err != nil {
+		return nil, err
+	}
+	maps.Copy(ops, st.over)
+	return ops, nil
+}
+
+// Salvage is LastOps for an index that may be damaged or gone: the ops of
+// the newest snapshot whose manifest and by-run pages all read, then those
+// of every log after it that reads, in order. What it could not read is
+// returned in skipped (one error each); ops that only an unreadable object
+// held are missing from the result. err is for failures to list the
+// bucket.
+func (ix *Index) Salvage(ctx context.Context) (ops map[uuid.UUID]Op, skipped []error, err error) {
+	snaps, err := ix.listSeqs(ctx, ix.root+"snap/", 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	logs, err := ix.listSeqs(ctx, ix.root+"log/", 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	ops = map[uuid.UUID]Op{}
+	var base uint64
+	for i := len(snaps) - 1; i >= 0; i-- {
+		var m Manifest
+		_, err := ix.get(ctx, ix.snapKey(snaps[i]), &m)
+		if err == nil {
+			var lo map[uuid.UUID]Op
+			if lo, err = ix.levelOps(ctx, &m); err == nil {
+				ops, base = lo, snaps[i]
+				break
+			}
+		}
+		if ctx.Err() != nil {
+			return nil, nil, ctx.Err()
+		}
+		skipped = append(skipped, fmt.Errorf("snapshot %d: %w", snaps[i], err))
+	}
+	for _, seq := range logs[sort2(logs, base):] {
+		var b Batch
+		if _, err := ix.get(ctx, ix.logKey(seq), &b); err != nil {
+			if ctx.Err() != nil {
+				return nil, nil, ctx.Err()
+			}
+			if !errors.Is(err, bucket.ErrNotFound) { // collected meanwhile: a snapshot has it
+				skipped = append(skipped, fmt.Errorf("log %d: %w", seq, err))
+			}
+			continue
+		}
+		for _, op := range b.Ops {
+			ops[op.Entry.RunID] = op
+		}
+	}
+	return ops, skipped, nil
+}
+
+// levelOps returns the last op of each run in m's by-run levels.
+func (ix *Index) levelOps(ctx context.Context, m *Manifest) (map[uuid.UUID]Op, error) {
+	ops := map[uuid.UUID]Op{}
+	for i := len(m.RunLevels) - 1; i >= 0; i-- { // oldest first: newer levels override
+		for _, ref := range m.RunLevels[i].Pages {
+			p, err := ix.opPage(ctx, ref.ID)
+			if err != nil {
+				return nil, err
+			}
+			for _, op := range p.Ops {
+				ops[op.Entry.RunID] = op
+			}
+		}
+	}
+	return ops, nil
 }

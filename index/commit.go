@@ -84,14 +84,14 @@ func (ix *Index) commitBatch(ctx context.Context, ops []Op) (uint64, error) {
 		return 0, err
 	}
 	ix.mu.Lock()
-	stale := ix.tail == 0 || ix.o.Now().Sub(ix.tailAt) > refreshAfter
+	stale := ix.tailAt.IsZero() || ix.o.Now().Sub(ix.tailAt) > refreshAfter
 	ix.mu.Unlock()
 	if stale {
 		// A fresh process, or one that has not seen the log for a while:
 		// GC may have deleted log numbers since, and a conditional create
 		// of a deleted number succeeds, so the tail must be learned from
 		// the head before writing. Without it, no commit is safe.
-		if _, err := ix.load(ctx); err != nil {
+		if err := ix.refreshTail(ctx); err != nil {
 			return 0, fmt.Errorf("index commit: reading the tail: %w", err)
 		}
 	}
@@ -117,7 +117,7 @@ func (ix *Index) commitBatch(ctx context.Context, ops []Op) (uint64, error) {
 			if errors.Is(serr, errCollected) {
 				// Taken, then collected by GC: this process is behind.
 				// Learn the tail again rather than reuse the number.
-				if _, err = ix.load(ctx); err == nil {
+				if err = ix.refreshTail(ctx); err == nil {
 					// GC collects only logs a snapshot covers, so the
 					// reloaded tail is at least seq then; a 412 that no
 					// log backs (a faulty proxy) leaves seq as it is.
@@ -158,6 +158,19 @@ func (ix *Index) commitBatch(ctx context.Context, ops []Op) (uint64, error) {
 			return 0, fmt.Errorf("index commit: %w (last error: %w)", berr, err)
 		}
 	}
+}
+
+// refreshTail learns the log tail from the head and the logs after it.
+// When the index is damaged, the tail is learned from listings instead,
+// so that commits go on (List fails until a Reindex). A bucket with no
+// index at all is ErrNoIndex: a commit there would start a new index
+// over runs it does not list.
+func (ix *Index) refreshTail(ctx context.Context) error {
+	_, err := ix.load(ctx)
+	if errors.Is(err, ErrDamaged) {
+		err = ix.learnTail(ctx)
+	}
+	return err
 }
 
 // refreshAfter is how old a process's knowledge of the log tail may be

@@ -49,7 +49,7 @@ func (ix *Index) compact(ctx context.Context) error {
 	}
 	nm := &Manifest{Seq: st.tail, Created: ix.o.Now(), Count: m.Count - int64(len(olds)) + int64(len(st.puts))}
 	var newPages map[string]*Page
-	if nm.ByTime, newPages, err = ix.rewrite(ctx, m.ByTime, byTime, olds, st.puts, nil); err != nil {
+	if nm.ByTime, newPages, err = ix.rewrite(ctx, m.ByTime, byTime, olds, listed(st.puts), nil); err != nil {
 		return err
 	}
 	ops := make([]Op, len(runs))
@@ -86,6 +86,17 @@ func (ix *Index) compact(ctx context.Context) error {
 	return ix.advanceHead(ctx, nm.Seq)
 }
 
+// listed returns entries as by-time pages keep them: without the ETag,
+// which List does not need (the by-run levels keep it).
+func listed(entries []Entry) []Entry {
+	out := make([]Entry, len(entries))
+	for i, e := range entries {
+		e.ETag = ""
+		out[i] = e
+	}
+	return out
+}
+
 // putPages writes new pages (created, never replaced) and caches them.
 func putPages[T any, PT interface {
 	*T
@@ -113,8 +124,10 @@ const levelRatio = 4
 
 // pushLevel adds ops (sorted by run) as the newest by-run level, merging
 // it into older levels as the size ratio says, and returns the new levels
-// with the pages to write. Tombstones are dropped once they reach the
-// oldest level: nothing older is left for them to hide.
+// with the pages to write. A tombstone that reaches the oldest level has
+// nothing older left to hide, but it is still the evidence GC and Reindex
+// need (the run's object may not be deleted yet): it is dropped there only
+// once it is older than Options.KeepTombstones.
 func (ix *Index) pushLevel(ctx context.Context, levels []Level, ops []Op) ([]Level, map[string]*OpPage, error) {
 	cur, rest := ops, levels
 	for len(rest) > 0 && len(cur)*levelRatio > rest[0].Count {
@@ -130,13 +143,14 @@ func (ix *Index) pushLevel(ctx context.Context, levels []Level, ops []Op) ([]Lev
 		rest = rest[1:]
 	}
 	if len(rest) == 0 {
-		live := cur[:0:0]
+		cutoff := ix.o.Now().Add(-ix.o.KeepTombstones)
+		kept := cur[:0:0]
 		for _, op := range cur {
-			if !op.Delete {
-				live = append(live, op)
+			if !op.Delete || op.Entry.Timestamp.After(cutoff) {
+				kept = append(kept, op)
 			}
 		}
-		cur = live
+		cur = kept
 	}
 	pages := map[string]*OpPage{}
 	if len(cur) == 0 {

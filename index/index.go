@@ -84,6 +84,13 @@ type Options struct {
 	RetryFor time.Duration
 	// CachedPages bounds the pages kept in memory. Default 1024.
 	CachedPages int
+	// KeepTombstones is how long a delete stays in the index after it was
+	// committed: the evidence GC needs to remove the run's object, and
+	// that Reindex needs not to bring the run back. It must outlive the GC
+	// grace period by far: a deleted run whose object is still there when
+	// its tombstone goes (a Delete cut short, and no GC run since) is
+	// listed again by the next Reindex, never lost. Default 30 days.
+	KeepTombstones time.Duration
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 }
@@ -105,6 +112,9 @@ func (o *Options) withDefaults() (Options, error) {
 	}
 	if d.CachedPages < 0 {
 		problems = append(problems, "negative CachedPages")
+	}
+	if d.KeepTombstones < 0 {
+		problems = append(problems, "negative KeepTombstones")
 	}
 	if d.Prefix != "" {
 		if err := bucket.CheckKey(d.Prefix + "/index/head"); err != nil {
@@ -129,6 +139,9 @@ func (o *Options) withDefaults() (Options, error) {
 	if d.CachedPages == 0 {
 		d.CachedPages = 1024
 	}
+	if d.KeepTombstones == 0 {
+		d.KeepTombstones = 30 * 24 * time.Hour
+	}
 	if d.Now == nil {
 		d.Now = time.Now
 	}
@@ -149,7 +162,7 @@ type Index struct {
 	manifest *Manifest         // newest snapshot read; never nil
 	logs     map[uint64]*Batch // logs after manifest.Seq that were read
 	tail     uint64            // highest log number known to exist
-	tailAt   time.Time         // when tail was last confirmed
+	tailAt   time.Time         // when tail was last confirmed; zero: never
 	queue    []*pending        // ops waiting for the next commit
 	leading  bool              // a goroutine is committing the queue
 	stats    Stats
@@ -283,6 +296,9 @@ func cached[T any, PT interface {
 	}
 	p := new(T)
 	if _, err := ix.get(ctx, ix.pageKey(id), PT(p)); err != nil {
+		if errors.Is(err, bucket.ErrNotFound) || errors.Is(err, cairn.ErrCorrupt) || errors.Is(err, bucket.ErrUnreadable) {
+			return nil, damaged("page %s: %w", id, err)
+		}
 		return nil, err
 	}
 	ix.pages.Add(id, p)
@@ -364,15 +380,65 @@ type state struct {
 // again from the head fixes it.
 var errGap = errors.New("index: log tail has a gap")
 
+// ErrDamaged means the index cannot be read as it is: a log, snapshot or
+// page it needs is missing or cannot be decoded, and no intact snapshot
+// with an unbroken log after it is left to fall back on. Nothing is lost:
+// the run objects are the truth, and a rebuild from them (Rebuild, which
+// s3store's Reindex and `cairn reindex` drive) repairs it. Commits go on
+// meanwhile. It wraps cairn.ErrCorrupt: reading again will not help.
+var ErrDamaged = fmt.Errorf("%w: index damaged", cairn.ErrCorrupt)
+
+// ErrNoIndex means the bucket holds no index at all: no head, no log, no
+// snapshot. That is a new store, or an index that was lost; only the
+// caller, who knows whether run objects exist, can tell which. Create
+// makes a new index; a lost one must be rebuilt, never read as empty.
+var ErrNoIndex = errors.New("index: no index in the bucket")
+
+// damaged wraps err as ErrDamaged, once.
+func damaged(format string, args ...any) error {
+	err := fmt.Errorf(format, args...)
+	if errors.Is(err, ErrDamaged) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrDamaged, err)
+}
+
+// Create makes a new, empty index: it writes the head, naming no snapshot
+// yet, unless one exists. The head is the index's mark of existence: a
+// bucket with logs or runs but no head has lost its index. Call it only
+// when the bucket has no index (ErrNoIndex) and no runs.
+func (ix *Index) Create(ctx context.Context) error {
+	_, err := ix.put(ctx, ix.headKey(), &Head{}, &bucket.PutOptions{IfNoneMatch: "*"})
+	if errors.Is(err, bucket.ErrPrecondition) {
+		return nil // created by someone else
+	}
+	return err
+}
+
 // load reads the current state: the head, the manifest it names (unless
-// cached), the list of logs after it and the logs not read yet.
+// cached), the list of logs after it and the logs not read yet. When the
+// head names a snapshot that is gone or damaged, or the log after it has a
+// gap that reading again does not close, it falls back to the newest
+// intact snapshot with an unbroken log after it (recover); failing that,
+// it is ErrDamaged.
 func (ix *Index) load(ctx context.Context) (*state, error) {
 	for attempt := 0; ; attempt++ {
 		st, err := ix.loadOnce(ctx)
-		if (errors.Is(err, errGap) || errors.Is(err, bucket.ErrNotFound)) && attempt < 3 {
+		if err == nil || ctx.Err() != nil {
+			return st, err
+		}
+		retry := errors.Is(err, errGap) || errors.Is(err, bucket.ErrNotFound)
+		if retry && attempt < 3 {
 			continue // GC moved on under us: start again from the head
 		}
-		return st, err
+		if retry || errors.Is(err, cairn.ErrCorrupt) || errors.Is(err, bucket.ErrUnreadable) {
+			rst, rerr := ix.recover(ctx)
+			if rerr != nil {
+				return nil, damaged("%w (and no fallback: %w)", err, rerr)
+			}
+			return rst, nil
+		}
+		return nil, err
 	}
 }
 
@@ -389,16 +455,19 @@ func (ix *Index) loadOnce(ctx context.Context) (*state, error) {
 	// grace period, so the head read here covers it too; a gap found
 	// below means reading again from the head.)
 	var (
-		h    Head
-		seqs []uint64
-		more bool
+		h        Head
+		seqs     []uint64
+		more     bool
+		headless bool
 	)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		if _, err := ix.get(gctx, ix.headKey(), &h); err != nil && !errors.Is(err, bucket.ErrNotFound) {
-			return err
+		_, err := ix.get(gctx, ix.headKey(), &h)
+		if errors.Is(err, bucket.ErrNotFound) {
+			headless = true
+			return nil
 		}
-		return nil
+		return err
 	})
 	g.Go(func() (err error) {
 		seqs, more, err = ix.listSeqPages(gctx, ix.root+"log/", m.Seq, 1)
@@ -406,6 +475,20 @@ func (ix *Index) loadOnce(ctx context.Context) (*state, error) {
 	})
 	if err := g.Wait(); err != nil {
 		return nil, err
+	}
+	if headless && m.Seq == 0 && (len(seqs) == 0 || seqs[0] != 1) {
+		// No head, and no log from the first on: an index made before the
+		// head marked it (its logs start at 1, and its first compaction
+		// writes a head) is read as it is; otherwise there is no index,
+		// or it lost its head.
+		snaps, _, err := ix.listSeqPages(ctx, ix.root+"snap/", 0, 1)
+		if err != nil {
+			return nil, err
+		}
+		if len(seqs) == 0 && len(snaps) == 0 {
+			return nil, ErrNoIndex
+		}
+		return nil, fmt.Errorf("%w: no head, %d snapshots, logs from %v", errGap, len(snaps), seqs[:min(1, len(seqs))])
 	}
 	base := max(m.Seq, h.Seq)
 	if more {
@@ -420,21 +503,36 @@ func (ix *Index) loadOnce(ctx context.Context) (*state, error) {
 		seqs = append(seqs, rest...)
 	}
 	seqs = slices.DeleteFunc(seqs, func(seq uint64) bool { return seq <= base })
-	for i, seq := range seqs {
-		if seq != base+uint64(i)+1 {
-			return nil, fmt.Errorf("%w: log %d follows snapshot %d", errGap, seq, base)
-		}
+	if err := contiguous(base, seqs); err != nil {
+		return nil, err
 	}
-	// Then the new manifest, if any, and the logs not read yet, all at
-	// once.
-	batches := make([]*Batch, len(seqs))
-	g, gctx = errgroup.WithContext(ctx)
-	g.SetLimit(16)
 	var nm *Manifest
 	if h.Seq > m.Seq {
 		nm = new(Manifest)
+	}
+	return ix.read(ctx, m, nm, h.Seq, base, seqs)
+}
+
+// contiguous checks that seqs are the logs base+1, base+2, ...
+func contiguous(base uint64, seqs []uint64) error {
+	for i, seq := range seqs {
+		if seq != base+uint64(i)+1 {
+			return fmt.Errorf("%w: log %d follows snapshot %d", errGap, seq, base+uint64(i))
+		}
+	}
+	return nil
+}
+
+// read completes a load: it reads the manifest of snapshot snap into nm
+// (unless nm is nil: m is current) and the logs seqs not read yet, all at
+// once, and returns the state they make.
+func (ix *Index) read(ctx context.Context, m, nm *Manifest, snap, base uint64, seqs []uint64) (*state, error) {
+	batches := make([]*Batch, len(seqs))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(16)
+	if nm != nil {
 		g.Go(func() error {
-			_, err := ix.get(gctx, ix.snapKey(h.Seq), nm)
+			_, err := ix.get(gctx, ix.snapKey(snap), nm)
 			return err
 		})
 	}
@@ -484,6 +582,62 @@ func (ix *Index) loadOnce(ctx context.Context) (*state, error) {
 	}
 	slices.SortFunc(st.puts, func(a, b Entry) int { return a.Key().Compare(b.Key()) })
 	return st, nil
+}
+
+// recover finds a state to read when the head's does not hold: the newest
+// snapshot whose manifest reads, followed by an unbroken log to the end
+// (or no snapshot and the log from 1). It lists every snapshot and log:
+// it is for a damaged index, not the common path. The head is left as it
+// is; the next compaction moves it past the damage.
+func (ix *Index) recover(ctx context.Context) (*state, error) {
+	snaps, err := ix.listSeqs(ctx, ix.root+"snap/", 0)
+	if err != nil {
+		return nil, err
+	}
+	logs, err := ix.listSeqs(ctx, ix.root+"log/", 0)
+	if err != nil {
+		return nil, err
+	}
+	var last error
+	for i := len(snaps); i >= 0; i-- {
+		var base uint64
+		if i > 0 {
+			base = snaps[i-1]
+		}
+		after := logs[sort2(logs, base):]
+		if err := contiguous(base, after); err != nil {
+			last = err
+			continue
+		}
+		if i == 0 {
+			if len(after) == 0 {
+				return nil, ErrNoIndex
+			}
+			st, err := ix.read(ctx, &Manifest{}, nil, 0, 0, after)
+			if err != nil {
+				return nil, err
+			}
+			return st, nil
+		}
+		st, err := ix.read(ctx, &Manifest{}, new(Manifest), base, base, after)
+		if err == nil {
+			return st, nil
+		}
+		if ctx.Err() != nil {
+			return nil, err
+		}
+		last = err
+	}
+	return nil, last
+}
+
+// sort2 returns the number of seqs at or below base (seqs ascending).
+func sort2(seqs []uint64, base uint64) int {
+	i, found := slices.BinarySearch(seqs, base)
+	if found {
+		i++
+	}
+	return i
 }
 
 // List returns, in List order, up to q.Limit entries (all when 0) that

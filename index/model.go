@@ -19,6 +19,12 @@ type Entry struct {
 	Size int64 `msgpack:"size"`
 	// Expires is when the run stops being visible; zero means never.
 	Expires time.Time `msgpack:"exp,optional"`
+	// ETag is the run object's ETag: for a save, of the object it wrote
+	// (Reindex and Verify match it against a listing without a HEAD); for a
+	// delete, of the object it deleted, "" when there was none. Empty in
+	// by-time pages, which List reads and which do not need it, and in
+	// entries written before it existed.
+	ETag string `msgpack:"etag,optional"`
 }
 
 // Key returns e's position in List order.
@@ -28,7 +34,12 @@ func (e *Entry) Key() cairn.Key { return cairn.Key{Timestamp: e.Timestamp, RunID
 func (e *Entry) Expired(now time.Time) bool { return !e.Expires.IsZero() && !now.Before(e.Expires) }
 
 // Op is one change in a log batch: a run saved (Entry is its new state) or
-// deleted (only Entry.RunID counts).
+// deleted. A delete is a tombstone: Entry.RunID, Entry.Timestamp (when it
+// was committed, by the deleter's clock; zero in tombstones written before
+// it was recorded) and Entry.ETag (the object it deleted). It is the
+// positive evidence that GC needs to remove a run object: an object whose
+// ETag is the tombstone's is dead; any other object of the run is a later
+// Save whose commit was lost, and Reindex lists it.
 type Op struct {
 	Entry  Entry `msgpack:"e"`
 	Delete bool  `msgpack:"del"`
@@ -49,8 +60,8 @@ type Page struct {
 }
 
 // OpPage is an immutable run of ops sorted by run ID: a page of one level
-// of the by-run set, where a delete is kept as a tombstone until the level
-// is merged into the oldest one.
+// of the by-run set, where a delete is kept as a tombstone for
+// Options.KeepTombstones after it was committed (see pushLevel).
 type OpPage struct {
 	Ops []Op `msgpack:"ops"`
 }

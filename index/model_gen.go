@@ -9,13 +9,13 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 )
 
-var _entryFields = []string{"run", "ts", "wf", "size", "exp"}
+var _entryFields = []string{"run", "ts", "wf", "size", "exp", "etag"}
 
 // AppendMsgpack appends the MessagePack encoding of x to b: a map of its
 // fields in declaration order.
 func (x *Entry) AppendMsgpack(b []byte) ([]byte, error) {
 	var err error
-	b = append(b, 0x85)
+	b = append(b, 0x86)
 	b = append(b, "\xa3run"...)
 	b = wire.AppendUUID(b, x.RunID)
 	b = append(b, "\xa2ts"...)
@@ -30,6 +30,8 @@ func (x *Entry) AppendMsgpack(b []byte) ([]byte, error) {
 	if b, err = wire.AppendTime(b, x.Expires); err != nil {
 		return b, wire.FieldError("Entry", "exp", err)
 	}
+	b = append(b, "\xa4etag"...)
+	b = wire.AppendString(b, x.ETag)
 	return b, nil
 }
 
@@ -46,6 +48,7 @@ func (x *Entry) ReadMsgpack(r *wire.Reader) error {
 		return err
 	}
 	x.Expires = time.Time{}
+	x.ETag = ""
 	if !isMap {
 		if n < 4 {
 			return wire.ShortArray("Entry", n, 4)
@@ -76,6 +79,8 @@ func (x *Entry) ReadMsgpack(r *wire.Reader) error {
 			i = 3
 		case "exp":
 			i = 4
+		case "etag":
+			i = 5
 		}
 		if err := x.readField(r, i); err != nil {
 			return err
@@ -85,7 +90,7 @@ func (x *Entry) ReadMsgpack(r *wire.Reader) error {
 		}
 	}
 	if seen&0xf != 0xf {
-		return wire.MissingFields("Entry", _entryFields, seen|0x10)
+		return wire.MissingFields("Entry", _entryFields, seen|0x30)
 	}
 	r.Leave()
 	return nil
@@ -103,6 +108,8 @@ func (x *Entry) readField(r *wire.Reader, i int) (err error) {
 		x.Size, err = r.ReadInt(64)
 	case 4:
 		x.Expires, err = r.ReadTime()
+	case 5:
+		x.ETag, err = r.ReadString()
 	default:
 		return r.Skip()
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"sync"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/logging"
+	"github.com/aws/smithy-go/middleware"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/cairnstore/cairn/s3store/bucket"
@@ -39,8 +41,8 @@ import (
 // Retries are the SDK's: its standard retryer repeats requests that fail
 // with 500, 502, 503, 504, an unmodeled 429, throttling error codes
 // (SlowDown), connection errors and per-attempt timeouts, rewinding the
-// request body, up to S3Options.MaxAttempts attempts. It does not retry
-// 409, 412 or other 4xx answers. Because a retried conditional Put may
+// request body, up to S3Options.MaxAttempts attempts, all within
+// S3Options.Timeout. It does not retry 409, 412 or other 4xx answers. Because a retried conditional Put may
 // have been applied by the server on an earlier attempt whose answer was
 // lost, ErrPrecondition from a Put does not prove that someone else wrote
 // the key: the caller must read the key and recognise its own write.
@@ -67,11 +69,24 @@ func NewS3(client *s3.Client, bucketName string) *S3 {
 	return &S3{client: client, bucket: bucketName}
 }
 
+// Defaults of S3Options' bounds. A server that accepts connections and
+// never answers costs a caller at most DefaultTimeout per call, never a
+// hang. 30 s per attempt leaves room for the largest object Cairn writes
+// (a 16 MiB checkpoint) at about 5 Mbit/s, and is the order of time after
+// which a retry on a fresh connection does better than waiting; 2 min is
+// the standard retryer's 3 attempts plus backoff, with margin, and still
+// short enough that an operator sees an error rather than a hang.
+const (
+	DefaultRequestTimeout = 30 * time.Second
+	DefaultTimeout        = 2 * time.Minute
+)
+
 // S3Options configure the client NewS3Client builds. The zero value, like
-// a nil *S3Options, means the SDK's defaults: region and credentials from
+// a nil *S3Options, means the SDK's defaults (region and credentials from
 // the environment and shared config files, AWS endpoints, virtual-hosted
 // addressing, the standard retryer with 3 attempts, CRC32 checksums on
-// uploads and checksum validation on downloads.
+// uploads and checksum validation on downloads) and Cairn's bounds:
+// DefaultRequestTimeout per attempt, DefaultTimeout per call.
 type S3Options struct {
 	// Endpoint is the base URL of an S3-compatible server, such as
 	// http://127.0.0.1:9000 for MinIO. Empty means AWS.
@@ -98,10 +113,18 @@ type S3Options struct {
 	// dialling to the last byte of the response body (for Get, the whole
 	// download). An attempt that runs out of time fails with an error
 	// that matches context.DeadlineExceeded, and the SDK retries it like
-	// any connection error, so a call may take up to MaxAttempts times
-	// RequestTimeout plus backoff. Bound a whole call with the context
-	// passed to it. Zero means no per-attempt limit.
+	// any connection error. Zero means DefaultRequestTimeout (30 s).
+	// There is no "no limit": to wait longer, give a longer duration.
 	RequestTimeout time.Duration
+	// Timeout bounds each whole call (Get, Put, Head, Delete, List, and
+	// any other request sent through the client): every attempt, the
+	// backoff between them, credential resolution and, for Get, reading
+	// the body. It applies even when the caller's context has no
+	// deadline; a context that ends sooner still ends the call sooner.
+	// A call that runs out of time fails with an error that matches
+	// context.DeadlineExceeded and names this bound. Zero means
+	// DefaultTimeout (2 min).
+	Timeout time.Duration
 	// MaxAttempts is the number of attempts the SDK's standard retryer
 	// makes per request, the first included: 1 disables retries. Zero
 	// keeps the SDK's default (3, or AWS_MAX_ATTEMPTS). Which errors are
@@ -129,16 +152,8 @@ type S3Options struct {
 func (o *S3Options) validate() error {
 	var errs []error
 	if o.Endpoint != "" {
-		u, err := url.Parse(o.Endpoint)
-		switch {
-		case err != nil:
-			errs = append(errs, fmt.Errorf("Endpoint %q: %w", o.Endpoint, err))
-		case u.Scheme != "http" && u.Scheme != "https":
-			errs = append(errs, fmt.Errorf("Endpoint %q: scheme must be http or https", o.Endpoint))
-		case u.Host == "":
-			errs = append(errs, fmt.Errorf("Endpoint %q: no host", o.Endpoint))
-		case u.RawQuery != "" || u.Fragment != "" || u.User != nil:
-			errs = append(errs, fmt.Errorf("Endpoint %q: must not have user info, a query or a fragment", o.Endpoint))
+		if err := CheckEndpoint(o.Endpoint); err != nil {
+			errs = append(errs, fmt.Errorf("Endpoint: %w", err))
 		}
 	}
 	if o.Concurrency < 0 {
@@ -149,6 +164,9 @@ func (o *S3Options) validate() error {
 	}
 	if o.RequestTimeout < 0 {
 		errs = append(errs, fmt.Errorf("RequestTimeout %s is negative", o.RequestTimeout))
+	}
+	if o.Timeout < 0 {
+		errs = append(errs, fmt.Errorf("Timeout %s is negative", o.Timeout))
 	}
 	if o.MaxAttempts < 0 {
 		errs = append(errs, fmt.Errorf("MaxAttempts %d is negative", o.MaxAttempts))
@@ -176,6 +194,12 @@ func NewS3Client(ctx context.Context, opts *S3Options) (*s3.Client, error) {
 	}
 	if err := o.validate(); err != nil {
 		return nil, err
+	}
+	if o.RequestTimeout == 0 {
+		o.RequestTimeout = DefaultRequestTimeout
+	}
+	if o.Timeout == 0 {
+		o.Timeout = DefaultTimeout
 	}
 
 	// The SDK would print some warnings (the instance-metadata fallback of
@@ -214,14 +238,12 @@ func NewS3Client(ctx context.Context, opts *S3Options) (*s3.Client, error) {
 				}
 			})
 		}
-		if o.RequestTimeout > 0 {
-			hc = hc.WithTimeout(o.RequestTimeout)
-		}
-		cfg.HTTPClient = hc
+		cfg.HTTPClient = hc.WithTimeout(o.RequestTimeout)
 	}
 
 	fns := make([]func(*s3.Options), 0, 1+len(o.OptFns))
 	fns = append(fns, func(so *s3.Options) {
+		so.APIOptions = append(so.APIOptions, callDeadline(o.Timeout))
 		if o.Endpoint != "" {
 			so.BaseEndpoint = aws.String(o.Endpoint)
 		}
@@ -238,6 +260,75 @@ func NewS3Client(ctx context.Context, opts *S3Options) (*s3.Client, error) {
 	})
 	fns = append(fns, o.OptFns...)
 	return s3.NewFromConfig(cfg, fns...), nil
+}
+
+// ErrEndpoint is the cause of every refusal of an endpoint URL by
+// CheckEndpoint (wrapped in bucket.ErrInvalid by NewS3Client).
+var ErrEndpoint = errors.New("s3store: invalid endpoint")
+
+// CheckEndpoint returns nil if endpoint is a usable base URL of an S3
+// server: http:// or https://, a host and an optional port, nothing else
+// (no user info, path, query or fragment). Its errors wrap ErrEndpoint and
+// never repeat the endpoint, which may hold credentials.
+func CheckEndpoint(endpoint string) error {
+	u, err := url.Parse(endpoint)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%w: not a URL", ErrEndpoint)
+	case u.User != nil:
+		return fmt.Errorf("%w: holds user info (credentials come from the AWS default chain, never from a URL)", ErrEndpoint)
+	case u.Scheme != "http" && u.Scheme != "https":
+		return fmt.Errorf("%w: want http:// or https:// and a host, such as http://127.0.0.1:9000", ErrEndpoint)
+	case u.Host == "" || u.Hostname() == "":
+		return fmt.Errorf("%w: no host", ErrEndpoint)
+	case u.Path != "" && u.Path != "/" || u.RawPath != "":
+		return fmt.Errorf("%w: must not have a path (the bucket and prefix go in the store URL)", ErrEndpoint)
+	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
+		return fmt.Errorf("%w: must not have a query or a fragment", ErrEndpoint)
+	}
+	if p := u.Port(); p != "" {
+		if _, err := strconv.ParseUint(p, 10, 16); err != nil {
+			return fmt.Errorf("%w: bad port", ErrEndpoint)
+		}
+	}
+	return nil
+}
+
+// callDeadline bounds each call made through the client by d, whatever
+// the caller's context: the middleware sits in the Initialize step, which
+// runs once per call, outside the retry loop. A GetObject's deadline ends
+// when its body is closed, so that reading the body is bounded too.
+func callDeadline(d time.Duration) func(*middleware.Stack) error {
+	mw := middleware.InitializeMiddlewareFunc("cairn.CallDeadline", func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+		cctx, cancel := context.WithTimeout(ctx, d)
+		out, md, err := next.HandleInitialize(cctx, in)
+		if err != nil {
+			if ctx.Err() == nil && errors.Is(cctx.Err(), context.DeadlineExceeded) {
+				err = fmt.Errorf("no answer within the S3 call timeout (%s): %w", d, err)
+			}
+			cancel()
+			return out, md, err
+		}
+		if g, ok := out.Result.(*s3.GetObjectOutput); ok && g.Body != nil {
+			g.Body = &cancelOnClose{ReadCloser: g.Body, cancel: cancel}
+		} else {
+			cancel()
+		}
+		return out, md, err
+	})
+	return func(stack *middleware.Stack) error { return stack.Initialize.Add(mw, middleware.Before) }
+}
+
+// cancelOnClose ends a call's deadline when its body is closed.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (c *cancelOnClose) Close() error {
+	err := c.ReadCloser.Close()
+	c.cancel()
+	return err
 }
 
 // ready refuses calls on an S3 that NewS3 was given no client or name.

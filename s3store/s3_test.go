@@ -21,6 +21,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -842,4 +843,164 @@ func s3TestRequestTimeout(t *testing.T, srv s3Server) {
 		t.Errorf("took %s with a %s per-attempt timeout", d, timeout)
 	}
 	t.Logf("every attempt hung: failed after %s: %v", time.Since(start).Round(time.Millisecond), err)
+}
+
+// silentListener accepts connections and never answers on them, like a
+// paused server. It holds them open until the test ends.
+func silentListener(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return "http://" + ln.Addr().String()
+}
+
+// blockingServer is an HTTP server whose handler never returns until the
+// test ends; with partial set, it first sends headers and part of a body.
+func blockingServer(t *testing.T, partial bool) string {
+	t.Helper()
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if partial {
+			w.Header().Set("Content-Length", "1000")
+			w.WriteHeader(http.StatusOK)
+			w.Write(make([]byte, 10))
+			w.(http.Flusher).Flush()
+		}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(func() { close(release); srv.Close() })
+	return srv.URL
+}
+
+// Every call against a server that never answers fails within the bounds
+// of S3Options, with a context that has no deadline: the per-call Timeout
+// cuts the retries of hung attempts, RequestTimeout cuts one attempt.
+func TestS3NeverAnswers(t *testing.T) {
+	t.Parallel()
+	const bound = 300 * time.Millisecond
+	const slack = 10 * time.Second
+	calls := map[string]func(b *s3store.S3) error{
+		"Get": func(b *s3store.S3) error { _, err := b.Get(context.Background(), "k", nil); return err },
+		"Put": func(b *s3store.S3) error {
+			_, err := b.Put(context.Background(), "k", []byte("v"), &bucket.PutOptions{IfNoneMatch: "*"})
+			return err
+		},
+		"Head":   func(b *s3store.S3) error { _, err := b.Head(context.Background(), "k"); return err },
+		"List":   func(b *s3store.S3) error { _, _, err := b.List(context.Background(), "", "", 0); return err },
+		"Delete": func(b *s3store.S3) error { return b.Delete(context.Background(), "k") },
+	}
+	servers := map[string]func(*testing.T) string{
+		"silent listener":  silentListener,
+		"blocking handler": func(t *testing.T) string { return blockingServer(t, false) },
+		"stalled body":     func(t *testing.T) string { return blockingServer(t, true) },
+	}
+	bounds := map[string]func(*s3store.S3Options){
+		"Timeout":        func(o *s3store.S3Options) { o.Timeout = bound; o.RequestTimeout = time.Hour },
+		"RequestTimeout": func(o *s3store.S3Options) { o.RequestTimeout = bound; o.MaxAttempts = 1; o.Timeout = time.Hour },
+	}
+	for sname, server := range servers {
+		for bname, set := range bounds {
+			t.Run(sname+"/"+bname, func(t *testing.T) {
+				t.Parallel()
+				o := &s3store.S3Options{Endpoint: server(t), Region: "us-east-1", PathStyle: true, Credentials: s3Static}
+				set(o)
+				c, err := s3store.NewS3Client(context.Background(), o)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b := s3store.NewS3(c, "b")
+				for name, call := range calls {
+					if sname == "stalled body" && name != "Get" {
+						continue // only Get reads a body after its answer
+					}
+					start := time.Now()
+					err := call(b)
+					took := time.Since(start)
+					if !errors.Is(err, context.DeadlineExceeded) {
+						t.Errorf("%s: %v; want an error matching context.DeadlineExceeded", name, err)
+					}
+					if took > slack {
+						t.Errorf("%s took %s with a bound of %s", name, took, bound)
+					}
+				}
+			})
+		}
+	}
+}
+
+// The call deadline covers reading a Get's body but does not cut it short
+// when the answer comes in time.
+func TestS3TimeoutLeavesBodyReadable(t *testing.T) {
+	t.Parallel()
+	body := bytes.Repeat([]byte("cairn "), 200_000)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", fmt.Sprint(len(body)))
+		w.Header().Set("ETag", `"e"`)
+		w.Write(body)
+	}))
+	t.Cleanup(srv.Close)
+	c, err := s3store.NewS3Client(context.Background(), &s3store.S3Options{Endpoint: srv.URL, Region: "us-east-1", PathStyle: true,
+		Credentials: s3Static, Timeout: 5 * time.Second, ChecksumWhenRequired: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := s3store.NewS3(c, "b").Get(context.Background(), "k", nil)
+	if err != nil || !bytes.Equal(o.Body, body) {
+		t.Fatalf("Get: %v", err)
+	}
+}
+
+// Endpoints that are not a base URL are refused, with errors that never
+// repeat them (they may hold credentials).
+func TestCheckEndpoint(t *testing.T) {
+	const canary = "CANARYSECRET-7f3a"
+	for _, ep := range []string{"http://127.0.0.1:9000", "https://s3.example.com", "http://[::1]:9000/", "http://h"} {
+		if err := s3store.CheckEndpoint(ep); err != nil {
+			t.Errorf("CheckEndpoint(%q): %v", ep, err)
+		}
+	}
+	for _, ep := range []string{
+		"%zz" + canary, "127.0.0.1:9000", "host-" + canary, "ftp://" + canary, "http://", "http://:9000",
+		"http://AKID:" + canary + "@127.0.0.1:9000", "http://" + canary + "@h", "http://h/" + canary,
+		"http://h?x=" + canary, "http://h#" + canary, "http://h:99999", "http://h:x" + canary,
+	} {
+		err := s3store.CheckEndpoint(ep)
+		if !errors.Is(err, s3store.ErrEndpoint) {
+			t.Errorf("CheckEndpoint(%q): %v; want ErrEndpoint", ep, err)
+			continue
+		}
+		if strings.Contains(err.Error(), canary) {
+			t.Errorf("CheckEndpoint(%q) repeats it: %v", ep, err)
+		}
+		_, err = s3store.NewS3Client(context.Background(), &s3store.S3Options{Endpoint: ep, Region: "r", Credentials: s3Static})
+		if !errors.Is(err, bucket.ErrInvalid) || !errors.Is(err, s3store.ErrEndpoint) || strings.Contains(err.Error(), canary) {
+			t.Errorf("NewS3Client with Endpoint %q: %v; want ErrInvalid without the endpoint", ep, err)
+		}
+	}
 }

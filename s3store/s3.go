@@ -274,7 +274,7 @@ func CheckEndpoint(endpoint string) error {
 	u, err := url.Parse(endpoint)
 	switch {
 	case err != nil:
-		return fmt.Errorf("%w: not a URL", ErrEndpoint)
+		return fmt.Errorf("%w: not a URL (want http:// or https:// and a host, such as http://127.0.0.1:9000)", ErrEndpoint)
 	case u.User != nil:
 		return fmt.Errorf("%w: holds user info (credentials come from the AWS default chain, never from a URL)", ErrEndpoint)
 	case u.Scheme != "http" && u.Scheme != "https":

@@ -97,6 +97,13 @@ type Options struct {
 	// FlushConcurrency bounds the parallel PUTs of a flush, and the
 	// parallel Loads of List with WithCheckpoints. Default 16.
 	FlushConcurrency int
+	// FlushTimeout bounds each background flush (write-back), its PUTs
+	// and its index commit; a flush cut short is tried again after the
+	// next window. Default: the S3 call timeout of a store opened with
+	// Open (its timeout parameter), else 2 min (s3store.DefaultTimeout).
+	// Flush and Close are bounded by their context and by the S3 bounds
+	// of each request, not by this.
+	FlushTimeout time.Duration
 	// Fencing makes every write of a run conditional on the ETag this
 	// store last saw for it (from its own write or a Load), and a run it
 	// never saw conditional on not existing. When another worker has
@@ -123,8 +130,8 @@ func (o *Options) withDefaults() (Options, error) {
 	if d.Mode != WriteThrough && d.Mode != WriteBack {
 		problems = append(problems, fmt.Errorf("unknown Mode %d", d.Mode))
 	}
-	if d.FlushWindow < 0 || d.MaxDirtyBytes < 0 || d.CacheBytes < 0 || d.FlushConcurrency < 0 {
-		problems = append(problems, errors.New("negative FlushWindow, MaxDirtyBytes, CacheBytes or FlushConcurrency"))
+	if d.FlushWindow < 0 || d.MaxDirtyBytes < 0 || d.CacheBytes < 0 || d.FlushConcurrency < 0 || d.FlushTimeout < 0 {
+		problems = append(problems, errors.New("negative FlushWindow, MaxDirtyBytes, CacheBytes, FlushConcurrency or FlushTimeout"))
 	}
 	if len(problems) > 0 {
 		return d, fmt.Errorf("%w: tiered options: %w", cairn.ErrInvalid, errors.Join(problems...))
@@ -140,6 +147,9 @@ func (o *Options) withDefaults() (Options, error) {
 	}
 	if d.FlushConcurrency == 0 {
 		d.FlushConcurrency = 16
+	}
+	if d.FlushTimeout == 0 {
+		d.FlushTimeout = s3store.DefaultTimeout
 	}
 	return d, nil
 }
@@ -359,7 +369,7 @@ func (s *Store) flusher() {
 			return
 		case <-t.C:
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		ctx, cancel := context.WithTimeout(context.Background(), s.o.FlushTimeout)
 		err := s.flushOnce(ctx)
 		cancel()
 		if err != nil {

@@ -51,23 +51,6 @@ func (ix *Index) Scan(ctx context.Context, fn func(Entry) error) error {
 	return nil
 }
 
-// RecentDeletes returns the runs whose last op in the logs still kept
-// (those after the newest snapshot) is a delete. Rebuild callers use it
-// not to resurrect a run whose object is still being deleted.
-func (ix *Index) RecentDeletes(ctx context.Context) (map[uuid.UUID]bool, error) {
-	st, err := ix.load(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out := map[uuid.UUID]bool{}
-	for run, op := range st.over {
-		if op.Delete {
-			out[run] = true
-		}
-	}
-	return out, nil
-}
-
 // Barrier commits an empty log and returns its number: every commit that
 // returned before Barrier was called has a smaller number.
 //
@@ -368,4 +351,15 @@ func (ix *Index) levelOps(ctx context.Context, m *Manifest) (map[uuid.UUID]Op, e
 		}
 	}
 	return ops, nil
+}
+
+// Present reads the index's state and reports whether there is an index:
+// nil when it reads, and when it is damaged (commits go on over damage);
+// ErrNoIndex when the bucket holds none.
+func (ix *Index) Present(ctx context.Context) error {
+	_, err := ix.load(ctx)
+	if errors.Is(err, ErrDamaged) {
+		return nil
+	}
+	return err
 }

@@ -50,17 +50,29 @@ func (s *Store) listRuns(ctx context.Context, bad func(key string)) ([]runObject
 }
 
 // summary reads a run's index entry from its object: from the metadata
-// when it is complete, else from the decoded body.
+// when it is complete, else from the decoded body; with the object's ETag.
+// An expired run has its entry too (GC, not Reindex, removes it).
 func (s *Store) summary(ctx context.Context, id uuid.UUID) (index.Entry, error) {
 	info, err := s.b.Head(ctx, s.runKey(id))
 	if err != nil {
 		return index.Entry{}, classify(err)
 	}
 	e, ok := entryFromMetadata(id, info.Metadata)
+	e.ETag = info.ETag
 	if ok {
 		return e, nil
 	}
-	cp, err := s.Load(ctx, id)
+	obj, err := s.b.Get(ctx, s.runKey(id), &bucket.GetOptions{MaxSize: s.maxObject()})
+	if err != nil {
+		if errors.Is(err, bucket.ErrTooLarge) {
+			err = fmt.Errorf("%w: %w", cairn.ErrCorrupt, err)
+		}
+		return index.Entry{}, classify(err)
+	}
+	cp, err := s.codec.Unmarshal(obj.Body)
+	if err == nil && cp.RunID != id {
+		err = fmt.Errorf("%w: holds run %v", cairn.ErrCorrupt, cp.RunID)
+	}
 	if err != nil {
 		return index.Entry{}, err
 	}
@@ -68,7 +80,14 @@ func (s *Store) summary(ctx context.Context, id uuid.UUID) (index.Entry, error) 
 	if err != nil {
 		return index.Entry{}, err
 	}
-	return index.Entry{RunID: id, Timestamp: cp.Timestamp, Workflow: cp.WorkflowName, Size: int64(len(rec)), Expires: e.Expires}, nil
+	return index.Entry{RunID: id, Timestamp: cp.Timestamp, Workflow: cp.WorkflowName, Size: int64(len(rec)),
+		Expires: e.Expires, ETag: obj.ETag}, nil
+}
+
+// unreadable reports whether err says a run object itself is damaged, so
+// that reading it again will not help: recovery reports it and goes on.
+func unreadable(err error) bool {
+	return errors.Is(err, cairn.ErrCorrupt) || errors.Is(err, bucket.ErrUnreadable) || errors.Is(err, bucket.ErrTooLarge)
 }
 
 func entryFromMetadata(id uuid.UUID, meta map[string]string) (index.Entry, bool) {
@@ -92,90 +111,181 @@ func entryFromMetadata(id uuid.UUID, meta map[string]string) (index.Entry, bool)
 	return e, true
 }
 
-// Reindex rebuilds the index from a listing of the run objects and their
-// metadata (reading the body of a run whose metadata is incomplete). It
-// repairs a lost or damaged index, index entries whose object is gone, and
-// entries that disagree with their objects. When the old index can still
-// be read, objects it does not list are orphans of interrupted Saves and
-// Deletes and stay out (GC removes them); when it cannot, every object is
-// indexed except runs whose delete is in the recent log. Saves and Deletes
-// that commit during Reindex apply on top of the rebuilt snapshot; if a
-// compaction moves the head meanwhile, Reindex starts again. It returns
-// the number of runs indexed.
-func (s *Store) Reindex(ctx context.Context) (int, error) {
-	if err := s.check(ctx); err != nil {
-		return 0, cairn.OpError("reindex", uuid.Nil, err)
-	}
-	n, err := s.reindex(ctx)
-	return n, cairn.OpError("reindex", uuid.Nil, err)
+
+// ReindexOptions configure Reindex. Nil means defaults.
+type ReindexOptions struct {
+	// Progress, if set, is called as run objects are looked at, with the
+	// number done and the number listed; calls are serialized.
+	Progress func(done, total int)
 }
 
-func (s *Store) reindex(ctx context.Context) (int, error) {
+// ReindexReport says what Reindex found and did. Each list is sorted.
+type ReindexReport struct {
+	Runs    int // run objects listed
+	Indexed int // runs in the rebuilt index
+	// Dead are objects of deleted runs (a tombstone names their ETag: a
+	// Delete cut short). They stay out of the index; GC deletes them.
+	Dead []uuid.UUID
+	// Corrupt maps the run objects whose summary could not be read to the
+	// reason. They stay out of the index, and in the bucket.
+	Corrupt map[uuid.UUID]error
+	// Strays are keys under runs/ that name no run.
+	Strays []string
+	// IndexDamage lists what could not be read of the old index. A run
+	// deleted shortly before, whose tombstone only a damaged object held,
+	// is listed again: nothing is ever left out for want of evidence.
+	IndexDamage []error
+}
+
+// Reindex rebuilds the index from the run objects, whatever state the old
+// index is in: missing, empty, logs or snapshots lost, a head naming
+// nothing, corrupt pages. Every run object is indexed, from its metadata
+// (its body when the metadata is incomplete), including objects whose
+// Save lost its index commit and the runs of an import cut short: they are
+// the newest state a writer wrote. Left out are only the objects a
+// tombstone names (Dead: a Delete cut short) and those that cannot be read
+// (Corrupt); nothing is deleted. Runs whose object the old index already
+// describes (same ETag) cost no request beyond the listing.
+//
+// Saves and Deletes that commit during Reindex apply on top of the rebuilt
+// snapshot; if a compaction moves the head meanwhile, Reindex starts
+// again. Interrupted, it leaves the old index as it was (and pages for GC
+// to collect); running it again is safe. opts may be nil.
+func (s *Store) Reindex(ctx context.Context, opts *ReindexOptions) (*ReindexReport, error) {
+	if err := s.check(ctx); err != nil {
+		return nil, cairn.OpError("reindex", uuid.Nil, err)
+	}
+	if err := s.CheckServer(ctx); err != nil {
+		return nil, cairn.OpError("reindex", uuid.Nil, err)
+	}
+	var o ReindexOptions
+	if opts != nil {
+		o = *opts
+	}
 	for attempt := 0; ; attempt++ {
-		seq, err := s.ix.Barrier(ctx)
-		if err != nil {
-			return 0, err
-		}
-		// What the index says now (the barrier included): when it can be
-		// read, an object it does not list is an orphan (an interrupted
-		// Save or Delete) and stays out; when it cannot, every object
-		// counts except the runs whose delete is in the recent log.
-		indexed := map[uuid.UUID]bool{}
-		readable := s.ix.Scan(ctx, func(e index.Entry) error { indexed[e.RunID] = true; return nil }) == nil
-		deleting, err := s.ix.RecentDeletes(ctx)
-		if err != nil {
-			deleting = nil
-		}
-		objs, err := s.listRuns(ctx, func(string) {})
-		if err != nil {
-			return 0, err
-		}
-		entries := make([]index.Entry, len(objs))
-		g, gctx := errgroup.WithContext(ctx)
-		g.SetLimit(s.o.Concurrency)
-		for i, o := range objs {
-			if readable && !indexed[o.id] || deleting[o.id] {
-				continue
-			}
-			g.Go(func() error {
-				e, err := s.summary(gctx, o.id)
-				if errors.Is(err, cairn.ErrNotFound) {
-					return nil // deleted meanwhile
-				}
-				if err != nil {
-					return fmt.Errorf("run %v: %w", o.id, err)
-				}
-				entries[i] = e
-				return nil
-			})
-		}
-		if err := g.Wait(); err != nil {
-			return 0, err
-		}
-		kept := entries[:0]
-		for _, e := range entries {
-			if e.RunID != uuid.Nil {
-				kept = append(kept, e)
-			}
-		}
-		err = s.ix.Rebuild(ctx, seq, kept)
+		rep, err := s.reindex(ctx, &o)
 		if errors.Is(err, bucket.ErrPrecondition) && attempt < 3 {
 			continue // a compaction took that number or moved the head: again
 		}
-		return len(kept), err
+		if err != nil {
+			return nil, cairn.OpError("reindex", uuid.Nil, err)
+		}
+		s.indexMu.Lock()
+		s.indexOK = true
+		s.indexMu.Unlock()
+		return rep, nil
 	}
+}
+
+func (s *Store) reindex(ctx context.Context, o *ReindexOptions) (*ReindexReport, error) {
+	seq, err := s.ix.Barrier(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rep := &ReindexReport{Corrupt: map[uuid.UUID]error{}}
+	last, err := s.lastOps(ctx, &rep.IndexDamage)
+	if err != nil {
+		return nil, err
+	}
+	objs, err := s.listRuns(ctx, func(k string) { rep.Strays = append(rep.Strays, k) })
+	if err != nil {
+		return nil, err
+	}
+	rep.Runs = len(objs)
+	entries := make([]index.Entry, len(objs))
+	var (
+		mu   sync.Mutex
+		done int
+	)
+	step := func() { // mu held
+		done++
+		if o.Progress != nil {
+			o.Progress(done, len(objs))
+		}
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(s.o.Concurrency)
+	for i, obj := range objs {
+		if op, ok := last[obj.id]; ok && op.Entry.ETag != "" && op.Entry.ETag == obj.info.ETag {
+			mu.Lock()
+			if op.Delete {
+				rep.Dead = append(rep.Dead, obj.id)
+			} else {
+				entries[i] = op.Entry
+			}
+			step()
+			mu.Unlock()
+			continue
+		}
+		g.Go(func() error {
+			e, err := s.summary(gctx, obj.id)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				entries[i] = e
+			case errors.Is(err, cairn.ErrNotFound):
+				// Deleted since the listing: its tombstone is after the
+				// barrier and applies on top.
+			case unreadable(err):
+				rep.Corrupt[obj.id] = err
+			default:
+				return fmt.Errorf("run %v: %w", obj.id, err)
+			}
+			step()
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	kept := entries[:0]
+	for _, e := range entries {
+		if e.RunID != uuid.Nil {
+			kept = append(kept, e)
+		}
+	}
+	if err := s.ix.Rebuild(ctx, seq, kept); err != nil {
+		return nil, err
+	}
+	rep.Indexed = len(kept)
+	sortIDs(rep.Dead)
+	return rep, nil
+}
+
+// lastOps returns the last op of every run the index holds. When the index
+// is damaged or lost, it salvages what can be read and appends what could
+// not be to damage.
+func (s *Store) lastOps(ctx context.Context, damage *[]error) (map[uuid.UUID]index.Op, error) {
+	last, err := s.ix.LastOps(ctx)
+	if err == nil || !errors.Is(err, index.ErrDamaged) && !errors.Is(err, index.ErrNoIndex) {
+		return last, err
+	}
+	*damage = append(*damage, err)
+	last, skipped, err := s.ix.Salvage(ctx)
+	*damage = append(*damage, skipped...)
+	return last, err
 }
 
 // Report is what Verify found. Each list is sorted by run ID.
 type Report struct {
 	Runs int // run objects found
+	// Index is why the index cannot be read (index.ErrDamaged,
+	// ErrIndexLost), nil when it reads. Then every object is Unindexed:
+	// Reindex rebuilds the index from them.
+	Index error
 	// Missing are index entries whose object does not exist.
 	Missing []uuid.UUID
-	// Orphans are objects the index does not list (an interrupted Save
-	// or Delete; GC removes them after the grace period).
-	Orphans []uuid.UUID
-	// Mismatched are runs whose index entry disagrees with the object's
-	// metadata (two writers raced without fencing; Reindex repairs it).
+	// Unindexed are objects the index does not list: a Save whose commit
+	// was lost, an import cut short, a lost index. They are runs, never
+	// garbage: Reindex adds them, GC never deletes them.
+	Unindexed []uuid.UUID
+	// Dead are objects of deleted runs, named by their tombstone (a Delete
+	// cut short): GC deletes them.
+	Dead []uuid.UUID
+	// Mismatched are runs whose index entry disagrees with the object (two
+	// writers raced without fencing, or a later Save lost its commit):
+	// Reindex repairs them.
 	Mismatched []uuid.UUID
 	// Corrupt maps runs whose object cannot be decoded to the reason.
 	Corrupt map[uuid.UUID]error
@@ -185,20 +295,29 @@ type Report struct {
 
 // OK reports whether Verify found nothing wrong.
 func (r *Report) OK() bool {
-	return len(r.Missing)+len(r.Orphans)+len(r.Mismatched)+len(r.Corrupt)+len(r.Strays) == 0
+	return r.Index == nil && len(r.Missing)+len(r.Unindexed)+len(r.Dead)+len(r.Mismatched)+len(r.Corrupt)+len(r.Strays) == 0
 }
 
 // Verify compares the index with the run objects and decodes every
-// object. One bad object never stops it: problems are collected in the
-// report; the error is for failures to read the bucket or the index.
-// Expired runs count as indexed until GC removes them.
+// object. Neither a bad object nor a damaged index stops it: problems are
+// collected in the report; the error is for failures to list or read the
+// bucket. Expired runs count as indexed until GC removes them.
 func (s *Store) Verify(ctx context.Context) (*Report, error) {
 	if err := s.check(ctx); err != nil {
 		return nil, cairn.OpError("verify", uuid.Nil, err)
 	}
 	rep := &Report{Corrupt: map[uuid.UUID]error{}}
-	indexed := map[uuid.UUID]index.Entry{}
-	err := s.ix.Scan(ctx, func(e index.Entry) error { indexed[e.RunID] = e; return nil })
+	last, err := s.ix.LastOps(ctx)
+	switch {
+	case errors.Is(err, index.ErrNoIndex):
+		if rep.Index = s.noIndex(ctx); rep.Index == nil && ctx.Err() == nil {
+			err = nil // a new store
+		} else if errors.Is(rep.Index, ErrIndexLost) {
+			err = nil
+		}
+	case errors.Is(err, index.ErrDamaged):
+		rep.Index, err = err, nil
+	}
 	if err != nil {
 		return nil, cairn.OpError("verify", uuid.Nil, err)
 	}
@@ -207,47 +326,56 @@ func (s *Store) Verify(ctx context.Context) (*Report, error) {
 		return nil, cairn.OpError("verify", uuid.Nil, err)
 	}
 	rep.Runs = len(objs)
+	listed := map[uuid.UUID]bool{}
 	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(s.o.Concurrency)
 	for _, o := range objs {
-		e, ok := indexed[o.id]
-		delete(indexed, o.id)
-		if !ok {
-			rep.Orphans = append(rep.Orphans, o.id)
+		listed[o.id] = true
+		op, ok := last[o.id]
+		switch {
+		case ok && op.Delete && op.Entry.ETag != "" && op.Entry.ETag == o.info.ETag:
+			rep.Dead = append(rep.Dead, o.id)
+		case !ok || op.Delete:
+			rep.Unindexed = append(rep.Unindexed, o.id)
+			ok = false
 		}
 		g.Go(func() error {
 			obj, err := s.b.Get(gctx, s.runKey(o.id), &bucket.GetOptions{MaxSize: s.maxObject()})
 			if errors.Is(err, bucket.ErrNotFound) {
 				return nil // deleted meanwhile
 			}
-			var cp *cairn.Checkpoint
-			if err == nil || errors.Is(err, bucket.ErrTooLarge) || errors.Is(err, bucket.ErrUnreadable) {
-				if err == nil {
-					cp, err = s.codec.Unmarshal(obj.Body)
-				}
-				if err == nil && cp.RunID != o.id {
-					err = fmt.Errorf("%w: holds run %v", cairn.ErrCorrupt, cp.RunID)
-				}
-				mu.Lock()
-				defer mu.Unlock()
-				if err != nil {
-					rep.Corrupt[o.id] = err
-				} else if ok && (!cp.Timestamp.Equal(e.Timestamp) || cp.WorkflowName != e.Workflow) {
-					rep.Mismatched = append(rep.Mismatched, o.id)
-				}
-				return nil
+			if err != nil && !unreadable(err) {
+				return err
 			}
-			return err
+			var cp *cairn.Checkpoint
+			if err == nil {
+				cp, err = s.codec.Unmarshal(obj.Body)
+			}
+			if err == nil && cp.RunID != o.id {
+				err = fmt.Errorf("%w: holds run %v", cairn.ErrCorrupt, cp.RunID)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			e := op.Entry
+			switch {
+			case err != nil:
+				rep.Corrupt[o.id] = err
+			case ok && (e.ETag != "" && e.ETag != obj.ETag || !cp.Timestamp.Equal(e.Timestamp) || cp.WorkflowName != e.Workflow):
+				rep.Mismatched = append(rep.Mismatched, o.id)
+			}
+			return nil
 		})
 	}
 	if err := g.Wait(); err != nil {
 		return nil, cairn.OpError("verify", uuid.Nil, err)
 	}
-	for id := range indexed {
-		rep.Missing = append(rep.Missing, id)
+	for id, op := range last {
+		if !op.Delete && !listed[id] {
+			rep.Missing = append(rep.Missing, id)
+		}
 	}
-	for _, l := range [][]uuid.UUID{rep.Missing, rep.Orphans, rep.Mismatched} {
+	for _, l := range [][]uuid.UUID{rep.Missing, rep.Unindexed, rep.Dead, rep.Mismatched} {
 		sortIDs(l)
 	}
 	return rep, nil
@@ -260,24 +388,40 @@ func sortIDs(ids []uuid.UUID) {
 
 // GCOptions configure GC. Nil means defaults.
 type GCOptions struct {
-	// Grace is how old an orphan object, an unreferenced index page or an
-	// index log must be before GC deletes it, so that a Save, a
-	// compaction or a List in progress never loses an object under it.
-	// Default 15 minutes.
+	// Grace is how old an unreferenced index page or an index log must be
+	// before GC deletes it, so that a compaction or a List in progress
+	// never loses an object under it. Default 15 minutes.
 	Grace time.Duration
 	// DryRun reports what would be deleted without deleting anything.
 	DryRun bool
 }
 
-// GCReport says what GC deleted (or would have).
+// GCReport says what GC deleted (or would have). Each list is sorted.
 type GCReport struct {
-	Expired []uuid.UUID // runs past their TTL, now deleted
-	Orphans []uuid.UUID // run objects without an index entry
-	Index   index.GCReport
+	// Expired are runs past a TTL this store wrote, in the index and in
+	// the object's own metadata alike: deleted.
+	Expired []uuid.UUID
+	// Dead are objects a tombstone names (a Delete cut short): deleted.
+	Dead []uuid.UUID
+	// Unindexed are objects the index does not list. GC never deletes
+	// them: they are runs whose commit was lost; Reindex adds them.
+	Unindexed []uuid.UUID
+	Index     index.GCReport
 }
 
-// GC deletes expired runs, orphan run objects older than the grace period,
-// and index objects no snapshot needs (see index.GC).
+// GC deletes only what it can prove dead: the objects of runs whose
+// tombstone names them (by ETag), runs expired by a TTL that both the
+// index and the object's metadata record, and index objects no snapshot
+// needs (see index.GC). An object the index does not list is never
+// deleted: it is reported (Unindexed) for Reindex. GC needs a readable
+// index: on a damaged or lost one it fails (run Reindex first) and deletes
+// nothing.
+//
+// Each deletion re-reads the object first and leaves it if it changed
+// since the listing; a Save in another process between that read and the
+// delete is a window only a conditional DeleteObject could close (MinIO
+// ignores the condition), so run GC when such a race does not matter, or
+// with fencing.
 func (s *Store) GC(ctx context.Context, opts *GCOptions) (*GCReport, error) {
 	if err := s.check(ctx); err != nil {
 		return nil, cairn.OpError("gc", uuid.Nil, err)
@@ -286,19 +430,21 @@ func (s *Store) GC(ctx context.Context, opts *GCOptions) (*GCReport, error) {
 	if opts != nil {
 		o = *opts
 	}
+	if !o.DryRun { // a dry run writes nothing, so needs no probe
+		if err := s.CheckServer(ctx); err != nil {
+			return nil, cairn.OpError("gc", uuid.Nil, err)
+		}
+	}
 	if o.Grace == 0 {
 		o.Grace = 15 * time.Minute
 	}
 	rep := &GCReport{}
-	now := s.o.Now()
-	indexed := map[uuid.UUID]bool{}
-	err := s.ix.Scan(ctx, func(e index.Entry) error {
-		indexed[e.RunID] = true
-		if e.Expired(now) {
-			rep.Expired = append(rep.Expired, e.RunID)
+	last, err := s.ix.LastOps(ctx)
+	if errors.Is(err, index.ErrNoIndex) {
+		if err = s.noIndex(ctx); err == nil {
+			return rep, nil // a new store: nothing to collect
 		}
-		return nil
-	})
+	}
 	if err != nil {
 		return nil, cairn.OpError("gc", uuid.Nil, err)
 	}
@@ -306,33 +452,34 @@ func (s *Store) GC(ctx context.Context, opts *GCOptions) (*GCReport, error) {
 	if err != nil {
 		return nil, cairn.OpError("gc", uuid.Nil, err)
 	}
+	now := s.o.Now()
+	etags := map[uuid.UUID]string{}
 	for _, obj := range objs {
-		if !indexed[obj.id] && obj.info.LastModified.Before(now.Add(-o.Grace)) {
-			rep.Orphans = append(rep.Orphans, obj.id)
+		op, ok := last[obj.id]
+		same := op.Entry.ETag == "" || op.Entry.ETag == obj.info.ETag
+		switch {
+		case !ok:
+			rep.Unindexed = append(rep.Unindexed, obj.id)
+		case op.Delete && op.Entry.ETag != "" && op.Entry.ETag == obj.info.ETag:
+			rep.Dead = append(rep.Dead, obj.id)
+		case op.Delete:
+			rep.Unindexed = append(rep.Unindexed, obj.id)
+		case same && op.Entry.Expired(now):
+			rep.Expired = append(rep.Expired, obj.id)
 		}
+		etags[obj.id] = obj.info.ETag
 	}
 	sortIDs(rep.Expired)
-	sortIDs(rep.Orphans)
+	sortIDs(rep.Dead)
+	sortIDs(rep.Unindexed)
 	if !o.DryRun {
-		for _, id := range rep.Expired {
-			if e, ok, err := s.ix.Lookup(ctx, id); err == nil && ok && !e.Expired(now) {
-				continue // saved again since the scan: its TTL was refreshed
-			}
-			if err := s.Delete(ctx, id); err != nil {
+		for _, id := range rep.Dead {
+			if err := s.collect(ctx, id, etags[id], false); err != nil {
 				return rep, cairn.OpError("gc", id, err)
 			}
 		}
-		for _, id := range rep.Orphans {
-			// A Save may have claimed the run since the listing: look
-			// again, as late as possible. (Buckets that honour a
-			// conditional DeleteObject would close the window left.)
-			if _, ok, err := s.ix.Lookup(ctx, id); err != nil || ok {
-				continue
-			}
-			if info, err := s.b.Head(ctx, s.runKey(id)); err != nil || !info.LastModified.Before(now.Add(-o.Grace)) {
-				continue
-			}
-			if err := s.b.Delete(ctx, s.runKey(id)); err != nil {
+		for _, id := range rep.Expired {
+			if err := s.collect(ctx, id, etags[id], true); err != nil {
 				return rep, cairn.OpError("gc", id, err)
 			}
 		}
@@ -342,4 +489,31 @@ func (s *Store) GC(ctx context.Context, opts *GCOptions) (*GCReport, error) {
 		rep.Index = *ir
 	}
 	return rep, cairn.OpError("gc", uuid.Nil, err)
+}
+
+// collect deletes the object of run if it is still the one listed (ETag
+// etag): for an expired run, only if the object's own metadata says it
+// expired too and the index still does (a Save since refreshed neither),
+// and then with a tombstone, as a Delete.
+func (s *Store) collect(ctx context.Context, id uuid.UUID, etag string, expired bool) error {
+	defer s.lockRun(id)()
+	info, err := s.b.Head(ctx, s.runKey(id))
+	if errors.Is(err, bucket.ErrNotFound) {
+		return nil
+	}
+	if err != nil || info.ETag != etag {
+		return classify(err) // changed since the listing: not proven dead
+	}
+	if !expired {
+		return classify(s.b.Delete(ctx, s.runKey(id)))
+	}
+	exp, ok := info.Metadata[metaExpires]
+	t, perr := cairn.ParseTimestamp(exp)
+	if !ok || perr != nil || s.o.Now().Before(t) {
+		return nil
+	}
+	if e, ok, err := s.ix.Lookup(ctx, id); err != nil || ok || e.RunID != id {
+		return err // saved again (or gone) since the scan
+	}
+	return s.deleteRun(ctx, id)
 }

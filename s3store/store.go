@@ -73,6 +73,14 @@ type Options struct {
 	Concurrency int
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// UnsafeSkipProbe skips the probe of the server before the first
+	// write (see CheckServer). It is unsafe with more than one writer: on
+	// a server that ignores conditional writes, concurrent writers lose
+	// each other's runs, Deletes come back and fencing never fires; on
+	// one that keeps old metadata on overwrite, a run re-saved without a
+	// TTL can still expire. Set it only if exactly one process ever
+	// writes to the prefix, or the server cannot take the probe's writes.
+	UnsafeSkipProbe bool
 }
 
 // Store is a cairn.Store over a bucket. It is safe for concurrent use, by
@@ -94,6 +102,11 @@ type Store struct {
 	runLocks [64]sync.Mutex
 
 	bytesStored atomic.Int64 // compressed bytes of run objects written
+
+	indexMu sync.Mutex // ensureIndex's
+	indexOK bool       // the bucket has an index (created or seen)
+
+	probe probeState // CheckServer's, before the first write
 }
 
 // BytesStored returns the bytes of run objects this store has written
@@ -211,7 +224,7 @@ func (s *Store) Save(ctx context.Context, c *cairn.Checkpoint) error {
 	}
 	e := s.Entry(run, c.WorkflowName, c.Timestamp, len(rec))
 	defer s.lockRun(run)()
-	if _, err := s.PutRecord(ctx, e, rec, nil); err != nil {
+	if e.ETag, err = s.PutRecord(ctx, e, rec, nil); err != nil {
 		return cairn.OpError("save", run, err)
 	}
 	return cairn.OpError("save", run, s.ix.Commit(ctx, index.Op{Entry: e}))
@@ -245,6 +258,12 @@ type Condition struct {
 // uses it to write many runs before one index commit (Index().Commit), and
 // for fencing.
 func (s *Store) PutRecord(ctx context.Context, e index.Entry, rec []byte, cond *Condition) (string, error) {
+	if err := s.CheckServer(ctx); err != nil {
+		return "", err
+	}
+	if err := s.ensureIndex(ctx); err != nil {
+		return "", err
+	}
 	ts, err := cairn.FormatTimestamp(e.Timestamp)
 	if err != nil {
 		return "", err
@@ -365,6 +384,10 @@ func (s *Store) List(ctx context.Context, opts *cairn.ListOptions) (*cairn.Page,
 		return nil, cairn.OpError("list", uuid.Nil, err)
 	}
 	entries, more, err := s.ix.List(ctx, &q)
+	if errors.Is(err, index.ErrNoIndex) {
+		// A new store, or a lost index: never an empty listing over runs.
+		err = s.noIndex(ctx)
+	}
 	if err != nil {
 		return nil, cairn.OpError("list", uuid.Nil, err)
 	}
@@ -389,11 +412,37 @@ func (s *Store) Delete(ctx context.Context, runID uuid.UUID) error {
 	if err := s.check(ctx); err != nil {
 		return cairn.OpError("delete", runID, err)
 	}
-	defer s.lockRun(runID)()
-	if err := s.ix.Commit(ctx, index.Op{Entry: index.Entry{RunID: runID}, Delete: true}); err != nil {
+	if err := s.CheckServer(ctx); err != nil {
 		return cairn.OpError("delete", runID, err)
 	}
-	return cairn.OpError("delete", runID, classify(s.b.Delete(ctx, s.runKey(runID))))
+	if err := s.ensureIndex(ctx); err != nil {
+		return cairn.OpError("delete", runID, err)
+	}
+	defer s.lockRun(runID)()
+	return cairn.OpError("delete", runID, s.deleteRun(ctx, runID))
+}
+
+// deleteRun deletes a run: a HEAD for the ETag of its object, the
+// tombstone naming that ETag, then the object. The tombstone is the
+// evidence that lets GC finish a Delete cut short, and only for that
+// object: one written later (a Save whose commit was lost) has another
+// ETag and is never taken for dead. The caller holds the run's lock.
+func (s *Store) deleteRun(ctx context.Context, runID uuid.UUID) error {
+	var etag string
+	info, err := s.b.Head(ctx, s.runKey(runID))
+	switch {
+	case err == nil:
+		etag = info.ETag
+	case errors.Is(err, bucket.ErrNotFound), errors.Is(err, bucket.ErrUnreadable):
+		// Nothing to name: no later object can be taken for this one.
+	default:
+		return classify(err)
+	}
+	tomb := index.Entry{RunID: runID, Timestamp: s.o.Now().UTC(), ETag: etag}
+	if err := s.ix.Commit(ctx, index.Op{Entry: tomb, Delete: true}); err != nil {
+		return err
+	}
+	return classify(s.b.Delete(ctx, s.runKey(runID)))
 }
 
 // Close implements cairn.Store. Every Save and Delete has been durable

@@ -400,7 +400,7 @@ func demoMain(ctx context.Context, e *env, cfg *demoConfig) error {
 // finished in that flush has an object newer than its index entry (Load
 // returns the last step, List the time of an earlier one). Runs the index
 // did not list were started over by resume, so any other finding —
-// orphans included — is a failure.
+// unindexed objects included — is a failure.
 func repairAfterCrash(ctx context.Context, e *env, cfg *demoConfig) (err error) {
 	s, _, err := openStore(ctx, e, cfg.store, nil)
 	if err != nil {
@@ -411,16 +411,16 @@ func repairAfterCrash(ctx context.Context, e *env, cfg *demoConfig) (err error) 
 	if err != nil {
 		return err
 	}
-	if n := len(rep.Missing) + len(rep.Corrupt) + len(rep.Strays) + len(rep.Orphans); n > 0 {
-		return fmt.Errorf("verify found %d missing, %d corrupt, %d stray and %d unlisted objects",
-			len(rep.Missing), len(rep.Corrupt), len(rep.Strays), len(rep.Orphans))
+	if n := len(rep.Missing) + len(rep.Corrupt) + len(rep.Strays) + len(rep.Unindexed) + len(rep.Dead); n > 0 || rep.Index != nil {
+		return fmt.Errorf("verify found %d missing, %d corrupt, %d stray, %d unlisted and %d dead objects (index: %v)",
+			len(rep.Missing), len(rep.Corrupt), len(rep.Strays), len(rep.Unindexed), len(rep.Dead), rep.Index)
 	}
 	ahead := len(rep.Mismatched)
 	if ahead == 0 {
 		fmt.Fprintf(e.stdout, "   The index agrees with all %d objects.\n\n", rep.Runs)
 		return nil
 	}
-	if _, err := s.Durable().Reindex(ctx); err != nil {
+	if _, err := s.Durable().Reindex(ctx, nil); err != nil {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "   The crash cut a flush between its PUTs and its index commit: %d finished run(s) were listed at an\n"+

@@ -226,8 +226,8 @@ func TestDemoRecoversAFlushCutBeforeItsCommit(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if rep, err := s.Durable().Verify(ctx); err != nil || len(rep.Orphans) != 1 || len(rep.Mismatched) != 1 {
-		t.Fatalf("Verify after the cut: %+v, %v; want one orphan and one mismatch", rep, err)
+	if rep, err := s.Durable().Verify(ctx); err != nil || len(rep.Unindexed) != 1 || len(rep.Mismatched) != 1 {
+		t.Fatalf("Verify after the cut: %+v, %v; want one unindexed run and one mismatch", rep, err)
 	}
 	s.Close(ctx)
 	s, _, err = openStore(ctx, e, store, nil) // a fresh process resumes

@@ -295,6 +295,9 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 		}
 		w := e.stdout
 		fmt.Fprintf(w, "checked %d run %s\n", rep.Runs, plural(rep.Runs, "object", "objects"))
+		if rep.Index != nil {
+			fmt.Fprintf(w, "index       %s (reindex rebuilds it from the objects; nothing is lost)\n", describe(rep.Index))
+		}
 		for _, id := range slices.SortedFunc(maps.Keys(rep.Corrupt), compareIDs) {
 			fmt.Fprintf(w, "corrupt     %s: %s\n", id, describe(rep.Corrupt[id]))
 		}
@@ -304,8 +307,15 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 		for _, id := range rep.Mismatched {
 			fmt.Fprintf(w, "mismatched  %s: the index disagrees with the object (reindex repairs this)\n", id)
 		}
-		for _, id := range rep.Orphans {
-			fmt.Fprintf(w, "orphan      %s: an object the index does not list (gc removes it after the grace period)\n", id)
+		if rep.Index == nil {
+			for _, id := range rep.Unindexed {
+				fmt.Fprintf(w, "unindexed   %s: a run the index does not list, such as a save whose commit was lost (reindex adds it; gc never deletes it)\n", id)
+			}
+		} else if n := len(rep.Unindexed); n > 0 {
+			fmt.Fprintf(w, "unindexed   %d %s, all the index cannot list (reindex adds them; gc never deletes them)\n", n, plural(n, "run", "runs"))
+		}
+		for _, id := range rep.Dead {
+			fmt.Fprintf(w, "dead        %s: the object of a deleted run, its delete cut short (gc removes it)\n", id)
 		}
 		for _, k := range rep.Strays {
 			fmt.Fprintf(w, "stray       %q: a key under runs/ that names no run\n", k)
@@ -314,7 +324,10 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 			fmt.Fprintln(w, "ok")
 			return nil
 		}
-		n := len(rep.Corrupt) + len(rep.Missing) + len(rep.Mismatched) + len(rep.Orphans) + len(rep.Strays)
+		n := len(rep.Corrupt) + len(rep.Missing) + len(rep.Mismatched) + len(rep.Unindexed) + len(rep.Dead) + len(rep.Strays)
+		if rep.Index != nil {
+			n++
+		}
 		return fmt.Errorf("%d %s found (listed on stdout)", n, plural(n, "problem", "problems"))
 	})
 }
@@ -328,27 +341,46 @@ func plural(n int, one, many string) string {
 	return many
 }
 
-// runReindex rebuilds the index from the run objects.
+// runReindex rebuilds the index from the run objects. It goes on past
+// objects it cannot read, names them, and exits with 1 at the end.
 func runReindex(ctx context.Context, e *env, args []string) error {
 	fs, storeFlag := newFlags(e, "reindex", "")
 	return onStore(ctx, e, fs, storeFlag, args, func(s *tiered.Store) error {
-		p := startProgress(e, "reindexing", "")
-		n, err := s.Durable().Reindex(ctx)
+		p := startProgress(e, "reindexing", "objects")
+		seen := 0
+		rep, err := s.Durable().Reindex(ctx, &s3store.ReindexOptions{Progress: func(done, _ int) {
+			p.add(done - seen)
+			seen = done
+		}})
 		p.finish()
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(e.stdout, "indexed %d %s\n", n, plural(n, "run", "runs"))
+		w := e.stdout
+		for _, d := range rep.IndexDamage {
+			fmt.Fprintf(w, "old index   %s\n", describe(d))
+		}
+		for _, id := range slices.SortedFunc(maps.Keys(rep.Corrupt), compareIDs) {
+			fmt.Fprintf(w, "skipped     %s: %s (left in place)\n", id, describe(rep.Corrupt[id]))
+		}
+		for _, id := range rep.Dead {
+			fmt.Fprintf(w, "dead        %s: the object of a deleted run (gc removes it)\n", id)
+		}
+		fmt.Fprintf(w, "indexed %d %s of %d %s\n", rep.Indexed, plural(rep.Indexed, "run", "runs"), rep.Runs, plural(rep.Runs, "object", "objects"))
+		if n := len(rep.Corrupt); n > 0 {
+			return fmt.Errorf("%d unreadable %s skipped (listed on stdout)", n, plural(n, "object", "objects"))
+		}
 		return nil
 	})
 }
 
-// runGC deletes expired runs, orphan run objects and index objects that
-// no snapshot needs, once they are older than the grace period.
+// runGC deletes what it can prove dead: the objects of deleted runs whose
+// delete was cut short, expired runs and index objects no snapshot needs.
+// Objects the index does not list are reported, never deleted.
 func runGC(ctx context.Context, e *env, args []string) error {
 	fs, storeFlag := newFlags(e, "gc", "")
 	dry := fs.Bool("dry-run", false, "report what would be deleted, delete nothing")
-	grace := fs.Duration("grace", 15*time.Minute, "leave orphans and index objects younger than this (the index keeps a minimum of its own)")
+	grace := fs.Duration("grace", 15*time.Minute, "leave index objects younger than this (the index keeps a minimum of its own)")
 	return onStore(ctx, e, fs, storeFlag, args, func(s *tiered.Store) error {
 		if *grace <= 0 {
 			return usagef("--grace %v: want a positive duration such as 15m", *grace)
@@ -365,12 +397,15 @@ func runGC(ctx context.Context, e *env, args []string) error {
 			for _, id := range rep.Expired {
 				fmt.Fprintf(w, "%s expired run %s\n", verb, id)
 			}
-			for _, id := range rep.Orphans {
-				fmt.Fprintf(w, "%s orphan object of run %s\n", verb, id)
+			for _, id := range rep.Dead {
+				fmt.Fprintf(w, "%s object of deleted run %s\n", verb, id)
 			}
-			fmt.Fprintf(w, "%s %d expired %s, %d orphan %s, %d index logs, %d index snapshots, %d index pages\n",
+			for _, id := range rep.Unindexed {
+				fmt.Fprintf(w, "kept unindexed run %s (cairn reindex lists it)\n", id)
+			}
+			fmt.Fprintf(w, "%s %d expired %s, %d %s of deleted runs, %d index logs, %d index snapshots, %d index pages\n",
 				verb, len(rep.Expired), plural(len(rep.Expired), "run", "runs"),
-				len(rep.Orphans), plural(len(rep.Orphans), "object", "objects"),
+				len(rep.Dead), plural(len(rep.Dead), "object", "objects"),
 				rep.Index.Logs, rep.Index.Snapshots, rep.Index.Pages)
 		}
 		return err

@@ -1,0 +1,59 @@
+package s3store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/cairnstore/cairn/index"
+)
+
+// ErrIndexLost means the bucket holds run objects but no index: it was
+// deleted or never committed. It is never read as "no runs": List and the
+// writes fail with it until Reindex rebuilds the index from the objects
+// (`cairn reindex`). It wraps index.ErrDamaged, and so cairn.ErrCorrupt.
+var ErrIndexLost = fmt.Errorf("%w: the run objects have no index; rebuild it from them with Reindex (cairn reindex)", index.ErrDamaged)
+
+// ensureIndex makes sure, once per Store and before its first write, that
+// the bucket has an index: it creates one in a bucket with no runs, and
+// fails with ErrIndexLost in one whose runs have none. A damaged index is
+// no obstacle to writes (commits go on; List waits for a Reindex).
+//
+// Every writer passes here before it writes a run object, so an object in
+// the bucket means its writer saw or made the head first: a bucket listed
+// with runs and read again without a head has lost its index, whatever
+// other writers are starting at the same time.
+func (s *Store) ensureIndex(ctx context.Context) error {
+	s.indexMu.Lock()
+	defer s.indexMu.Unlock()
+	if s.indexOK {
+		return nil
+	}
+	err := s.ix.Present(ctx)
+	if errors.Is(err, index.ErrNoIndex) {
+		err = s.noIndex(ctx)
+		if err == nil {
+			err = s.ix.Create(ctx)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	s.indexOK = true
+	return nil
+}
+
+// noIndex is called when the index is absent: it returns nil when the
+// bucket has no run objects either (a new store), and ErrIndexLost when it
+// has, unless an index appeared meanwhile (a first writer created it
+// before writing the runs listed).
+func (s *Store) noIndex(ctx context.Context) error {
+	infos, _, err := s.b.List(ctx, s.runs, "", 1)
+	if err != nil || len(infos) == 0 {
+		return err
+	}
+	if err := s.ix.Present(ctx); !errors.Is(err, index.ErrNoIndex) {
+		return err
+	}
+	return ErrIndexLost
+}

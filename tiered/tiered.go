@@ -313,6 +313,7 @@ func (s *Store) saveThrough(ctx context.Context, run uuid.UUID, e lru.Entry) err
 		return err
 	}
 	s.sawETag(run, etag)
+	ie.ETag = etag
 	if err := s.d.Index().Commit(ctx, index.Op{Entry: ie}); err != nil {
 		s.cache.Remove(run)
 		return err
@@ -431,6 +432,7 @@ func (s *Store) write(ctx context.Context, items []lru.Item[uuid.UUID]) error {
 	var ops []index.Op
 	for i := range items {
 		if errs[i] == nil {
+			entries[i].ETag = etags[i]
 			ops = append(ops, index.Op{Entry: entries[i]})
 		}
 	}

@@ -304,13 +304,13 @@ func callDeadline(d time.Duration) func(*middleware.Stack) error {
 		out, md, err := next.HandleInitialize(cctx, in)
 		if err != nil {
 			if ctx.Err() == nil && errors.Is(cctx.Err(), context.DeadlineExceeded) {
-				err = fmt.Errorf("no answer within the S3 call timeout (%s): %w", d, err)
+				err = &TimeoutError{Timeout: d, Err: err}
 			}
 			cancel()
 			return out, md, err
 		}
 		if g, ok := out.Result.(*s3.GetObjectOutput); ok && g.Body != nil {
-			g.Body = &cancelOnClose{ReadCloser: g.Body, cancel: cancel}
+			g.Body = &cancelOnClose{ReadCloser: g.Body, cancel: cancel, parent: ctx, ctx: cctx, timeout: d}
 		} else {
 			cancel()
 		}
@@ -319,10 +319,34 @@ func callDeadline(d time.Duration) func(*middleware.Stack) error {
 	return func(stack *middleware.Stack) error { return stack.Initialize.Add(mw, middleware.Before) }
 }
 
-// cancelOnClose ends a call's deadline when its body is closed.
+// TimeoutError is the error of a call that S3Options.Timeout cut short
+// (not the caller's context). It matches context.DeadlineExceeded.
+type TimeoutError struct {
+	Timeout time.Duration // S3Options.Timeout
+	Err     error         // the SDK's error
+}
+
+func (e *TimeoutError) Error() string {
+	return fmt.Sprintf("no answer within the S3 call timeout (%s): %v", e.Timeout, e.Err)
+}
+
+func (e *TimeoutError) Unwrap() error { return e.Err }
+
+// cancelOnClose ends a call's deadline when its body is closed. A read
+// that fails because the deadline passed fails with a *TimeoutError.
 type cancelOnClose struct {
 	io.ReadCloser
-	cancel context.CancelFunc
+	cancel      context.CancelFunc
+	parent, ctx context.Context // the caller's, and the one with the deadline
+	timeout     time.Duration
+}
+
+func (c *cancelOnClose) Read(p []byte) (int, error) {
+	n, err := c.ReadCloser.Read(p)
+	if err != nil && err != io.EOF && c.parent.Err() == nil && errors.Is(c.ctx.Err(), context.DeadlineExceeded) {
+		err = &TimeoutError{Timeout: c.timeout, Err: fmt.Errorf("%w: %w", context.DeadlineExceeded, err)}
+	}
+	return n, err
 }
 
 func (c *cancelOnClose) Close() error {
@@ -399,7 +423,7 @@ func (b *S3) Get(ctx context.Context, key string, opts *bucket.GetOptions) (*buc
 	// Read to EOF, not just size bytes: the SDK validates the checksum
 	// when it sees EOF.
 	if _, err := buf.ReadFrom(r); err != nil {
-		if ctx.Err() == nil {
+		if ctx.Err() == nil && !errors.Is(err, context.DeadlineExceeded) {
 			// A body cut short or failing its checksum: damaged in
 			// transit. The caller may retry; it never gets the bytes.
 			err = fmt.Errorf("%w: %w", bucket.ErrCorrupt, err)

@@ -945,6 +945,10 @@ func TestS3NeverAnswers(t *testing.T) {
 					if !errors.Is(err, context.DeadlineExceeded) {
 						t.Errorf("%s: %v; want an error matching context.DeadlineExceeded", name, err)
 					}
+					var te *s3store.TimeoutError
+					if bname == "Timeout" && (!errors.As(err, &te) || te.Timeout != bound) {
+						t.Errorf("%s: %v; want a *TimeoutError of %s", name, err, bound)
+					}
 					if took > slack {
 						t.Errorf("%s took %s with a bound of %s", name, took, bound)
 					}

@@ -8,9 +8,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/aws/smithy-go"
 	"github.com/cairnstore/cairn"
+	"github.com/cairnstore/cairn/s3store"
 	"github.com/cairnstore/cairn/tiered"
 	"github.com/google/uuid"
 	"golang.org/x/term"
@@ -94,6 +96,13 @@ func describe(err error) string {
 			return "run " + ce.RunID.String() + " not found"
 		}
 	}
+	var te *s3store.TimeoutError
+	if errors.As(err, &te) {
+		return fmt.Sprintf("%sno answer from the store within %s (the store URL's timeout= sets it)", where, te.Timeout)
+	}
+	if errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, errNotDurable) {
+		return where + "no answer from the store in time (the store URL's attempt_timeout= and timeout= set the bounds)"
+	}
 	var api smithy.APIError
 	if errors.As(err, &api) {
 		switch api.ErrorCode() {
@@ -124,9 +133,73 @@ func describe(err error) string {
 
 func isTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }
 
-// closeStore closes s, keeping the first error.
+// closeStore closes s, flushing what the command saved, and keeps the
+// first error; when the command was stopped (its context ended), an error
+// of the close wins, as it says that saved work may be lost. The close
+// outlives ctx by at most the stop grace (see finishContext).
 func closeStore(ctx context.Context, s *tiered.Store, err *error) {
-	if cerr := s.Close(ctx); cerr != nil && *err == nil {
+	fctx, cancel := finishContext(ctx)
+	defer cancel()
+	cerr := s.Close(fctx)
+	switch {
+	case cerr == nil:
+	case errors.Is(*err, errNotDurable):
+		// Already said, by the flush that failed first.
+	case ctx.Err() != nil:
+		*err = fmt.Errorf("close: %w: %w", notDurable(fctx), cerr)
+	case *err == nil:
 		*err = fmt.Errorf("close: %w", cerr)
+	}
+}
+
+// errNotDurable marks the failure of a stopped command's last flush: what
+// it saved may be lost, which its message must say.
+var errNotDurable = errors.New("what was saved may not be durable")
+
+// notDurable is errNotDurable with the reason the finishing context
+// fctx ended, if it did.
+func notDurable(fctx context.Context) error {
+	if cause := context.Cause(fctx); cause != nil {
+		return fmt.Errorf("%w (%v)", errNotDurable, cause)
+	}
+	return errNotDurable
+}
+
+// graceKey is the context key of a command's *grace, which run puts
+// there.
+type graceKey struct{}
+
+// grace is the time a stopped command has to flush what it saved: one
+// deadline, stopGrace after the command's context ended, however many
+// flushes it makes.
+type grace struct {
+	ctx context.Context // cancelled stopGrace after the command's context
+}
+
+// newGrace returns the grace of a command whose context is ctx.
+func newGrace(ctx context.Context, d time.Duration) *grace {
+	gctx, cancel := context.WithCancelCause(context.Background())
+	context.AfterFunc(ctx, func() {
+		time.AfterFunc(d, func() {
+			cancel(fmt.Errorf("stopped, and the flush did not end within %s (CAIRN_STOP_GRACE): %w", d, context.DeadlineExceeded))
+		})
+	})
+	return &grace{ctx: gctx}
+}
+
+// finishContext returns the context of a command's last writes (the flush
+// of what it already saved): it is not cancelled with ctx, but ends with
+// the command's grace, stopGrace after ctx ended, so that a stopped
+// command still flushes for a bounded time.
+func finishContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	g, ok := ctx.Value(graceKey{}).(*grace)
+	if !ok {
+		g = newGrace(ctx, defaultStopGrace)
+	}
+	fctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(g.ctx, func() { cancel(context.Cause(g.ctx)) })
+	return fctx, func() {
+		stop()
+		cancel(nil)
 	}
 }

@@ -13,7 +13,9 @@ import (
 	"strings"
 
 	"github.com/cairnstore/cairn"
+	"github.com/cairnstore/cairn/s3store/bucket"
 	"github.com/cairnstore/cairn/tiered"
+	"golang.org/x/sync/errgroup"
 )
 
 func init() {
@@ -36,8 +38,11 @@ var exportFormats = map[string]string{"jsonl": "", "msgpack": ".msgpack", "json"
 //     Blazen read back;
 //   - json: RUN_ID.json in the directory --out, the JSON record.
 //
-// The same store gives the same bytes. A run that cannot be read stops the
-// export with an error naming it (files already written stay).
+// The same store gives the same bytes. A run whose object cannot be read
+// (corrupt, too large) is named on stderr, one line each, and skipped: the
+// others are written all the same, and the export then fails (exit 1).
+// Any other error (the store unreachable, a full disk) stops it; files
+// already written stay, a --out file of JSON lines is not written.
 func runExport(ctx context.Context, e *env, args []string) error {
 	fs, storeFlag := newFlags(e, "export", "")
 	format := fs.String("format", "jsonl", "jsonl (one JSON record a line), msgpack or json (one RUN_ID.FORMAT file per run in --out)")
@@ -96,17 +101,9 @@ func runExport(ctx context.Context, e *env, args []string) error {
 			}
 			commit = func() error { return nil }
 		}
-		n := 0
-		opts := &cairn.ListOptions{WorkflowName: *workflow, Limit: 100, WithCheckpoints: true}
-		for r, err := range cairn.All(ctx, s, opts) {
-			if err != nil {
-				return err
-			}
-			if err := write(r.Checkpoint); err != nil {
-				return err
-			}
-			n++
-			p.add(1)
+		n, bad, err := exportRuns(ctx, s, *workflow, p, write)
+		if err != nil {
+			return err
 		}
 		if err := commit(); err != nil {
 			return err
@@ -115,8 +112,67 @@ func runExport(ctx context.Context, e *env, args []string) error {
 		if *out != "" {
 			fmt.Fprintf(e.stdout, "exported %d %s to %s\n", n, plural(n, "run", "runs"), *out)
 		}
+		if bad > 0 {
+			return fmt.Errorf("%d %s could not be read (listed above); the %d others were exported", bad, plural(bad, "run", "runs"), n)
+		}
 		return nil
 	})
+}
+
+// exportBatch is how many runs export lists, and then loads in parallel,
+// at a time.
+const exportBatch = 100
+
+// exportRuns writes every run of the store (of workflow, if not empty),
+// newest first. A run whose object cannot be read (corrupt, too large,
+// unreadable) is named on stderr, one line each, and skipped; a run
+// deleted since it was listed is skipped. It returns the runs written and
+// skipped as unreadable; any other error stops it.
+func exportRuns(ctx context.Context, s *tiered.Store, workflow string, p *progress, write func(*cairn.Checkpoint) error) (n, bad int, err error) {
+	opts := &cairn.ListOptions{WorkflowName: workflow, Limit: exportBatch}
+	for {
+		page, err := s.List(ctx, opts)
+		if err != nil {
+			return n, bad, err
+		}
+		cps := make([]*cairn.Checkpoint, len(page.Runs))
+		errs := make([]error, len(page.Runs))
+		var g errgroup.Group
+		g.SetLimit(16)
+		for i, r := range page.Runs {
+			g.Go(func() error {
+				cps[i], errs[i] = s.Load(ctx, r.RunID)
+				return nil
+			})
+		}
+		g.Wait()
+		for i, r := range page.Runs {
+			switch err := errs[i]; {
+			case err == nil:
+				if err := write(cps[i]); err != nil {
+					return n, bad, err
+				}
+				n++
+				p.add(1)
+			case errors.Is(err, cairn.ErrNotFound):
+			case unreadable(err):
+				bad++
+				p.warnf("cairn export: run %s: cannot read it, skipped: %s", r.RunID, describe(err))
+			default:
+				return n, bad, err
+			}
+		}
+		if page.Next == "" {
+			return n, bad, nil
+		}
+		opts.Cursor = page.Next
+	}
+}
+
+// unreadable tells whether err says that a run's object cannot be read
+// as a checkpoint, however often one tries: the other runs can still be.
+func unreadable(err error) bool {
+	return errors.Is(err, cairn.ErrCorrupt) || errors.Is(err, cairn.ErrTooLarge) || errors.Is(err, bucket.ErrUnreadable)
 }
 
 // jsonlOutput returns where export writes JSON lines: stdout, or a file
@@ -250,7 +306,9 @@ func importSources(e *env, args []string) ([]importSource, error) {
 // refused without reading it all. A bad record is reported with its file
 // and line and the others are imported all the same; the exit code is
 // then 1. Runs are written in batches (write-back) and are durable when
-// the count is printed.
+// the count is printed. Stopped (SIGINT, SIGTERM, --timeout), it reads no
+// more, flushes what it saved (within the stop grace) and prints that
+// count before failing.
 func runImport(ctx context.Context, e *env, args []string) error {
 	fs, storeFlag := newFlags(e, "import", "FILE|DIR|-...")
 	if err := parse(fs, args); err != nil {
@@ -270,17 +328,28 @@ func runImport(ctx context.Context, e *env, args []string) error {
 		p := startProgress(e, "importing", "runs")
 		defer p.finish()
 		im := &importer{store: s, codec: cairn.DefaultCodec(), p: p}
+		var werr error
 		for _, src := range srcs {
-			if err := im.file(ctx, src); err != nil {
-				return err
+			if werr = im.file(ctx, src); werr != nil {
+				break
 			}
 		}
+		if werr != nil && ctx.Err() == nil {
+			return werr
+		}
+		// Stopped or done: make what was saved durable, then say how
+		// much that is. A stopped import flushes within the stop grace.
 		p.relabel("writing")
-		if err := s.Flush(ctx); err != nil {
-			return err
+		fctx, cancel := finishContext(ctx)
+		defer cancel()
+		if err := s.Flush(fctx); err != nil {
+			return fmt.Errorf("%d runs saved: %w: %w", im.saved, notDurable(fctx), err)
 		}
 		p.finish()
 		fmt.Fprintf(e.stdout, "imported %d %s\n", im.saved, plural(im.saved, "run", "runs"))
+		if werr != nil {
+			return werr
+		}
 		if im.bad > 0 {
 			return fmt.Errorf("%d %s could not be imported (listed above)", im.bad, plural(im.bad, "record", "records"))
 		}
@@ -350,8 +419,12 @@ func (im *importer) binary(ctx context.Context, name string, r io.Reader) error 
 	return im.record(ctx, name, data)
 }
 
-// record decodes and saves one record; where names it in messages.
+// record decodes and saves one record; where names it in messages. Once
+// ctx ends (the command was stopped) it saves nothing more.
 func (im *importer) record(ctx context.Context, where string, data []byte) error {
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
+	}
 	cp, err := im.codec.Unmarshal(data)
 	if err != nil {
 		im.refuse("%s: %s", where, strings.TrimPrefix(describe(err), cairn.ErrCorrupt.Error()+": "))

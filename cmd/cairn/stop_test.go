@@ -169,6 +169,31 @@ func TestStuckCommandEndsAfterSignal(t *testing.T) {
 	}
 }
 
+// A second signal ends the process at once, without waiting for the
+// grace, with the exit code of that signal.
+func TestSecondSignalExitsAtOnce(t *testing.T) {
+	t.Parallel()
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := start(t, cliEnv("CAIRN_STOP_GRACE=1h"), "import", "--store", "file://"+t.TempDir(), fifo)
+	time.Sleep(300 * time.Millisecond)
+	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.wait(t, 30*time.Second); code != 143 {
+		t.Fatalf("exit %d, want 143; stderr: %s", code, p.stderr.String())
+	}
+	if got := p.stderr.String(); got != "cairn: SIGTERM again: exiting without flushing\n" {
+		t.Errorf("stderr %q", got)
+	}
+}
+
 // silentServer accepts connections and never answers, like a paused
 // server; it holds them until the test ends.
 func silentServer(t *testing.T) string {
@@ -216,6 +241,8 @@ func TestTimeouts(t *testing.T) {
 		{[]string{"verify", "--timeout", "1s", "--store", silent}, `^cairn verify: timed out after 1s \(--timeout\)\n$`},
 		{[]string{"import", "--timeout", "1s", "--store", silent, filepath.Join("testdata", "runs.jsonl")},
 			`^cairn import: timed out after 1s \(--timeout\); 5 runs saved: what was saved may not be durable \(stopped, and the flush did not end within 2s \(CAIRN_STOP_GRACE\)`},
+		{[]string{"ls", "--store", silent + "&attempt_timeout=200ms"},
+			`^cairn ls: list: no answer from the store in time \(the store URL's attempt_timeout= and timeout= set the bounds\)\n$`},
 		{[]string{"ls", "--store", silent + "&timeout=500ms&attempt_timeout=200ms"}, `^cairn ls: list: no answer from the store within 500ms \(the store URL's timeout= sets it\)\n$`},
 	} {
 		start := time.Now()

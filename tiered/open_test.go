@@ -74,6 +74,9 @@ func TestOpenURLMistakes(t *testing.T) {
 		if strings.Contains(err.Error(), canary) {
 			t.Errorf("Open(%q) repeats the secret: %v", tc.url, err)
 		}
+		if strings.HasPrefix(tc.want, "credentials") && !errors.Is(err, tiered.ErrUserInfo) {
+			t.Errorf("Open(%q): %v; want ErrUserInfo", tc.url, err)
+		}
 	}
 	// Every problem at once.
 	_, err := tiered.Open(ctx, "s3://b/p?regoin=x&timeout=no", nil, nil)

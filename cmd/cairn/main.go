@@ -191,8 +191,8 @@ func run(ctx context.Context, e *env, args []string) int {
 		done := make(chan struct{})
 		defer close(done)
 		context.AfterFunc(ctx, func() {
-			why, ok := context.Cause(ctx).(*stopped)
-			if !ok {
+			var why *stopped
+			if !errors.As(context.Cause(ctx), &why) {
 				return
 			}
 			wait := stopGrace(e) + stopMargin

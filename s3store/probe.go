@@ -1,0 +1,341 @@
+package s3store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cairnstore/cairn/s3store/bucket"
+	"github.com/google/uuid"
+)
+
+// The probe of the server.
+//
+// Everything Cairn guarantees across processes rests on two things the
+// server must do: conditional writes (a PUT with If-None-Match: * or
+// If-Match that does not hold fails with 412, so the index commits and
+// fencing detect a concurrent writer instead of overwriting it), and an
+// overwrite that replaces the object's user metadata (so a run re-saved
+// without a TTL does not keep its old expiry). A server that accepts the
+// headers and ignores them loses runs silently when two processes write,
+// and Deletes come back.
+//
+// So before a Store's first write, CheckServer runs these checks with
+// real requests on temporary objects under <prefix>/cairn-probe/tmp/:
+//
+//	ProbeIfNoneMatch      PUT with If-None-Match: * over an existing object: 412
+//	ProbeIfMatchWrong     PUT with If-Match and a wrong ETag: 412
+//	ProbeIfMatchMissing   PUT with If-Match on a missing key: 412 or 404
+//	ProbeIfMatchRight     PUT with If-Match and the current ETag: succeeds
+//	ProbeMetadataReplaced an overwrite with metadata {b} after {a}: HEAD shows b, not a
+//
+// A server that passes all of them has its verdict written to
+// <prefix>/cairn-probe/verdict (the probe version, the date, and the
+// server as far as the bucket knows it: its implementation and, for S3,
+// the endpoint host and bucket name), so that later Stores on the prefix
+// pay one GET. The probe runs again when the verdict is missing,
+// unreadable, older than ProbeMaxAge, from an older probe version, or
+// about another server. A failing verdict is not recorded: every Store
+// probes again, and is refused until the server passes.
+//
+// Cost: the first Store on a prefix sends 9 requests before its first
+// write (1 GET, 6 PUTs, 1 HEAD, 1 DELETE), one after another; every later
+// Store sends 1 GET. Reads (Load, List, Verify, Exists) never probe, so
+// read-only credentials suffice for them.
+
+// ProbeVersion is the version of the probe. A recorded verdict of an
+// older version is probed again.
+const ProbeVersion = 1
+
+// ProbeMaxAge is how long a recorded verdict is trusted; an older one is
+// probed again (the server may have been replaced or reconfigured).
+const ProbeMaxAge = 30 * 24 * time.Hour
+
+// ErrUnsafeServer is in the chain of the error every write of a Store
+// returns when its server fails the probe: the server does not honour
+// conditional writes, or keeps old user metadata on overwrite, so
+// concurrent writers would lose runs silently. Use a server that honours
+// them (AWS S3, a recent MinIO); or, if exactly one process ever writes to
+// the prefix, set Options.UnsafeSkipProbe. Retrying will not help. The
+// error is a *ProbeError, which names the failing checks.
+var ErrUnsafeServer = errors.New("s3store: the server fails the conditional-write probe")
+
+// ProbeCheck names one check of the probe.
+type ProbeCheck string
+
+// The checks of the probe, in the order they run.
+const (
+	// ProbeIfNoneMatch: a PUT with If-None-Match: * over an existing
+	// object fails with 412 (bucket.ErrPrecondition).
+	ProbeIfNoneMatch ProbeCheck = "if-none-match"
+	// ProbeIfMatchWrong: a PUT with If-Match and an ETag the object does
+	// not have fails with 412.
+	ProbeIfMatchWrong ProbeCheck = "if-match-wrong-etag"
+	// ProbeIfMatchMissing: a PUT with If-Match on a missing key fails
+	// with 412 or 404.
+	ProbeIfMatchMissing ProbeCheck = "if-match-missing-key"
+	// ProbeIfMatchRight: a PUT with If-Match and the object's current
+	// ETag succeeds.
+	ProbeIfMatchRight ProbeCheck = "if-match-right-etag"
+	// ProbeMetadataReplaced: an overwrite replaces the user metadata
+	// (keys the new PUT does not send are gone).
+	ProbeMetadataReplaced ProbeCheck = "metadata-replaced"
+)
+
+// ProbeFailure is one failed check and what the server did instead.
+type ProbeFailure struct {
+	Check ProbeCheck
+	Got   string
+}
+
+// ProbeError is the error of a server that failed the probe. It unwraps
+// to ErrUnsafeServer.
+type ProbeError struct {
+	Server   string         // the server as the bucket knows it
+	Failures []ProbeFailure // in the order the checks ran; never empty
+}
+
+// Failed reports whether check is among the failures.
+func (e *ProbeError) Failed(check ProbeCheck) bool {
+	for _, f := range e.Failures {
+		if f.Check == check {
+			return true
+		}
+	}
+	return false
+}
+
+func (e *ProbeError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%v: %s", ErrUnsafeServer, e.Server)
+	for _, f := range e.Failures {
+		fmt.Fprintf(&b, "; check %s: %s", f.Check, f.Got)
+	}
+	b.WriteString("; concurrent writers would lose runs and Deletes would come back:" +
+		" use a server that honours conditional writes and replaces metadata on overwrite" +
+		" (AWS S3, a recent MinIO), or, only if exactly one process ever writes to this prefix," +
+		" set s3store.Options.UnsafeSkipProbe")
+	return b.String()
+}
+
+func (e *ProbeError) Unwrap() error { return ErrUnsafeServer }
+
+// probeState is a Store's probe: run once, successfully, before the first
+// write. Its zero value is ready.
+type probeState struct {
+	init sync.Once
+	sem  chan struct{} // one slot: one probe at a time, waiting honours contexts
+	ok   atomic.Bool
+}
+
+// CheckServer makes sure the server passes the probe (see ProbeCheck),
+// reading the recorded verdict or probing. Every write (Save, PutRecord,
+// Delete, Reindex, GC) calls it first; call it yourself to fail fast at
+// startup. Once it has succeeded it costs nothing for the life of the
+// Store; a failure is not remembered, so the next write checks again. It
+// returns a *ProbeError (ErrUnsafeServer) when the server fails, and the
+// bucket's error when a request fails. With Options.UnsafeSkipProbe it
+// does nothing. Safe for concurrent use: concurrent callers share one
+// probe.
+func (s *Store) CheckServer(ctx context.Context) error {
+	p := &s.probe
+	if s.o.UnsafeSkipProbe || p.ok.Load() {
+		return nil
+	}
+	p.init.Do(func() { p.sem = make(chan struct{}, 1) })
+	select {
+	case p.sem <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-p.sem }()
+	if p.ok.Load() {
+		return nil
+	}
+	if err := s.checkServer(ctx); err != nil {
+		return err
+	}
+	p.ok.Store(true)
+	return nil
+}
+
+// verdict is the recorded outcome of a probe that passed.
+type verdict struct {
+	Version  int       `json:"probe_version"`
+	Server   string    `json:"server"`
+	ProbedAt time.Time `json:"probed_at"`
+	Passed   []string  `json:"passed"`
+}
+
+func (s *Store) probeKey(name string) string {
+	if s.o.Prefix == "" {
+		return "cairn-probe/" + name
+	}
+	return s.o.Prefix + "/cairn-probe/" + name
+}
+
+func (s *Store) checkServer(ctx context.Context) error {
+	server := serverIdentity(s.b)
+	key := s.probeKey("verdict")
+	obj, err := s.b.Get(ctx, key, &bucket.GetOptions{MaxSize: 64 << 10})
+	switch {
+	case err == nil:
+		var v verdict
+		if json.Unmarshal(obj.Body, &v) == nil && v.Version >= ProbeVersion && v.Server == server {
+			if age := s.o.Now().Sub(v.ProbedAt); age <= ProbeMaxAge && age >= -ProbeMaxAge {
+				return nil
+			}
+		}
+	case errors.Is(err, bucket.ErrNotFound), errors.Is(err, bucket.ErrTooLarge), errors.Is(err, bucket.ErrUnreadable):
+	default:
+		return fmt.Errorf("s3store: read the probe verdict: %w", err)
+	}
+	if err := probe(ctx, s.b, s.probeKey("tmp/"+uuid.NewString()), s.probeKey("tmp/"+uuid.NewString()), server); err != nil {
+		return err
+	}
+	v := verdict{Version: ProbeVersion, Server: server, ProbedAt: s.o.Now().UTC()}
+	for _, c := range []ProbeCheck{ProbeIfNoneMatch, ProbeIfMatchWrong, ProbeIfMatchMissing, ProbeIfMatchRight, ProbeMetadataReplaced} {
+		v.Passed = append(v.Passed, string(c))
+	}
+	body, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	if _, err := s.b.Put(ctx, key, body, nil); err != nil {
+		return fmt.Errorf("s3store: record the probe verdict: %w", err)
+	}
+	return nil
+}
+
+// probe runs every check on the temporary keys k (created, then deleted)
+// and missing (never meant to exist) and returns a *ProbeError listing
+// those that fail, or the error of a request that failed otherwise.
+func probe(ctx context.Context, b bucket.Bucket, k, missing, server string) (err error) {
+	const metaA, metaB = "cairn-probe-a", "cairn-probe-b"
+	etag, err := b.Put(ctx, k, []byte("1"), &bucket.PutOptions{IfNoneMatch: "*", Metadata: map[string]string{metaA: "1"}})
+	if err != nil {
+		return fmt.Errorf("s3store: probe: create %s: %w", k, err)
+	}
+	// The temporary objects go whatever happens, even when ctx ends.
+	cleanup := []string{k}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		for _, key := range cleanup {
+			if derr := b.Delete(dctx, key); derr != nil && err == nil {
+				err = fmt.Errorf("s3store: probe: delete %s: %w", key, derr)
+			}
+		}
+	}()
+
+	pe := &ProbeError{Server: server}
+	// expect412 runs a conditional PUT that must fail with 412 (or, when
+	// notFoundOK, 404); changed reports a PUT the server applied.
+	changed := false
+	expect412 := func(check ProbeCheck, key string, opts *bucket.PutOptions, notFoundOK bool) error {
+		_, err := b.Put(ctx, key, []byte("2"), opts)
+		switch {
+		case err == nil:
+			pe.Failures = append(pe.Failures, ProbeFailure{check, "the PUT succeeded and overwrote the object; want 412 Precondition Failed"})
+			if key == k {
+				changed = true
+			} else {
+				cleanup = append(cleanup, key)
+			}
+		case errors.Is(err, bucket.ErrPrecondition), notFoundOK && errors.Is(err, bucket.ErrNotFound):
+		default:
+			return fmt.Errorf("s3store: probe %s: %w", check, err)
+		}
+		return nil
+	}
+	if err := expect412(ProbeIfNoneMatch, k, &bucket.PutOptions{IfNoneMatch: "*"}, false); err != nil {
+		return err
+	}
+	if err := expect412(ProbeIfMatchWrong, k, &bucket.PutOptions{IfMatch: wrongETag(etag)}, false); err != nil {
+		return err
+	}
+	if err := expect412(ProbeIfMatchMissing, missing, &bucket.PutOptions{IfMatch: wrongETag(etag)}, true); err != nil {
+		return err
+	}
+	if changed { // a check above overwrote k: its ETag is another now
+		info, err := b.Head(ctx, k)
+		if err != nil {
+			return fmt.Errorf("s3store: probe: %w", err)
+		}
+		etag = info.ETag
+	}
+	_, err = b.Put(ctx, k, []byte("3"), &bucket.PutOptions{IfMatch: etag, Metadata: map[string]string{metaB: "2"}})
+	switch {
+	case errors.Is(err, bucket.ErrPrecondition), errors.Is(err, bucket.ErrNotFound):
+		pe.Failures = append(pe.Failures, ProbeFailure{ProbeIfMatchRight, fmt.Sprintf("the PUT was refused: %v; want success", err)})
+	case err != nil:
+		return fmt.Errorf("s3store: probe %s: %w", ProbeIfMatchRight, err)
+	}
+	if err != nil { // not overwritten: overwrite it unconditionally for the metadata check
+		if _, err := b.Put(ctx, k, []byte("3"), &bucket.PutOptions{Metadata: map[string]string{metaB: "2"}}); err != nil {
+			return fmt.Errorf("s3store: probe %s: %w", ProbeMetadataReplaced, err)
+		}
+	}
+	info, err := b.Head(ctx, k)
+	if err != nil {
+		return fmt.Errorf("s3store: probe %s: %w", ProbeMetadataReplaced, err)
+	}
+	_, hasA := info.Metadata[metaA]
+	if hasA || info.Metadata[metaB] != "2" {
+		pe.Failures = append(pe.Failures, ProbeFailure{ProbeMetadataReplaced,
+			fmt.Sprintf("after PUTs with metadata {a} then {b}, HEAD shows %s; want only b (the new PUT's)", metaKeys(info.Metadata))})
+	}
+	if len(pe.Failures) > 0 {
+		return pe
+	}
+	return nil
+}
+
+// wrongETag returns an ETag of the usual form that differs from etag.
+func wrongETag(etag string) string {
+	w := `"00000000000000000000000000000000"`
+	if etag == w {
+		w = `"11111111111111111111111111111111"`
+	}
+	return w
+}
+
+func metaKeys(m map[string]string) string {
+	var keys []string
+	for k := range m {
+		if strings.HasPrefix(k, "cairn-probe-") {
+			keys = append(keys, strings.TrimPrefix(k, "cairn-probe-"))
+		}
+	}
+	if len(keys) == 0 {
+		return "neither"
+	}
+	if len(keys) == 2 {
+		return "both a and b (the old metadata was kept)"
+	}
+	return "only " + keys[0]
+}
+
+// serverIdentity names the server behind b as far as the bucket can tell:
+// its type and, for S3, the endpoint host (never user info) and bucket.
+func serverIdentity(b bucket.Bucket) string {
+	s3b, ok := b.(*S3)
+	if !ok || s3b == nil || s3b.client == nil {
+		return fmt.Sprintf("bucket %T", b)
+	}
+	endpoint := "AWS " + s3b.client.Options().Region
+	if e := s3b.client.Options().BaseEndpoint; e != nil {
+		if u, err := url.Parse(*e); err == nil {
+			endpoint = u.Host
+		} else {
+			endpoint = "(unparsable endpoint)"
+		}
+	}
+	return fmt.Sprintf("S3 bucket %s at %s", s3b.bucket, endpoint)
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -96,6 +97,42 @@ func TestGofakes3Behaviour(t *testing.T) {
 			if info.Metadata["a"] != "1" || info.Metadata["b"] != "2" {
 				t.Errorf("after PUTs with metadata {a:1} then {b:2}: %v; gofakes3 v1.2.0 keeps a", info.Metadata)
 			}
+		})
+	}
+}
+
+// The probe refuses gofakes3 as it is (it keeps old metadata on
+// overwrite) and behind stripConditions (it also ignores conditional
+// writes), naming the checks that fail, at the first write.
+func TestProbeGofakes3(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name   string
+		wrap   func(http.Handler) http.Handler
+		failed []s3store.ProbeCheck
+	}{
+		{"AsIs", nil, []s3store.ProbeCheck{s3store.ProbeMetadataReplaced}},
+		{"Stripped", stripConditions, []s3store.ProbeCheck{s3store.ProbeIfNoneMatch, s3store.ProbeIfMatchWrong,
+			s3store.ProbeIfMatchMissing, s3store.ProbeMetadataReplaced}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newStore(t, fakeS3(t, tc.wrap), &s3store.Options{Prefix: "p"})
+			err := s.Save(ctx, cp(1, t0))
+			var pe *s3store.ProbeError
+			if !errors.Is(err, s3store.ErrUnsafeServer) || !errors.As(err, &pe) {
+				t.Fatalf("Save on gofakes3 %s: %v, want a *ProbeError (ErrUnsafeServer)", tc.name, err)
+			}
+			var got []s3store.ProbeCheck
+			for _, f := range pe.Failures {
+				got = append(got, f.Check)
+			}
+			if !slicesEqual(got, tc.failed) {
+				t.Errorf("failed checks %v, want %v", got, tc.failed)
+			}
+			if !strings.HasPrefix(pe.Server, "S3 bucket cairn at 127.0.0.1:") {
+				t.Errorf("server %q, want the bucket and endpoint host", pe.Server)
+			}
+			t.Logf("gofakes3 %s: %v", tc.name, err)
 		})
 	}
 }

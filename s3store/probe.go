@@ -114,11 +114,18 @@ func (e *ProbeError) Failed(check ProbeCheck) bool {
 func (e *ProbeError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%v: %s", ErrUnsafeServer, e.Server)
+	conditions := false
 	for _, f := range e.Failures {
 		fmt.Fprintf(&b, "; check %s: %s", f.Check, f.Got)
+		conditions = conditions || f.Check != ProbeMetadataReplaced
 	}
-	b.WriteString("; concurrent writers would lose runs and Deletes would come back:" +
-		" use a server that honours conditional writes and replaces metadata on overwrite" +
+	if conditions {
+		b.WriteString("; so concurrent writers would lose each other's runs, Deletes would come back and fencing would never fire")
+	}
+	if e.Failed(ProbeMetadataReplaced) {
+		b.WriteString("; so a run re-saved without a TTL would keep its old expiry")
+	}
+	b.WriteString(": use a server that honours conditional writes and replaces metadata on overwrite" +
 		" (AWS S3, a recent MinIO), or, only if exactly one process ever writes to this prefix," +
 		" set s3store.Options.UnsafeSkipProbe")
 	return b.String()
@@ -242,10 +249,11 @@ func probe(ctx context.Context, b bucket.Bucket, k, missing, server string) (err
 		_, err := b.Put(ctx, key, []byte("2"), opts)
 		switch {
 		case err == nil:
-			pe.Failures = append(pe.Failures, ProbeFailure{check, "the PUT succeeded and overwrote the object; want 412 Precondition Failed"})
 			if key == k {
+				pe.Failures = append(pe.Failures, ProbeFailure{check, "the PUT succeeded and overwrote the object; want 412 Precondition Failed"})
 				changed = true
 			} else {
+				pe.Failures = append(pe.Failures, ProbeFailure{check, "the PUT succeeded and created the object; want 412 Precondition Failed or 404"})
 				cleanup = append(cleanup, key)
 			}
 		case errors.Is(err, bucket.ErrPrecondition), notFoundOK && errors.Is(err, bucket.ErrNotFound):

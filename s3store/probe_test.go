@@ -425,3 +425,40 @@ func (b blockingGet) Get(ctx context.Context, key string, o *bucket.GetOptions) 
 	<-b.gate
 	return b.Bucket.Get(ctx, key, o)
 }
+
+// MinIO passes the probe. The test reports what the probe adds to an
+// open: the first Store on a prefix, and a later one.
+func TestMinIOProbe(t *testing.T) {
+	srv := startMinIO(t)
+	ctx := context.Background()
+	b := minioBucket(t, srv, srv.NewBucket(t))
+	timed := func(s *s3store.Store) time.Duration {
+		start := time.Now()
+		if err := s.CheckServer(ctx); err != nil {
+			t.Fatalf("CheckServer on MinIO: %v", err)
+		}
+		return time.Since(start)
+	}
+	first := timed(newStore(t, b, &s3store.Options{Prefix: "p"}))
+	later := timed(newStore(t, b, &s3store.Options{Prefix: "p"}))
+	obj, err := b.Get(ctx, "p/cairn-probe/verdict", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(obj.Body), `"server":"S3 bucket `) {
+		t.Errorf("verdict %s does not name the S3 server", obj.Body)
+	}
+	if keys := probeKeys(t, b, "p"); len(keys) != 1 {
+		t.Errorf("the probe left %v, want only the verdict", keys)
+	}
+	cb := newCounting(b)
+	if err := newStore(t, cb, &s3store.Options{Prefix: "q"}).CheckServer(ctx); err != nil {
+		t.Fatal(err)
+	}
+	firstN := cb.take()
+	if err := newStore(t, cb, &s3store.Options{Prefix: "q"}).CheckServer(ctx); err != nil {
+		t.Fatal(err)
+	}
+	laterN := cb.take()
+	t.Logf("probe cost on MinIO: first store on a prefix %v in %v; later stores %v in %v", firstN, first, laterN, later)
+}

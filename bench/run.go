@@ -673,7 +673,7 @@ func (b *runner) populateIndexes(ctx context.Context, gen *generator, n int, cai
 	if err != nil {
 		return err
 	}
-	if err := d.Index().Rebuild(ctx, seq, entries); err != nil {
+	if err := d.Index().Rebuild(ctx, seq, entries, nil); err != nil {
 		return err
 	}
 	setup := &singleIndex{e: &env{client: b.admin, bucket: b.e.bucket, codec: b.e.codec}, prefix: singlePrefix}

@@ -91,26 +91,33 @@ func (ix *Index) learnTail(ctx context.Context) error {
 	return nil
 }
 
-// Rebuild replaces the index with a snapshot holding exactly entries, as
-// of log seq (from Barrier, taken before entries were gathered): logs
-// after seq still apply on top. The head is moved to it whatever it named,
-// so a damaged index is replaced. If a snapshot numbered seq exists
-// already, Rebuild fails with bucket.ErrPrecondition: take a new Barrier
-// and try again.
-func (ix *Index) Rebuild(ctx context.Context, seq uint64, entries []Entry) error {
+// Rebuild replaces the index with a snapshot holding exactly entries, and
+// the tombstones given (delete ops, kept as evidence for GC and later
+// rebuilds), as of log seq (from Barrier, taken before entries were
+// gathered): logs after seq still apply on top. The head is moved to it
+// whatever it named, so a damaged index is replaced. If a snapshot
+// numbered seq exists already, Rebuild fails with bucket.ErrPrecondition:
+// take a new Barrier and try again.
+func (ix *Index) Rebuild(ctx context.Context, seq uint64, entries []Entry, tombstones []Op) error {
 	ix.compacting.Lock()
 	defer ix.compacting.Unlock()
-	seen := map[uuid.UUID]bool{}
-	for _, e := range entries {
-		if seen[e.RunID] {
-			return fmt.Errorf("index rebuild: run %v given twice", e.RunID)
-		}
-		seen[e.RunID] = true
-	}
 	m := &Manifest{Seq: seq, Created: ix.o.Now(), Count: int64(len(entries))}
-	ops := make([]Op, len(entries))
-	for i, e := range entries {
-		ops[i] = Op{Entry: e}
+	ops := make([]Op, 0, len(entries)+len(tombstones))
+	for _, e := range entries {
+		ops = append(ops, Op{Entry: e})
+	}
+	for _, op := range tombstones {
+		if !op.Delete {
+			return fmt.Errorf("index rebuild: tombstone of run %v is not a delete", op.Entry.RunID)
+		}
+		ops = append(ops, op)
+	}
+	seen := map[uuid.UUID]bool{}
+	for _, op := range ops {
+		if seen[op.Entry.RunID] {
+			return fmt.Errorf("index rebuild: run %v given twice", op.Entry.RunID)
+		}
+		seen[op.Entry.RunID] = true
 	}
 	slices.SortFunc(ops, func(a, b Op) int { return bytes.Compare(a.Entry.RunID[:], b.Entry.RunID[:]) })
 	var err error

@@ -37,7 +37,7 @@ func seeded(b *testing.B, n int) (*bucket.Mem, *index.Options) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := ix.Rebuild(ctx, seq, entries); err != nil {
+	if err := ix.Rebuild(ctx, seq, entries, nil); err != nil {
 		b.Fatal(err)
 	}
 	return mem, o

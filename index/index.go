@@ -434,7 +434,7 @@ func (ix *Index) load(ctx context.Context) (*state, error) {
 		if retry || errors.Is(err, cairn.ErrCorrupt) || errors.Is(err, bucket.ErrUnreadable) {
 			rst, rerr := ix.recover(ctx)
 			if rerr != nil {
-				return nil, damaged("%w (and no fallback: %w)", err, rerr)
+				return nil, damaged("%w (and no fallback: %v)", err, rerr)
 			}
 			return rst, nil
 		}

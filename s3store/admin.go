@@ -240,17 +240,40 @@ func (s *Store) reindex(ctx context.Context, o *ReindexOptions) (*ReindexReport,
 		return nil, err
 	}
 	kept := entries[:0]
+	indexed := map[uuid.UUID]bool{}
 	for _, e := range entries {
 		if e.RunID != uuid.Nil {
 			kept = append(kept, e)
+			indexed[e.RunID] = true
 		}
 	}
-	if err := s.ix.Rebuild(ctx, seq, kept); err != nil {
+	// Tombstones stay: the evidence that lets GC delete a Dead object,
+	// and the next Reindex leave it out.
+	var tombs []index.Op
+	for id, op := range last {
+		if op.Delete && !indexed[id] {
+			tombs = append(tombs, op)
+		}
+	}
+	if err := s.ix.Rebuild(ctx, seq, kept, tombs); err != nil {
 		return nil, err
 	}
 	rep.Indexed = len(kept)
 	sortIDs(rep.Dead)
 	return rep, nil
+}
+
+// indexedOps returns the last op of every run the index holds: none in a
+// new store (no index, no runs), ErrIndexLost in a bucket whose runs have
+// no index, index.ErrDamaged when it cannot be read.
+func (s *Store) indexedOps(ctx context.Context) (map[uuid.UUID]index.Op, error) {
+	last, err := s.ix.LastOps(ctx)
+	if errors.Is(err, index.ErrNoIndex) {
+		if err = s.noIndex(ctx); errors.Is(err, errIndexCreated) {
+			return s.ix.LastOps(ctx)
+		}
+	}
+	return last, err
 }
 
 // lastOps returns the last op of every run the index holds. When the index
@@ -307,15 +330,8 @@ func (s *Store) Verify(ctx context.Context) (*Report, error) {
 		return nil, cairn.OpError("verify", uuid.Nil, err)
 	}
 	rep := &Report{Corrupt: map[uuid.UUID]error{}}
-	last, err := s.ix.LastOps(ctx)
-	switch {
-	case errors.Is(err, index.ErrNoIndex):
-		if rep.Index = s.noIndex(ctx); rep.Index == nil && ctx.Err() == nil {
-			err = nil // a new store
-		} else if errors.Is(rep.Index, ErrIndexLost) {
-			err = nil
-		}
-	case errors.Is(err, index.ErrDamaged):
+	last, err := s.indexedOps(ctx)
+	if errors.Is(err, index.ErrDamaged) { // ErrIndexLost too
 		rep.Index, err = err, nil
 	}
 	if err != nil {
@@ -336,6 +352,7 @@ func (s *Store) Verify(ctx context.Context) (*Report, error) {
 		switch {
 		case ok && op.Delete && op.Entry.ETag != "" && op.Entry.ETag == o.info.ETag:
 			rep.Dead = append(rep.Dead, o.id)
+			ok = false
 		case !ok || op.Delete:
 			rep.Unindexed = append(rep.Unindexed, o.id)
 			ok = false
@@ -439,12 +456,7 @@ func (s *Store) GC(ctx context.Context, opts *GCOptions) (*GCReport, error) {
 		o.Grace = 15 * time.Minute
 	}
 	rep := &GCReport{}
-	last, err := s.ix.LastOps(ctx)
-	if errors.Is(err, index.ErrNoIndex) {
-		if err = s.noIndex(ctx); err == nil {
-			return rep, nil // a new store: nothing to collect
-		}
-	}
+	last, err := s.indexedOps(ctx)
 	if err != nil {
 		return nil, cairn.OpError("gc", uuid.Nil, err)
 	}

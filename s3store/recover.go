@@ -31,9 +31,11 @@ func (s *Store) ensureIndex(ctx context.Context) error {
 	}
 	err := s.ix.Present(ctx)
 	if errors.Is(err, index.ErrNoIndex) {
-		err = s.noIndex(ctx)
-		if err == nil {
+		switch err = s.noIndex(ctx); {
+		case err == nil:
 			err = s.ix.Create(ctx)
+		case errors.Is(err, errIndexCreated):
+			err = nil
 		}
 	}
 	if err != nil {
@@ -43,17 +45,25 @@ func (s *Store) ensureIndex(ctx context.Context) error {
 	return nil
 }
 
-// noIndex is called when the index is absent: it returns nil when the
-// bucket has no run objects either (a new store), and ErrIndexLost when it
-// has, unless an index appeared meanwhile (a first writer created it
-// before writing the runs listed).
+// errIndexCreated: the index that was absent exists now.
+var errIndexCreated = errors.New("s3store: index created meanwhile")
+
+// noIndex is called when the index is absent. It returns nil when the
+// bucket has no run objects either (a new store), errIndexCreated when it
+// has and an index appeared meanwhile (a first writer created it before
+// writing the runs listed: read it again), and ErrIndexLost when it has
+// and still no index.
 func (s *Store) noIndex(ctx context.Context) error {
 	infos, _, err := s.b.List(ctx, s.runs, "", 1)
 	if err != nil || len(infos) == 0 {
 		return err
 	}
-	if err := s.ix.Present(ctx); !errors.Is(err, index.ErrNoIndex) {
+	switch err := s.ix.Present(ctx); {
+	case err == nil:
+		return errIndexCreated
+	case errors.Is(err, index.ErrNoIndex):
+		return ErrIndexLost
+	default:
 		return err
 	}
-	return ErrIndexLost
 }

@@ -386,7 +386,9 @@ func (s *Store) List(ctx context.Context, opts *cairn.ListOptions) (*cairn.Page,
 	entries, more, err := s.ix.List(ctx, &q)
 	if errors.Is(err, index.ErrNoIndex) {
 		// A new store, or a lost index: never an empty listing over runs.
-		err = s.noIndex(ctx)
+		if err = s.noIndex(ctx); errors.Is(err, errIndexCreated) {
+			entries, more, err = s.ix.List(ctx, &q)
+		}
 	}
 	if err != nil {
 		return nil, cairn.OpError("list", uuid.Nil, err)

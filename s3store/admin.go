@@ -111,7 +111,6 @@ func entryFromMetadata(id uuid.UUID, meta map[string]string) (index.Entry, bool)
 	return e, true
 }
 
-
 // ReindexOptions configure Reindex. Nil means defaults.
 type ReindexOptions struct {
 	// Progress, if set, is called as run objects are looked at, with the

@@ -150,7 +150,7 @@ func damage(t *testing.T, b bucket.Bucket, key string, f func([]byte) []byte) {
 	}
 }
 
-func garbage([]byte) []byte       { return []byte("\x28\xb5\x2f\xfdgarbage") }
+func garbage([]byte) []byte        { return []byte("\x28\xb5\x2f\xfdgarbage") }
 func truncated(body []byte) []byte { return body[:len(body)/2] }
 
 func newest(t *testing.T, b bucket.Bucket, prefix string) string {

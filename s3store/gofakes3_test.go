@@ -1,16 +1,22 @@
 package s3store_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/cairnstore/cairn/s3store"
 	"github.com/cairnstore/cairn/s3store/bucket"
+	"github.com/cairnstore/cairn/storetest"
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 )
@@ -25,6 +31,12 @@ import (
 // around its handler, and returns a fresh bucket on it.
 func fakeS3(t testing.TB, wrap func(http.Handler) http.Handler) *s3store.S3 {
 	t.Helper()
+	return fakeS3Client(t, fakeS3Server(t, wrap))
+}
+
+// fakeS3Server starts gofakes3 with a bucket "cairn" and returns its URL.
+func fakeS3Server(t testing.TB, wrap func(http.Handler) http.Handler) string {
+	t.Helper()
 	backend := s3mem.New()
 	var h http.Handler = gofakes3.New(backend).Server()
 	if wrap != nil {
@@ -32,12 +44,18 @@ func fakeS3(t testing.TB, wrap func(http.Handler) http.Handler) *s3store.S3 {
 	}
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	const name = "cairn"
-	if err := backend.CreateBucket(name); err != nil {
+	if err := backend.CreateBucket("cairn"); err != nil {
 		t.Fatal(err)
 	}
+	return srv.URL
+}
+
+// fakeS3Client returns the bucket "cairn" at url, through a client of its
+// own, as another process would have.
+func fakeS3Client(t testing.TB, url string) *s3store.S3 {
+	t.Helper()
 	client, err := s3store.NewS3Client(context.Background(), &s3store.S3Options{
-		Endpoint:    srv.URL,
+		Endpoint:    url,
 		Region:      "us-east-1",
 		PathStyle:   true,
 		Credentials: credentials.NewStaticCredentialsProvider("fake", "fake", ""),
@@ -45,7 +63,7 @@ func fakeS3(t testing.TB, wrap func(http.Handler) http.Handler) *s3store.S3 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s3store.NewS3(client, name)
+	return s3store.NewS3(client, "cairn")
 }
 
 // stripConditions drops If-None-Match and If-Match from PUTs before
@@ -135,4 +153,42 @@ func TestProbeGofakes3(t *testing.T) {
 			t.Logf("gofakes3 %s: %v", tc.name, err)
 		})
 	}
+}
+
+// sharedStrippedEnv selects, in a re-executed test binary, the run of the
+// multi-store suite on gofakes3 with conditions stripped.
+const sharedStrippedEnv = "CAIRN_TEST_SHARED_STRIPPED"
+
+// The multi-store suite fails, loudly, on a server that ignores
+// conditional writes (gofakes3 behind stripConditions, with the probe
+// skipped, since otherwise every write is refused). The suite runs in a
+// re-executed test binary (bounded in time) that must fail and name a
+// multi-store subtest.
+func TestGofakes3StrippedSharedFails(t *testing.T) {
+	if os.Getenv(sharedStrippedEnv) == "1" {
+		storetest.RunShared(t, func(t *testing.T) storetest.Shared {
+			url := fakeS3Server(t, stripConditions)
+			return sharedOn(func(t *testing.T) bucket.Bucket { return fakeS3Client(t, url) },
+				&s3store.Options{Prefix: "cairn", Index: smallIndex, UnsafeSkipProbe: true})
+		})
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestGofakes3StrippedSharedFails$", "-test.v", "-test.count=1", "-test.timeout=2m")
+	cmd.Env = append(os.Environ(), sharedStrippedEnv+"=1")
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || ctx.Err() != nil {
+		t.Fatalf("the suite on a server that ignores conditions: %v (want a failure)\n%s", err, out)
+	}
+	failed := regexp.MustCompile(`--- FAIL: TestGofakes3StrippedSharedFails/(\w+)`).FindAllSubmatch(out, -1)
+	if len(failed) == 0 || bytes.Contains(out, []byte("panic: ")) {
+		t.Fatalf("the suite failed, but not in a multi-store subtest:\n%s", out)
+	}
+	var names []string
+	for _, m := range failed {
+		names = append(names, string(m[1]))
+	}
+	t.Logf("the multi-store suite fails on gofakes3 with conditions stripped, in %v", names)
 }

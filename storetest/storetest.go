@@ -8,6 +8,21 @@
 // newStore must return a fresh, empty store each time it is called; the
 // suite closes it. The suite assumes the store bounds records with
 // cairn.DefaultMaxSize.
+//
+// A store that several processes share (over one bucket or directory)
+// also runs RunShared, whose subtests open two stores on one backing and
+// check that neither loses the other's Saves and Deletes, and that
+// fencing holds. Single-store tests cannot see a server that accepts
+// conditional writes without honouring them; these fail on it:
+//
+//	func TestShared(t *testing.T) {
+//		storetest.RunShared(t, func(t *testing.T) storetest.Shared {
+//			backing := newBacking(t) // fresh and empty for each subtest
+//			return storetest.Shared{
+//				Open: func(t *testing.T) cairn.Store { return mystore.Open(backing) },
+//			}
+//		})
+//	}
 package storetest
 
 import (

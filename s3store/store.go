@@ -14,11 +14,21 @@
 // Save writes the run's object, then commits its index entry; it returns
 // once both are durable. Load reads the object alone (one GET). List reads
 // the index alone and never downloads bodies unless asked. Delete commits a
-// tombstone, then deletes the object. So a crash between the two steps of
-// a Save leaves an object the index does not list (Load finds it, List does
-// not, GC removes it after its grace period if no later Save claims it),
-// and a crash inside a Delete leaves the run unlisted but loadable until
-// GC removes the orphan: never an index entry that points at nothing.
+// tombstone naming the ETag of the run's object, then deletes the object.
+// So a crash between the two steps of a Save leaves an object the index
+// does not list (Load finds it, List does not; Verify reports it as
+// unindexed and Reindex lists it: it is the newest state a writer wrote,
+// and GC never deletes it), and a crash inside a Delete leaves the run
+// unlisted but loadable until GC removes the object its tombstone names:
+// never an index entry that points at nothing.
+//
+// The run objects are the truth; the index is a view that Reindex can
+// always rebuild from them, whatever became of it. A bucket whose runs
+// have no index is ErrIndexLost, never an empty store; a damaged index
+// falls back to its newest intact snapshot, or fails List with
+// index.ErrDamaged until Reindex, while Saves go on. Nothing deletes a run
+// object without proof that the run is dead: a tombstone naming that very
+// object, or an expiry this store wrote (see GC).
 //
 // Within a process, the Saves and Deletes of one run are serialized. Across
 // processes, without fencing, two processes saving the same run at the

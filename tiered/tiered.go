@@ -44,12 +44,11 @@
 // The index decides which runs exist. A crash in the middle of a flush
 // (or of a write-through Save) can leave objects written whose index
 // commit was lost; those Saves were never acknowledged. A new run left so
-// is not listed, and GC deletes its object after the grace period, but a
-// Load finds it until then; a listed run left so is listed with the time
-// of its previous Save while Load returns the newer state. To resume
-// after a crash, take the runs from List and Load each; s3store's Verify
-// reports such objects (orphans, mismatched) and Reindex updates the
-// entries of listed runs.
+// is not listed, though Load finds it; a listed run left so is listed with
+// the time of its previous Save while Load returns the newer state. To
+// resume after a crash, take the runs from List and Load each; s3store's
+// Verify reports such objects (unindexed, mismatched) and Reindex lists
+// them with their newest state. GC never deletes them.
 package tiered
 
 import (

@@ -64,3 +64,24 @@ func TestSharedDir(t *testing.T) {
 		})
 	}
 }
+
+func TestMinIOShared(t *testing.T) {
+	srv := startMinIO(t)
+	for _, m := range sharedModes {
+		t.Run(m.name, func(t *testing.T) {
+			storetest.RunShared(t, func(t *testing.T) storetest.Shared {
+				name := srv.NewBucket(t)
+				fenced := m.o
+				fenced.Fencing = true
+				return storetest.Shared{
+					Open:       func(t *testing.T) cairn.Store { return minioStore(t, srv, name, &m.o) },
+					OpenFenced: func(t *testing.T) cairn.Store { return minioStore(t, srv, name, &fenced) },
+					Reindex: func(ctx context.Context, s cairn.Store) error {
+						_, err := s.(*tiered.Store).Durable().Reindex(ctx, nil)
+						return err
+					},
+				}
+			})
+		})
+	}
+}

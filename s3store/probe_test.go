@@ -462,3 +462,22 @@ func TestMinIOProbe(t *testing.T) {
 	laterN := cb.take()
 	t.Logf("probe cost on MinIO: first store on a prefix %v in %v; later stores %v in %v", firstN, first, laterN, later)
 }
+
+// noDelete refuses deletes, as a bucket policy without s3:DeleteObject
+// does.
+type noDelete struct{ bucket.Bucket }
+
+func (noDelete) Delete(context.Context, string) error { return errDenied }
+
+// Deleting the probe's temporary objects is best effort: a server that
+// refuses deletes but honours conditional writes passes, and Saves work.
+func TestProbeCleanupBestEffort(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t, noDelete{bucket.NewMem()}, &s3store.Options{Prefix: "p"})
+	if err := s.CheckServer(ctx); err != nil {
+		t.Fatalf("CheckServer with deletes refused: %v", err)
+	}
+	if err := s.Save(ctx, cp(1, t0)); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/cairnstore/cairn/gen/wire"
 	"github.com/klauspost/compress/zstd"
@@ -128,16 +129,19 @@ func (c *Codec) MaxSize() int { return c.maxSize }
 
 // Encode validates cp and appends its MessagePack record to dst. A nil
 // checkpoint, a nil run ID, a zero timestamp or one outside the years
-// 0000-9999, and values JSON cannot hold give ErrInvalid; a record over
-// MaxSize gives ErrTooLarge. On error dst is returned unchanged.
+// 0000-9999, a string that is not valid UTF-8 (the workflow name, an event
+// type, a map key or a string value at any depth), and values JSON cannot
+// hold give ErrInvalid, with the path to the value in the message (such
+// as Checkpoint.state["a"][3]["k"]); a record over MaxSize gives
+// ErrTooLarge. On error dst is returned unchanged.
 func (c *Codec) Encode(dst []byte, cp *Checkpoint) ([]byte, error) {
 	if err := checkFields(cp); err != nil {
-		return dst, err
+		return dst, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	out, err := cp.AppendMsgpack(dst)
 	if err != nil {
 		if errors.Is(err, wire.ErrUnsupported) {
-			return dst, fmt.Errorf("%w: %w", ErrInvalid, err)
+			return dst, fmt.Errorf("%w: %w", ErrInvalid, locateEvent(cp, err))
 		}
 		return dst, err
 	}
@@ -147,16 +151,60 @@ func (c *Codec) Encode(dst []byte, cp *Checkpoint) ([]byte, error) {
 	return out, nil
 }
 
+// checkFields checks what the generated encoder does not: the run ID, the
+// timestamp, and the strings it writes without looking (the generated
+// codec validates the UTF-8 of JSON-like values only).
 func checkFields(cp *Checkpoint) error {
 	switch {
 	case cp == nil:
-		return fmt.Errorf("%w: nil checkpoint", ErrInvalid)
+		return errors.New("nil checkpoint")
 	case cp.RunID == [16]byte{}:
-		return fmt.Errorf("%w: nil run ID", ErrInvalid)
+		return errors.New("nil run ID")
 	case cp.Timestamp.IsZero():
-		return fmt.Errorf("%w: zero timestamp", ErrInvalid)
+		return errors.New("zero timestamp")
+	}
+	return checkStrings(cp)
+}
+
+// checkStrings reports a workflow name or an event type that is not valid
+// UTF-8.
+func checkStrings(cp *Checkpoint) error {
+	if !utf8.ValidString(cp.WorkflowName) {
+		return errors.New("Checkpoint.workflow_name: invalid UTF-8")
+	}
+	for i := range cp.PendingEvents {
+		if !utf8.ValidString(cp.PendingEvents[i].EventType) {
+			return fmt.Errorf("Checkpoint.pending_events[%d]: Event.event_type: invalid UTF-8", i)
+		}
 	}
 	return nil
+}
+
+// locateEvent adds the index of the failing event to an encoding error of
+// pending_events, which the generated encoder reports without it. It
+// re-encodes, in the generated encoder's order, the fields that can fail
+// before the events: if one of them fails, err is about it. Only an error
+// pays for this.
+func locateEvent(cp *Checkpoint, err error) error {
+	buf := getBuf()
+	defer putBuf(buf)
+	b, terr := wire.AppendTime((*buf)[:0], cp.Timestamp)
+	if terr != nil {
+		return err
+	}
+	b, serr := wire.AppendValueMap(b[:0], cp.State)
+	*buf = b
+	if serr != nil {
+		return err
+	}
+	for i := range cp.PendingEvents {
+		b, eerr := cp.PendingEvents[i].AppendMsgpack((*buf)[:0])
+		*buf = b
+		if eerr != nil {
+			return fmt.Errorf("Checkpoint.pending_events[%d]: %w", i, eerr)
+		}
+	}
+	return err
 }
 
 // Validate reports whether c could be saved: it returns the error Encode
@@ -227,7 +275,7 @@ const blockSlack = 128<<10 + 64
 func (c *Codec) decompress(data []byte, buf *[]byte) ([]byte, error) {
 	var h zstd.Header
 	if err := h.Decode(data); err != nil {
-		return nil, fmt.Errorf("%w: zstd: %w", ErrCorrupt, err)
+		return nil, fmt.Errorf("%w: not a valid zstd frame: %w", ErrCorrupt, err)
 	}
 	final := c.maxSize
 	if h.HasFCS {
@@ -252,10 +300,17 @@ func (c *Codec) decompress(data []byte, buf *[]byte) ([]byte, error) {
 	switch {
 	case err == nil:
 		return rec, nil
-	case errors.Is(err, zstd.ErrDecoderSizeExceeded) || errors.Is(err, zstd.ErrWindowSizeExceeded):
+	case errors.Is(err, zstd.ErrWindowSizeExceeded):
+		// A claim of the header, not output: random bytes after the
+		// magic number mostly fail here.
+		return nil, fmt.Errorf("%w: not a valid zstd frame: its header asks for a window of %d bytes, over the limit of %d",
+			ErrCorrupt, h.WindowSize, c.maxSize)
+	case errors.Is(err, zstd.ErrDecoderSizeExceeded):
+		// The declared content size was checked above, so this is
+		// output that grew past the limit.
 		return nil, fmt.Errorf("%w: zstd frame decompresses to more than %d bytes", ErrCorrupt, c.maxSize)
 	}
-	return nil, fmt.Errorf("%w: zstd: %w", ErrCorrupt, err)
+	return nil, fmt.Errorf("%w: not a valid zstd frame: %w", ErrCorrupt, err)
 }
 
 // Decompress returns the record inside stored bytes: data itself (not a
@@ -273,7 +328,10 @@ func (c *Codec) Decompress(data []byte) ([]byte, error) {
 }
 
 // DecodeRecord decodes an uncompressed record: MessagePack (map or
-// positional array) or legacy JSON. The result does not alias rec.
+// positional array) or legacy JSON. The result does not alias rec. A
+// string that is not valid UTF-8, anywhere, makes the record ErrCorrupt
+// (naming where it is), as it does for Blazen: it could not be saved
+// again, nor written as JSON without losing a key to U+FFFD.
 func (c *Codec) DecodeRecord(rec []byte) (*Checkpoint, error) {
 	if len(rec) > c.maxSize {
 		return nil, fmt.Errorf("%w: record of %d bytes exceeds the limit of %d", ErrCorrupt, len(rec), c.maxSize)
@@ -285,6 +343,9 @@ func (c *Codec) DecodeRecord(rec []byte) (*Checkpoint, error) {
 	case b&0xe0 == 0x80 || b >= 0xdc && b <= 0xdf: // map or array
 		cp := new(Checkpoint)
 		if err := wire.Unmarshal(rec, cp); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
+		}
+		if err := checkStrings(cp); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
 		}
 		return cp, nil

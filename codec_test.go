@@ -242,6 +242,9 @@ func hostileInputs(t testing.TB) map[string][]byte {
 		"empty":                 {},
 		"garbage":               []byte("\x00\x01\x02 not a checkpoint"),
 		"zstd magic only":       {0x28, 0xb5, 0x2f, 0xfd},
+		"invalid UTF-8 key":     bytes.Replace(golden, []byte("counter"), []byte("counte\xff"), 1),
+		"invalid UTF-8 name":    bytes.Replace(golden, []byte("\xa4demo"), []byte("\xa4dem\xc3"), 1),
+		"JSON lone surrogate":   []byte(`{"workflow_name":"\udc00","run_id":"67e55044-10b1-426f-9247-bb680e5fe0c8","timestamp":"2024-01-01T00:00:00Z","state":{},"pending_events":[],"metadata":{}}`),
 	}
 	for i := 1; i < len(golden); i += 7 {
 		in["truncated record at "+itoa(i)] = golden[:i]

@@ -28,11 +28,17 @@
 // of those kinds, pointers to them, and slices, arrays and string-keyed maps
 // of all of these. It refuses, with ErrInvalid and before anything is
 // written, what JSON cannot hold: channels, funcs, structs, complex
-// numbers, raw bytes, non-string map keys, NaN and infinities, cycles, and
-// nesting deeper than 128. Load returns nil, bool, string, int64 (uint64
-// above math.MaxInt64), float64, []any and map[string]any: an integer stays
-// an integer and a float stays a float. For typed state and events, see
-// [ToValue], [FromValue] and [EventRegistry].
+// numbers, raw bytes, non-string map keys, NaN and infinities, cycles,
+// nesting deeper than 128, and strings that are not valid UTF-8 (the
+// workflow name, event types, map keys and string values at any depth);
+// the error names the path to the value, such as
+// Checkpoint.state["a"][3]["k"]. A stored record holding such a string
+// (another writer's) reads as ErrCorrupt, naming the path: it could be
+// neither saved again nor written as JSON without two keys becoming one.
+// Load returns nil, bool, string, int64 (uint64 above math.MaxInt64),
+// float64, []any and map[string]any: an integer stays an integer and a
+// float stays a float. For typed state and events, see [ToValue],
+// [FromValue] and [EventRegistry].
 //
 // # Errors
 //
@@ -42,7 +48,8 @@
 // operation and the run. Test with errors.Is; reach the cause (an S3 SDK
 // error, say) with errors.As. Each sentinel's doc says what to do about it.
 // Bytes read from storage are never trusted: a damaged or hostile object
-// gives ErrCorrupt within bounded memory, never a panic.
+// gives ErrCorrupt within bounded memory, never a panic, and an error
+// message quotes at most 32 bytes of what was stored.
 //
 // # Concurrency
 //

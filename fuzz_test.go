@@ -28,6 +28,9 @@ func FuzzUnmarshal(f *testing.F) {
 			if !errors.Is(err, cairn.ErrCorrupt) {
 				t.Fatalf("Unmarshal error is not ErrCorrupt: %v", err)
 			}
+			if len(err.Error()) > 400 {
+				t.Fatalf("an error message of %d bytes: %.500s", len(err.Error()), err)
+			}
 			return
 		}
 		stored, err := codec.Marshal(cp)

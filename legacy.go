@@ -3,10 +3,13 @@ package cairn
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
 	"strconv"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	"github.com/cairnstore/cairn/gen/wire"
 	"github.com/google/uuid"
@@ -15,8 +18,14 @@ import (
 // decodeLegacyJSON decodes the JSON record of older blazen-persist
 // versions: the same six fields, with run_id as a hyphenated string.
 // Numbers keep their kind: an integer comes back as int64 (uint64 above
-// math.MaxInt64), anything else as float64.
+// math.MaxInt64), anything else as float64. Text that is not valid UTF-8,
+// or a \u escape of half a surrogate pair, is ErrCorrupt, as serde_json
+// has it: encoding/json would read either as U+FFFD, so two distinct keys
+// could become one and a key be lost.
 func decodeLegacyJSON(rec []byte) (*Checkpoint, error) {
+	if err := checkJSONText(rec); err != nil {
+		return nil, fmt.Errorf("%w: legacy JSON: %w", ErrCorrupt, err)
+	}
 	var raw struct {
 		WorkflowName  *string         `json:"workflow_name"`
 		RunID         *string         `json:"run_id"`
@@ -75,6 +84,53 @@ func decodeLegacyJSON(rec []byte) (*Checkpoint, error) {
 	return cp, nil
 }
 
+// checkJSONText reports bytes that are not UTF-8, and \u escapes of a
+// lone surrogate, in JSON text.
+func checkJSONText(rec []byte) error {
+	if !utf8.Valid(rec) {
+		i := 0
+		for i < len(rec) {
+			r, n := utf8.DecodeRune(rec[i:])
+			if r == utf8.RuneError && n <= 1 {
+				break
+			}
+			i += n
+		}
+		return fmt.Errorf("invalid UTF-8 at byte %d", i)
+	}
+	for i := 0; i < len(rec); i++ {
+		if rec[i] != '\\' || i+1 >= len(rec) {
+			continue
+		}
+		i++ // the escaped byte: a second backslash is no escape's start
+		if rec[i] != 'u' {
+			continue
+		}
+		r, ok := hex4(rec[i+1:])
+		if !ok || !utf16.IsSurrogate(r) {
+			continue // a malformed escape is the decoder's to report
+		}
+		low, ok := rune(0), false
+		if r < 0xdc00 && i+6 < len(rec) && rec[i+5] == '\\' && rec[i+6] == 'u' {
+			low, ok = hex4(rec[i+7:])
+		}
+		if !ok || low < 0xdc00 || low > 0xdfff {
+			return fmt.Errorf("lone surrogate \\u%04x at byte %d", r, i-1)
+		}
+		i += 10 // both escapes
+	}
+	return nil
+}
+
+// hex4 parses the four hex digits at the start of b.
+func hex4(b []byte) (rune, bool) {
+	if len(b) < 4 {
+		return 0, false
+	}
+	v, err := strconv.ParseUint(string(b[:4]), 16, 32)
+	return rune(v), err == nil
+}
+
 func jsonMap(m map[string]any, depth int) (map[string]any, error) {
 	if m == nil {
 		return map[string]any{}, nil
@@ -102,7 +158,13 @@ func jsonValue(v any, depth int) (any, error) {
 		if u, err := strconv.ParseUint(string(x), 10, 64); err == nil {
 			return u, nil
 		}
-		return strconv.ParseFloat(string(x), 64)
+		f, err := strconv.ParseFloat(string(x), 64)
+		if err != nil {
+			// strconv's message quotes the whole number, which a
+			// hostile record can make a megabyte long.
+			return nil, fmt.Errorf("number %s: %w", wire.Quote(string(x)), errors.Unwrap(err))
+		}
+		return f, nil
 	case map[string]any:
 		return jsonMap(x, depth)
 	case []any:

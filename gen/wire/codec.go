@@ -55,11 +55,6 @@ func DecodeMsgpack(dec *msgpack.Decoder, u Unmarshaler) error {
 	return Unmarshal(raw, u)
 }
 
-// FieldError adds the struct field being encoded or decoded to err.
-func FieldError(typ, field string, err error) error {
-	return fmt.Errorf("%s.%s: %w", typ, field, err)
-}
-
 // MissingFields reports the fields of typ whose bits are not set in seen.
 func MissingFields(typ string, fields []string, seen uint64) error {
 	var missing []string

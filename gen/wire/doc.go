@@ -18,7 +18,12 @@
 // json.Number, named string/number types, pointers, and slices, arrays and
 // string-keyed maps of those are accepted as well; what JSON cannot hold
 // (channels, funcs, structs, raw bytes, non-string map keys, NaN and
-// infinities, cycles) is refused with [ErrUnsupported].
+// infinities, cycles, strings and keys that are not valid UTF-8) is refused
+// with [ErrUnsupported]. Reading a JSON-like value refuses a string or key
+// that is not valid UTF-8 with [ErrMalformed], so whatever is read can be
+// written again. Errors inside a value name the path to it, such as
+// ["a"][3]["k"]; [FieldError] puts the field first. Strings of generated
+// struct fields are read and written without a UTF-8 check.
 package wire
 
 import "errors"

@@ -385,7 +385,7 @@ func (r *Reader) ReadTime() (time.Time, error) {
 	t, ok := parseTimestamp(string(p))
 	if !ok {
 		r.off = start
-		return time.Time{}, r.errorf("%v %q", errTimestamp, truncate(string(p)))
+		return time.Time{}, r.errorf("%v %s", errTimestamp, quote(string(p)))
 	}
 	return t, nil
 }
@@ -464,7 +464,7 @@ func (r *Reader) ReadUUID() (uuid.UUID, error) {
 	id, err = uuid.ParseBytes(p)
 	if err != nil {
 		r.off = start
-		return id, r.errorf("invalid UUID %q", truncate(string(p)))
+		return id, r.errorf("invalid UUID %s", quote(string(p)))
 	}
 	return id, nil
 }

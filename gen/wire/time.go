@@ -59,7 +59,7 @@ var errTimestamp = errors.New("not an RFC 3339 timestamp")
 func ParseTimestamp(s string) (time.Time, error) {
 	t, ok := parseTimestamp(s)
 	if !ok {
-		return time.Time{}, fmt.Errorf("%w %q", errTimestamp, truncate(s))
+		return time.Time{}, fmt.Errorf("%w %s", errTimestamp, quote(s))
 	}
 	return t, nil
 }
@@ -147,13 +147,4 @@ func parseTimestamp(s string) (time.Time, bool) {
 		return time.Time{}, false
 	}
 	return t.Add(-time.Duration(offset) * time.Second), true
-}
-
-// truncate keeps error messages short when a hostile object holds a
-// megabyte where a timestamp should be.
-func truncate(s string) string {
-	if len(s) > 64 {
-		return s[:64] + "…"
-	}
-	return s
 }

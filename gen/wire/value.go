@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -8,6 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
+	"unsafe"
 )
 
 // ReadValue reads a JSON-like value (see the package doc). A bin or an
@@ -27,6 +30,9 @@ func (r *Reader) ReadValue() (any, error) {
 		s, err := r.ReadString()
 		if err != nil || s == "" {
 			return s, err
+		}
+		if !isASCII(s) && !utf8.ValidString(s) {
+			return nil, r.errorf(errUTF8)
 		}
 		return r.box().boxString(s), nil
 	case c&0xf0 == 0x80 || c == 0xde || c == 0xdf:
@@ -89,9 +95,12 @@ func (r *Reader) readMap() (map[string]any, error) {
 		if err != nil {
 			return nil, err
 		}
+		if !isASCII(k) && !utf8.ValidString(k) {
+			return nil, atKey(k, r.errorf("%s in a map key", errUTF8))
+		}
 		v, err := r.ReadValue()
 		if err != nil {
-			return nil, err
+			return nil, atKey(k, err)
 		}
 		m[k] = v
 	}
@@ -108,10 +117,10 @@ func (r *Reader) readArray() ([]any, error) {
 		return nil, err
 	}
 	a := make([]any, 0, CapHint(n))
-	for range n {
+	for i := range n {
 		v, err := r.ReadValue()
 		if err != nil {
-			return nil, err
+			return nil, atIndex(i, err)
 		}
 		a = append(a, v)
 	}
@@ -139,6 +148,9 @@ func appendValue(b []byte, v any, depth int) ([]byte, error) {
 	case nil:
 		return append(b, 0xc0), nil
 	case string:
+		if !isASCII(x) && !utf8.ValidString(x) {
+			return b, unsupported(errUTF8)
+		}
 		return AppendString(b, x), nil
 	case bool:
 		return AppendBool(b, x), nil
@@ -174,9 +186,9 @@ func appendValue(b []byte, v any, depth int) ([]byte, error) {
 		}
 		b = AppendArrayHeader(b, len(x))
 		var err error
-		for _, e := range x {
+		for i, e := range x {
 			if b, err = appendValue(b, e, depth+1); err != nil {
-				return b, err
+				return b, atIndex(i, err)
 			}
 		}
 		return b, nil
@@ -204,7 +216,7 @@ func appendNumber(b []byte, n json.Number) ([]byte, error) {
 	}
 	f, err := strconv.ParseFloat(string(n), 64)
 	if err != nil {
-		return b, unsupported("json.Number %q", truncate(string(n)))
+		return b, unsupported("json.Number %s", quote(string(n)))
 	}
 	return appendFloat(b, f)
 }
@@ -226,9 +238,12 @@ func appendMap(b []byte, m map[string]any, depth int) ([]byte, error) {
 	if len(es) > len(stack) {
 		slices.SortFunc(es, func(x, y entry) int { return strings.Compare(x.k, y.k) })
 		for _, e := range es {
+			if !isASCII(e.k) && !utf8.ValidString(e.k) {
+				return b, keyError(e.k)
+			}
 			b = AppendString(b, e.k)
 			if b, err = appendValue(b, e.v, depth+1); err != nil {
-				return b, err
+				return b, atKey(e.k, err)
 			}
 		}
 		return b, nil
@@ -241,12 +256,39 @@ func appendMap(b []byte, m map[string]any, depth int) ([]byte, error) {
 		}
 	}
 	for _, i := range order[:len(es)] {
-		b = AppendString(b, es[i].k)
-		if b, err = appendValue(b, es[i].v, depth+1); err != nil {
-			return b, err
+		e := &es[i]
+		if !isASCII(e.k) && !utf8.ValidString(e.k) {
+			return b, keyError(e.k)
+		}
+		b = AppendString(b, e.k)
+		if b, err = appendValue(b, e.v, depth+1); err != nil {
+			return b, atKey(e.k, err)
 		}
 	}
 	return b, nil
+}
+
+// keyError is the error of a map key that is not valid UTF-8.
+func keyError(k string) error { return atKey(k, unsupported("%s in a map key", errUTF8)) }
+
+// isASCII reports whether every byte of s is below 0x80, which nearly every
+// key and value is; callers check the rest with utf8.ValidString. It ORs
+// the bytes eight at a time with no branch per word, and is small enough
+// to inline: a call per string would cost more than the check.
+func isASCII(s string) bool {
+	b := unsafe.Slice(unsafe.StringData(s), len(s)) // read only
+	var or uint64
+	for ; len(b) >= 8; b = b[8:] {
+		or |= binary.LittleEndian.Uint64(b)
+	}
+	if len(b) >= 4 {
+		or |= uint64(binary.LittleEndian.Uint32(b) | binary.LittleEndian.Uint32(b[len(b)-4:]))
+	} else {
+		for _, c := range b {
+			or |= uint64(c)
+		}
+	}
+	return or&0x8080808080808080 == 0
 }
 
 // less is a < b with the first bytes compared inline: map keys mostly
@@ -269,7 +311,7 @@ type entry struct {
 func appendReflect(b []byte, v reflect.Value, depth int) ([]byte, error) {
 	switch v.Kind() {
 	case reflect.String:
-		return AppendString(b, v.String()), nil
+		return appendValue(b, v.String(), depth)
 	case reflect.Bool:
 		return AppendBool(b, v.Bool()), nil
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
@@ -298,7 +340,7 @@ func appendReflect(b []byte, v reflect.Value, depth int) ([]byte, error) {
 		var err error
 		for i := range n {
 			if b, err = appendValue(b, v.Index(i).Interface(), depth+1); err != nil {
-				return b, err
+				return b, atIndex(i, err)
 			}
 		}
 		return b, nil
@@ -322,9 +364,13 @@ func appendReflect(b []byte, v reflect.Value, depth int) ([]byte, error) {
 		b = AppendMapHeader(b, len(keys))
 		var err error
 		for _, k := range keys {
-			b = AppendString(b, k.String())
+			ks := k.String()
+			if !isASCII(ks) && !utf8.ValidString(ks) {
+				return b, keyError(ks)
+			}
+			b = AppendString(b, ks)
 			if b, err = appendValue(b, v.MapIndex(k).Interface(), depth+1); err != nil {
-				return b, err
+				return b, atKey(ks, err)
 			}
 		}
 		return b, nil

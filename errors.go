@@ -2,6 +2,7 @@ package cairn
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/google/uuid"
 )
@@ -65,4 +66,15 @@ func OpError(op string, run uuid.UUID, err error) error {
 		return err
 	}
 	return &Error{Op: op, RunID: run, Err: err}
+}
+
+// CheckRunID returns ErrInvalid, as an [*Error] for op, when run is
+// uuid.Nil, and nil otherwise. No run has the nil ID (Save refuses it), so
+// asking for it is a caller's mistake (an unset variable, a failed parse),
+// not a missing run: stores call it before looking anything up.
+func CheckRunID(op string, run uuid.UUID) error {
+	if run == uuid.Nil {
+		return &Error{Op: op, RunID: run, Err: fmt.Errorf("%w: nil run ID", ErrInvalid)}
+	}
+	return nil
 }

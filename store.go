@@ -33,7 +33,8 @@ type Store interface {
 	Save(ctx context.Context, c *Checkpoint) error
 
 	// Load returns the latest checkpoint of runID, or ErrNotFound. The
-	// result is a fresh copy that the caller owns and may change.
+	// result is a fresh copy that the caller owns and may change. A nil
+	// runID (uuid.Nil, which Save refuses) is ErrInvalid, not ErrNotFound.
 	Load(ctx context.Context, runID uuid.UUID) (*Checkpoint, error)
 
 	// List returns one page of run summaries, newest first, ties broken
@@ -44,7 +45,7 @@ type Store interface {
 	List(ctx context.Context, opts *ListOptions) (*Page, error)
 
 	// Delete removes runID. Deleting a run that does not exist is not an
-	// error.
+	// error; that includes uuid.Nil, which no run has.
 	Delete(ctx context.Context, runID uuid.UUID) error
 
 	// Close makes everything saved so far durable, releases resources

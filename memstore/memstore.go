@@ -82,6 +82,9 @@ func (s *Store) Save(ctx context.Context, c *cairn.Checkpoint) error {
 
 // Load implements cairn.Store.
 func (s *Store) Load(ctx context.Context, runID uuid.UUID) (*cairn.Checkpoint, error) {
+	if err := cairn.CheckRunID("load", runID); err != nil {
+		return nil, err
+	}
 	s.mu.RLock()
 	e, ok := s.runs[runID]
 	err := s.check(ctx)

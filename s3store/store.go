@@ -358,6 +358,9 @@ var ErrNotModified = errors.New("s3store: not modified")
 // body and gives ErrNotModified (revalidation). A run past its TTL is
 // ErrNotFound.
 func (s *Store) LoadRecord(ctx context.Context, runID uuid.UUID, ifNoneMatch string) (rec []byte, etag string, err error) {
+	if err := cairn.CheckRunID("load", runID); err != nil {
+		return nil, "", err
+	}
 	if err := s.check(ctx); err != nil {
 		return nil, "", cairn.OpError("load", runID, err)
 	}

@@ -68,6 +68,7 @@ func Run(t *testing.T, newStore func(t *testing.T) cairn.Store) {
 		{"Canceled", testCanceled},
 		{"UseAfterClose", testUseAfterClose},
 		{"Concurrent", testConcurrent},
+		{"BadInput", testBadInput},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -639,5 +640,36 @@ func testConcurrent(t *testing.T, s cairn.Store) {
 	}
 	if n := len(mustList(t, s, nil).Runs); n < workers || n > workers+shared {
 		t.Errorf("List has %d runs, want %d owned plus at most %d shared", n, workers, shared)
+	}
+}
+
+// testBadInput: a string that is not UTF-8, anywhere in a checkpoint, is
+// ErrInvalid and writes nothing; loading the nil run ID is ErrInvalid, not
+// ErrNotFound.
+func testBadInput(t *testing.T, s cairn.Store) {
+	ctx := context.Background()
+	const bad = "x\xffy"
+	for name, f := range map[string]func(c *cairn.Checkpoint){
+		"workflow name": func(c *cairn.Checkpoint) { c.WorkflowName = bad },
+		"state key":     func(c *cairn.Checkpoint) { c.State[bad] = 1 },
+		"nested value":  func(c *cairn.Checkpoint) { c.State["a"] = []any{map[string]any{"k": bad}} },
+		"metadata key":  func(c *cairn.Checkpoint) { c.Metadata["m"] = map[string]any{bad: true} },
+		"event type":    func(c *cairn.Checkpoint) { c.PendingEvents[0].EventType = bad },
+		"event data":    func(c *cairn.Checkpoint) { c.PendingEvents[0].Data = []any{bad} },
+	} {
+		c := checkpoint(1, base)
+		f(c)
+		if err := s.Save(ctx, c); !errors.Is(err, cairn.ErrInvalid) || !strings.Contains(err.Error(), "UTF-8") {
+			t.Errorf("%s: Save = %v, want ErrInvalid about UTF-8", name, err)
+		}
+	}
+	if p := mustList(t, s, nil); len(p.Runs) != 0 {
+		t.Errorf("refused saves left runs behind: %+v", p.Runs)
+	}
+	if _, err := s.Load(ctx, runID(1)); !errors.Is(err, cairn.ErrNotFound) {
+		t.Errorf("Load after refused saves: %v, want ErrNotFound", err)
+	}
+	if _, err := s.Load(ctx, uuid.Nil); !errors.Is(err, cairn.ErrInvalid) || errors.Is(err, cairn.ErrNotFound) {
+		t.Errorf("Load(uuid.Nil) = %v, want ErrInvalid", err)
 	}
 }

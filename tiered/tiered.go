@@ -527,6 +527,9 @@ func (s *Store) flushDirty(ctx context.Context) error {
 // Load implements cairn.Store: from the cache when it holds the run, else
 // with one GET shared by concurrent Loads of the run.
 func (s *Store) Load(ctx context.Context, runID uuid.UUID) (*cairn.Checkpoint, error) {
+	if err := cairn.CheckRunID("load", runID); err != nil {
+		return nil, err
+	}
 	if err := s.check(ctx); err != nil {
 		return nil, cairn.OpError("load", runID, err)
 	}

@@ -59,7 +59,10 @@ import (
 // and is ErrUnreadable: retrying will not help; Delete or an
 // unconditional Put replaces it. List lists its key all the same (as S3
 // lists a key whatever its body), with the file's size and time and no
-// ETag, so that a check can name it.
+// ETag, so that a check can name it. So is anything but a regular file
+// found in an object file's place (a named pipe, a device, a socket, a
+// symbolic link): it is never read, nor followed, and never blocks a call.
+// A directory there is none of Dir's: it is not found, and left alone.
 //
 // # Concurrency
 //
@@ -392,7 +395,7 @@ func (l *dirLister) walk(dir, keyPrefix string) error {
 			if seg, ok := unescapeSegment(name); ok {
 				ents = append(ents, dirEntry{comp: seg + "/", name: name, dir: true})
 			}
-		case de.Type().IsRegular():
+		default: // a regular file, or one that reads as unreadable
 			if base, ok := strings.CutSuffix(name, objSuffix); ok {
 				if seg, ok := unescapeSegment(base); ok {
 					ents = append(ents, dirEntry{comp: seg, name: name})
@@ -432,7 +435,7 @@ func (l *dirLister) walk(dir, keyPrefix string) error {
 			// Listed all the same, as S3 lists a key whatever its body:
 			// reading it gives ErrCorrupt, so Verify can name it and a
 			// Delete can remove it.
-			st, serr := os.Stat(p)
+			st, serr := os.Lstat(p)
 			if serr != nil {
 				if isNotExist(serr) {
 					continue
@@ -477,16 +480,24 @@ func (d *Dir) objectPath(key string) (string, error) {
 }
 
 // openObject opens the object file p, which should hold key, and reads its
-// header. It returns the offset of the body. A missing file, or anything
-// but a regular file, is ErrNotFound.
+// header. It returns the offset of the body. A missing file, or a
+// directory (none of Dir's: see Dir), is ErrNotFound. Any other file that
+// is not regular (a named pipe, a device, a socket, a symbolic link) is
+// unreadable: it is opened without blocking and without following a link,
+// so a pipe with no writer cannot hang the call, and refused.
 func openObject(p, key string) (*os.File, *fileHeader, int64, error) {
-	f, err := os.Open(p)
+	f, err := os.OpenFile(p, os.O_RDONLY|openFlags, 0)
 	if err != nil {
 		if isNotExist(err) {
 			return nil, nil, 0, ErrNotFound
 		}
 		if errors.Is(err, syscall.ENAMETOOLONG) {
 			return nil, nil, 0, fmt.Errorf("%w: key %q makes a path too long for this filesystem", ErrInvalid, key)
+		}
+		// A link refused by O_NOFOLLOW fails with an error that
+		// differs between systems; the file's mode says what it is.
+		if fi, lerr := os.Lstat(p); lerr == nil && !fi.Mode().IsRegular() && !fi.IsDir() {
+			return nil, nil, 0, notRegular(p, fi.Mode())
 		}
 		return nil, nil, 0, err
 	}
@@ -503,8 +514,11 @@ func readHeader(f *os.File, p, key string) (*fileHeader, int64, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	if !fi.Mode().IsRegular() {
+	switch {
+	case fi.IsDir():
 		return nil, 0, ErrNotFound
+	case !fi.Mode().IsRegular():
+		return nil, 0, notRegular(p, fi.Mode())
 	}
 	var pre [fileHeadLen]byte
 	if _, err := io.ReadFull(f, pre[:]); err != nil {
@@ -538,6 +552,23 @@ func readHeader(f *os.File, p, key string) (*fileHeader, int64, error) {
 		return nil, 0, corruptf(p, "a body of %d bytes, but its header says %d", fi.Size()-off, h.Size)
 	}
 	return &h, off, nil
+}
+
+// notRegular is the error of a file that is not regular where an object
+// file should be: unreadable, as a damaged object file is.
+func notRegular(p string, m fs.FileMode) error {
+	kind := "special file"
+	switch {
+	case m&fs.ModeSymlink != 0:
+		kind = "symbolic link"
+	case m&fs.ModeNamedPipe != 0:
+		kind = "named pipe"
+	case m&fs.ModeSocket != 0:
+		kind = "socket"
+	case m&fs.ModeDevice != 0:
+		kind = "device"
+	}
+	return corruptf(p, "a %s, not a regular file", kind)
 }
 
 func corruptf(p, format string, args ...any) error {

@@ -327,3 +327,12 @@ func TestZstdInvalidFrame(t *testing.T) {
 		t.Errorf("declared bomb: %v", err)
 	}
 }
+
+// An event type read from a store is quoted short when it is unknown.
+func TestUnknownEventMessageShort(t *testing.T) {
+	var reg cairn.EventRegistry
+	_, err := reg.Decode(cairn.Event{EventType: strings.Repeat("e", 100<<10)})
+	if !errors.Is(err, cairn.ErrUnknownEvent) || len(err.Error()) >= 300 {
+		t.Fatalf("Decode: %d bytes: %.300v", len(err.Error()), err)
+	}
+}

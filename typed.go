@@ -118,11 +118,11 @@ func (r *EventRegistry) Decode(e Event) (TypedEvent, error) {
 	t, ok := r.byName[e.EventType]
 	r.mu.RUnlock()
 	if !ok {
-		return nil, fmt.Errorf("%w: %w: %q", ErrInvalid, ErrUnknownEvent, e.EventType)
+		return nil, fmt.Errorf("%w: %w: %s", ErrInvalid, ErrUnknownEvent, wire.Quote(e.EventType))
 	}
 	v := reflect.New(t).Interface().(TypedEvent)
 	if err := FromValue(e.Data, v); err != nil {
-		return nil, fmt.Errorf("event %s: %w", e.EventType, err)
+		return nil, fmt.Errorf("event %s: %w", e.EventType, err) // registered, so short
 	}
 	return v, nil
 }

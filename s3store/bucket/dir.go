@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -545,7 +546,7 @@ func readHeader(f *os.File, p, key string) (*fileHeader, int64, error) {
 	off := int64(fileHeadLen) + n
 	switch {
 	case h.Key != key:
-		return nil, 0, corruptf(p, "holds the key %q", h.Key)
+		return nil, 0, corruptf(p, "holds the key %s", quoteShort(h.Key))
 	case h.ETag == "":
 		return nil, 0, corruptf(p, "no ETag in its header")
 	case h.Size < 0 || off+h.Size != fi.Size():
@@ -569,6 +570,15 @@ func notRegular(p string, m fs.FileMode) error {
 		kind = "device"
 	}
 	return corruptf(p, "a %s, not a regular file", kind)
+}
+
+// quoteShort quotes at most the first 32 bytes of s, which a damaged file
+// may make 64 KiB long, then "…(N bytes)".
+func quoteShort(s string) string {
+	if len(s) <= 32 {
+		return strconv.Quote(s)
+	}
+	return strconv.Quote(s[:32]) + "…(" + strconv.Itoa(len(s)) + " bytes)"
 }
 
 func corruptf(p, format string, args ...any) error {

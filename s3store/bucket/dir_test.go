@@ -590,3 +590,19 @@ func TestDirTmpRemoved(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A damaged file's message quotes a short prefix of what it holds, however
+// long: here a 60 KB key in its header.
+func TestDirCorruptMessageShort(t *testing.T) {
+	d := newDir(t)
+	long := strings.Repeat("k", 60<<10)
+	js := `{"key":"` + long + `","etag":"\"e\"","size":4,"modified":"2026-11-25T19:39:35Z"}`
+	os.MkdirAll(filepath.Join(d.Root(), "p"), 0o777)
+	if err := os.WriteFile(filepath.Join(d.Root(), "p/x.obj"), append(header("cairnob1", js), "body"...), 0o666); err != nil {
+		t.Fatal(err)
+	}
+	_, err := d.Get(t.Context(), "p/x", nil)
+	if !errors.Is(err, bucket.ErrUnreadable) || len(err.Error()) > 300+len(d.Root()) {
+		t.Fatalf("Get: %d bytes: %.400v", len(err.Error()), err)
+	}
+}

@@ -7,7 +7,7 @@
 //	cairn rm RUN_ID...              delete runs
 //	cairn verify                    check the index against the objects
 //	cairn reindex                   rebuild the index from the objects
-//	cairn gc [--dry-run]            delete orphans, expired runs and index objects no longer needed
+//	cairn gc [--dry-run]            delete dead objects, expired runs and index objects no longer needed
 //	cairn export [--format F]       write checkpoints as JSON lines, or Blazen records
 //	cairn import FILE|DIR...        read JSON lines, or Blazen MessagePack or JSON records
 //

@@ -24,7 +24,7 @@ func init() {
 	register(command{name: "rm", summary: "delete runs", run: runRm})
 	register(command{name: "verify", summary: "check the index against the objects", run: runVerify})
 	register(command{name: "reindex", summary: "rebuild the index from the objects", run: runReindex})
-	register(command{name: "gc", summary: "delete orphans, expired runs and index objects no longer needed", run: runGC})
+	register(command{name: "gc", summary: "delete dead objects, expired runs and index objects no longer needed", run: runGC})
 }
 
 // withStore opens the store named by the --store flag, runs f on it and

@@ -15,6 +15,22 @@ import (
 	"github.com/google/uuid"
 )
 
+// legacyRecord is the JSON record as decoded; a named type keeps decoding
+// errors short ("… into Go value of type cairn.legacyRecord").
+type legacyRecord struct {
+	WorkflowName  *string         `json:"workflow_name"`
+	RunID         *string         `json:"run_id"`
+	Timestamp     *string         `json:"timestamp"`
+	State         *map[string]any `json:"state"`
+	PendingEvents *[]legacyEvent  `json:"pending_events"`
+	Metadata      *map[string]any `json:"metadata"`
+}
+
+type legacyEvent struct {
+	EventType *string `json:"event_type"`
+	Data      any     `json:"data"`
+}
+
 // decodeLegacyJSON decodes the JSON record of older blazen-persist
 // versions: the same six fields, with run_id as a hyphenated string.
 // Numbers keep their kind: an integer comes back as int64 (uint64 above
@@ -26,17 +42,7 @@ func decodeLegacyJSON(rec []byte) (*Checkpoint, error) {
 	if err := checkJSONText(rec); err != nil {
 		return nil, fmt.Errorf("%w: legacy JSON: %w", ErrCorrupt, err)
 	}
-	var raw struct {
-		WorkflowName  *string         `json:"workflow_name"`
-		RunID         *string         `json:"run_id"`
-		Timestamp     *string         `json:"timestamp"`
-		State         *map[string]any `json:"state"`
-		PendingEvents *[]struct {
-			EventType *string `json:"event_type"`
-			Data      any     `json:"data"`
-		} `json:"pending_events"`
-		Metadata *map[string]any `json:"metadata"`
-	}
+	var raw legacyRecord
 	dec := json.NewDecoder(bytes.NewReader(rec))
 	dec.UseNumber()
 	if err := dec.Decode(&raw); err != nil {

@@ -54,8 +54,8 @@ func TestLoadNamedPipeRunFile(t *testing.T) {
 	go func() { _, err := s.Load(t.Context(), run); done <- err }()
 	select {
 	case err := <-done:
-		if !errors.Is(err, bucket.ErrUnreadable) || errors.Is(err, cairn.ErrNotFound) {
-			t.Fatalf("Load = %v, want an unreadable object", err)
+		if !errors.Is(err, bucket.ErrUnreadable) || !errors.Is(err, cairn.ErrCorrupt) || errors.Is(err, cairn.ErrNotFound) {
+			t.Fatalf("Load = %v, want an unreadable object, ErrCorrupt", err)
 		}
 	case <-time.After(time.Second):
 		t.Fatal("Load still blocked after a second")

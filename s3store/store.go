@@ -212,7 +212,7 @@ func classify(err error) error {
 		return fmt.Errorf("%w: %w", cairn.ErrNotFound, err)
 	case errors.Is(err, bucket.ErrPrecondition), errors.Is(err, bucket.ErrConflict):
 		return fmt.Errorf("%w: %w", cairn.ErrConflict, err)
-	case errors.Is(err, bucket.ErrCorrupt):
+	case errors.Is(err, bucket.ErrCorrupt), errors.Is(err, bucket.ErrUnreadable):
 		return fmt.Errorf("%w: %w", cairn.ErrCorrupt, err)
 	}
 	return err

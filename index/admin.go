@@ -211,6 +211,11 @@ func (ix *Index) GC(ctx context.Context, grace time.Duration, dry bool) (*GCRepo
 	if err != nil {
 		return nil, err
 	}
+	if !slices.Contains(snaps, keep) {
+		// Readers fall back to an older snapshot and the logs after it:
+		// those are all that is left of the index.
+		return nil, damaged("the head names snapshot %d, which is gone; GC deletes nothing until a Reindex", keep)
+	}
 	referenced := map[string]bool{}
 	for _, seq := range snaps {
 		if seq < keep {
@@ -368,5 +373,44 @@ func (ix *Index) Present(ctx context.Context) error {
 	if errors.Is(err, ErrDamaged) {
 		return nil
 	}
+	return err
+}
+
+// Check reads the whole index as List and Lookup would, without falling
+// back: the head, the snapshot it names, the log after it, and every page
+// of the snapshot. It returns nil for an intact index, ErrNoIndex when
+// there is none, ErrDamaged naming the first object that is missing or
+// does not decode, and other errors (a bucket that does not answer) as
+// they are. Verify and GC use it: an index that only reads through a
+// fallback is damaged, though List still serves it.
+func (ix *Index) Check(ctx context.Context) error {
+	var (
+		st  *state
+		err error
+	)
+	for attempt := 0; attempt < 4; attempt++ {
+		if st, err = ix.loadOnce(ctx); !errors.Is(err, errGap) && !errors.Is(err, bucket.ErrNotFound) {
+			break
+		}
+	}
+	switch {
+	case errors.Is(err, errGap), errors.Is(err, bucket.ErrNotFound), errors.Is(err, cairn.ErrCorrupt), errors.Is(err, bucket.ErrUnreadable):
+		return damaged("%w", err)
+	case err != nil:
+		return err
+	}
+	if st.m.Seq > 0 {
+		if _, err := ix.b.Head(ctx, ix.snapKey(st.m.Seq)); errors.Is(err, bucket.ErrNotFound) {
+			return damaged("snapshot %d is gone", st.m.Seq)
+		} else if err != nil {
+			return err
+		}
+	}
+	for _, ref := range st.m.ByTime {
+		if _, err := ix.page(ctx, ref.ID); err != nil {
+			return err
+		}
+	}
+	_, err = ix.levelOps(ctx, st.m)
 	return err
 }

@@ -82,8 +82,11 @@ func (ix *Index) compact(ctx context.Context) error {
 		ix.stats.Compactions++
 		ix.mu.Unlock()
 	}
-	ix.adopt(nm)
-	return ix.advanceHead(ctx, nm.Seq)
+	moved, err := ix.advanceHead(ctx, nm.Seq, m.Seq)
+	if moved {
+		ix.adopt(nm)
+	}
+	return err
 }
 
 // listed returns entries as by-time pages keep them: without the ETag,
@@ -259,10 +262,13 @@ func (ix *Index) rewrite(ctx context.Context, refs []PageRef, cmp func(a, b *Ent
 	return out, pages, nil
 }
 
-// advanceHead moves the head to seq unless it already names seq or later.
-// The head only moves forward: it is replaced with If-Match on the ETag
-// read, and re-read when another writer moved it first.
-func (ix *Index) advanceHead(ctx context.Context, seq uint64) error {
+// advanceHead moves the head to seq, a snapshot built on snapshot base,
+// and reports whether the head names seq. The head only moves forward: it
+// is replaced with If-Match on the ETag read, and re-read when another
+// writer moved it first. A head past base but before seq names a snapshot
+// this one was not built on (a Reindex's, whose entries are not in the
+// logs): moving past it would undo it, so this snapshot is left for GC.
+func (ix *Index) advanceHead(ctx context.Context, seq, base uint64) (bool, error) {
 	for attempt := 0; ; attempt++ {
 		var h Head
 		obj, err := ix.get(ctx, ix.headKey(), &h)
@@ -270,20 +276,31 @@ func (ix *Index) advanceHead(ctx context.Context, seq uint64) error {
 		switch {
 		case err == nil:
 			if h.Seq >= seq {
-				return nil
+				return h.Seq == seq, nil
+			}
+			if h.Seq > base {
+				// Unless that snapshot is gone (the state this one was
+				// built on fell back past it): then this one repairs the
+				// head.
+				if _, err := ix.b.Head(ctx, ix.snapKey(h.Seq)); !errors.Is(err, bucket.ErrNotFound) {
+					return false, err
+				}
 			}
 			opts = &bucket.PutOptions{IfMatch: obj.ETag}
 		case errors.Is(err, cairn.ErrCorrupt) && obj != nil:
 			opts = &bucket.PutOptions{IfMatch: obj.ETag} // replace a damaged head
 		case !errors.Is(err, bucket.ErrNotFound):
-			return err
+			return false, err
 		}
 		_, err = ix.put(ctx, ix.headKey(), &Head{Seq: seq}, opts)
-		if err == nil || !errors.Is(err, bucket.ErrPrecondition) && !errors.Is(err, bucket.ErrConflict) {
-			return err
+		if err == nil {
+			return true, nil
+		}
+		if !errors.Is(err, bucket.ErrPrecondition) && !errors.Is(err, bucket.ErrConflict) {
+			return false, err
 		}
 		if err := backoff(ctx, attempt); err != nil {
-			return err
+			return false, err
 		}
 	}
 }

@@ -386,7 +386,15 @@ var errGap = errors.New("index: log tail has a gap")
 // the run objects are the truth, and a rebuild from them (Rebuild, which
 // s3store's Reindex and `cairn reindex` drive) repairs it. Commits go on
 // meanwhile. It wraps cairn.ErrCorrupt: reading again will not help.
-var ErrDamaged = fmt.Errorf("%w: index damaged", cairn.ErrCorrupt)
+var ErrDamaged error = damagedError{}
+
+type damagedError struct{}
+
+func (damagedError) Error() string {
+	return "index damaged; rebuild it from the run objects with Reindex (cairn reindex)"
+}
+
+func (damagedError) Is(target error) bool { return target == cairn.ErrCorrupt }
 
 // ErrNoIndex means the bucket holds no index at all: no head, no log, no
 // snapshot. That is a new store, or an index that was lost; only the
@@ -742,6 +750,26 @@ func (ix *Index) Lookup(ctx context.Context, run uuid.UUID) (e Entry, ok bool, e
 	e, ok, err = ix.lookupSnapshot(ctx, st.m, run)
 	return e, ok && !e.Expired(ix.o.Now()), err
 }
+
+// LastOp returns the last op the index holds for run: its entry, or its
+// tombstone (found false when it holds neither). Expired entries count.
+func (ix *Index) LastOp(ctx context.Context, run uuid.UUID) (op Op, found bool, err error) {
+	st, err := ix.load(ctx)
+	if err != nil {
+		return Op{}, false, err
+	}
+	if op, changed := st.over[run]; changed {
+		return op, true, nil
+	}
+	e, live, err := ix.lookupSnapshot(ctx, st.m, run)
+	if err != nil || e.RunID != run {
+		return Op{}, false, err
+	}
+	return Op{Entry: e, Delete: !live}, true, nil
+}
+
+// Options returns the options in force, defaults filled in.
+func (ix *Index) Options() Options { return ix.o }
 
 func (ix *Index) lookupSnapshot(ctx context.Context, m *Manifest, run uuid.UUID) (Entry, bool, error) {
 	for _, level := range m.RunLevels {

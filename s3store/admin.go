@@ -84,6 +84,19 @@ func (s *Store) summary(ctx context.Context, id uuid.UUID) (index.Entry, error) 
 		Expires: e.Expires, ETag: obj.ETag}, nil
 }
 
+// dead reports whether the listed object info is the one op's tombstone
+// deleted: op is a tombstone still kept, naming info's ETag, and the object
+// was not written after it. (A Save of the same bytes after the Delete
+// writes an object with the same ETag, later: alive.) The times are the
+// server's for the object and the deleter's for the tombstone; a server
+// clock ahead of the deleter's makes a dead object look alive, which
+// errs on the side of keeping it.
+func (s *Store) dead(op index.Op, info bucket.Info) bool {
+	keep := s.ix.Options().KeepTombstones
+	return op.Delete && op.Entry.ETag != "" && op.Entry.ETag == info.ETag &&
+		!info.LastModified.After(op.Entry.Timestamp) && op.Entry.Timestamp.After(s.o.Now().Add(-keep))
+}
+
 // unreadable reports whether err says a run object itself is damaged, so
 // that reading it again will not help: recovery reports it and goes on.
 func unreadable(err error) bool {
@@ -205,12 +218,16 @@ func (s *Store) reindex(ctx context.Context, o *ReindexOptions) (*ReindexReport,
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(s.o.Concurrency)
 	for i, obj := range objs {
-		if op, ok := last[obj.id]; ok && op.Entry.ETag != "" && op.Entry.ETag == obj.info.ETag {
+		op := last[obj.id]
+		// Dead, or described by the index already (same ETag; with a
+		// TTL the metadata may have been refreshed over the same bytes,
+		// so only without one): no request.
+		if known := !op.Delete && op.Entry.ETag != "" && op.Entry.ETag == obj.info.ETag && op.Entry.Expires.IsZero(); known || s.dead(op, obj.info) {
 			mu.Lock()
-			if op.Delete {
-				rep.Dead = append(rep.Dead, obj.id)
-			} else {
+			if known {
 				entries[i] = op.Entry
+			} else {
+				rep.Dead = append(rep.Dead, obj.id)
 			}
 			step()
 			mu.Unlock()
@@ -330,6 +347,9 @@ func (s *Store) Verify(ctx context.Context) (*Report, error) {
 	}
 	rep := &Report{Corrupt: map[uuid.UUID]error{}}
 	last, err := s.indexedOps(ctx)
+	if err == nil {
+		err = s.ix.Check(ctx) // what List needs, without falling back
+	}
 	if errors.Is(err, index.ErrDamaged) { // ErrIndexLost too
 		rep.Index, err = err, nil
 	}
@@ -349,7 +369,7 @@ func (s *Store) Verify(ctx context.Context) (*Report, error) {
 		listed[o.id] = true
 		op, ok := last[o.id]
 		switch {
-		case ok && op.Delete && op.Entry.ETag != "" && op.Entry.ETag == o.info.ETag:
+		case s.dead(op, o.info):
 			rep.Dead = append(rep.Dead, o.id)
 			ok = false
 		case !ok || op.Delete:
@@ -377,7 +397,8 @@ func (s *Store) Verify(ctx context.Context) (*Report, error) {
 			switch {
 			case err != nil:
 				rep.Corrupt[o.id] = err
-			case ok && (e.ETag != "" && e.ETag != obj.ETag || !cp.Timestamp.Equal(e.Timestamp) || cp.WorkflowName != e.Workflow):
+			case ok && (e.ETag != "" && e.ETag != obj.ETag || !cp.Timestamp.Equal(e.Timestamp) || cp.WorkflowName != e.Workflow ||
+				!sameExpiry(e, obj.Metadata)):
 				rep.Mismatched = append(rep.Mismatched, o.id)
 			}
 			return nil
@@ -395,6 +416,17 @@ func (s *Store) Verify(ctx context.Context) (*Report, error) {
 		sortIDs(l)
 	}
 	return rep, nil
+}
+
+// sameExpiry reports whether the index entry e and the object metadata
+// meta agree on when the run expires.
+func sameExpiry(e index.Entry, meta map[string]string) bool {
+	exp, ok := meta[metaExpires]
+	if !ok {
+		return e.Expires.IsZero()
+	}
+	t, err := cairn.ParseTimestamp(exp)
+	return err == nil && t.Equal(e.Expires)
 }
 
 // sortIDs sorts run IDs by their bytes (the order of their strings too).
@@ -456,6 +488,9 @@ func (s *Store) GC(ctx context.Context, opts *GCOptions) (*GCReport, error) {
 	}
 	rep := &GCReport{}
 	last, err := s.indexedOps(ctx)
+	if err == nil && last != nil {
+		err = s.ix.Check(ctx) // no evidence is taken from a damaged index
+	}
 	if err != nil {
 		return nil, cairn.OpError("gc", uuid.Nil, err)
 	}
@@ -464,33 +499,37 @@ func (s *Store) GC(ctx context.Context, opts *GCOptions) (*GCReport, error) {
 		return nil, cairn.OpError("gc", uuid.Nil, err)
 	}
 	now := s.o.Now()
-	etags := map[uuid.UUID]string{}
+	listed := map[uuid.UUID]bucket.Info{}
 	for _, obj := range objs {
 		op, ok := last[obj.id]
 		same := op.Entry.ETag == "" || op.Entry.ETag == obj.info.ETag
 		switch {
 		case !ok:
 			rep.Unindexed = append(rep.Unindexed, obj.id)
-		case op.Delete && op.Entry.ETag != "" && op.Entry.ETag == obj.info.ETag:
-			rep.Dead = append(rep.Dead, obj.id)
+		case s.dead(op, obj.info):
+			// Only once older than the grace: a Save of the same bytes
+			// in progress has committed by then.
+			if obj.info.LastModified.Before(now.Add(-o.Grace)) {
+				rep.Dead = append(rep.Dead, obj.id)
+			}
 		case op.Delete:
 			rep.Unindexed = append(rep.Unindexed, obj.id)
 		case same && op.Entry.Expired(now):
 			rep.Expired = append(rep.Expired, obj.id)
 		}
-		etags[obj.id] = obj.info.ETag
+		listed[obj.id] = obj.info
 	}
 	sortIDs(rep.Expired)
 	sortIDs(rep.Dead)
 	sortIDs(rep.Unindexed)
 	if !o.DryRun {
 		for _, id := range rep.Dead {
-			if err := s.collect(ctx, id, etags[id], false); err != nil {
+			if err := s.collect(ctx, id, listed[id], false); err != nil {
 				return rep, cairn.OpError("gc", id, err)
 			}
 		}
 		for _, id := range rep.Expired {
-			if err := s.collect(ctx, id, etags[id], true); err != nil {
+			if err := s.collect(ctx, id, listed[id], true); err != nil {
 				return rep, cairn.OpError("gc", id, err)
 			}
 		}
@@ -502,17 +541,25 @@ func (s *Store) GC(ctx context.Context, opts *GCOptions) (*GCReport, error) {
 	return rep, cairn.OpError("gc", uuid.Nil, err)
 }
 
-// collect deletes the object of run if it is still the one listed (ETag
-// etag): for an expired run, only if the object's own metadata says it
-// expired too and the index still does (a Save since refreshed neither),
-// and then with a tombstone, as a Delete.
-func (s *Store) collect(ctx context.Context, id uuid.UUID, etag string, expired bool) error {
+// collect deletes the object of run if it is still the one listed (info)
+// and the index's last op for the run still proves it dead, both read again
+// under the run's lock: its tombstone, or for an expired run its entry,
+// expired, when the object's own metadata says it expired too (a Save
+// since refreshed neither), and then with a tombstone, as a Delete.
+func (s *Store) collect(ctx context.Context, id uuid.UUID, listed bucket.Info, expired bool) error {
 	defer s.lockRun(id)()
+	op, found, err := s.ix.LastOp(ctx, id)
+	if err != nil || !found {
+		return err
+	}
+	if expired && (op.Delete || !op.Entry.Expired(s.o.Now())) || !expired && !s.dead(op, listed) {
+		return nil // saved or deleted again since the scan
+	}
 	info, err := s.b.Head(ctx, s.runKey(id))
 	if errors.Is(err, bucket.ErrNotFound) {
 		return nil
 	}
-	if err != nil || info.ETag != etag {
+	if err != nil || info.ETag != listed.ETag {
 		return classify(err) // changed since the listing: not proven dead
 	}
 	if !expired {
@@ -522,9 +569,6 @@ func (s *Store) collect(ctx context.Context, id uuid.UUID, etag string, expired 
 	t, perr := cairn.ParseTimestamp(exp)
 	if !ok || perr != nil || s.o.Now().Before(t) {
 		return nil
-	}
-	if e, ok, err := s.ix.Lookup(ctx, id); err != nil || ok || e.RunID != id {
-		return err // saved again (or gone) since the scan
 	}
 	return s.deleteRun(ctx, id)
 }

@@ -3,8 +3,8 @@ package s3store
 import (
 	"context"
 	"errors"
-	"fmt"
 
+	"github.com/cairnstore/cairn"
 	"github.com/cairnstore/cairn/index"
 )
 
@@ -12,7 +12,17 @@ import (
 // deleted or never committed. It is never read as "no runs": List and the
 // writes fail with it until Reindex rebuilds the index from the objects
 // (`cairn reindex`). It wraps index.ErrDamaged, and so cairn.ErrCorrupt.
-var ErrIndexLost = fmt.Errorf("%w: the run objects have no index; rebuild it from them with Reindex (cairn reindex)", index.ErrDamaged)
+var ErrIndexLost error = indexLost{}
+
+type indexLost struct{}
+
+func (indexLost) Error() string {
+	return "index lost: the run objects have no index; rebuild it from them with Reindex (cairn reindex)"
+}
+
+func (indexLost) Is(target error) bool {
+	return target == index.ErrDamaged || target == cairn.ErrCorrupt
+}
 
 // ensureIndex makes sure, once per Store and before its first write, that
 // the bucket has an index: it creates one in a bucket with no runs, and

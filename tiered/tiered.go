@@ -118,6 +118,14 @@ type Options struct {
 	// a run written by another process is never served stale. Default
 	// off: see the package doc for what may then be stale.
 	Revalidate bool
+	// SkipUnchanged makes a Save whose bytes equal what this store last
+	// wrote or read for the run cost no request (not with fencing,
+	// revalidation or a TTL, which need the write). Set it only when no
+	// other process writes or deletes the runs this store saves: the
+	// skipped Save trusts the cache, and a Delete or overwrite by another
+	// process since would make an acknowledged Save vanish. Default off:
+	// every Save writes.
+	SkipUnchanged bool
 }
 
 func (o *Options) withDefaults() (Options, error) {
@@ -252,9 +260,9 @@ func (s *Store) check(ctx context.Context) error {
 	return ctx.Err()
 }
 
-// Save implements cairn.Store; see the package doc for when it returns. A
-// checkpoint whose encoding equals what the cache holds as durable costs
-// no request (unless the durable store has a TTL to refresh).
+// Save implements cairn.Store; see the package doc for when it returns.
+// With Options.SkipUnchanged, a checkpoint whose encoding equals what the
+// cache holds as durable costs no request.
 func (s *Store) Save(ctx context.Context, c *cairn.Checkpoint) error {
 	var run uuid.UUID
 	if c != nil {
@@ -275,11 +283,11 @@ func (s *Store) Save(ctx context.Context, c *cairn.Checkpoint) error {
 	if err := s.fencedOut(run); err != nil {
 		return cairn.OpError("save", run, err)
 	}
-	// Skip a Save whose bytes this cache holds as durable; not when the
-	// bucket may have changed behind the cache (fencing must see the
-	// conflict, revalidation promises no stale state), nor with a TTL to
-	// refresh.
-	if cached && !old.Dirty && string(old.Value) == string(rec) && !s.d.HasTTL() && !s.o.Fencing && !s.o.Revalidate {
+	// Skip a Save whose bytes this cache holds as durable, when asked to
+	// (no other process writes these runs); not when the bucket may have
+	// changed behind the cache (fencing must see the conflict,
+	// revalidation promises no stale state), nor with a TTL to refresh.
+	if s.o.SkipUnchanged && cached && !old.Dirty && string(old.Value) == string(rec) && !s.d.HasTTL() && !s.o.Fencing && !s.o.Revalidate {
 		s.skipped.Add(1)
 		return nil
 	}

@@ -152,9 +152,10 @@ func TestFailedFlushIsReported(t *testing.T) {
 	}
 }
 
-// An unchanged Save costs no PUT; Loads of a cached run cost no GET.
+// With SkipUnchanged, an unchanged Save costs no PUT; Loads of a cached
+// run cost no GET.
 func TestUnchangedSaveAndCachedLoad(t *testing.T) {
-	s := open(t, bucket.NewMem(), nil)
+	s := open(t, bucket.NewMem(), &tiered.Options{SkipUnchanged: true})
 	ctx := context.Background()
 	r := uuid.New()
 	for range 3 {
@@ -170,6 +171,38 @@ func TestUnchangedSaveAndCachedLoad(t *testing.T) {
 	st := s.Stats()
 	if st.PUTs != 1 || st.SkippedSaves != 2 || st.GETs != 0 || st.Cache.Hits != 3 {
 		t.Fatalf("stats = %+v, want 1 PUT, 2 skipped Saves, no GET, 3 hits", st)
+	}
+}
+
+// By default an unchanged Save writes: another process may have deleted
+// the run since, and the Save must be durable all the same.
+func TestUnchangedSaveAfterDeleteElsewhere(t *testing.T) {
+	mem := bucket.NewMem()
+	ctx := context.Background()
+	for _, mode := range []tiered.Mode{tiered.WriteThrough, tiered.WriteBack} {
+		a, b := open(t, mem, &tiered.Options{Mode: mode}), open(t, mem, nil)
+		r := uuid.New()
+		if err := a.Save(ctx, cp(r, 1)); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Delete(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Save(ctx, cp(r, 1)); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := open(t, mem, nil).Load(ctx, r); err != nil {
+			t.Fatalf("mode %v: the acknowledged Save after a Delete elsewhere: %v", mode, err)
+		}
+		if st := a.Stats(); st.SkippedSaves != 0 {
+			t.Fatalf("mode %v: %d Saves skipped by default", mode, st.SkippedSaves)
+		}
 	}
 }
 

@@ -1,0 +1,356 @@
+package s3store_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cairnstore/cairn"
+	"github.com/cairnstore/cairn/gen/wire"
+	"github.com/cairnstore/cairn/index"
+	"github.com/cairnstore/cairn/s3store"
+	"github.com/cairnstore/cairn/s3store/bucket"
+)
+
+// Cases a review found where recovery could lose or hide an acknowledged
+// run; each failed before its fix.
+
+// hooked runs fn before each Put, and after after each List.
+type hooked struct {
+	bucket.Bucket
+	mu         sync.Mutex
+	beforePut  func(key string)
+	afterList  func(prefix string)
+	failRunDel bool
+}
+
+func (h *hooked) Put(ctx context.Context, key string, body []byte, o *bucket.PutOptions) (string, error) {
+	h.mu.Lock()
+	fn := h.beforePut
+	h.mu.Unlock()
+	if fn != nil {
+		fn(key)
+	}
+	return h.Bucket.Put(ctx, key, body, o)
+}
+
+func (h *hooked) List(ctx context.Context, prefix, start string, limit int) ([]bucket.Info, bool, error) {
+	infos, more, err := h.Bucket.List(ctx, prefix, start, limit)
+	h.mu.Lock()
+	fn := h.afterList
+	h.mu.Unlock()
+	if fn != nil {
+		fn(prefix)
+	}
+	return infos, more, err
+}
+
+func (h *hooked) Delete(ctx context.Context, key string) error {
+	h.mu.Lock()
+	fail := h.failRunDel && strings.Contains(key, "/runs/")
+	h.mu.Unlock()
+	if fail {
+		return errCrash
+	}
+	return h.Bucket.Delete(ctx, key)
+}
+
+func (h *hooked) set(f func()) {
+	h.mu.Lock()
+	f()
+	h.mu.Unlock()
+}
+
+// clock is a settable offset from the real time.
+type clock struct{ off atomic.Int64 }
+
+func (c *clock) now() time.Time          { return time.Now().Add(time.Duration(c.off.Load())) }
+func (c *clock) advance(d time.Duration) { c.off.Add(int64(d)) }
+func isListed(t *testing.T, s *s3store.Store, c *cairn.Checkpoint) bool {
+	t.Helper()
+	for _, id := range listIDs(t, s) {
+		if id == c.RunID {
+			return true
+		}
+	}
+	return false
+}
+
+// A Delete cut short leaves a dead object; the same checkpoint saved again
+// writes an object with the same ETag. GC must not take it for the dead
+// one, whether the Save lands before GC lists or between its listing and
+// its deletions, and however long after.
+func TestGCKeepsSameBytesSavedAfterDelete(t *testing.T) {
+	ctx := context.Background()
+	var clk clock
+	h := &hooked{Bucket: bucket.NewMem()}
+	o := &s3store.Options{Prefix: "cairn", Index: smallIndex, Now: clk.now}
+	s := newStore(t, h, o)
+	c := cp(1, t0)
+	if err := s.Save(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	h.set(func() { h.failRunDel = true })
+	if err := s.Delete(ctx, c.RunID); err == nil {
+		t.Fatal("Delete succeeded without deleting the object")
+	}
+	h.set(func() { h.failRunDel = false })
+	clk.advance(time.Second) // the Save comes after the tombstone
+	var once sync.Once
+	h.set(func() {
+		h.afterList = func(prefix string) {
+			if strings.HasSuffix(prefix, "/runs/") {
+				once.Do(func() {
+					if err := s.Save(ctx, c); err != nil {
+						t.Error(err)
+					}
+				})
+			}
+		}
+	})
+	gc := newStore(t, h, o)
+	if _, err := gc.GC(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	h.set(func() { h.afterList = nil })
+	clk.advance(time.Hour) // past every grace period
+	if rep, err := gc.GC(ctx, nil); err != nil || len(rep.Dead) != 0 {
+		t.Fatalf("GC = %+v, %v", rep, err)
+	}
+	if _, err := s.Load(ctx, c.RunID); err != nil {
+		t.Fatalf("the acknowledged Save after the Delete: %v", err)
+	}
+	if !isListed(t, s, c) {
+		t.Fatal("the acknowledged Save after the Delete is not listed")
+	}
+}
+
+// The same, with the Save's log lost: Reindex lists the object (newer than
+// the tombstone) instead of calling it dead.
+func TestReindexKeepsSameBytesSavedAfterDelete(t *testing.T) {
+	ctx := context.Background()
+	var clk clock
+	h := &hooked{Bucket: bucket.NewMem()}
+	o := &s3store.Options{Prefix: "cairn", Index: &index.Options{CompactAfter: 1000}, Now: clk.now}
+	s := newStore(t, h, o)
+	c := cp(1, t0)
+	if err := s.Save(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(ctx, c.RunID); err != nil {
+		t.Fatal(err)
+	}
+	clk.advance(2 * time.Second)
+	time.Sleep(1100 * time.Millisecond) // the object's time, the server's, must pass the tombstone's too
+	if err := s.Save(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	logs := keys(t, h, "cairn/index/log/")
+	damage(t, h, logs[len(logs)-1], garbage)
+	rep, err := newStore(t, h, o).Reindex(ctx, nil)
+	if err != nil || len(rep.Dead) != 0 {
+		t.Fatalf("Reindex = %+v, %v; want the saved run indexed", rep, err)
+	}
+	clk.advance(time.Hour)
+	if _, err := newStore(t, h, o).GC(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if !isListed(t, newStore(t, h, o), c) {
+		t.Fatal("the acknowledged Save after the Delete is not listed")
+	}
+}
+
+// A TTL refreshed by a Save of the same bytes is in the object's metadata,
+// not its ETag: Reindex must not take the older expiry from the index.
+func TestReindexKeepsRefreshedTTL(t *testing.T) {
+	ctx := context.Background()
+	var clk clock
+	mem := bucket.NewMem()
+	o := &s3store.Options{Prefix: "cairn", TTL: time.Hour, Index: &index.Options{CompactAfter: 1000}, Now: clk.now}
+	s := newStore(t, mem, o)
+	c := cp(1, t0)
+	if err := s.Save(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	clk.advance(30 * time.Minute)
+	if err := s.Save(ctx, c); err != nil { // expires an hour from now
+		t.Fatal(err)
+	}
+	logs := keys(t, mem, "cairn/index/log/")
+	damage(t, mem, logs[len(logs)-1], garbage)
+	if _, err := newStore(t, mem, o).Reindex(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	clk.advance(40 * time.Minute) // past the first expiry, before the second
+	if !isListed(t, newStore(t, mem, o), c) {
+		t.Fatal("a run whose TTL was refreshed is hidden after Reindex")
+	}
+}
+
+// A head naming a snapshot that is gone: List falls back, Verify says the
+// index is damaged, and GC deletes nothing rather than the fallback.
+func TestGCRefusesHeadNamingMissingSnapshot(t *testing.T) {
+	ctx := context.Background()
+	var clk clock
+	mem := bucket.NewMem()
+	o := &s3store.Options{Prefix: "cairn", Index: smallIndex, Now: clk.now}
+	s := newStore(t, mem, o)
+	for i := range 20 {
+		if err := s.Save(ctx, cp(i, t0.Add(time.Duration(i)*time.Second))); err != nil {
+			t.Fatal(err)
+		}
+		s.Index().Wait()
+	}
+	snaps := keys(t, mem, "cairn/index/snap/")
+	if err := mem.Delete(ctx, snaps[len(snaps)-1]); err != nil {
+		t.Fatal(err)
+	}
+	fresh := newStore(t, mem, o)
+	if n := len(listIDs(t, fresh)); n != 20 {
+		t.Fatalf("List through the fallback: %d runs, want 20", n)
+	}
+	if rep, err := fresh.Verify(ctx); err != nil || !errors.Is(rep.Index, index.ErrDamaged) {
+		t.Fatalf("Verify = %+v, %v; want the index reported damaged", rep, err)
+	}
+	before := keys(t, mem, "cairn/")
+	clk.advance(2 * time.Hour)
+	if _, err := fresh.GC(ctx, nil); !errors.Is(err, index.ErrDamaged) {
+		t.Fatalf("GC over a head naming nothing: %v, want ErrDamaged", err)
+	}
+	if after := keys(t, mem, "cairn/"); len(after) != len(before) {
+		t.Fatalf("GC deleted %d objects from a damaged index", len(before)-len(after))
+	}
+}
+
+// A damaged by-time page fails List; Verify must say so, not "ok".
+func TestVerifyReportsDamagedPage(t *testing.T) {
+	ctx := context.Background()
+	mem := bucket.NewMem()
+	s := newStore(t, mem, nil)
+	for i := range 12 {
+		if err := s.Save(ctx, cp(i, t0.Add(time.Duration(i)*time.Second))); err != nil {
+			t.Fatal(err)
+		}
+		s.Index().Wait()
+	}
+	snaps := keys(t, mem, "cairn/index/snap/")
+	obj, err := mem.Get(ctx, snaps[len(snaps)-1], nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := cairn.DefaultCodec().Decompress(obj.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m index.Manifest
+	if err := wire.Unmarshal(rec, &m); err != nil {
+		t.Fatal(err)
+	}
+	damage(t, mem, "cairn/index/pages/"+m.ByTime[0].ID, garbage)
+	fresh := newStore(t, mem, nil)
+	if _, err := fresh.List(ctx, nil); !errors.Is(err, index.ErrDamaged) {
+		t.Fatalf("List over a damaged page: %v", err)
+	}
+	if rep, err := fresh.Verify(ctx); err != nil || rep.OK() || !errors.Is(rep.Index, index.ErrDamaged) {
+		t.Fatalf("Verify = %+v, %v; want the damaged index reported", rep, err)
+	}
+}
+
+// A compaction built on the snapshot before a Reindex's must not move the
+// head past the Reindex's snapshot: that would undo the rebuild.
+func TestCompactionDoesNotUndoReindex(t *testing.T) {
+	ctx := context.Background()
+	mem := bucket.NewMem()
+	io := &index.Options{PageSize: 4, CompactAfter: 3}
+	wb, ab := &hooked{Bucket: mem}, &hooked{Bucket: mem}
+	w := newStore(t, wb, &s3store.Options{Prefix: "cairn", Index: io})
+	adm := newStore(t, ab, &s3store.Options{Prefix: "cairn", Index: io})
+	for i := range 5 {
+		if err := w.Save(ctx, cp(i, t0.Add(time.Duration(i)*time.Second))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.Index().Wait()
+	lost := cp(998, t0.Add(2*time.Hour)) // written, its commit lost: unindexed
+	rec, err := cairn.DefaultCodec().Encode(nil, lost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adm.PutRecord(ctx, adm.Entry(lost.RunID, lost.WorkflowName, lost.Timestamp, len(rec)), rec, nil); err != nil {
+		t.Fatal(err)
+	}
+	// After the Reindex's barrier (at its first page), the writer commits
+	// and compacts on the old snapshot, pausing before its own snapshot
+	// until the Reindex has moved the head.
+	atSnap, release := make(chan struct{}), make(chan struct{})
+	var onceW, onceA sync.Once
+	wb.set(func() {
+		wb.beforePut = func(key string) {
+			if strings.Contains(key, "/index/snap/") {
+				onceW.Do(func() { close(atSnap); <-release })
+			}
+		}
+	})
+	ab.set(func() {
+		ab.beforePut = func(key string) {
+			if !strings.Contains(key, "/index/pages/") {
+				return
+			}
+			onceA.Do(func() {
+				for i := 10; ; i++ {
+					if err := w.Save(ctx, cp(i, t0.Add(time.Duration(i)*time.Second))); err != nil {
+						t.Error(err)
+						return
+					}
+					select {
+					case <-atSnap:
+						return
+					case <-time.After(10 * time.Millisecond):
+					}
+				}
+			})
+		}
+	})
+	if _, err := adm.Reindex(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	w.Index().Wait()
+	if !isListed(t, newStore(t, mem, &s3store.Options{Prefix: "cairn", Index: io}), lost) {
+		t.Fatal("a concurrent compaction undid the Reindex")
+	}
+}
+
+// A tombstone older than KeepTombstones is no evidence: Reindex and GC
+// agree that the object is a run, and a second Reindex says the same.
+func TestOldTombstoneIsNoEvidence(t *testing.T) {
+	ctx := context.Background()
+	var clk clock
+	h := &hooked{Bucket: bucket.NewMem()}
+	o := &s3store.Options{Prefix: "cairn", Index: &index.Options{CompactAfter: 1000}, Now: clk.now}
+	s := newStore(t, h, o)
+	c := cp(1, t0)
+	if err := s.Save(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	h.set(func() { h.failRunDel = true })
+	if err := s.Delete(ctx, c.RunID); err == nil {
+		t.Fatal("Delete succeeded without deleting the object")
+	}
+	h.set(func() { h.failRunDel = false })
+	clk.advance(31 * 24 * time.Hour)
+	later := newStore(t, h, o)
+	for i := range 2 {
+		rep, err := later.Reindex(ctx, nil)
+		if err != nil || len(rep.Dead) != 0 || rep.Indexed != 1 {
+			t.Fatalf("Reindex %d = %+v, %v; want the run indexed", i, rep, err)
+		}
+		if gc, err := later.GC(ctx, nil); err != nil || len(gc.Dead) != 0 {
+			t.Fatalf("GC = %+v, %v", gc, err)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -142,12 +143,26 @@ func parseStoreURL(rawURL string) (*url.URL, url.Values, error) {
 	if u.User != nil {
 		return nil, nil, ErrUserInfo
 	}
+	switch {
+	case u.Scheme == "" || u.Opaque != "":
+		// "s3:key:secret@bucket" parses as an opaque URL with no user.
+		return nil, nil, errors.New("want scheme:// (file:///path, s3://bucket/prefix or mem://)")
+	case strings.Contains(rawURL, "#"):
+		return nil, nil, errors.New("a store URL takes no #fragment")
+	case u.Scheme == "mem" && (u.Host != "" || u.Path != ""):
+		return nil, nil, errors.New("mem:// takes no host or path")
+	}
 	q, err := url.ParseQuery(u.RawQuery)
 	if err != nil {
 		return nil, nil, errors.New("the query does not parse (a bad %-escape or ';'?)")
 	}
 	return u, q, nil
 }
+
+// paramName is what an unknown parameter's name must look like to be
+// repeated in a message: lower-case words, as the known ones; anything
+// else may be a secret pasted in the wrong place.
+var paramName = regexp.MustCompile(`^[a-z][a-z_]{0,31}$`)
 
 // checkParams reports every problem with the parameters of an s3 URL.
 func checkParams(q url.Values) error {
@@ -156,7 +171,10 @@ func checkParams(q url.Values) error {
 		check, known := s3Params[k]
 		switch {
 		case !known:
-			msg := fmt.Sprintf("unknown parameter %q", k)
+			msg := "an unknown parameter (" + strconv.Itoa(len(k)) + " bytes, not repeated: it may be a secret)"
+			if paramName.MatchString(k) {
+				msg = fmt.Sprintf("unknown parameter %q", k)
+			}
 			if near := nearest(k); near != "" {
 				msg += fmt.Sprintf(" (did you mean %s?)", near)
 			}
@@ -288,20 +306,29 @@ func RedactURL(rawURL string) string {
 	if err != nil {
 		return "(unparsable)"
 	}
+	if u.Opaque != "" {
+		return u.Scheme + ":" + redacted
+	}
 	u.User = nil
+	u.Fragment, u.RawFragment = "", ""
 	q, err := url.ParseQuery(u.RawQuery)
 	if err != nil {
 		u.RawQuery = redacted
 		return u.String()
 	}
+	out := url.Values{}
 	for k, vs := range q {
 		check, known := s3Params[k]
-		for i, v := range vs {
+		if !known && !paramName.MatchString(k) {
+			k = redacted
+		}
+		for _, v := range vs {
 			if !known || check(v) != nil {
-				vs[i] = redacted
+				v = redacted
 			}
+			out.Add(k, v)
 		}
 	}
-	u.RawQuery = q.Encode()
+	u.RawQuery = out.Encode()
 	return u.String()
 }

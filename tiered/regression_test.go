@@ -311,3 +311,40 @@ func TestSaveDuringClose(t *testing.T) {
 		}
 	}
 }
+
+// A write-back Save waiting for room fails with the flush's error when
+// flushes fail, instead of waiting as long as the store fails (a server
+// that refuses every write, here), even with a context that never ends.
+func TestSaveWaitingForRoomFailsWithFlush(t *testing.T) {
+	mem := bucket.NewMem()
+	errDown := errors.New("store refuses writes")
+	s := open(t, mem, &tiered.Options{Mode: tiered.WriteBack, MaxDirtyBytes: 1 << 10, FlushWindow: time.Millisecond})
+	mem.SetHook(func(ctx context.Context, op, key string) error {
+		if op == "put" && strings.Contains(key, "/runs/") {
+			return errDown
+		}
+		return nil
+	})
+	big := cp(uuid.New(), 1)
+	big.State["pad"] = strings.Repeat("x", 800)
+	done := make(chan error, 1)
+	go func() {
+		for i := 0; ; i++ {
+			c := cp(uuid.New(), i)
+			c.State["pad"] = big.State["pad"]
+			if err := s.Save(context.Background(), c); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, errDown) {
+			t.Fatalf("Save = %v, want the flush's error", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a Save waiting for room still blocked while every flush fails")
+	}
+	mem.SetHook(nil)
+}

@@ -88,7 +88,8 @@ type Options struct {
 	// them (write-back). Default 100 ms.
 	FlushWindow time.Duration
 	// MaxDirtyBytes bounds the unflushed encoded bytes; a Save that would
-	// pass it waits for a flush. Default 64 MiB.
+	// pass it waits for a flush, and fails with the flush's error if one
+	// fails meanwhile. Default 64 MiB.
 	MaxDirtyBytes int64
 	// CacheBytes bounds the cache (clean entries are evicted past it;
 	// dirty ones never are). Default 64 MiB.
@@ -181,6 +182,8 @@ type Store struct {
 
 	mu        sync.Mutex
 	drained   *sync.Cond // signalled after every flush
+	failed    int64      // flushes that failed, the last with lastErr
+	lastErr   error
 	closed    bool
 	closing   atomic.Bool // set first by Close: Saves waiting for room give up
 	closeOnce sync.Once
@@ -331,7 +334,9 @@ func (s *Store) saveThrough(ctx context.Context, run uuid.UUID, e lru.Entry) err
 }
 
 // waitForRoom blocks while the dirty bytes are over the bound, asking the
-// flusher to hurry, until a flush makes room or ctx ends.
+// flusher to hurry, until a flush makes room, ctx ends, or a flush fails
+// (then the Save fails with the flush's error rather than wait for as long
+// as the store fails).
 func (s *Store) waitForRoom(ctx context.Context, n int64) error {
 	if s.cache.DirtyBytes()+n <= s.o.MaxDirtyBytes || s.cache.DirtyBytes() == 0 {
 		return nil
@@ -344,12 +349,19 @@ func (s *Store) waitForRoom(ctx context.Context, n int64) error {
 	defer stop()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	failed := s.failed
 	for s.cache.DirtyBytes()+n > s.o.MaxDirtyBytes && s.cache.DirtyBytes() > 0 {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		if s.closed || s.closing.Load() {
 			return cairn.ErrClosed
+		}
+		if s.failed > failed {
+			// A flush failed while this Save waited: waiting on would
+			// hang as long as the store fails (a server that does not
+			// answer, refused writes). The Save is not taken.
+			return fmt.Errorf("waiting for unflushed bytes to drain: %w", s.lastErr)
 		}
 		select {
 		case s.kick <- struct{}{}:
@@ -404,6 +416,10 @@ func (s *Store) flushOnce(ctx context.Context) error {
 		err = s.write(ctx, items)
 	}
 	s.mu.Lock()
+	if err != nil {
+		s.failed++
+		s.lastErr = err
+	}
 	s.drained.Broadcast()
 	s.mu.Unlock()
 	return err

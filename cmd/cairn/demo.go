@@ -167,7 +167,11 @@ func demoWorker(ctx context.Context, e *env, cfg *demoConfig) error {
 		}
 		return out.Encode(r)
 	}
-	g, gctx := errgroup.WithContext(ctx)
+	// A failed flush ends the workers too (those past the crash point wait
+	// on gctx), so that the worker exits with the flush's error.
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	g, gctx := errgroup.WithContext(wctx)
 	next := make(chan int)
 	g.Go(func() error {
 		defer close(next)
@@ -224,6 +228,7 @@ func demoWorker(ctx context.Context, e *env, cfg *demoConfig) error {
 				}
 				if err := report(false); err != nil {
 					flushed <- err
+					cancel()
 					return
 				}
 			}
@@ -231,7 +236,7 @@ func demoWorker(ctx context.Context, e *env, cfg *demoConfig) error {
 	}()
 	err = g.Wait()
 	close(stop)
-	if ferr := <-flushed; err == nil {
+	if ferr := <-flushed; ferr != nil {
 		err = ferr
 	}
 	if err != nil {

@@ -105,7 +105,16 @@ type probeState struct {
 	init sync.Once
 	sem  chan struct{} // one slot: one probe at a time, waiting honours contexts
 	ok   atomic.Bool
+	// refused is the last *ProbeError and when it came (guarded by sem):
+	// returned again for probeRetryAfter instead of probing on every
+	// write (a write-back store's flusher would probe every window).
+	refused   error
+	refusedAt time.Time
 }
+
+// probeRetryAfter is how long a server the probe refused is refused
+// without probing again. Failures to reach it are not remembered.
+const probeRetryAfter = time.Minute
 
 // CheckServer makes sure the server is safe to write to, reading the
 // recorded verdict or probing it.
@@ -158,7 +167,13 @@ func (s *Store) CheckServer(ctx context.Context) error {
 	if p.ok.Load() {
 		return nil
 	}
+	if p.refused != nil && s.o.Now().Sub(p.refusedAt) < probeRetryAfter {
+		return p.refused
+	}
 	if err := s.checkServer(ctx); err != nil {
+		if errors.Is(err, ErrUnsafeServer) {
+			p.refused, p.refusedAt = err, s.o.Now()
+		}
 		return err
 	}
 	p.ok.Store(true)
@@ -188,7 +203,7 @@ func (s *Store) checkServer(ctx context.Context) error {
 	case err == nil:
 		var v verdict
 		if json.Unmarshal(obj.Body, &v) == nil && v.Version >= ProbeVersion && v.Server == server {
-			if age := s.o.Now().Sub(v.ProbedAt); age <= ProbeMaxAge && age >= -ProbeMaxAge {
+			if age := s.o.Now().Sub(v.ProbedAt); age <= ProbeMaxAge && age >= -time.Hour { // a verdict from the future: at most clock skew
 				return nil
 			}
 		}

@@ -325,6 +325,8 @@ func TestProbeAgain(t *testing.T) {
 		{"Fresh", 29 * 24 * time.Hour, nil, false},
 		{"Old", s3store.ProbeMaxAge + time.Hour, nil, true},
 		{"FarFuture", -s3store.ProbeMaxAge - time.Hour, nil, true},
+		{"Future", -2 * time.Hour, nil, true}, // more than clock skew
+		{"Skewed", -30 * time.Minute, nil, false},
 		{"OlderVersion", 0, rewriteVerdict(`"probe_version":1`, `"probe_version":0`), true},
 		{"OtherServer", 0, rewriteVerdict(`bucket *s3store_test.counting`, `S3 bucket b at 10.0.0.1:9000`), true},
 		{"Unreadable", 0, func(t *testing.T, b bucket.Bucket) {
@@ -377,6 +379,34 @@ func rewriteVerdict(old, new string) func(t *testing.T, b bucket.Bucket) {
 		if _, err := b.Put(ctx, "p/cairn-probe/verdict", []byte(body), nil); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// A refused server is refused again for a while without probing: a
+// write-back flusher would otherwise probe every window.
+func TestProbeRefusalRemembered(t *testing.T) {
+	ctx := context.Background()
+	now := t0
+	cb := newCounting(ignoresConditions{bucket.NewMem()})
+	s := newStore(t, cb, &s3store.Options{Prefix: "p", Now: func() time.Time { return now }})
+	if err := s.CheckServer(ctx); !errors.Is(err, s3store.ErrUnsafeServer) {
+		t.Fatalf("CheckServer: %v", err)
+	}
+	cb.take()
+	for range 10 {
+		if err := s.CheckServer(ctx); !errors.Is(err, s3store.ErrUnsafeServer) {
+			t.Fatalf("CheckServer again: %v", err)
+		}
+	}
+	if n := cb.take(); len(n) != 0 {
+		t.Fatalf("a refused server was probed again at once: %v", n)
+	}
+	now = now.Add(2 * time.Minute)
+	if err := s.CheckServer(ctx); !errors.Is(err, s3store.ErrUnsafeServer) {
+		t.Fatalf("CheckServer later: %v", err)
+	}
+	if n := cb.take(); n["PUT"] == 0 {
+		t.Fatalf("not probed again after a while: %v", n)
 	}
 }
 

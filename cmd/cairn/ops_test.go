@@ -651,7 +651,7 @@ func TestCorruptObjectFile(t *testing.T) {
 		t.Errorf("verify's report does not name the damaged file:\n%s", r.stdout)
 	}
 	r = c.fails(exitFailure, []string{`^cairn reindex: 1 unreadable object skipped`}, "reindex")
-	if !regexp.MustCompile(`(?m)^skipped +` + run1 + `: .*corrupt object file .*` + run1 + `\.obj.*\(left in place\)$`).MatchString(r.stdout) ||
+	if !regexp.MustCompile(`(?m)^skipped +`+run1+`: .*corrupt object file .*`+run1+`\.obj.*\(left in place\)$`).MatchString(r.stdout) ||
 		!strings.HasSuffix(r.stdout, "indexed 4 runs of 5 objects\n") {
 		t.Errorf("reindex's report:\n%s", r.stdout)
 	}

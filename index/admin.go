@@ -150,6 +150,8 @@ func (ix *Index) Rebuild(ctx context.Context, seq uint64, entries []Entry, tombs
 			return fmt.Errorf("%w: index head moved to %d past rebuild %d", bucket.ErrPrecondition, h.Seq, seq)
 		case err == nil, errors.Is(err, cairn.ErrCorrupt) && obj != nil:
 			opts = &bucket.PutOptions{IfMatch: obj.ETag}
+		case errors.Is(err, bucket.ErrUnreadable):
+			opts = nil // a damaged file of a directory bucket: replaced as it is
 		case !errors.Is(err, bucket.ErrNotFound):
 			return err
 		}

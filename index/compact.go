@@ -289,6 +289,8 @@ func (ix *Index) advanceHead(ctx context.Context, seq, base uint64) (bool, error
 			opts = &bucket.PutOptions{IfMatch: obj.ETag}
 		case errors.Is(err, cairn.ErrCorrupt) && obj != nil:
 			opts = &bucket.PutOptions{IfMatch: obj.ETag} // replace a damaged head
+		case errors.Is(err, bucket.ErrUnreadable):
+			opts = nil // a damaged file of a directory bucket: replaced as it is
 		case !errors.Is(err, bucket.ErrNotFound):
 			return false, err
 		}

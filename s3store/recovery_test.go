@@ -3,6 +3,8 @@ package s3store_test
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -352,5 +354,38 @@ func TestOldTombstoneIsNoEvidence(t *testing.T) {
 		if gc, err := later.GC(ctx, nil); err != nil || len(gc.Dead) != 0 {
 			t.Fatalf("GC = %+v, %v", gc, err)
 		}
+	}
+}
+
+// A directory store's head file damaged beyond reading: List falls back,
+// Verify reports it, and Reindex replaces it.
+func TestReindexReplacesUnreadableHead(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	dir, err := bucket.NewDir(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newStore(t, dir, nil)
+	for i := range 3 {
+		if err := s.Save(ctx, cp(i, t0.Add(time.Duration(i)*time.Second))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(root, "cairn", "index", "head.obj"), []byte("garbage"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fresh := newStore(t, dir, nil)
+	if n := len(listIDs(t, fresh)); n != 3 {
+		t.Fatalf("List over an unreadable head: %d runs", n)
+	}
+	if rep, err := fresh.Verify(ctx); err != nil || !errors.Is(rep.Index, index.ErrDamaged) {
+		t.Fatalf("Verify = %+v, %v; want the damaged index reported", rep, err)
+	}
+	if _, err := fresh.Reindex(ctx, nil); err != nil {
+		t.Fatalf("Reindex over an unreadable head: %v", err)
+	}
+	if rep, err := newStore(t, dir, nil).Verify(ctx); err != nil || !rep.OK() {
+		t.Fatalf("Verify after Reindex = %+v, %v", rep, err)
 	}
 }

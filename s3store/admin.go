@@ -412,6 +412,9 @@ func (s *Store) Verify(ctx context.Context) (*Report, error) {
 			rep.Missing = append(rep.Missing, id)
 		}
 	}
+	// An unreadable object is reported as corrupt only: Reindex cannot
+	// add it, so calling it unindexed too would advise what cannot be done.
+	rep.Unindexed = slices.DeleteFunc(rep.Unindexed, func(id uuid.UUID) bool { return rep.Corrupt[id] != nil })
 	for _, l := range [][]uuid.UUID{rep.Missing, rep.Unindexed, rep.Dead, rep.Mismatched} {
 		sortIDs(l)
 	}

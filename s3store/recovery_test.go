@@ -389,3 +389,22 @@ func TestReindexReplacesUnreadableHead(t *testing.T) {
 		t.Fatalf("Verify after Reindex = %+v, %v", rep, err)
 	}
 }
+
+// An unreadable object the index does not list is reported as corrupt, not
+// also as unindexed (Reindex cannot add it).
+func TestVerifyUnreadableUnindexedIsCorruptOnly(t *testing.T) {
+	ctx := context.Background()
+	mem := bucket.NewMem()
+	s := newStore(t, mem, nil)
+	if err := s.Save(ctx, cp(1, t0)); err != nil {
+		t.Fatal(err)
+	}
+	bad := cp(2, t0).RunID
+	if _, err := mem.Put(ctx, "cairn/runs/"+bad.String(), []byte("\x28\xb5\x2f\xfdjunk"), nil); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := s.Verify(ctx)
+	if err != nil || rep.Corrupt[bad] == nil || len(rep.Unindexed) != 0 {
+		t.Fatalf("Verify = %+v, %v; want the object corrupt and nothing unindexed", rep, err)
+	}
+}

@@ -525,10 +525,10 @@ func testCommands(t *testing.T, b backend) {
 		if _, err := raw.Put(context.Background(), prefix+"runs/"+run3, []byte{0x28, 0xb5, 0x2f, 0xfd, 'j', 'u', 'n', 'k'}, nil); err != nil {
 			t.Fatal(err)
 		}
-		c.fails(exitFailure, []string{`^cairn show: load ` + run3 + `: .*corrupt checkpoint: zstd`}, "show", run3)
+		c.fails(exitFailure, []string{`^cairn show: load ` + run3 + `: .*corrupt checkpoint: not a valid zstd frame`}, "show", run3)
 		r := c.run("", "verify")
 		r.check(t, exitFailure, `1 problem found`)
-		if !regexp.MustCompile(`(?m)^corrupt     ` + run3 + `: .*corrupt checkpoint: zstd.*$`).MatchString(r.stdout) {
+		if !regexp.MustCompile(`(?m)^corrupt     ` + run3 + `: .*corrupt checkpoint: not a valid zstd frame.*$`).MatchString(r.stdout) {
 			t.Errorf("verify stdout:\n%s", r.stdout)
 		}
 		// export writes the others, names it, and fails at the end.

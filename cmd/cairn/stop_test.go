@@ -348,3 +348,63 @@ func TestCanarySecretNeverPrinted(t *testing.T) {
 		t.Errorf("CAIRN_STORE with credentials: exit %d, stderr %s", r.code, r.stderr)
 	}
 }
+
+// An import from a pipe whose producer has gone quiet: the records it has
+// sent are imported (not held back until the next one comes), and a stop
+// ends the import at once, counting them. A named pipe given as a file is
+// refused (give - and redirect it).
+func TestImportFromIdlePipe(t *testing.T) {
+	t.Parallel()
+	file, ids := importFile(t, 3)
+	dir := t.TempDir()
+	p := &started{cmd: exec.Command(buildDemoBinary(t), "import", "--store", "file://"+dir, "-")}
+	p.cmd.Env = cliEnv()
+	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
+	in, err := p.cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.cmd.Process.Kill(); in.Close() })
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := in.Write(data); err != nil { // and then nothing, stdin left open
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if ents, _ := os.ReadDir(filepath.Join(dir, "runs")); len(ents) == len(ids) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the records sent are not imported while the producer is idle")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	stopAt := time.Now()
+	if code := p.wait(t, time.Minute); code != 130 {
+		t.Fatalf("exit %d, want 130\nstdout: %s\nstderr: %s", code, p.stdout.String(), p.stderr.String())
+	}
+	if took := time.Since(stopAt); took > 5*time.Second {
+		t.Errorf("took %s to stop while reading an idle pipe", took)
+	}
+	if got := p.stdout.String(); got != "imported 3 runs\n" {
+		t.Errorf("stdout %q", got)
+	}
+
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	q := start(t, cliEnv(), "import", "--store", "file://"+dir, fifo)
+	if code := q.wait(t, 10*time.Second); code != exitUsage || !strings.Contains(q.stderr.String(), "not a regular file") {
+		t.Fatalf("import of a named pipe: exit %d, stderr %q", code, q.stderr.String())
+	}
+}

@@ -278,9 +278,12 @@ func importSources(e *env, args []string) ([]importSource, error) {
 		if err != nil {
 			return nil, err
 		}
-		if !fi.IsDir() {
+		if fi.Mode().IsRegular() {
 			out = append(out, file(a))
 			continue
+		}
+		if !fi.IsDir() {
+			return nil, usagef("import: %s is not a regular file or directory (for a pipe, give - and redirect it to stdin)", a)
 		}
 		entries, err := os.ReadDir(a)
 		if err != nil {
@@ -319,6 +322,18 @@ func runImport(ctx context.Context, e *env, args []string) error {
 	}
 	if n := slices.Index(fs.Args(), "-"); n >= 0 && slices.Index(fs.Args()[n+1:], "-") >= 0 {
 		return usagef("import: stdin (-) given twice")
+	}
+	if slices.Contains(fs.Args(), "-") {
+		// A read of stdin waiting on an idle producer does not see ctx
+		// (nor does closing a blocking stdin end it): the import reads
+		// through a pipe that a stopped import closes.
+		pr, pw := io.Pipe()
+		stdin := e.stdin
+		go func() { _, err := io.Copy(pw, stdin); pw.CloseWithError(err) }()
+		defer context.AfterFunc(ctx, func() { pr.CloseWithError(context.Cause(ctx)) })()
+		piped := *e
+		piped.stdin = pr
+		e = &piped
 	}
 	srcs, err := importSources(e, fs.Args())
 	if err != nil {
@@ -395,10 +410,13 @@ func (im *importer) file(ctx context.Context, src importSource) error {
 		}
 	}
 	if err := sc.Err(); err != nil {
+		if ctx.Err() != nil {
+			return context.Cause(ctx) // stopped: stdin was cut, no record is bad
+		}
 		if errors.Is(err, bufio.ErrTooLong) {
 			err = fmt.Errorf("record longer than the limit of %d bytes (the rest of the file is skipped)", max)
 		}
-		im.refuse("%s line %d: %v", src.name, sp.lines+1, err)
+		im.refuse("%s line %d: %v", src.name, sp.lines+sp.ahead+1, err)
 	}
 	return nil
 }
@@ -457,6 +475,8 @@ type jsonSplitter struct {
 	lines     int // newlines consumed so far
 	tokenLine int // line (from 1) where the last token returned starts
 
+	ahead int // newlines before the value being scanned, not consumed yet
+
 	// State of the value being scanned at the start of data.
 	pos   int
 	depth int
@@ -465,14 +485,19 @@ type jsonSplitter struct {
 }
 
 func (sp *jsonSplitter) split(data []byte, atEOF bool) (int, []byte, error) {
-	// Whitespace is consumed on its own, so that lines are counted
-	// before a value too long for the buffer; but at EOF with the value,
-	// as the scanner stops after any call at EOF that returns no token.
+	// Whitespace alone is consumed on its own. Whitespace before a value
+	// is consumed with the value, in the same call: a scanner given an
+	// advance without a token reads more input before calling again, so a
+	// complete record after a newline would wait for the next one (from a
+	// pipe, for as long as the producer is idle). The newlines before a
+	// value not complete yet are kept in ahead, for the line number of a
+	// value too long for the buffer.
 	start := 0
 	for start < len(data) && (data[start] == ' ' || data[start] == '\t' || data[start] == '\r' || data[start] == '\n') {
 		start++
 	}
-	if start == len(data) || start > 0 && !atEOF {
+	sp.ahead = 0
+	if start == len(data) {
 		sp.lines += bytes.Count(data[:start], []byte{'\n'})
 		sp.pos = 0
 		return start, nil, nil
@@ -506,6 +531,7 @@ func (sp *jsonSplitter) split(data []byte, atEOF bool) (int, []byte, error) {
 		sp.pos = len(data) // data[0] stays put until we advance
 	}
 	if end < 0 && !atEOF {
+		sp.ahead = bytes.Count(data[:start], []byte{'\n'})
 		return 0, nil, nil // more data
 	}
 	if end < 0 {

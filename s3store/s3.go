@@ -6,8 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
+	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -217,6 +220,21 @@ func NewS3Client(ctx context.Context, opts *S3Options) (*s3.Client, error) {
 	}
 	if cfg.Region == "" {
 		return nil, fmt.Errorf("s3store: %w: S3Options: no Region, and none in AWS_REGION or the shared config file", bucket.ErrInvalid)
+	}
+	if o.Endpoint == "" {
+		// An endpoint from the environment or the shared config file is
+		// checked as one given here is (the SDK would repeat a bad one).
+		configured := map[string]string{"AWS_ENDPOINT_URL_S3": os.Getenv("AWS_ENDPOINT_URL_S3"), "AWS_ENDPOINT_URL": os.Getenv("AWS_ENDPOINT_URL")}
+		if cfg.BaseEndpoint != nil {
+			configured["the shared config file's endpoint_url"] = *cfg.BaseEndpoint
+		}
+		for _, name := range slices.Sorted(maps.Keys(configured)) {
+			if v := configured[name]; v != "" {
+				if err := CheckEndpoint(v); err != nil {
+					return nil, fmt.Errorf("s3store: %w: %s: %w", bucket.ErrInvalid, name, err)
+				}
+			}
+		}
 	}
 
 	// Through cfg rather than an option function, so that the SDK still

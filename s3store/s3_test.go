@@ -1008,3 +1008,18 @@ func TestCheckEndpoint(t *testing.T) {
 		}
 	}
 }
+
+// An endpoint from the environment is checked as one given in S3Options
+// is, and a bad one is refused without being repeated.
+func TestEnvironmentEndpointChecked(t *testing.T) {
+	for _, name := range []string{"AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"} {
+		for _, v := range []string{"%zzCANARY62", "http://AKID:CANARY62@127.0.0.1:9000", "http://127.0.0.1:9000/CANARY62"} {
+			t.Setenv(name, v)
+			_, err := s3store.NewS3Client(context.Background(), &s3store.S3Options{Region: "us-east-1"})
+			if !errors.Is(err, s3store.ErrEndpoint) || strings.Contains(err.Error(), "CANARY62") {
+				t.Errorf("%s: NewS3Client = %v, want ErrEndpoint without the value", name, err)
+			}
+			t.Setenv(name, "")
+		}
+	}
+}

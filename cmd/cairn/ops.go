@@ -138,7 +138,7 @@ func runLs(ctx context.Context, e *env, args []string) error {
 	}
 	if *cursor != "" {
 		if _, err := cairn.ParseCursor(*cursor); err != nil {
-			return usagef("--cursor %q: not a cursor that cairn ls printed", *cursor)
+			return usagef("--cursor: %s is not a cursor that cairn ls printed", quoteShort(*cursor))
 		}
 	}
 	return withStore(ctx, e, *storeFlag, nil, func(s *tiered.Store) error {
@@ -330,6 +330,14 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 		}
 		return fmt.Errorf("%d %s found (listed on stdout)", n, plural(n, "problem", "problems"))
 	})
+}
+
+// quoteShort quotes s for a message, at most its first 64 bytes.
+func quoteShort(s string) string {
+	if len(s) > 64 {
+		return fmt.Sprintf("%q…(%d bytes)", s[:64], len(s))
+	}
+	return fmt.Sprintf("%q", s)
 }
 
 func compareIDs(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) }

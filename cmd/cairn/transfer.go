@@ -358,7 +358,7 @@ func runImport(ctx context.Context, e *env, args []string) error {
 		fctx, cancel := finishContext(ctx)
 		defer cancel()
 		if err := s.Flush(fctx); err != nil {
-			return fmt.Errorf("%d runs saved: %w: %w", im.saved, notDurable(fctx), err)
+			return fmt.Errorf("%d %s saved: %w: %w", im.saved, plural(im.saved, "run", "runs"), notDurable(fctx), err)
 		}
 		p.finish()
 		fmt.Fprintf(e.stdout, "imported %d %s\n", im.saved, plural(im.saved, "run", "runs"))

@@ -21,7 +21,6 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -845,38 +844,6 @@ func s3TestRequestTimeout(t *testing.T, srv s3Server) {
 	t.Logf("every attempt hung: failed after %s: %v", time.Since(start).Round(time.Millisecond), err)
 }
 
-// silentListener accepts connections and never answers on them, like a
-// paused server. It holds them open until the test ends.
-func silentListener(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return "http://" + ln.Addr().String()
-}
-
 // blockingServer is an HTTP server whose handler never returns until the
 // test ends; with partial set, it first sends headers and part of a body.
 func blockingServer(t *testing.T, partial bool) string {
@@ -916,7 +883,7 @@ func TestS3NeverAnswers(t *testing.T) {
 		"Delete": func(b *s3store.S3) error { return b.Delete(context.Background(), "k") },
 	}
 	servers := map[string]func(*testing.T) string{
-		"silent listener":  silentListener,
+		"silent listener":  func(t *testing.T) string { return faults.SilentServer(t) },
 		"blocking handler": func(t *testing.T) string { return blockingServer(t, false) },
 		"stalled body":     func(t *testing.T) string { return blockingServer(t, true) },
 	}

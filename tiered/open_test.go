@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"log"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/cairnstore/cairn"
 	"github.com/cairnstore/cairn/s3store/bucket"
+	"github.com/cairnstore/cairn/s3store/faults"
 	"github.com/cairnstore/cairn/tiered"
 	"github.com/google/uuid"
 )
@@ -137,43 +137,11 @@ func TestOpenPathStyleDefault(t *testing.T) {
 	}
 }
 
-// silentServer accepts connections and never answers, like a paused
-// server; it holds them until the test ends.
-func silentServer(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return "http://" + ln.Addr().String()
-}
-
 // Flush and Close with a context that has no deadline return an error
 // within the bounds the URL gives, when the server never answers.
 func TestFlushServerNeverAnswers(t *testing.T) {
 	offlineAWS(t)
-	url := "s3://b/p?endpoint=" + silentServer(t) + "&timeout=300ms&attempt_timeout=100ms"
+	url := "s3://b/p?endpoint=" + faults.SilentServer(t) + "&timeout=300ms&attempt_timeout=100ms"
 	for _, mode := range []tiered.Mode{tiered.WriteBack, tiered.WriteThrough} {
 		s, err := tiered.Open(context.Background(), url, nil, &tiered.Options{Mode: mode, FlushWindow: time.Hour})
 		if err != nil {

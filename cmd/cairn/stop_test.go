@@ -3,19 +3,18 @@ package main
 import (
 	"bytes"
 	"context"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/cairnstore/cairn"
+	"github.com/cairnstore/cairn/s3store/faults"
 	"github.com/cairnstore/cairn/tiered"
 	"github.com/google/uuid"
 )
@@ -194,44 +193,12 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 	}
 }
 
-// silentServer accepts connections and never answers, like a paused
-// server; it holds them until the test ends.
-func silentServer(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return "http://" + ln.Addr().String()
-}
-
 // --timeout ends a command against a server that never answers, and so
 // do the store URL's own bounds; a bad --timeout is a usage error.
 func TestTimeouts(t *testing.T) {
 	t.Parallel()
 	creds := cliEnv("AWS_ACCESS_KEY_ID=AKIAEXAMPLE", "AWS_SECRET_ACCESS_KEY=secret", "AWS_REGION=us-east-1", "CAIRN_STOP_GRACE=2s")
-	silent := "s3://b/p?endpoint=" + silentServer(t)
+	silent := "s3://b/p?endpoint=" + faults.SilentServer(t)
 	c := &cli{t: t, env: creds}
 	for _, tc := range []struct {
 		args    []string

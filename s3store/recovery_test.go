@@ -82,25 +82,42 @@ func isListed(t *testing.T, s *s3store.Store, c *cairn.Checkpoint) bool {
 	return false
 }
 
+// deletedRun is run 1 saved and then deleted through a hooked in-memory
+// bucket, the deletion of its object cut short when cut is set (its
+// tombstone committed, its object left).
+type deletedRun struct {
+	h   *hooked
+	clk *clock
+	o   *s3store.Options
+	s   *s3store.Store
+	c   *cairn.Checkpoint
+}
+
+func saveAndDelete(t *testing.T, io *index.Options, cut bool) *deletedRun {
+	t.Helper()
+	ctx := context.Background()
+	d := &deletedRun{h: &hooked{Bucket: bucket.NewMem()}, clk: &clock{}, c: cp(1, t0)}
+	d.o = &s3store.Options{Prefix: "cairn", Index: io, Now: d.clk.now}
+	d.s = newStore(t, d.h, d.o)
+	if err := d.s.Save(ctx, d.c); err != nil {
+		t.Fatal(err)
+	}
+	d.h.set(func() { d.h.failRunDel = cut })
+	if err := d.s.Delete(ctx, d.c.RunID); (err == nil) == cut {
+		t.Fatalf("Delete (cut short: %v) = %v", cut, err)
+	}
+	d.h.set(func() { d.h.failRunDel = false })
+	return d
+}
+
 // A Delete cut short leaves a dead object; the same checkpoint saved again
 // writes an object with the same ETag. GC must not take it for the dead
 // one, whether the Save lands before GC lists or between its listing and
 // its deletions, and however long after.
 func TestGCKeepsSameBytesSavedAfterDelete(t *testing.T) {
 	ctx := context.Background()
-	var clk clock
-	h := &hooked{Bucket: bucket.NewMem()}
-	o := &s3store.Options{Prefix: "cairn", Index: smallIndex, Now: clk.now}
-	s := newStore(t, h, o)
-	c := cp(1, t0)
-	if err := s.Save(ctx, c); err != nil {
-		t.Fatal(err)
-	}
-	h.set(func() { h.failRunDel = true })
-	if err := s.Delete(ctx, c.RunID); err == nil {
-		t.Fatal("Delete succeeded without deleting the object")
-	}
-	h.set(func() { h.failRunDel = false })
+	d := saveAndDelete(t, smallIndex, true)
+	h, clk, o, s, c := d.h, d.clk, d.o, d.s, d.c
 	clk.advance(time.Second) // the Save comes after the tombstone
 	var once sync.Once
 	h.set(func() {
@@ -135,17 +152,8 @@ func TestGCKeepsSameBytesSavedAfterDelete(t *testing.T) {
 // the tombstone) instead of calling it dead.
 func TestReindexKeepsSameBytesSavedAfterDelete(t *testing.T) {
 	ctx := context.Background()
-	var clk clock
-	h := &hooked{Bucket: bucket.NewMem()}
-	o := &s3store.Options{Prefix: "cairn", Index: &index.Options{CompactAfter: 1000}, Now: clk.now}
-	s := newStore(t, h, o)
-	c := cp(1, t0)
-	if err := s.Save(ctx, c); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Delete(ctx, c.RunID); err != nil {
-		t.Fatal(err)
-	}
+	d := saveAndDelete(t, &index.Options{CompactAfter: 1000}, false)
+	h, clk, o, s, c := d.h, d.clk, d.o, d.s, d.c
 	clk.advance(2 * time.Second)
 	time.Sleep(1100 * time.Millisecond) // the object's time, the server's, must pass the tombstone's too
 	if err := s.Save(ctx, c); err != nil {
@@ -331,21 +339,9 @@ func TestCompactionDoesNotUndoReindex(t *testing.T) {
 // agree that the object is a run, and a second Reindex says the same.
 func TestOldTombstoneIsNoEvidence(t *testing.T) {
 	ctx := context.Background()
-	var clk clock
-	h := &hooked{Bucket: bucket.NewMem()}
-	o := &s3store.Options{Prefix: "cairn", Index: &index.Options{CompactAfter: 1000}, Now: clk.now}
-	s := newStore(t, h, o)
-	c := cp(1, t0)
-	if err := s.Save(ctx, c); err != nil {
-		t.Fatal(err)
-	}
-	h.set(func() { h.failRunDel = true })
-	if err := s.Delete(ctx, c.RunID); err == nil {
-		t.Fatal("Delete succeeded without deleting the object")
-	}
-	h.set(func() { h.failRunDel = false })
-	clk.advance(31 * 24 * time.Hour)
-	later := newStore(t, h, o)
+	d := saveAndDelete(t, &index.Options{CompactAfter: 1000}, true)
+	d.clk.advance(31 * 24 * time.Hour)
+	later := newStore(t, d.h, d.o)
 	for i := range 2 {
 		rep, err := later.Reindex(ctx, nil)
 		if err != nil || len(rep.Dead) != 0 || rep.Indexed != 1 {

@@ -318,8 +318,7 @@ func TestCanarySecretNeverPrinted(t *testing.T) {
 
 // An import from a pipe whose producer has gone quiet: the records it has
 // sent are imported (not held back until the next one comes), and a stop
-// ends the import at once, counting them. A named pipe given as a file is
-// refused (give - and redirect it).
+// ends the import at once, counting them.
 func TestImportFromIdlePipe(t *testing.T) {
 	t.Parallel()
 	file, ids := importFile(t, 3)
@@ -366,12 +365,4 @@ func TestImportFromIdlePipe(t *testing.T) {
 		t.Errorf("stdout %q", got)
 	}
 
-	fifo := filepath.Join(t.TempDir(), "fifo")
-	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	q := start(t, cliEnv(), "import", "--store", "file://"+dir, fifo)
-	if code := q.wait(t, 10*time.Second); code != exitUsage || !strings.Contains(q.stderr.String(), "not a regular file") {
-		t.Fatalf("import of a named pipe: exit %d, stderr %q", code, q.stderr.String())
-	}
 }

@@ -278,12 +278,9 @@ func importSources(e *env, args []string) ([]importSource, error) {
 		if err != nil {
 			return nil, err
 		}
-		if fi.Mode().IsRegular() {
+		if !fi.IsDir() { // a file, or a pipe (cairn import <(producer))
 			out = append(out, file(a))
 			continue
-		}
-		if !fi.IsDir() {
-			return nil, usagef("import: %s is not a regular file or directory (for a pipe, give - and redirect it to stdin)", a)
 		}
 		entries, err := os.ReadDir(a)
 		if err != nil {

@@ -364,5 +364,4 @@ func TestImportFromIdlePipe(t *testing.T) {
 	if got := p.stdout.String(); got != "imported 3 runs\n" {
 		t.Errorf("stdout %q", got)
 	}
-
 }

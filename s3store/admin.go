@@ -439,9 +439,11 @@ func sortIDs(ids []uuid.UUID) {
 
 // GCOptions configure GC. Nil means defaults.
 type GCOptions struct {
-	// Grace is how old an unreferenced index page or an index log must be
-	// before GC deletes it, so that a compaction or a List in progress
-	// never loses an object under it. Default 15 minutes.
+	// Grace is how old an unreferenced index page or an index log, or the
+	// object of a deleted run, must be before GC deletes it, so that a
+	// compaction, a List or a Save of the same run in progress never
+	// loses an object under it. Default 15 minutes; never less than
+	// index.MinGCGrace (one minute), whatever is given.
 	Grace time.Duration
 	// DryRun reports what would be deleted without deleting anything.
 	DryRun bool
@@ -510,9 +512,11 @@ func (s *Store) GC(ctx context.Context, opts *GCOptions) (*GCReport, error) {
 		case !ok:
 			rep.Unindexed = append(rep.Unindexed, obj.id)
 		case s.dead(op, obj.info):
-			// Only once older than the grace: a Save of the same bytes
-			// in progress has committed by then.
-			if obj.info.LastModified.Before(now.Add(-o.Grace)) {
+			// Only once older than the grace, and never less than
+			// index.MinGCGrace whatever Grace says: a Save of the same
+			// bytes in progress has committed by then (a server's
+			// LastModified may have only whole seconds).
+			if obj.info.LastModified.Before(now.Add(-max(o.Grace, index.MinGCGrace))) {
 				rep.Dead = append(rep.Dead, obj.id)
 			}
 		case op.Delete:

@@ -147,7 +147,9 @@ const probeRetryAfter = time.Minute
 // Every write (Save, PutRecord, Delete, Reindex, GC unless DryRun) calls
 // it first; reads (Load, List, Exists, Verify) never do, so read-only
 // credentials suffice to read. Call it yourself to fail fast at startup.
-// A failure is not remembered: the next write checks again. It returns a
+// A server that failed the probe is refused for a minute without probing
+// again (probeRetryAfter); a request that failed is not remembered: the
+// next write checks again. It returns a
 // *ProbeError (ErrUnsafeServer) when the server fails, and the bucket's
 // error when a request fails. With Options.UnsafeSkipProbe it does
 // nothing. Safe for concurrent use: concurrent callers share one probe;

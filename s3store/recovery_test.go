@@ -404,3 +404,19 @@ func TestVerifyUnreadableUnindexedIsCorruptOnly(t *testing.T) {
 		t.Fatalf("Verify = %+v, %v; want the object corrupt and nothing unindexed", rep, err)
 	}
 }
+
+// GC leaves a dead object younger than index.MinGCGrace whatever Grace it
+// is given: a Save of the same bytes may still be committing.
+func TestGCDeadObjectMinimumGrace(t *testing.T) {
+	ctx := context.Background()
+	d := saveAndDelete(t, smallIndex, true)
+	d.clk.advance(30 * time.Second)
+	gc := newStore(t, d.h, d.o)
+	if rep, err := gc.GC(ctx, &s3store.GCOptions{Grace: time.Millisecond}); err != nil || len(rep.Dead) != 0 {
+		t.Fatalf("GC 30 s after = %+v, %v; want nothing deleted", rep, err)
+	}
+	d.clk.advance(time.Minute)
+	if rep, err := gc.GC(ctx, &s3store.GCOptions{Grace: time.Millisecond}); err != nil || len(rep.Dead) != 1 {
+		t.Fatalf("GC 90 s after = %+v, %v; want the dead object deleted", rep, err)
+	}
+}

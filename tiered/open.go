@@ -140,7 +140,7 @@ func parseStoreURL(rawURL string) (*url.URL, url.Values, error) {
 		}
 		return nil, nil, errors.New("does not parse as a URL")
 	}
-	if u.User != nil {
+	if u.User != nil || credentialsInPath(u) {
 		return nil, nil, ErrUserInfo
 	}
 	switch {
@@ -157,6 +157,14 @@ func parseStoreURL(rawURL string) (*url.URL, url.Values, error) {
 		return nil, nil, errors.New("the query does not parse (a bad %-escape or ';'?)")
 	}
 	return u, q, nil
+}
+
+// credentialsInPath reports whether a URL that is not a local path has an
+// '@' before its query: user info in a form url.Parse does not see as such
+// ("s3:///key:secret@bucket", "s3:/key:secret@bucket"). Bucket names never
+// hold one.
+func credentialsInPath(u *url.URL) bool {
+	return u.Scheme != "file" && strings.Contains(u.Host+u.Path+u.Opaque, "@")
 }
 
 // paramName is what an unknown parameter's name must look like to be
@@ -306,7 +314,7 @@ func RedactURL(rawURL string) string {
 	if err != nil {
 		return "(unparsable)"
 	}
-	if u.Opaque != "" {
+	if u.Opaque != "" || credentialsInPath(u) {
 		return u.Scheme + ":" + redacted
 	}
 	u.User = nil

@@ -231,6 +231,9 @@ func TestCanarySecretNeverPrinted(t *testing.T) {
 		// Opaque forms (no user info as url.Parse sees it), a fragment,
 		// a secret as a parameter's name.
 		"s3:AKID:" + canary + "@b/p",
+		"s3:///AKID:" + canary + "@b/p",
+		"s3:/AKID:" + canary + "@b/p",
+		"mem:/AKID:" + canary + "@x",
 		"file:AKID:" + canary + "@x",
 		"AKID:" + canary + "@b",
 		"mem:" + canary,

@@ -79,6 +79,12 @@ type Entry struct {
 	// it; MarkClean clears it.
 	Dirty bool
 
+	// Written marks a clean entry that its owner wrote and made durable
+	// itself (set by MarkClean, or given to Put), as opposed to one filled
+	// from a read, which may describe an object the owner's index does not
+	// know. The cache does not interpret it otherwise.
+	Written bool
+
 	// WorkflowName and Timestamp summarise the object, so that a listing
 	// can include dirty entries without decoding them. The cache does not
 	// interpret them.
@@ -294,6 +300,7 @@ func (c *Cache[K]) MarkClean(key K, version uint64, etag string) bool {
 		}
 		if version == it.e.Version {
 			cleaned = true
+			it.e.Written = true
 			if it.e.Dirty {
 				delete(c.dirty, key)
 				c.dirtyBytes -= it.cost

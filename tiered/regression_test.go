@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/cairnstore/cairn"
+	"github.com/cairnstore/cairn/index"
+	"github.com/cairnstore/cairn/s3store"
 	"github.com/cairnstore/cairn/s3store/bucket"
 	"github.com/cairnstore/cairn/tiered"
 	"github.com/google/uuid"
@@ -347,4 +349,69 @@ func TestSaveWaitingForRoomFailsWithFlush(t *testing.T) {
 		t.Fatal("a Save waiting for room still blocked while every flush fails")
 	}
 	mem.SetHook(nil)
+}
+
+// SkipUnchanged skips only bytes this store wrote and committed: not a
+// copy it read of an object whose Save lost its commit, nor of one whose
+// Delete was cut short. Then the Save writes, and the run stays listed and
+// loadable, GC an hour later included.
+func TestSkipUnchangedOnlyAfterOwnWrite(t *testing.T) {
+	ctx := context.Background()
+	for _, cut := range []string{"/index/log/", "/runs/"} {
+		mem := bucket.NewMem()
+		var failing atomic.Bool
+		errCut := errors.New("cut short")
+		mem.SetHook(func(ctx context.Context, op, key string) error {
+			if failing.Load() && strings.Contains(key, cut) && (op == "put" || op == "delete") {
+				return errCut
+			}
+			return nil
+		})
+		var off atomic.Int64
+		now := func() time.Time { return time.Now().Add(time.Duration(off.Load())) }
+		d, err := s3store.New(mem, &s3store.Options{Prefix: "t", Now: now, Index: &index.Options{RetryFor: 100 * time.Millisecond}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := tiered.New(d, nil, &tiered.Options{SkipUnchanged: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := uuid.New()
+		if cut == "/runs/" { // saved, then a Delete cut after its tombstone
+			if err := s.Save(ctx, cp(id, 1)); err != nil {
+				t.Fatal(err)
+			}
+			failing.Store(true)
+			if err := s.Delete(ctx, id); err == nil {
+				t.Fatal("Delete succeeded without deleting the object")
+			}
+		} else { // a Save whose index commit is lost
+			failing.Store(true)
+			if err := s.Save(ctx, cp(id, 1)); err == nil {
+				t.Fatal("Save succeeded without its index commit")
+			}
+		}
+		failing.Store(false)
+		if _, err := s.Load(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Save(ctx, cp(id, 1)); err != nil {
+			t.Fatal(err)
+		}
+		if n := s.Stats().SkippedSaves; n != 0 {
+			t.Fatalf("cut at %s: %d Saves skipped over a copy that was read", cut, n)
+		}
+		off.Store(int64(time.Hour))
+		if _, err := d.GC(ctx, nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := d.Load(ctx, id); err != nil {
+			t.Fatalf("cut at %s: the acknowledged Save after GC: %v", cut, err)
+		}
+		if p, err := d.List(ctx, nil); err != nil || len(p.Runs) != 1 {
+			t.Fatalf("cut at %s: List = %v, %v", cut, p, err)
+		}
+		s.Close(ctx)
+	}
 }

@@ -120,7 +120,7 @@ type Options struct {
 	// off: see the package doc for what may then be stale.
 	Revalidate bool
 	// SkipUnchanged makes a Save whose bytes equal what this store last
-	// wrote or read for the run cost no request (not with fencing,
+	// wrote and committed for the run cost no request (not with fencing,
 	// revalidation or a TTL, which need the write). Set it only when no
 	// other process writes or deletes the runs this store saves: the
 	// skipped Save trusts the cache, and a Delete or overwrite by another
@@ -290,7 +290,10 @@ func (s *Store) Save(ctx context.Context, c *cairn.Checkpoint) error {
 	// (no other process writes these runs); not when the bucket may have
 	// changed behind the cache (fencing must see the conflict,
 	// revalidation promises no stale state), nor with a TTL to refresh.
-	if s.o.SkipUnchanged && cached && !old.Dirty && string(old.Value) == string(rec) && !s.d.HasTTL() && !s.o.Fencing && !s.o.Revalidate {
+	// Only bytes this store wrote and committed itself: a copy it read may
+	// be an object the index does not list (a Save whose commit was lost)
+	// or names as deleted (a Delete cut short).
+	if s.o.SkipUnchanged && cached && !old.Dirty && old.Written && string(old.Value) == string(rec) && !s.d.HasTTL() && !s.o.Fencing && !s.o.Revalidate {
 		s.skipped.Add(1)
 		return nil
 	}
@@ -328,7 +331,7 @@ func (s *Store) saveThrough(ctx context.Context, run uuid.UUID, e lru.Entry) err
 		s.cache.Remove(run)
 		return err
 	}
-	e.ETag = etag
+	e.ETag, e.Written = etag, true
 	s.cache.Put(run, e)
 	return nil
 }

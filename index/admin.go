@@ -101,7 +101,7 @@ func (ix *Index) learnTail(ctx context.Context) error {
 func (ix *Index) Rebuild(ctx context.Context, seq uint64, entries []Entry, tombstones []Op) error {
 	ix.compacting.Lock()
 	defer ix.compacting.Unlock()
-	m := &Manifest{Seq: seq, Created: ix.o.Now(), Count: int64(len(entries))}
+	m := &Manifest{Seq: seq, Created: ix.o.Now(), Count: int64(len(entries)), Base: seq}
 	ops := make([]Op, 0, len(entries)+len(tombstones))
 	for _, e := range entries {
 		ops = append(ops, Op{Entry: e})

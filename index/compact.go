@@ -47,7 +47,7 @@ func (ix *Index) compact(ctx context.Context) error {
 			olds = append(olds, old)
 		}
 	}
-	nm := &Manifest{Seq: st.tail, Created: ix.o.Now(), Count: m.Count - int64(len(olds)) + int64(len(st.puts))}
+	nm := &Manifest{Seq: st.tail, Created: ix.o.Now(), Count: m.Count - int64(len(olds)) + int64(len(st.puts)), Base: m.Seq}
 	var newPages map[string]*Page
 	if nm.ByTime, newPages, err = ix.rewrite(ctx, m.ByTime, byTime, olds, listed(st.puts), nil); err != nil {
 		return err
@@ -70,11 +70,16 @@ func (ix *Index) compact(ctx context.Context) error {
 		if !errors.Is(err, bucket.ErrPrecondition) {
 			return err
 		}
-		// Another process wrote this snapshot first; it is as good.
-		// Its pages are the ones to use, and ours are garbage for GC.
+		// Another process wrote this snapshot first. Built on the same
+		// snapshot, it is as good: its pages are the ones to use, and
+		// ours are garbage for GC. Built on another (one a Reindex
+		// replaced, left behind by advanceHead), it is not: give way.
 		var theirs Manifest
 		if _, err := ix.get(ctx, ix.snapKey(nm.Seq), &theirs); err != nil {
 			return err
+		}
+		if theirs.Base != nm.Base {
+			return nil
 		}
 		nm = &theirs
 	} else {

@@ -93,6 +93,11 @@ type Manifest struct {
 	Count     int64     `msgpack:"count"`
 	ByTime    []PageRef `msgpack:"by_time"`
 	RunLevels []Level   `msgpack:"run_levels"`
+	// Base is the snapshot a compaction built this one on (its logs after
+	// Base applied to it); a Rebuild's names itself. Two snapshots of one
+	// Seq hold the same runs only if their Base is the same. Zero in
+	// manifests written before it was recorded.
+	Base uint64 `msgpack:"base,optional"`
 }
 
 // Head names the newest snapshot a writer knew of. Readers trust it only

@@ -707,13 +707,13 @@ func (x *Level) EncodeMsgpack(enc *msgpack.Encoder) error { return wire.EncodeMs
 // DecodeMsgpack implements msgpack.CustomDecoder with the generated codec.
 func (x *Level) DecodeMsgpack(dec *msgpack.Decoder) error { return wire.DecodeMsgpack(dec, x) }
 
-var _manifestFields = []string{"seq", "created", "count", "by_time", "run_levels"}
+var _manifestFields = []string{"seq", "created", "count", "by_time", "run_levels", "base"}
 
 // AppendMsgpack appends the MessagePack encoding of x to b: a map of its
 // fields in declaration order.
 func (x *Manifest) AppendMsgpack(b []byte) ([]byte, error) {
 	var err error
-	b = append(b, 0x85)
+	b = append(b, 0x86)
 	b = append(b, "\xa3seq"...)
 	b = wire.AppendUint(b, x.Seq)
 	b = append(b, "\xa7created"...)
@@ -736,12 +736,15 @@ func (x *Manifest) AppendMsgpack(b []byte) ([]byte, error) {
 			return b, wire.FieldError("Manifest", "run_levels", err)
 		}
 	}
+	b = append(b, "\xa4base"...)
+	b = wire.AppendUint(b, x.Base)
 	return b, nil
 }
 
 // ReadMsgpack decodes x from r. It accepts a map (fields in any order,
 // unknown ones skipped) or a positional array (fields in declaration order,
-// extra elements skipped). A missing field is an error.
+// extra elements skipped). A missing field is an error, except an optional
+// one, which is set to its zero value.
 func (x *Manifest) ReadMsgpack(r *wire.Reader) error {
 	n, isMap, err := r.ReadContainerHeader()
 	if err != nil {
@@ -750,6 +753,7 @@ func (x *Manifest) ReadMsgpack(r *wire.Reader) error {
 	if err := r.Enter(); err != nil {
 		return err
 	}
+	x.Base = 0
 	if !isMap {
 		if n < 5 {
 			return wire.ShortArray("Manifest", n, 5)
@@ -780,6 +784,8 @@ func (x *Manifest) ReadMsgpack(r *wire.Reader) error {
 			i = 3
 		case "run_levels":
 			i = 4
+		case "base":
+			i = 5
 		}
 		if err := x.readField(r, i); err != nil {
 			return err
@@ -788,8 +794,8 @@ func (x *Manifest) ReadMsgpack(r *wire.Reader) error {
 			seen |= 1 << i
 		}
 	}
-	if seen != 0x1f {
-		return wire.MissingFields("Manifest", _manifestFields, seen)
+	if seen&0x1f != 0x1f {
+		return wire.MissingFields("Manifest", _manifestFields, seen|0x20)
 	}
 	r.Leave()
 	return nil
@@ -811,6 +817,8 @@ func (x *Manifest) readField(r *wire.Reader, i int) (err error) {
 		x.RunLevels, err = wire.ReadSlice(r, func(r *wire.Reader, v *Level) error {
 			return v.ReadMsgpack(r)
 		})
+	case 5:
+		x.Base, err = r.ReadUint(64)
 	default:
 		return r.Skip()
 	}

@@ -333,6 +333,14 @@ func TestCompactionDoesNotUndoReindex(t *testing.T) {
 	if !isListed(t, newStore(t, mem, &s3store.Options{Prefix: "cairn", Index: io}), lost) {
 		t.Fatal("a concurrent compaction undid the Reindex")
 	}
+	// The snapshot that compaction left behind holds the number the next
+	// compaction takes: that one must not adopt it either.
+	if err := newStore(t, mem, &s3store.Options{Prefix: "cairn", Index: io}).Index().Compact(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !isListed(t, newStore(t, mem, &s3store.Options{Prefix: "cairn", Index: io}), lost) {
+		t.Fatal("a later compaction adopted the snapshot left behind and undid the Reindex")
+	}
 }
 
 // A tombstone older than KeepTombstones is no evidence: Reindex and GC

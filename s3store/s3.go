@@ -6,11 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"net/http"
 	"net/url"
-	"os"
-	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -221,21 +218,6 @@ func NewS3Client(ctx context.Context, opts *S3Options) (*s3.Client, error) {
 	if cfg.Region == "" {
 		return nil, fmt.Errorf("s3store: %w: S3Options: no Region, and none in AWS_REGION or the shared config file", bucket.ErrInvalid)
 	}
-	if o.Endpoint == "" {
-		// An endpoint from the environment or the shared config file is
-		// checked as one given here is (the SDK would repeat a bad one).
-		configured := map[string]string{"AWS_ENDPOINT_URL_S3": os.Getenv("AWS_ENDPOINT_URL_S3"), "AWS_ENDPOINT_URL": os.Getenv("AWS_ENDPOINT_URL")}
-		if cfg.BaseEndpoint != nil {
-			configured["the shared config file's endpoint_url"] = *cfg.BaseEndpoint
-		}
-		for _, name := range slices.Sorted(maps.Keys(configured)) {
-			if v := configured[name]; v != "" {
-				if err := CheckEndpoint(v); err != nil {
-					return nil, fmt.Errorf("s3store: %w: %s: %w", bucket.ErrInvalid, name, err)
-				}
-			}
-		}
-	}
 
 	// Through cfg rather than an option function, so that the SDK still
 	// applies its defaults (dial and TLS timeouts) to a buildable client.
@@ -277,7 +259,17 @@ func NewS3Client(ctx context.Context, opts *S3Options) (*s3.Client, error) {
 		}
 	})
 	fns = append(fns, o.OptFns...)
-	return s3.NewFromConfig(cfg, fns...), nil
+	client := s3.NewFromConfig(cfg, fns...)
+	if ep := client.Options().BaseEndpoint; o.Endpoint == "" && ep != nil && *ep != "" {
+		// An endpoint from the environment (AWS_ENDPOINT_URL_S3,
+		// AWS_ENDPOINT_URL) or the shared config file (endpoint_url, a
+		// services section) is checked as one given here is: the SDK
+		// would repeat a bad one, credentials and all.
+		if err := CheckEndpoint(*ep); err != nil {
+			return nil, fmt.Errorf("s3store: %w: the endpoint from the environment or the shared config: %w", bucket.ErrInvalid, err)
+		}
+	}
+	return client, nil
 }
 
 // ErrEndpoint is the cause of every refusal of an endpoint URL by

@@ -19,6 +19,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -988,5 +990,16 @@ func TestEnvironmentEndpointChecked(t *testing.T) {
 			}
 			t.Setenv(name, "")
 		}
+	}
+	// And one from a services section of the shared config file.
+	cfg := filepath.Join(t.TempDir(), "config")
+	body := "[default]\nservices = local\n\n[services local]\ns3 =\n  endpoint_url = http://AKID:CANARY62@127.0.0.1:1\n"
+	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("AWS_CONFIG_FILE", cfg)
+	_, err := s3store.NewS3Client(context.Background(), &s3store.S3Options{Region: "us-east-1"})
+	if !errors.Is(err, s3store.ErrEndpoint) || strings.Contains(err.Error(), "CANARY62") {
+		t.Errorf("services section: NewS3Client = %v, want ErrEndpoint without the value", err)
 	}
 }

@@ -327,7 +327,7 @@ func runImport(ctx context.Context, e *env, args []string) error {
 		pr, pw := io.Pipe()
 		stdin := e.stdin
 		go func() { _, err := io.Copy(pw, stdin); pw.CloseWithError(err) }()
-		defer context.AfterFunc(ctx, func() { pr.CloseWithError(context.Cause(ctx)) })()
+		defer context.AfterFunc(ctx, func() { pw.CloseWithError(context.Cause(ctx)) })()
 		piped := *e
 		piped.stdin = pr
 		e = &piped
@@ -391,6 +391,9 @@ func (im *importer) file(ctx context.Context, src importSource) error {
 		return nil // an empty file holds no records
 	}
 	if err != nil {
+		if ctx.Err() != nil {
+			return context.Cause(ctx) // stopped while waiting for input
+		}
 		return fmt.Errorf("%s: %w", src.name, err)
 	}
 	if bytes.IndexByte([]byte("{[ \t\r\n"), first[0]) < 0 {
@@ -425,6 +428,9 @@ func (im *importer) binary(ctx context.Context, name string, r io.Reader) error 
 	limit := int64(max) + int64(max)/64 + 64<<10 // a compressed record of MaxSize fits
 	data, err := io.ReadAll(io.LimitReader(r, limit+1))
 	if err != nil {
+		if ctx.Err() != nil {
+			return context.Cause(ctx) // stopped while reading
+		}
 		return fmt.Errorf("%s: %w", name, err)
 	}
 	if int64(len(data)) > limit {

@@ -388,7 +388,7 @@ func runReindex(ctx context.Context, e *env, args []string) error {
 func runGC(ctx context.Context, e *env, args []string) error {
 	fs, storeFlag := newFlags(e, "gc", "")
 	dry := fs.Bool("dry-run", false, "report what would be deleted, delete nothing")
-	grace := fs.Duration("grace", 15*time.Minute, "leave index objects younger than this (the index keeps a minimum of its own)")
+	grace := fs.Duration("grace", 15*time.Minute, "leave index objects and objects of deleted runs younger than this (never less than a minute)")
 	return onStore(ctx, e, fs, storeFlag, args, func(s *tiered.Store) error {
 		if *grace <= 0 {
 			return usagef("--grace %v: want a positive duration such as 15m", *grace)

@@ -347,7 +347,7 @@ func (s *Store) Verify(ctx context.Context) (*Report, error) {
 	}
 	rep := &Report{Corrupt: map[uuid.UUID]error{}}
 	last, err := s.indexedOps(ctx)
-	if err == nil {
+	if err == nil && last != nil { // nil: a new store, no index and no runs
 		err = s.ix.Check(ctx) // what List needs, without falling back
 	}
 	if errors.Is(err, index.ErrDamaged) { // ErrIndexLost too

@@ -428,3 +428,15 @@ func TestGCDeadObjectMinimumGrace(t *testing.T) {
 		t.Fatalf("GC 90 s after = %+v, %v; want the dead object deleted", rep, err)
 	}
 }
+
+// A new store (no index, no runs) verifies clean, and GC finds nothing.
+func TestVerifyNewStore(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t, bucket.NewMem(), nil)
+	if rep, err := s.Verify(ctx); err != nil || !rep.OK() || rep.Runs != 0 {
+		t.Fatalf("Verify of a new store = %+v, %v", rep, err)
+	}
+	if rep, err := s.GC(ctx, nil); err != nil || len(rep.Dead)+len(rep.Expired)+len(rep.Unindexed) != 0 {
+		t.Fatalf("GC of a new store = %+v, %v", rep, err)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -218,6 +219,9 @@ func NewS3Client(ctx context.Context, opts *S3Options) (*s3.Client, error) {
 	if cfg.Region == "" {
 		return nil, fmt.Errorf("s3store: %w: S3Options: no Region, and none in AWS_REGION or the shared config file", bucket.ErrInvalid)
 	}
+	if cfg.Credentials != nil {
+		cfg.Credentials = quietCredentials{cfg.Credentials}
+	}
 
 	// Through cfg rather than an option function, so that the SDK still
 	// applies its defaults (dial and TLS timeouts) to a buildable client.
@@ -271,6 +275,34 @@ func NewS3Client(ctx context.Context, opts *S3Options) (*s3.Client, error) {
 	}
 	return client, nil
 }
+
+// quietCredentials is a credentials provider whose errors never carry
+// what a credential process printed: the SDK quotes the output of a
+// credential_process it cannot parse, secret key and all.
+type quietCredentials struct{ aws.CredentialsProvider }
+
+func (q quietCredentials) Retrieve(ctx context.Context) (aws.Credentials, error) {
+	c, err := q.CredentialsProvider.Retrieve(ctx)
+	if err != nil {
+		err = &credentialsError{err}
+	}
+	return c, err
+}
+
+// credentialsError is a failure to get credentials, its message cut before
+// any output of a credential process. The provider's error stays in the
+// chain for errors.As; print this one, not its cause.
+type credentialsError struct{ err error }
+
+func (e *credentialsError) Error() string {
+	msg := e.err.Error()
+	if i := strings.Index(msg, "output:"); i >= 0 {
+		msg = msg[:i] + "output: (not shown: it may hold a secret)"
+	}
+	return msg
+}
+
+func (e *credentialsError) Unwrap() error { return e.err }
 
 // ErrEndpoint is the cause of every refusal of an endpoint URL by
 // CheckEndpoint (wrapped in bucket.ErrInvalid by NewS3Client).

@@ -1003,3 +1003,31 @@ func TestEnvironmentEndpointChecked(t *testing.T) {
 		t.Errorf("services section: NewS3Client = %v, want ErrEndpoint without the value", err)
 	}
 }
+
+// A credential process whose output the SDK cannot parse: the SDK quotes
+// the output, secret and all; the error the bucket returns does not.
+func TestCredentialProcessOutputNotPrinted(t *testing.T) {
+	dir := t.TempDir()
+	script := filepath.Join(dir, "creds.sh")
+	out := `{"Version":1,"AccessKeyId":"AK","SecretAccessKey":"CANARY63","Expiration":"bad"}`
+	if err := os.WriteFile(script, []byte("#!/bin/sh\necho '"+out+"'\n"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "config")
+	if err := os.WriteFile(cfg, []byte("[default]\ncredential_process = "+script+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"} {
+		t.Setenv(k, "")
+	}
+	t.Setenv("AWS_CONFIG_FILE", cfg)
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "none"))
+	client, err := s3store.NewS3Client(context.Background(), &s3store.S3Options{Region: "us-east-1", Endpoint: "http://127.0.0.1:1", MaxAttempts: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = s3store.NewS3(client, "b").List(context.Background(), "p/", "", 1)
+	if err == nil || strings.Contains(err.Error(), "CANARY63") || !strings.Contains(err.Error(), "not shown") {
+		t.Fatalf("List = %v; want a credentials error without the process output", err)
+	}
+}

@@ -320,6 +320,9 @@ func (ix *Index) Salvage(ctx context.Context) (ops map[uuid.UUID]Op, skipped []e
 	for i := len(snaps) - 1; i >= 0; i-- {
 		var m Manifest
 		_, err := ix.get(ctx, ix.snapKey(snaps[i]), &m)
+		if err == nil && orphaned(&m, snaps) {
+			continue // left behind by a compaction: not the state of the index
+		}
 		if err == nil {
 			var lo map[uuid.UUID]Op
 			if lo, err = ix.levelOps(ctx, &m); err == nil {

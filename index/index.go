@@ -484,19 +484,22 @@ func (ix *Index) loadOnce(ctx context.Context) (*state, error) {
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	if headless && m.Seq == 0 && (len(seqs) == 0 || seqs[0] != 1) {
-		// No head, and no log from the first on: an index made before the
-		// head marked it (its logs start at 1, and its first compaction
-		// writes a head) is read as it is; otherwise there is no index,
-		// or it lost its head.
+	if headless && m.Seq == 0 {
+		// No head. An index made before the head marked it, whose logs
+		// start at 1 and which has no snapshot yet (its first compaction
+		// writes a head), is read as it is; with no log and no snapshot
+		// there is no index; otherwise it lost its head, and recover
+		// reads its snapshots.
 		snaps, _, err := ix.listSeqPages(ctx, ix.root+"snap/", 0, 1)
 		if err != nil {
 			return nil, err
 		}
-		if len(seqs) == 0 && len(snaps) == 0 {
+		switch {
+		case len(seqs) == 0 && len(snaps) == 0:
 			return nil, ErrNoIndex
+		case len(snaps) > 0 || seqs[0] != 1:
+			return nil, fmt.Errorf("%w: no head, %d snapshots, logs from %v", errGap, len(snaps), seqs[:min(1, len(seqs))])
 		}
-		return nil, fmt.Errorf("%w: no head, %d snapshots, logs from %v", errGap, len(snaps), seqs[:min(1, len(seqs))])
 	}
 	base := max(m.Seq, h.Seq)
 	if more {
@@ -627,7 +630,15 @@ func (ix *Index) recover(ctx context.Context) (*state, error) {
 			}
 			return st, nil
 		}
-		st, err := ix.read(ctx, &Manifest{}, new(Manifest), base, base, after)
+		m := new(Manifest)
+		_, err := ix.get(ctx, ix.snapKey(base), m)
+		if err == nil && orphaned(m, snaps) {
+			err = fmt.Errorf("snapshot %d was built on %d, not on a newer one there is", m.Seq, m.Base)
+		}
+		var st *state
+		if err == nil {
+			st, err = ix.read(ctx, m, nil, base, base, after)
+		}
 		if err == nil {
 			return st, nil
 		}
@@ -637,6 +648,18 @@ func (ix *Index) recover(ctx context.Context) (*state, error) {
 		last = err
 	}
 	return nil, last
+}
+
+// orphaned reports whether m is a snapshot a compaction left behind: built
+// on a snapshot older than another one of snaps below it (a Reindex's,
+// which the compaction gave way to), so it may lack what that one holds.
+// Manifests that do not record their base (zero) are taken as they are.
+func orphaned(m *Manifest, snaps []uint64) bool {
+	if m.Base == 0 || m.Base == m.Seq {
+		return false
+	}
+	i := sort2(snaps, m.Base)
+	return i < len(snaps) && snaps[i] < m.Seq
 }
 
 // sort2 returns the number of seqs at or below base (seqs ascending).

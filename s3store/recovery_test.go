@@ -341,6 +341,14 @@ func TestCompactionDoesNotUndoReindex(t *testing.T) {
 	if !isListed(t, newStore(t, mem, &s3store.Options{Prefix: "cairn", Index: io}), lost) {
 		t.Fatal("a later compaction adopted the snapshot left behind and undid the Reindex")
 	}
+	// Nor does a reader falling back after losing the head take it for
+	// the newest state.
+	if err := mem.Delete(ctx, "cairn/index/head"); err != nil {
+		t.Fatal(err)
+	}
+	if !isListed(t, newStore(t, mem, &s3store.Options{Prefix: "cairn", Index: io}), lost) {
+		t.Fatal("falling back after the head was lost, a reader took the snapshot left behind")
+	}
 }
 
 // A tombstone older than KeepTombstones is no evidence: Reindex and GC

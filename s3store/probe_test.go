@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -218,7 +219,7 @@ func TestProbeRefuses(t *testing.T) {
 			for _, f := range pe.Failures {
 				got = append(got, f.Check)
 			}
-			if !slicesEqual(got, tc.failed) {
+			if !slices.Equal(got, tc.failed) {
 				t.Errorf("failed checks %v, want %v", got, tc.failed)
 			}
 			for _, c := range tc.failed {
@@ -268,18 +269,6 @@ func TestProbeRefuses(t *testing.T) {
 			}
 		})
 	}
-}
-
-func slicesEqual[T comparable](a, b []T) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // Reads never probe: a store on read-only credentials Loads and Lists.

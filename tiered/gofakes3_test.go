@@ -1,67 +1,27 @@
 package tiered_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"net/http"
-	"net/http/httptest"
 	"os"
-	"os/exec"
 	"regexp"
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/cairnstore/cairn"
 	"github.com/cairnstore/cairn/index"
+	"github.com/cairnstore/cairn/internal/fakes3"
 	"github.com/cairnstore/cairn/s3store"
 	"github.com/cairnstore/cairn/storetest"
 	"github.com/cairnstore/cairn/tiered"
 	"github.com/google/uuid"
-	"github.com/johannesboyne/gofakes3"
-	"github.com/johannesboyne/gofakes3/backend/s3mem"
 )
-
-// fakeS3Server starts gofakes3 (v1.2.0: it honours conditional writes
-// but keeps old metadata on overwrite) behind an httptest.Server, with a
-// bucket "cairn", and returns its URL. With strip, If-None-Match and
-// If-Match are dropped from PUTs before gofakes3 sees them, as servers
-// without conditional-write support ignore them.
-func fakeS3Server(t testing.TB, strip bool) string {
-	t.Helper()
-	backend := s3mem.New()
-	h := gofakes3.New(backend).Server()
-	if strip {
-		inner := h
-		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.Method == http.MethodPut {
-				r.Header.Del("If-None-Match")
-				r.Header.Del("If-Match")
-			}
-			inner.ServeHTTP(w, r)
-		})
-	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	if err := backend.CreateBucket("cairn"); err != nil {
-		t.Fatal(err)
-	}
-	return srv.URL
-}
 
 // fakeS3Store opens a tiered store on the gofakes3 server at url, with a
 // client of its own.
 func fakeS3Store(t testing.TB, url string, so *s3store.Options, o *tiered.Options) *tiered.Store {
 	t.Helper()
-	client, err := s3store.NewS3Client(context.Background(), &s3store.S3Options{
-		Endpoint: url, Region: "us-east-1", PathStyle: true,
-		Credentials: credentials.NewStaticCredentialsProvider("fake", "fake", ""),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := s3store.New(s3store.NewS3(client, "cairn"), so)
+	d, err := s3store.New(fakes3.Client(t, url), so)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +43,7 @@ func TestProbeGofakes3(t *testing.T) {
 		strip bool
 	}{{"AsIs", false}, {"Stripped", true}} {
 		t.Run(tc.name, func(t *testing.T) {
-			url := fakeS3Server(t, tc.strip)
+			url := fakeServer(t, tc.strip)
 			so := &s3store.Options{Prefix: "t"}
 			wt := fakeS3Store(t, url, so, nil)
 			if err := wt.Save(ctx, cp(uuid.New(), 1)); !errors.Is(err, s3store.ErrUnsafeServer) {
@@ -128,7 +88,7 @@ func TestGofakes3StrippedSharedFails(t *testing.T) {
 		for _, m := range sharedModes {
 			t.Run(m.name, func(t *testing.T) {
 				storetest.RunShared(t, func(t *testing.T) storetest.Shared {
-					url := fakeS3Server(t, true)
+					url := fakeServer(t, true)
 					so := &s3store.Options{Prefix: "t", Index: &index.Options{PageSize: 4, CompactAfter: 4}, UnsafeSkipProbe: true}
 					fenced := m.o
 					fenced.Fencing = true
@@ -141,18 +101,7 @@ func TestGofakes3StrippedSharedFails(t *testing.T) {
 		}
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestGofakes3StrippedSharedFails$", "-test.v", "-test.count=1", "-test.timeout=2m")
-	cmd.Env = append(os.Environ(), sharedStrippedEnv+"=1")
-	out, err := cmd.CombinedOutput()
-	var exit *exec.ExitError
-	if !errors.As(err, &exit) || ctx.Err() != nil {
-		t.Fatalf("the suite on a server that ignores conditions: %v (want a failure)\n%s", err, out)
-	}
-	if bytes.Contains(out, []byte("panic: ")) {
-		t.Fatalf("the suite panicked instead of failing:\n%s", out)
-	}
+	out := fakes3.Failing(t, sharedStrippedEnv, "TestGofakes3StrippedSharedFails")
 	failed := map[string]bool{}
 	for _, m := range regexp.MustCompile(`--- FAIL: TestGofakes3StrippedSharedFails/\w+/(\w+)`).FindAllSubmatch(out, -1) {
 		failed[string(m[1])] = true
@@ -161,4 +110,13 @@ func TestGofakes3StrippedSharedFails(t *testing.T) {
 		t.Fatalf("the suite failed in %v; want multi-store subtests, FencedCreate among them:\n%s", failed, out)
 	}
 	t.Logf("the multi-store suite fails on gofakes3 with conditions stripped, in %v", failed)
+}
+
+// fakeServer starts gofakes3 (see internal/fakes3), with its conditional
+// headers stripped when strip is set, and returns its URL.
+func fakeServer(t testing.TB, strip bool) string {
+	if strip {
+		return fakes3.Server(t, fakes3.StripConditions)
+	}
+	return fakes3.Server(t, nil)
 }

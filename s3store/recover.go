@@ -24,6 +24,15 @@ func (indexLost) Is(target error) bool {
 	return target == index.ErrDamaged || target == cairn.ErrCorrupt
 }
 
+// writable runs the checks every write of run objects or tombstones
+// needs first: the server's (CheckServer) and the index's (ensureIndex).
+func (s *Store) writable(ctx context.Context) error {
+	if err := s.CheckServer(ctx); err != nil {
+		return err
+	}
+	return s.ensureIndex(ctx)
+}
+
 // ensureIndex makes sure, once per Store and before its first write, that
 // the bucket has an index: it creates one in a bucket with no runs, and
 // fails with ErrIndexLost in one whose runs have none. A damaged index is

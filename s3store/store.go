@@ -268,10 +268,7 @@ type Condition struct {
 // uses it to write many runs before one index commit (Index().Commit), and
 // for fencing.
 func (s *Store) PutRecord(ctx context.Context, e index.Entry, rec []byte, cond *Condition) (string, error) {
-	if err := s.CheckServer(ctx); err != nil {
-		return "", err
-	}
-	if err := s.ensureIndex(ctx); err != nil {
+	if err := s.writable(ctx); err != nil {
 		return "", err
 	}
 	ts, err := cairn.FormatTimestamp(e.Timestamp)
@@ -427,10 +424,7 @@ func (s *Store) Delete(ctx context.Context, runID uuid.UUID) error {
 	if err := s.check(ctx); err != nil {
 		return cairn.OpError("delete", runID, err)
 	}
-	if err := s.CheckServer(ctx); err != nil {
-		return cairn.OpError("delete", runID, err)
-	}
-	if err := s.ensureIndex(ctx); err != nil {
+	if err := s.writable(ctx); err != nil {
 		return cairn.OpError("delete", runID, err)
 	}
 	defer s.lockRun(runID)()
@@ -441,7 +435,8 @@ func (s *Store) Delete(ctx context.Context, runID uuid.UUID) error {
 // tombstone naming that ETag, then the object. The tombstone is the
 // evidence that lets GC finish a Delete cut short, and only for that
 // object: one written later (a Save whose commit was lost) has another
-// ETag and is never taken for dead. The caller holds the run's lock.
+// ETag or a later time, and is never taken for dead (see dead). The caller
+// holds the run's lock.
 func (s *Store) deleteRun(ctx context.Context, runID uuid.UUID) error {
 	var etag string
 	info, err := s.b.Head(ctx, s.runKey(runID))

@@ -281,13 +281,19 @@ func (s *Store) reindex(ctx context.Context, o *ReindexOptions) (*ReindexReport,
 
 // indexedOps returns the last op of every run the index holds: none in a
 // new store (no index, no runs), ErrIndexLost in a bucket whose runs have
-// no index, index.ErrDamaged when it cannot be read.
+// no index, index.ErrDamaged when it cannot be read. The index is then
+// checked as List needs it, without falling back (index.Check): ops read
+// through a fallback come with its ErrDamaged, for Verify to report and GC
+// to refuse.
 func (s *Store) indexedOps(ctx context.Context) (map[uuid.UUID]index.Op, error) {
 	last, err := s.ix.LastOps(ctx)
 	if errors.Is(err, index.ErrNoIndex) {
 		if err = s.noIndex(ctx); errors.Is(err, errIndexCreated) {
-			return s.ix.LastOps(ctx)
+			last, err = s.ix.LastOps(ctx)
 		}
+	}
+	if err == nil && last != nil { // nil: a new store, nothing to check
+		err = s.ix.Check(ctx)
 	}
 	return last, err
 }
@@ -347,9 +353,6 @@ func (s *Store) Verify(ctx context.Context) (*Report, error) {
 	}
 	rep := &Report{Corrupt: map[uuid.UUID]error{}}
 	last, err := s.indexedOps(ctx)
-	if err == nil && last != nil { // nil: a new store, no index and no runs
-		err = s.ix.Check(ctx) // what List needs, without falling back
-	}
 	if errors.Is(err, index.ErrDamaged) { // ErrIndexLost too
 		rep.Index, err = err, nil
 	}
@@ -492,10 +495,7 @@ func (s *Store) GC(ctx context.Context, opts *GCOptions) (*GCReport, error) {
 		o.Grace = 15 * time.Minute
 	}
 	rep := &GCReport{}
-	last, err := s.indexedOps(ctx)
-	if err == nil && last != nil {
-		err = s.ix.Check(ctx) // no evidence is taken from a damaged index
-	}
+	last, err := s.indexedOps(ctx) // no evidence is taken from a damaged index
 	if err != nil {
 		return nil, cairn.OpError("gc", uuid.Nil, err)
 	}

@@ -15,7 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
-	"github.com/cairnstore/cairn/tools/miniofixture"
+	"github.com/cairnstore/cairn/internal/miniofixture"
 )
 
 // These tests prove that the S3 server the MinIO suites run against honours the conditional

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/cairnstore/cairn"
-	"github.com/cairnstore/cairn/s3store/bucket"
+	"github.com/cairnstore/cairn/bucket"
 	"github.com/google/uuid"
 )
 

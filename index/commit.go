@@ -6,7 +6,7 @@ import (
 	"fmt"
 
 	"github.com/cairnstore/cairn"
-	"github.com/cairnstore/cairn/s3store/bucket"
+	"github.com/cairnstore/cairn/bucket"
 	"github.com/google/uuid"
 )
 

@@ -7,8 +7,8 @@ import (
 	"slices"
 
 	"github.com/cairnstore/cairn"
+	"github.com/cairnstore/cairn/bucket"
 	"github.com/cairnstore/cairn/gen/wire"
-	"github.com/cairnstore/cairn/s3store/bucket"
 	"github.com/google/uuid"
 )
 

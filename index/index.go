@@ -60,8 +60,8 @@ import (
 	"time"
 
 	"github.com/cairnstore/cairn"
+	"github.com/cairnstore/cairn/bucket"
 	"github.com/cairnstore/cairn/gen/wire"
-	"github.com/cairnstore/cairn/s3store/bucket"
 	"github.com/google/uuid"
 	golru "github.com/hashicorp/golang-lru/v2"
 	"golang.org/x/sync/errgroup"

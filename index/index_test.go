@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/cairnstore/cairn"
+	"github.com/cairnstore/cairn/bucket"
 	"github.com/cairnstore/cairn/index"
-	"github.com/cairnstore/cairn/s3store/bucket"
 	"github.com/google/uuid"
 )
 

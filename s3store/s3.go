@@ -22,7 +22,7 @@ import (
 	"github.com/aws/smithy-go/middleware"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
-	"github.com/cairnstore/cairn/s3store/bucket"
+	"github.com/cairnstore/cairn/bucket"
 )
 
 // S3 is a bucket.Bucket over one bucket of Amazon S3 or an S3-compatible
@@ -60,6 +60,24 @@ type S3 struct {
 }
 
 var _ bucket.Bucket = (*S3)(nil)
+
+// String names the bucket and the server behind it: the endpoint's host
+// (never user info), or AWS and the region. The probe's verdicts and
+// messages use it.
+func (b *S3) String() string {
+	if b == nil || b.client == nil {
+		return "S3 bucket (no client)"
+	}
+	endpoint := "AWS " + b.client.Options().Region
+	if e := b.client.Options().BaseEndpoint; e != nil {
+		if u, err := url.Parse(*e); err == nil {
+			endpoint = u.Host
+		} else {
+			endpoint = "(unparsable endpoint)"
+		}
+	}
+	return fmt.Sprintf("S3 bucket %s at %s", b.bucket, endpoint)
+}
 
 // NewS3 returns the bucket named bucketName, accessed through client.
 // Nothing is sent: a missing bucket or bad credentials show up on the

@@ -33,11 +33,11 @@ import (
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
+	"github.com/cairnstore/cairn/bucket"
+	"github.com/cairnstore/cairn/bucket/buckettest"
+	"github.com/cairnstore/cairn/internal/miniofixture"
 	"github.com/cairnstore/cairn/s3store"
-	"github.com/cairnstore/cairn/s3store/bucket"
-	"github.com/cairnstore/cairn/s3store/bucket/buckettest"
 	"github.com/cairnstore/cairn/s3store/faults"
-	"github.com/cairnstore/cairn/tools/miniofixture"
 )
 
 func s3Ctx(t *testing.T) context.Context {

@@ -13,11 +13,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/cairnstore/cairn"
+	"github.com/cairnstore/cairn/bucket"
+	"github.com/cairnstore/cairn/durable"
+	"github.com/cairnstore/cairn/internal/miniofixture"
 	"github.com/cairnstore/cairn/s3store"
-	"github.com/cairnstore/cairn/s3store/bucket"
 	"github.com/cairnstore/cairn/s3store/faults"
 	"github.com/cairnstore/cairn/tiered"
-	"github.com/cairnstore/cairn/tools/miniofixture"
 	"github.com/google/uuid"
 	"golang.org/x/sync/errgroup"
 )
@@ -60,7 +61,7 @@ func minioForBench(b *testing.B) *benchServer {
 }
 
 func (bs *benchServer) store(b *testing.B, o *tiered.Options) *tiered.Store {
-	d, err := s3store.New(s3store.NewS3(bs.raw, bs.bucket), &s3store.Options{Prefix: "bench"})
+	d, err := durable.New(s3store.NewS3(bs.raw, bs.bucket), &durable.Options{Prefix: "bench"})
 	if err != nil {
 		b.Fatal(err)
 	}

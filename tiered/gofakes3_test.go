@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"github.com/cairnstore/cairn"
+	"github.com/cairnstore/cairn/durable"
 	"github.com/cairnstore/cairn/index"
 	"github.com/cairnstore/cairn/internal/fakes3"
-	"github.com/cairnstore/cairn/s3store"
 	"github.com/cairnstore/cairn/storetest"
 	"github.com/cairnstore/cairn/tiered"
 	"github.com/google/uuid"
@@ -19,9 +19,9 @@ import (
 
 // fakeS3Store opens a tiered store on the gofakes3 server at url, with a
 // client of its own.
-func fakeS3Store(t testing.TB, url string, so *s3store.Options, o *tiered.Options) *tiered.Store {
+func fakeS3Store(t testing.TB, url string, so *durable.Options, o *tiered.Options) *tiered.Store {
 	t.Helper()
-	d, err := s3store.New(fakes3.Client(t, url), so)
+	d, err := durable.New(fakes3.Client(t, url), so)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,12 +44,12 @@ func TestProbeGofakes3(t *testing.T) {
 	}{{"AsIs", false}, {"Stripped", true}} {
 		t.Run(tc.name, func(t *testing.T) {
 			url := fakeServer(t, tc.strip)
-			so := &s3store.Options{Prefix: "t"}
+			so := &durable.Options{Prefix: "t"}
 			wt := fakeS3Store(t, url, so, nil)
-			if err := wt.Save(ctx, cp(uuid.New(), 1)); !errors.Is(err, s3store.ErrUnsafeServer) {
+			if err := wt.Save(ctx, cp(uuid.New(), 1)); !errors.Is(err, durable.ErrUnsafeServer) {
 				t.Errorf("write-through Save: %v, want ErrUnsafeServer", err)
 			}
-			if err := wt.Delete(ctx, uuid.New()); !errors.Is(err, s3store.ErrUnsafeServer) {
+			if err := wt.Delete(ctx, uuid.New()); !errors.Is(err, durable.ErrUnsafeServer) {
 				t.Errorf("Delete: %v, want ErrUnsafeServer", err)
 			}
 			wb := fakeS3Store(t, url, so, &tiered.Options{Mode: tiered.WriteBack, FlushWindow: time.Hour})
@@ -58,15 +58,15 @@ func TestProbeGofakes3(t *testing.T) {
 				t.Fatalf("write-back Save (into the cache): %v", err)
 			}
 			err := wb.Flush(ctx)
-			var pe *s3store.ProbeError
-			if !errors.As(err, &pe) || !pe.Failed(s3store.ProbeMetadataReplaced) ||
-				pe.Failed(s3store.ProbeIfNoneMatch) == !tc.strip {
+			var pe *durable.ProbeError
+			if !errors.As(err, &pe) || !pe.Failed(durable.ProbeMetadataReplaced) ||
+				pe.Failed(durable.ProbeIfNoneMatch) == !tc.strip {
 				t.Errorf("write-back Flush: %v, want a *ProbeError naming metadata-replaced, and if-none-match when stripped", err)
 			}
-			if err := wb.Close(ctx); !errors.Is(err, s3store.ErrUnsafeServer) {
+			if err := wb.Close(ctx); !errors.Is(err, durable.ErrUnsafeServer) {
 				t.Errorf("Close with unflushed Saves: %v, want ErrUnsafeServer", err)
 			}
-			fresh := fakeS3Store(t, url, &s3store.Options{Prefix: "t"}, nil)
+			fresh := fakeS3Store(t, url, &durable.Options{Prefix: "t"}, nil)
 			if _, err := fresh.Load(ctx, r); !errors.Is(err, cairn.ErrNotFound) {
 				t.Errorf("a refused flush wrote the run: Load = %v", err)
 			}
@@ -89,7 +89,7 @@ func TestGofakes3StrippedSharedFails(t *testing.T) {
 			t.Run(m.name, func(t *testing.T) {
 				storetest.RunShared(t, func(t *testing.T) storetest.Shared {
 					url := fakeServer(t, true)
-					so := &s3store.Options{Prefix: "t", Index: &index.Options{PageSize: 4, CompactAfter: 4}, UnsafeSkipProbe: true}
+					so := &durable.Options{Prefix: "t", Index: &index.Options{PageSize: 4, CompactAfter: 4}, UnsafeSkipProbe: true}
 					fenced := m.o
 					fenced.Fencing = true
 					return storetest.Shared{

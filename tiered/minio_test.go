@@ -13,11 +13,12 @@ import (
 	"time"
 
 	"github.com/cairnstore/cairn"
+	"github.com/cairnstore/cairn/durable"
 	"github.com/cairnstore/cairn/index"
+	"github.com/cairnstore/cairn/internal/miniofixture"
 	"github.com/cairnstore/cairn/s3store"
 	"github.com/cairnstore/cairn/storetest"
 	"github.com/cairnstore/cairn/tiered"
-	"github.com/cairnstore/cairn/tools/miniofixture"
 	"github.com/google/uuid"
 )
 
@@ -37,7 +38,7 @@ func minioStore(t testing.TB, srv *miniofixture.Server, bucketName string, o *ti
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := s3store.New(s3store.NewS3(client, bucketName), &s3store.Options{Prefix: "t",
+	d, err := durable.New(s3store.NewS3(client, bucketName), &durable.Options{Prefix: "t",
 		Index: &index.Options{RetryFor: 5 * time.Second}})
 	if err != nil {
 		t.Fatal(err)

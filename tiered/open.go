@@ -12,8 +12,9 @@ import (
 	"time"
 
 	"github.com/cairnstore/cairn"
+	"github.com/cairnstore/cairn/bucket"
+	"github.com/cairnstore/cairn/durable"
 	"github.com/cairnstore/cairn/s3store"
-	"github.com/cairnstore/cairn/s3store/bucket"
 )
 
 // Open returns a Store for a URL:
@@ -47,19 +48,19 @@ import (
 // cairn.ErrInvalid, shows the URL only as RedactURL does and never repeats
 // a parameter's value, which may be a secret put in the wrong place. so
 // and opts may be nil.
-func Open(ctx context.Context, rawURL string, so *s3store.Options, opts *Options) (*Store, error) {
+func Open(ctx context.Context, rawURL string, so *durable.Options, opts *Options) (*Store, error) {
 	b, prefix, s3o, err := openBucket(ctx, rawURL)
 	if err != nil {
 		return nil, fmt.Errorf("%w: store URL %q: %w", cairn.ErrInvalid, RedactURL(rawURL), err)
 	}
-	var o s3store.Options
+	var o durable.Options
 	if so != nil {
 		o = *so
 	}
 	if prefix != "" {
 		o.Prefix = prefix
 	}
-	d, err := s3store.New(b, &o)
+	d, err := durable.New(b, &o)
 	if err != nil {
 		return nil, err
 	}

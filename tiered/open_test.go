@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/cairnstore/cairn"
-	"github.com/cairnstore/cairn/s3store/bucket"
+	"github.com/cairnstore/cairn/bucket"
 	"github.com/cairnstore/cairn/s3store/faults"
 	"github.com/cairnstore/cairn/tiered"
 	"github.com/google/uuid"

@@ -10,9 +10,9 @@ import (
 	"time"
 
 	"github.com/cairnstore/cairn"
+	"github.com/cairnstore/cairn/bucket"
+	"github.com/cairnstore/cairn/durable"
 	"github.com/cairnstore/cairn/index"
-	"github.com/cairnstore/cairn/s3store"
-	"github.com/cairnstore/cairn/s3store/bucket"
 	"github.com/cairnstore/cairn/tiered"
 	"github.com/google/uuid"
 )
@@ -369,7 +369,7 @@ func TestSkipUnchangedOnlyAfterOwnWrite(t *testing.T) {
 		})
 		var off atomic.Int64
 		now := func() time.Time { return time.Now().Add(time.Duration(off.Load())) }
-		d, err := s3store.New(mem, &s3store.Options{Prefix: "t", Now: now, Index: &index.Options{RetryFor: 100 * time.Millisecond}})
+		d, err := durable.New(mem, &durable.Options{Prefix: "t", Now: now, Index: &index.Options{RetryFor: 100 * time.Millisecond}})
 		if err != nil {
 			t.Fatal(err)
 		}

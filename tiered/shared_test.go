@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/cairnstore/cairn"
-	"github.com/cairnstore/cairn/s3store/bucket"
+	"github.com/cairnstore/cairn/bucket"
 	"github.com/cairnstore/cairn/storetest"
 	"github.com/cairnstore/cairn/tiered"
 )

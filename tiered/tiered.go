@@ -62,6 +62,7 @@ import (
 	"time"
 
 	"github.com/cairnstore/cairn"
+	"github.com/cairnstore/cairn/durable"
 	"github.com/cairnstore/cairn/index"
 	"github.com/cairnstore/cairn/lru"
 	"github.com/cairnstore/cairn/s3store"
@@ -162,9 +163,9 @@ func (o *Options) withDefaults() (Options, error) {
 	return d, nil
 }
 
-// Store is a cairn.Store with a cache in front of an s3store.Store.
+// Store is a cairn.Store with a cache in front of an durable.Store.
 type Store struct {
-	d     *s3store.Store
+	d     *durable.Store
 	codec *cairn.Codec
 	o     Options
 	cache *lru.Cache[uuid.UUID]
@@ -211,7 +212,7 @@ type Store struct {
 var _ cairn.Store = (*Store)(nil)
 
 // New returns a Store in front of d. Close closes d.
-func New(d *s3store.Store, codec *cairn.Codec, opts *Options) (*Store, error) {
+func New(d *durable.Store, codec *cairn.Codec, opts *Options) (*Store, error) {
 	o, err := opts.withDefaults()
 	if err != nil {
 		return nil, err
@@ -475,16 +476,16 @@ func (s *Store) write(ctx context.Context, items []lru.Item[uuid.UUID]) error {
 
 // condition is the precondition of a write of run: none without fencing;
 // If-Match on the ETag last seen; if none was seen, the run must not exist.
-func (s *Store) condition(run uuid.UUID) *s3store.Condition {
+func (s *Store) condition(run uuid.UUID) *durable.Condition {
 	if !s.o.Fencing {
 		return nil
 	}
 	s.fenceMu.Lock()
 	defer s.fenceMu.Unlock()
 	if etag, ok := s.etags[run]; ok {
-		return &s3store.Condition{IfMatch: etag}
+		return &durable.Condition{IfMatch: etag}
 	}
-	return &s3store.Condition{IfAbsent: true}
+	return &durable.Condition{IfAbsent: true}
 }
 
 func (s *Store) sawETag(run uuid.UUID, etag string) {
@@ -565,7 +566,7 @@ func (s *Store) Load(ctx context.Context, runID uuid.UUID) (*cairn.Checkpoint, e
 		rec, etag, err := s.d.LoadRecord(ctx, runID, e.ETag)
 		s.gets.Add(1)
 		switch {
-		case errors.Is(err, s3store.ErrNotModified):
+		case errors.Is(err, durable.ErrNotModified):
 			s.revalidated.Add(1)
 		case err != nil:
 			if errors.Is(err, cairn.ErrNotFound) && s.cache.CompareAndRemove(runID, e.Version) {
@@ -782,7 +783,7 @@ type Stats struct {
 // Durable returns the durable store below the cache, for the operations
 // of package s3store that have no tiered counterpart (Reindex, Verify, GC).
 // Writes made through it bypass this store's cache.
-func (s *Store) Durable() *s3store.Store { return s.d }
+func (s *Store) Durable() *durable.Store { return s.d }
 
 // Stats returns the counters.
 func (s *Store) Stats() Stats {

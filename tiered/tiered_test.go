@@ -9,17 +9,17 @@ import (
 	"time"
 
 	"github.com/cairnstore/cairn"
+	"github.com/cairnstore/cairn/bucket"
+	"github.com/cairnstore/cairn/durable"
 	"github.com/cairnstore/cairn/index"
-	"github.com/cairnstore/cairn/s3store"
-	"github.com/cairnstore/cairn/s3store/bucket"
 	"github.com/cairnstore/cairn/storetest"
 	"github.com/cairnstore/cairn/tiered"
 	"github.com/google/uuid"
 )
 
-func durable(t testing.TB, b bucket.Bucket) *s3store.Store {
+func newDurable(t testing.TB, b bucket.Bucket) *durable.Store {
 	t.Helper()
-	d, err := s3store.New(b, &s3store.Options{Prefix: "t", Index: &index.Options{PageSize: 4, CompactAfter: 4}})
+	d, err := durable.New(b, &durable.Options{Prefix: "t", Index: &index.Options{PageSize: 4, CompactAfter: 4}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,7 +28,7 @@ func durable(t testing.TB, b bucket.Bucket) *s3store.Store {
 
 func open(t testing.TB, b bucket.Bucket, o *tiered.Options) *tiered.Store {
 	t.Helper()
-	s, err := tiered.New(durable(t, b), nil, o)
+	s, err := tiered.New(newDurable(t, b), nil, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +77,7 @@ func TestWriteBackBatches(t *testing.T) {
 	if st.PUTs != int64(len(runs)) || st.IndexCommits != 1 || st.BytesUnflushed != 0 || st.BytesStored == 0 || st.BytesStored >= st.BytesEncoded {
 		t.Fatalf("60 Saves of 3 runs flushed with %d PUTs and %d index commits (%+v), want 3 and 1", st.PUTs, st.IndexCommits, st)
 	}
-	fresh := durable(t, mem)
+	fresh := newDurable(t, mem)
 	for _, r := range runs {
 		got, err := fresh.Load(ctx, r)
 		if err != nil {
@@ -108,7 +108,7 @@ func TestWriteBackFlushesInWindow(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	if _, err := durable(t, mem).Load(context.Background(), r); err != nil {
+	if _, err := newDurable(t, mem).Load(context.Background(), r); err != nil {
 		t.Fatalf("after the window: %v", err)
 	}
 }
@@ -144,7 +144,7 @@ func TestFailedFlushIsReported(t *testing.T) {
 	if err := s.Flush(ctx); err != nil {
 		t.Fatalf("Flush with the bucket back: %v", err)
 	}
-	if _, err := durable(t, mem).Load(ctx, r); err != nil {
+	if _, err := newDurable(t, mem).Load(ctx, r); err != nil {
 		t.Fatalf("after recovery: %v", err)
 	}
 	if err := s.Close(ctx); err != nil {
@@ -212,7 +212,7 @@ func TestUnchangedSaveAfterDeleteElsewhere(t *testing.T) {
 func TestListWithCheckpointsUsesCache(t *testing.T) {
 	mem := bucket.NewMem()
 	ctx := context.Background()
-	other := durable(t, mem)
+	other := newDurable(t, mem)
 	elsewhere := []uuid.UUID{uuid.New(), uuid.New()}
 	for _, r := range elsewhere {
 		if err := other.Save(ctx, cp(r, 1)); err != nil {
@@ -257,7 +257,7 @@ func TestListWithCheckpointsUsesCache(t *testing.T) {
 func TestConcurrentMissesShareOneGet(t *testing.T) {
 	mem := bucket.NewMem()
 	r := uuid.New()
-	if err := durable(t, mem).Save(context.Background(), cp(r, 1)); err != nil {
+	if err := newDurable(t, mem).Save(context.Background(), cp(r, 1)); err != nil {
 		t.Fatal(err)
 	}
 	mem.SetHook(func(ctx context.Context, op, key string) error {
@@ -490,7 +490,7 @@ func TestFencingWriteBack(t *testing.T) {
 	if err := w1.Save(ctx, cp(r, 4)); !errors.Is(err, cairn.ErrConflict) {
 		t.Fatalf("Save of a run taken over: %v, want ErrConflict", err)
 	}
-	if got, err := durable(t, mem).Load(ctx, r); err != nil || got.State["step"] != int64(2) {
+	if got, err := newDurable(t, mem).Load(ctx, r); err != nil || got.State["step"] != int64(2) {
 		t.Fatalf("the durable run = %v, %v; want w2's step 2", got, err)
 	}
 	if _, err := w1.Load(ctx, r); err != nil {

@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/cairnstore/cairn"
+	"github.com/cairnstore/cairn/internal/miniofixture"
 	"github.com/cairnstore/cairn/tiered"
-	"github.com/cairnstore/cairn/tools/miniofixture"
 )
 
 var demoBin struct {

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/cairnstore/cairn"
-	"github.com/cairnstore/cairn/s3store"
+	"github.com/cairnstore/cairn/durable"
 	"github.com/cairnstore/cairn/tiered"
 	"github.com/google/uuid"
 )
@@ -356,7 +356,7 @@ func runReindex(ctx context.Context, e *env, args []string) error {
 	return onStore(ctx, e, fs, storeFlag, args, func(s *tiered.Store) error {
 		p := startProgress(e, "reindexing", "objects")
 		seen := 0
-		rep, err := s.Durable().Reindex(ctx, &s3store.ReindexOptions{Progress: func(done, _ int) {
+		rep, err := s.Durable().Reindex(ctx, &durable.ReindexOptions{Progress: func(done, _ int) {
 			p.add(done - seen)
 			seen = done
 		}})
@@ -394,7 +394,7 @@ func runGC(ctx context.Context, e *env, args []string) error {
 			return usagef("--grace %v: want a positive duration such as 15m", *grace)
 		}
 		p := startProgress(e, "collecting garbage", "")
-		rep, err := s.Durable().GC(ctx, &s3store.GCOptions{Grace: *grace, DryRun: *dry})
+		rep, err := s.Durable().GC(ctx, &durable.GCOptions{Grace: *grace, DryRun: *dry})
 		p.finish()
 		if rep != nil {
 			verb := "deleted"

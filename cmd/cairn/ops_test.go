@@ -17,9 +17,9 @@ import (
 	"time"
 
 	"github.com/cairnstore/cairn"
+	"github.com/cairnstore/cairn/bucket"
+	"github.com/cairnstore/cairn/internal/miniofixture"
 	"github.com/cairnstore/cairn/s3store"
-	"github.com/cairnstore/cairn/s3store/bucket"
-	"github.com/cairnstore/cairn/tools/miniofixture"
 	"github.com/google/uuid"
 )
 

@@ -13,7 +13,7 @@ import (
 	"strings"
 
 	"github.com/cairnstore/cairn"
-	"github.com/cairnstore/cairn/s3store/bucket"
+	"github.com/cairnstore/cairn/bucket"
 	"github.com/cairnstore/cairn/tiered"
 	"golang.org/x/sync/errgroup"
 )

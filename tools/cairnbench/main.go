@@ -25,8 +25,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cairnstore/cairn/bench"
-	"github.com/cairnstore/cairn/tools/miniofixture"
+	"github.com/cairnstore/cairn/internal/bench"
+	"github.com/cairnstore/cairn/internal/miniofixture"
 )
 
 func main() {

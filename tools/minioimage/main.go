@@ -13,7 +13,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/cairnstore/cairn/tools/miniofixture"
+	"github.com/cairnstore/cairn/internal/miniofixture"
 )
 
 func main() {

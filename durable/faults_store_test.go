@@ -1,4 +1,4 @@
-package s3store_test
+package durable_test
 
 import (
 	"context"
@@ -8,16 +8,17 @@ import (
 	"time"
 
 	"github.com/cairnstore/cairn"
+	"github.com/cairnstore/cairn/durable"
 	"github.com/cairnstore/cairn/index"
+	"github.com/cairnstore/cairn/internal/miniofixture"
 	"github.com/cairnstore/cairn/s3store"
 	"github.com/cairnstore/cairn/s3store/faults"
 	"github.com/cairnstore/cairn/storetest"
-	"github.com/cairnstore/cairn/tools/miniofixture"
 )
 
 // faultyStore returns a store on a fresh bucket of srv whose S3 client
 // sends every request through a fault transport.
-func faultyStore(t *testing.T, srv *miniofixture.Server) (*s3store.Store, *faults.Transport, *s3store.S3) {
+func faultyStore(t *testing.T, srv *miniofixture.Server) (*durable.Store, *faults.Transport, *s3store.S3) {
 	t.Helper()
 	tr := faults.New(nil)
 	client, err := s3store.NewS3Client(context.Background(), &s3store.S3Options{
@@ -30,7 +31,7 @@ func faultyStore(t *testing.T, srv *miniofixture.Server) (*s3store.Store, *fault
 		t.Fatal(err)
 	}
 	b := s3store.NewS3(client, srv.NewBucket(t))
-	s, err := s3store.New(b, &s3store.Options{Prefix: "f", Index: &index.Options{RetryFor: 10 * time.Second}})
+	s, err := durable.New(b, &durable.Options{Prefix: "f", Index: &index.Options{RetryFor: 10 * time.Second}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package s3store
+package durable
 
 import (
 	"bytes"
@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/cairnstore/cairn"
+	"github.com/cairnstore/cairn/bucket"
 	"github.com/cairnstore/cairn/index"
-	"github.com/cairnstore/cairn/s3store/bucket"
 	"github.com/google/uuid"
 	"golang.org/x/sync/errgroup"
 )

@@ -1,4 +1,4 @@
-package s3store_test
+package durable_test
 
 import (
 	"context"
@@ -6,8 +6,8 @@ import (
 	"time"
 
 	"github.com/cairnstore/cairn"
-	"github.com/cairnstore/cairn/s3store"
-	"github.com/cairnstore/cairn/s3store/bucket"
+	"github.com/cairnstore/cairn/bucket"
+	"github.com/cairnstore/cairn/durable"
 	"github.com/google/uuid"
 )
 
@@ -25,7 +25,7 @@ func BenchmarkSaveGroupCommit(b *testing.B) {
 			return ctx.Err()
 		}
 	})
-	s, err := s3store.New(mem, nil)
+	s, err := durable.New(mem, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

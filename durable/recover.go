@@ -1,4 +1,4 @@
-package s3store
+package durable
 
 import (
 	"context"
@@ -65,7 +65,7 @@ func (s *Store) ensureIndex(ctx context.Context) error {
 }
 
 // errIndexCreated: the index that was absent exists now.
-var errIndexCreated = errors.New("s3store: index created meanwhile")
+var errIndexCreated = errors.New("durable: index created meanwhile")
 
 // noIndex is called when the index is absent. It returns nil when the
 // bucket has no run objects either (a new store), errIndexCreated when it

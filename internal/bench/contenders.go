@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/cairnstore/cairn"
+	"github.com/cairnstore/cairn/durable"
 	"github.com/cairnstore/cairn/s3store"
 	"github.com/cairnstore/cairn/tiered"
 	"github.com/google/uuid"
@@ -324,7 +325,7 @@ type cairnStore struct {
 }
 
 func openCairn(e *env, prefix string, mode tiered.Mode) (*tiered.Store, error) {
-	d, err := s3store.New(s3store.NewS3(e.client, e.bucket), &s3store.Options{Prefix: prefix})
+	d, err := durable.New(s3store.NewS3(e.client, e.bucket), &durable.Options{Prefix: prefix})
 	if err != nil {
 		return nil, err
 	}

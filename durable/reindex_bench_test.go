@@ -1,4 +1,4 @@
-package s3store_test
+package durable_test
 
 import (
 	"context"
@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/cairnstore/cairn"
-	"github.com/cairnstore/cairn/s3store"
-	"github.com/cairnstore/cairn/tools/miniofixture"
+	"github.com/cairnstore/cairn/durable"
+	"github.com/cairnstore/cairn/internal/miniofixture"
 	"github.com/google/uuid"
 	"golang.org/x/sync/errgroup"
 )
@@ -31,7 +31,7 @@ func BenchmarkMinIOReindex(b *testing.B) {
 	defer stop(ctx)
 	for _, n := range []int{1_000, 10_000, 100_000} {
 		mb := minioBucket(b, srv, srv.NewBucket(b))
-		s := newStore(b, mb, &s3store.Options{Prefix: "cairn"})
+		s := newStore(b, mb, &durable.Options{Prefix: "cairn"})
 		rec, err := cairn.DefaultCodec().Encode(nil, &cairn.Checkpoint{WorkflowName: "bench", RunID: uuid.New(),
 			Timestamp: time.Now(), State: map[string]any{"step": int64(3), "note": "a checkpoint of modest size"}})
 		if err != nil {
@@ -62,7 +62,7 @@ func BenchmarkMinIOReindex(b *testing.B) {
 						}
 					}
 					c := newCounting(mb)
-					fresh := newStore(b, c, &s3store.Options{Prefix: "cairn"})
+					fresh := newStore(b, c, &durable.Options{Prefix: "cairn"})
 					b.StartTimer()
 					rep, err := fresh.Reindex(ctx, nil)
 					b.StopTimer()
@@ -98,12 +98,12 @@ func BenchmarkMinIOOpen(b *testing.B) {
 	defer stop(ctx)
 	mb := minioBucket(b, srv, srv.NewBucket(b))
 	c := newCounting(mb)
-	save := func(s *s3store.Store) {
+	save := func(s *durable.Store) {
 		if err := s.Save(ctx, &cairn.Checkpoint{WorkflowName: "bench", RunID: uuid.New(), Timestamp: time.Now()}); err != nil {
 			b.Fatal(err)
 		}
 	}
-	warm := newStore(b, c, &s3store.Options{Prefix: "warm"})
+	warm := newStore(b, c, &durable.Options{Prefix: "warm"})
 	save(warm)
 	for _, mode := range []string{"first", "later", "warm"} {
 		b.Run(mode, func(b *testing.B) {
@@ -111,9 +111,9 @@ func BenchmarkMinIOOpen(b *testing.B) {
 			for i := range b.N {
 				switch mode {
 				case "first":
-					save(newStore(b, c, &s3store.Options{Prefix: fmt.Sprintf("first-%d-%d", b.N, i)}))
+					save(newStore(b, c, &durable.Options{Prefix: fmt.Sprintf("first-%d-%d", b.N, i)}))
 				case "later":
-					save(newStore(b, c, &s3store.Options{Prefix: "warm"}))
+					save(newStore(b, c, &durable.Options{Prefix: "warm"}))
 				default:
 					save(warm)
 				}

@@ -1,6 +1,6 @@
 //go:build unix
 
-package s3store_test
+package durable_test
 
 import (
 	"errors"
@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/cairnstore/cairn"
-	"github.com/cairnstore/cairn/s3store"
-	"github.com/cairnstore/cairn/s3store/bucket"
+	"github.com/cairnstore/cairn/bucket"
+	"github.com/cairnstore/cairn/durable"
 	"github.com/google/uuid"
 )
 
@@ -24,7 +24,7 @@ func TestLoadNamedPipeRunFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := s3store.New(d, &s3store.Options{Prefix: "cairn"})
+	s, err := durable.New(d, &durable.Options{Prefix: "cairn"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,7 +27,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cairnstore/cairn/s3store/bucket"
+	"github.com/cairnstore/cairn/bucket"
 )
 
 // Run runs the suite as subtests of t with stable names. newBucket must

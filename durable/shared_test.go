@@ -1,23 +1,23 @@
-package s3store_test
+package durable_test
 
 import (
 	"context"
 	"testing"
 
 	"github.com/cairnstore/cairn"
-	"github.com/cairnstore/cairn/s3store"
-	"github.com/cairnstore/cairn/s3store/bucket"
+	"github.com/cairnstore/cairn/bucket"
+	"github.com/cairnstore/cairn/durable"
 	"github.com/cairnstore/cairn/storetest"
 )
 
 // sharedOn returns the multi-store harness over the buckets newBucket
 // returns: each store gets its own (a separate process's view of one
 // backing).
-func sharedOn(newBucket func(t *testing.T) bucket.Bucket, o *s3store.Options) storetest.Shared {
+func sharedOn(newBucket func(t *testing.T) bucket.Bucket, o *durable.Options) storetest.Shared {
 	return storetest.Shared{
 		Open: func(t *testing.T) cairn.Store { return newStore(t, newBucket(t), o) },
 		Reindex: func(ctx context.Context, s cairn.Store) error {
-			_, err := s.(*s3store.Store).Reindex(ctx, nil)
+			_, err := s.(*durable.Store).Reindex(ctx, nil)
 			return err
 		},
 	}

@@ -1,4 +1,4 @@
-package s3store_test
+package durable_test
 
 import (
 	"context"
@@ -12,10 +12,10 @@ import (
 	"time"
 
 	"github.com/cairnstore/cairn"
+	"github.com/cairnstore/cairn/bucket"
+	"github.com/cairnstore/cairn/durable"
 	"github.com/cairnstore/cairn/gen/wire"
 	"github.com/cairnstore/cairn/index"
-	"github.com/cairnstore/cairn/s3store"
-	"github.com/cairnstore/cairn/s3store/bucket"
 )
 
 // Cases a review found where recovery could lose or hide an acknowledged
@@ -72,7 +72,7 @@ type clock struct{ off atomic.Int64 }
 
 func (c *clock) now() time.Time          { return time.Now().Add(time.Duration(c.off.Load())) }
 func (c *clock) advance(d time.Duration) { c.off.Add(int64(d)) }
-func isListed(t *testing.T, s *s3store.Store, c *cairn.Checkpoint) bool {
+func isListed(t *testing.T, s *durable.Store, c *cairn.Checkpoint) bool {
 	t.Helper()
 	for _, id := range listIDs(t, s) {
 		if id == c.RunID {
@@ -88,8 +88,8 @@ func isListed(t *testing.T, s *s3store.Store, c *cairn.Checkpoint) bool {
 type deletedRun struct {
 	h   *hooked
 	clk *clock
-	o   *s3store.Options
-	s   *s3store.Store
+	o   *durable.Options
+	s   *durable.Store
 	c   *cairn.Checkpoint
 }
 
@@ -97,7 +97,7 @@ func saveAndDelete(t *testing.T, io *index.Options, cut bool) *deletedRun {
 	t.Helper()
 	ctx := context.Background()
 	d := &deletedRun{h: &hooked{Bucket: bucket.NewMem()}, clk: &clock{}, c: cp(1, t0)}
-	d.o = &s3store.Options{Prefix: "cairn", Index: io, Now: d.clk.now}
+	d.o = &durable.Options{Prefix: "cairn", Index: io, Now: d.clk.now}
 	d.s = newStore(t, d.h, d.o)
 	if err := d.s.Save(ctx, d.c); err != nil {
 		t.Fatal(err)
@@ -180,7 +180,7 @@ func TestReindexKeepsRefreshedTTL(t *testing.T) {
 	ctx := context.Background()
 	var clk clock
 	mem := bucket.NewMem()
-	o := &s3store.Options{Prefix: "cairn", TTL: time.Hour, Index: &index.Options{CompactAfter: 1000}, Now: clk.now}
+	o := &durable.Options{Prefix: "cairn", TTL: time.Hour, Index: &index.Options{CompactAfter: 1000}, Now: clk.now}
 	s := newStore(t, mem, o)
 	c := cp(1, t0)
 	if err := s.Save(ctx, c); err != nil {
@@ -207,7 +207,7 @@ func TestGCRefusesHeadNamingMissingSnapshot(t *testing.T) {
 	ctx := context.Background()
 	var clk clock
 	mem := bucket.NewMem()
-	o := &s3store.Options{Prefix: "cairn", Index: smallIndex, Now: clk.now}
+	o := &durable.Options{Prefix: "cairn", Index: smallIndex, Now: clk.now}
 	s := newStore(t, mem, o)
 	for i := range 20 {
 		if err := s.Save(ctx, cp(i, t0.Add(time.Duration(i)*time.Second))); err != nil {
@@ -277,8 +277,8 @@ func TestCompactionDoesNotUndoReindex(t *testing.T) {
 	mem := bucket.NewMem()
 	io := &index.Options{PageSize: 4, CompactAfter: 3}
 	wb, ab := &hooked{Bucket: mem}, &hooked{Bucket: mem}
-	w := newStore(t, wb, &s3store.Options{Prefix: "cairn", Index: io})
-	adm := newStore(t, ab, &s3store.Options{Prefix: "cairn", Index: io})
+	w := newStore(t, wb, &durable.Options{Prefix: "cairn", Index: io})
+	adm := newStore(t, ab, &durable.Options{Prefix: "cairn", Index: io})
 	for i := range 5 {
 		if err := w.Save(ctx, cp(i, t0.Add(time.Duration(i)*time.Second))); err != nil {
 			t.Fatal(err)
@@ -330,15 +330,15 @@ func TestCompactionDoesNotUndoReindex(t *testing.T) {
 	}
 	close(release)
 	w.Index().Wait()
-	if !isListed(t, newStore(t, mem, &s3store.Options{Prefix: "cairn", Index: io}), lost) {
+	if !isListed(t, newStore(t, mem, &durable.Options{Prefix: "cairn", Index: io}), lost) {
 		t.Fatal("a concurrent compaction undid the Reindex")
 	}
 	// The snapshot that compaction left behind holds the number the next
 	// compaction takes: that one must not adopt it either.
-	if err := newStore(t, mem, &s3store.Options{Prefix: "cairn", Index: io}).Index().Compact(ctx); err != nil {
+	if err := newStore(t, mem, &durable.Options{Prefix: "cairn", Index: io}).Index().Compact(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if !isListed(t, newStore(t, mem, &s3store.Options{Prefix: "cairn", Index: io}), lost) {
+	if !isListed(t, newStore(t, mem, &durable.Options{Prefix: "cairn", Index: io}), lost) {
 		t.Fatal("a later compaction adopted the snapshot left behind and undid the Reindex")
 	}
 	// Nor does a reader falling back after losing the head take it for
@@ -346,7 +346,7 @@ func TestCompactionDoesNotUndoReindex(t *testing.T) {
 	if err := mem.Delete(ctx, "cairn/index/head"); err != nil {
 		t.Fatal(err)
 	}
-	if !isListed(t, newStore(t, mem, &s3store.Options{Prefix: "cairn", Index: io}), lost) {
+	if !isListed(t, newStore(t, mem, &durable.Options{Prefix: "cairn", Index: io}), lost) {
 		t.Fatal("falling back after the head was lost, a reader took the snapshot left behind")
 	}
 }
@@ -428,11 +428,11 @@ func TestGCDeadObjectMinimumGrace(t *testing.T) {
 	d := saveAndDelete(t, smallIndex, true)
 	d.clk.advance(30 * time.Second)
 	gc := newStore(t, d.h, d.o)
-	if rep, err := gc.GC(ctx, &s3store.GCOptions{Grace: time.Millisecond}); err != nil || len(rep.Dead) != 0 {
+	if rep, err := gc.GC(ctx, &durable.GCOptions{Grace: time.Millisecond}); err != nil || len(rep.Dead) != 0 {
 		t.Fatalf("GC 30 s after = %+v, %v; want nothing deleted", rep, err)
 	}
 	d.clk.advance(time.Minute)
-	if rep, err := gc.GC(ctx, &s3store.GCOptions{Grace: time.Millisecond}); err != nil || len(rep.Dead) != 1 {
+	if rep, err := gc.GC(ctx, &durable.GCOptions{Grace: time.Millisecond}); err != nil || len(rep.Dead) != 1 {
 		t.Fatalf("GC 90 s after = %+v, %v; want the dead object deleted", rep, err)
 	}
 }

@@ -1,4 +1,4 @@
-package s3store_test
+package durable_test
 
 import (
 	"context"
@@ -12,9 +12,9 @@ import (
 	"time"
 
 	"github.com/cairnstore/cairn"
+	"github.com/cairnstore/cairn/bucket"
+	"github.com/cairnstore/cairn/durable"
 	"github.com/cairnstore/cairn/index"
-	"github.com/cairnstore/cairn/s3store"
-	"github.com/cairnstore/cairn/s3store/bucket"
 	"github.com/cairnstore/cairn/tiered"
 	"github.com/google/uuid"
 )
@@ -49,9 +49,9 @@ func TestMinIOChaos(t *testing.T) {
 // process's commits give up soon.
 var chaosIndex = &index.Options{PageSize: 4, CompactAfter: 4, RetryFor: 300 * time.Millisecond}
 
-func chaosStore(t testing.TB, b bucket.Bucket, now func() time.Time) *s3store.Store {
+func chaosStore(t testing.TB, b bucket.Bucket, now func() time.Time) *durable.Store {
 	t.Helper()
-	return newStore(t, b, &s3store.Options{Prefix: "cairn", Index: chaosIndex, Now: now})
+	return newStore(t, b, &durable.Options{Prefix: "cairn", Index: chaosIndex, Now: now})
 }
 
 // world is what a seeded bucket must hold: the acknowledged state of each
@@ -180,7 +180,7 @@ func check(t *testing.T, w *world) {
 	later := chaosStore(t, w.b, func() time.Time { return time.Now().Add(time.Hour) })
 	for round, what := range []string{"after Reindex", "after GC"} {
 		if round == 1 {
-			gc, err := later.GC(ctx, &s3store.GCOptions{Grace: time.Minute})
+			gc, err := later.GC(ctx, &durable.GCOptions{Grace: time.Minute})
 			if err != nil {
 				t.Fatalf("GC: %v", err)
 			}
@@ -307,17 +307,17 @@ func runChaos(t *testing.T, newBucket func(t *testing.T) bucket.Bucket) {
 			// A lost index is never read as "no runs", and no write
 			// starts a new index over the runs.
 			s := chaosStore(t, w.b, nil)
-			if _, err := s.List(ctx, nil); !errors.Is(err, s3store.ErrIndexLost) || !strings.Contains(err.Error(), "cairn reindex") {
+			if _, err := s.List(ctx, nil); !errors.Is(err, durable.ErrIndexLost) || !strings.Contains(err.Error(), "cairn reindex") {
 				t.Fatalf("List over a lost index: %v, want ErrIndexLost naming cairn reindex", err)
 			}
-			if err := s.Save(ctx, version(99, 0)); !errors.Is(err, s3store.ErrIndexLost) {
+			if err := s.Save(ctx, version(99, 0)); !errors.Is(err, durable.ErrIndexLost) {
 				t.Fatalf("Save over a lost index: %v, want ErrIndexLost", err)
 			}
-			if _, err := s.GC(ctx, nil); !errors.Is(err, s3store.ErrIndexLost) {
+			if _, err := s.GC(ctx, nil); !errors.Is(err, durable.ErrIndexLost) {
 				t.Fatalf("GC over a lost index: %v, want ErrIndexLost", err)
 			}
 			rep, err := s.Verify(ctx)
-			if err != nil || !errors.Is(rep.Index, s3store.ErrIndexLost) || len(rep.Unindexed) != len(w.want) {
+			if err != nil || !errors.Is(rep.Index, durable.ErrIndexLost) || len(rep.Unindexed) != len(w.want) {
 				t.Fatalf("Verify over a lost index: %+v, %v; want ErrIndexLost and every run unindexed", rep, err)
 			}
 			w.maybe[version(99, 0).RunID] = true // its object may be written before the commit fails
@@ -377,7 +377,7 @@ func runChaos(t *testing.T, newBucket func(t *testing.T) bucket.Bucket) {
 		t.Run(fmt.Sprintf("killed import/%d", i), func(t *testing.T) {
 			w := seed(t, newBucket(t))
 			k := killAfter(w.b, 5+rng.IntN(60))
-			d, err := s3store.New(k, &s3store.Options{Prefix: "cairn", Index: chaosIndex})
+			d, err := durable.New(k, &durable.Options{Prefix: "cairn", Index: chaosIndex})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -444,21 +444,21 @@ func runChaos(t *testing.T, newBucket func(t *testing.T) bucket.Bucket) {
 			delete(w.want, victim)
 			lost := version(200, 0)
 			crashing = newStore(t, &failing{Bucket: w.b, put: func(k string) bool { return strings.Contains(k, "/index/log/") }},
-				&s3store.Options{Prefix: "cairn", Index: &index.Options{RetryFor: 50 * time.Millisecond}})
+				&durable.Options{Prefix: "cairn", Index: &index.Options{RetryFor: 50 * time.Millisecond}})
 			if err := crashing.Save(ctx, lost); err == nil {
 				t.Fatal("Save succeeded without its index commit")
 			}
 			w.want[lost.RunID] = lost // never acknowledged, but the newest state written: GC must keep it
 			return w
 		}
-		later := func(b bucket.Bucket) *s3store.Store {
+		later := func(b bucket.Bucket) *durable.Store {
 			return chaosStore(t, b, func() time.Time { return time.Now().Add(time.Hour) })
 		}
 		w := prepare(t)
-		var rep *s3store.GCReport
+		var rep *durable.GCReport
 		n := requests(w.b, func(b bucket.Bucket) {
 			var err error
-			if rep, err = later(b).GC(ctx, &s3store.GCOptions{Grace: time.Minute}); err != nil {
+			if rep, err = later(b).GC(ctx, &durable.GCOptions{Grace: time.Minute}); err != nil {
 				t.Fatal(err)
 			}
 		})
@@ -468,7 +468,7 @@ func runChaos(t *testing.T, newBucket func(t *testing.T) bucket.Bucket) {
 		for range 3 {
 			w := prepare(t)
 			at := rng.IntN(n)
-			if _, err := later(killAfter(w.b, at)).GC(ctx, &s3store.GCOptions{Grace: time.Minute}); err != nil && !errors.Is(err, errKilled) {
+			if _, err := later(killAfter(w.b, at)).GC(ctx, &durable.GCOptions{Grace: time.Minute}); err != nil && !errors.Is(err, errKilled) {
 				t.Fatalf("GC killed after %d of %d requests: %v", at, n, err)
 			}
 			check(t, w)

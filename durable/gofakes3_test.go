@@ -1,4 +1,4 @@
-package s3store_test
+package durable_test
 
 import (
 	"context"
@@ -10,9 +10,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cairnstore/cairn/bucket"
+	"github.com/cairnstore/cairn/durable"
 	"github.com/cairnstore/cairn/internal/fakes3"
 	"github.com/cairnstore/cairn/s3store"
-	"github.com/cairnstore/cairn/s3store/bucket"
 	"github.com/cairnstore/cairn/storetest"
 )
 
@@ -72,20 +73,20 @@ func TestProbeGofakes3(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		wrap   func(http.Handler) http.Handler
-		failed []s3store.ProbeCheck
+		failed []durable.ProbeCheck
 	}{
-		{"AsIs", nil, []s3store.ProbeCheck{s3store.ProbeMetadataReplaced}},
-		{"Stripped", fakes3.StripConditions, []s3store.ProbeCheck{s3store.ProbeIfNoneMatch, s3store.ProbeIfMatchWrong,
-			s3store.ProbeIfMatchMissing, s3store.ProbeMetadataReplaced}},
+		{"AsIs", nil, []durable.ProbeCheck{durable.ProbeMetadataReplaced}},
+		{"Stripped", fakes3.StripConditions, []durable.ProbeCheck{durable.ProbeIfNoneMatch, durable.ProbeIfMatchWrong,
+			durable.ProbeIfMatchMissing, durable.ProbeMetadataReplaced}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := newStore(t, fakeS3(t, tc.wrap), &s3store.Options{Prefix: "p"})
+			s := newStore(t, fakeS3(t, tc.wrap), &durable.Options{Prefix: "p"})
 			err := s.Save(ctx, cp(1, t0))
-			var pe *s3store.ProbeError
-			if !errors.Is(err, s3store.ErrUnsafeServer) || !errors.As(err, &pe) {
+			var pe *durable.ProbeError
+			if !errors.Is(err, durable.ErrUnsafeServer) || !errors.As(err, &pe) {
 				t.Fatalf("Save on gofakes3 %s: %v, want a *ProbeError (ErrUnsafeServer)", tc.name, err)
 			}
-			var got []s3store.ProbeCheck
+			var got []durable.ProbeCheck
 			for _, f := range pe.Failures {
 				got = append(got, f.Check)
 			}
@@ -114,7 +115,7 @@ func TestGofakes3StrippedSharedFails(t *testing.T) {
 		storetest.RunShared(t, func(t *testing.T) storetest.Shared {
 			url := fakes3.Server(t, fakes3.StripConditions)
 			return sharedOn(func(t *testing.T) bucket.Bucket { return fakes3.Client(t, url) },
-				&s3store.Options{Prefix: "cairn", Index: smallIndex, UnsafeSkipProbe: true})
+				&durable.Options{Prefix: "cairn", Index: smallIndex, UnsafeSkipProbe: true})
 		})
 		return
 	}

@@ -1,17 +1,16 @@
-package s3store
+package durable
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/cairnstore/cairn/s3store/bucket"
+	"github.com/cairnstore/cairn/bucket"
 	"github.com/google/uuid"
 )
 
@@ -30,7 +29,7 @@ const ProbeMaxAge = 30 * 24 * time.Hour
 // them (AWS S3, a recent MinIO); or, if exactly one process ever writes to
 // the prefix, set Options.UnsafeSkipProbe. Retrying will not help. The
 // error is a *ProbeError, which names the failing checks.
-var ErrUnsafeServer = errors.New("s3store: the server fails the conditional-write probe")
+var ErrUnsafeServer = errors.New("durable: the server fails the conditional-write probe")
 
 // ProbeCheck names one check of the probe.
 type ProbeCheck string
@@ -93,7 +92,7 @@ func (e *ProbeError) Error() string {
 	}
 	b.WriteString(": use a server that honours conditional writes and replaces metadata on overwrite" +
 		" (AWS S3, a recent MinIO), or, only if exactly one process ever writes to this prefix," +
-		" set s3store.Options.UnsafeSkipProbe")
+		" set durable.Options.UnsafeSkipProbe")
 	return b.String()
 }
 
@@ -211,7 +210,7 @@ func (s *Store) checkServer(ctx context.Context) error {
 		}
 	case errors.Is(err, bucket.ErrNotFound), errors.Is(err, bucket.ErrTooLarge), errors.Is(err, bucket.ErrUnreadable):
 	default:
-		return fmt.Errorf("s3store: read the probe verdict: %w", err)
+		return fmt.Errorf("durable: read the probe verdict: %w", err)
 	}
 	if err := probe(ctx, s.b, s.probeKey("tmp/"+uuid.NewString()), s.probeKey("tmp/"+uuid.NewString()), server); err != nil {
 		return err
@@ -225,7 +224,7 @@ func (s *Store) checkServer(ctx context.Context) error {
 		return err
 	}
 	if _, err := s.b.Put(ctx, key, body, nil); err != nil {
-		return fmt.Errorf("s3store: record the probe verdict: %w", err)
+		return fmt.Errorf("durable: record the probe verdict: %w", err)
 	}
 	return nil
 }
@@ -237,7 +236,7 @@ func probe(ctx context.Context, b bucket.Bucket, k, missing, server string) erro
 	const metaA, metaB = "cairn-probe-a", "cairn-probe-b"
 	etag, err := b.Put(ctx, k, []byte("1"), &bucket.PutOptions{IfNoneMatch: "*", Metadata: map[string]string{metaA: "1"}})
 	if err != nil {
-		return fmt.Errorf("s3store: probe: create %s: %w", k, err)
+		return fmt.Errorf("durable: probe: create %s: %w", k, err)
 	}
 	// The temporary objects go whatever happens, even when ctx ends. A
 	// failed delete is ignored: a leftover under cairn-probe/tmp/ harms
@@ -269,7 +268,7 @@ func probe(ctx context.Context, b bucket.Bucket, k, missing, server string) erro
 			}
 		case errors.Is(err, bucket.ErrPrecondition), notFoundOK && errors.Is(err, bucket.ErrNotFound):
 		default:
-			return fmt.Errorf("s3store: probe %s: %w", check, err)
+			return fmt.Errorf("durable: probe %s: %w", check, err)
 		}
 		return nil
 	}
@@ -285,7 +284,7 @@ func probe(ctx context.Context, b bucket.Bucket, k, missing, server string) erro
 	if changed { // a check above overwrote k: its ETag is another now
 		info, err := b.Head(ctx, k)
 		if err != nil {
-			return fmt.Errorf("s3store: probe: %w", err)
+			return fmt.Errorf("durable: probe: %w", err)
 		}
 		etag = info.ETag
 	}
@@ -294,16 +293,16 @@ func probe(ctx context.Context, b bucket.Bucket, k, missing, server string) erro
 	case errors.Is(err, bucket.ErrPrecondition), errors.Is(err, bucket.ErrNotFound):
 		pe.Failures = append(pe.Failures, ProbeFailure{ProbeIfMatchRight, fmt.Sprintf("the PUT was refused: %v; want success", err)})
 	case err != nil:
-		return fmt.Errorf("s3store: probe %s: %w", ProbeIfMatchRight, err)
+		return fmt.Errorf("durable: probe %s: %w", ProbeIfMatchRight, err)
 	}
 	if err != nil { // not overwritten: overwrite it unconditionally for the metadata check
 		if _, err := b.Put(ctx, k, []byte("3"), &bucket.PutOptions{Metadata: map[string]string{metaB: "2"}}); err != nil {
-			return fmt.Errorf("s3store: probe %s: %w", ProbeMetadataReplaced, err)
+			return fmt.Errorf("durable: probe %s: %w", ProbeMetadataReplaced, err)
 		}
 	}
 	info, err := b.Head(ctx, k)
 	if err != nil {
-		return fmt.Errorf("s3store: probe %s: %w", ProbeMetadataReplaced, err)
+		return fmt.Errorf("durable: probe %s: %w", ProbeMetadataReplaced, err)
 	}
 	_, hasA := info.Metadata[metaA]
 	if hasA || info.Metadata[metaB] != "2" {
@@ -341,20 +340,12 @@ func metaKeys(m map[string]string) string {
 	return "only " + keys[0]
 }
 
-// serverIdentity names the server behind b as far as the bucket can tell:
-// its type and, for S3, the endpoint host (never user info) and bucket.
+// serverIdentity names the server behind b as far as the bucket tells
+// (a bucket that is a fmt.Stringer names itself; the S3 one says its
+// endpoint host and bucket, never user info), else its type.
 func serverIdentity(b bucket.Bucket) string {
-	s3b, ok := b.(*S3)
-	if !ok || s3b == nil || s3b.client == nil {
-		return fmt.Sprintf("bucket %T", b)
+	if s, ok := b.(fmt.Stringer); ok {
+		return s.String()
 	}
-	endpoint := "AWS " + s3b.client.Options().Region
-	if e := s3b.client.Options().BaseEndpoint; e != nil {
-		if u, err := url.Parse(*e); err == nil {
-			endpoint = u.Host
-		} else {
-			endpoint = "(unparsable endpoint)"
-		}
-	}
-	return fmt.Sprintf("S3 bucket %s at %s", s3b.bucket, endpoint)
+	return fmt.Sprintf("bucket %T", b)
 }

@@ -1,4 +1,4 @@
-// Package s3store is Cairn's durable tier: checkpoints as objects in an
+// Package durable is Cairn's durable tier: checkpoints as objects in an
 // S3-compatible bucket (or any bucket.Bucket), one object per run, with the
 // timestamp-ordered index of package index beside them.
 //
@@ -46,7 +46,7 @@
 // the log tail) until the logs in between arrive, and the other region
 // must not write to the replicated prefix (its log numbers would collide
 // with replicated ones): give each region its own prefix or bucket.
-package s3store
+package durable
 
 import (
 	"context"
@@ -59,8 +59,8 @@ import (
 	"time"
 
 	"github.com/cairnstore/cairn"
+	"github.com/cairnstore/cairn/bucket"
 	"github.com/cairnstore/cairn/index"
-	"github.com/cairnstore/cairn/s3store/bucket"
 	"github.com/google/uuid"
 )
 
@@ -163,7 +163,7 @@ func New(b bucket.Bucket, opts *Options) (*Store, error) {
 		problems = append(problems, err)
 	}
 	if len(problems) > 0 {
-		return nil, fmt.Errorf("%w: s3store options: %w", cairn.ErrInvalid, errors.Join(problems...))
+		return nil, fmt.Errorf("%w: durable options: %w", cairn.ErrInvalid, errors.Join(problems...))
 	}
 	runs := "runs/"
 	if o.Prefix != "" {
@@ -347,7 +347,7 @@ func (s *Store) Exists(ctx context.Context, runID uuid.UUID) (bool, error) {
 
 // ErrNotModified is returned by LoadRecord when the run's object still has
 // the ETag given: the caller's copy is current.
-var ErrNotModified = errors.New("s3store: not modified")
+var ErrNotModified = errors.New("durable: not modified")
 
 // LoadRecord reads the run's object and returns its uncompressed record
 // (for the caller to keep, e.g. in a cache) and ETag. With ifNoneMatch set

@@ -1,4 +1,4 @@
-package s3store_test
+package durable_test
 
 import (
 	"context"
@@ -9,10 +9,11 @@ import (
 	"time"
 
 	"github.com/cairnstore/cairn"
+	"github.com/cairnstore/cairn/durable"
 	"github.com/cairnstore/cairn/index"
+	"github.com/cairnstore/cairn/internal/miniofixture"
 	"github.com/cairnstore/cairn/s3store"
 	"github.com/cairnstore/cairn/storetest"
-	"github.com/cairnstore/cairn/tools/miniofixture"
 	"github.com/google/uuid"
 )
 
@@ -62,7 +63,7 @@ func TestMinIOConcurrentStores(t *testing.T) {
 	if testing.Short() {
 		duration = time.Second
 	}
-	opts := &s3store.Options{Prefix: "shared", Index: &index.Options{PageSize: 8, CompactAfter: 8}}
+	opts := &durable.Options{Prefix: "shared", Index: &index.Options{PageSize: 8, CompactAfter: 8}}
 	ids := make([]uuid.UUID, runs)
 	locks := make([]sync.Mutex, runs)
 	for i := range ids {

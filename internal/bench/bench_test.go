@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cairnstore/cairn/bench"
-	"github.com/cairnstore/cairn/tools/miniofixture"
+	"github.com/cairnstore/cairn/internal/bench"
+	"github.com/cairnstore/cairn/internal/miniofixture"
 )
 
 // TestQuick runs the harness in quick mode against MinIO and checks that the

@@ -1,4 +1,4 @@
-package s3store_test
+package durable_test
 
 import (
 	"context"
@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/cairnstore/cairn"
-	"github.com/cairnstore/cairn/s3store"
-	"github.com/cairnstore/cairn/s3store/bucket"
+	"github.com/cairnstore/cairn/bucket"
+	"github.com/cairnstore/cairn/durable"
 	"github.com/google/uuid"
 )
 
@@ -146,7 +146,7 @@ func TestProbePasses(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
 			cb := newCounting(tc.b(t))
-			s := newStore(t, cb, &s3store.Options{Prefix: "p"})
+			s := newStore(t, cb, &durable.Options{Prefix: "p"})
 			if err := s.CheckServer(ctx); err != nil {
 				t.Fatal(err)
 			}
@@ -168,7 +168,7 @@ func TestProbePasses(t *testing.T) {
 			if n := cb.take(); len(n) != 0 {
 				t.Errorf("a store that passed checked again: %v", n)
 			}
-			later := newStore(t, cb, &s3store.Options{Prefix: "p"})
+			later := newStore(t, cb, &durable.Options{Prefix: "p"})
 			if err := later.CheckServer(ctx); err != nil {
 				t.Fatal(err)
 			}
@@ -189,18 +189,18 @@ func TestProbeRefuses(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		wrap   func(bucket.Bucket) bucket.Bucket
-		failed []s3store.ProbeCheck
+		failed []durable.ProbeCheck
 	}{
 		{"IgnoresConditions", func(b bucket.Bucket) bucket.Bucket { return ignoresConditions{b} },
-			[]s3store.ProbeCheck{s3store.ProbeIfNoneMatch, s3store.ProbeIfMatchWrong, s3store.ProbeIfMatchMissing}},
+			[]durable.ProbeCheck{durable.ProbeIfNoneMatch, durable.ProbeIfMatchWrong, durable.ProbeIfMatchMissing}},
 		{"KeepsMetadata", func(b bucket.Bucket) bucket.Bucket { return keepsMetadata{b} },
-			[]s3store.ProbeCheck{s3store.ProbeMetadataReplaced}},
+			[]durable.ProbeCheck{durable.ProbeMetadataReplaced}},
 		{"Both", func(b bucket.Bucket) bucket.Bucket { return keepsMetadata{ignoresConditions{b}} },
-			[]s3store.ProbeCheck{s3store.ProbeIfNoneMatch, s3store.ProbeIfMatchWrong, s3store.ProbeIfMatchMissing, s3store.ProbeMetadataReplaced}},
+			[]durable.ProbeCheck{durable.ProbeIfNoneMatch, durable.ProbeIfMatchWrong, durable.ProbeIfMatchMissing, durable.ProbeMetadataReplaced}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			mem := bucket.NewMem()
-			good := newStore(t, mem, &s3store.Options{Prefix: "p"})
+			good := newStore(t, mem, &durable.Options{Prefix: "p"})
 			kept := cp(1, t0)
 			if err := good.Save(ctx, kept); err != nil {
 				t.Fatal(err)
@@ -209,13 +209,13 @@ func TestProbeRefuses(t *testing.T) {
 				t.Fatal(err)
 			}
 			b := tc.wrap(mem)
-			s := newStore(t, b, &s3store.Options{Prefix: "p"})
+			s := newStore(t, b, &durable.Options{Prefix: "p"})
 			err := s.CheckServer(ctx)
-			var pe *s3store.ProbeError
-			if !errors.Is(err, s3store.ErrUnsafeServer) || !errors.As(err, &pe) {
+			var pe *durable.ProbeError
+			if !errors.Is(err, durable.ErrUnsafeServer) || !errors.As(err, &pe) {
 				t.Fatalf("CheckServer: %v, want a *ProbeError (ErrUnsafeServer)", err)
 			}
-			var got []s3store.ProbeCheck
+			var got []durable.ProbeCheck
 			for _, f := range pe.Failures {
 				got = append(got, f.Check)
 			}
@@ -240,11 +240,11 @@ func TestProbeRefuses(t *testing.T) {
 			_, writes["Reindex"] = s.Reindex(ctx, nil)
 			_, writes["GC"] = s.GC(ctx, nil)
 			for op, err := range writes {
-				if !errors.Is(err, s3store.ErrUnsafeServer) {
+				if !errors.Is(err, durable.ErrUnsafeServer) {
 					t.Errorf("%s on a refused server: %v, want ErrUnsafeServer", op, err)
 				}
 			}
-			if _, err := s.GC(ctx, &s3store.GCOptions{DryRun: true}); errors.Is(err, s3store.ErrUnsafeServer) {
+			if _, err := s.GC(ctx, &durable.GCOptions{DryRun: true}); errors.Is(err, durable.ErrUnsafeServer) {
 				t.Errorf("a dry-run GC writes nothing, yet probed: %v", err)
 			}
 			if _, err := s.Load(ctx, kept.RunID); err != nil {
@@ -260,7 +260,7 @@ func TestProbeRefuses(t *testing.T) {
 				t.Errorf("a failed probe left %v", keys)
 			}
 
-			unsafe := newStore(t, b, &s3store.Options{Prefix: "p", UnsafeSkipProbe: true})
+			unsafe := newStore(t, b, &durable.Options{Prefix: "p", UnsafeSkipProbe: true})
 			if err := unsafe.CheckServer(ctx); err != nil {
 				t.Errorf("CheckServer with UnsafeSkipProbe: %v", err)
 			}
@@ -275,7 +275,7 @@ func TestProbeRefuses(t *testing.T) {
 func TestProbeNotBeforeReads(t *testing.T) {
 	ctx := context.Background()
 	mem := bucket.NewMem()
-	w := newStore(t, mem, &s3store.Options{Prefix: "p"})
+	w := newStore(t, mem, &durable.Options{Prefix: "p"})
 	c := cp(1, t0)
 	if err := w.Save(ctx, c); err != nil {
 		t.Fatal(err)
@@ -283,7 +283,7 @@ func TestProbeNotBeforeReads(t *testing.T) {
 	if err := mem.Delete(ctx, "p/cairn-probe/verdict"); err != nil {
 		t.Fatal(err)
 	}
-	r := newStore(t, readOnly{mem}, &s3store.Options{Prefix: "p"})
+	r := newStore(t, readOnly{mem}, &durable.Options{Prefix: "p"})
 	if _, err := r.Load(ctx, c.RunID); err != nil {
 		t.Fatalf("Load with read-only credentials: %v", err)
 	}
@@ -312,12 +312,12 @@ func TestProbeAgain(t *testing.T) {
 		again bool
 	}{
 		{"Fresh", 29 * 24 * time.Hour, nil, false},
-		{"Old", s3store.ProbeMaxAge + time.Hour, nil, true},
-		{"FarFuture", -s3store.ProbeMaxAge - time.Hour, nil, true},
+		{"Old", durable.ProbeMaxAge + time.Hour, nil, true},
+		{"FarFuture", -durable.ProbeMaxAge - time.Hour, nil, true},
 		{"Future", -2 * time.Hour, nil, true}, // more than clock skew
 		{"Skewed", -30 * time.Minute, nil, false},
 		{"OlderVersion", 0, rewriteVerdict(`"probe_version":1`, `"probe_version":0`), true},
-		{"OtherServer", 0, rewriteVerdict(`bucket *s3store_test.counting`, `S3 bucket b at 10.0.0.1:9000`), true},
+		{"OtherServer", 0, rewriteVerdict(`bucket *durable_test.counting`, `S3 bucket b at 10.0.0.1:9000`), true},
 		{"Unreadable", 0, func(t *testing.T, b bucket.Bucket) {
 			if _, err := b.Put(ctx, "p/cairn-probe/verdict", []byte("{"), nil); err != nil {
 				t.Fatal(err)
@@ -326,14 +326,14 @@ func TestProbeAgain(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cb := newCounting(bucket.NewMem())
-			if err := newStore(t, cb, &s3store.Options{Prefix: "p", Now: func() time.Time { return t0 }}).CheckServer(ctx); err != nil {
+			if err := newStore(t, cb, &durable.Options{Prefix: "p", Now: func() time.Time { return t0 }}).CheckServer(ctx); err != nil {
 				t.Fatal(err)
 			}
 			if tc.fudge != nil {
 				tc.fudge(t, cb.Bucket)
 			}
 			cb.take()
-			later := newStore(t, cb, &s3store.Options{Prefix: "p", Now: func() time.Time { return t0.Add(tc.age) }})
+			later := newStore(t, cb, &durable.Options{Prefix: "p", Now: func() time.Time { return t0.Add(tc.age) }})
 			if err := later.CheckServer(ctx); err != nil {
 				t.Fatal(err)
 			}
@@ -344,7 +344,7 @@ func TestProbeAgain(t *testing.T) {
 				return
 			}
 			cb.take()
-			if err := newStore(t, cb, &s3store.Options{Prefix: "p", Now: func() time.Time { return t0.Add(tc.age) }}).CheckServer(ctx); err != nil {
+			if err := newStore(t, cb, &durable.Options{Prefix: "p", Now: func() time.Time { return t0.Add(tc.age) }}).CheckServer(ctx); err != nil {
 				t.Fatal(err)
 			}
 			if n := cb.take(); !maps.Equal(n, map[string]int{"GET": 1}) {
@@ -377,13 +377,13 @@ func TestProbeRefusalRemembered(t *testing.T) {
 	ctx := context.Background()
 	now := t0
 	cb := newCounting(ignoresConditions{bucket.NewMem()})
-	s := newStore(t, cb, &s3store.Options{Prefix: "p", Now: func() time.Time { return now }})
-	if err := s.CheckServer(ctx); !errors.Is(err, s3store.ErrUnsafeServer) {
+	s := newStore(t, cb, &durable.Options{Prefix: "p", Now: func() time.Time { return now }})
+	if err := s.CheckServer(ctx); !errors.Is(err, durable.ErrUnsafeServer) {
 		t.Fatalf("CheckServer: %v", err)
 	}
 	cb.take()
 	for range 10 {
-		if err := s.CheckServer(ctx); !errors.Is(err, s3store.ErrUnsafeServer) {
+		if err := s.CheckServer(ctx); !errors.Is(err, durable.ErrUnsafeServer) {
 			t.Fatalf("CheckServer again: %v", err)
 		}
 	}
@@ -391,7 +391,7 @@ func TestProbeRefusalRemembered(t *testing.T) {
 		t.Fatalf("a refused server was probed again at once: %v", n)
 	}
 	now = now.Add(2 * time.Minute)
-	if err := s.CheckServer(ctx); !errors.Is(err, s3store.ErrUnsafeServer) {
+	if err := s.CheckServer(ctx); !errors.Is(err, durable.ErrUnsafeServer) {
 		t.Fatalf("CheckServer later: %v", err)
 	}
 	if n := cb.take(); n["PUT"] == 0 {
@@ -403,7 +403,7 @@ func TestProbeRefusalRemembered(t *testing.T) {
 func TestProbeOnce(t *testing.T) {
 	ctx := context.Background()
 	cb := newCounting(bucket.NewMem())
-	s := newStore(t, cb, &s3store.Options{Prefix: "p"})
+	s := newStore(t, cb, &durable.Options{Prefix: "p"})
 	var wg sync.WaitGroup
 	for range 8 {
 		wg.Go(func() {
@@ -423,7 +423,7 @@ func TestProbeOnce(t *testing.T) {
 // A caller whose context ends while another probes gets its context's error.
 func TestProbeWaitHonoursContext(t *testing.T) {
 	gate := make(chan struct{})
-	s := newStore(t, blockingGet{bucket.NewMem(), gate}, &s3store.Options{Prefix: "p"})
+	s := newStore(t, blockingGet{bucket.NewMem(), gate}, &durable.Options{Prefix: "p"})
 	go func() { _ = s.CheckServer(context.Background()) }()
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
@@ -451,15 +451,15 @@ func TestMinIOProbe(t *testing.T) {
 	srv := startMinIO(t)
 	ctx := context.Background()
 	b := minioBucket(t, srv, srv.NewBucket(t))
-	timed := func(s *s3store.Store) time.Duration {
+	timed := func(s *durable.Store) time.Duration {
 		start := time.Now()
 		if err := s.CheckServer(ctx); err != nil {
 			t.Fatalf("CheckServer on MinIO: %v", err)
 		}
 		return time.Since(start)
 	}
-	first := timed(newStore(t, b, &s3store.Options{Prefix: "p"}))
-	later := timed(newStore(t, b, &s3store.Options{Prefix: "p"}))
+	first := timed(newStore(t, b, &durable.Options{Prefix: "p"}))
+	later := timed(newStore(t, b, &durable.Options{Prefix: "p"}))
 	obj, err := b.Get(ctx, "p/cairn-probe/verdict", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -471,11 +471,11 @@ func TestMinIOProbe(t *testing.T) {
 		t.Errorf("the probe left %v, want only the verdict", keys)
 	}
 	cb := newCounting(b)
-	if err := newStore(t, cb, &s3store.Options{Prefix: "q"}).CheckServer(ctx); err != nil {
+	if err := newStore(t, cb, &durable.Options{Prefix: "q"}).CheckServer(ctx); err != nil {
 		t.Fatal(err)
 	}
 	firstN := cb.take()
-	if err := newStore(t, cb, &s3store.Options{Prefix: "q"}).CheckServer(ctx); err != nil {
+	if err := newStore(t, cb, &durable.Options{Prefix: "q"}).CheckServer(ctx); err != nil {
 		t.Fatal(err)
 	}
 	laterN := cb.take()
@@ -492,7 +492,7 @@ func (noDelete) Delete(context.Context, string) error { return errDenied }
 // refuses deletes but honours conditional writes passes, and Saves work.
 func TestProbeCleanupBestEffort(t *testing.T) {
 	ctx := context.Background()
-	s := newStore(t, noDelete{bucket.NewMem()}, &s3store.Options{Prefix: "p"})
+	s := newStore(t, noDelete{bucket.NewMem()}, &durable.Options{Prefix: "p"})
 	if err := s.CheckServer(ctx); err != nil {
 		t.Fatalf("CheckServer with deletes refused: %v", err)
 	}

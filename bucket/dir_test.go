@@ -17,8 +17,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cairnstore/cairn/s3store/bucket"
-	"github.com/cairnstore/cairn/s3store/bucket/buckettest"
+	"github.com/cairnstore/cairn/bucket"
+	"github.com/cairnstore/cairn/bucket/buckettest"
 )
 
 // The test binary doubles as the second process of TestDirProcesses.

@@ -33,6 +33,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/cairnstore/cairn"
+	"github.com/cairnstore/cairn/durable"
 	"github.com/cairnstore/cairn/index"
 	"github.com/cairnstore/cairn/s3store"
 	"github.com/cairnstore/cairn/tiered"
@@ -664,7 +665,7 @@ func (b *runner) populateIndexes(ctx context.Context, gen *generator, n int, cai
 		entries[i] = index.Entry{RunID: cp.RunID, Timestamp: cp.Timestamp, Workflow: cp.WorkflowName, Size: int64(size)}
 		single[i] = indexEntry{Run: cp.RunID, TS: cp.Timestamp, Workflow: cp.WorkflowName, Size: size}
 	}
-	d, err := s3store.New(s3store.NewS3(b.admin, b.e.bucket), &s3store.Options{Prefix: cairnPrefix})
+	d, err := durable.New(s3store.NewS3(b.admin, b.e.bucket), &durable.Options{Prefix: cairnPrefix})
 	if err != nil {
 		return err
 	}

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cairnstore/cairn/s3store/bucket"
-	"github.com/cairnstore/cairn/s3store/bucket/buckettest"
+	"github.com/cairnstore/cairn/bucket"
+	"github.com/cairnstore/cairn/bucket/buckettest"
 )
 
 func TestMemConformance(t *testing.T) {

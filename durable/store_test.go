@@ -1,4 +1,4 @@
-package s3store_test
+package durable_test
 
 import (
 	"context"
@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/cairnstore/cairn"
+	"github.com/cairnstore/cairn/bucket"
+	"github.com/cairnstore/cairn/durable"
 	"github.com/cairnstore/cairn/index"
-	"github.com/cairnstore/cairn/s3store"
-	"github.com/cairnstore/cairn/s3store/bucket"
 	"github.com/cairnstore/cairn/storetest"
 	"github.com/google/uuid"
 )
@@ -22,12 +22,12 @@ import (
 // through snapshots, split pages and long tails alike.
 var smallIndex = &index.Options{PageSize: 4, CompactAfter: 3}
 
-func newStore(t testing.TB, b bucket.Bucket, o *s3store.Options) *s3store.Store {
+func newStore(t testing.TB, b bucket.Bucket, o *durable.Options) *durable.Store {
 	t.Helper()
 	if o == nil {
-		o = &s3store.Options{Prefix: "cairn", Index: smallIndex}
+		o = &durable.Options{Prefix: "cairn", Index: smallIndex}
 	}
-	s, err := s3store.New(b, o)
+	s, err := durable.New(b, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +107,7 @@ func TestCrashBetweenObjectAndCommit(t *testing.T) {
 		}
 	}
 	crashing := newStore(t, &failing{Bucket: mem, put: func(k string) bool { return strings.Contains(k, "/index/log/") }},
-		&s3store.Options{Prefix: "cairn", Index: &index.Options{RetryFor: 50 * time.Millisecond}})
+		&durable.Options{Prefix: "cairn", Index: &index.Options{RetryFor: 50 * time.Millisecond}})
 	lost := cp(99, t0)
 	if err := crashing.Save(ctx, lost); err == nil {
 		t.Fatal("Save succeeded without its index commit")
@@ -123,8 +123,8 @@ func TestCrashBetweenObjectAndCommit(t *testing.T) {
 	if len(rep.Unindexed) != 1 || rep.Unindexed[0] != lost.RunID || len(rep.Missing)+len(rep.Dead) != 0 {
 		t.Fatalf("Verify = %+v, want exactly the unacknowledged run as unindexed", rep)
 	}
-	later := newStore(t, mem, &s3store.Options{Prefix: "cairn", Now: func() time.Time { return time.Now().Add(time.Hour) }})
-	gc, err := later.GC(ctx, &s3store.GCOptions{Grace: time.Minute})
+	later := newStore(t, mem, &durable.Options{Prefix: "cairn", Now: func() time.Time { return time.Now().Add(time.Hour) }})
+	gc, err := later.GC(ctx, &durable.GCOptions{Grace: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +145,7 @@ func TestCrashBetweenObjectAndCommit(t *testing.T) {
 // interruptedDelete saves two runs in mem and deletes the first through a
 // bucket that fails to delete run objects: its tombstone is committed, its
 // object stays. It returns the store that saved them and the victim.
-func interruptedDelete(t *testing.T, mem *bucket.Mem) (*s3store.Store, *cairn.Checkpoint) {
+func interruptedDelete(t *testing.T, mem *bucket.Mem) (*durable.Store, *cairn.Checkpoint) {
 	t.Helper()
 	ctx := context.Background()
 	s := newStore(t, mem, nil)
@@ -179,7 +179,7 @@ func TestCrashBetweenTombstoneAndDelete(t *testing.T) {
 	if len(rep.Missing)+len(rep.Unindexed) != 0 || len(rep.Dead) != 1 {
 		t.Fatalf("Verify = %+v, want one dead object and no missing or unindexed ones", rep)
 	}
-	later := newStore(t, mem, &s3store.Options{Prefix: "cairn", Now: func() time.Time { return time.Now().Add(time.Hour) }})
+	later := newStore(t, mem, &durable.Options{Prefix: "cairn", Now: func() time.Time { return time.Now().Add(time.Hour) }})
 	if gc, err := later.GC(ctx, nil); err != nil || len(gc.Dead) != 1 {
 		t.Fatalf("GC = %+v, %v; want the dead object deleted", gc, err)
 	}
@@ -203,7 +203,7 @@ func TestCrashDuringCompaction(t *testing.T) {
 				}
 				return false
 			}}
-			s := newStore(t, f, &s3store.Options{Prefix: "cairn", Index: &index.Options{PageSize: 4, CompactAfter: 1000}})
+			s := newStore(t, f, &durable.Options{Prefix: "cairn", Index: &index.Options{PageSize: 4, CompactAfter: 1000}})
 			want := map[uuid.UUID]bool{}
 			for i := range 20 {
 				c := cp(i, t0.Add(time.Duration(i)*time.Second))
@@ -243,7 +243,7 @@ func TestTTL(t *testing.T) {
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
 	mem := bucket.NewMem()
-	s := newStore(t, mem, &s3store.Options{TTL: time.Hour, Now: clock})
+	s := newStore(t, mem, &durable.Options{TTL: time.Hour, Now: clock})
 	ctx := context.Background()
 	a, b := cp(1, t0), cp(2, t0)
 	for _, c := range []*cairn.Checkpoint{a, b} {
@@ -354,7 +354,7 @@ func TestVerifyCorruptObject(t *testing.T) {
 func TestIndexGC(t *testing.T) {
 	mem := bucket.NewMem()
 	ctx := context.Background()
-	s := newStore(t, mem, &s3store.Options{Prefix: "cairn", Index: &index.Options{PageSize: 4, CompactAfter: 1000}})
+	s := newStore(t, mem, &durable.Options{Prefix: "cairn", Index: &index.Options{PageSize: 4, CompactAfter: 1000}})
 	for round := range 2 { // two snapshots: the first one's newest page is replaced by the second's
 		for i := range 20 {
 			if err := s.Save(ctx, cp(100*round+i, t0.Add(time.Duration(100*round+i)*time.Second))); err != nil {
@@ -366,7 +366,7 @@ func TestIndexGC(t *testing.T) {
 		}
 	}
 	want := listIDs(t, s)
-	later := newStore(t, mem, &s3store.Options{Prefix: "cairn", Now: func() time.Time { return time.Now().Add(time.Hour) }})
+	later := newStore(t, mem, &durable.Options{Prefix: "cairn", Now: func() time.Time { return time.Now().Add(time.Hour) }})
 	rep, err := later.GC(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -413,7 +413,7 @@ func TestReindexAfterGC(t *testing.T) {
 	if err := s.Index().Compact(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := newStore(t, mem, &s3store.Options{Prefix: "cairn", Now: func() time.Time { return time.Now().Add(time.Hour) }}).GC(ctx, nil); err != nil {
+	if _, err := newStore(t, mem, &durable.Options{Prefix: "cairn", Now: func() time.Time { return time.Now().Add(time.Hour) }}).GC(ctx, nil); err != nil {
 		t.Fatal(err)
 	}
 	for i := 20; i < 22; i++ {
@@ -462,8 +462,8 @@ func TestStaleWriterAfterGC(t *testing.T) {
 	var mu sync.Mutex
 	now := time.Now()
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	o := func() *s3store.Options {
-		return &s3store.Options{Prefix: "cairn", Now: clock, Index: &index.Options{PageSize: 4, CompactAfter: 3}}
+	o := func() *durable.Options {
+		return &durable.Options{Prefix: "cairn", Now: clock, Index: &index.Options{PageSize: 4, CompactAfter: 3}}
 	}
 	a, b := newStore(t, mem, o()), newStore(t, mem, o())
 	if err := a.Save(ctx, cp(1, t0)); err != nil {
@@ -509,7 +509,7 @@ func TestExists(t *testing.T) {
 	now := t0
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	mem := bucket.NewMem()
-	s := newStore(t, mem, &s3store.Options{Prefix: "cairn", TTL: time.Hour, Now: clock})
+	s := newStore(t, mem, &durable.Options{Prefix: "cairn", TTL: time.Hour, Now: clock})
 	ctx := context.Background()
 	a, b, c := cp(1, t0), cp(2, t0), cp(3, t0)
 	for _, x := range []*cairn.Checkpoint{a, b, c} {

@@ -52,7 +52,7 @@ func TestEncodeRefusesInvalidUTF8(t *testing.T) {
 			c.PendingEvents[1].Data = bad
 		}), `Checkpoint.state["s"]: `},
 	} {
-		_, err := cairn.DefaultCodec().Encode(nil, tc.cp)
+		_, err := cairn.DefaultCodec().EncodeRecord(nil, tc.cp)
 		msg := ""
 		if err != nil {
 			msg = err.Error()
@@ -69,7 +69,7 @@ func TestEncodeRefusesInvalidUTF8(t *testing.T) {
 		c.WorkflowName = "flüsse"
 		c.State["é"], c.State["e\u0301"], c.State["\ufffd"] = "日本語", "🪨", "\ufffd"
 	})
-	rec, err := cairn.DefaultCodec().Encode(nil, c)
+	rec, err := cairn.DefaultCodec().EncodeRecord(nil, c)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -71,7 +71,7 @@ func sizedCheckpoint(size int) *cairn.Checkpoint {
 	}
 	var msgs []any
 	for i := 0; ; i++ {
-		rec, _ := cairn.DefaultCodec().Encode(nil, c)
+		rec, _ := cairn.DefaultCodec().EncodeRecord(nil, c)
 		if len(rec) >= size {
 			break
 		}

@@ -127,14 +127,14 @@ func (c *Codec) Compressed() bool { return !c.uncompressed }
 // MaxSize returns the bound on a record's size.
 func (c *Codec) MaxSize() int { return c.maxSize }
 
-// Encode validates cp and appends its MessagePack record to dst. A nil
+// EncodeRecord validates cp and appends its MessagePack record to dst. A nil
 // checkpoint, a nil run ID, a zero timestamp or one outside the years
 // 0000-9999, a string that is not valid UTF-8 (the workflow name, an event
 // type, a map key or a string value at any depth), and values JSON cannot
 // hold give ErrInvalid, with the path to the value in the message (such
 // as Checkpoint.state["a"][3]["k"]); a record over MaxSize gives
 // ErrTooLarge. On error dst is returned unchanged.
-func (c *Codec) Encode(dst []byte, cp *Checkpoint) ([]byte, error) {
+func (c *Codec) EncodeRecord(dst []byte, cp *Checkpoint) ([]byte, error) {
 	if err := checkFields(cp); err != nil {
 		return dst, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
@@ -207,12 +207,12 @@ func locateEvent(cp *Checkpoint, err error) error {
 	return err
 }
 
-// Validate reports whether c could be saved: it returns the error Encode
+// Validate reports whether c could be saved: it returns the error EncodeRecord
 // would, without keeping the encoding.
 func (c *Codec) Validate(cp *Checkpoint) error {
 	buf := getBuf()
 	defer putBuf(buf)
-	_, err := c.Encode((*buf)[:0], cp)
+	_, err := c.EncodeRecord((*buf)[:0], cp)
 	return err
 }
 
@@ -226,11 +226,11 @@ func (c *Codec) Compress(dst, record []byte) []byte {
 	return enc.EncodeAll(record, dst)
 }
 
-// Marshal returns the stored form of cp: Encode, then Compress.
+// Marshal returns the stored form of cp: EncodeRecord, then Compress.
 func (c *Codec) Marshal(cp *Checkpoint) ([]byte, error) {
 	buf := getBuf()
 	defer putBuf(buf)
-	rec, err := c.Encode((*buf)[:0], cp)
+	rec, err := c.EncodeRecord((*buf)[:0], cp)
 	*buf = rec
 	if err != nil {
 		return nil, err

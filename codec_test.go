@@ -149,12 +149,12 @@ func TestRecordForms(t *testing.T) {
 
 func TestEncodeDeterministic(t *testing.T) {
 	c := storetestCheckpoint()
-	first, err := cairn.DefaultCodec().Encode(nil, c)
+	first, err := cairn.DefaultCodec().EncodeRecord(nil, c)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for range 20 {
-		again, _ := cairn.DefaultCodec().Encode(nil, c)
+		again, _ := cairn.DefaultCodec().EncodeRecord(nil, c)
 		if !bytes.Equal(first, again) {
 			t.Fatal("the same checkpoint encoded to different bytes")
 		}
@@ -305,7 +305,7 @@ func TestCompressedSizes(t *testing.T) {
 		if d := storetest.Diff(got, c); d != "" {
 			t.Fatalf("%d bytes: %s", n, d)
 		}
-		rec, _ := cairn.DefaultCodec().Encode(nil, c)
+		rec, _ := cairn.DefaultCodec().EncodeRecord(nil, c)
 		var streamed bytes.Buffer
 		w, _ := zstd.NewWriter(&streamed)
 		w.Write(rec)

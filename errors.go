@@ -55,9 +55,9 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
-// OpError wraps err as an [*Error] for op on run, unless err is nil or
+// WrapOp wraps err as an [*Error] for op on run, unless err is nil or
 // already an *Error for the same operation and run.
-func OpError(op string, run uuid.UUID, err error) error {
+func WrapOp(op string, run uuid.UUID, err error) error {
 	if err == nil {
 		return nil
 	}

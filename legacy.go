@@ -193,7 +193,7 @@ func jsonValue(v any, depth int) (any, error) {
 func EncodeJSON(cp *Checkpoint) ([]byte, error) {
 	// Normalise through MessagePack: what comes back holds only nil,
 	// bool, int64, uint64, float64, string, []any and map[string]any.
-	rec, err := DefaultCodec().Encode(nil, cp)
+	rec, err := DefaultCodec().EncodeRecord(nil, cp)
 	if err != nil {
 		return nil, err
 	}

@@ -21,7 +21,7 @@ func TestFillCheckpoints(t *testing.T) {
 	load := func(ctx context.Context, id uuid.UUID) (*cairn.Checkpoint, error) {
 		calls.Add(1)
 		if id == ids[2] {
-			return nil, cairn.OpError("load", id, cairn.ErrNotFound)
+			return nil, cairn.WrapOp("load", id, cairn.ErrNotFound)
 		}
 		return &cairn.Checkpoint{RunID: id}, nil
 	}

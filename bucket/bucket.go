@@ -42,7 +42,7 @@ type Bucket interface {
 	// opts.IfNoneMatch "*" it fails with ErrPrecondition when key exists;
 	// with opts.IfMatch it fails with ErrPrecondition unless key exists
 	// with that ETag. A server may answer a conditional Put that races
-	// another with ErrConflict (HTTP 409), which means "retry". The body
+	// another with ErrBusy (HTTP 409), which means "retry". The body
 	// is not retained. opts may be nil.
 	Put(ctx context.Context, key string, body []byte, opts *PutOptions) (etag string, err error)
 
@@ -121,9 +121,9 @@ var (
 	// exists (If-None-Match) or has another ETag (If-Match). Re-read and
 	// re-apply.
 	ErrPrecondition = errors.New("bucket: precondition failed")
-	// ErrConflict: the server refused a conditional write because
+	// ErrBusy: the server refused a conditional write because
 	// another one on the same key was in flight (HTTP 409). Retry.
-	ErrConflict = errors.New("bucket: conflicting concurrent write")
+	ErrBusy = errors.New("bucket: busy with a concurrent conditional write")
 	// ErrNotModified: the object's ETag equals GetOptions.IfNoneMatch.
 	ErrNotModified = errors.New("bucket: not modified")
 	// ErrTooLarge: the object is larger than GetOptions.MaxSize.

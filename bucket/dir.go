@@ -80,7 +80,7 @@ import (
 // filesystem (it is not reliable over NFS) and a Unix system; NewDir
 // fails where it does not work.
 //
-// Dir never returns ErrConflict. ctx is checked before any work and again
+// Dir never returns ErrBusy. ctx is checked before any work and again
 // once the lock is held; a Put canceled by then writes nothing. A Put
 // that fails after its rename (an fsync of a directory) returns the error
 // although the object is in place, as an S3 Put whose response was lost.

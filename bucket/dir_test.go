@@ -480,7 +480,7 @@ func TestDirCorrupt(t *testing.T) {
 				if !errors.Is(err, bucket.ErrUnreadable) {
 					t.Fatalf("%s: %v is not ErrUnreadable", what, err)
 				}
-				for _, s := range []error{bucket.ErrNotFound, bucket.ErrPrecondition, bucket.ErrInvalid, bucket.ErrConflict, bucket.ErrCorrupt} {
+				for _, s := range []error{bucket.ErrNotFound, bucket.ErrPrecondition, bucket.ErrInvalid, bucket.ErrBusy, bucket.ErrCorrupt} {
 					if errors.Is(err, s) {
 						t.Fatalf("%s: %v is %v", what, err, s)
 					}

@@ -21,7 +21,7 @@ import (
 //
 // Mem is safe for concurrent use. It copies bodies and metadata on the way
 // in and on the way out: the caller may mutate what it passed to Put and
-// what Get returned. It never returns ErrConflict unless a hook (SetHook)
+// what Get returned. It never returns ErrBusy unless a hook (SetHook)
 // does.
 //
 // Every request that passes validation is counted (Stats), including

@@ -76,7 +76,7 @@ func (s *Store) summary(ctx context.Context, id uuid.UUID) (index.Entry, error) 
 	if err != nil {
 		return index.Entry{}, err
 	}
-	rec, err := s.codec.Encode(nil, cp)
+	rec, err := s.codec.EncodeRecord(nil, cp)
 	if err != nil {
 		return index.Entry{}, err
 	}
@@ -165,10 +165,10 @@ type ReindexReport struct {
 // to collect); running it again is safe. opts may be nil.
 func (s *Store) Reindex(ctx context.Context, opts *ReindexOptions) (*ReindexReport, error) {
 	if err := s.check(ctx); err != nil {
-		return nil, cairn.OpError("reindex", uuid.Nil, err)
+		return nil, cairn.WrapOp("reindex", uuid.Nil, err)
 	}
 	if err := s.CheckServer(ctx); err != nil {
-		return nil, cairn.OpError("reindex", uuid.Nil, err)
+		return nil, cairn.WrapOp("reindex", uuid.Nil, err)
 	}
 	var o ReindexOptions
 	if opts != nil {
@@ -180,7 +180,7 @@ func (s *Store) Reindex(ctx context.Context, opts *ReindexOptions) (*ReindexRepo
 			continue // a compaction took that number or moved the head: again
 		}
 		if err != nil {
-			return nil, cairn.OpError("reindex", uuid.Nil, err)
+			return nil, cairn.WrapOp("reindex", uuid.Nil, err)
 		}
 		s.indexMu.Lock()
 		s.indexOK = true
@@ -349,7 +349,7 @@ func (r *Report) OK() bool {
 // bucket. Expired runs count as indexed until GC removes them.
 func (s *Store) Verify(ctx context.Context) (*Report, error) {
 	if err := s.check(ctx); err != nil {
-		return nil, cairn.OpError("verify", uuid.Nil, err)
+		return nil, cairn.WrapOp("verify", uuid.Nil, err)
 	}
 	rep := &Report{Corrupt: map[uuid.UUID]error{}}
 	last, err := s.indexedOps(ctx)
@@ -357,11 +357,11 @@ func (s *Store) Verify(ctx context.Context) (*Report, error) {
 		rep.Index, err = err, nil
 	}
 	if err != nil {
-		return nil, cairn.OpError("verify", uuid.Nil, err)
+		return nil, cairn.WrapOp("verify", uuid.Nil, err)
 	}
 	objs, err := s.listRuns(ctx, func(k string) { rep.Strays = append(rep.Strays, k) })
 	if err != nil {
-		return nil, cairn.OpError("verify", uuid.Nil, err)
+		return nil, cairn.WrapOp("verify", uuid.Nil, err)
 	}
 	rep.Runs = len(objs)
 	listed := map[uuid.UUID]bool{}
@@ -408,7 +408,7 @@ func (s *Store) Verify(ctx context.Context) (*Report, error) {
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return nil, cairn.OpError("verify", uuid.Nil, err)
+		return nil, cairn.WrapOp("verify", uuid.Nil, err)
 	}
 	for id, op := range last {
 		if !op.Delete && !listed[id] {
@@ -480,7 +480,7 @@ type GCReport struct {
 // with fencing.
 func (s *Store) GC(ctx context.Context, opts *GCOptions) (*GCReport, error) {
 	if err := s.check(ctx); err != nil {
-		return nil, cairn.OpError("gc", uuid.Nil, err)
+		return nil, cairn.WrapOp("gc", uuid.Nil, err)
 	}
 	var o GCOptions
 	if opts != nil {
@@ -488,7 +488,7 @@ func (s *Store) GC(ctx context.Context, opts *GCOptions) (*GCReport, error) {
 	}
 	if !o.DryRun { // a dry run writes nothing, so needs no probe
 		if err := s.CheckServer(ctx); err != nil {
-			return nil, cairn.OpError("gc", uuid.Nil, err)
+			return nil, cairn.WrapOp("gc", uuid.Nil, err)
 		}
 	}
 	if o.Grace == 0 {
@@ -497,11 +497,11 @@ func (s *Store) GC(ctx context.Context, opts *GCOptions) (*GCReport, error) {
 	rep := &GCReport{}
 	last, err := s.indexedOps(ctx) // no evidence is taken from a damaged index
 	if err != nil {
-		return nil, cairn.OpError("gc", uuid.Nil, err)
+		return nil, cairn.WrapOp("gc", uuid.Nil, err)
 	}
 	objs, err := s.listRuns(ctx, func(string) {})
 	if err != nil {
-		return nil, cairn.OpError("gc", uuid.Nil, err)
+		return nil, cairn.WrapOp("gc", uuid.Nil, err)
 	}
 	now := s.o.Now()
 	listed := map[uuid.UUID]bucket.Info{}
@@ -532,12 +532,12 @@ func (s *Store) GC(ctx context.Context, opts *GCOptions) (*GCReport, error) {
 	if !o.DryRun {
 		for _, id := range rep.Dead {
 			if err := s.collect(ctx, id, listed[id], false); err != nil {
-				return rep, cairn.OpError("gc", id, err)
+				return rep, cairn.WrapOp("gc", id, err)
 			}
 		}
 		for _, id := range rep.Expired {
 			if err := s.collect(ctx, id, listed[id], true); err != nil {
-				return rep, cairn.OpError("gc", id, err)
+				return rep, cairn.WrapOp("gc", id, err)
 			}
 		}
 	}
@@ -545,7 +545,7 @@ func (s *Store) GC(ctx context.Context, opts *GCOptions) (*GCReport, error) {
 	if ir != nil {
 		rep.Index = *ir
 	}
-	return rep, cairn.OpError("gc", uuid.Nil, err)
+	return rep, cairn.WrapOp("gc", uuid.Nil, err)
 }
 
 // collect deletes the object of run if it is still the one listed (info)

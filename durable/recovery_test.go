@@ -286,7 +286,7 @@ func TestCompactionDoesNotUndoReindex(t *testing.T) {
 	}
 	w.Index().Wait()
 	lost := cp(998, t0.Add(2*time.Hour)) // written, its commit lost: unindexed
-	rec, err := cairn.DefaultCodec().Encode(nil, lost)
+	rec, err := cairn.DefaultCodec().EncodeRecord(nil, lost)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,7 +32,7 @@ func BenchmarkMinIOReindex(b *testing.B) {
 	for _, n := range []int{1_000, 10_000, 100_000} {
 		mb := minioBucket(b, srv, srv.NewBucket(b))
 		s := newStore(b, mb, &durable.Options{Prefix: "cairn"})
-		rec, err := cairn.DefaultCodec().Encode(nil, &cairn.Checkpoint{WorkflowName: "bench", RunID: uuid.New(),
+		rec, err := cairn.DefaultCodec().EncodeRecord(nil, &cairn.Checkpoint{WorkflowName: "bench", RunID: uuid.New(),
 			Timestamp: time.Now(), State: map[string]any{"step": int64(3), "note": "a checkpoint of modest size"}})
 		if err != nil {
 			b.Fatal(err)

@@ -210,7 +210,7 @@ func classify(err error) error {
 		return nil
 	case errors.Is(err, bucket.ErrNotFound):
 		return fmt.Errorf("%w: %w", cairn.ErrNotFound, err)
-	case errors.Is(err, bucket.ErrPrecondition), errors.Is(err, bucket.ErrConflict):
+	case errors.Is(err, bucket.ErrPrecondition), errors.Is(err, bucket.ErrBusy):
 		return fmt.Errorf("%w: %w", cairn.ErrConflict, err)
 	case errors.Is(err, bucket.ErrCorrupt), errors.Is(err, bucket.ErrUnreadable):
 		return fmt.Errorf("%w: %w", cairn.ErrCorrupt, err)
@@ -226,18 +226,18 @@ func (s *Store) Save(ctx context.Context, c *cairn.Checkpoint) error {
 		run = c.RunID
 	}
 	if err := s.check(ctx); err != nil {
-		return cairn.OpError("save", run, err)
+		return cairn.WrapOp("save", run, err)
 	}
-	rec, err := s.codec.Encode(nil, c)
+	rec, err := s.codec.EncodeRecord(nil, c)
 	if err != nil {
-		return cairn.OpError("save", run, err)
+		return cairn.WrapOp("save", run, err)
 	}
 	e := s.Entry(run, c.WorkflowName, c.Timestamp, len(rec))
 	defer s.lockRun(run)()
 	if e.ETag, err = s.PutRecord(ctx, e, rec, nil); err != nil {
-		return cairn.OpError("save", run, err)
+		return cairn.WrapOp("save", run, err)
 	}
-	return cairn.OpError("save", run, s.ix.Commit(ctx, index.Op{Entry: e}))
+	return cairn.WrapOp("save", run, s.ix.Commit(ctx, index.Op{Entry: e}))
 }
 
 // Entry returns the index entry of a run saved now with the given summary:
@@ -318,7 +318,7 @@ func (s *Store) Load(ctx context.Context, runID uuid.UUID) (*cairn.Checkpoint, e
 		err = fmt.Errorf("%w: object %s holds run %v", cairn.ErrCorrupt, s.runKey(runID), cp.RunID)
 	}
 	if err != nil {
-		return nil, cairn.OpError("load", runID, err)
+		return nil, cairn.WrapOp("load", runID, err)
 	}
 	return cp, nil
 }
@@ -328,14 +328,14 @@ func (s *Store) Load(ctx context.Context, runID uuid.UUID) (*cairn.Checkpoint, e
 // the object, so a run whose object is corrupt exists.
 func (s *Store) Exists(ctx context.Context, runID uuid.UUID) (bool, error) {
 	if err := s.check(ctx); err != nil {
-		return false, cairn.OpError("exists", runID, err)
+		return false, cairn.WrapOp("exists", runID, err)
 	}
 	info, err := s.b.Head(ctx, s.runKey(runID))
 	if errors.Is(err, bucket.ErrNotFound) {
 		return false, nil
 	}
 	if err != nil {
-		return false, cairn.OpError("exists", runID, classify(err))
+		return false, cairn.WrapOp("exists", runID, classify(err))
 	}
 	if exp, ok := info.Metadata[metaExpires]; ok {
 		if t, err := cairn.ParseTimestamp(exp); err == nil && !s.o.Now().Before(t) {
@@ -359,7 +359,7 @@ func (s *Store) LoadRecord(ctx context.Context, runID uuid.UUID, ifNoneMatch str
 		return nil, "", err
 	}
 	if err := s.check(ctx); err != nil {
-		return nil, "", cairn.OpError("load", runID, err)
+		return nil, "", cairn.WrapOp("load", runID, err)
 	}
 	obj, err := s.b.Get(ctx, s.runKey(runID), &bucket.GetOptions{MaxSize: s.maxObject(), IfNoneMatch: ifNoneMatch})
 	if err != nil {
@@ -369,16 +369,16 @@ func (s *Store) LoadRecord(ctx context.Context, runID uuid.UUID, ifNoneMatch str
 		case errors.Is(err, bucket.ErrTooLarge):
 			err = fmt.Errorf("%w: %w", cairn.ErrCorrupt, err)
 		}
-		return nil, "", cairn.OpError("load", runID, classify(err))
+		return nil, "", cairn.WrapOp("load", runID, classify(err))
 	}
 	if exp, ok := obj.Metadata[metaExpires]; ok {
 		if t, err := cairn.ParseTimestamp(exp); err == nil && !s.o.Now().Before(t) {
-			return nil, "", cairn.OpError("load", runID, fmt.Errorf("%w: expired at %s", cairn.ErrNotFound, exp))
+			return nil, "", cairn.WrapOp("load", runID, fmt.Errorf("%w: expired at %s", cairn.ErrNotFound, exp))
 		}
 	}
 	rec, err = s.codec.Decompress(obj.Body)
 	if err != nil {
-		return nil, "", cairn.OpError("load", runID, fmt.Errorf("object %s: %w", obj.Key, err))
+		return nil, "", cairn.WrapOp("load", runID, fmt.Errorf("object %s: %w", obj.Key, err))
 	}
 	return rec, obj.ETag, nil
 }
@@ -387,11 +387,11 @@ func (s *Store) LoadRecord(ctx context.Context, runID uuid.UUID, ifNoneMatch str
 // it loads the page's runs in parallel, leaving out any deleted meanwhile.
 func (s *Store) List(ctx context.Context, opts *cairn.ListOptions) (*cairn.Page, error) {
 	if err := s.check(ctx); err != nil {
-		return nil, cairn.OpError("list", uuid.Nil, err)
+		return nil, cairn.WrapOp("list", uuid.Nil, err)
 	}
 	q, err := opts.Query()
 	if err != nil {
-		return nil, cairn.OpError("list", uuid.Nil, err)
+		return nil, cairn.WrapOp("list", uuid.Nil, err)
 	}
 	entries, more, err := s.ix.List(ctx, &q)
 	if errors.Is(err, index.ErrNoIndex) {
@@ -401,7 +401,7 @@ func (s *Store) List(ctx context.Context, opts *cairn.ListOptions) (*cairn.Page,
 		}
 	}
 	if err != nil {
-		return nil, cairn.OpError("list", uuid.Nil, err)
+		return nil, cairn.WrapOp("list", uuid.Nil, err)
 	}
 	page := &cairn.Page{Runs: make([]cairn.Summary, len(entries))}
 	for i, e := range entries {
@@ -414,7 +414,7 @@ func (s *Store) List(ctx context.Context, opts *cairn.ListOptions) (*cairn.Page,
 		return page, nil
 	}
 	if err := cairn.FillCheckpoints(ctx, page, s.o.Concurrency, s.Load); err != nil {
-		return nil, cairn.OpError("list", uuid.Nil, err)
+		return nil, cairn.WrapOp("list", uuid.Nil, err)
 	}
 	return page, nil
 }
@@ -422,13 +422,13 @@ func (s *Store) List(ctx context.Context, opts *cairn.ListOptions) (*cairn.Page,
 // Delete implements cairn.Store: the index tombstone, then the object.
 func (s *Store) Delete(ctx context.Context, runID uuid.UUID) error {
 	if err := s.check(ctx); err != nil {
-		return cairn.OpError("delete", runID, err)
+		return cairn.WrapOp("delete", runID, err)
 	}
 	if err := s.writable(ctx); err != nil {
-		return cairn.OpError("delete", runID, err)
+		return cairn.WrapOp("delete", runID, err)
 	}
 	defer s.lockRun(runID)()
-	return cairn.OpError("delete", runID, s.deleteRun(ctx, runID))
+	return cairn.WrapOp("delete", runID, s.deleteRun(ctx, runID))
 }
 
 // deleteRun deletes a run: a HEAD for the ETag of its object, the
@@ -461,7 +461,7 @@ func (s *Store) Close(ctx context.Context) error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return cairn.OpError("close", uuid.Nil, cairn.ErrClosed)
+		return cairn.WrapOp("close", uuid.Nil, cairn.ErrClosed)
 	}
 	s.closed = true
 	s.mu.Unlock()
@@ -471,6 +471,6 @@ func (s *Store) Close(ctx context.Context) error {
 	case <-done:
 		return nil
 	case <-ctx.Done():
-		return cairn.OpError("close", uuid.Nil, ctx.Err())
+		return cairn.WrapOp("close", uuid.Nil, ctx.Err())
 	}
 }

@@ -159,7 +159,7 @@ func (ix *Index) Rebuild(ctx context.Context, seq uint64, entries []Entry, tombs
 		if err == nil {
 			break
 		}
-		if !errors.Is(err, bucket.ErrPrecondition) && !errors.Is(err, bucket.ErrConflict) {
+		if !errors.Is(err, bucket.ErrPrecondition) && !errors.Is(err, bucket.ErrBusy) {
 			return err
 		}
 		if err := backoff(ctx, attempt); err != nil {

@@ -146,7 +146,7 @@ func (ix *Index) commitBatch(ctx context.Context, ops []Op) (uint64, error) {
 			}
 			// A 412 for a number the listing does not show: never skip
 			// a number (readers would see a gap); try it again.
-		case errors.Is(err, bucket.ErrConflict):
+		case errors.Is(err, bucket.ErrBusy):
 			// 409: another conditional write to the same key was in
 			// flight; the number may or may not be taken now.
 		case ctx.Err() != nil:

@@ -303,7 +303,7 @@ func (ix *Index) advanceHead(ctx context.Context, seq, base uint64) (bool, error
 		if err == nil {
 			return true, nil
 		}
-		if !errors.Is(err, bucket.ErrPrecondition) && !errors.Is(err, bucket.ErrConflict) {
+		if !errors.Is(err, bucket.ErrPrecondition) && !errors.Is(err, bucket.ErrBusy) {
 			return false, err
 		}
 		if err := backoff(ctx, attempt); err != nil {

@@ -65,14 +65,14 @@ func (s *Store) Save(ctx context.Context, c *cairn.Checkpoint) error {
 	if c != nil {
 		run = c.RunID
 	}
-	rec, err := s.codec.Encode(nil, c)
+	rec, err := s.codec.EncodeRecord(nil, c)
 	if err != nil {
-		return cairn.OpError("save", run, err)
+		return cairn.WrapOp("save", run, err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.check(ctx); err != nil {
-		return cairn.OpError("save", run, err)
+		return cairn.WrapOp("save", run, err)
 	}
 	s.runs[run] = entry{record: rec, summary: cairn.Summary{
 		RunID: run, WorkflowName: c.WorkflowName, Timestamp: c.Timestamp.UTC(), Size: int64(len(rec)),
@@ -93,10 +93,10 @@ func (s *Store) Load(ctx context.Context, runID uuid.UUID) (*cairn.Checkpoint, e
 		err = cairn.ErrNotFound
 	}
 	if err != nil {
-		return nil, cairn.OpError("load", runID, err)
+		return nil, cairn.WrapOp("load", runID, err)
 	}
 	cp, err := s.codec.DecodeRecord(e.record)
-	return cp, cairn.OpError("load", runID, err)
+	return cp, cairn.WrapOp("load", runID, err)
 }
 
 // List implements cairn.Store. It sorts every matching run on each call,
@@ -104,12 +104,12 @@ func (s *Store) Load(ctx context.Context, runID uuid.UUID) (*cairn.Checkpoint, e
 func (s *Store) List(ctx context.Context, opts *cairn.ListOptions) (*cairn.Page, error) {
 	q, err := opts.Query()
 	if err != nil {
-		return nil, cairn.OpError("list", uuid.Nil, err)
+		return nil, cairn.WrapOp("list", uuid.Nil, err)
 	}
 	s.mu.RLock()
 	if err := s.check(ctx); err != nil {
 		s.mu.RUnlock()
-		return nil, cairn.OpError("list", uuid.Nil, err)
+		return nil, cairn.WrapOp("list", uuid.Nil, err)
 	}
 	var matched []entry
 	for _, e := range s.runs {
@@ -131,7 +131,7 @@ func (s *Store) List(ctx context.Context, opts *cairn.ListOptions) (*cairn.Page,
 		sum := e.summary
 		if q.WithCheckpoints {
 			if sum.Checkpoint, err = s.codec.DecodeRecord(e.record); err != nil {
-				return nil, cairn.OpError("list", sum.RunID, err)
+				return nil, cairn.WrapOp("list", sum.RunID, err)
 			}
 		}
 		page.Runs = append(page.Runs, sum)
@@ -144,7 +144,7 @@ func (s *Store) Delete(ctx context.Context, runID uuid.UUID) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.check(ctx); err != nil {
-		return cairn.OpError("delete", runID, err)
+		return cairn.WrapOp("delete", runID, err)
 	}
 	delete(s.runs, runID)
 	return nil
@@ -156,7 +156,7 @@ func (s *Store) Close(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return cairn.OpError("close", uuid.Nil, cairn.ErrClosed)
+		return cairn.WrapOp("close", uuid.Nil, cairn.ErrClosed)
 	}
 	s.closed, s.runs = true, nil
 	return nil

@@ -30,7 +30,7 @@ import (
 //
 // Every SDK error is classified once, here: 404 (NoSuchKey, NotFound) is
 // bucket.ErrNotFound, 412 is bucket.ErrPrecondition, 409 is
-// bucket.ErrConflict and 304 is bucket.ErrNotModified. The SDK's error
+// bucket.ErrBusy and 304 is bucket.ErrNotModified. The SDK's error
 // stays in the chain, so errors.As still finds *smithyhttp.ResponseError
 // or smithy.APIError (status, error code, request ID). A 404 that names
 // the bucket (NoSuchBucket) is not ErrNotFound: a missing bucket is a
@@ -693,7 +693,7 @@ func s3Classify(ctx context.Context, err error) error {
 	case status == http.StatusPreconditionFailed:
 		sentinel = bucket.ErrPrecondition
 	case status == http.StatusConflict:
-		sentinel = bucket.ErrConflict
+		sentinel = bucket.ErrBusy
 	case status == http.StatusNotFound && code != "NoSuchBucket":
 		sentinel = bucket.ErrNotFound
 	}

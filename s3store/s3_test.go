@@ -64,7 +64,7 @@ func s3Code(err error) string {
 	return ""
 }
 
-var s3Sentinels = []error{bucket.ErrNotFound, bucket.ErrPrecondition, bucket.ErrConflict,
+var s3Sentinels = []error{bucket.ErrNotFound, bucket.ErrPrecondition, bucket.ErrBusy,
 	bucket.ErrNotModified, bucket.ErrTooLarge, bucket.ErrInvalid}
 
 // s3Sentinel returns the bucket sentinel err matches, or nil.
@@ -243,8 +243,8 @@ func TestS3ErrorClassification(t *testing.T) {
 		{"get 304", get, faults.Respond(304), bucket.ErrNotModified, false, 1},
 		{"head 404", head, faults.Respond(404), bucket.ErrNotFound, false, 1},
 		{"put 412", put, faults.Respond(412), bucket.ErrPrecondition, false, 1},
-		{"put 409", put, faults.Respond(409), bucket.ErrConflict, false, 1},
-		{"put 409 OperationAborted", put, faults.RespondCode(409, "OperationAborted"), bucket.ErrConflict, false, 1},
+		{"put 409", put, faults.Respond(409), bucket.ErrBusy, false, 1},
+		{"put 409 OperationAborted", put, faults.RespondCode(409, "OperationAborted"), bucket.ErrBusy, false, 1},
 		{"put If-Match 404", putIfMatch, faults.Respond(404), bucket.ErrPrecondition, false, 1},
 		{"put 403", put, faults.Respond(403), nil, false, 1},
 		{"put 400", put, faults.RespondCode(400, "InvalidArgument"), nil, false, 1},
@@ -646,21 +646,21 @@ func s3TestServerErrorsRetried(t *testing.T, srv s3Server) {
 	}
 }
 
-// The SDK does not retry 409: it surfaces at once as ErrConflict, which
+// The SDK does not retry 409: it surfaces at once as ErrBusy, which
 // the caller retries. (MinIO never answers 409; it is injected.)
 func s3TestConflict(t *testing.T, srv s3Server) {
 	b, tr := srv.open(t, nil)
 	ctx := s3Ctx(t)
 	tr.Add(faults.Rule{Method: "PUT", Times: 1, Action: faults.Respond(409)})
 	_, err := b.Put(ctx, "k", []byte("v"), &bucket.PutOptions{IfNoneMatch: "*"})
-	if !errors.Is(err, bucket.ErrConflict) || s3Code(err) != "ConditionalRequestConflict" {
-		t.Fatalf("err %v; want ErrConflict with the SDK error", err)
+	if !errors.Is(err, bucket.ErrBusy) || s3Code(err) != "ConditionalRequestConflict" {
+		t.Fatalf("err %v; want ErrBusy with the SDK error", err)
 	}
 	if tr.Seen("PUT") != 1 {
 		t.Errorf("%d attempts; want 1 (the SDK does not retry 409)", tr.Seen("PUT"))
 	}
 	if _, err := b.Put(ctx, "k", []byte("v"), &bucket.PutOptions{IfNoneMatch: "*"}); err != nil {
-		t.Errorf("retry after ErrConflict: %v", err)
+		t.Errorf("retry after ErrBusy: %v", err)
 	}
 }
 

@@ -438,7 +438,7 @@ func testListFilters(t *testing.T, s cairn.Store) {
 func testListSummaries(t *testing.T, s cairn.Store) {
 	c := checkpoint(5, base)
 	mustSave(t, s, c)
-	rec, err := cairn.DefaultCodec().Encode(nil, c)
+	rec, err := cairn.DefaultCodec().EncodeRecord(nil, c)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -153,7 +153,7 @@ func BenchmarkFlushThroughput(b *testing.B) {
 	bs := minioForBench(b)
 	const runs, concurrency = 200, 16
 	body := cairn.DefaultCodec()
-	rec, _ := body.Encode(nil, checkpoint10KB(uuid.New()))
+	rec, _ := body.EncodeRecord(nil, checkpoint10KB(uuid.New()))
 	compressed := body.Compress(nil, rec)
 	b.Run("raw-PutObject", func(b *testing.B) {
 		for b.Loop() {

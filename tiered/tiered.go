@@ -275,17 +275,17 @@ func (s *Store) Save(ctx context.Context, c *cairn.Checkpoint) error {
 	s.gate.RLock()
 	defer s.gate.RUnlock()
 	if err := s.check(ctx); err != nil {
-		return cairn.OpError("save", run, err)
+		return cairn.WrapOp("save", run, err)
 	}
 	old, cached := s.cache.Peek(run)
 	// The previous version's size is a good guess of this one's: one
 	// allocation instead of a doubling series.
-	rec, err := s.codec.Encode(make([]byte, 0, len(old.Value)+len(old.Value)/8+256), c)
+	rec, err := s.codec.EncodeRecord(make([]byte, 0, len(old.Value)+len(old.Value)/8+256), c)
 	if err != nil {
-		return cairn.OpError("save", run, err)
+		return cairn.WrapOp("save", run, err)
 	}
 	if err := s.fencedOut(run); err != nil {
-		return cairn.OpError("save", run, err)
+		return cairn.WrapOp("save", run, err)
 	}
 	// Skip a Save whose bytes this cache holds as durable, when asked to
 	// (no other process writes these runs); not when the bucket may have
@@ -301,10 +301,10 @@ func (s *Store) Save(ctx context.Context, c *cairn.Checkpoint) error {
 	s.rawBytes.Add(int64(len(rec)))
 	e := lru.Entry{Value: rec, WorkflowName: c.WorkflowName, Timestamp: c.Timestamp.UTC()}
 	if s.o.Mode == WriteThrough {
-		return cairn.OpError("save", run, s.saveThrough(ctx, run, e))
+		return cairn.WrapOp("save", run, s.saveThrough(ctx, run, e))
 	}
 	if err := s.waitForRoom(ctx, int64(len(rec))); err != nil {
-		return cairn.OpError("save", run, err)
+		return cairn.WrapOp("save", run, err)
 	}
 	e.Dirty = true
 	s.cache.Put(run, e)
@@ -445,7 +445,7 @@ func (s *Store) write(ctx context.Context, items []lru.Item[uuid.UUID]) error {
 			} else if s.o.Fencing && errors.Is(errs[i], cairn.ErrConflict) {
 				// Another worker took the run over: its unflushed
 				// Saves here can never be written.
-				errs[i] = cairn.OpError("flush", it.Key, errs[i])
+				errs[i] = cairn.WrapOp("flush", it.Key, errs[i])
 				s.fenceMu.Lock()
 				s.fenced[it.Key] = errs[i]
 				s.lost = append(s.lost, errs[i])
@@ -519,9 +519,9 @@ func (s *Store) fencedOut(run uuid.UUID) error {
 // there is nothing to do.
 func (s *Store) Flush(ctx context.Context) error {
 	if err := s.check(ctx); err != nil {
-		return cairn.OpError("flush", uuid.Nil, err)
+		return cairn.WrapOp("flush", uuid.Nil, err)
 	}
-	return cairn.OpError("flush", uuid.Nil, s.flush(ctx))
+	return cairn.WrapOp("flush", uuid.Nil, s.flush(ctx))
 }
 
 func (s *Store) flush(ctx context.Context) error {
@@ -559,7 +559,7 @@ func (s *Store) Load(ctx context.Context, runID uuid.UUID) (*cairn.Checkpoint, e
 		return nil, err
 	}
 	if err := s.check(ctx); err != nil {
-		return nil, cairn.OpError("load", runID, err)
+		return nil, cairn.WrapOp("load", runID, err)
 	}
 	e, ok := s.cache.Get(runID)
 	if ok && s.o.Revalidate && !e.Dirty && e.ETag != "" {
@@ -615,7 +615,7 @@ func (s *Store) Load(ctx context.Context, runID uuid.UUID) (*cairn.Checkpoint, e
 			v, err, _ = s.loads.Do(runID.String(), fetch)
 		}
 		if err != nil {
-			return nil, cairn.OpError("load", runID, err)
+			return nil, cairn.WrapOp("load", runID, err)
 		}
 		e = v.(lru.Entry)
 	}
@@ -624,7 +624,7 @@ func (s *Store) Load(ctx context.Context, runID uuid.UUID) (*cairn.Checkpoint, e
 		err = fmt.Errorf("%w: the object of run %v holds run %v", cairn.ErrCorrupt, runID, cp.RunID)
 	}
 	if err != nil {
-		return nil, cairn.OpError("load", runID, err)
+		return nil, cairn.WrapOp("load", runID, err)
 	}
 	return cp, nil
 }
@@ -633,11 +633,11 @@ func (s *Store) Load(ctx context.Context, runID uuid.UUID) (*cairn.Checkpoint, e
 // unflushed runs in it.
 func (s *Store) List(ctx context.Context, opts *cairn.ListOptions) (*cairn.Page, error) {
 	if err := s.check(ctx); err != nil {
-		return nil, cairn.OpError("list", uuid.Nil, err)
+		return nil, cairn.WrapOp("list", uuid.Nil, err)
 	}
 	q, err := opts.Query()
 	if err != nil {
-		return nil, cairn.OpError("list", uuid.Nil, err)
+		return nil, cairn.WrapOp("list", uuid.Nil, err)
 	}
 	dirty := map[uuid.UUID]cairn.Summary{}
 	for _, it := range s.cache.Dirty() {
@@ -645,7 +645,7 @@ func (s *Store) List(ctx context.Context, opts *cairn.ListOptions) (*cairn.Page,
 			Size: int64(len(it.Entry.Value))}
 		if q.WithCheckpoints {
 			if sum.Checkpoint, err = s.codec.DecodeRecord(it.Entry.Value); err != nil {
-				return nil, cairn.OpError("list", it.Key, err)
+				return nil, cairn.WrapOp("list", it.Key, err)
 			}
 		}
 		dirty[it.Key] = sum
@@ -664,7 +664,7 @@ func (s *Store) List(ctx context.Context, opts *cairn.ListOptions) (*cairn.Page,
 	}
 	if len(dirty) == 0 && q.WithCheckpoints {
 		if err := cairn.FillCheckpoints(ctx, page, s.o.FlushConcurrency, s.listLoader(page)); err != nil {
-			return nil, cairn.OpError("list", uuid.Nil, err)
+			return nil, cairn.WrapOp("list", uuid.Nil, err)
 		}
 	}
 	if len(dirty) == 0 {
@@ -692,7 +692,7 @@ func (s *Store) List(ctx context.Context, opts *cairn.ListOptions) (*cairn.Page,
 	}
 	if q.WithCheckpoints {
 		if err := cairn.FillCheckpoints(ctx, out, s.o.FlushConcurrency, s.listLoader(out)); err != nil {
-			return nil, cairn.OpError("list", uuid.Nil, err)
+			return nil, cairn.WrapOp("list", uuid.Nil, err)
 		}
 	}
 	return out, nil
@@ -720,10 +720,10 @@ func (s *Store) listLoader(page *cairn.Page) func(context.Context, uuid.UUID) (*
 // from the durable store.
 func (s *Store) Delete(ctx context.Context, runID uuid.UUID) error {
 	if err := s.check(ctx); err != nil {
-		return cairn.OpError("delete", runID, err)
+		return cairn.WrapOp("delete", runID, err)
 	}
 	if err := s.acquireFlush(ctx); err != nil {
-		return cairn.OpError("delete", runID, err)
+		return cairn.WrapOp("delete", runID, err)
 	}
 	defer s.releaseFlush()
 	defer s.lockRun(runID)()
@@ -740,7 +740,7 @@ func (s *Store) Close(ctx context.Context) error {
 	first := false
 	s.closeOnce.Do(func() { first = true })
 	if !first {
-		return cairn.OpError("close", uuid.Nil, cairn.ErrClosed)
+		return cairn.WrapOp("close", uuid.Nil, cairn.ErrClosed)
 	}
 	// Shut the gate: Saves in progress finish, later ones get ErrClosed,
 	// so the flush below sees every Save that returned nil.
@@ -763,7 +763,7 @@ func (s *Store) Close(ctx context.Context) error {
 			err = errors.Join(err, ctx.Err())
 		}
 	}
-	return cairn.OpError("close", uuid.Nil, errors.Join(err, s.d.Close(ctx)))
+	return cairn.WrapOp("close", uuid.Nil, errors.Join(err, s.d.Close(ctx)))
 }
 
 // Stats are counters of a Store.

@@ -36,7 +36,7 @@ import (
 // other, but several of them use the bucket from many goroutines.
 //
 // An implementation may answer a racing conditional Put with
-// bucket.ErrConflict; the suite then retries that Put, as a caller would,
+// bucket.ErrBusy; the suite then retries that Put, as a caller would,
 // and still expects exactly one winner.
 func Run(t *testing.T, newBucket func(t *testing.T) bucket.Bucket) {
 	tests := []struct {
@@ -900,11 +900,11 @@ func testLargeBody(t *testing.T, b bucket.Bucket) {
 	}
 }
 
-// retryConflict runs put until it gives an answer other than ErrConflict.
+// retryConflict runs put until it gives an answer other than ErrBusy.
 func retryConflict(ctx context.Context, put func() (string, error)) (string, error) {
 	for {
 		etag, err := put()
-		if !errors.Is(err, bucket.ErrConflict) {
+		if !errors.Is(err, bucket.ErrBusy) {
 			return etag, err
 		}
 		select {
@@ -962,7 +962,7 @@ func testConcurrentCreate(t *testing.T, b bucket.Bucket) {
 
 // Increment is the read-modify-write loop the suite's CAS test runs: it
 // adds one to the decimal counter at key with an IfMatch Put, re-reading
-// after each lost race (ErrPrecondition) and retrying after ErrConflict.
+// after each lost race (ErrPrecondition) and retrying after ErrBusy.
 // Tests of implementations use it to race several buckets (or processes)
 // sharing storage.
 func Increment(ctx context.Context, b bucket.Bucket, key string) error {
@@ -982,7 +982,7 @@ func Increment(ctx context.Context, b bucket.Bucket, key string) error {
 		switch {
 		case err == nil:
 			return nil
-		case errors.Is(err, bucket.ErrPrecondition), errors.Is(err, bucket.ErrConflict):
+		case errors.Is(err, bucket.ErrPrecondition), errors.Is(err, bucket.ErrBusy):
 			continue
 		default:
 			return err

@@ -606,7 +606,7 @@ func verifyDemo(ctx context.Context, s *tiered.Store, cfg *demoConfig) (*verific
 				v.hitLat = append(v.hitLat, time.Since(t0))
 			}
 		}
-		rec, err := cairn.DefaultCodec().Encode(nil, c)
+		rec, err := cairn.DefaultCodec().EncodeRecord(nil, c)
 		if err != nil {
 			return nil, err
 		}

@@ -217,7 +217,7 @@ func TestDemoRecoversAFlushCutBeforeItsCommit(t *testing.T) {
 	}
 	// What the killed flush wrote: objects, and no index commit.
 	for _, c := range []*cairn.Checkpoint{demoStep(listed, cfg, cfg.runID(0), len(demoSteps), "test"), demoStep(nil, cfg, cfg.runID(1), 1, "test")} {
-		rec, err := cairn.DefaultCodec().Encode(nil, c)
+		rec, err := cairn.DefaultCodec().EncodeRecord(nil, c)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -150,7 +150,7 @@ func runLs(ctx context.Context, e *env, args []string) error {
 		for i, r := range page.Runs {
 			ts, err := cairn.FormatTimestamp(r.Timestamp)
 			if err != nil {
-				return cairn.OpError("list", r.RunID, err)
+				return cairn.WrapOp("list", r.RunID, err)
 			}
 			doc.Runs[i] = lsRun{RunID: r.RunID.String(), WorkflowName: r.WorkflowName, Timestamp: ts, Size: r.Size}
 		}
@@ -205,11 +205,11 @@ func runShow(ctx context.Context, e *env, args []string) error {
 		}
 		rec, err := cairn.EncodeJSON(cp)
 		if err != nil {
-			return cairn.OpError("show", id, err)
+			return cairn.WrapOp("show", id, err)
 		}
 		var buf bytes.Buffer
 		if err := json.Indent(&buf, rec, "", "  "); err != nil {
-			return cairn.OpError("show", id, err)
+			return cairn.WrapOp("show", id, err)
 		}
 		buf.WriteByte('\n')
 		_, err = e.stdout.Write(buf.Bytes())

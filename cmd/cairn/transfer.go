@@ -75,7 +75,7 @@ func runExport(ctx context.Context, e *env, args []string) error {
 			write = func(cp *cairn.Checkpoint) error {
 				rec, err := cairn.EncodeJSON(cp)
 				if err != nil {
-					return cairn.OpError("export", cp.RunID, err)
+					return cairn.WrapOp("export", cp.RunID, err)
 				}
 				_, err = w.Write(append(rec, '\n'))
 				return err
@@ -92,10 +92,10 @@ func runExport(ctx context.Context, e *env, args []string) error {
 					rec, err = cairn.EncodeJSON(cp)
 					rec = append(rec, '\n')
 				} else {
-					rec, err = cairn.DefaultCodec().Encode(nil, cp)
+					rec, err = cairn.DefaultCodec().EncodeRecord(nil, cp)
 				}
 				if err != nil {
-					return cairn.OpError("export", cp.RunID, err)
+					return cairn.WrapOp("export", cp.RunID, err)
 				}
 				return writeFileAtomic(filepath.Join(*out, cp.RunID.String()+suffix), rec)
 			}

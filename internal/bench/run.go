@@ -352,7 +352,7 @@ func (b *runner) throughput(ctx context.Context, size int) ([]Throughput, error)
 	}
 	var rec, blob float64
 	for _, s := range samples {
-		r, _ := b.e.codec.Encode(nil, s.cp)
+		r, _ := b.e.codec.EncodeRecord(nil, s.cp)
 		rec += float64(len(r))
 		blob += float64(len(s.blob))
 	}

@@ -104,7 +104,7 @@ func (g *generator) checkpoint(msgs int) *cairn.Checkpoint {
 // target bytes, measured on this generator's output.
 func (g *generator) messagesFor(target int) (int, error) {
 	size := func(n int) (int, error) {
-		rec, err := g.codec.Encode(nil, g.checkpoint(n))
+		rec, err := g.codec.EncodeRecord(nil, g.checkpoint(n))
 		return len(rec), err
 	}
 	base, err := size(0)

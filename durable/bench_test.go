@@ -45,9 +45,9 @@ func BenchmarkSaveGroupCommit(b *testing.B) {
 		}
 	})
 	b.StopTimer()
-	s.Index().Wait()
+	durable.IndexOf(s).Wait()
 	after := mem.Stats()
-	st := s.Index().Stats()
+	st := durable.IndexOf(s).Stats()
 	b.ReportMetric(float64(after.Puts-before.Puts)/float64(b.N), "PUTs/save")
 	b.ReportMetric(float64(after.Gets+after.Lists-before.Gets-before.Lists)/float64(b.N), "GETs+LISTs/save")
 	b.ReportMetric(float64(st.CommitOps)/float64(max(st.Commits, 1)), "ops/log")

@@ -95,14 +95,14 @@ func seed(t *testing.T, b bucket.Bucket) *world {
 		}
 		delete(w.want, version(n, 0).RunID)
 	}
-	s.Index().Wait()
-	if err := s.Index().Compact(ctx); err != nil {
+	durable.IndexOf(s).Wait()
+	if err := durable.IndexOf(s).Compact(ctx); err != nil {
 		t.Fatal(err)
 	}
 	for n := 40; n < 46; n++ {
 		save(version(n, 0))
 	}
-	s.Index().Wait()
+	durable.IndexOf(s).Wait()
 	return w
 }
 
@@ -377,11 +377,8 @@ func runChaos(t *testing.T, newBucket func(t *testing.T) bucket.Bucket) {
 		t.Run(fmt.Sprintf("killed import/%d", i), func(t *testing.T) {
 			w := seed(t, newBucket(t))
 			k := killAfter(w.b, 5+rng.IntN(60))
-			d, err := durable.New(k, &durable.Options{Prefix: "cairn", Index: chaosIndex})
-			if err != nil {
-				t.Fatal(err)
-			}
-			s, err := tiered.New(d, nil, &tiered.Options{Mode: tiered.WriteBack, FlushWindow: time.Hour})
+			s, err := tiered.New(k, &tiered.Options{Mode: tiered.WriteBack, FlushWindow: time.Hour,
+				Durable: durable.Options{Prefix: "cairn", Index: chaosIndex}})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -168,6 +168,6 @@ func TestMinIOConcurrentStores(t *testing.T) {
 	if len(rep.Missing) != 0 || len(rep.Mismatched) != 0 || len(rep.Corrupt) != 0 {
 		t.Errorf("Verify after the run: %+v", rep)
 	}
-	st := fresh.Index().Stats()
+	st := durable.IndexOf(fresh).Stats()
 	t.Logf("fresh store sees snapshot %d, tail %d", st.Snapshot, st.Tail)
 }

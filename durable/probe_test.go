@@ -236,7 +236,7 @@ func TestProbeRefuses(t *testing.T) {
 				"Save":   s.Save(ctx, cp(2, t0)),
 				"Delete": s.Delete(ctx, kept.RunID),
 			}
-			_, writes["PutRecord"] = s.PutRecord(ctx, s.Entry(cp(3, t0).RunID, "wf", t0, 1), []byte{0x80}, nil)
+			_, writes["Write"] = s.Write(ctx, []durable.Record{{RunID: cp(3, t0).RunID, Workflow: "wf", Timestamp: t0, Data: []byte{0x80}}}, nil)
 			_, writes["Reindex"] = s.Reindex(ctx, nil)
 			_, writes["GC"] = s.GC(ctx, nil)
 			for op, err := range writes {

@@ -213,7 +213,7 @@ func TestGCRefusesHeadNamingMissingSnapshot(t *testing.T) {
 		if err := s.Save(ctx, cp(i, t0.Add(time.Duration(i)*time.Second))); err != nil {
 			t.Fatal(err)
 		}
-		s.Index().Wait()
+		durable.IndexOf(s).Wait()
 	}
 	snaps := keys(t, mem, "cairn/index/snap/")
 	if err := mem.Delete(ctx, snaps[len(snaps)-1]); err != nil {
@@ -245,7 +245,7 @@ func TestVerifyReportsDamagedPage(t *testing.T) {
 		if err := s.Save(ctx, cp(i, t0.Add(time.Duration(i)*time.Second))); err != nil {
 			t.Fatal(err)
 		}
-		s.Index().Wait()
+		durable.IndexOf(s).Wait()
 	}
 	snaps := keys(t, mem, "cairn/index/snap/")
 	obj, err := mem.Get(ctx, snaps[len(snaps)-1], nil)
@@ -284,13 +284,13 @@ func TestCompactionDoesNotUndoReindex(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	w.Index().Wait()
+	durable.IndexOf(w).Wait()
 	lost := cp(998, t0.Add(2*time.Hour)) // written, its commit lost: unindexed
 	rec, err := cairn.DefaultCodec().EncodeRecord(nil, lost)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := adm.PutRecord(ctx, adm.Entry(lost.RunID, lost.WorkflowName, lost.Timestamp, len(rec)), rec, nil); err != nil {
+	if _, err := durable.PutObjectOnly(ctx, adm, durable.Record{RunID: lost.RunID, Workflow: lost.WorkflowName, Timestamp: lost.Timestamp, Data: rec}); err != nil {
 		t.Fatal(err)
 	}
 	// After the Reindex's barrier (at its first page), the writer commits
@@ -329,13 +329,13 @@ func TestCompactionDoesNotUndoReindex(t *testing.T) {
 		t.Fatal(err)
 	}
 	close(release)
-	w.Index().Wait()
+	durable.IndexOf(w).Wait()
 	if !isListed(t, newStore(t, mem, &durable.Options{Prefix: "cairn", Index: io}), lost) {
 		t.Fatal("a concurrent compaction undid the Reindex")
 	}
 	// The snapshot that compaction left behind holds the number the next
 	// compaction takes: that one must not adopt it either.
-	if err := newStore(t, mem, &durable.Options{Prefix: "cairn", Index: io}).Index().Compact(ctx); err != nil {
+	if err := newStore(t, mem, &durable.Options{Prefix: "cairn", Index: io}).Compact(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if !isListed(t, newStore(t, mem, &durable.Options{Prefix: "cairn", Index: io}), lost) {

@@ -41,8 +41,8 @@ func BenchmarkMinIOReindex(b *testing.B) {
 		g.SetLimit(64)
 		for i := range n {
 			g.Go(func() error {
-				e := s.Entry(uuid.New(), "bench", time.Now().Add(time.Duration(i)*time.Millisecond), len(rec))
-				_, err := s.PutRecord(gctx, e, rec, nil)
+				r := durable.Record{RunID: uuid.New(), Workflow: "bench", Timestamp: time.Now().Add(time.Duration(i) * time.Millisecond), Data: rec}
+				_, err := durable.PutObjectOnly(gctx, s, r)
 				return err
 			})
 		}

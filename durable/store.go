@@ -52,8 +52,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -119,17 +117,16 @@ type Store struct {
 	probe probeState // CheckServer's, before the first write
 }
 
-// BytesStored returns the bytes of run objects this store has written
-// (after compression).
-func (s *Store) BytesStored() int64 { return s.bytesStored.Load() }
-
 var _ cairn.Store = (*Store)(nil)
 
 func (s *Store) lockRun(id uuid.UUID) func() {
-	m := &s.runLocks[id[15]%64]
+	m := &s.runLocks[stripe(id)]
 	m.Lock()
 	return m.Unlock
 }
+
+// stripe is the index of the lock of run in runLocks.
+func stripe(run uuid.UUID) int { return int(run[15]) % 64 }
 
 // New returns a Store over b. b is not closed by Close.
 func New(b bucket.Bucket, opts *Options) (*Store, error) {
@@ -172,25 +169,29 @@ func New(b bucket.Bucket, opts *Options) (*Store, error) {
 	return &Store{b: b, o: o, codec: o.Codec, ix: ix, runs: runs}, nil
 }
 
-// Index returns the store's index (for its statistics, or to Compact).
-func (s *Store) Index() *index.Index { return s.ix }
+// Compact folds the index's logs into a new snapshot now, rather than
+// when Options.Index.CompactAfter logs have gathered, and removes nothing
+// a reader may still need (see GC). It waits for a background compaction
+// in progress. List reads fewer objects afterwards.
+func (s *Store) Compact(ctx context.Context) error {
+	if err := s.check(ctx); err != nil {
+		return cairn.WrapOp("compact", uuid.Nil, err)
+	}
+	return cairn.WrapOp("compact", uuid.Nil, s.ix.Compact(ctx))
+}
+
+// Stats are counters of a Store, since it was opened.
+type Stats struct {
+	BytesStored int64 // compressed bytes of the run objects written
+	Index       index.Stats
+}
+
+// Stats returns the counters.
+func (s *Store) Stats() Stats {
+	return Stats{BytesStored: s.bytesStored.Load(), Index: s.ix.Stats()}
+}
 
 func (s *Store) runKey(id uuid.UUID) string { return s.runs + id.String() }
-
-// Metadata keys of a run object: its summary, so that Reindex can rebuild
-// the index from a listing and HEADs.
-const (
-	metaWorkflow  = "cairn-workflow" // percent-encoded; absent when too long
-	metaTimestamp = "cairn-timestamp"
-	metaSize      = "cairn-size"
-	metaCodec     = "cairn-codec"
-	metaExpires   = "cairn-expires"
-)
-
-// maxMetaWorkflow bounds the encoded workflow name in metadata; S3 allows
-// 2 KB of user metadata in all. A longer name is left out and Reindex
-// reads the object's body for it.
-const maxMetaWorkflow = 1024
 
 func (s *Store) check(ctx context.Context) error {
 	s.mu.RLock()
@@ -218,8 +219,8 @@ func classify(err error) error {
 	return err
 }
 
-// Save implements cairn.Store: the object, then the index entry. It
-// returns once both are durable.
+// Save implements cairn.Store: a Write of one record (the object, then
+// its index entry). It returns once both are durable.
 func (s *Store) Save(ctx context.Context, c *cairn.Checkpoint) error {
 	var run uuid.UUID
 	if c != nil {
@@ -232,72 +233,11 @@ func (s *Store) Save(ctx context.Context, c *cairn.Checkpoint) error {
 	if err != nil {
 		return cairn.WrapOp("save", run, err)
 	}
-	e := s.Entry(run, c.WorkflowName, c.Timestamp, len(rec))
-	defer s.lockRun(run)()
-	if e.ETag, err = s.PutRecord(ctx, e, rec, nil); err != nil {
-		return cairn.WrapOp("save", run, err)
-	}
-	return cairn.WrapOp("save", run, s.ix.Commit(ctx, index.Op{Entry: e}))
-}
-
-// Entry returns the index entry of a run saved now with the given summary:
-// with its expiry when the store has a TTL.
-func (s *Store) Entry(run uuid.UUID, workflow string, ts time.Time, size int) index.Entry {
-	e := index.Entry{RunID: run, Timestamp: ts.UTC(), Workflow: workflow, Size: int64(size)}
-	if s.o.TTL > 0 {
-		e.Expires = s.o.Now().Add(s.o.TTL).UTC()
-	}
-	return e
-}
-
-// HasTTL reports whether runs expire (so that re-saving unchanged bytes
-// still matters: it refreshes the expiry).
-func (s *Store) HasTTL() bool { return s.o.TTL > 0 }
-
-// Condition makes PutRecord conditional on the run object's ETag.
-type Condition struct {
-	// IfMatch: write only over the object with this ETag.
-	IfMatch string
-	// IfAbsent: write only if the run has no object yet.
-	IfAbsent bool
-}
-
-// PutRecord writes the object of a run from its encoded record, with the
-// summary e in its metadata, without touching the index, and returns the
-// object's new ETag. A failed condition is ErrConflict. The tiered store
-// uses it to write many runs before one index commit (Index().Commit), and
-// for fencing.
-func (s *Store) PutRecord(ctx context.Context, e index.Entry, rec []byte, cond *Condition) (string, error) {
-	if err := s.writable(ctx); err != nil {
-		return "", err
-	}
-	ts, err := cairn.FormatTimestamp(e.Timestamp)
-	if err != nil {
-		return "", err
-	}
-	meta := map[string]string{metaTimestamp: ts, metaSize: strconv.Itoa(len(rec)), metaCodec: "zstd+msgpack"}
-	if !s.codec.Compressed() {
-		meta[metaCodec] = "msgpack"
-	}
-	if enc := url.PathEscape(e.Workflow); len(enc) <= maxMetaWorkflow {
-		meta[metaWorkflow] = enc
-	}
-	if !e.Expires.IsZero() {
-		meta[metaExpires], _ = cairn.FormatTimestamp(e.Expires)
-	}
-	body := s.codec.Compress(nil, rec)
-	po := &bucket.PutOptions{Metadata: meta}
-	if cond != nil {
-		po.IfMatch = cond.IfMatch
-		if cond.IfAbsent {
-			po.IfNoneMatch = "*"
-		}
-	}
-	etag, err := s.b.Put(ctx, s.runKey(e.RunID), body, po)
+	res, err := s.Write(ctx, []Record{{RunID: run, Workflow: c.WorkflowName, Timestamp: c.Timestamp, Data: rec}}, nil)
 	if err == nil {
-		s.bytesStored.Add(int64(len(body)))
+		err = res[0].Err
 	}
-	return etag, classify(err)
+	return cairn.WrapOp("save", run, err)
 }
 
 // maxObject bounds what Load reads: a record of MaxSize, compressed,
@@ -309,7 +249,7 @@ func (s *Store) maxObject() int64 {
 // Load implements cairn.Store with one GET of the run's object. A run past
 // its TTL is ErrNotFound.
 func (s *Store) Load(ctx context.Context, runID uuid.UUID) (*cairn.Checkpoint, error) {
-	rec, _, err := s.LoadRecord(ctx, runID, "")
+	rec, _, err := s.Read(ctx, runID, "")
 	if err != nil {
 		return nil, err
 	}
@@ -345,16 +285,14 @@ func (s *Store) Exists(ctx context.Context, runID uuid.UUID) (bool, error) {
 	return true, nil
 }
 
-// ErrNotModified is returned by LoadRecord when the run's object still has
-// the ETag given: the caller's copy is current.
-var ErrNotModified = errors.New("durable: not modified")
-
-// LoadRecord reads the run's object and returns its uncompressed record
-// (for the caller to keep, e.g. in a cache) and ETag. With ifNoneMatch set
-// to the ETag of a copy the caller holds, an unchanged object costs no
-// body and gives ErrNotModified (revalidation). A run past its TTL is
-// ErrNotFound.
-func (s *Store) LoadRecord(ctx context.Context, runID uuid.UUID, ifNoneMatch string) (rec []byte, etag string, err error) {
+// Read reads the run's object with one GET and returns its uncompressed
+// record (the caller's to keep, e.g. in a cache) and its ETag. With
+// ifNoneMatch set to the ETag of a copy the caller holds, an unchanged
+// object costs no body and gives an error wrapping bucket.ErrNotModified
+// (revalidation). A missing run, or one past its TTL, is ErrNotFound; an
+// object that does not decompress, or is larger than a record of the
+// codec's MaxSize can be, is ErrCorrupt. Read does not decode the record.
+func (s *Store) Read(ctx context.Context, runID uuid.UUID, ifNoneMatch string) (rec []byte, etag string, err error) {
 	if err := cairn.CheckRunID("load", runID); err != nil {
 		return nil, "", err
 	}
@@ -365,7 +303,7 @@ func (s *Store) LoadRecord(ctx context.Context, runID uuid.UUID, ifNoneMatch str
 	if err != nil {
 		switch {
 		case errors.Is(err, bucket.ErrNotModified):
-			return nil, ifNoneMatch, ErrNotModified
+			return nil, ifNoneMatch, err
 		case errors.Is(err, bucket.ErrTooLarge):
 			err = fmt.Errorf("%w: %w", cairn.ErrCorrupt, err)
 		}
@@ -421,6 +359,20 @@ func (s *Store) List(ctx context.Context, opts *cairn.ListOptions) (*cairn.Page,
 
 // Delete implements cairn.Store: the index tombstone, then the object.
 func (s *Store) Delete(ctx context.Context, runID uuid.UUID) error {
+	return s.DeleteWith(ctx, runID, nil)
+}
+
+// DeleteOptions configure DeleteWith. Nil means defaults.
+type DeleteOptions struct {
+	// Locked, if set, is called with the run locked against this
+	// store's Writes of it, before anything is deleted: a cache dropped
+	// there cannot be refilled by a Write that commits before the Delete
+	// (the Write waits), nor miss one that commits after it.
+	Locked func()
+}
+
+// DeleteWith is Delete, with opts (nil means none).
+func (s *Store) DeleteWith(ctx context.Context, runID uuid.UUID, opts *DeleteOptions) error {
 	if err := s.check(ctx); err != nil {
 		return cairn.WrapOp("delete", runID, err)
 	}
@@ -428,6 +380,9 @@ func (s *Store) Delete(ctx context.Context, runID uuid.UUID) error {
 		return cairn.WrapOp("delete", runID, err)
 	}
 	defer s.lockRun(runID)()
+	if opts != nil && opts.Locked != nil {
+		opts.Locked()
+	}
 	return cairn.WrapOp("delete", runID, s.deleteRun(ctx, runID))
 }
 

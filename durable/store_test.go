@@ -213,7 +213,7 @@ func TestCrashDuringCompaction(t *testing.T) {
 				want[c.RunID] = true
 			}
 			compacting.Store(true) // not the head that marks the new index
-			if err := s.Index().Compact(ctx); err == nil || !crashed.Load() {
+			if err := durable.IndexOf(s).Compact(ctx); err == nil || !crashed.Load() {
 				t.Fatalf("compaction did not reach the crash point: %v", err)
 			}
 			fresh := newStore(t, mem, nil)
@@ -227,7 +227,7 @@ func TestCrashDuringCompaction(t *testing.T) {
 				}
 			}
 			// The next compaction, by anyone, completes.
-			if err := fresh.Index().Compact(ctx); err != nil {
+			if err := durable.IndexOf(fresh).Compact(ctx); err != nil {
 				t.Fatal(err)
 			}
 			if got := listIDs(t, newStore(t, mem, nil)); len(got) != len(want) {
@@ -290,7 +290,7 @@ func TestReindex(t *testing.T) {
 	if err := s.Delete(ctx, cp(3, t0).RunID); err != nil {
 		t.Fatal(err)
 	}
-	s.Index().Wait()
+	durable.IndexOf(s).Wait()
 	want := listIDs(t, s)
 
 	// Damage: the head becomes garbage.
@@ -361,7 +361,7 @@ func TestIndexGC(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if err := s.Index().Compact(ctx); err != nil {
+		if err := durable.IndexOf(s).Compact(ctx); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -389,7 +389,7 @@ func TestReindexLeavesDeletedRunsOut(t *testing.T) {
 	mem := bucket.NewMem()
 	ctx := context.Background()
 	s, victim := interruptedDelete(t, mem)
-	if err := s.Index().Compact(ctx); err != nil {
+	if err := durable.IndexOf(s).Compact(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Reindex(ctx, nil); err != nil {
@@ -409,8 +409,8 @@ func TestReindexAfterGC(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	s.Index().Wait()
-	if err := s.Index().Compact(ctx); err != nil {
+	durable.IndexOf(s).Wait()
+	if err := durable.IndexOf(s).Compact(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := newStore(t, mem, &durable.Options{Prefix: "cairn", Now: func() time.Time { return time.Now().Add(time.Hour) }}).GC(ctx, nil); err != nil {
@@ -474,8 +474,8 @@ func TestStaleWriterAfterGC(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	b.Index().Wait()
-	if err := b.Index().Compact(ctx); err != nil {
+	durable.IndexOf(b).Wait()
+	if err := durable.IndexOf(b).Compact(ctx); err != nil {
 		t.Fatal(err)
 	}
 	mu.Lock()

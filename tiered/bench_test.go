@@ -14,7 +14,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/cairnstore/cairn"
 	"github.com/cairnstore/cairn/bucket"
-	"github.com/cairnstore/cairn/durable"
 	"github.com/cairnstore/cairn/internal/miniofixture"
 	"github.com/cairnstore/cairn/s3store"
 	"github.com/cairnstore/cairn/s3store/faults"
@@ -61,11 +60,12 @@ func minioForBench(b *testing.B) *benchServer {
 }
 
 func (bs *benchServer) store(b *testing.B, o *tiered.Options) *tiered.Store {
-	d, err := durable.New(s3store.NewS3(bs.raw, bs.bucket), &durable.Options{Prefix: "bench"})
-	if err != nil {
-		b.Fatal(err)
+	var to tiered.Options
+	if o != nil {
+		to = *o
 	}
-	s, err := tiered.New(d, nil, o)
+	to.Durable.Prefix = "bench"
+	s, err := tiered.New(s3store.NewS3(bs.raw, bs.bucket), &to)
 	if err != nil {
 		b.Fatal(err)
 	}

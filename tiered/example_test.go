@@ -24,7 +24,7 @@ func Example() {
 	}
 	defer os.RemoveAll(dir)
 
-	store, err := tiered.Open(ctx, "file://"+dir, nil, &tiered.Options{Mode: tiered.WriteBack})
+	store, err := tiered.Open(ctx, "file://"+dir, &tiered.Options{Mode: tiered.WriteBack})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -21,18 +21,21 @@ import (
 // client of its own.
 func fakeS3Store(t testing.TB, url string, so *durable.Options, o *tiered.Options) *tiered.Store {
 	t.Helper()
-	d, err := durable.New(fakes3.Client(t, url), so)
-	if err != nil {
-		t.Fatal(err)
+	var to tiered.Options
+	if o != nil {
+		to = *o
 	}
-	s, err := tiered.New(d, nil, o)
+	if so != nil {
+		to.Durable = *so
+	}
+	s, err := tiered.New(fakes3.Client(t, url), &to)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return s
 }
 
-// The tiered store writes through s3store's PutRecord and index commit,
+// The tiered store writes through durable's Write (objects, then one index commit),
 // so the probe guards it too: a write-through Save, a write-back flush
 // and a Delete are refused on gofakes3, as it is and with conditions
 // stripped, and nothing is written.

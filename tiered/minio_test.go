@@ -38,12 +38,12 @@ func minioStore(t testing.TB, srv *miniofixture.Server, bucketName string, o *ti
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := durable.New(s3store.NewS3(client, bucketName), &durable.Options{Prefix: "t",
-		Index: &index.Options{RetryFor: 5 * time.Second}})
-	if err != nil {
-		t.Fatal(err)
+	var to tiered.Options
+	if o != nil {
+		to = *o
 	}
-	s, err := tiered.New(d, nil, o)
+	to.Durable = durable.Options{Prefix: "t", Index: &index.Options{RetryFor: 5 * time.Second}}
+	s, err := tiered.New(s3store.NewS3(client, bucketName), &to)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +74,7 @@ func TestMain(m *testing.M) {
 
 func writer(storeURL string) int {
 	ctx := context.Background()
-	s, err := tiered.Open(ctx, storeURL, nil, &tiered.Options{Mode: tiered.WriteBack, FlushWindow: time.Hour})
+	s, err := tiered.Open(ctx, storeURL, &tiered.Options{Mode: tiered.WriteBack, FlushWindow: time.Hour})
 	if err != nil {
 		fmt.Println("error:", err)
 		return 1
@@ -132,7 +132,7 @@ func TestMinIOKilledAfterFlush(t *testing.T) {
 	}
 	_ = cmd.Wait()
 
-	fresh, err := tiered.Open(context.Background(), storeURL, nil, nil)
+	fresh, err := tiered.Open(context.Background(), storeURL, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

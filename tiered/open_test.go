@@ -63,7 +63,7 @@ func TestOpenURLMistakes(t *testing.T) {
 		{"s3://" + canary + "@b/p", `credentials in a store URL`},
 		{"s3://b/p?endpoint=http://AKID:" + canary + "@127.0.0.1:9000", `parameter endpoint: s3store: invalid endpoint: holds user info`},
 	} {
-		_, err := tiered.Open(ctx, tc.url, nil, nil)
+		_, err := tiered.Open(ctx, tc.url, nil)
 		if !errors.Is(err, cairn.ErrInvalid) {
 			t.Errorf("Open(%q): %v; want ErrInvalid", tc.url, err)
 			continue
@@ -74,12 +74,12 @@ func TestOpenURLMistakes(t *testing.T) {
 		if strings.Contains(err.Error(), canary) {
 			t.Errorf("Open(%q) repeats the secret: %v", tc.url, err)
 		}
-		if strings.HasPrefix(tc.want, "credentials") && !errors.Is(err, tiered.ErrUserInfo) {
+		if strings.HasPrefix(tc.want, "credentials") && !errors.Is(err, bucket.ErrUserInfo) {
 			t.Errorf("Open(%q): %v; want ErrUserInfo", tc.url, err)
 		}
 	}
 	// Every problem at once.
-	_, err := tiered.Open(ctx, "s3://b/p?regoin=x&timeout=no", nil, nil)
+	_, err := tiered.Open(ctx, "s3://b/p?regoin=x&timeout=no", nil)
 	if err == nil || !strings.Contains(err.Error(), "regoin") || !strings.Contains(err.Error(), "timeout") {
 		t.Errorf("two mistakes: %v; want both named", err)
 	}
@@ -95,7 +95,7 @@ func TestRedactURL(t *testing.T) {
 		"s3://b/p?endpoint=%zz" + canary:                           "s3://b/p?REDACTED",
 		"file:///var/lib/cairn":                                    "file:///var/lib/cairn",
 	} {
-		if got := tiered.RedactURL(in); got != want {
+		if got := bucket.RedactURL(in); got != want {
 			t.Errorf("RedactURL(%q) = %q; want %q", in, got, want)
 		}
 	}
@@ -123,7 +123,7 @@ func TestOpenPathStyleDefault(t *testing.T) {
 		mu.Lock()
 		paths = nil
 		mu.Unlock()
-		s, err := tiered.Open(context.Background(), "s3://bkt/p?endpoint="+strings.Replace(srv.URL, "127.0.0.1", "localhost", 1)+"&attempt_timeout=1s&timeout=2s"+tc.param, nil, nil)
+		s, err := tiered.Open(context.Background(), "s3://bkt/p?endpoint="+strings.Replace(srv.URL, "127.0.0.1", "localhost", 1)+"&attempt_timeout=1s&timeout=2s"+tc.param, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -143,7 +143,7 @@ func TestFlushServerNeverAnswers(t *testing.T) {
 	offlineAWS(t)
 	url := "s3://b/p?endpoint=" + faults.SilentServer(t) + "&timeout=300ms&attempt_timeout=100ms"
 	for _, mode := range []tiered.Mode{tiered.WriteBack, tiered.WriteThrough} {
-		s, err := tiered.Open(context.Background(), url, nil, &tiered.Options{Mode: mode, FlushWindow: time.Hour})
+		s, err := tiered.Open(context.Background(), url, &tiered.Options{Mode: mode, FlushWindow: time.Hour})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -206,7 +206,7 @@ func TestFlushTimeoutBoundsBackgroundFlush(t *testing.T) {
 	if err := s.Close(context.Background()); err != nil {
 		t.Fatalf("Close once the bucket answers: %v", err)
 	}
-	if _, err := tiered.New(nil, nil, &tiered.Options{FlushTimeout: -time.Second}); !errors.Is(err, cairn.ErrInvalid) {
+	if _, err := tiered.New(bucket.NewMem(), &tiered.Options{FlushTimeout: -time.Second}); !errors.Is(err, cairn.ErrInvalid) {
 		t.Errorf("negative FlushTimeout: %v; want ErrInvalid", err)
 	}
 }
@@ -240,14 +240,14 @@ func TestCanarySecretNeverPrinted(t *testing.T) {
 		"s3://b/p?endpoint=http://127.0.0.1:1#" + canary,
 		"s3://b/p?endpoint=http://127.0.0.1:1&" + canary,
 	} {
-		errs = append(errs, errors.New(tiered.RedactURL(url)))
-		s, err := tiered.Open(ctx, url, nil, nil)
+		errs = append(errs, errors.New(bucket.RedactURL(url)))
+		s, err := tiered.Open(ctx, url, nil)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		if strings.Contains(url, "AKID") || strings.Contains(url, "#") || strings.HasPrefix(url, "mem:") || strings.HasSuffix(url, canary) {
-			t.Errorf("Open accepted %s", tiered.RedactURL(url))
+			t.Errorf("Open accepted %s", bucket.RedactURL(url))
 		}
 		errs = append(errs, s.Save(ctx, cp(uuid.New(), 1)))
 		_, err = s.List(ctx, nil)

@@ -369,14 +369,12 @@ func TestSkipUnchangedOnlyAfterOwnWrite(t *testing.T) {
 		})
 		var off atomic.Int64
 		now := func() time.Time { return time.Now().Add(time.Duration(off.Load())) }
-		d, err := durable.New(mem, &durable.Options{Prefix: "t", Now: now, Index: &index.Options{RetryFor: 100 * time.Millisecond}})
+		s, err := tiered.New(mem, &tiered.Options{SkipUnchanged: true,
+			Durable: durable.Options{Prefix: "t", Now: now, Index: &index.Options{RetryFor: 100 * time.Millisecond}}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		s, err := tiered.New(d, nil, &tiered.Options{SkipUnchanged: true})
-		if err != nil {
-			t.Fatal(err)
-		}
+		d := s.Durable()
 		id := uuid.New()
 		if cut == "/runs/" { // saved, then a Delete cut after its tombstone
 			if err := s.Save(ctx, cp(id, 1)); err != nil {

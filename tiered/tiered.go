@@ -1,10 +1,12 @@
 // Package tiered is the Store users open: an in-process LRU of encoded
-// checkpoints in front of the durable store of package s3store.
+// checkpoints in front of the durable store of package durable. It is the
+// cache and the flush policy; every write goes through durable's one
+// write protocol (durable.Store.Write: the objects, then one index commit).
 //
 // # Modes
 //
 // In WriteThrough mode Save returns once the run's object and its index
-// entry are durable, as with s3store alone; the cache makes later Loads of
+// entry are durable, as with package durable alone; the cache makes later Loads of
 // the run cost no request. In WriteBack mode Save returns once the cache
 // holds the encoded checkpoint; a flusher makes it durable within the flush
 // window (100 ms by default), writing every run saved in the window in
@@ -46,7 +48,7 @@
 // commit was lost; those Saves were never acknowledged. A new run left so
 // is not listed, though Load finds it; a listed run left so is listed with
 // the time of its previous Save while Load returns the newer state. To
-// resume after a crash, take the runs from List and Load each; s3store's
+// resume after a crash, take the runs from List and Load each; durable's
 // Verify reports such objects (unindexed, mismatched) and Reindex lists
 // them with their newest state. GC never deletes them.
 package tiered
@@ -56,18 +58,15 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/cairnstore/cairn"
+	"github.com/cairnstore/cairn/bucket"
 	"github.com/cairnstore/cairn/durable"
-	"github.com/cairnstore/cairn/index"
 	"github.com/cairnstore/cairn/lru"
-	"github.com/cairnstore/cairn/s3store"
 	"github.com/google/uuid"
-	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/singleflight"
 )
 
@@ -81,6 +80,10 @@ const (
 	// makes it durable.
 	WriteBack
 )
+
+// DefaultFlushTimeout bounds each background flush of a store whose
+// Options and URL set no bound.
+const DefaultFlushTimeout = 2 * time.Minute
 
 // Options configure a Store. Nil and zero fields mean defaults.
 type Options struct {
@@ -100,10 +103,10 @@ type Options struct {
 	FlushConcurrency int
 	// FlushTimeout bounds each background flush (write-back), its PUTs
 	// and its index commit; a flush cut short is tried again after the
-	// next window. Default: the S3 call timeout of a store opened with
-	// Open (its timeout parameter), else 2 min (s3store.DefaultTimeout).
-	// Flush and Close are bounded by their context and by the S3 bounds
-	// of each request, not by this.
+	// next window. Default: the call timeout the store URL sets (Open
+	// with an s3:// URL's timeout parameter), else DefaultFlushTimeout.
+	// Flush and Close are bounded by their context and by the bucket's
+	// bounds of each request, not by this.
 	FlushTimeout time.Duration
 	// Fencing makes every write of a run conditional on the ETag this
 	// store last saw for it (from its own write or a Load), and a run it
@@ -128,6 +131,11 @@ type Options struct {
 	// process since would make an acknowledged Save vanish. Default off:
 	// every Save writes.
 	SkipUnchanged bool
+	// Durable configures the durable store below the cache: key prefix,
+	// codec (the cache holds records of the same codec), TTL, index
+	// tuning, the server probe. Open sets its Prefix from the URL's path
+	// when the URL has one.
+	Durable durable.Options
 }
 
 func (o *Options) withDefaults() (Options, error) {
@@ -158,88 +166,97 @@ func (o *Options) withDefaults() (Options, error) {
 		d.FlushConcurrency = 16
 	}
 	if d.FlushTimeout == 0 {
-		d.FlushTimeout = s3store.DefaultTimeout
+		d.FlushTimeout = DefaultFlushTimeout
+	}
+	if d.Durable.Codec == nil {
+		d.Durable.Codec = cairn.DefaultCodec()
 	}
 	return d, nil
 }
 
-// Store is a cairn.Store with a cache in front of an durable.Store.
+// Store is a cairn.Store with a cache in front of a durable.Store.
 type Store struct {
 	d     *durable.Store
-	codec *cairn.Codec
+	codec *cairn.Codec // the durable store's
 	o     Options
-	cache *lru.Cache[uuid.UUID]
-	loads singleflight.Group
+	cache *lru.Cache[uuid.UUID] // safe for concurrent use on its own
 
-	// flushSem (a one-slot semaphore, so waiting honours contexts)
-	// serializes flushes with each other and with Deletes, so a flush
-	// never writes a run back after its Delete.
-	flushSem chan struct{}
+	// Synchronization, outermost first. Per-run serialization of writes
+	// and Deletes is the durable store's (its run locks, which Write and
+	// DeleteWith hold while this store updates its cache).
 
 	// gate is held shared by Saves from their closed check to their cache
 	// Put, and exclusively by Close to mark the store closed: no Save
 	// slips into the cache after Close's final flush.
 	gate sync.RWMutex
-
-	mu        sync.Mutex
-	drained   *sync.Cond // signalled after every flush
-	failed    int64      // flushes that failed, the last with lastErr
-	lastErr   error
-	closed    bool
-	closing   atomic.Bool // set first by Close: Saves waiting for room give up
-	closeOnce sync.Once
-
-	// epoch counts Deletes; a Load fills the cache only if no Delete
-	// happened during its GET, so a deleted run is never put back.
+	// closed is set first by Close: later calls get ErrClosed, and Saves
+	// waiting for room give up.
+	closed atomic.Bool
+	// flushSem (a one-slot semaphore, so waiting honours contexts)
+	// serializes flushes with each other and with Deletes, so a flush
+	// never writes a run back after its Delete.
+	flushSem chan struct{}
+	// loads makes concurrent Loads of one run that miss share one GET.
+	loads singleflight.Group
+	// epoch counts Deletes (twice each: before and after); a Load fills
+	// the cache only if no Delete ran during its GET, so a deleted run is
+	// never put back.
 	epoch atomic.Uint64
-	// runLocks serialize a write-through Save's write and cache update
-	// with Deletes of the same run (striped by run ID).
-	runLocks [64]sync.Mutex
 
-	kick chan struct{}
-	stop chan struct{}
-	done chan struct{}
+	// mu guards the outcome of flushes, which Saves waiting for room
+	// (backpressure) watch through drained.
+	mu struct {
+		sync.Mutex
+		drained *sync.Cond // signalled after every flush, and on Close
+		failed  int64      // flushes that failed, the last with lastErr
+		lastErr error
+	}
 
-	fenceMu sync.Mutex
-	etags   map[uuid.UUID]string // fencing: the ETag last seen of each run
-	fenced  map[uuid.UUID]error  // fencing: runs another worker took over
-	lost    []error              // fencing conflicts not yet reported by Flush
+	// flusher is the write-back goroutine's: Saves kick it, Close stops
+	// it and waits for done.
+	flusher struct {
+		kick, stop, done chan struct{}
+	}
 
-	puts, gets, skipped, flushes, revalidated atomic.Int64
-	rawBytes                                  atomic.Int64
+	fence *fence // nil without Options.Fencing
+
+	stats struct {
+		puts, gets, skipped, flushes, revalidated, rawBytes atomic.Int64
+	}
 }
 
 var _ cairn.Store = (*Store)(nil)
 
-// New returns a Store in front of d. Close closes d.
-func New(d *durable.Store, codec *cairn.Codec, opts *Options) (*Store, error) {
+// New returns a Store over b: a durable.Store configured by
+// opts.Durable with the cache in front. Close closes the durable store
+// (not b).
+func New(b bucket.Bucket, opts *Options) (*Store, error) {
 	o, err := opts.withDefaults()
 	if err != nil {
 		return nil, err
 	}
-	if codec == nil {
-		codec = cairn.DefaultCodec()
+	d, err := durable.New(b, &o.Durable)
+	if err != nil {
+		return nil, err
 	}
 	cache, err := lru.New(&lru.Options[uuid.UUID]{MaxBytes: o.CacheBytes})
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{d: d, codec: codec, o: o, cache: cache, flushSem: make(chan struct{}, 1),
-		etags: map[uuid.UUID]string{}, fenced: map[uuid.UUID]error{},
-		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
-	s.drained = sync.NewCond(&s.mu)
+	s := &Store{d: d, codec: o.Durable.Codec, o: o, cache: cache, flushSem: make(chan struct{}, 1)}
+	s.mu.drained = sync.NewCond(&s.mu)
+	if o.Fencing {
+		s.fence = newFence()
+	}
+	s.flusher.kick = make(chan struct{}, 1)
+	s.flusher.stop = make(chan struct{})
+	s.flusher.done = make(chan struct{})
 	if o.Mode == WriteBack {
-		go s.flusher()
+		go s.flushLoop()
 	} else {
-		close(s.done)
+		close(s.flusher.done)
 	}
 	return s, nil
-}
-
-func (s *Store) lockRun(id uuid.UUID) func() {
-	m := &s.runLocks[id[15]%64]
-	m.Lock()
-	return m.Unlock
 }
 
 // acquireFlush takes the flush semaphore, or gives up with ctx.
@@ -255,13 +272,19 @@ func (s *Store) acquireFlush(ctx context.Context) error {
 func (s *Store) releaseFlush() { <-s.flushSem }
 
 func (s *Store) check(ctx context.Context) error {
-	s.mu.Lock()
-	closed := s.closed
-	s.mu.Unlock()
-	if closed {
+	if s.closed.Load() {
 		return cairn.ErrClosed
 	}
 	return ctx.Err()
+}
+
+// kick asks the flusher to flush after its window, unless it was asked
+// already.
+func (s *Store) kick() {
+	select {
+	case s.flusher.kick <- struct{}{}:
+	default:
+	}
 }
 
 // Save implements cairn.Store; see the package doc for when it returns.
@@ -284,21 +307,14 @@ func (s *Store) Save(ctx context.Context, c *cairn.Checkpoint) error {
 	if err != nil {
 		return cairn.WrapOp("save", run, err)
 	}
-	if err := s.fencedOut(run); err != nil {
+	if err := s.fence.out(run); err != nil {
 		return cairn.WrapOp("save", run, err)
 	}
-	// Skip a Save whose bytes this cache holds as durable, when asked to
-	// (no other process writes these runs); not when the bucket may have
-	// changed behind the cache (fencing must see the conflict,
-	// revalidation promises no stale state), nor with a TTL to refresh.
-	// Only bytes this store wrote and committed itself: a copy it read may
-	// be an object the index does not list (a Save whose commit was lost)
-	// or names as deleted (a Delete cut short).
-	if s.o.SkipUnchanged && cached && !old.Dirty && old.Written && string(old.Value) == string(rec) && !s.d.HasTTL() && !s.o.Fencing && !s.o.Revalidate {
-		s.skipped.Add(1)
+	if s.unchanged(old, cached, rec) {
+		s.stats.skipped.Add(1)
 		return nil
 	}
-	s.rawBytes.Add(int64(len(rec)))
+	s.stats.rawBytes.Add(int64(len(rec)))
 	e := lru.Entry{Value: rec, WorkflowName: c.WorkflowName, Timestamp: c.Timestamp.UTC()}
 	if s.o.Mode == WriteThrough {
 		return cairn.WrapOp("save", run, s.saveThrough(ctx, run, e))
@@ -308,33 +324,43 @@ func (s *Store) Save(ctx context.Context, c *cairn.Checkpoint) error {
 	}
 	e.Dirty = true
 	s.cache.Put(run, e)
-	select {
-	case s.kick <- struct{}{}:
-	default:
-	}
+	s.kick()
 	return nil
 }
 
+// unchanged reports whether a Save of rec may be skipped, when asked to
+// (no other process writes these runs): the cache holds rec as durable.
+// Not when the bucket may have changed behind the cache (fencing must see
+// the conflict, revalidation promises no stale state), nor with a TTL to
+// refresh. Only bytes this store wrote and committed itself: a copy it
+// read may be an object the index does not list (a Save whose commit was
+// lost) or names as deleted (a Delete cut short).
+func (s *Store) unchanged(old lru.Entry, cached bool, rec []byte) bool {
+	return s.o.SkipUnchanged && cached && !old.Dirty && old.Written && string(old.Value) == string(rec) &&
+		s.o.Durable.TTL <= 0 && !s.o.Fencing && !s.o.Revalidate
+}
+
+// saveThrough writes one run with the durable protocol, and caches it
+// once committed (under the run's lock, so no Delete of it interleaves).
 func (s *Store) saveThrough(ctx context.Context, run uuid.UUID, e lru.Entry) error {
-	defer s.lockRun(run)()
-	ie := s.d.Entry(run, e.WorkflowName, e.Timestamp, len(e.Value))
-	etag, err := s.d.PutRecord(ctx, ie, e.Value, s.condition(run))
-	if err == nil {
-		s.puts.Add(1)
+	rec := durable.Record{RunID: run, Workflow: e.WorkflowName, Timestamp: e.Timestamp, Data: e.Value}
+	res, err := s.d.Write(ctx, []durable.Record{rec}, &durable.WriteOptions{
+		Fence: s.fence.durable(),
+		Committed: func(_ int, etag string) {
+			e.ETag, e.Written = etag, true
+			s.cache.Put(run, e)
+		},
+	})
+	if len(res) == 1 {
+		if res[0].Err == nil {
+			s.stats.puts.Add(1)
+		}
+		err = errors.Join(res[0].Err, err)
 	}
 	if err != nil {
 		s.cache.Remove(run) // what was cached may no longer be what is stored
-		return err
 	}
-	s.sawETag(run, etag)
-	ie.ETag = etag
-	if err := s.d.Index().Commit(ctx, index.Op{Entry: ie}); err != nil {
-		s.cache.Remove(run)
-		return err
-	}
-	e.ETag, e.Written = etag, true
-	s.cache.Put(run, e)
-	return nil
+	return err
 }
 
 // waitForRoom blocks while the dirty bytes are over the bound, asking the
@@ -345,50 +371,50 @@ func (s *Store) waitForRoom(ctx context.Context, n int64) error {
 	if s.cache.DirtyBytes()+n <= s.o.MaxDirtyBytes || s.cache.DirtyBytes() == 0 {
 		return nil
 	}
-	stop := context.AfterFunc(ctx, func() {
-		s.mu.Lock()
-		s.drained.Broadcast()
-		s.mu.Unlock()
-	})
+	stop := context.AfterFunc(ctx, s.wakeWaiters)
 	defer stop()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	failed := s.failed
+	failed := s.mu.failed
 	for s.cache.DirtyBytes()+n > s.o.MaxDirtyBytes && s.cache.DirtyBytes() > 0 {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if s.closed || s.closing.Load() {
+		if s.closed.Load() {
 			return cairn.ErrClosed
 		}
-		if s.failed > failed {
+		if s.mu.failed > failed {
 			// A flush failed while this Save waited: waiting on would
 			// hang as long as the store fails (a server that does not
 			// answer, refused writes). The Save is not taken.
-			return fmt.Errorf("waiting for unflushed bytes to drain: %w", s.lastErr)
+			return fmt.Errorf("waiting for unflushed bytes to drain: %w", s.mu.lastErr)
 		}
-		select {
-		case s.kick <- struct{}{}:
-		default:
-		}
-		s.drained.Wait()
+		s.kick()
+		s.mu.drained.Wait()
 	}
 	return nil
 }
 
-// flusher writes the dirty runs one window after it is kicked, until the
-// store closes.
-func (s *Store) flusher() {
-	defer close(s.done)
+// wakeWaiters wakes the Saves waiting for room, to look again.
+func (s *Store) wakeWaiters() {
+	s.mu.Lock()
+	s.mu.drained.Broadcast()
+	s.mu.Unlock()
+}
+
+// flushLoop writes the dirty runs one window after it is kicked, until
+// the store closes.
+func (s *Store) flushLoop() {
+	defer close(s.flusher.done)
 	for {
 		select {
-		case <-s.stop:
+		case <-s.flusher.stop:
 			return
-		case <-s.kick:
+		case <-s.flusher.kick:
 		}
 		t := time.NewTimer(s.o.FlushWindow)
 		select {
-		case <-s.stop:
+		case <-s.flusher.stop:
 			t.Stop()
 			return
 		case <-t.C:
@@ -397,11 +423,7 @@ func (s *Store) flusher() {
 		err := s.flushOnce(ctx)
 		cancel()
 		if err != nil {
-			// Retry after the next window even if no Save kicks.
-			select {
-			case s.kick <- struct{}{}:
-			default:
-			}
+			s.kick() // retry after the next window even if no Save kicks
 		}
 	}
 }
@@ -416,107 +438,57 @@ func (s *Store) flushOnce(ctx context.Context) error {
 	items := s.cache.Dirty()
 	var err error
 	if len(items) > 0 {
-		s.flushes.Add(1)
+		s.stats.flushes.Add(1)
 		err = s.write(ctx, items)
 	}
 	s.mu.Lock()
 	if err != nil {
-		s.failed++
-		s.lastErr = err
+		s.mu.failed++
+		s.mu.lastErr = err
 	}
-	s.drained.Broadcast()
+	s.mu.drained.Broadcast()
 	s.mu.Unlock()
 	return err
 }
 
+// write makes items durable with one durable Write and marks clean, as
+// the commit lists them, those not saved again meanwhile. A run another
+// worker took over (fencing) is dropped from the cache and its conflict
+// kept for the next Flush; other failed runs stay dirty, and their
+// errors are returned.
 func (s *Store) write(ctx context.Context, items []lru.Item[uuid.UUID]) error {
-	etags := make([]string, len(items))
-	entries := make([]index.Entry, len(items))
-	errs := make([]error, len(items))
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(s.o.FlushConcurrency)
+	recs := make([]durable.Record, len(items))
 	for i, it := range items {
-		entries[i] = s.d.Entry(it.Key, it.Entry.WorkflowName, it.Entry.Timestamp, len(it.Entry.Value))
-		g.Go(func() error {
-			etags[i], errs[i] = s.d.PutRecord(gctx, entries[i], it.Entry.Value, s.condition(it.Key))
-			if errs[i] == nil {
-				s.puts.Add(1)
-				s.sawETag(it.Key, etags[i])
-			} else if s.o.Fencing && errors.Is(errs[i], cairn.ErrConflict) {
-				// Another worker took the run over: its unflushed
-				// Saves here can never be written.
-				errs[i] = cairn.WrapOp("flush", it.Key, errs[i])
-				s.fenceMu.Lock()
-				s.fenced[it.Key] = errs[i]
-				s.lost = append(s.lost, errs[i])
-				s.fenceMu.Unlock()
-				s.cache.Remove(it.Key)
-			}
-			return nil
-		})
+		recs[i] = durable.Record{RunID: it.Key, Workflow: it.Entry.WorkflowName, Timestamp: it.Entry.Timestamp, Data: it.Entry.Value}
 	}
-	_ = g.Wait()
-	var ops []index.Op
-	for i := range items {
-		if errs[i] == nil {
-			entries[i].ETag = etags[i]
-			ops = append(ops, index.Op{Entry: entries[i]})
-		}
-	}
-	if err := s.d.Index().Commit(ctx, ops...); err != nil {
-		return fmt.Errorf("index commit of %d runs: %w", len(ops), err)
-	}
-	for i, it := range items {
-		if errs[i] == nil {
-			s.cache.MarkClean(it.Key, it.Entry.Version, etags[i])
+	res, err := s.d.Write(ctx, recs, &durable.WriteOptions{
+		Concurrency: s.o.FlushConcurrency,
+		Fence:       s.fence.durable(),
+		Committed: func(i int, etag string) {
+			s.cache.MarkClean(items[i].Key, items[i].Entry.Version, etag)
+		},
+	})
+	errs := []error{err}
+	for i, r := range res {
+		switch {
+		case r.Err == nil:
+			s.stats.puts.Add(1)
+		case s.fence != nil && errors.Is(r.Err, cairn.ErrConflict):
+			// Another worker took the run over: its unflushed Saves
+			// here can never be written.
+			s.fence.takenOver(items[i].Key, cairn.WrapOp("flush", items[i].Key, r.Err))
+			s.cache.Remove(items[i].Key)
+		case err == nil:
+			errs = append(errs, r.Err)
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// condition is the precondition of a write of run: none without fencing;
-// If-Match on the ETag last seen; if none was seen, the run must not exist.
-func (s *Store) condition(run uuid.UUID) *durable.Condition {
-	if !s.o.Fencing {
-		return nil
-	}
-	s.fenceMu.Lock()
-	defer s.fenceMu.Unlock()
-	if etag, ok := s.etags[run]; ok {
-		return &durable.Condition{IfMatch: etag}
-	}
-	return &durable.Condition{IfAbsent: true}
-}
-
-func (s *Store) sawETag(run uuid.UUID, etag string) {
-	if !s.o.Fencing || etag == "" {
-		return
-	}
-	s.fenceMu.Lock()
-	s.etags[run] = etag
-	delete(s.fenced, run)
-	s.fenceMu.Unlock()
-}
-
-func (s *Store) forget(run uuid.UUID) {
-	s.fenceMu.Lock()
-	delete(s.etags, run)
-	delete(s.fenced, run)
-	s.fenceMu.Unlock()
-}
-
-func (s *Store) fencedOut(run uuid.UUID) error {
-	if !s.o.Fencing {
-		return nil
-	}
-	s.fenceMu.Lock()
-	defer s.fenceMu.Unlock()
-	return s.fenced[run]
-}
-
 // Flush makes every Save that returned before Flush was called durable,
-// and returns the error that prevented it, if any. In write-through mode
-// there is nothing to do.
+// and returns the error that prevented it, if any: with fencing, it
+// reports every run another worker took over since the last Flush. In
+// write-through mode there is nothing to write.
 func (s *Store) Flush(ctx context.Context) error {
 	if err := s.check(ctx); err != nil {
 		return cairn.WrapOp("flush", uuid.Nil, err)
@@ -524,21 +496,11 @@ func (s *Store) Flush(ctx context.Context) error {
 	return cairn.WrapOp("flush", uuid.Nil, s.flush(ctx))
 }
 
+// flush writes everything dirty now and reports the fencing conflicts
+// met since the last report, by this flush or background ones.
 func (s *Store) flush(ctx context.Context) error {
 	err := s.flushDirty(ctx)
-	// Conflicts found by background flushes are reported once, here;
-	// those of this flush are in err already.
-	s.fenceMu.Lock()
-	lost := s.lost
-	s.lost = nil
-	s.fenceMu.Unlock()
-	var unreported []error
-	for _, l := range lost {
-		if err == nil || !strings.Contains(err.Error(), l.Error()) {
-			unreported = append(unreported, l)
-		}
-	}
-	return errors.Join(append([]error{err}, unreported...)...)
+	return errors.Join(append([]error{err}, s.fence.report()...)...)
 }
 
 // flushDirty writes everything dirty now. One successful flush suffices:
@@ -562,62 +524,15 @@ func (s *Store) Load(ctx context.Context, runID uuid.UUID) (*cairn.Checkpoint, e
 		return nil, cairn.WrapOp("load", runID, err)
 	}
 	e, ok := s.cache.Get(runID)
-	if ok && s.o.Revalidate && !e.Dirty && e.ETag != "" {
-		rec, etag, err := s.d.LoadRecord(ctx, runID, e.ETag)
-		s.gets.Add(1)
-		switch {
-		case errors.Is(err, durable.ErrNotModified):
-			s.revalidated.Add(1)
-		case err != nil:
-			if errors.Is(err, cairn.ErrNotFound) && s.cache.CompareAndRemove(runID, e.Version) {
-				s.forget(runID) // deleted elsewhere, and not saved here since
-			}
-			return nil, err
-		default:
-			fresh := lru.Entry{Value: rec, ETag: etag, WorkflowName: e.WorkflowName, Timestamp: e.Timestamp}
-			s.cache.CompareAndPut(runID, e.Version, fresh)
-			s.sawETag(runID, etag)
-			e = fresh
-		}
+	var err error
+	switch {
+	case ok && s.o.Revalidate && !e.Dirty && e.ETag != "":
+		e, err = s.revalidate(ctx, runID, e)
+	case !ok:
+		e, err = s.fetch(ctx, runID)
 	}
-	if !ok {
-		fetch := func() (any, error) {
-			epoch := s.epoch.Load()
-			rec, etag, err := s.d.LoadRecord(ctx, runID, "")
-			s.gets.Add(1)
-			if errors.Is(err, cairn.ErrNotFound) {
-				s.forget(runID) // gone: with fencing, it may be created again
-			}
-			if err != nil {
-				return nil, err
-			}
-			e := lru.Entry{Value: rec, ETag: etag}
-			if cp, err := s.codec.DecodeRecord(rec); err == nil {
-				e.WorkflowName, e.Timestamp = cp.WorkflowName, cp.Timestamp
-			}
-			// Never over an entry saved meanwhile, nor its ETag, and
-			// never a run a Delete removed while the GET was out.
-			if s.epoch.Load() == epoch {
-				if _, stored := s.cache.CompareAndPut(runID, 0, e); stored {
-					s.sawETag(runID, etag)
-				}
-			}
-			return e, nil
-		}
-		var v any
-		var err error
-		if s.o.Revalidate {
-			// A Load that joined a GET already in flight could return
-			// what the run was before a write that finished before the
-			// Load began: with revalidation promised, each Load reads.
-			v, err = fetch()
-		} else {
-			v, err, _ = s.loads.Do(runID.String(), fetch)
-		}
-		if err != nil {
-			return nil, cairn.WrapOp("load", runID, err)
-		}
-		e = v.(lru.Entry)
+	if err != nil {
+		return nil, cairn.WrapOp("load", runID, err)
 	}
 	cp, err := s.codec.DecodeRecord(e.Value)
 	if err == nil && cp.RunID != runID {
@@ -627,6 +542,71 @@ func (s *Store) Load(ctx context.Context, runID uuid.UUID) (*cairn.Checkpoint, e
 		return nil, cairn.WrapOp("load", runID, err)
 	}
 	return cp, nil
+}
+
+// revalidate confirms the cached e of run with a conditional GET, and
+// returns what is current: e, or the object that replaced it (cached in
+// its place unless saved here meanwhile).
+func (s *Store) revalidate(ctx context.Context, run uuid.UUID, e lru.Entry) (lru.Entry, error) {
+	rec, etag, err := s.d.Read(ctx, run, e.ETag)
+	s.stats.gets.Add(1)
+	switch {
+	case errors.Is(err, bucket.ErrNotModified):
+		s.stats.revalidated.Add(1)
+		return e, nil
+	case err != nil:
+		if errors.Is(err, cairn.ErrNotFound) && s.cache.CompareAndRemove(run, e.Version) {
+			s.fence.forget(run) // deleted elsewhere, and not saved here since
+		}
+		return e, err
+	}
+	fresh := lru.Entry{Value: rec, ETag: etag, WorkflowName: e.WorkflowName, Timestamp: e.Timestamp}
+	s.cache.CompareAndPut(run, e.Version, fresh)
+	s.fence.saw(run, etag)
+	return fresh, nil
+}
+
+// fetch reads a run the cache does not hold, with one GET shared by the
+// Loads of it in flight (each its own with revalidation), and caches it
+// unless a Save or Delete of it came meanwhile.
+func (s *Store) fetch(ctx context.Context, run uuid.UUID) (lru.Entry, error) {
+	get := func() (any, error) {
+		epoch := s.epoch.Load()
+		rec, etag, err := s.d.Read(ctx, run, "")
+		s.stats.gets.Add(1)
+		if errors.Is(err, cairn.ErrNotFound) {
+			s.fence.forget(run) // gone: with fencing, it may be created again
+		}
+		if err != nil {
+			return nil, err
+		}
+		e := lru.Entry{Value: rec, ETag: etag}
+		if cp, err := s.codec.DecodeRecord(rec); err == nil {
+			e.WorkflowName, e.Timestamp = cp.WorkflowName, cp.Timestamp
+		}
+		// Never over an entry saved meanwhile, nor its ETag, and never a
+		// run a Delete removed while the GET was out.
+		if s.epoch.Load() == epoch {
+			if _, stored := s.cache.CompareAndPut(run, 0, e); stored {
+				s.fence.saw(run, etag)
+			}
+		}
+		return e, nil
+	}
+	var v any
+	var err error
+	if s.o.Revalidate {
+		// A Load that joined a GET already in flight could return what
+		// the run was before a write that finished before the Load
+		// began: with revalidation promised, each Load reads.
+		v, err = get()
+	} else {
+		v, err, _ = s.loads.Do(run.String(), get)
+	}
+	if err != nil {
+		return lru.Entry{}, err
+	}
+	return v.(lru.Entry), nil
 }
 
 // List implements cairn.Store: the durable index, with this process's
@@ -639,16 +619,9 @@ func (s *Store) List(ctx context.Context, opts *cairn.ListOptions) (*cairn.Page,
 	if err != nil {
 		return nil, cairn.WrapOp("list", uuid.Nil, err)
 	}
-	dirty := map[uuid.UUID]cairn.Summary{}
-	for _, it := range s.cache.Dirty() {
-		sum := cairn.Summary{RunID: it.Key, WorkflowName: it.Entry.WorkflowName, Timestamp: it.Entry.Timestamp,
-			Size: int64(len(it.Entry.Value))}
-		if q.WithCheckpoints {
-			if sum.Checkpoint, err = s.codec.DecodeRecord(it.Entry.Value); err != nil {
-				return nil, cairn.WrapOp("list", it.Key, err)
-			}
-		}
-		dirty[it.Key] = sum
+	dirty, err := s.dirtySummaries(&q)
+	if err != nil {
+		return nil, err
 	}
 	// Ask for enough durable runs to fill the page even if every dirty
 	// run shadows one of them. Their checkpoints are loaded here, through
@@ -662,14 +635,38 @@ func (s *Store) List(ctx context.Context, opts *cairn.ListOptions) (*cairn.Page,
 	if err != nil {
 		return nil, err
 	}
-	if len(dirty) == 0 && q.WithCheckpoints {
+	if len(dirty) > 0 {
+		page = merge(page, dirty, &q)
+	}
+	if q.WithCheckpoints {
 		if err := cairn.FillCheckpoints(ctx, page, s.o.FlushConcurrency, s.listLoader(page)); err != nil {
 			return nil, cairn.WrapOp("list", uuid.Nil, err)
 		}
 	}
-	if len(dirty) == 0 {
-		return page, nil
+	return page, nil
+}
+
+// dirtySummaries returns the summaries of the unflushed runs, with their
+// checkpoints when q asks for them.
+func (s *Store) dirtySummaries(q *cairn.Query) (map[uuid.UUID]cairn.Summary, error) {
+	dirty := map[uuid.UUID]cairn.Summary{}
+	for _, it := range s.cache.Dirty() {
+		sum := cairn.Summary{RunID: it.Key, WorkflowName: it.Entry.WorkflowName, Timestamp: it.Entry.Timestamp,
+			Size: int64(len(it.Entry.Value))}
+		if q.WithCheckpoints {
+			var err error
+			if sum.Checkpoint, err = s.codec.DecodeRecord(it.Entry.Value); err != nil {
+				return nil, cairn.WrapOp("list", it.Key, err)
+			}
+		}
+		dirty[it.Key] = sum
 	}
+	return dirty, nil
+}
+
+// merge returns page with the dirty runs that match q in it, in place of
+// their durable summaries, cut to q's limit.
+func merge(page *cairn.Page, dirty map[uuid.UUID]cairn.Summary, q *cairn.Query) *cairn.Page {
 	runs := make([]cairn.Summary, 0, len(page.Runs)+len(dirty))
 	for _, r := range page.Runs {
 		if _, shadowed := dirty[r.RunID]; !shadowed {
@@ -690,18 +687,14 @@ func (s *Store) List(ctx context.Context, opts *cairn.ListOptions) (*cairn.Page,
 	if more && len(out.Runs) > 0 {
 		out.Next = out.Runs[len(out.Runs)-1].Key().Cursor()
 	}
-	if q.WithCheckpoints {
-		if err := cairn.FillCheckpoints(ctx, out, s.o.FlushConcurrency, s.listLoader(out)); err != nil {
-			return nil, cairn.WrapOp("list", uuid.Nil, err)
-		}
-	}
-	return out, nil
+	return out
 }
 
 // listLoader returns the Load that fills page's checkpoints: through the
 // cache, except that a clean cached copy whose time differs from the
 // index's is dropped first (another process wrote the run since), so a
-// summary never comes with an older checkpoint.
+// summary never comes with an older checkpoint. A dirty run's checkpoint
+// is filled already.
 func (s *Store) listLoader(page *cairn.Page) func(context.Context, uuid.UUID) (*cairn.Checkpoint, error) {
 	listed := make(map[uuid.UUID]time.Time, len(page.Runs))
 	for _, r := range page.Runs {
@@ -716,8 +709,8 @@ func (s *Store) listLoader(page *cairn.Page) func(context.Context, uuid.UUID) (*
 }
 
 // Delete implements cairn.Store: it waits for a flush in progress, drops
-// the run from the cache (unflushed Saves of it included), then deletes it
-// from the durable store.
+// the run from the cache (unflushed Saves of it included) with the run
+// locked in the durable store, then deletes it there.
 func (s *Store) Delete(ctx context.Context, runID uuid.UUID) error {
 	if err := s.check(ctx); err != nil {
 		return cairn.WrapOp("delete", runID, err)
@@ -726,39 +719,44 @@ func (s *Store) Delete(ctx context.Context, runID uuid.UUID) error {
 		return cairn.WrapOp("delete", runID, err)
 	}
 	defer s.releaseFlush()
-	defer s.lockRun(runID)()
+	err := s.d.DeleteWith(ctx, runID, &durable.DeleteOptions{Locked: func() { s.drop(runID) }})
+	// A Load whose GET raced the deletion may have cached what was
+	// deleted: the epoch moves again so none that began before this
+	// point fills the cache, and a copy a Load put there is dropped. (A
+	// copy this store wrote after the Delete is kept: it is the run now.)
 	s.epoch.Add(1)
-	s.cache.Remove(runID)
-	s.forget(runID)
-	return s.d.Delete(ctx, runID)
+	if e, ok := s.cache.Peek(runID); ok && !e.Dirty && !e.Written {
+		s.cache.CompareAndRemove(runID, e.Version)
+	}
+	return err
+}
+
+// drop forgets a run being deleted: its cache entry, dirty or not, and
+// its fencing state; and no Load in flight may cache it.
+func (s *Store) drop(run uuid.UUID) {
+	s.epoch.Add(1)
+	s.cache.Remove(run)
+	s.fence.forget(run)
 }
 
 // Close flushes (write-back), stops the flusher and closes the durable
 // store. It returns the flush's error, if any; the store is closed either
 // way, and unflushed runs are then lost.
 func (s *Store) Close(ctx context.Context) error {
-	first := false
-	s.closeOnce.Do(func() { first = true })
-	if !first {
+	if !s.closed.CompareAndSwap(false, true) {
 		return cairn.WrapOp("close", uuid.Nil, cairn.ErrClosed)
 	}
-	// Shut the gate: Saves in progress finish, later ones get ErrClosed,
-	// so the flush below sees every Save that returned nil.
-	s.closing.Store(true)
-	s.mu.Lock()
-	s.drained.Broadcast()
-	s.mu.Unlock()
-	s.gate.Lock()
-	s.mu.Lock()
-	s.closed = true
-	s.drained.Broadcast()
-	s.mu.Unlock()
+	// Saves waiting for room give up; shut the gate: Saves in progress
+	// finish, later ones get ErrClosed, so the flush below sees every
+	// Save that returned nil.
+	s.wakeWaiters()
+	s.gate.Lock() // waits for the Saves holding the gate
 	s.gate.Unlock()
 	err := s.flush(ctx)
 	if s.o.Mode == WriteBack {
-		close(s.stop)
+		close(s.flusher.stop)
 		select {
-		case <-s.done:
+		case <-s.flusher.done:
 		case <-ctx.Done():
 			err = errors.Join(err, ctx.Err())
 		}
@@ -781,15 +779,16 @@ type Stats struct {
 }
 
 // Durable returns the durable store below the cache, for the operations
-// of package s3store that have no tiered counterpart (Reindex, Verify, GC).
-// Writes made through it bypass this store's cache.
+// that have no tiered counterpart (Reindex, Verify, GC, Compact). Writes
+// made through it bypass this store's cache.
 func (s *Store) Durable() *durable.Store { return s.d }
 
 // Stats returns the counters.
 func (s *Store) Stats() Stats {
+	ds := s.d.Stats()
 	return Stats{
-		Cache: s.cache.Stats(), PUTs: s.puts.Load(), GETs: s.gets.Load(), SkippedSaves: s.skipped.Load(),
-		Flushes: s.flushes.Load(), Revalidated: s.revalidated.Load(), IndexCommits: s.d.Index().Stats().Commits, BytesEncoded: s.rawBytes.Load(), BytesStored: s.d.BytesStored(),
-		BytesUnflushed: s.cache.DirtyBytes(),
+		Cache: s.cache.Stats(), PUTs: s.stats.puts.Load(), GETs: s.stats.gets.Load(), SkippedSaves: s.stats.skipped.Load(),
+		Flushes: s.stats.flushes.Load(), Revalidated: s.stats.revalidated.Load(), IndexCommits: ds.Index.Commits,
+		BytesEncoded: s.stats.rawBytes.Load(), BytesStored: ds.BytesStored, BytesUnflushed: s.cache.DirtyBytes(),
 	}
 }

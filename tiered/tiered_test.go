@@ -17,9 +17,17 @@ import (
 	"github.com/google/uuid"
 )
 
+// testDurable is the durable configuration of the tests' stores.
+func testDurable() durable.Options {
+	return durable.Options{Prefix: "t", Index: &index.Options{PageSize: 4, CompactAfter: 4}}
+}
+
+// newDurable opens a durable store over b configured as the tests'
+// tiered stores are: another process's view of their bucket.
 func newDurable(t testing.TB, b bucket.Bucket) *durable.Store {
 	t.Helper()
-	d, err := durable.New(b, &durable.Options{Prefix: "t", Index: &index.Options{PageSize: 4, CompactAfter: 4}})
+	o := testDurable()
+	d, err := durable.New(b, &o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,7 +36,12 @@ func newDurable(t testing.TB, b bucket.Bucket) *durable.Store {
 
 func open(t testing.TB, b bucket.Bucket, o *tiered.Options) *tiered.Store {
 	t.Helper()
-	s, err := tiered.New(newDurable(t, b), nil, o)
+	var to tiered.Options
+	if o != nil {
+		to = *o
+	}
+	to.Durable = testDurable()
+	s, err := tiered.New(b, &to)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,7 +328,7 @@ func TestBackpressure(t *testing.T) {
 func TestOpen(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	s, err := tiered.Open(ctx, "file://"+dir, nil, &tiered.Options{Mode: tiered.WriteBack})
+	s, err := tiered.Open(ctx, "file://"+dir, &tiered.Options{Mode: tiered.WriteBack})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -326,28 +339,28 @@ func TestOpen(t *testing.T) {
 	if err := s.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	again, err := tiered.Open(ctx, "file://"+dir, nil, nil)
+	again, err := tiered.Open(ctx, "file://"+dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := again.Load(ctx, r); err != nil {
 		t.Fatalf("a run saved through one Open, loaded through another: %v", err)
 	}
-	if _, err := tiered.Open(ctx, "mem://", nil, nil); err != nil {
+	if _, err := tiered.Open(ctx, "mem://", nil); err != nil {
 		t.Fatal(err)
 	}
 	for _, bad := range []string{"ftp://x", "file://", "s3://", "s3://b/p?path_style=maybe", "s3://b?checksum=sometimes", "%%"} {
-		if _, err := tiered.Open(ctx, bad, nil, nil); !errors.Is(err, cairn.ErrInvalid) {
+		if _, err := tiered.Open(ctx, bad, nil); !errors.Is(err, cairn.ErrInvalid) {
 			t.Errorf("Open(%q): %v, want ErrInvalid", bad, err)
 		}
 	}
 	for _, withSecret := range []string{"s3://user:secret@b/p?region=x", "s3://user:secret@b/p%zz", "ftp://user:secret@x",
 		"s3://b/p?endpoint=http://user:secret@127.0.0.1:1&checksum=sometimes"} {
-		_, err = tiered.Open(ctx, withSecret, nil, nil)
+		_, err = tiered.Open(ctx, withSecret, nil)
 		if err != nil && strings.Contains(err.Error(), "secret") {
 			t.Errorf("Open(%q) printed the password: %v", withSecret, err)
 		}
-		if r := tiered.RedactURL(withSecret); strings.Contains(r, "secret") {
+		if r := bucket.RedactURL(withSecret); strings.Contains(r, "secret") {
 			t.Errorf("RedactURL(%q) = %q", withSecret, r)
 		}
 	}

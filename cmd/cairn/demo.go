@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/cairnstore/cairn"
+	"github.com/cairnstore/cairn/bucket"
 	"github.com/cairnstore/cairn/tiered"
 	"github.com/google/uuid"
 	"golang.org/x/sync/errgroup"
@@ -395,7 +396,7 @@ func demoMain(ctx context.Context, e *env, cfg *demoConfig) error {
 	tw.Flush()
 	fmt.Fprintf(e.stdout, "\nThe runs stay in the store. Try:\n  cairn ls --workflow %s --limit 5\n  cairn show %s\n", cfg.workflow, cfg.runID(0))
 	if cfg.named {
-		fmt.Fprintf(e.stdout, "(with --store %s)\n", tiered.RedactURL(cfg.store))
+		fmt.Fprintf(e.stdout, "(with --store %s)\n", bucket.RedactURL(cfg.store))
 	}
 	return nil
 }
@@ -685,17 +686,17 @@ func round(d time.Duration) time.Duration {
 func where(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return tiered.RedactURL(raw)
+		return bucket.RedactURL(raw)
 	}
 	switch u.Scheme {
 	case "file":
-		return "the directory " + u.Path + " (" + tiered.RedactURL(raw) + ")"
+		return "the directory " + u.Path + " (" + bucket.RedactURL(raw) + ")"
 	case "s3":
 		at := "AWS S3"
 		if ep := u.Query().Get("endpoint"); ep != "" {
-			at = tiered.RedactURL(ep)
+			at = bucket.RedactURL(ep)
 		}
 		return fmt.Sprintf("bucket %s, prefix %q, at %s", u.Host, strings.Trim(u.Path, "/"), at)
 	}
-	return tiered.RedactURL(raw)
+	return bucket.RedactURL(raw)
 }

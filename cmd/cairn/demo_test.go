@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	"github.com/cairnstore/cairn"
+	"github.com/cairnstore/cairn/bucket"
+	"github.com/cairnstore/cairn/durable"
 	"github.com/cairnstore/cairn/internal/miniofixture"
 	"github.com/cairnstore/cairn/tiered"
 )
@@ -105,7 +108,7 @@ func checkDemo(t *testing.T, envv []string, store string, runs int) {
 		k, v, _ := strings.Cut(kv, "=")
 		t.Setenv(k, v)
 	}
-	s, err := tiered.Open(ctx, store, nil, nil)
+	s, err := tiered.Open(ctx, store, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,7 +164,7 @@ func TestDemoRefusesMem(t *testing.T) {
 // lost acknowledged step are each reported.
 func TestDemoChecksCatchLosses(t *testing.T) {
 	ctx := context.Background()
-	s, err := tiered.Open(ctx, "mem://", nil, nil)
+	s, err := tiered.Open(ctx, "mem://", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,16 +218,33 @@ func TestDemoRecoversAFlushCutBeforeItsCommit(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// What the killed flush wrote: objects, and no index commit.
+	s.Close(ctx)
+	// What the killed flush wrote: objects, and no index commit (the
+	// bucket refuses the index's writes).
+	dir, err := bucket.NewDir(strings.TrimPrefix(store, "file://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := durable.New(noIndexWrites{dir}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recs []durable.Record
 	for _, c := range []*cairn.Checkpoint{demoStep(listed, cfg, cfg.runID(0), len(demoSteps), "test"), demoStep(nil, cfg, cfg.runID(1), 1, "test")} {
 		rec, err := cairn.DefaultCodec().EncodeRecord(nil, c)
 		if err != nil {
 			t.Fatal(err)
 		}
-		d := s.Durable()
-		if _, err := d.PutRecord(ctx, d.Entry(c.RunID, c.WorkflowName, c.Timestamp, len(rec)), rec, nil); err != nil {
-			t.Fatal(err)
-		}
+		recs = append(recs, durable.Record{RunID: c.RunID, Workflow: c.WorkflowName, Timestamp: c.Timestamp, Data: rec})
+	}
+	wr, err := d.Write(ctx, recs, nil)
+	if !errors.Is(err, errIndexCut) || len(wr) != 2 || wr[0].Err != nil || wr[1].Err != nil {
+		t.Fatalf("the cut flush: %+v, %v; want both objects written and the commit refused", wr, err)
+	}
+	d.Close(ctx)
+	s, _, err = openStore(ctx, e, store, nil)
+	if err != nil {
+		t.Fatal(err)
 	}
 	if rep, err := s.Durable().Verify(ctx); err != nil || len(rep.Unindexed) != 1 || len(rep.Mismatched) != 1 {
 		t.Fatalf("Verify after the cut: %+v, %v; want one unindexed run and one mismatch", rep, err)
@@ -260,4 +280,18 @@ func TestDemoRecoversAFlushCutBeforeItsCommit(t *testing.T) {
 	if err != nil || len(v.problems) > 0 {
 		t.Fatalf("after the recovery: %q, %v", v.problems, err)
 	}
+}
+
+// errIndexCut is the error of noIndexWrites.
+var errIndexCut = errors.New("index write cut")
+
+// noIndexWrites is a bucket that refuses every write of an index object:
+// a flush killed between its objects and its index commit.
+type noIndexWrites struct{ bucket.Bucket }
+
+func (b noIndexWrites) Put(ctx context.Context, key string, body []byte, opts *bucket.PutOptions) (string, error) {
+	if strings.HasPrefix(key, "index/") {
+		return "", errIndexCut
+	}
+	return b.Bucket.Put(ctx, key, body, opts)
 }

@@ -679,7 +679,7 @@ func TestStoreErrors(t *testing.T) {
 		code     int
 		patterns []string
 	}{
-		{"ftp://host/x", exitUsage, []string{`^cairn ls: store URL "ftp://host/x": unknown scheme "ftp" \(want file, s3 or mem\)\n$`}},
+		{"ftp://host/x", exitUsage, []string{`^cairn ls: store URL "ftp://host/x": unknown scheme "ftp" \(want file, mem or s3\)\n$`}},
 		{"file://host/x", exitUsage, []string{`file URLs name a local path`}},
 		{"s3:///prefix", exitUsage, []string{`s3 URL without a bucket`}},
 		{"s3://b/p?path_style=maybe", exitUsage, []string{`parameter path_style: want true or false`}},

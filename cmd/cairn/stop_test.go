@@ -127,7 +127,7 @@ func TestImportStoppedBySignal(t *testing.T) {
 			if n == 0 || n >= total {
 				t.Fatalf("imported %d of %d runs: not stopped partway", n, total)
 			}
-			s, err := tiered.Open(context.Background(), "file://"+dir, nil, nil)
+			s, err := tiered.Open(context.Background(), "file://"+dir, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -43,7 +43,7 @@ func storeURL(e *env, flagValue string) string {
 // opened is a usage error. opts may be nil (write-through).
 func openStore(ctx context.Context, e *env, flagValue string, opts *tiered.Options) (*tiered.Store, string, error) {
 	u := storeURL(e, flagValue)
-	s, err := tiered.Open(ctx, u, nil, opts)
+	s, err := tiered.Open(ctx, u, opts)
 	if err != nil {
 		if errors.Is(err, cairn.ErrInvalid) {
 			return nil, u, &usageError{strings.TrimPrefix(err.Error(), cairn.ErrInvalid.Error()+": ")}

@@ -318,18 +318,14 @@ func isConnection(err error) bool {
 	return !errors.As(err, &re) || re.HTTPStatusCode() == 0
 }
 
-// cairnStore is Cairn itself: the tiered store over s3store, default options
+// cairnStore is Cairn itself: the tiered store over S3, default options
 // but the mode.
 type cairnStore struct {
 	s *tiered.Store
 }
 
 func openCairn(e *env, prefix string, mode tiered.Mode) (*tiered.Store, error) {
-	d, err := durable.New(s3store.NewS3(e.client, e.bucket), &durable.Options{Prefix: prefix})
-	if err != nil {
-		return nil, err
-	}
-	return tiered.New(d, nil, &tiered.Options{Mode: mode})
+	return tiered.New(s3store.NewS3(e.client, e.bucket), &tiered.Options{Mode: mode, Durable: durable.Options{Prefix: prefix}})
 }
 
 func newCairn(e *env, prefix string, mode tiered.Mode) (*cairnStore, error) {
@@ -355,5 +351,5 @@ func (c *cairnStore) list(ctx context.Context, limit int) (int, error) {
 }
 
 func (c *cairnStore) flush(ctx context.Context) error { return c.s.Flush(ctx) }
-func (c *cairnStore) settle()                         { c.s.Durable().Index().Wait() }
+func (c *cairnStore) settle()                         { _ = c.s.Durable().Compact(context.Background()) }
 func (c *cairnStore) close(ctx context.Context) error { return c.s.Close(ctx) }

@@ -33,7 +33,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/cairnstore/cairn"
-	"github.com/cairnstore/cairn/durable"
 	"github.com/cairnstore/cairn/index"
 	"github.com/cairnstore/cairn/s3store"
 	"github.com/cairnstore/cairn/tiered"
@@ -665,16 +664,16 @@ func (b *runner) populateIndexes(ctx context.Context, gen *generator, n int, cai
 		entries[i] = index.Entry{RunID: cp.RunID, Timestamp: cp.Timestamp, Workflow: cp.WorkflowName, Size: int64(size)}
 		single[i] = indexEntry{Run: cp.RunID, TS: cp.Timestamp, Workflow: cp.WorkflowName, Size: size}
 	}
-	d, err := durable.New(s3store.NewS3(b.admin, b.e.bucket), &durable.Options{Prefix: cairnPrefix})
+	ix, err := index.New(s3store.NewS3(b.admin, b.e.bucket), &index.Options{Prefix: cairnPrefix, Codec: b.e.codec})
 	if err != nil {
 		return err
 	}
-	defer d.Close(ctx)
-	seq, err := d.Index().Barrier(ctx)
+	defer ix.Wait()
+	seq, err := ix.Barrier(ctx)
 	if err != nil {
 		return err
 	}
-	if err := d.Index().Rebuild(ctx, seq, entries, nil); err != nil {
+	if err := ix.Rebuild(ctx, seq, entries, nil); err != nil {
 		return err
 	}
 	setup := &singleIndex{e: &env{client: b.admin, bucket: b.e.bucket, codec: b.e.codec}, prefix: singlePrefix}

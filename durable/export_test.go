@@ -1,0 +1,19 @@
+package durable
+
+import (
+	"context"
+
+	"github.com/cairnstore/cairn/index"
+)
+
+// IndexOf returns the index of s, for tests that inspect or drive it.
+func IndexOf(s *Store) *index.Index { return s.ix }
+
+// PutObjectOnly writes the object of r without its index commit: what a
+// Save cut short between its two steps leaves behind.
+func PutObjectOnly(ctx context.Context, s *Store, r Record) (string, error) {
+	if err := s.writable(ctx); err != nil {
+		return "", err
+	}
+	return s.putObject(ctx, s.entry(r), r.Data, Condition{})
+}

@@ -1,0 +1,241 @@
+package durable
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/cairnstore/cairn"
+	"github.com/cairnstore/cairn/bucket"
+	"github.com/cairnstore/cairn/index"
+	"github.com/google/uuid"
+	"golang.org/x/sync/errgroup"
+)
+
+// A Record is one run's checkpoint for Write: its MessagePack record, as
+// the store's codec encodes it, and the summary the index keeps of it.
+type Record struct {
+	RunID     uuid.UUID
+	Workflow  string
+	Timestamp time.Time
+	// Data is the uncompressed record. Write compresses it and does not
+	// keep it.
+	Data []byte
+}
+
+// Condition is the precondition of a run object's write (fencing). The
+// zero Condition means none.
+type Condition struct {
+	// IfMatch: write only over the object with this ETag.
+	IfMatch string
+	// IfAbsent: write only if the run has no object yet.
+	IfAbsent bool
+}
+
+// Fence makes the writes of a Write conditional and learns their
+// outcome. Its methods are called with the record's run locked against
+// this store's other Writes and Deletes of it, so Condition sees the
+// outcome of every earlier write of the run made through this store.
+// Which ETag a write is conditional on is the caller's knowledge (the
+// version its copy of the run is based on); Write applies it.
+type Fence interface {
+	// Condition returns the precondition of the next write of run.
+	Condition(run uuid.UUID) Condition
+	// Written reports a write of run that the bucket took, with the
+	// object's new ETag (whether or not the index commit that follows
+	// succeeds: the object is there either way).
+	Written(run uuid.UUID, etag string)
+}
+
+// WriteOptions configure a Write. Nil means defaults.
+type WriteOptions struct {
+	// Concurrency bounds the parallel PUTs. 0 means Options.Concurrency.
+	Concurrency int
+	// Fence, if set, makes each write conditional (see Fence). A write
+	// whose condition fails is that record's ErrConflict.
+	Fence Fence
+	// Committed, if set, is called for each record the index commit
+	// listed, with its index (in the records given) and ETag, after the
+	// commit and with the run still locked against this store's Deletes
+	// of it: a cache updated there cannot be overtaken by a Delete.
+	Committed func(i int, etag string)
+}
+
+// WriteResult is the outcome of one record of a Write.
+type WriteResult struct {
+	// ETag is the ETag of the object written, or "" if none was.
+	ETag string
+	// Err is why the object was not written: ErrConflict when its
+	// condition failed, else the bucket's error.
+	Err error
+}
+
+// Write makes records durable with the store's one write protocol: the
+// run objects as parallel PUTs, then one index commit listing those
+// written. It returns a result per record, in order, and the commit's
+// error. The runs of the records are locked, in this store, for the whole
+// Write (so a Delete of one of them waits, and never interleaves with its
+// write and commit); records of one run in one Write are a caller's error
+// (ErrInvalid).
+//
+// A record whose object was written is durable once the returned error
+// is nil. When the commit fails, the objects written stay (Load finds
+// them; the index does not list them until a later Write of the run, or
+// Reindex) and no Committed call is made. A failed PUT fails its record
+// alone. With a TTL every entry expires TTL after the Write.
+func (s *Store) Write(ctx context.Context, recs []Record, opts *WriteOptions) ([]WriteResult, error) {
+	var o WriteOptions
+	if opts != nil {
+		o = *opts
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = s.o.Concurrency
+	}
+	if err := s.checkWrite(ctx, recs); err != nil {
+		return nil, err
+	}
+	defer s.lockRuns(recs)()
+	res, entries := s.putAll(ctx, recs, &o)
+	var ops []index.Op
+	for i := range recs {
+		if res[i].Err == nil {
+			entries[i].ETag = res[i].ETag
+			ops = append(ops, index.Op{Entry: entries[i]})
+		}
+	}
+	if len(ops) > 0 {
+		if err := s.ix.Commit(ctx, ops...); err != nil {
+			return res, fmt.Errorf("index commit of %d runs: %w", len(ops), err)
+		}
+	}
+	if o.Committed != nil {
+		for i := range recs {
+			if res[i].Err == nil {
+				o.Committed(i, res[i].ETag)
+			}
+		}
+	}
+	return res, nil
+}
+
+// checkWrite refuses a Write the store cannot take: closed, ended,
+// a nil or repeated run, or a server or index unsafe to write.
+func (s *Store) checkWrite(ctx context.Context, recs []Record) error {
+	if err := s.check(ctx); err != nil {
+		return err
+	}
+	seen := make(map[uuid.UUID]bool, len(recs))
+	for _, r := range recs {
+		if err := cairn.CheckRunID("write", r.RunID); err != nil {
+			return err
+		}
+		if seen[r.RunID] {
+			return fmt.Errorf("%w: run %v twice in one Write", cairn.ErrInvalid, r.RunID)
+		}
+		seen[r.RunID] = true
+	}
+	return s.writable(ctx)
+}
+
+// putAll writes the objects of recs in parallel and returns each one's
+// outcome and index entry. The caller holds the runs' locks.
+func (s *Store) putAll(ctx context.Context, recs []Record, o *WriteOptions) ([]WriteResult, []index.Entry) {
+	res := make([]WriteResult, len(recs))
+	entries := make([]index.Entry, len(recs))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(o.Concurrency)
+	for i, r := range recs {
+		entries[i] = s.entry(r)
+		var cond Condition
+		if o.Fence != nil {
+			cond = o.Fence.Condition(r.RunID)
+		}
+		g.Go(func() error {
+			res[i].ETag, res[i].Err = s.putObject(gctx, entries[i], r.Data, cond)
+			if res[i].Err == nil && o.Fence != nil {
+				o.Fence.Written(r.RunID, res[i].ETag)
+			}
+			return nil
+		})
+	}
+	_ = g.Wait()
+	return res, entries
+}
+
+// entry returns the index entry of r saved now: with its expiry when the
+// store has a TTL.
+func (s *Store) entry(r Record) index.Entry {
+	e := index.Entry{RunID: r.RunID, Timestamp: r.Timestamp.UTC(), Workflow: r.Workflow, Size: int64(len(r.Data))}
+	if s.o.TTL > 0 {
+		e.Expires = s.o.Now().Add(s.o.TTL).UTC()
+	}
+	return e
+}
+
+// lockRuns locks the stripes of the runs of recs, in ascending order so
+// that two Writes never wait for each other in a cycle, and returns the
+// unlock.
+func (s *Store) lockRuns(recs []Record) func() {
+	stripes := make([]int, 0, min(len(recs), len(s.runLocks)))
+	for _, r := range recs {
+		stripes = append(stripes, stripe(r.RunID))
+	}
+	slices.Sort(stripes)
+	stripes = slices.Compact(stripes)
+	for _, i := range stripes {
+		s.runLocks[i].Lock()
+	}
+	return func() {
+		for _, i := range stripes {
+			s.runLocks[i].Unlock()
+		}
+	}
+}
+
+// Metadata keys of a run object: its summary, so that Reindex can rebuild
+// the index from a listing and HEADs.
+const (
+	metaWorkflow  = "cairn-workflow" // percent-encoded; absent when too long
+	metaTimestamp = "cairn-timestamp"
+	metaSize      = "cairn-size"
+	metaCodec     = "cairn-codec"
+	metaExpires   = "cairn-expires"
+)
+
+// maxMetaWorkflow bounds the encoded workflow name in metadata; S3 allows
+// 2 KB of user metadata in all. A longer name is left out and Reindex
+// reads the object's body for it.
+const maxMetaWorkflow = 1024
+
+// putObject writes the object of a run from its encoded record, with the
+// summary e in its metadata, and returns its new ETag. A failed condition
+// is ErrConflict. It does not touch the index.
+func (s *Store) putObject(ctx context.Context, e index.Entry, rec []byte, cond Condition) (string, error) {
+	ts, err := cairn.FormatTimestamp(e.Timestamp)
+	if err != nil {
+		return "", err
+	}
+	meta := map[string]string{metaTimestamp: ts, metaSize: strconv.Itoa(len(rec)), metaCodec: "zstd+msgpack"}
+	if !s.codec.Compressed() {
+		meta[metaCodec] = "msgpack"
+	}
+	if enc := url.PathEscape(e.Workflow); len(enc) <= maxMetaWorkflow {
+		meta[metaWorkflow] = enc
+	}
+	if !e.Expires.IsZero() {
+		meta[metaExpires], _ = cairn.FormatTimestamp(e.Expires)
+	}
+	body := s.codec.Compress(nil, rec)
+	po := &bucket.PutOptions{Metadata: meta, IfMatch: cond.IfMatch}
+	if cond.IfAbsent {
+		po.IfNoneMatch = "*"
+	}
+	etag, err := s.b.Put(ctx, s.runKey(e.RunID), body, po)
+	if err == nil {
+		s.bytesStored.Add(int64(len(body)))
+	}
+	return etag, classify(err)
+}

@@ -11,45 +11,9 @@ import (
 
 	"github.com/cairnstore/cairn"
 	"github.com/cairnstore/cairn/bucket"
+	"github.com/cairnstore/cairn/index/internal/format"
 	"github.com/google/uuid"
 )
-
-// Scan calls fn for every run the index holds, expired ones included, in
-// List order. It reads every page: it is for GC, Verify and export, not
-// for serving requests.
-func (ix *Index) Scan(ctx context.Context, fn func(Entry) error) error {
-	st, err := ix.load(ctx)
-	if err != nil {
-		return err
-	}
-	puts := st.puts
-	for _, ref := range st.m.ByTime {
-		p, err := ix.page(ctx, ref.ID)
-		if err != nil {
-			return err
-		}
-		for _, e := range p.Entries {
-			if _, changed := st.over[e.RunID]; changed {
-				continue
-			}
-			for len(puts) > 0 && puts[0].Key().Compare(e.Key()) < 0 {
-				if err := fn(puts[0]); err != nil {
-					return err
-				}
-				puts = puts[1:]
-			}
-			if err := fn(e); err != nil {
-				return err
-			}
-		}
-	}
-	for _, e := range puts {
-		if err := fn(e); err != nil {
-			return err
-		}
-	}
-	return nil
-}
 
 // Barrier commits an empty log and returns its number: every commit that
 // returned before Barrier was called has a smaller number.
@@ -80,7 +44,7 @@ func (ix *Index) learnTail(ctx context.Context) error {
 			highest = max(highest, seqs[len(seqs)-1])
 		}
 	}
-	var h Head
+	var h format.Head
 	if _, err := ix.get(ctx, ix.headKey(), &h); err == nil {
 		highest = max(highest, h.Seq)
 	}
@@ -101,7 +65,7 @@ func (ix *Index) learnTail(ctx context.Context) error {
 func (ix *Index) Rebuild(ctx context.Context, seq uint64, entries []Entry, tombstones []Op) error {
 	ix.compacting.Lock()
 	defer ix.compacting.Unlock()
-	m := &Manifest{Seq: seq, Created: ix.o.Now(), Count: int64(len(entries)), Base: seq}
+	m := &format.Manifest{Seq: seq, Created: ix.o.Now(), Count: int64(len(entries)), Base: seq}
 	ops := make([]Op, 0, len(entries)+len(tombstones))
 	for _, e := range entries {
 		ops = append(ops, Op{Entry: e})
@@ -121,11 +85,11 @@ func (ix *Index) Rebuild(ctx context.Context, seq uint64, entries []Entry, tombs
 	}
 	slices.SortFunc(ops, func(a, b Op) int { return bytes.Compare(a.Entry.RunID[:], b.Entry.RunID[:]) })
 	var err error
-	var opPages map[string]*OpPage
+	var opPages map[string]*format.OpPage
 	if m.RunLevels, opPages, err = ix.pushLevel(ctx, nil, ops); err != nil {
 		return err
 	}
-	var pages map[string]*Page
+	var pages map[string]*format.Page
 	if m.ByTime, pages, err = ix.rewrite(ctx, nil, byTime, nil, listed(entries), nil); err != nil {
 		return err
 	}
@@ -140,7 +104,7 @@ func (ix *Index) Rebuild(ctx context.Context, seq uint64, entries []Entry, tombs
 	}
 	for attempt := 0; ; attempt++ {
 		opts := &bucket.PutOptions{IfNoneMatch: "*"}
-		var h Head
+		var h format.Head
 		obj, err := ix.get(ctx, ix.headKey(), &h)
 		switch {
 		case err == nil && h.Seq > seq:
@@ -155,7 +119,7 @@ func (ix *Index) Rebuild(ctx context.Context, seq uint64, entries []Entry, tombs
 		case !errors.Is(err, bucket.ErrNotFound):
 			return err
 		}
-		_, err = ix.put(ctx, ix.headKey(), &Head{Seq: seq}, opts)
+		_, err = ix.put(ctx, ix.headKey(), &format.Head{Seq: seq}, opts)
 		if err == nil {
 			break
 		}
@@ -167,7 +131,7 @@ func (ix *Index) Rebuild(ctx context.Context, seq uint64, entries []Entry, tombs
 		}
 	}
 	ix.mu.Lock()
-	ix.manifest, ix.logs = m, map[uint64]*Batch{}
+	ix.manifest, ix.logs = m, map[uint64]*format.Batch{}
 	ix.mu.Unlock()
 	return nil
 }
@@ -200,7 +164,7 @@ func (ix *Index) GC(ctx context.Context, grace time.Duration, dry bool) (*GCRepo
 	if err != nil {
 		return nil, err
 	}
-	var h Head
+	var h format.Head
 	if _, err := ix.get(ctx, ix.headKey(), &h); err != nil {
 		return nil, err
 	}
@@ -223,7 +187,7 @@ func (ix *Index) GC(ctx context.Context, grace time.Duration, dry bool) (*GCRepo
 		if seq < keep {
 			continue
 		}
-		var m Manifest
+		var m format.Manifest
 		if _, err := ix.get(ctx, ix.snapKey(seq), &m); err != nil {
 			return nil, err
 		}
@@ -318,7 +282,7 @@ func (ix *Index) Salvage(ctx context.Context) (ops map[uuid.UUID]Op, skipped []e
 	ops = map[uuid.UUID]Op{}
 	var base uint64
 	for i := len(snaps) - 1; i >= 0; i-- {
-		var m Manifest
+		var m format.Manifest
 		_, err := ix.get(ctx, ix.snapKey(snaps[i]), &m)
 		if err == nil && orphaned(&m, snaps) {
 			continue // left behind by a compaction: not the state of the index
@@ -335,8 +299,8 @@ func (ix *Index) Salvage(ctx context.Context) (ops map[uuid.UUID]Op, skipped []e
 		}
 		skipped = append(skipped, fmt.Errorf("snapshot %d: %w", snaps[i], err))
 	}
-	for _, seq := range logs[sort2(logs, base):] {
-		var b Batch
+	for _, seq := range logs[upTo(logs, base):] {
+		var b format.Batch
 		if _, err := ix.get(ctx, ix.logKey(seq), &b); err != nil {
 			if ctx.Err() != nil {
 				return nil, nil, ctx.Err()
@@ -354,7 +318,7 @@ func (ix *Index) Salvage(ctx context.Context) (ops map[uuid.UUID]Op, skipped []e
 }
 
 // levelOps returns the last op of each run in m's by-run levels.
-func (ix *Index) levelOps(ctx context.Context, m *Manifest) (map[uuid.UUID]Op, error) {
+func (ix *Index) levelOps(ctx context.Context, m *format.Manifest) (map[uuid.UUID]Op, error) {
 	ops := map[uuid.UUID]Op{}
 	for i := len(m.RunLevels) - 1; i >= 0; i-- { // oldest first: newer levels override
 		for _, ref := range m.RunLevels[i].Pages {
@@ -381,7 +345,7 @@ func (ix *Index) Present(ctx context.Context) error {
 	return err
 }
 
-// Check reads the whole index as List and Lookup would, without falling
+// Check reads the whole index as List and LastOp would, without falling
 // back: the head, the snapshot it names, the log after it, and every page
 // of the snapshot. It returns nil for an intact index, ErrNoIndex when
 // there is none, ErrDamaged naming the first object that is missing or

@@ -7,6 +7,7 @@ import (
 
 	"github.com/cairnstore/cairn"
 	"github.com/cairnstore/cairn/bucket"
+	"github.com/cairnstore/cairn/index/internal/format"
 	"github.com/google/uuid"
 )
 
@@ -78,7 +79,7 @@ func (ix *Index) lead() {
 
 // commitBatch writes one log object holding ops at the next free number.
 func (ix *Index) commitBatch(ctx context.Context, ops []Op) (uint64, error) {
-	b := &Batch{ID: uuid.New(), Ops: ops}
+	b := &format.Batch{ID: uuid.New(), Ops: ops}
 	body, err := ix.encode(b)
 	if err != nil {
 		return 0, err
@@ -186,7 +187,7 @@ var errCollected = errors.New("index: log collected")
 // number may be taken by our own earlier attempt. errCollected means the
 // log is gone (GC took it); another error means it could not tell.
 func (ix *Index) whose(ctx context.Context, seq uint64, id uuid.UUID) (bool, error) {
-	var there Batch
+	var there format.Batch
 	_, err := ix.get(ctx, ix.logKey(seq), &there)
 	switch {
 	case err == nil:
@@ -199,14 +200,16 @@ func (ix *Index) whose(ctx context.Context, seq uint64, id uuid.UUID) (bool, err
 	return false, err
 }
 
-func (ix *Index) committed(seq uint64, ops, bytes int) {
+// committed records that log seq, holding ops ops in size bytes, is
+// written: the tail is at least seq, as of now.
+func (ix *Index) committed(seq uint64, ops, size int) {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
 	ix.tail = max(ix.tail, seq)
 	ix.tailAt = ix.o.Now()
 	ix.stats.Commits++
 	ix.stats.CommitOps += int64(ops)
-	ix.stats.IndexBytes += int64(bytes)
+	ix.stats.IndexBytes += int64(size)
 }
 
 // maybeCompact starts a compaction in the background when the tail after

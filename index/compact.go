@@ -9,6 +9,7 @@ import (
 	"github.com/cairnstore/cairn"
 	"github.com/cairnstore/cairn/bucket"
 	"github.com/cairnstore/cairn/gen/wire"
+	"github.com/cairnstore/cairn/index/internal/format"
 	"github.com/google/uuid"
 )
 
@@ -47,8 +48,8 @@ func (ix *Index) compact(ctx context.Context) error {
 			olds = append(olds, old)
 		}
 	}
-	nm := &Manifest{Seq: st.tail, Created: ix.o.Now(), Count: m.Count - int64(len(olds)) + int64(len(st.puts)), Base: m.Seq}
-	var newPages map[string]*Page
+	nm := &format.Manifest{Seq: st.tail, Created: ix.o.Now(), Count: m.Count - int64(len(olds)) + int64(len(st.puts)), Base: m.Seq}
+	var newPages map[string]*format.Page
 	if nm.ByTime, newPages, err = ix.rewrite(ctx, m.ByTime, byTime, olds, listed(st.puts), nil); err != nil {
 		return err
 	}
@@ -56,7 +57,7 @@ func (ix *Index) compact(ctx context.Context) error {
 	for i, run := range runs {
 		ops[i] = st.over[run]
 	}
-	var opPages map[string]*OpPage
+	var opPages map[string]*format.OpPage
 	if nm.RunLevels, opPages, err = ix.pushLevel(ctx, m.RunLevels, ops); err != nil {
 		return err
 	}
@@ -74,7 +75,7 @@ func (ix *Index) compact(ctx context.Context) error {
 		// snapshot, it is as good: its pages are the ones to use, and
 		// ours are garbage for GC. Built on another (one a Reindex
 		// replaced, left behind by advanceHead), it is not: give way.
-		var theirs Manifest
+		var theirs format.Manifest
 		if _, err := ix.get(ctx, ix.snapKey(nm.Seq), &theirs); err != nil {
 			return err
 		}
@@ -136,7 +137,7 @@ const levelRatio = 4
 // nothing older left to hide, but it is still the evidence GC and Reindex
 // need (the run's object may not be deleted yet): it is dropped there only
 // once it is older than Options.KeepTombstones.
-func (ix *Index) pushLevel(ctx context.Context, levels []Level, ops []Op) ([]Level, map[string]*OpPage, error) {
+func (ix *Index) pushLevel(ctx context.Context, levels []format.Level, ops []Op) ([]format.Level, map[string]*format.OpPage, error) {
 	cur, rest := ops, levels
 	for len(rest) > 0 && len(cur)*levelRatio > rest[0].Count {
 		var older []Op
@@ -160,19 +161,19 @@ func (ix *Index) pushLevel(ctx context.Context, levels []Level, ops []Op) ([]Lev
 		}
 		cur = kept
 	}
-	pages := map[string]*OpPage{}
+	pages := map[string]*format.OpPage{}
 	if len(cur) == 0 {
 		return rest, pages, nil
 	}
-	level := Level{Count: len(cur)}
+	level := format.Level{Count: len(cur)}
 	for len(cur) > 0 {
 		chunk := cur[:min(ix.o.PageSize, len(cur))]
 		cur = cur[len(chunk):]
 		id := uuid.NewString()
-		pages[id] = &OpPage{Ops: chunk}
-		level.Pages = append(level.Pages, PageRef{ID: id, Count: len(chunk), First: Entry{RunID: chunk[0].Entry.RunID}})
+		pages[id] = &format.OpPage{Ops: chunk}
+		level.Pages = append(level.Pages, format.PageRef{ID: id, Count: len(chunk), First: Entry{RunID: chunk[0].Entry.RunID}})
 	}
-	return append([]Level{level}, rest...), pages, nil
+	return append([]format.Level{level}, rest...), pages, nil
 }
 
 // mergeOps merges two runs of ops sorted by run ID; for a run in both, the
@@ -197,16 +198,16 @@ func mergeOps(newer, older []Op) []Op {
 // it. Only the pages the changes fall in are rewritten, split when they
 // grow past twice the page size and dropped when empty; the others are
 // kept by reference. New pages are added to pages (allocated if nil).
-func (ix *Index) rewrite(ctx context.Context, refs []PageRef, cmp func(a, b *Entry) int,
-	remove, insert []Entry, pages map[string]*Page) ([]PageRef, map[string]*Page, error) {
+func (ix *Index) rewrite(ctx context.Context, refs []format.PageRef, cmp func(a, b *Entry) int,
+	remove, insert []Entry, pages map[string]*format.Page) ([]format.PageRef, map[string]*format.Page, error) {
 	if pages == nil {
-		pages = map[string]*Page{}
+		pages = map[string]*format.Page{}
 	}
 	if len(refs) == 0 && len(insert) == 0 {
 		return nil, pages, nil
 	}
 	target := func(e *Entry) int {
-		return max(0, sort(refs, func(r *PageRef) bool { return cmp(&r.First, e) <= 0 })-1)
+		return max(0, prefixLen(refs, func(r *format.PageRef) bool { return cmp(&r.First, e) <= 0 })-1)
 	}
 	type change struct {
 		gone map[uuid.UUID]bool
@@ -230,7 +231,7 @@ func (ix *Index) rewrite(ctx context.Context, refs []PageRef, cmp func(a, b *Ent
 			c.add = append(c.add, insert[i])
 		}
 	}
-	var out []PageRef
+	var out []format.PageRef
 	for i := 0; i < max(len(refs), 1); i++ {
 		c := changes[i]
 		if c == nil {
@@ -259,9 +260,9 @@ func (ix *Index) rewrite(ctx context.Context, refs []PageRef, cmp func(a, b *Ent
 			chunk := entries[:min(n, len(entries))]
 			entries = entries[len(chunk):]
 			id := uuid.NewString()
-			pages[id] = &Page{Entries: chunk}
+			pages[id] = &format.Page{Entries: chunk}
 			// A ref needs only the first key, not the whole entry.
-			out = append(out, PageRef{ID: id, Count: len(chunk), First: Entry{RunID: chunk[0].RunID, Timestamp: chunk[0].Timestamp}})
+			out = append(out, format.PageRef{ID: id, Count: len(chunk), First: Entry{RunID: chunk[0].RunID, Timestamp: chunk[0].Timestamp}})
 		}
 	}
 	return out, pages, nil
@@ -275,7 +276,7 @@ func (ix *Index) rewrite(ctx context.Context, refs []PageRef, cmp func(a, b *Ent
 // logs): moving past it would undo it, so this snapshot is left for GC.
 func (ix *Index) advanceHead(ctx context.Context, seq, base uint64) (bool, error) {
 	for attempt := 0; ; attempt++ {
-		var h Head
+		var h format.Head
 		obj, err := ix.get(ctx, ix.headKey(), &h)
 		opts := &bucket.PutOptions{IfNoneMatch: "*"}
 		switch {
@@ -299,7 +300,7 @@ func (ix *Index) advanceHead(ctx context.Context, seq, base uint64) (bool, error
 		case !errors.Is(err, bucket.ErrNotFound):
 			return false, err
 		}
-		_, err = ix.put(ctx, ix.headKey(), &Head{Seq: seq}, opts)
+		_, err = ix.put(ctx, ix.headKey(), &format.Head{Seq: seq}, opts)
 		if err == nil {
 			return true, nil
 		}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/cairnstore/cairn/gen/wire"
+	"github.com/cairnstore/cairn/index/internal/format"
 	"github.com/google/uuid"
 )
 
@@ -32,38 +33,38 @@ func goldenValues() []struct {
 	ts := time.Date(2025, 3, 14, 15, 9, 26, 535897000, time.UTC)
 	run1 := uuid.MustParse("0195f2a4-3c1e-7b2d-9a41-5e6f70819203")
 	run2 := uuid.MustParse("a1b2c3d4-e5f6-4789-8abc-def012345678")
-	saved := Entry{RunID: run1, Timestamp: ts, Workflow: "nightly-etl", Size: 48213,
+	saved := format.Entry{RunID: run1, Timestamp: ts, Workflow: "nightly-etl", Size: 48213,
 		Expires: ts.Add(72 * time.Hour), ETag: `"9b2cf535f27731c974343645a3985328"`}
-	listed := Entry{RunID: run2, Timestamp: ts.Add(-time.Second), Workflow: "w", Size: 7}
-	tomb := Op{Entry: Entry{RunID: run2, Timestamp: ts.Add(time.Minute), ETag: `"d41d8cd98f00b204e9800998ecf8427e"`}, Delete: true}
-	ref := PageRef{ID: "5f0c7e9e-2d4b-4c1a-9e7d-3b8a6f1e2c40", Count: 2048, First: Entry{RunID: run1, Timestamp: ts}}
-	runRef := PageRef{ID: "c3a1d2e4-8f5b-4a6c-b7d9-0e1f2a3b4c5d", Count: 3, First: Entry{RunID: run1}}
+	listed := format.Entry{RunID: run2, Timestamp: ts.Add(-time.Second), Workflow: "w", Size: 7}
+	tomb := format.Op{Entry: format.Entry{RunID: run2, Timestamp: ts.Add(time.Minute), ETag: `"d41d8cd98f00b204e9800998ecf8427e"`}, Delete: true}
+	ref := format.PageRef{ID: "5f0c7e9e-2d4b-4c1a-9e7d-3b8a6f1e2c40", Count: 2048, First: format.Entry{RunID: run1, Timestamp: ts}}
+	runRef := format.PageRef{ID: "c3a1d2e4-8f5b-4a6c-b7d9-0e1f2a3b4c5d", Count: 3, First: format.Entry{RunID: run1}}
 	type golden = struct {
 		name  string
 		value wire.Marshaler
 		fresh func() wire.Unmarshaler
 	}
 	return []golden{
-		{"Entry", &saved, func() wire.Unmarshaler { return new(Entry) }},
-		{"Entry/listed", &listed, func() wire.Unmarshaler { return new(Entry) }},
-		{"Op/save", &Op{Entry: saved}, func() wire.Unmarshaler { return new(Op) }},
-		{"Op/delete", &tomb, func() wire.Unmarshaler { return new(Op) }},
-		{"Batch", &Batch{ID: uuid.MustParse("7c9e6679-7425-40de-944b-e07fc1f90ae7"), Ops: []Op{{Entry: saved}, tomb}},
-			func() wire.Unmarshaler { return new(Batch) }},
-		{"Batch/barrier", &Batch{ID: uuid.MustParse("16fd2706-8baf-433b-82eb-8c7fada847da"), Ops: []Op{}},
-			func() wire.Unmarshaler { return new(Batch) }},
-		{"Page", &Page{Entries: []Entry{listed, {RunID: run1, Timestamp: ts, Workflow: "nightly-etl", Size: 48213, Expires: ts.Add(72 * time.Hour)}}},
-			func() wire.Unmarshaler { return new(Page) }},
-		{"OpPage", &OpPage{Ops: []Op{{Entry: saved}, tomb}}, func() wire.Unmarshaler { return new(OpPage) }},
-		{"PageRef", &ref, func() wire.Unmarshaler { return new(PageRef) }},
-		{"Level", &Level{Count: 3, Pages: []PageRef{runRef}}, func() wire.Unmarshaler { return new(Level) }},
-		{"Manifest", &Manifest{Seq: 96, Created: ts.Add(time.Hour), Count: 2049, ByTime: []PageRef{ref, runRef},
-			RunLevels: []Level{{Count: 3, Pages: []PageRef{runRef}}, {Count: 2048, Pages: []PageRef{ref}}}, Base: 64},
-			func() wire.Unmarshaler { return new(Manifest) }},
-		{"Manifest/empty", &Manifest{Seq: 7, Created: ts, ByTime: []PageRef{}, RunLevels: []Level{}, Base: 7},
-			func() wire.Unmarshaler { return new(Manifest) }},
-		{"Head", &Head{Seq: 96}, func() wire.Unmarshaler { return new(Head) }},
-		{"Head/new", &Head{}, func() wire.Unmarshaler { return new(Head) }},
+		{"Entry", &saved, func() wire.Unmarshaler { return new(format.Entry) }},
+		{"Entry/listed", &listed, func() wire.Unmarshaler { return new(format.Entry) }},
+		{"Op/save", &format.Op{Entry: saved}, func() wire.Unmarshaler { return new(format.Op) }},
+		{"Op/delete", &tomb, func() wire.Unmarshaler { return new(format.Op) }},
+		{"Batch", &format.Batch{ID: uuid.MustParse("7c9e6679-7425-40de-944b-e07fc1f90ae7"), Ops: []format.Op{{Entry: saved}, tomb}},
+			func() wire.Unmarshaler { return new(format.Batch) }},
+		{"Batch/barrier", &format.Batch{ID: uuid.MustParse("16fd2706-8baf-433b-82eb-8c7fada847da"), Ops: []format.Op{}},
+			func() wire.Unmarshaler { return new(format.Batch) }},
+		{"Page", &format.Page{Entries: []format.Entry{listed, {RunID: run1, Timestamp: ts, Workflow: "nightly-etl", Size: 48213, Expires: ts.Add(72 * time.Hour)}}},
+			func() wire.Unmarshaler { return new(format.Page) }},
+		{"OpPage", &format.OpPage{Ops: []format.Op{{Entry: saved}, tomb}}, func() wire.Unmarshaler { return new(format.OpPage) }},
+		{"PageRef", &ref, func() wire.Unmarshaler { return new(format.PageRef) }},
+		{"Level", &format.Level{Count: 3, Pages: []format.PageRef{runRef}}, func() wire.Unmarshaler { return new(format.Level) }},
+		{"Manifest", &format.Manifest{Seq: 96, Created: ts.Add(time.Hour), Count: 2049, ByTime: []format.PageRef{ref, runRef},
+			RunLevels: []format.Level{{Count: 3, Pages: []format.PageRef{runRef}}, {Count: 2048, Pages: []format.PageRef{ref}}}, Base: 64},
+			func() wire.Unmarshaler { return new(format.Manifest) }},
+		{"Manifest/empty", &format.Manifest{Seq: 7, Created: ts, ByTime: []format.PageRef{}, RunLevels: []format.Level{}, Base: 7},
+			func() wire.Unmarshaler { return new(format.Manifest) }},
+		{"Head", &format.Head{Seq: 96}, func() wire.Unmarshaler { return new(format.Head) }},
+		{"Head/new", &format.Head{}, func() wire.Unmarshaler { return new(format.Head) }},
 	}
 }
 

@@ -62,6 +62,7 @@ import (
 	"github.com/cairnstore/cairn"
 	"github.com/cairnstore/cairn/bucket"
 	"github.com/cairnstore/cairn/gen/wire"
+	"github.com/cairnstore/cairn/index/internal/format"
 	"github.com/google/uuid"
 	golru "github.com/hashicorp/golang-lru/v2"
 	"golang.org/x/sync/errgroup"
@@ -156,15 +157,15 @@ type Index struct {
 	o    Options
 	root string // "<prefix>/index/" or "index/"
 
-	pages *golru.Cache[string, any] // *Page and *OpPage by ID
+	pages *golru.Cache[string, any] // *format.Page and *format.OpPage by ID
 
 	mu       sync.Mutex
-	manifest *Manifest         // newest snapshot read; never nil
-	logs     map[uint64]*Batch // logs after manifest.Seq that were read
-	tail     uint64            // highest log number known to exist
-	tailAt   time.Time         // when tail was last confirmed; zero: never
-	queue    []*pending        // ops waiting for the next commit
-	leading  bool              // a goroutine is committing the queue
+	manifest *format.Manifest         // newest snapshot read; never nil
+	logs     map[uint64]*format.Batch // logs after manifest.Seq that were read
+	tail     uint64                   // highest log number known to exist
+	tailAt   time.Time                // when tail was last confirmed; zero: never
+	queue    []*pending               // ops waiting for the next commit
+	leading  bool                     // a goroutine is committing the queue
 	stats    Stats
 
 	compacting sync.Mutex // one compaction at a time per process
@@ -202,7 +203,7 @@ func New(b bucket.Bucket, opts *Options) (*Index, error) {
 	if o.Prefix != "" {
 		root = o.Prefix + "/index/"
 	}
-	return &Index{b: b, o: o, root: root, pages: pages, manifest: &Manifest{}, logs: map[uint64]*Batch{}}, nil
+	return &Index{b: b, o: o, root: root, pages: pages, manifest: &format.Manifest{}, logs: map[uint64]*format.Batch{}}, nil
 }
 
 // Stats returns a snapshot of the counters.
@@ -276,13 +277,13 @@ func (ix *Index) put(ctx context.Context, key string, v wire.Marshaler, opts *bu
 
 // page returns a by-time page, from the cache when it can: pages never
 // change.
-func (ix *Index) page(ctx context.Context, id string) (*Page, error) {
-	return cached[Page](ctx, ix, id)
+func (ix *Index) page(ctx context.Context, id string) (*format.Page, error) {
+	return cached[format.Page](ctx, ix, id)
 }
 
 // opPage returns a by-run page.
-func (ix *Index) opPage(ctx context.Context, id string) (*OpPage, error) {
-	return cached[OpPage](ctx, ix, id)
+func (ix *Index) opPage(ctx context.Context, id string) (*format.OpPage, error) {
+	return cached[format.OpPage](ctx, ix, id)
 }
 
 func cached[T any, PT interface {
@@ -353,7 +354,7 @@ func (ix *Index) listSeqPages(ctx context.Context, dir string, after uint64, pag
 
 // adopt makes m the snapshot this process reads from, if it is newer than
 // the one it has, and forgets the logs m covers.
-func (ix *Index) adopt(m *Manifest) {
+func (ix *Index) adopt(m *format.Manifest) {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
 	if m.Seq <= ix.manifest.Seq {
@@ -370,7 +371,7 @@ func (ix *Index) adopt(m *Manifest) {
 // state is what the index holds at one moment: a snapshot and the ops of
 // the logs after it, the last op of each run.
 type state struct {
-	m    *Manifest
+	m    *format.Manifest
 	tail uint64
 	over map[uuid.UUID]Op
 	puts []Entry // the saved runs of over, in List order
@@ -384,7 +385,7 @@ var errGap = errors.New("index: log tail has a gap")
 // page it needs is missing or cannot be decoded, and no intact snapshot
 // with an unbroken log after it is left to fall back on. Nothing is lost:
 // the run objects are the truth, and a rebuild from them (Rebuild, which
-// s3store's Reindex and `cairn reindex` drive) repairs it. Commits go on
+// durable's Reindex and `cairn reindex` drive) repairs it. Commits go on
 // meanwhile. It wraps cairn.ErrCorrupt: reading again will not help.
 var ErrDamaged error = damagedError{}
 
@@ -402,9 +403,10 @@ func (damagedError) Is(target error) bool { return target == cairn.ErrCorrupt }
 // makes a new index; a lost one must be rebuilt, never read as empty.
 var ErrNoIndex = errors.New("index: no index in the bucket")
 
-// damaged wraps err as ErrDamaged, once.
-func damaged(format string, args ...any) error {
-	err := fmt.Errorf(format, args...)
+// damaged wraps the error fmt.Errorf(msg, args...) makes as ErrDamaged,
+// once.
+func damaged(msg string, args ...any) error {
+	err := fmt.Errorf(msg, args...)
 	if errors.Is(err, ErrDamaged) {
 		return err
 	}
@@ -416,7 +418,7 @@ func damaged(format string, args ...any) error {
 // bucket with logs or runs but no head has lost its index. Call it only
 // when the bucket has no index (ErrNoIndex) and no runs.
 func (ix *Index) Create(ctx context.Context) error {
-	_, err := ix.put(ctx, ix.headKey(), &Head{}, &bucket.PutOptions{IfNoneMatch: "*"})
+	_, err := ix.put(ctx, ix.headKey(), &format.Head{}, &bucket.PutOptions{IfNoneMatch: "*"})
 	if errors.Is(err, bucket.ErrPrecondition) {
 		return nil // created by someone else
 	}
@@ -463,7 +465,7 @@ func (ix *Index) loadOnce(ctx context.Context) (*state, error) {
 	// grace period, so the head read here covers it too; a gap found
 	// below means reading again from the head.)
 	var (
-		h        Head
+		h        format.Head
 		seqs     []uint64
 		more     bool
 		headless bool
@@ -517,9 +519,9 @@ func (ix *Index) loadOnce(ctx context.Context) (*state, error) {
 	if err := contiguous(base, seqs); err != nil {
 		return nil, err
 	}
-	var nm *Manifest
+	var nm *format.Manifest
 	if h.Seq > m.Seq {
-		nm = new(Manifest)
+		nm = new(format.Manifest)
 	}
 	return ix.read(ctx, m, nm, h.Seq, base, seqs)
 }
@@ -537,8 +539,8 @@ func contiguous(base uint64, seqs []uint64) error {
 // read completes a load: it reads the manifest of snapshot snap into nm
 // (unless nm is nil: m is current) and the logs seqs not read yet, all at
 // once, and returns the state they make.
-func (ix *Index) read(ctx context.Context, m, nm *Manifest, snap, base uint64, seqs []uint64) (*state, error) {
-	batches := make([]*Batch, len(seqs))
+func (ix *Index) read(ctx context.Context, m, nm *format.Manifest, snap, base uint64, seqs []uint64) (*state, error) {
+	batches := make([]*format.Batch, len(seqs))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(16)
 	if nm != nil {
@@ -555,7 +557,7 @@ func (ix *Index) read(ctx context.Context, m, nm *Manifest, snap, base uint64, s
 			continue
 		}
 		g.Go(func() error {
-			batch := new(Batch)
+			batch := new(format.Batch)
 			if _, err := ix.get(gctx, ix.logKey(seq), batch); err != nil {
 				return err
 			}
@@ -615,7 +617,7 @@ func (ix *Index) recover(ctx context.Context) (*state, error) {
 		if i > 0 {
 			base = snaps[i-1]
 		}
-		after := logs[sort2(logs, base):]
+		after := logs[upTo(logs, base):]
 		if err := contiguous(base, after); err != nil {
 			last = err
 			continue
@@ -624,13 +626,13 @@ func (ix *Index) recover(ctx context.Context) (*state, error) {
 			if len(after) == 0 {
 				return nil, ErrNoIndex
 			}
-			st, err := ix.read(ctx, &Manifest{}, nil, 0, 0, after)
+			st, err := ix.read(ctx, &format.Manifest{}, nil, 0, 0, after)
 			if err != nil {
 				return nil, err
 			}
 			return st, nil
 		}
-		m := new(Manifest)
+		m := new(format.Manifest)
 		_, err := ix.get(ctx, ix.snapKey(base), m)
 		if err == nil && orphaned(m, snaps) {
 			err = fmt.Errorf("snapshot %d was built on %d, not on a newer one there is", m.Seq, m.Base)
@@ -654,16 +656,16 @@ func (ix *Index) recover(ctx context.Context) (*state, error) {
 // on a snapshot older than another one of snaps below it (a Reindex's,
 // which the compaction gave way to), so it may lack what that one holds.
 // Manifests that do not record their base (zero) are taken as they are.
-func orphaned(m *Manifest, snaps []uint64) bool {
+func orphaned(m *format.Manifest, snaps []uint64) bool {
 	if m.Base == 0 || m.Base == m.Seq {
 		return false
 	}
-	i := sort2(snaps, m.Base)
+	i := upTo(snaps, m.Base)
 	return i < len(snaps) && snaps[i] < m.Seq
 }
 
-// sort2 returns the number of seqs at or below base (seqs ascending).
-func sort2(seqs []uint64, base uint64) int {
+// upTo returns the number of seqs at or below base (seqs ascending).
+func upTo(seqs []uint64, base uint64) int {
 	i, found := slices.BinarySearch(seqs, base)
 	if found {
 		i++
@@ -713,7 +715,7 @@ func (ix *Index) List(ctx context.Context, q *cairn.Query) (entries []Entry, mor
 	refs := st.m.ByTime
 	start := 0
 	if hasAfter {
-		start = max(0, sort(refs, func(r *PageRef) bool { return r.First.Key().Compare(after) <= 0 })-1)
+		start = max(0, prefixLen(refs, func(r *format.PageRef) bool { return r.First.Key().Compare(after) <= 0 })-1)
 	}
 pages:
 	for _, ref := range refs[start:] {
@@ -745,9 +747,9 @@ pages:
 	return entries, false, nil
 }
 
-// sort returns the number of leading refs for which f holds (f must hold
-// for a prefix of refs and not after it).
-func sort(refs []PageRef, f func(*PageRef) bool) int {
+// prefixLen returns the number of leading refs for which f holds (f must
+// hold for a prefix of refs and not after it).
+func prefixLen(refs []format.PageRef, f func(*format.PageRef) bool) int {
 	lo, hi := 0, len(refs)
 	for lo < hi {
 		mid := (lo + hi) / 2
@@ -760,9 +762,9 @@ func sort(refs []PageRef, f func(*PageRef) bool) int {
 	return lo
 }
 
-// Lookup returns the index entry of run (ok false when the index has none
+// lookup returns the index entry of run (ok false when the index has none
 // or it expired at now). It reads the by-run page that would hold it.
-func (ix *Index) Lookup(ctx context.Context, run uuid.UUID) (e Entry, ok bool, err error) {
+func (ix *Index) lookup(ctx context.Context, run uuid.UUID) (e Entry, ok bool, err error) {
 	st, err := ix.load(ctx)
 	if err != nil {
 		return Entry{}, false, err
@@ -794,9 +796,9 @@ func (ix *Index) LastOp(ctx context.Context, run uuid.UUID) (op Op, found bool, 
 // Options returns the options in force, defaults filled in.
 func (ix *Index) Options() Options { return ix.o }
 
-func (ix *Index) lookupSnapshot(ctx context.Context, m *Manifest, run uuid.UUID) (Entry, bool, error) {
+func (ix *Index) lookupSnapshot(ctx context.Context, m *format.Manifest, run uuid.UUID) (Entry, bool, error) {
 	for _, level := range m.RunLevels {
-		i := sort(level.Pages, func(r *PageRef) bool { return bytes.Compare(r.First.RunID[:], run[:]) <= 0 }) - 1
+		i := prefixLen(level.Pages, func(r *format.PageRef) bool { return bytes.Compare(r.First.RunID[:], run[:]) <= 0 }) - 1
 		if i < 0 {
 			continue
 		}

@@ -33,20 +33,14 @@ func (ix *Index) compact(ctx context.Context) error {
 		return err
 	}
 	m := st.m
-	var olds []Entry
 	runs := make([]uuid.UUID, 0, len(st.over))
 	for run := range st.over {
 		runs = append(runs, run)
 	}
 	slices.SortFunc(runs, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
-	for _, run := range runs {
-		old, ok, err := ix.lookupSnapshot(ctx, m, run)
-		if err != nil {
-			return err
-		}
-		if ok {
-			olds = append(olds, old)
-		}
+	olds, err := ix.snapshotEntries(ctx, m, runs)
+	if err != nil {
+		return err
 	}
 	nm := &format.Manifest{Seq: st.tail, Created: ix.o.Now(), Count: m.Count - int64(len(olds)) + int64(len(st.puts)), Base: m.Seq}
 	var newPages map[string]*format.Page
@@ -67,32 +61,61 @@ func (ix *Index) compact(ctx context.Context) error {
 	if err := putPages(ctx, ix, opPages); err != nil {
 		return err
 	}
-	if _, err := ix.put(ctx, ix.snapKey(nm.Seq), nm, &bucket.PutOptions{IfNoneMatch: "*"}); err != nil {
-		if !errors.Is(err, bucket.ErrPrecondition) {
-			return err
-		}
-		// Another process wrote this snapshot first. Built on the same
-		// snapshot, it is as good: its pages are the ones to use, and
-		// ours are garbage for GC. Built on another (one a Reindex
-		// replaced, left behind by advanceHead), it is not: give way.
-		var theirs format.Manifest
-		if _, err := ix.get(ctx, ix.snapKey(nm.Seq), &theirs); err != nil {
-			return err
-		}
-		if theirs.Base != nm.Base {
-			return nil
-		}
-		nm = &theirs
-	} else {
-		ix.mu.Lock()
-		ix.stats.Compactions++
-		ix.mu.Unlock()
+	var ok bool
+	if nm, ok, err = ix.putSnapshot(ctx, nm); err != nil || !ok {
+		return err // !ok: another base's snapshot took this number; give way
 	}
 	moved, err := ix.advanceHead(ctx, nm.Seq, m.Seq)
 	if moved {
 		ix.adopt(nm)
 	}
 	return err
+}
+
+// snapshotEntries returns the entries snapshot m holds for runs (sorted by
+// run ID), reading the by-run pages in that order; runs it does not hold
+// are left out.
+func (ix *Index) snapshotEntries(ctx context.Context, m *format.Manifest, runs []uuid.UUID) ([]Entry, error) {
+	var olds []Entry
+	for _, run := range runs {
+		old, ok, err := ix.lookupSnapshot(ctx, m, run)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			olds = append(olds, old)
+		}
+	}
+	return olds, nil
+}
+
+// putSnapshot creates the manifest of snapshot nm.Seq and returns the
+// snapshot to move the head to: nm, or the one another process wrote
+// first on the same base. ok is false when that other one was built on
+// another base: the compaction gives way.
+func (ix *Index) putSnapshot(ctx context.Context, nm *format.Manifest) (snap *format.Manifest, ok bool, err error) {
+	_, err = ix.put(ctx, ix.snapKey(nm.Seq), nm, &bucket.PutOptions{IfNoneMatch: "*"})
+	if err == nil {
+		ix.mu.Lock()
+		ix.stats.Compactions++
+		ix.mu.Unlock()
+		return nm, true, nil
+	}
+	if !errors.Is(err, bucket.ErrPrecondition) {
+		return nil, false, err
+	}
+	// Another process wrote this snapshot first. Built on the same
+	// snapshot, it is as good: its pages are the ones to use, and ours are
+	// garbage for GC. Built on another (one a Reindex replaced, left
+	// behind by advanceHead), it is not: give way.
+	var theirs format.Manifest
+	if _, err := ix.get(ctx, ix.snapKey(nm.Seq), &theirs); err != nil {
+		return nil, false, err
+	}
+	if theirs.Base != nm.Base {
+		return nil, false, nil
+	}
+	return &theirs, true, nil
 }
 
 // listed returns entries as by-time pages keep them: without the ETag,
@@ -206,31 +229,7 @@ func (ix *Index) rewrite(ctx context.Context, refs []format.PageRef, cmp func(a,
 	if len(refs) == 0 && len(insert) == 0 {
 		return nil, pages, nil
 	}
-	target := func(e *Entry) int {
-		return max(0, prefixLen(refs, func(r *format.PageRef) bool { return cmp(&r.First, e) <= 0 })-1)
-	}
-	type change struct {
-		gone map[uuid.UUID]bool
-		add  []Entry
-	}
-	changes := map[int]*change{}
-	at := func(i int) *change {
-		if changes[i] == nil {
-			changes[i] = &change{gone: map[uuid.UUID]bool{}}
-		}
-		return changes[i]
-	}
-	if len(refs) == 0 {
-		at(0).add = append(at(0).add, insert...)
-	} else {
-		for i := range remove {
-			at(target(&remove[i])).gone[remove[i].RunID] = true
-		}
-		for i := range insert {
-			c := at(target(&insert[i]))
-			c.add = append(c.add, insert[i])
-		}
-	}
+	changes := pageChanges(refs, cmp, remove, insert)
 	var out []format.PageRef
 	for i := 0; i < max(len(refs), 1); i++ {
 		c := changes[i]
@@ -238,34 +237,85 @@ func (ix *Index) rewrite(ctx context.Context, refs []format.PageRef, cmp func(a,
 			out = append(out, refs[i])
 			continue
 		}
-		var entries []Entry
+		var ref *format.PageRef
 		if i < len(refs) {
-			p, err := ix.page(ctx, refs[i].ID)
-			if err != nil {
-				return nil, nil, err
-			}
-			for _, e := range p.Entries {
-				if !c.gone[e.RunID] {
-					entries = append(entries, e)
-				}
-			}
+			ref = &refs[i]
 		}
-		entries = append(entries, c.add...)
-		slices.SortFunc(entries, func(a, b Entry) int { return cmp(&a, &b) })
-		n := ix.o.PageSize
-		if len(entries) <= 2*n {
-			n = len(entries)
-		}
-		for len(entries) > 0 {
-			chunk := entries[:min(n, len(entries))]
-			entries = entries[len(chunk):]
-			id := uuid.NewString()
-			pages[id] = &format.Page{Entries: chunk}
-			// A ref needs only the first key, not the whole entry.
-			out = append(out, format.PageRef{ID: id, Count: len(chunk), First: Entry{RunID: chunk[0].RunID, Timestamp: chunk[0].Timestamp}})
+		var err error
+		if out, err = ix.rewritePage(ctx, ref, c, cmp, pages, out); err != nil {
+			return nil, nil, err
 		}
 	}
 	return out, pages, nil
+}
+
+// A pageChange is what a compaction changes in one page: the runs that
+// leave it and the entries that join it.
+type pageChange struct {
+	gone map[uuid.UUID]bool
+	add  []Entry
+}
+
+// pageChanges groups removals and insertions by the page of refs they fall
+// in (located by cmp), keyed by its index; into page 0 when refs is empty.
+func pageChanges(refs []format.PageRef, cmp func(a, b *Entry) int, remove, insert []Entry) map[int]*pageChange {
+	target := func(e *Entry) int {
+		return max(0, prefixLen(refs, func(r *format.PageRef) bool { return cmp(&r.First, e) <= 0 })-1)
+	}
+	changes := map[int]*pageChange{}
+	at := func(i int) *pageChange {
+		if changes[i] == nil {
+			changes[i] = &pageChange{gone: map[uuid.UUID]bool{}}
+		}
+		return changes[i]
+	}
+	if len(refs) == 0 {
+		at(0).add = append(at(0).add, insert...)
+		return changes
+	}
+	for i := range remove {
+		at(target(&remove[i])).gone[remove[i].RunID] = true
+	}
+	for i := range insert {
+		c := at(target(&insert[i]))
+		c.add = append(c.add, insert[i])
+	}
+	return changes
+}
+
+// rewritePage applies c to the page ref names (to no page when ref is nil:
+// the set is empty), adds the pages the result is split into to pages and
+// appends their refs to out. A result of more than twice the page size is
+// split into pages of the page size; an empty one makes no page.
+func (ix *Index) rewritePage(ctx context.Context, ref *format.PageRef, c *pageChange, cmp func(a, b *Entry) int,
+	pages map[string]*format.Page, out []format.PageRef) ([]format.PageRef, error) {
+	var entries []Entry
+	if ref != nil {
+		p, err := ix.page(ctx, ref.ID)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range p.Entries {
+			if !c.gone[e.RunID] {
+				entries = append(entries, e)
+			}
+		}
+	}
+	entries = append(entries, c.add...)
+	slices.SortFunc(entries, func(a, b Entry) int { return cmp(&a, &b) })
+	n := ix.o.PageSize
+	if len(entries) <= 2*n {
+		n = len(entries)
+	}
+	for len(entries) > 0 {
+		chunk := entries[:min(n, len(entries))]
+		entries = entries[len(chunk):]
+		id := uuid.NewString()
+		pages[id] = &format.Page{Entries: chunk}
+		// A ref needs only the first key, not the whole entry.
+		out = append(out, format.PageRef{ID: id, Count: len(chunk), First: Entry{RunID: chunk[0].RunID, Timestamp: chunk[0].Timestamp}})
+	}
+	return out, nil
 }
 
 // advanceHead moves the head to seq, a snapshot built on snapshot base,

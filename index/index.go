@@ -333,16 +333,16 @@ func (ix *Index) listSeqs(ctx context.Context, dir string, after uint64) ([]uint
 func (ix *Index) listSeqPages(ctx context.Context, dir string, after uint64, pages int) (seqs []uint64, more bool, err error) {
 	start := dir + seqName(after)
 	for n := 1; ; n++ {
-		infos, more, err := ix.b.List(ctx, dir, start, 1000)
+		infos, truncated, err := ix.b.List(ctx, dir, start, 1000)
 		if err != nil {
 			return nil, false, err
 		}
 		for _, in := range infos {
-			if n, ok := parseSeq(in.Key); ok {
-				seqs = append(seqs, n)
+			if seq, ok := parseSeq(in.Key); ok {
+				seqs = append(seqs, seq)
 			}
 		}
-		if !more || len(infos) == 0 {
+		if !truncated || len(infos) == 0 {
 			return seqs, false, nil
 		}
 		if n == pages {
@@ -452,59 +452,95 @@ func (ix *Index) load(ctx context.Context) (*state, error) {
 	}
 }
 
+// loadOnce is one attempt of load: the state as the head and the logs
+// read now show it, with neither retries nor a fallback.
 func (ix *Index) loadOnce(ctx context.Context) (*state, error) {
 	ix.mu.Lock()
 	m := ix.manifest
 	ix.mu.Unlock()
-	// The head and a page of the list of the logs after the snapshot this
-	// process has are read at once, one round trip rather than two: a
-	// head naming a newer snapshot only drops the logs it covers from that
-	// list. When the page does not reach the end (logs that GC has not
-	// collected yet, in a cold process), listing goes on from the head's
-	// snapshot. (A log GC deletes is covered by a head older than the
-	// grace period, so the head read here covers it too; a gap found
-	// below means reading again from the head.)
-	var (
-		h        format.Head
-		seqs     []uint64
-		more     bool
-		headless bool
-	)
+	first, err := ix.headAndLogs(ctx, m.Seq)
+	if err != nil {
+		return nil, err
+	}
+	if first.headless && m.Seq == 0 {
+		if err := ix.checkHeadless(ctx, first.logs); err != nil {
+			return nil, err
+		}
+	}
+	base := max(m.Seq, first.head.Seq)
+	seqs, err := ix.logsAfter(ctx, base, first)
+	if err != nil {
+		return nil, err
+	}
+	var nm *format.Manifest
+	if first.head.Seq > m.Seq {
+		nm = new(format.Manifest)
+	}
+	return ix.read(ctx, m, nm, first.head.Seq, base, seqs)
+}
+
+// firstLook is what a load learns in its first round trip.
+type firstLook struct {
+	head     format.Head
+	headless bool     // there is no head
+	logs     []uint64 // the first LIST page of the logs after the snapshot known
+	more     bool     // more logs follow
+}
+
+// headAndLogs reads the head and a page of the list of the logs after the
+// snapshot this process has (snap) at once, one round trip rather than
+// two: a head naming a newer snapshot only drops the logs it covers from
+// that list. (A log GC deletes is covered by a head older than the grace
+// period, so the head read here covers it too; a gap found later means
+// reading again from the head.)
+func (ix *Index) headAndLogs(ctx context.Context, snap uint64) (*firstLook, error) {
+	var first firstLook
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		_, err := ix.get(gctx, ix.headKey(), &h)
+		_, err := ix.get(gctx, ix.headKey(), &first.head)
 		if errors.Is(err, bucket.ErrNotFound) {
-			headless = true
+			first.headless = true
 			return nil
 		}
 		return err
 	})
 	g.Go(func() (err error) {
-		seqs, more, err = ix.listSeqPages(gctx, ix.root+"log/", m.Seq, 1)
+		first.logs, first.more, err = ix.listSeqPages(gctx, ix.root+"log/", snap, 1)
 		return err
 	})
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	if headless && m.Seq == 0 {
-		// No head. An index made before the head marked it, whose logs
-		// start at 1 and which has no snapshot yet (its first compaction
-		// writes a head), is read as it is; with no log and no snapshot
-		// there is no index; otherwise it lost its head, and recover
-		// reads its snapshots.
-		snaps, _, err := ix.listSeqPages(ctx, ix.root+"snap/", 0, 1)
-		if err != nil {
-			return nil, err
-		}
-		switch {
-		case len(seqs) == 0 && len(snaps) == 0:
-			return nil, ErrNoIndex
-		case len(snaps) > 0 || seqs[0] != 1:
-			return nil, fmt.Errorf("%w: no head, %d snapshots, logs from %v", errGap, len(snaps), seqs[:min(1, len(seqs))])
-		}
+	return &first, nil
+}
+
+// checkHeadless decides what a bucket with no head and no snapshot known
+// holds, logs being the first of its logs. An index made before the head
+// marked it, whose logs start at 1 and which has no snapshot yet (its
+// first compaction writes a head), is read as it is (nil); with no log and
+// no snapshot there is no index (ErrNoIndex); otherwise it lost its head
+// (errGap), and recover reads its snapshots.
+func (ix *Index) checkHeadless(ctx context.Context, logs []uint64) error {
+	snaps, _, err := ix.listSeqPages(ctx, ix.root+"snap/", 0, 1)
+	if err != nil {
+		return err
 	}
-	base := max(m.Seq, h.Seq)
-	if more {
+	switch {
+	case len(logs) == 0 && len(snaps) == 0:
+		return ErrNoIndex
+	case len(snaps) > 0 || logs[0] != 1:
+		return fmt.Errorf("%w: no head, %d snapshots, logs from %v", errGap, len(snaps), logs[:min(1, len(logs))])
+	}
+	return nil
+}
+
+// logsAfter returns the logs after snapshot base, which must follow it
+// without a gap. When the first page of the listing did not reach the end
+// (logs that GC has not collected yet, in a cold process), listing goes on
+// from base.
+func (ix *Index) logsAfter(ctx context.Context, base uint64, first *firstLook) ([]uint64, error) {
+	seqs := first.logs
+	if first.more {
 		from := base
 		if len(seqs) > 0 {
 			from = max(from, seqs[len(seqs)-1])
@@ -519,11 +555,7 @@ func (ix *Index) loadOnce(ctx context.Context) (*state, error) {
 	if err := contiguous(base, seqs); err != nil {
 		return nil, err
 	}
-	var nm *format.Manifest
-	if h.Seq > m.Seq {
-		nm = new(format.Manifest)
-	}
-	return ix.read(ctx, m, nm, h.Seq, base, seqs)
+	return seqs, nil
 }
 
 // contiguous checks that seqs are the logs base+1, base+2, ...
@@ -681,47 +713,82 @@ func (ix *Index) List(ctx context.Context, q *cairn.Query) (entries []Entry, mor
 	if err != nil {
 		return nil, false, err
 	}
-	now := ix.o.Now()
-	after, hasAfter := q.After, q.HasAfter
+	l := newListing(q, ix.o.Now(), st.puts)
+	if err := ix.listPages(ctx, l, st); err != nil {
+		return nil, false, err
+	}
+	if !l.full() {
+		l.putsBefore(nil)
+	}
+	if l.full() {
+		return l.entries[:q.Limit], true, nil
+	}
+	return l.entries, false, nil
+}
+
+// A listing is one List in progress: it merges a snapshot's by-time pages
+// with the tail's puts, both in List order, into entries.
+type listing struct {
+	q        *cairn.Query
+	now      time.Time
+	after    cairn.Key // with hasAfter: entries start past it
+	hasAfter bool
+	puts     []Entry // the tail's puts not merged yet
+	entries  []Entry // up to q.Limit+1: one past the limit means more follow
+}
+
+func newListing(q *cairn.Query, now time.Time, puts []Entry) *listing {
+	l := &listing{q: q, now: now, after: q.After, hasAfter: q.HasAfter}
 	if !q.Until.IsZero() {
 		// Runs at or after Until come first in List order: start past them.
 		skip := cairn.Key{Timestamp: q.Until, RunID: uuid.Max}
-		if !hasAfter || skip.Compare(after) > 0 {
-			after, hasAfter = skip, true
+		if !l.hasAfter || skip.Compare(l.after) > 0 {
+			l.after, l.hasAfter = skip, true
 		}
 	}
-	want := func(e *Entry) bool {
-		return (!hasAfter || after.Compare(e.Key()) < 0) && q.Match(e.Workflow, e.Timestamp) && !e.Expired(now)
-	}
-	done := func(e *Entry) bool { // everything after e is older than Since
-		return !q.Since.IsZero() && e.Timestamp.Before(q.Since)
-	}
-	full := func() bool { return q.Limit > 0 && len(entries) > q.Limit }
-
-	puts := st.puts
-	if hasAfter {
-		i, _ := slices.BinarySearchFunc(puts, after, func(e Entry, k cairn.Key) int { return e.Key().Compare(k) })
+	if l.hasAfter {
+		i, _ := slices.BinarySearchFunc(puts, l.after, func(e Entry, k cairn.Key) int { return e.Key().Compare(k) })
 		puts = puts[i:]
 	}
-	emitPutsBefore := func(k *cairn.Key) { // tail puts that sort before k (all when k is nil)
-		for len(puts) > 0 && !full() && (k == nil || puts[0].Key().Compare(*k) < 0) {
-			if e := &puts[0]; want(e) && !done(e) {
-				entries = append(entries, *e)
-			}
-			puts = puts[1:]
-		}
-	}
+	l.puts = puts
+	return l
+}
 
+// want reports whether e is past the cursor, passes the filters and has
+// not expired.
+func (l *listing) want(e *Entry) bool {
+	return (!l.hasAfter || l.after.Compare(e.Key()) < 0) && l.q.Match(e.Workflow, e.Timestamp) && !e.Expired(l.now)
+}
+
+// done reports whether everything after e is older than Since.
+func (l *listing) done(e *Entry) bool { return !l.q.Since.IsZero() && e.Timestamp.Before(l.q.Since) }
+
+// full reports whether entries holds one more than the limit.
+func (l *listing) full() bool { return l.q.Limit > 0 && len(l.entries) > l.q.Limit }
+
+// putsBefore merges the tail's puts that sort before k (all when k is nil).
+func (l *listing) putsBefore(k *cairn.Key) {
+	for len(l.puts) > 0 && !l.full() && (k == nil || l.puts[0].Key().Compare(*k) < 0) {
+		if e := &l.puts[0]; l.want(e) && !l.done(e) {
+			l.entries = append(l.entries, *e)
+		}
+		l.puts = l.puts[1:]
+	}
+}
+
+// listPages reads st's by-time pages from the one that holds l's cursor
+// on, merging them and the tail's puts before them into l, skipping the
+// runs the tail changed, until l is full or done.
+func (ix *Index) listPages(ctx context.Context, l *listing, st *state) error {
 	refs := st.m.ByTime
 	start := 0
-	if hasAfter {
-		start = max(0, prefixLen(refs, func(r *format.PageRef) bool { return r.First.Key().Compare(after) <= 0 })-1)
+	if l.hasAfter {
+		start = max(0, prefixLen(refs, func(r *format.PageRef) bool { return r.First.Key().Compare(l.after) <= 0 })-1)
 	}
-pages:
 	for _, ref := range refs[start:] {
 		p, err := ix.page(ctx, ref.ID)
 		if err != nil {
-			return nil, false, err
+			return err
 		}
 		for i := range p.Entries {
 			e := &p.Entries[i]
@@ -729,22 +796,16 @@ pages:
 				continue
 			}
 			k := e.Key()
-			emitPutsBefore(&k)
-			if full() || done(e) {
-				break pages
+			l.putsBefore(&k)
+			if l.full() || l.done(e) {
+				return nil
 			}
-			if want(e) {
-				entries = append(entries, *e)
+			if l.want(e) {
+				l.entries = append(l.entries, *e)
 			}
 		}
 	}
-	if !full() {
-		emitPutsBefore(nil)
-	}
-	if full() {
-		return entries[:q.Limit], true, nil
-	}
-	return entries, false, nil
+	return nil
 }
 
 // prefixLen returns the number of leading refs for which f holds (f must

@@ -11,9 +11,10 @@ import "github.com/cairnstore/cairn/index/internal/format"
 //   - Expires: when the run stops being visible (Expired); zero means never.
 //   - ETag: the run object's ETag. For a save, of the object it wrote, so
 //     that Reindex and Verify match it against a listing without a HEAD; for
-//     a delete, of the object it deleted, "" when there was none. Entries
-//     from List leave it empty (the by-time pages List reads do not keep
-//     it), as do entries written before it was recorded.
+//     a delete, of the object it deleted, "" when there was none. Empty in
+//     the by-time pages, which List reads and which do not need it (so an
+//     entry List returns may lack it), and in entries written before it
+//     was recorded.
 //
 // Key returns its position in List order; Expired(now) reports whether it
 // has expired at now. Entries are values: those the index returns are

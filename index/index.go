@@ -8,6 +8,9 @@
 //	<prefix>/index/snap/<seq, 20 digits>  manifest of a snapshot covering every log <= seq
 //	<prefix>/index/head                   hint naming the newest snapshot
 //
+// The bodies of these objects, and their encodings, are defined in
+// index/internal/format; only this package reads and writes them.
+//
 // A commit creates the next log number with If-None-Match: *; whoever
 // loses that race (412) learns the tail with one LIST and tries the number
 // after it. No shared object is read, modified and written back, so
@@ -189,7 +192,10 @@ type Stats struct {
 	Snapshot, Tail uint64
 }
 
-// New returns the index at opts.Prefix in b.
+// New returns the index at opts.Prefix in b; nil opts means every default.
+// It makes no request: an index missing from b shows as ErrNoIndex when it
+// is first read. Invalid options are cairn.ErrInvalid, naming every
+// problem.
 func New(b bucket.Bucket, opts *Options) (*Index, error) {
 	o, err := opts.withDefaults()
 	if err != nil {
@@ -707,7 +713,10 @@ func upTo(seqs []uint64, base uint64) int {
 
 // List returns, in List order, up to q.Limit entries (all when 0) that
 // pass q's filters and come after its cursor, skipping runs expired at now,
-// and reports whether more follow.
+// and reports whether more follow. The entries are copies the caller owns
+// (those read from by-time pages have no ETag). It sees every Commit that
+// returned before it was called. It fails with ErrNoIndex when the bucket
+// holds no index and ErrDamaged when the index cannot be read.
 func (ix *Index) List(ctx context.Context, q *cairn.Query) (entries []Entry, more bool, err error) {
 	st, err := ix.load(ctx)
 	if err != nil {

@@ -14,7 +14,6 @@ import (
 	"github.com/cairnstore/cairn"
 	"github.com/cairnstore/cairn/bucket"
 	"github.com/cairnstore/cairn/durable"
-	"github.com/cairnstore/cairn/gen/wire"
 	"github.com/cairnstore/cairn/index"
 )
 
@@ -236,7 +235,9 @@ func TestGCRefusesHeadNamingMissingSnapshot(t *testing.T) {
 	}
 }
 
-// A damaged by-time page fails List; Verify must say so, not "ok".
+// A damaged by-time page fails List; Verify must say so, not "ok". The
+// by-time pages are found as the pages whose damage fails List (the
+// index's format is its own): each is damaged in turn, then restored.
 func TestVerifyReportsDamagedPage(t *testing.T) {
 	ctx := context.Background()
 	mem := bucket.NewMem()
@@ -247,26 +248,28 @@ func TestVerifyReportsDamagedPage(t *testing.T) {
 		}
 		durable.IndexOf(s).Wait()
 	}
-	snaps := keys(t, mem, "cairn/index/snap/")
-	obj, err := mem.Get(ctx, snaps[len(snaps)-1], nil)
-	if err != nil {
-		t.Fatal(err)
+	listed := 0
+	for _, key := range keys(t, mem, "cairn/index/pages/") {
+		obj, err := mem.Get(ctx, key, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		damage(t, mem, key, garbage)
+		fresh := newStore(t, mem, nil)
+		if _, err := fresh.List(ctx, nil); errors.Is(err, index.ErrDamaged) {
+			listed++
+			if rep, err := fresh.Verify(ctx); err != nil || rep.OK() || !errors.Is(rep.Index, index.ErrDamaged) {
+				t.Fatalf("%s damaged: Verify = %+v, %v; want the damaged index reported", key, rep, err)
+			}
+		} else if err != nil {
+			t.Fatalf("List with %s damaged: %v, want ErrDamaged or no error", key, err)
+		}
+		if _, err := mem.Put(ctx, key, obj.Body, nil); err != nil {
+			t.Fatal(err)
+		}
 	}
-	rec, err := cairn.DefaultCodec().Decompress(obj.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var m index.Manifest
-	if err := wire.Unmarshal(rec, &m); err != nil {
-		t.Fatal(err)
-	}
-	damage(t, mem, "cairn/index/pages/"+m.ByTime[0].ID, garbage)
-	fresh := newStore(t, mem, nil)
-	if _, err := fresh.List(ctx, nil); !errors.Is(err, index.ErrDamaged) {
-		t.Fatalf("List over a damaged page: %v", err)
-	}
-	if rep, err := fresh.Verify(ctx); err != nil || rep.OK() || !errors.Is(rep.Index, index.ErrDamaged) {
-		t.Fatalf("Verify = %+v, %v; want the damaged index reported", rep, err)
+	if listed == 0 {
+		t.Fatal("no damaged page failed List: the by-time pages were not found")
 	}
 }
 

@@ -11,45 +11,9 @@ import (
 
 	"github.com/cairnstore/cairn"
 	"github.com/cairnstore/cairn/bucket"
+	"github.com/cairnstore/cairn/index/internal/format"
 	"github.com/google/uuid"
 )
-
-// Scan calls fn for every run the index holds, expired ones included, in
-// List order. It reads every page: it is for GC, Verify and export, not
-// for serving requests.
-func (ix *Index) Scan(ctx context.Context, fn func(Entry) error) error {
-	st, err := ix.load(ctx)
-	if err != nil {
-		return err
-	}
-	puts := st.puts
-	for _, ref := range st.m.ByTime {
-		p, err := ix.page(ctx, ref.ID)
-		if err != nil {
-			return err
-		}
-		for _, e := range p.Entries {
-			if _, changed := st.over[e.RunID]; changed {
-				continue
-			}
-			for len(puts) > 0 && puts[0].Key().Compare(e.Key()) < 0 {
-				if err := fn(puts[0]); err != nil {
-					return err
-				}
-				puts = puts[1:]
-			}
-			if err := fn(e); err != nil {
-				return err
-			}
-		}
-	}
-	for _, e := range puts {
-		if err := fn(e); err != nil {
-			return err
-		}
-	}
-	return nil
-}
 
 // Barrier commits an empty log and returns its number: every commit that
 // returned before Barrier was called has a smaller number.
@@ -80,7 +44,7 @@ func (ix *Index) learnTail(ctx context.Context) error {
 			highest = max(highest, seqs[len(seqs)-1])
 		}
 	}
-	var h Head
+	var h format.Head
 	if _, err := ix.get(ctx, ix.headKey(), &h); err == nil {
 		highest = max(highest, h.Seq)
 	}
@@ -101,31 +65,16 @@ func (ix *Index) learnTail(ctx context.Context) error {
 func (ix *Index) Rebuild(ctx context.Context, seq uint64, entries []Entry, tombstones []Op) error {
 	ix.compacting.Lock()
 	defer ix.compacting.Unlock()
-	m := &Manifest{Seq: seq, Created: ix.o.Now(), Count: int64(len(entries)), Base: seq}
-	ops := make([]Op, 0, len(entries)+len(tombstones))
-	for _, e := range entries {
-		ops = append(ops, Op{Entry: e})
+	m := &format.Manifest{Seq: seq, Created: ix.o.Now(), Count: int64(len(entries)), Base: seq}
+	ops, err := rebuildOps(entries, tombstones)
+	if err != nil {
+		return err
 	}
-	for _, op := range tombstones {
-		if !op.Delete {
-			return fmt.Errorf("index rebuild: tombstone of run %v is not a delete", op.Entry.RunID)
-		}
-		ops = append(ops, op)
-	}
-	seen := map[uuid.UUID]bool{}
-	for _, op := range ops {
-		if seen[op.Entry.RunID] {
-			return fmt.Errorf("index rebuild: run %v given twice", op.Entry.RunID)
-		}
-		seen[op.Entry.RunID] = true
-	}
-	slices.SortFunc(ops, func(a, b Op) int { return bytes.Compare(a.Entry.RunID[:], b.Entry.RunID[:]) })
-	var err error
-	var opPages map[string]*OpPage
+	var opPages map[string]*format.OpPage
 	if m.RunLevels, opPages, err = ix.pushLevel(ctx, nil, ops); err != nil {
 		return err
 	}
-	var pages map[string]*Page
+	var pages map[string]*format.Page
 	if m.ByTime, pages, err = ix.rewrite(ctx, nil, byTime, nil, listed(entries), nil); err != nil {
 		return err
 	}
@@ -138,9 +87,49 @@ func (ix *Index) Rebuild(ctx context.Context, seq uint64, entries []Entry, tombs
 	if _, err := ix.put(ctx, ix.snapKey(seq), m, &bucket.PutOptions{IfNoneMatch: "*"}); err != nil {
 		return err
 	}
+	if err := ix.replaceHead(ctx, seq); err != nil {
+		return err
+	}
+	ix.mu.Lock()
+	ix.manifest, ix.logs = m, map[uint64]*format.Batch{}
+	ix.mu.Unlock()
+	return nil
+}
+
+// rebuildOps returns the by-run ops of a snapshot holding exactly entries
+// and tombstones, sorted by run. A tombstone that is not a delete, or a
+// run given twice, is an error.
+func rebuildOps(entries []Entry, tombstones []Op) ([]Op, error) {
+	ops := make([]Op, 0, len(entries)+len(tombstones))
+	for _, e := range entries {
+		ops = append(ops, Op{Entry: e})
+	}
+	for _, op := range tombstones {
+		if !op.Delete {
+			return nil, fmt.Errorf("index rebuild: tombstone of run %v is not a delete", op.Entry.RunID)
+		}
+		ops = append(ops, op)
+	}
+	seen := map[uuid.UUID]bool{}
+	for _, op := range ops {
+		if seen[op.Entry.RunID] {
+			return nil, fmt.Errorf("index rebuild: run %v given twice", op.Entry.RunID)
+		}
+		seen[op.Entry.RunID] = true
+	}
+	slices.SortFunc(ops, func(a, b Op) int { return bytes.Compare(a.Entry.RunID[:], b.Entry.RunID[:]) })
+	return ops, nil
+}
+
+// replaceHead moves the head to Rebuild's snapshot seq, whatever it named
+// before (a damaged head is replaced), but never back from a snapshot
+// newer than seq: that fails with bucket.ErrPrecondition. The head is
+// replaced with If-Match on the ETag read (If-None-Match when there is
+// none), and re-read when another writer moved it first.
+func (ix *Index) replaceHead(ctx context.Context, seq uint64) error {
 	for attempt := 0; ; attempt++ {
 		opts := &bucket.PutOptions{IfNoneMatch: "*"}
-		var h Head
+		var h format.Head
 		obj, err := ix.get(ctx, ix.headKey(), &h)
 		switch {
 		case err == nil && h.Seq > seq:
@@ -155,9 +144,9 @@ func (ix *Index) Rebuild(ctx context.Context, seq uint64, entries []Entry, tombs
 		case !errors.Is(err, bucket.ErrNotFound):
 			return err
 		}
-		_, err = ix.put(ctx, ix.headKey(), &Head{Seq: seq}, opts)
+		_, err = ix.put(ctx, ix.headKey(), &format.Head{Seq: seq}, opts)
 		if err == nil {
-			break
+			return nil
 		}
 		if !errors.Is(err, bucket.ErrPrecondition) && !errors.Is(err, bucket.ErrBusy) {
 			return err
@@ -166,10 +155,6 @@ func (ix *Index) Rebuild(ctx context.Context, seq uint64, entries []Entry, tombs
 			return err
 		}
 	}
-	ix.mu.Lock()
-	ix.manifest, ix.logs = m, map[uint64]*Batch{}
-	ix.mu.Unlock()
-	return nil
 }
 
 // MinGCGrace is the least grace period GC uses: a longer one given is
@@ -193,22 +178,14 @@ type GCReport struct {
 func (ix *Index) GC(ctx context.Context, grace time.Duration, dry bool) (*GCReport, error) {
 	grace = max(grace, MinGCGrace)
 	rep := &GCReport{}
-	head, err := ix.b.Head(ctx, ix.headKey())
-	if errors.Is(err, bucket.ErrNotFound) {
-		return rep, nil
-	}
+	keep, cutoff, err := ix.settledHead(ctx, grace)
 	if err != nil {
 		return nil, err
 	}
-	var h Head
-	if _, err := ix.get(ctx, ix.headKey(), &h); err != nil {
-		return nil, err
+	if keep == 0 {
+		return rep, nil // no snapshot, or the head moved within grace: readers may use older ones
 	}
-	cutoff := ix.o.Now().Add(-grace)
-	if h.Seq == 0 || head.LastModified.After(cutoff) {
-		return rep, nil // the head moved recently: readers may use older snapshots
-	}
-	keep := h.Seq // logs <= keep and snapshots < keep are not needed
+	// Logs <= keep and snapshots < keep are not needed.
 	snaps, err := ix.listSeqs(ctx, ix.root+"snap/", 0)
 	if err != nil {
 		return nil, err
@@ -218,23 +195,9 @@ func (ix *Index) GC(ctx context.Context, grace time.Duration, dry bool) (*GCRepo
 		// those are all that is left of the index.
 		return nil, damaged("the head names snapshot %d, which is gone; GC deletes nothing until a Reindex", keep)
 	}
-	referenced := map[string]bool{}
-	for _, seq := range snaps {
-		if seq < keep {
-			continue
-		}
-		var m Manifest
-		if _, err := ix.get(ctx, ix.snapKey(seq), &m); err != nil {
-			return nil, err
-		}
-		for _, r := range m.ByTime {
-			referenced[r.ID] = true
-		}
-		for _, l := range m.RunLevels {
-			for _, r := range l.Pages {
-				referenced[r.ID] = true
-			}
-		}
+	referenced, err := ix.referencedPages(ctx, snaps, keep)
+	if err != nil {
+		return nil, err
 	}
 	var doomed []string
 	for _, seq := range snaps {
@@ -253,33 +216,91 @@ func (ix *Index) GC(ctx context.Context, grace time.Duration, dry bool) (*GCRepo
 			rep.Logs++
 		}
 	}
-	for start := ""; ; {
-		infos, more, err := ix.b.List(ctx, ix.root+"pages/", start, 1000)
-		if err != nil {
-			return nil, err
-		}
-		for _, in := range infos {
-			id := in.Key[len(ix.root+"pages/"):]
-			if !referenced[id] && in.LastModified.Before(cutoff) {
-				doomed = append(doomed, in.Key)
-				rep.Pages++
-			}
-		}
-		if !more || len(infos) == 0 {
-			break
-		}
-		start = infos[len(infos)-1].Key
+	pages, err := ix.unreferencedPages(ctx, referenced, cutoff)
+	if err != nil {
+		return nil, err
 	}
-	rep.Keys = doomed
+	rep.Pages = len(pages)
+	rep.Keys = append(doomed, pages...)
 	if dry {
 		return rep, nil
 	}
-	for _, key := range doomed {
+	for _, key := range rep.Keys {
 		if err := ix.b.Delete(ctx, key); err != nil {
 			return rep, err
 		}
 	}
 	return rep, nil
+}
+
+// settledHead returns the snapshot the head names, if the head has named
+// it for longer than grace, and the cutoff (now less grace, now being when
+// the head was read). keep is 0 when there is no head, it names no
+// snapshot, or it moved within grace.
+func (ix *Index) settledHead(ctx context.Context, grace time.Duration) (keep uint64, cutoff time.Time, err error) {
+	head, err := ix.b.Head(ctx, ix.headKey())
+	if errors.Is(err, bucket.ErrNotFound) {
+		return 0, time.Time{}, nil
+	}
+	if err != nil {
+		return 0, time.Time{}, err
+	}
+	var h format.Head
+	if _, err := ix.get(ctx, ix.headKey(), &h); err != nil {
+		return 0, time.Time{}, err
+	}
+	cutoff = ix.o.Now().Add(-grace)
+	if head.LastModified.After(cutoff) {
+		return 0, cutoff, nil
+	}
+	return h.Seq, cutoff, nil
+}
+
+// referencedPages returns the IDs of the pages that the snapshots of snaps
+// from keep on refer to, reading their manifests in order.
+func (ix *Index) referencedPages(ctx context.Context, snaps []uint64, keep uint64) (map[string]bool, error) {
+	referenced := map[string]bool{}
+	for _, seq := range snaps {
+		if seq < keep {
+			continue
+		}
+		var m format.Manifest
+		if _, err := ix.get(ctx, ix.snapKey(seq), &m); err != nil {
+			return nil, err
+		}
+		for _, r := range m.ByTime {
+			referenced[r.ID] = true
+		}
+		for _, l := range m.RunLevels {
+			for _, r := range l.Pages {
+				referenced[r.ID] = true
+			}
+		}
+	}
+	return referenced, nil
+}
+
+// unreferencedPages lists the pages and returns the keys of those that are
+// not referenced and were written before cutoff (a compaction may still be
+// writing the newer ones).
+func (ix *Index) unreferencedPages(ctx context.Context, referenced map[string]bool, cutoff time.Time) ([]string, error) {
+	dir := ix.root + "pages/"
+	var keys []string
+	for start := ""; ; {
+		infos, more, err := ix.b.List(ctx, dir, start, 1000)
+		if err != nil {
+			return nil, err
+		}
+		for _, in := range infos {
+			if !referenced[in.Key[len(dir):]] && in.LastModified.Before(cutoff) {
+				keys = append(keys, in.Key)
+			}
+		}
+		if !more || len(infos) == 0 {
+			return keys, nil
+		}
+		start = infos[len(infos)-1].Key
+	}
 }
 
 // LastOps returns the last op of every run the index holds: its entry
@@ -318,7 +339,7 @@ func (ix *Index) Salvage(ctx context.Context) (ops map[uuid.UUID]Op, skipped []e
 	ops = map[uuid.UUID]Op{}
 	var base uint64
 	for i := len(snaps) - 1; i >= 0; i-- {
-		var m Manifest
+		var m format.Manifest
 		_, err := ix.get(ctx, ix.snapKey(snaps[i]), &m)
 		if err == nil && orphaned(&m, snaps) {
 			continue // left behind by a compaction: not the state of the index
@@ -335,8 +356,8 @@ func (ix *Index) Salvage(ctx context.Context) (ops map[uuid.UUID]Op, skipped []e
 		}
 		skipped = append(skipped, fmt.Errorf("snapshot %d: %w", snaps[i], err))
 	}
-	for _, seq := range logs[sort2(logs, base):] {
-		var b Batch
+	for _, seq := range logs[upTo(logs, base):] {
+		var b format.Batch
 		if _, err := ix.get(ctx, ix.logKey(seq), &b); err != nil {
 			if ctx.Err() != nil {
 				return nil, nil, ctx.Err()
@@ -354,7 +375,7 @@ func (ix *Index) Salvage(ctx context.Context) (ops map[uuid.UUID]Op, skipped []e
 }
 
 // levelOps returns the last op of each run in m's by-run levels.
-func (ix *Index) levelOps(ctx context.Context, m *Manifest) (map[uuid.UUID]Op, error) {
+func (ix *Index) levelOps(ctx context.Context, m *format.Manifest) (map[uuid.UUID]Op, error) {
 	ops := map[uuid.UUID]Op{}
 	for i := len(m.RunLevels) - 1; i >= 0; i-- { // oldest first: newer levels override
 		for _, ref := range m.RunLevels[i].Pages {
@@ -381,7 +402,7 @@ func (ix *Index) Present(ctx context.Context) error {
 	return err
 }
 
-// Check reads the whole index as List and Lookup would, without falling
+// Check reads the whole index as List and LastOp would, without falling
 // back: the head, the snapshot it names, the log after it, and every page
 // of the snapshot. It returns nil for an intact index, ErrNoIndex when
 // there is none, ErrDamaged naming the first object that is missing or

@@ -7,6 +7,7 @@ import (
 
 	"github.com/cairnstore/cairn"
 	"github.com/cairnstore/cairn/bucket"
+	"github.com/cairnstore/cairn/index/internal/format"
 	"github.com/google/uuid"
 )
 
@@ -78,22 +79,13 @@ func (ix *Index) lead() {
 
 // commitBatch writes one log object holding ops at the next free number.
 func (ix *Index) commitBatch(ctx context.Context, ops []Op) (uint64, error) {
-	b := &Batch{ID: uuid.New(), Ops: ops}
+	b := &format.Batch{ID: uuid.New(), Ops: ops}
 	body, err := ix.encode(b)
 	if err != nil {
 		return 0, err
 	}
-	ix.mu.Lock()
-	stale := ix.tailAt.IsZero() || ix.o.Now().Sub(ix.tailAt) > refreshAfter
-	ix.mu.Unlock()
-	if stale {
-		// A fresh process, or one that has not seen the log for a while:
-		// GC may have deleted log numbers since, and a conditional create
-		// of a deleted number succeeds, so the tail must be learned from
-		// the head before writing. Without it, no commit is safe.
-		if err := ix.refreshTail(ctx); err != nil {
-			return 0, fmt.Errorf("index commit: reading the tail: %w", err)
-		}
+	if err := ix.freshTail(ctx); err != nil {
+		return 0, err
 	}
 	ix.mu.Lock()
 	seq := ix.tail + 1
@@ -105,47 +97,15 @@ func (ix *Index) commitBatch(ctx context.Context, ops []Op) (uint64, error) {
 			ix.committed(seq, len(ops), len(body))
 			return seq, nil
 		case errors.Is(err, bucket.ErrPrecondition):
-			// The number is taken, perhaps by us: a PUT whose answer was
-			// lost may have landed, and the SDK retries such PUTs on its
-			// own, so a 412 can answer our own earlier attempt. The
-			// batch ID settles it.
-			ours, serr := ix.whose(ctx, seq, b.ID)
+			var ours, raced bool
+			seq, ours, raced, err = ix.settleTaken(ctx, seq, b.ID, err)
 			if ours {
 				ix.committed(seq, len(ops), len(body))
 				return seq, nil
 			}
-			if errors.Is(serr, errCollected) {
-				// Taken, then collected by GC: this process is behind.
-				// Learn the tail again rather than reuse the number.
-				if err = ix.refreshTail(ctx); err == nil {
-					// GC collects only logs a snapshot covers, so the
-					// reloaded tail is at least seq then; a 412 that no
-					// log backs (a faulty proxy) leaves seq as it is.
-					ix.mu.Lock()
-					seq = max(seq, ix.tail+1)
-					ix.mu.Unlock()
-					err = serr // back off before the next try
-				}
-				break
-			}
-			if serr != nil {
-				err = serr // could not tell: try the same number again
-				break
-			}
-			ix.mu.Lock()
-			ix.stats.Conflicts++
-			ix.mu.Unlock()
-			seqs, lerr := ix.listSeqs(ctx, ix.root+"log/", seq-1)
-			if lerr != nil {
-				err = lerr
-				break
-			}
-			if len(seqs) > 0 && seqs[len(seqs)-1] >= seq {
-				seq = seqs[len(seqs)-1] + 1
+			if raced {
 				continue // a lost race is not a failure: no backoff
 			}
-			// A 412 for a number the listing does not show: never skip
-			// a number (readers would see a gap); try it again.
 		case errors.Is(err, bucket.ErrBusy):
 			// 409: another conditional write to the same key was in
 			// flight; the number may or may not be taken now.
@@ -153,11 +113,73 @@ func (ix *Index) commitBatch(ctx context.Context, ops []Op) (uint64, error) {
 			return 0, fmt.Errorf("index commit: %w (last error: %w)", ctx.Err(), err)
 		}
 		// Any other error leaves it open whether the log landed: the
-		// same number is tried again, and a 412 there is settled above.
+		// same number is tried again, and a 412 there is settled by
+		// settleTaken.
 		if berr := backoff(ctx, attempt); berr != nil {
 			return 0, fmt.Errorf("index commit: %w (last error: %w)", berr, err)
 		}
 	}
+}
+
+// freshTail learns the log tail again unless this process saw it less
+// than refreshAfter ago. A fresh process, or one that has not seen the log
+// for a while, must: GC may have deleted log numbers since, and a
+// conditional create of a deleted number succeeds, so the tail must be
+// learned from the head before writing. Without it, no commit is safe.
+func (ix *Index) freshTail(ctx context.Context) error {
+	ix.mu.Lock()
+	stale := ix.tailAt.IsZero() || ix.o.Now().Sub(ix.tailAt) > refreshAfter
+	ix.mu.Unlock()
+	if !stale {
+		return nil
+	}
+	if err := ix.refreshTail(ctx); err != nil {
+		return fmt.Errorf("index commit: reading the tail: %w", err)
+	}
+	return nil
+}
+
+// settleTaken decides what a commit of batch id does after a 412 (err)
+// on log seq. The number is taken, perhaps by us: a PUT whose answer was
+// lost may have landed, and the SDK retries such PUTs on its own, so a 412
+// can answer our own earlier attempt. The batch ID settles it. ours means
+// the log is this batch: committed at seq. raced means another writer
+// took it: try next at once. Otherwise the commit backs off and tries
+// next, last being the error to report if it gives up.
+func (ix *Index) settleTaken(ctx context.Context, seq uint64, id uuid.UUID, err error) (next uint64, ours, raced bool, last error) {
+	ours, serr := ix.whose(ctx, seq, id)
+	switch {
+	case ours:
+		return seq, true, false, nil
+	case errors.Is(serr, errCollected):
+		// Taken, then collected by GC: this process is behind. Learn
+		// the tail again rather than reuse the number.
+		if rerr := ix.refreshTail(ctx); rerr != nil {
+			return seq, false, false, rerr
+		}
+		// GC collects only logs a snapshot covers, so the reloaded tail
+		// is at least seq then; a 412 that no log backs (a faulty
+		// proxy) leaves seq as it is.
+		ix.mu.Lock()
+		next = max(seq, ix.tail+1)
+		ix.mu.Unlock()
+		return next, false, false, serr // back off before the next try
+	case serr != nil:
+		return seq, false, false, serr // could not tell: try the same number again
+	}
+	ix.mu.Lock()
+	ix.stats.Conflicts++
+	ix.mu.Unlock()
+	seqs, lerr := ix.listSeqs(ctx, ix.root+"log/", seq-1)
+	if lerr != nil {
+		return seq, false, false, lerr
+	}
+	if len(seqs) > 0 && seqs[len(seqs)-1] >= seq {
+		return seqs[len(seqs)-1] + 1, false, true, nil
+	}
+	// A 412 for a number the listing does not show: never skip a number
+	// (readers would see a gap); try it again.
+	return seq, false, false, err
 }
 
 // refreshTail learns the log tail from the head and the logs after it.
@@ -186,7 +208,7 @@ var errCollected = errors.New("index: log collected")
 // number may be taken by our own earlier attempt. errCollected means the
 // log is gone (GC took it); another error means it could not tell.
 func (ix *Index) whose(ctx context.Context, seq uint64, id uuid.UUID) (bool, error) {
-	var there Batch
+	var there format.Batch
 	_, err := ix.get(ctx, ix.logKey(seq), &there)
 	switch {
 	case err == nil:
@@ -199,14 +221,16 @@ func (ix *Index) whose(ctx context.Context, seq uint64, id uuid.UUID) (bool, err
 	return false, err
 }
 
-func (ix *Index) committed(seq uint64, ops, bytes int) {
+// committed records that log seq, holding ops ops in size bytes, is
+// written: the tail is at least seq, as of now.
+func (ix *Index) committed(seq uint64, ops, size int) {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
 	ix.tail = max(ix.tail, seq)
 	ix.tailAt = ix.o.Now()
 	ix.stats.Commits++
 	ix.stats.CommitOps += int64(ops)
-	ix.stats.IndexBytes += int64(bytes)
+	ix.stats.IndexBytes += int64(size)
 }
 
 // maybeCompact starts a compaction in the background when the tail after

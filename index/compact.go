@@ -9,6 +9,7 @@ import (
 	"github.com/cairnstore/cairn"
 	"github.com/cairnstore/cairn/bucket"
 	"github.com/cairnstore/cairn/gen/wire"
+	"github.com/cairnstore/cairn/index/internal/format"
 	"github.com/google/uuid"
 )
 
@@ -32,23 +33,17 @@ func (ix *Index) compact(ctx context.Context) error {
 		return err
 	}
 	m := st.m
-	var olds []Entry
 	runs := make([]uuid.UUID, 0, len(st.over))
 	for run := range st.over {
 		runs = append(runs, run)
 	}
 	slices.SortFunc(runs, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
-	for _, run := range runs {
-		old, ok, err := ix.lookupSnapshot(ctx, m, run)
-		if err != nil {
-			return err
-		}
-		if ok {
-			olds = append(olds, old)
-		}
+	olds, err := ix.snapshotEntries(ctx, m, runs)
+	if err != nil {
+		return err
 	}
-	nm := &Manifest{Seq: st.tail, Created: ix.o.Now(), Count: m.Count - int64(len(olds)) + int64(len(st.puts)), Base: m.Seq}
-	var newPages map[string]*Page
+	nm := &format.Manifest{Seq: st.tail, Created: ix.o.Now(), Count: m.Count - int64(len(olds)) + int64(len(st.puts)), Base: m.Seq}
+	var newPages map[string]*format.Page
 	if nm.ByTime, newPages, err = ix.rewrite(ctx, m.ByTime, byTime, olds, listed(st.puts), nil); err != nil {
 		return err
 	}
@@ -56,7 +51,7 @@ func (ix *Index) compact(ctx context.Context) error {
 	for i, run := range runs {
 		ops[i] = st.over[run]
 	}
-	var opPages map[string]*OpPage
+	var opPages map[string]*format.OpPage
 	if nm.RunLevels, opPages, err = ix.pushLevel(ctx, m.RunLevels, ops); err != nil {
 		return err
 	}
@@ -66,32 +61,61 @@ func (ix *Index) compact(ctx context.Context) error {
 	if err := putPages(ctx, ix, opPages); err != nil {
 		return err
 	}
-	if _, err := ix.put(ctx, ix.snapKey(nm.Seq), nm, &bucket.PutOptions{IfNoneMatch: "*"}); err != nil {
-		if !errors.Is(err, bucket.ErrPrecondition) {
-			return err
-		}
-		// Another process wrote this snapshot first. Built on the same
-		// snapshot, it is as good: its pages are the ones to use, and
-		// ours are garbage for GC. Built on another (one a Reindex
-		// replaced, left behind by advanceHead), it is not: give way.
-		var theirs Manifest
-		if _, err := ix.get(ctx, ix.snapKey(nm.Seq), &theirs); err != nil {
-			return err
-		}
-		if theirs.Base != nm.Base {
-			return nil
-		}
-		nm = &theirs
-	} else {
-		ix.mu.Lock()
-		ix.stats.Compactions++
-		ix.mu.Unlock()
+	var ok bool
+	if nm, ok, err = ix.putSnapshot(ctx, nm); err != nil || !ok {
+		return err // !ok: another base's snapshot took this number; give way
 	}
 	moved, err := ix.advanceHead(ctx, nm.Seq, m.Seq)
 	if moved {
 		ix.adopt(nm)
 	}
 	return err
+}
+
+// snapshotEntries returns the entries snapshot m holds for runs (sorted by
+// run ID), reading the by-run pages in that order; runs it does not hold
+// are left out.
+func (ix *Index) snapshotEntries(ctx context.Context, m *format.Manifest, runs []uuid.UUID) ([]Entry, error) {
+	var olds []Entry
+	for _, run := range runs {
+		old, ok, err := ix.lookupSnapshot(ctx, m, run)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			olds = append(olds, old)
+		}
+	}
+	return olds, nil
+}
+
+// putSnapshot creates the manifest of snapshot nm.Seq and returns the
+// snapshot to move the head to: nm, or the one another process wrote
+// first on the same base. ok is false when that other one was built on
+// another base: the compaction gives way.
+func (ix *Index) putSnapshot(ctx context.Context, nm *format.Manifest) (snap *format.Manifest, ok bool, err error) {
+	_, err = ix.put(ctx, ix.snapKey(nm.Seq), nm, &bucket.PutOptions{IfNoneMatch: "*"})
+	if err == nil {
+		ix.mu.Lock()
+		ix.stats.Compactions++
+		ix.mu.Unlock()
+		return nm, true, nil
+	}
+	if !errors.Is(err, bucket.ErrPrecondition) {
+		return nil, false, err
+	}
+	// Another process wrote this snapshot first. Built on the same
+	// snapshot, it is as good: its pages are the ones to use, and ours are
+	// garbage for GC. Built on another (one a Reindex replaced, left
+	// behind by advanceHead), it is not: give way.
+	var theirs format.Manifest
+	if _, err := ix.get(ctx, ix.snapKey(nm.Seq), &theirs); err != nil {
+		return nil, false, err
+	}
+	if theirs.Base != nm.Base {
+		return nil, false, nil
+	}
+	return &theirs, true, nil
 }
 
 // listed returns entries as by-time pages keep them: without the ETag,
@@ -136,7 +160,7 @@ const levelRatio = 4
 // nothing older left to hide, but it is still the evidence GC and Reindex
 // need (the run's object may not be deleted yet): it is dropped there only
 // once it is older than Options.KeepTombstones.
-func (ix *Index) pushLevel(ctx context.Context, levels []Level, ops []Op) ([]Level, map[string]*OpPage, error) {
+func (ix *Index) pushLevel(ctx context.Context, levels []format.Level, ops []Op) ([]format.Level, map[string]*format.OpPage, error) {
 	cur, rest := ops, levels
 	for len(rest) > 0 && len(cur)*levelRatio > rest[0].Count {
 		var older []Op
@@ -160,19 +184,19 @@ func (ix *Index) pushLevel(ctx context.Context, levels []Level, ops []Op) ([]Lev
 		}
 		cur = kept
 	}
-	pages := map[string]*OpPage{}
+	pages := map[string]*format.OpPage{}
 	if len(cur) == 0 {
 		return rest, pages, nil
 	}
-	level := Level{Count: len(cur)}
+	level := format.Level{Count: len(cur)}
 	for len(cur) > 0 {
 		chunk := cur[:min(ix.o.PageSize, len(cur))]
 		cur = cur[len(chunk):]
 		id := uuid.NewString()
-		pages[id] = &OpPage{Ops: chunk}
-		level.Pages = append(level.Pages, PageRef{ID: id, Count: len(chunk), First: Entry{RunID: chunk[0].Entry.RunID}})
+		pages[id] = &format.OpPage{Ops: chunk}
+		level.Pages = append(level.Pages, format.PageRef{ID: id, Count: len(chunk), First: Entry{RunID: chunk[0].Entry.RunID}})
 	}
-	return append([]Level{level}, rest...), pages, nil
+	return append([]format.Level{level}, rest...), pages, nil
 }
 
 // mergeOps merges two runs of ops sorted by run ID; for a run in both, the
@@ -197,74 +221,101 @@ func mergeOps(newer, older []Op) []Op {
 // it. Only the pages the changes fall in are rewritten, split when they
 // grow past twice the page size and dropped when empty; the others are
 // kept by reference. New pages are added to pages (allocated if nil).
-func (ix *Index) rewrite(ctx context.Context, refs []PageRef, cmp func(a, b *Entry) int,
-	remove, insert []Entry, pages map[string]*Page) ([]PageRef, map[string]*Page, error) {
+func (ix *Index) rewrite(ctx context.Context, refs []format.PageRef, cmp func(a, b *Entry) int,
+	remove, insert []Entry, pages map[string]*format.Page) ([]format.PageRef, map[string]*format.Page, error) {
 	if pages == nil {
-		pages = map[string]*Page{}
+		pages = map[string]*format.Page{}
 	}
 	if len(refs) == 0 && len(insert) == 0 {
 		return nil, pages, nil
 	}
-	target := func(e *Entry) int {
-		return max(0, sort(refs, func(r *PageRef) bool { return cmp(&r.First, e) <= 0 })-1)
-	}
-	type change struct {
-		gone map[uuid.UUID]bool
-		add  []Entry
-	}
-	changes := map[int]*change{}
-	at := func(i int) *change {
-		if changes[i] == nil {
-			changes[i] = &change{gone: map[uuid.UUID]bool{}}
-		}
-		return changes[i]
-	}
-	if len(refs) == 0 {
-		at(0).add = append(at(0).add, insert...)
-	} else {
-		for i := range remove {
-			at(target(&remove[i])).gone[remove[i].RunID] = true
-		}
-		for i := range insert {
-			c := at(target(&insert[i]))
-			c.add = append(c.add, insert[i])
-		}
-	}
-	var out []PageRef
+	changes := pageChanges(refs, cmp, remove, insert)
+	var out []format.PageRef
 	for i := 0; i < max(len(refs), 1); i++ {
 		c := changes[i]
 		if c == nil {
 			out = append(out, refs[i])
 			continue
 		}
-		var entries []Entry
+		var ref *format.PageRef
 		if i < len(refs) {
-			p, err := ix.page(ctx, refs[i].ID)
-			if err != nil {
-				return nil, nil, err
-			}
-			for _, e := range p.Entries {
-				if !c.gone[e.RunID] {
-					entries = append(entries, e)
-				}
-			}
+			ref = &refs[i]
 		}
-		entries = append(entries, c.add...)
-		slices.SortFunc(entries, func(a, b Entry) int { return cmp(&a, &b) })
-		n := ix.o.PageSize
-		if len(entries) <= 2*n {
-			n = len(entries)
-		}
-		for len(entries) > 0 {
-			chunk := entries[:min(n, len(entries))]
-			entries = entries[len(chunk):]
-			id := uuid.NewString()
-			pages[id] = &Page{Entries: chunk}
-			// A ref needs only the first key, not the whole entry.
-			out = append(out, PageRef{ID: id, Count: len(chunk), First: Entry{RunID: chunk[0].RunID, Timestamp: chunk[0].Timestamp}})
+		var err error
+		if out, err = ix.rewritePage(ctx, ref, c, cmp, pages, out); err != nil {
+			return nil, nil, err
 		}
 	}
 	return out, pages, nil
+}
+
+// A pageChange is what a compaction changes in one page: the runs that
+// leave it and the entries that join it.
+type pageChange struct {
+	gone map[uuid.UUID]bool
+	add  []Entry
+}
+
+// pageChanges groups removals and insertions by the page of refs they fall
+// in (located by cmp), keyed by its index; into page 0 when refs is empty.
+func pageChanges(refs []format.PageRef, cmp func(a, b *Entry) int, remove, insert []Entry) map[int]*pageChange {
+	target := func(e *Entry) int {
+		return max(0, prefixLen(refs, func(r *format.PageRef) bool { return cmp(&r.First, e) <= 0 })-1)
+	}
+	changes := map[int]*pageChange{}
+	at := func(i int) *pageChange {
+		if changes[i] == nil {
+			changes[i] = &pageChange{gone: map[uuid.UUID]bool{}}
+		}
+		return changes[i]
+	}
+	if len(refs) == 0 {
+		at(0).add = append(at(0).add, insert...)
+		return changes
+	}
+	for i := range remove {
+		at(target(&remove[i])).gone[remove[i].RunID] = true
+	}
+	for i := range insert {
+		c := at(target(&insert[i]))
+		c.add = append(c.add, insert[i])
+	}
+	return changes
+}
+
+// rewritePage applies c to the page ref names (to no page when ref is nil:
+// the set is empty), adds the pages the result is split into to pages and
+// appends their refs to out. A result of more than twice the page size is
+// split into pages of the page size; an empty one makes no page.
+func (ix *Index) rewritePage(ctx context.Context, ref *format.PageRef, c *pageChange, cmp func(a, b *Entry) int,
+	pages map[string]*format.Page, out []format.PageRef) ([]format.PageRef, error) {
+	var entries []Entry
+	if ref != nil {
+		p, err := ix.page(ctx, ref.ID)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range p.Entries {
+			if !c.gone[e.RunID] {
+				entries = append(entries, e)
+			}
+		}
+	}
+	entries = append(entries, c.add...)
+	slices.SortFunc(entries, func(a, b Entry) int { return cmp(&a, &b) })
+	n := ix.o.PageSize
+	if len(entries) <= 2*n {
+		n = len(entries)
+	}
+	for len(entries) > 0 {
+		chunk := entries[:min(n, len(entries))]
+		entries = entries[len(chunk):]
+		id := uuid.NewString()
+		pages[id] = &format.Page{Entries: chunk}
+		// A ref needs only the first key, not the whole entry.
+		out = append(out, format.PageRef{ID: id, Count: len(chunk), First: Entry{RunID: chunk[0].RunID, Timestamp: chunk[0].Timestamp}})
+	}
+	return out, nil
 }
 
 // advanceHead moves the head to seq, a snapshot built on snapshot base,
@@ -275,7 +326,7 @@ func (ix *Index) rewrite(ctx context.Context, refs []PageRef, cmp func(a, b *Ent
 // logs): moving past it would undo it, so this snapshot is left for GC.
 func (ix *Index) advanceHead(ctx context.Context, seq, base uint64) (bool, error) {
 	for attempt := 0; ; attempt++ {
-		var h Head
+		var h format.Head
 		obj, err := ix.get(ctx, ix.headKey(), &h)
 		opts := &bucket.PutOptions{IfNoneMatch: "*"}
 		switch {
@@ -299,7 +350,7 @@ func (ix *Index) advanceHead(ctx context.Context, seq, base uint64) (bool, error
 		case !errors.Is(err, bucket.ErrNotFound):
 			return false, err
 		}
-		_, err = ix.put(ctx, ix.headKey(), &Head{Seq: seq}, opts)
+		_, err = ix.put(ctx, ix.headKey(), &format.Head{Seq: seq}, opts)
 		if err == nil {
 			return true, nil
 		}

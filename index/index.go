@@ -8,6 +8,9 @@
 //	<prefix>/index/snap/<seq, 20 digits>  manifest of a snapshot covering every log <= seq
 //	<prefix>/index/head                   hint naming the newest snapshot
 //
+// The bodies of these objects, and their encodings, are defined in
+// index/internal/format; only this package reads and writes them.
+//
 // A commit creates the next log number with If-None-Match: *; whoever
 // loses that race (412) learns the tail with one LIST and tries the number
 // after it. No shared object is read, modified and written back, so
@@ -62,6 +65,7 @@ import (
 	"github.com/cairnstore/cairn"
 	"github.com/cairnstore/cairn/bucket"
 	"github.com/cairnstore/cairn/gen/wire"
+	"github.com/cairnstore/cairn/index/internal/format"
 	"github.com/google/uuid"
 	golru "github.com/hashicorp/golang-lru/v2"
 	"golang.org/x/sync/errgroup"
@@ -156,15 +160,15 @@ type Index struct {
 	o    Options
 	root string // "<prefix>/index/" or "index/"
 
-	pages *golru.Cache[string, any] // *Page and *OpPage by ID
+	pages *golru.Cache[string, any] // *format.Page and *format.OpPage by ID
 
 	mu       sync.Mutex
-	manifest *Manifest         // newest snapshot read; never nil
-	logs     map[uint64]*Batch // logs after manifest.Seq that were read
-	tail     uint64            // highest log number known to exist
-	tailAt   time.Time         // when tail was last confirmed; zero: never
-	queue    []*pending        // ops waiting for the next commit
-	leading  bool              // a goroutine is committing the queue
+	manifest *format.Manifest         // newest snapshot read; never nil
+	logs     map[uint64]*format.Batch // logs after manifest.Seq that were read
+	tail     uint64                   // highest log number known to exist
+	tailAt   time.Time                // when tail was last confirmed; zero: never
+	queue    []*pending               // ops waiting for the next commit
+	leading  bool                     // a goroutine is committing the queue
 	stats    Stats
 
 	compacting sync.Mutex // one compaction at a time per process
@@ -188,7 +192,10 @@ type Stats struct {
 	Snapshot, Tail uint64
 }
 
-// New returns the index at opts.Prefix in b.
+// New returns the index at opts.Prefix in b; nil opts means every default.
+// It makes no request: an index missing from b shows as ErrNoIndex when it
+// is first read. Invalid options are cairn.ErrInvalid, naming every
+// problem.
 func New(b bucket.Bucket, opts *Options) (*Index, error) {
 	o, err := opts.withDefaults()
 	if err != nil {
@@ -202,7 +209,7 @@ func New(b bucket.Bucket, opts *Options) (*Index, error) {
 	if o.Prefix != "" {
 		root = o.Prefix + "/index/"
 	}
-	return &Index{b: b, o: o, root: root, pages: pages, manifest: &Manifest{}, logs: map[uint64]*Batch{}}, nil
+	return &Index{b: b, o: o, root: root, pages: pages, manifest: &format.Manifest{}, logs: map[uint64]*format.Batch{}}, nil
 }
 
 // Stats returns a snapshot of the counters.
@@ -276,13 +283,13 @@ func (ix *Index) put(ctx context.Context, key string, v wire.Marshaler, opts *bu
 
 // page returns a by-time page, from the cache when it can: pages never
 // change.
-func (ix *Index) page(ctx context.Context, id string) (*Page, error) {
-	return cached[Page](ctx, ix, id)
+func (ix *Index) page(ctx context.Context, id string) (*format.Page, error) {
+	return cached[format.Page](ctx, ix, id)
 }
 
 // opPage returns a by-run page.
-func (ix *Index) opPage(ctx context.Context, id string) (*OpPage, error) {
-	return cached[OpPage](ctx, ix, id)
+func (ix *Index) opPage(ctx context.Context, id string) (*format.OpPage, error) {
+	return cached[format.OpPage](ctx, ix, id)
 }
 
 func cached[T any, PT interface {
@@ -332,16 +339,16 @@ func (ix *Index) listSeqs(ctx context.Context, dir string, after uint64) ([]uint
 func (ix *Index) listSeqPages(ctx context.Context, dir string, after uint64, pages int) (seqs []uint64, more bool, err error) {
 	start := dir + seqName(after)
 	for n := 1; ; n++ {
-		infos, more, err := ix.b.List(ctx, dir, start, 1000)
+		infos, truncated, err := ix.b.List(ctx, dir, start, 1000)
 		if err != nil {
 			return nil, false, err
 		}
 		for _, in := range infos {
-			if n, ok := parseSeq(in.Key); ok {
-				seqs = append(seqs, n)
+			if seq, ok := parseSeq(in.Key); ok {
+				seqs = append(seqs, seq)
 			}
 		}
-		if !more || len(infos) == 0 {
+		if !truncated || len(infos) == 0 {
 			return seqs, false, nil
 		}
 		if n == pages {
@@ -353,7 +360,7 @@ func (ix *Index) listSeqPages(ctx context.Context, dir string, after uint64, pag
 
 // adopt makes m the snapshot this process reads from, if it is newer than
 // the one it has, and forgets the logs m covers.
-func (ix *Index) adopt(m *Manifest) {
+func (ix *Index) adopt(m *format.Manifest) {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
 	if m.Seq <= ix.manifest.Seq {
@@ -370,7 +377,7 @@ func (ix *Index) adopt(m *Manifest) {
 // state is what the index holds at one moment: a snapshot and the ops of
 // the logs after it, the last op of each run.
 type state struct {
-	m    *Manifest
+	m    *format.Manifest
 	tail uint64
 	over map[uuid.UUID]Op
 	puts []Entry // the saved runs of over, in List order
@@ -384,7 +391,7 @@ var errGap = errors.New("index: log tail has a gap")
 // page it needs is missing or cannot be decoded, and no intact snapshot
 // with an unbroken log after it is left to fall back on. Nothing is lost:
 // the run objects are the truth, and a rebuild from them (Rebuild, which
-// s3store's Reindex and `cairn reindex` drive) repairs it. Commits go on
+// durable's Reindex and `cairn reindex` drive) repairs it. Commits go on
 // meanwhile. It wraps cairn.ErrCorrupt: reading again will not help.
 var ErrDamaged error = damagedError{}
 
@@ -402,9 +409,10 @@ func (damagedError) Is(target error) bool { return target == cairn.ErrCorrupt }
 // makes a new index; a lost one must be rebuilt, never read as empty.
 var ErrNoIndex = errors.New("index: no index in the bucket")
 
-// damaged wraps err as ErrDamaged, once.
-func damaged(format string, args ...any) error {
-	err := fmt.Errorf(format, args...)
+// damaged wraps the error fmt.Errorf(msg, args...) makes as ErrDamaged,
+// once.
+func damaged(msg string, args ...any) error {
+	err := fmt.Errorf(msg, args...)
 	if errors.Is(err, ErrDamaged) {
 		return err
 	}
@@ -416,7 +424,7 @@ func damaged(format string, args ...any) error {
 // bucket with logs or runs but no head has lost its index. Call it only
 // when the bucket has no index (ErrNoIndex) and no runs.
 func (ix *Index) Create(ctx context.Context) error {
-	_, err := ix.put(ctx, ix.headKey(), &Head{}, &bucket.PutOptions{IfNoneMatch: "*"})
+	_, err := ix.put(ctx, ix.headKey(), &format.Head{}, &bucket.PutOptions{IfNoneMatch: "*"})
 	if errors.Is(err, bucket.ErrPrecondition) {
 		return nil // created by someone else
 	}
@@ -450,59 +458,95 @@ func (ix *Index) load(ctx context.Context) (*state, error) {
 	}
 }
 
+// loadOnce is one attempt of load: the state as the head and the logs
+// read now show it, with neither retries nor a fallback.
 func (ix *Index) loadOnce(ctx context.Context) (*state, error) {
 	ix.mu.Lock()
 	m := ix.manifest
 	ix.mu.Unlock()
-	// The head and a page of the list of the logs after the snapshot this
-	// process has are read at once, one round trip rather than two: a
-	// head naming a newer snapshot only drops the logs it covers from that
-	// list. When the page does not reach the end (logs that GC has not
-	// collected yet, in a cold process), listing goes on from the head's
-	// snapshot. (A log GC deletes is covered by a head older than the
-	// grace period, so the head read here covers it too; a gap found
-	// below means reading again from the head.)
-	var (
-		h        Head
-		seqs     []uint64
-		more     bool
-		headless bool
-	)
+	first, err := ix.headAndLogs(ctx, m.Seq)
+	if err != nil {
+		return nil, err
+	}
+	if first.headless && m.Seq == 0 {
+		if err := ix.checkHeadless(ctx, first.logs); err != nil {
+			return nil, err
+		}
+	}
+	base := max(m.Seq, first.head.Seq)
+	seqs, err := ix.logsAfter(ctx, base, first)
+	if err != nil {
+		return nil, err
+	}
+	var nm *format.Manifest
+	if first.head.Seq > m.Seq {
+		nm = new(format.Manifest)
+	}
+	return ix.read(ctx, m, nm, first.head.Seq, base, seqs)
+}
+
+// firstLook is what a load learns in its first round trip.
+type firstLook struct {
+	head     format.Head
+	headless bool     // there is no head
+	logs     []uint64 // the first LIST page of the logs after the snapshot known
+	more     bool     // more logs follow
+}
+
+// headAndLogs reads the head and a page of the list of the logs after the
+// snapshot this process has (snap) at once, one round trip rather than
+// two: a head naming a newer snapshot only drops the logs it covers from
+// that list. (A log GC deletes is covered by a head older than the grace
+// period, so the head read here covers it too; a gap found later means
+// reading again from the head.)
+func (ix *Index) headAndLogs(ctx context.Context, snap uint64) (*firstLook, error) {
+	var first firstLook
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		_, err := ix.get(gctx, ix.headKey(), &h)
+		_, err := ix.get(gctx, ix.headKey(), &first.head)
 		if errors.Is(err, bucket.ErrNotFound) {
-			headless = true
+			first.headless = true
 			return nil
 		}
 		return err
 	})
 	g.Go(func() (err error) {
-		seqs, more, err = ix.listSeqPages(gctx, ix.root+"log/", m.Seq, 1)
+		first.logs, first.more, err = ix.listSeqPages(gctx, ix.root+"log/", snap, 1)
 		return err
 	})
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	if headless && m.Seq == 0 {
-		// No head. An index made before the head marked it, whose logs
-		// start at 1 and which has no snapshot yet (its first compaction
-		// writes a head), is read as it is; with no log and no snapshot
-		// there is no index; otherwise it lost its head, and recover
-		// reads its snapshots.
-		snaps, _, err := ix.listSeqPages(ctx, ix.root+"snap/", 0, 1)
-		if err != nil {
-			return nil, err
-		}
-		switch {
-		case len(seqs) == 0 && len(snaps) == 0:
-			return nil, ErrNoIndex
-		case len(snaps) > 0 || seqs[0] != 1:
-			return nil, fmt.Errorf("%w: no head, %d snapshots, logs from %v", errGap, len(snaps), seqs[:min(1, len(seqs))])
-		}
+	return &first, nil
+}
+
+// checkHeadless decides what a bucket with no head and no snapshot known
+// holds, logs being the first of its logs. An index made before the head
+// marked it, whose logs start at 1 and which has no snapshot yet (its
+// first compaction writes a head), is read as it is (nil); with no log and
+// no snapshot there is no index (ErrNoIndex); otherwise it lost its head
+// (errGap), and recover reads its snapshots.
+func (ix *Index) checkHeadless(ctx context.Context, logs []uint64) error {
+	snaps, _, err := ix.listSeqPages(ctx, ix.root+"snap/", 0, 1)
+	if err != nil {
+		return err
 	}
-	base := max(m.Seq, h.Seq)
-	if more {
+	switch {
+	case len(logs) == 0 && len(snaps) == 0:
+		return ErrNoIndex
+	case len(snaps) > 0 || logs[0] != 1:
+		return fmt.Errorf("%w: no head, %d snapshots, logs from %v", errGap, len(snaps), logs[:min(1, len(logs))])
+	}
+	return nil
+}
+
+// logsAfter returns the logs after snapshot base, which must follow it
+// without a gap. When the first page of the listing did not reach the end
+// (logs that GC has not collected yet, in a cold process), listing goes on
+// from base.
+func (ix *Index) logsAfter(ctx context.Context, base uint64, first *firstLook) ([]uint64, error) {
+	seqs := first.logs
+	if first.more {
 		from := base
 		if len(seqs) > 0 {
 			from = max(from, seqs[len(seqs)-1])
@@ -517,11 +561,7 @@ func (ix *Index) loadOnce(ctx context.Context) (*state, error) {
 	if err := contiguous(base, seqs); err != nil {
 		return nil, err
 	}
-	var nm *Manifest
-	if h.Seq > m.Seq {
-		nm = new(Manifest)
-	}
-	return ix.read(ctx, m, nm, h.Seq, base, seqs)
+	return seqs, nil
 }
 
 // contiguous checks that seqs are the logs base+1, base+2, ...
@@ -537,8 +577,8 @@ func contiguous(base uint64, seqs []uint64) error {
 // read completes a load: it reads the manifest of snapshot snap into nm
 // (unless nm is nil: m is current) and the logs seqs not read yet, all at
 // once, and returns the state they make.
-func (ix *Index) read(ctx context.Context, m, nm *Manifest, snap, base uint64, seqs []uint64) (*state, error) {
-	batches := make([]*Batch, len(seqs))
+func (ix *Index) read(ctx context.Context, m, nm *format.Manifest, snap, base uint64, seqs []uint64) (*state, error) {
+	batches := make([]*format.Batch, len(seqs))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(16)
 	if nm != nil {
@@ -555,7 +595,7 @@ func (ix *Index) read(ctx context.Context, m, nm *Manifest, snap, base uint64, s
 			continue
 		}
 		g.Go(func() error {
-			batch := new(Batch)
+			batch := new(format.Batch)
 			if _, err := ix.get(gctx, ix.logKey(seq), batch); err != nil {
 				return err
 			}
@@ -615,7 +655,7 @@ func (ix *Index) recover(ctx context.Context) (*state, error) {
 		if i > 0 {
 			base = snaps[i-1]
 		}
-		after := logs[sort2(logs, base):]
+		after := logs[upTo(logs, base):]
 		if err := contiguous(base, after); err != nil {
 			last = err
 			continue
@@ -624,13 +664,13 @@ func (ix *Index) recover(ctx context.Context) (*state, error) {
 			if len(after) == 0 {
 				return nil, ErrNoIndex
 			}
-			st, err := ix.read(ctx, &Manifest{}, nil, 0, 0, after)
+			st, err := ix.read(ctx, &format.Manifest{}, nil, 0, 0, after)
 			if err != nil {
 				return nil, err
 			}
 			return st, nil
 		}
-		m := new(Manifest)
+		m := new(format.Manifest)
 		_, err := ix.get(ctx, ix.snapKey(base), m)
 		if err == nil && orphaned(m, snaps) {
 			err = fmt.Errorf("snapshot %d was built on %d, not on a newer one there is", m.Seq, m.Base)
@@ -654,16 +694,16 @@ func (ix *Index) recover(ctx context.Context) (*state, error) {
 // on a snapshot older than another one of snaps below it (a Reindex's,
 // which the compaction gave way to), so it may lack what that one holds.
 // Manifests that do not record their base (zero) are taken as they are.
-func orphaned(m *Manifest, snaps []uint64) bool {
+func orphaned(m *format.Manifest, snaps []uint64) bool {
 	if m.Base == 0 || m.Base == m.Seq {
 		return false
 	}
-	i := sort2(snaps, m.Base)
+	i := upTo(snaps, m.Base)
 	return i < len(snaps) && snaps[i] < m.Seq
 }
 
-// sort2 returns the number of seqs at or below base (seqs ascending).
-func sort2(seqs []uint64, base uint64) int {
+// upTo returns the number of seqs at or below base (seqs ascending).
+func upTo(seqs []uint64, base uint64) int {
 	i, found := slices.BinarySearch(seqs, base)
 	if found {
 		i++
@@ -673,53 +713,91 @@ func sort2(seqs []uint64, base uint64) int {
 
 // List returns, in List order, up to q.Limit entries (all when 0) that
 // pass q's filters and come after its cursor, skipping runs expired at now,
-// and reports whether more follow.
+// and reports whether more follow. The entries are copies the caller owns
+// (those read from by-time pages have no ETag). It sees every Commit that
+// returned before it was called. It fails with ErrNoIndex when the bucket
+// holds no index and ErrDamaged when the index cannot be read.
 func (ix *Index) List(ctx context.Context, q *cairn.Query) (entries []Entry, more bool, err error) {
 	st, err := ix.load(ctx)
 	if err != nil {
 		return nil, false, err
 	}
-	now := ix.o.Now()
-	after, hasAfter := q.After, q.HasAfter
+	l := newListing(q, ix.o.Now(), st.puts)
+	if err := ix.listPages(ctx, l, st); err != nil {
+		return nil, false, err
+	}
+	if !l.full() {
+		l.putsBefore(nil)
+	}
+	if l.full() {
+		return l.entries[:q.Limit], true, nil
+	}
+	return l.entries, false, nil
+}
+
+// A listing is one List in progress: it merges a snapshot's by-time pages
+// with the tail's puts, both in List order, into entries.
+type listing struct {
+	q        *cairn.Query
+	now      time.Time
+	after    cairn.Key // with hasAfter: entries start past it
+	hasAfter bool
+	puts     []Entry // the tail's puts not merged yet
+	entries  []Entry // up to q.Limit+1: one past the limit means more follow
+}
+
+func newListing(q *cairn.Query, now time.Time, puts []Entry) *listing {
+	l := &listing{q: q, now: now, after: q.After, hasAfter: q.HasAfter}
 	if !q.Until.IsZero() {
 		// Runs at or after Until come first in List order: start past them.
 		skip := cairn.Key{Timestamp: q.Until, RunID: uuid.Max}
-		if !hasAfter || skip.Compare(after) > 0 {
-			after, hasAfter = skip, true
+		if !l.hasAfter || skip.Compare(l.after) > 0 {
+			l.after, l.hasAfter = skip, true
 		}
 	}
-	want := func(e *Entry) bool {
-		return (!hasAfter || after.Compare(e.Key()) < 0) && q.Match(e.Workflow, e.Timestamp) && !e.Expired(now)
-	}
-	done := func(e *Entry) bool { // everything after e is older than Since
-		return !q.Since.IsZero() && e.Timestamp.Before(q.Since)
-	}
-	full := func() bool { return q.Limit > 0 && len(entries) > q.Limit }
-
-	puts := st.puts
-	if hasAfter {
-		i, _ := slices.BinarySearchFunc(puts, after, func(e Entry, k cairn.Key) int { return e.Key().Compare(k) })
+	if l.hasAfter {
+		i, _ := slices.BinarySearchFunc(puts, l.after, func(e Entry, k cairn.Key) int { return e.Key().Compare(k) })
 		puts = puts[i:]
 	}
-	emitPutsBefore := func(k *cairn.Key) { // tail puts that sort before k (all when k is nil)
-		for len(puts) > 0 && !full() && (k == nil || puts[0].Key().Compare(*k) < 0) {
-			if e := &puts[0]; want(e) && !done(e) {
-				entries = append(entries, *e)
-			}
-			puts = puts[1:]
-		}
-	}
+	l.puts = puts
+	return l
+}
 
+// want reports whether e is past the cursor, passes the filters and has
+// not expired.
+func (l *listing) want(e *Entry) bool {
+	return (!l.hasAfter || l.after.Compare(e.Key()) < 0) && l.q.Match(e.Workflow, e.Timestamp) && !e.Expired(l.now)
+}
+
+// done reports whether everything after e is older than Since.
+func (l *listing) done(e *Entry) bool { return !l.q.Since.IsZero() && e.Timestamp.Before(l.q.Since) }
+
+// full reports whether entries holds one more than the limit.
+func (l *listing) full() bool { return l.q.Limit > 0 && len(l.entries) > l.q.Limit }
+
+// putsBefore merges the tail's puts that sort before k (all when k is nil).
+func (l *listing) putsBefore(k *cairn.Key) {
+	for len(l.puts) > 0 && !l.full() && (k == nil || l.puts[0].Key().Compare(*k) < 0) {
+		if e := &l.puts[0]; l.want(e) && !l.done(e) {
+			l.entries = append(l.entries, *e)
+		}
+		l.puts = l.puts[1:]
+	}
+}
+
+// listPages reads st's by-time pages from the one that holds l's cursor
+// on, merging them and the tail's puts before them into l, skipping the
+// runs the tail changed, until l is full or done.
+func (ix *Index) listPages(ctx context.Context, l *listing, st *state) error {
 	refs := st.m.ByTime
 	start := 0
-	if hasAfter {
-		start = max(0, sort(refs, func(r *PageRef) bool { return r.First.Key().Compare(after) <= 0 })-1)
+	if l.hasAfter {
+		start = max(0, prefixLen(refs, func(r *format.PageRef) bool { return r.First.Key().Compare(l.after) <= 0 })-1)
 	}
-pages:
 	for _, ref := range refs[start:] {
 		p, err := ix.page(ctx, ref.ID)
 		if err != nil {
-			return nil, false, err
+			return err
 		}
 		for i := range p.Entries {
 			e := &p.Entries[i]
@@ -727,27 +805,21 @@ pages:
 				continue
 			}
 			k := e.Key()
-			emitPutsBefore(&k)
-			if full() || done(e) {
-				break pages
+			l.putsBefore(&k)
+			if l.full() || l.done(e) {
+				return nil
 			}
-			if want(e) {
-				entries = append(entries, *e)
+			if l.want(e) {
+				l.entries = append(l.entries, *e)
 			}
 		}
 	}
-	if !full() {
-		emitPutsBefore(nil)
-	}
-	if full() {
-		return entries[:q.Limit], true, nil
-	}
-	return entries, false, nil
+	return nil
 }
 
-// sort returns the number of leading refs for which f holds (f must hold
-// for a prefix of refs and not after it).
-func sort(refs []PageRef, f func(*PageRef) bool) int {
+// prefixLen returns the number of leading refs for which f holds (f must
+// hold for a prefix of refs and not after it).
+func prefixLen(refs []format.PageRef, f func(*format.PageRef) bool) int {
 	lo, hi := 0, len(refs)
 	for lo < hi {
 		mid := (lo + hi) / 2
@@ -760,9 +832,9 @@ func sort(refs []PageRef, f func(*PageRef) bool) int {
 	return lo
 }
 
-// Lookup returns the index entry of run (ok false when the index has none
+// lookup returns the index entry of run (ok false when the index has none
 // or it expired at now). It reads the by-run page that would hold it.
-func (ix *Index) Lookup(ctx context.Context, run uuid.UUID) (e Entry, ok bool, err error) {
+func (ix *Index) lookup(ctx context.Context, run uuid.UUID) (e Entry, ok bool, err error) {
 	st, err := ix.load(ctx)
 	if err != nil {
 		return Entry{}, false, err
@@ -794,9 +866,9 @@ func (ix *Index) LastOp(ctx context.Context, run uuid.UUID) (op Op, found bool, 
 // Options returns the options in force, defaults filled in.
 func (ix *Index) Options() Options { return ix.o }
 
-func (ix *Index) lookupSnapshot(ctx context.Context, m *Manifest, run uuid.UUID) (Entry, bool, error) {
+func (ix *Index) lookupSnapshot(ctx context.Context, m *format.Manifest, run uuid.UUID) (Entry, bool, error) {
 	for _, level := range m.RunLevels {
-		i := sort(level.Pages, func(r *PageRef) bool { return bytes.Compare(r.First.RunID[:], run[:]) <= 0 }) - 1
+		i := prefixLen(level.Pages, func(r *format.PageRef) bool { return bytes.Compare(r.First.RunID[:], run[:]) <= 0 }) - 1
 		if i < 0 {
 			continue
 		}

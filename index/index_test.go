@@ -120,7 +120,7 @@ func check(t *testing.T, ix *index.Index, m model, now time.Time) {
 		}
 	}
 	for id, e := range m {
-		got, ok, err := ix.Lookup(context.Background(), id)
+		got, ok, err := index.Lookup(ix, context.Background(), id)
 		if err != nil || !ok || !reflect.DeepEqual(got, e) {
 			t.Fatalf("Lookup(%v) = %v, %v, %v; want %v", id, got, ok, err, e)
 		}
@@ -189,7 +189,7 @@ func TestExpiry(t *testing.T) {
 	if len(got) != 1 || got[0].RunID != run(1) {
 		t.Fatalf("List = %v, want only the unexpired run", keys(got))
 	}
-	if _, ok, _ := ix.Lookup(context.Background(), run(2)); ok {
+	if _, ok, _ := index.Lookup(ix, context.Background(), run(2)); ok {
 		t.Fatal("Lookup found an expired run")
 	}
 }

@@ -204,6 +204,25 @@ func (s *Store) reindex(ctx context.Context, o *ReindexOptions) (*ReindexReport,
 		return nil, err
 	}
 	rep.Runs = len(objs)
+	entries, err := s.summaries(ctx, objs, last, rep, o.Progress)
+	if err != nil {
+		return nil, err
+	}
+	kept, tombs := rebuildOps(entries, last)
+	if err := s.ix.Rebuild(ctx, seq, kept, tombs); err != nil {
+		return nil, err
+	}
+	rep.Indexed = len(kept)
+	sortIDs(rep.Dead)
+	return rep, nil
+}
+
+// summaries returns the index entry of each listed run object, in order:
+// the index's own when it describes the object already, else one read
+// from the object (a HEAD, in parallel). Dead objects, runs deleted since
+// the listing and unreadable objects get none; rep says which were dead
+// or unreadable. progress, if set, is called after each object.
+func (s *Store) summaries(ctx context.Context, objs []runObject, last map[uuid.UUID]index.Op, rep *ReindexReport, progress func(done, total int)) ([]index.Entry, error) {
 	entries := make([]index.Entry, len(objs))
 	var (
 		mu   sync.Mutex
@@ -211,8 +230,8 @@ func (s *Store) reindex(ctx context.Context, o *ReindexOptions) (*ReindexReport,
 	)
 	step := func() { // mu held
 		done++
-		if o.Progress != nil {
-			o.Progress(done, len(objs))
+		if progress != nil {
+			progress(done, len(objs))
 		}
 	}
 	g, gctx := errgroup.WithContext(ctx)
@@ -252,10 +271,14 @@ func (s *Store) reindex(ctx context.Context, o *ReindexOptions) (*ReindexReport,
 			return nil
 		})
 	}
-	if err := g.Wait(); err != nil {
-		return nil, err
-	}
-	kept := entries[:0]
+	return entries, g.Wait()
+}
+
+// rebuildOps returns what a rebuilt index holds: the entries found, and
+// the tombstones of runs without one. Tombstones stay: the evidence that
+// lets GC delete a Dead object, and the next Reindex leave it out.
+func rebuildOps(entries []index.Entry, last map[uuid.UUID]index.Op) ([]index.Entry, []index.Op) {
+	kept := make([]index.Entry, 0, len(entries))
 	indexed := map[uuid.UUID]bool{}
 	for _, e := range entries {
 		if e.RunID != uuid.Nil {
@@ -263,20 +286,13 @@ func (s *Store) reindex(ctx context.Context, o *ReindexOptions) (*ReindexReport,
 			indexed[e.RunID] = true
 		}
 	}
-	// Tombstones stay: the evidence that lets GC delete a Dead object,
-	// and the next Reindex leave it out.
 	var tombs []index.Op
 	for id, op := range last {
 		if op.Delete && !indexed[id] {
 			tombs = append(tombs, op)
 		}
 	}
-	if err := s.ix.Rebuild(ctx, seq, kept, tombs); err != nil {
-		return nil, err
-	}
-	rep.Indexed = len(kept)
-	sortIDs(rep.Dead)
-	return rep, nil
+	return kept, tombs
 }
 
 // indexedOps returns the last op of every run the index holds: none in a

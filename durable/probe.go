@@ -143,7 +143,7 @@ const probeRetryAfter = time.Minute
 // a local MinIO); every later Store sends 1 GET; a Store that passed
 // sends nothing more.
 //
-// Every write (Save, PutRecord, Delete, Reindex, GC unless DryRun) calls
+// Every write (Save, Write, Delete, Reindex, GC unless DryRun) calls
 // it first; reads (Load, List, Exists, Verify) never do, so read-only
 // credentials suffice to read. Call it yourself to fail fast at startup.
 // A server that failed the probe is refused for a minute without probing
@@ -233,84 +233,123 @@ func (s *Store) checkServer(ctx context.Context) error {
 // and missing (never meant to exist) and returns a *ProbeError listing
 // those that fail, or the error of a request that failed otherwise.
 func probe(ctx context.Context, b bucket.Bucket, k, missing, server string) error {
-	const metaA, metaB = "cairn-probe-a", "cairn-probe-b"
-	etag, err := b.Put(ctx, k, []byte("1"), &bucket.PutOptions{IfNoneMatch: "*", Metadata: map[string]string{metaA: "1"}})
+	p := &prober{b: b, k: k, missing: missing, pe: &ProbeError{Server: server}}
+	var err error
+	p.etag, err = b.Put(ctx, k, []byte("1"), &bucket.PutOptions{IfNoneMatch: "*", Metadata: map[string]string{probeMetaA: "1"}})
 	if err != nil {
 		return fmt.Errorf("durable: probe: create %s: %w", k, err)
 	}
-	// The temporary objects go whatever happens, even when ctx ends. A
-	// failed delete is ignored: a leftover under cairn-probe/tmp/ harms
-	// nothing, and a server that refuses deletes can still be safe for
-	// Saves.
-	cleanup := []string{k}
-	defer func() {
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		for _, key := range cleanup {
-			_ = b.Delete(dctx, key)
-		}
-	}()
+	p.cleanup = []string{k}
+	defer p.removeTemporaries(ctx)
+	if err := p.refusals(ctx); err != nil {
+		return err
+	}
+	if err := p.ifMatchRight(ctx); err != nil {
+		return err
+	}
+	if err := p.metadataReplaced(ctx); err != nil {
+		return err
+	}
+	if len(p.pe.Failures) > 0 {
+		return p.pe
+	}
+	return nil
+}
 
-	pe := &ProbeError{Server: server}
-	// expect412 runs a conditional PUT that must fail with 412 (or, when
-	// notFoundOK, 404); changed reports a PUT the server applied.
-	changed := false
-	expect412 := func(check ProbeCheck, key string, opts *bucket.PutOptions, notFoundOK bool) error {
-		_, err := b.Put(ctx, key, []byte("2"), opts)
-		switch {
-		case err == nil:
-			if key == k {
-				pe.Failures = append(pe.Failures, ProbeFailure{check, "the PUT succeeded and overwrote the object; want 412 Precondition Failed"})
-				changed = true
-			} else {
-				pe.Failures = append(pe.Failures, ProbeFailure{check, "the PUT succeeded and created the object; want 412 Precondition Failed or 404"})
-				cleanup = append(cleanup, key)
-			}
-		case errors.Is(err, bucket.ErrPrecondition), notFoundOK && errors.Is(err, bucket.ErrNotFound):
-		default:
-			return fmt.Errorf("durable: probe %s: %w", check, err)
+// The metadata keys of the probe's object: the first PUT's, and the last.
+const probeMetaA, probeMetaB = "cairn-probe-a", "cairn-probe-b"
+
+// prober is one run of the probe on the temporary object k.
+type prober struct {
+	b          bucket.Bucket
+	k, missing string
+	etag       string      // k's current ETag, as the probe knows it
+	pe         *ProbeError // the failures so far
+	changed    bool        // a check's PUT overwrote k
+	cleanup    []string    // temporary objects to delete
+}
+
+// removeTemporaries deletes the temporary objects whatever happened, even
+// when ctx ended. A failed delete is ignored: a leftover under
+// cairn-probe/tmp/ harms nothing, and a server that refuses deletes can
+// still be safe for Saves.
+func (p *prober) removeTemporaries(ctx context.Context) {
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	for _, key := range p.cleanup {
+		_ = p.b.Delete(dctx, key)
+	}
+}
+
+// refusals runs the three conditional PUTs the server must refuse.
+func (p *prober) refusals(ctx context.Context) error {
+	if err := p.expect412(ctx, ProbeIfNoneMatch, p.k, &bucket.PutOptions{IfNoneMatch: "*"}, false); err != nil {
+		return err
+	}
+	if err := p.expect412(ctx, ProbeIfMatchWrong, p.k, &bucket.PutOptions{IfMatch: wrongETag(p.etag)}, false); err != nil {
+		return err
+	}
+	return p.expect412(ctx, ProbeIfMatchMissing, p.missing, &bucket.PutOptions{IfMatch: wrongETag(p.etag)}, true)
+}
+
+// expect412 runs a conditional PUT that must fail with 412 (or, when
+// notFoundOK, 404), and records a PUT the server applied.
+func (p *prober) expect412(ctx context.Context, check ProbeCheck, key string, opts *bucket.PutOptions, notFoundOK bool) error {
+	_, err := p.b.Put(ctx, key, []byte("2"), opts)
+	switch {
+	case err == nil:
+		if key == p.k {
+			p.pe.Failures = append(p.pe.Failures, ProbeFailure{check, "the PUT succeeded and overwrote the object; want 412 Precondition Failed"})
+			p.changed = true
+		} else {
+			p.pe.Failures = append(p.pe.Failures, ProbeFailure{check, "the PUT succeeded and created the object; want 412 Precondition Failed or 404"})
+			p.cleanup = append(p.cleanup, key)
 		}
-		return nil
+	case errors.Is(err, bucket.ErrPrecondition), notFoundOK && errors.Is(err, bucket.ErrNotFound):
+	default:
+		return fmt.Errorf("durable: probe %s: %w", check, err)
 	}
-	if err := expect412(ProbeIfNoneMatch, k, &bucket.PutOptions{IfNoneMatch: "*"}, false); err != nil {
-		return err
-	}
-	if err := expect412(ProbeIfMatchWrong, k, &bucket.PutOptions{IfMatch: wrongETag(etag)}, false); err != nil {
-		return err
-	}
-	if err := expect412(ProbeIfMatchMissing, missing, &bucket.PutOptions{IfMatch: wrongETag(etag)}, true); err != nil {
-		return err
-	}
-	if changed { // a check above overwrote k: its ETag is another now
-		info, err := b.Head(ctx, k)
+	return nil
+}
+
+// ifMatchRight runs the conditional PUT the server must take: If-Match
+// on k's current ETag, with new metadata. If it is refused, k is
+// overwritten unconditionally for the metadata check.
+func (p *prober) ifMatchRight(ctx context.Context) error {
+	if p.changed { // a check above overwrote k: its ETag is another now
+		info, err := p.b.Head(ctx, p.k)
 		if err != nil {
 			return fmt.Errorf("durable: probe: %w", err)
 		}
-		etag = info.ETag
+		p.etag = info.ETag
 	}
-	_, err = b.Put(ctx, k, []byte("3"), &bucket.PutOptions{IfMatch: etag, Metadata: map[string]string{metaB: "2"}})
+	meta := map[string]string{probeMetaB: "2"}
+	_, err := p.b.Put(ctx, p.k, []byte("3"), &bucket.PutOptions{IfMatch: p.etag, Metadata: meta})
 	switch {
+	case err == nil:
+		return nil
 	case errors.Is(err, bucket.ErrPrecondition), errors.Is(err, bucket.ErrNotFound):
-		pe.Failures = append(pe.Failures, ProbeFailure{ProbeIfMatchRight, fmt.Sprintf("the PUT was refused: %v; want success", err)})
-	case err != nil:
+		p.pe.Failures = append(p.pe.Failures, ProbeFailure{ProbeIfMatchRight, fmt.Sprintf("the PUT was refused: %v; want success", err)})
+	default:
 		return fmt.Errorf("durable: probe %s: %w", ProbeIfMatchRight, err)
 	}
-	if err != nil { // not overwritten: overwrite it unconditionally for the metadata check
-		if _, err := b.Put(ctx, k, []byte("3"), &bucket.PutOptions{Metadata: map[string]string{metaB: "2"}}); err != nil {
-			return fmt.Errorf("durable: probe %s: %w", ProbeMetadataReplaced, err)
-		}
+	if _, err := p.b.Put(ctx, p.k, []byte("3"), &bucket.PutOptions{Metadata: meta}); err != nil {
+		return fmt.Errorf("durable: probe %s: %w", ProbeMetadataReplaced, err)
 	}
-	info, err := b.Head(ctx, k)
+	return nil
+}
+
+// metadataReplaced checks that the last PUT's metadata replaced the
+// first's rather than joined it.
+func (p *prober) metadataReplaced(ctx context.Context) error {
+	info, err := p.b.Head(ctx, p.k)
 	if err != nil {
 		return fmt.Errorf("durable: probe %s: %w", ProbeMetadataReplaced, err)
 	}
-	_, hasA := info.Metadata[metaA]
-	if hasA || info.Metadata[metaB] != "2" {
-		pe.Failures = append(pe.Failures, ProbeFailure{ProbeMetadataReplaced,
+	_, hasA := info.Metadata[probeMetaA]
+	if hasA || info.Metadata[probeMetaB] != "2" {
+		p.pe.Failures = append(p.pe.Failures, ProbeFailure{ProbeMetadataReplaced,
 			fmt.Sprintf("after PUTs with metadata {a} then {b}, HEAD shows %s; want only b (the new PUT's)", metaKeys(info.Metadata))})
-	}
-	if len(pe.Failures) > 0 {
-		return pe
 	}
 	return nil
 }

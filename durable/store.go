@@ -1,6 +1,11 @@
-// Package durable is Cairn's durable tier: checkpoints as objects in an
-// S3-compatible bucket (or any bucket.Bucket), one object per run, with the
-// timestamp-ordered index of package index beside them.
+// Package durable is Cairn's durable tier: checkpoints as objects in a
+// bucket.Bucket (S3 through package s3store, a local directory, memory),
+// one object per run, with the timestamp-ordered index of package index
+// beside them. It is the one owner of the write protocol: every write of
+// a run object, by this Store's Save or by the cache of package tiered,
+// is a Write (the objects as parallel PUTs, then one index commit, the
+// runs locked meanwhile), and nothing outside this package writes index
+// state.
 //
 // # Layout
 //
@@ -11,11 +16,11 @@
 //
 // # Consistency
 //
-// Save writes the run's object, then commits its index entry; it returns
-// once both are durable. Load reads the object alone (one GET). List reads
+// A Write (and Save, a Write of one) writes the runs' objects, then
+// commits their index entries; it returns once both are durable. Load reads the object alone (one GET). List reads
 // the index alone and never downloads bodies unless asked. Delete commits a
 // tombstone naming the ETag of the run's object, then deletes the object.
-// So a crash between the two steps of a Save leaves an object the index
+// So a crash between the two steps of a Write leaves an object the index
 // does not list (Load finds it, List does not; Verify reports it as
 // unindexed and Reindex lists it: it is the newest state a writer wrote,
 // and GC never deletes it), and a crash inside a Delete leaves the run
@@ -30,14 +35,15 @@
 // object without proof that the run is dead: a tombstone naming that very
 // object, or an expiry this store wrote (see GC).
 //
-// Within a process, the Saves and Deletes of one run are serialized. Across
+// Within a Store, the Writes and Deletes of one run are serialized (its
+// run locks, striped by run ID). Across
 // processes, without fencing, two processes saving the same run at the
 // same moment leave the object to the bucket's last writer and the index
 // entry to the last commit, which may disagree on the timestamp; and a
 // Save racing a Delete of the same run in another process can leave an
 // index entry whose object the Delete removed. Verify reports both
-// (Mismatched, Missing) and Reindex repairs them; fencing in the tiered
-// store prevents the first.
+// (Mismatched, Missing) and Reindex repairs them; fencing (a Write's
+// Fence, as the tiered store uses it) prevents the first.
 //
 // Conditional writes hold within one bucket. With cross-region
 // replication, another region sees runs and index logs late and in

@@ -217,12 +217,33 @@ func (o *S3Options) validate() error {
 // configuration (environment, config files) for what opts leave unset, so
 // ctx bounds that; no request is sent to the endpoint.
 func NewS3Client(ctx context.Context, opts *S3Options) (*s3.Client, error) {
+	o, err := resolveOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := o.loadConfig(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// Through cfg rather than an option function, so that the SDK still
+	// applies its defaults (dial and TLS timeouts) to a buildable client.
+	cfg.HTTPClient = o.httpClient()
+	client := s3.NewFromConfig(cfg, append([]func(*s3.Options){o.apply}, o.OptFns...)...)
+	if err := checkSharedEndpoint(&o, client); err != nil {
+		return nil, err
+	}
+	return client, nil
+}
+
+// resolveOptions returns a copy of opts (nil: the zero value), validated,
+// with Cairn's bounds in place of zero durations.
+func resolveOptions(opts *S3Options) (S3Options, error) {
 	var o S3Options
 	if opts != nil {
 		o = *opts
 	}
 	if err := o.validate(); err != nil {
-		return nil, err
+		return o, err
 	}
 	if o.RequestTimeout == 0 {
 		o.RequestTimeout = DefaultRequestTimeout
@@ -230,7 +251,12 @@ func NewS3Client(ctx context.Context, opts *S3Options) (*s3.Client, error) {
 	if o.Timeout == 0 {
 		o.Timeout = DefaultTimeout
 	}
+	return o, nil
+}
 
+// loadConfig loads the SDK's shared configuration for what o leaves unset,
+// requires a region, and makes the credentials quiet (quietCredentials).
+func (o *S3Options) loadConfig(ctx context.Context) (aws.Config, error) {
 	// The SDK would print some warnings (the instance-metadata fallback of
 	// the credential chain) to stderr; a library returns errors instead.
 	load := []func(*config.LoadOptions) error{config.WithLogger(logging.Nop{})}
@@ -242,10 +268,10 @@ func NewS3Client(ctx context.Context, opts *S3Options) (*s3.Client, error) {
 	}
 	cfg, err := config.LoadDefaultConfig(ctx, load...)
 	if err != nil {
-		return nil, fmt.Errorf("s3store: load the AWS shared configuration: %w", err)
+		return cfg, fmt.Errorf("s3store: load the AWS shared configuration: %w", err)
 	}
 	if cfg.Region == "" {
-		return nil, fmt.Errorf("s3store: %w: S3Options: no Region, and none in AWS_REGION or the shared config file", bucket.ErrInvalid)
+		return cfg, fmt.Errorf("s3store: %w: S3Options: no Region, and none in AWS_REGION or the shared config file", bucket.ErrInvalid)
 	}
 	if cfg.Credentials != nil {
 		cfg.Credentials = quietCredentials{
@@ -253,58 +279,64 @@ func NewS3Client(ctx context.Context, opts *S3Options) (*s3.Client, error) {
 			instanceRole:        aws.IsCredentialsProvider(cfg.Credentials, &ec2rolecreds.Provider{}),
 		}
 	}
+	return cfg, nil
+}
 
-	// Through cfg rather than an option function, so that the SDK still
-	// applies its defaults (dial and TLS timeouts) to a buildable client.
+// httpClient returns the HTTP client of o: around o.Transport if set,
+// else the SDK's, with its pool sized to o.Concurrency; either way
+// bounding each attempt by o.RequestTimeout.
+func (o *S3Options) httpClient() aws.HTTPClient {
 	if o.Transport != nil {
-		cfg.HTTPClient = &http.Client{
+		return &http.Client{
 			Transport:     o.Transport,
 			Timeout:       o.RequestTimeout,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		}
-	} else {
-		hc := awshttp.NewBuildableClient()
-		if n := o.Concurrency; n > 0 {
-			hc = hc.WithTransportOptions(func(tr *http.Transport) {
-				tr.MaxConnsPerHost = n
-				tr.MaxIdleConnsPerHost = n
-				if tr.MaxIdleConns != 0 && tr.MaxIdleConns < n {
-					tr.MaxIdleConns = n
-				}
-			})
-		}
-		cfg.HTTPClient = hc.WithTimeout(o.RequestTimeout)
 	}
+	hc := awshttp.NewBuildableClient()
+	if n := o.Concurrency; n > 0 {
+		hc = hc.WithTransportOptions(func(tr *http.Transport) {
+			tr.MaxConnsPerHost = n
+			tr.MaxIdleConnsPerHost = n
+			if tr.MaxIdleConns != 0 && tr.MaxIdleConns < n {
+				tr.MaxIdleConns = n
+			}
+		})
+	}
+	return hc.WithTimeout(o.RequestTimeout)
+}
 
-	fns := make([]func(*s3.Options), 0, 1+len(o.OptFns))
-	fns = append(fns, func(so *s3.Options) {
-		so.APIOptions = append(so.APIOptions, callDeadline(o.Timeout))
-		if o.Endpoint != "" {
-			so.BaseEndpoint = aws.String(o.Endpoint)
-		}
-		if o.PathStyle {
-			so.UsePathStyle = true
-		}
-		if o.MaxAttempts > 0 {
-			so.RetryMaxAttempts = o.MaxAttempts
-		}
-		if o.ChecksumWhenRequired {
-			so.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
-			so.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
-		}
-	})
-	fns = append(fns, o.OptFns...)
-	client := s3.NewFromConfig(cfg, fns...)
-	if ep := client.Options().BaseEndpoint; o.Endpoint == "" && ep != nil && *ep != "" {
-		// An endpoint from the environment (AWS_ENDPOINT_URL_S3,
-		// AWS_ENDPOINT_URL) or the shared config file (endpoint_url, a
-		// services section) is checked as one given here is: the SDK
-		// would repeat a bad one, credentials and all.
-		if err := CheckEndpoint(*ep); err != nil {
-			return nil, fmt.Errorf("s3store: %w: the endpoint from the environment or the shared config: %w", bucket.ErrInvalid, err)
-		}
+// apply sets the client options o names; OptFns run after it.
+func (o *S3Options) apply(so *s3.Options) {
+	so.APIOptions = append(so.APIOptions, callDeadline(o.Timeout))
+	if o.Endpoint != "" {
+		so.BaseEndpoint = aws.String(o.Endpoint)
 	}
-	return client, nil
+	if o.PathStyle {
+		so.UsePathStyle = true
+	}
+	if o.MaxAttempts > 0 {
+		so.RetryMaxAttempts = o.MaxAttempts
+	}
+	if o.ChecksumWhenRequired {
+		so.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
+		so.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
+	}
+}
+
+// checkSharedEndpoint checks an endpoint client got from the environment
+// (AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL) or the shared config file
+// (endpoint_url, a services section) as one given in o is: the SDK would
+// repeat a bad one, credentials and all.
+func checkSharedEndpoint(o *S3Options, client *s3.Client) error {
+	ep := client.Options().BaseEndpoint
+	if o.Endpoint != "" || ep == nil || *ep == "" {
+		return nil
+	}
+	if err := CheckEndpoint(*ep); err != nil {
+		return fmt.Errorf("s3store: %w: the endpoint from the environment or the shared config: %w", bucket.ErrInvalid, err)
+	}
+	return nil
 }
 
 // quietCredentials is a credentials provider whose errors never carry

@@ -25,10 +25,6 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
-func init() {
-	register(command{name: "demo", summary: "run a sample workflow, crash it, resume it from the store, verify it", run: runDemo})
-}
-
 // The demo's pipeline: every run goes through these steps in order and
 // checkpoints after each.
 var demoSteps = []string{"fetch", "validate", "enrich", "price", "reserve", "ship"}

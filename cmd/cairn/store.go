@@ -40,13 +40,15 @@ func storeURL(e *env, flagValue string) string {
 }
 
 // openStore opens the store a command works on. A URL that cannot be
-// opened is a usage error. opts may be nil (write-through).
+// opened (a *bucket.URLError, which names the URL redacted and says why)
+// is a usage error. opts may be nil (write-through).
 func openStore(ctx context.Context, e *env, flagValue string, opts *tiered.Options) (*tiered.Store, string, error) {
 	u := storeURL(e, flagValue)
 	s, err := tiered.Open(ctx, u, opts)
 	if err != nil {
-		if errors.Is(err, cairn.ErrInvalid) {
-			return nil, u, &usageError{strings.TrimPrefix(err.Error(), cairn.ErrInvalid.Error()+": ")}
+		var ue *bucket.URLError
+		if errors.As(err, &ue) {
+			return nil, u, &usageError{ue.Error()}
 		}
 		return nil, u, err
 	}

@@ -138,6 +138,29 @@ var (
 	ErrUnreadable = errors.New("bucket: unreadable object")
 	// ErrInvalid: a bad key, option or metadata; nothing was sent.
 	ErrInvalid = errors.New("bucket: invalid argument")
+	// ErrNoBucket: the bucket itself does not exist (S3's NoSuchBucket),
+	// as opposed to ErrNotFound, a missing object in a bucket that exists.
+	// A configuration error: create the bucket or fix its name. Retrying
+	// will not help.
+	ErrNoBucket = errors.New("bucket: no such bucket")
+	// ErrAccessDenied: the server refused the request's credentials (an
+	// unknown access key, a signature made with the wrong secret, an
+	// expired or invalid session token) or their permission for this
+	// request. Fix the credentials or the permissions; retrying will not
+	// help.
+	ErrAccessDenied = errors.New("bucket: access denied")
+	// ErrNoCredentials: no credentials to sign the request with were
+	// found: none were given, none are in the environment or the shared
+	// files, and there is no instance role. Nothing reached the server.
+	// Configure credentials; retrying will not help. A credential source
+	// that is configured but fails (a credential process, an SSO session)
+	// is not this error: its own error says what to fix.
+	ErrNoCredentials = errors.New("bucket: no credentials found")
+	// ErrUnreachable: no connection to the server could be made (after the
+	// retries): its host name did not resolve, or connecting to it failed.
+	// Nothing reached the server. Check the endpoint and the network; a
+	// later retry may succeed.
+	ErrUnreachable = errors.New("bucket: server unreachable")
 )
 
 // Error is a failed bucket operation.

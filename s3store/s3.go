@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -16,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials/ec2rolecreds"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/logging"
@@ -30,13 +32,21 @@ import (
 //
 // Every SDK error is classified once, here: 404 (NoSuchKey, NotFound) is
 // bucket.ErrNotFound, 412 is bucket.ErrPrecondition, 409 is
-// bucket.ErrBusy and 304 is bucket.ErrNotModified. The SDK's error
-// stays in the chain, so errors.As still finds *smithyhttp.ResponseError
-// or smithy.APIError (status, error code, request ID). A 404 that names
-// the bucket (NoSuchBucket) is not ErrNotFound: a missing bucket is a
-// configuration error, not a missing object. Context cancellation and
-// deadlines are returned as they are (errors.Is(err, context.Canceled)),
-// never as one of the sentinels. Every error is a *bucket.Error naming the
+// bucket.ErrBusy and 304 is bucket.ErrNotModified. A 404 that names the
+// bucket (NoSuchBucket) is bucket.ErrNoBucket, not ErrNotFound: a missing
+// bucket is a configuration error, not a missing object. The codes of
+// refused credentials or permissions (AccessDenied, InvalidAccessKeyId,
+// SignatureDoesNotMatch, ExpiredToken, InvalidToken, and Forbidden, a 403
+// to a HEAD) are bucket.ErrAccessDenied. With no answer from the server,
+// a host name that does not resolve or a connection that cannot be made
+// is bucket.ErrUnreachable. When the SDK's default credential chain finds
+// no credentials (it ends at the instance role, which fails),
+// the error is bucket.ErrNoCredentials; other failures of a credential
+// source carry no sentinel. The SDK's error stays in the chain, so
+// errors.As still finds *smithyhttp.ResponseError or smithy.APIError
+// (status, error code, request ID). Context cancellation and deadlines
+// are returned as they are (errors.Is(err, context.Canceled)), never as
+// one of the sentinels. Every error is a *bucket.Error naming the
 // operation and key.
 //
 // Retries are the SDK's: its standard retryer repeats requests that fail
@@ -207,12 +217,33 @@ func (o *S3Options) validate() error {
 // configuration (environment, config files) for what opts leave unset, so
 // ctx bounds that; no request is sent to the endpoint.
 func NewS3Client(ctx context.Context, opts *S3Options) (*s3.Client, error) {
+	o, err := resolveOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := o.loadConfig(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// Through cfg rather than an option function, so that the SDK still
+	// applies its defaults (dial and TLS timeouts) to a buildable client.
+	cfg.HTTPClient = o.httpClient()
+	client := s3.NewFromConfig(cfg, append([]func(*s3.Options){o.apply}, o.OptFns...)...)
+	if err := checkSharedEndpoint(&o, client); err != nil {
+		return nil, err
+	}
+	return client, nil
+}
+
+// resolveOptions returns a copy of opts (nil: the zero value), validated,
+// with Cairn's bounds in place of zero durations.
+func resolveOptions(opts *S3Options) (S3Options, error) {
 	var o S3Options
 	if opts != nil {
 		o = *opts
 	}
 	if err := o.validate(); err != nil {
-		return nil, err
+		return o, err
 	}
 	if o.RequestTimeout == 0 {
 		o.RequestTimeout = DefaultRequestTimeout
@@ -220,7 +251,12 @@ func NewS3Client(ctx context.Context, opts *S3Options) (*s3.Client, error) {
 	if o.Timeout == 0 {
 		o.Timeout = DefaultTimeout
 	}
+	return o, nil
+}
 
+// loadConfig loads the SDK's shared configuration for what o leaves unset,
+// requires a region, and makes the credentials quiet (quietCredentials).
+func (o *S3Options) loadConfig(ctx context.Context) (aws.Config, error) {
 	// The SDK would print some warnings (the instance-metadata fallback of
 	// the credential chain) to stderr; a library returns errors instead.
 	load := []func(*config.LoadOptions) error{config.WithLogger(logging.Nop{})}
@@ -232,77 +268,92 @@ func NewS3Client(ctx context.Context, opts *S3Options) (*s3.Client, error) {
 	}
 	cfg, err := config.LoadDefaultConfig(ctx, load...)
 	if err != nil {
-		return nil, fmt.Errorf("s3store: load the AWS shared configuration: %w", err)
+		return cfg, fmt.Errorf("s3store: load the AWS shared configuration: %w", err)
 	}
 	if cfg.Region == "" {
-		return nil, fmt.Errorf("s3store: %w: S3Options: no Region, and none in AWS_REGION or the shared config file", bucket.ErrInvalid)
+		return cfg, fmt.Errorf("s3store: %w: S3Options: no Region, and none in AWS_REGION or the shared config file", bucket.ErrInvalid)
 	}
 	if cfg.Credentials != nil {
-		cfg.Credentials = quietCredentials{cfg.Credentials}
+		cfg.Credentials = quietCredentials{
+			CredentialsProvider: cfg.Credentials,
+			instanceRole:        aws.IsCredentialsProvider(cfg.Credentials, &ec2rolecreds.Provider{}),
+		}
 	}
+	return cfg, nil
+}
 
-	// Through cfg rather than an option function, so that the SDK still
-	// applies its defaults (dial and TLS timeouts) to a buildable client.
+// httpClient returns the HTTP client of o: around o.Transport if set,
+// else the SDK's, with its pool sized to o.Concurrency; either way
+// bounding each attempt by o.RequestTimeout.
+func (o *S3Options) httpClient() aws.HTTPClient {
 	if o.Transport != nil {
-		cfg.HTTPClient = &http.Client{
+		return &http.Client{
 			Transport:     o.Transport,
 			Timeout:       o.RequestTimeout,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		}
-	} else {
-		hc := awshttp.NewBuildableClient()
-		if n := o.Concurrency; n > 0 {
-			hc = hc.WithTransportOptions(func(tr *http.Transport) {
-				tr.MaxConnsPerHost = n
-				tr.MaxIdleConnsPerHost = n
-				if tr.MaxIdleConns != 0 && tr.MaxIdleConns < n {
-					tr.MaxIdleConns = n
-				}
-			})
-		}
-		cfg.HTTPClient = hc.WithTimeout(o.RequestTimeout)
 	}
+	hc := awshttp.NewBuildableClient()
+	if n := o.Concurrency; n > 0 {
+		hc = hc.WithTransportOptions(func(tr *http.Transport) {
+			tr.MaxConnsPerHost = n
+			tr.MaxIdleConnsPerHost = n
+			if tr.MaxIdleConns != 0 && tr.MaxIdleConns < n {
+				tr.MaxIdleConns = n
+			}
+		})
+	}
+	return hc.WithTimeout(o.RequestTimeout)
+}
 
-	fns := make([]func(*s3.Options), 0, 1+len(o.OptFns))
-	fns = append(fns, func(so *s3.Options) {
-		so.APIOptions = append(so.APIOptions, callDeadline(o.Timeout))
-		if o.Endpoint != "" {
-			so.BaseEndpoint = aws.String(o.Endpoint)
-		}
-		if o.PathStyle {
-			so.UsePathStyle = true
-		}
-		if o.MaxAttempts > 0 {
-			so.RetryMaxAttempts = o.MaxAttempts
-		}
-		if o.ChecksumWhenRequired {
-			so.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
-			so.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
-		}
-	})
-	fns = append(fns, o.OptFns...)
-	client := s3.NewFromConfig(cfg, fns...)
-	if ep := client.Options().BaseEndpoint; o.Endpoint == "" && ep != nil && *ep != "" {
-		// An endpoint from the environment (AWS_ENDPOINT_URL_S3,
-		// AWS_ENDPOINT_URL) or the shared config file (endpoint_url, a
-		// services section) is checked as one given here is: the SDK
-		// would repeat a bad one, credentials and all.
-		if err := CheckEndpoint(*ep); err != nil {
-			return nil, fmt.Errorf("s3store: %w: the endpoint from the environment or the shared config: %w", bucket.ErrInvalid, err)
-		}
+// apply sets the client options o names; OptFns run after it.
+func (o *S3Options) apply(so *s3.Options) {
+	so.APIOptions = append(so.APIOptions, callDeadline(o.Timeout))
+	if o.Endpoint != "" {
+		so.BaseEndpoint = aws.String(o.Endpoint)
 	}
-	return client, nil
+	if o.PathStyle {
+		so.UsePathStyle = true
+	}
+	if o.MaxAttempts > 0 {
+		so.RetryMaxAttempts = o.MaxAttempts
+	}
+	if o.ChecksumWhenRequired {
+		so.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
+		so.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
+	}
+}
+
+// checkSharedEndpoint checks an endpoint client got from the environment
+// (AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL) or the shared config file
+// (endpoint_url, a services section) as one given in o is: the SDK would
+// repeat a bad one, credentials and all.
+func checkSharedEndpoint(o *S3Options, client *s3.Client) error {
+	ep := client.Options().BaseEndpoint
+	if o.Endpoint != "" || ep == nil || *ep == "" {
+		return nil
+	}
+	if err := CheckEndpoint(*ep); err != nil {
+		return fmt.Errorf("s3store: %w: the endpoint from the environment or the shared config: %w", bucket.ErrInvalid, err)
+	}
+	return nil
 }
 
 // quietCredentials is a credentials provider whose errors never carry
 // what a credential process printed: the SDK quotes the output of a
 // credential_process it cannot parse, secret key and all.
-type quietCredentials struct{ aws.CredentialsProvider }
+type quietCredentials struct {
+	aws.CredentialsProvider
+	// instanceRole: the provider is the instance role's, where the SDK's
+	// default chain ends when nothing else is configured, so that its
+	// failure means that no credentials were found (s3Classify).
+	instanceRole bool
+}
 
 func (q quietCredentials) Retrieve(ctx context.Context) (aws.Credentials, error) {
 	c, err := q.CredentialsProvider.Retrieve(ctx)
 	if err != nil {
-		err = &credentialsError{err}
+		err = &credentialsError{err: err, instanceRole: q.instanceRole}
 	}
 	return c, err
 }
@@ -310,7 +361,10 @@ func (q quietCredentials) Retrieve(ctx context.Context) (aws.Credentials, error)
 // credentialsError is a failure to get credentials, its message cut before
 // any output of a credential process. The provider's error stays in the
 // chain for errors.As; print this one, not its cause.
-type credentialsError struct{ err error }
+type credentialsError struct {
+	err          error
+	instanceRole bool // see quietCredentials
+}
 
 func (e *credentialsError) Error() string {
 	msg := e.err.Error()
@@ -670,10 +724,35 @@ func s3Fail(ctx context.Context, op, key string, err error) error {
 	return &bucket.Error{Op: op, Key: key, Err: s3Classify(ctx, err)}
 }
 
+// s3AccessCodes are the S3 error codes of a request refused for its
+// credentials or their permissions. Forbidden is the code the SDK gives a
+// 403 to a HEAD, which has no body to name one. Other 403s (a skewed
+// clock, an archived object) are not about the credentials.
+var s3AccessCodes = map[string]bool{
+	"AccessDenied":          true,
+	"InvalidAccessKeyId":    true,
+	"SignatureDoesNotMatch": true,
+	"ExpiredToken":          true,
+	"InvalidToken":          true,
+	"Forbidden":             true,
+}
+
 // s3Classify maps err to the bucket sentinels, keeping err in the chain.
 // Context errors are left alone.
 func s3Classify(ctx context.Context, err error) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	var ce *credentialsError
+	if errors.As(err, &ce) {
+		// Before the status: the chain may hold the answer of the
+		// instance-metadata service, which is not the bucket's.
+		switch {
+		case ctx.Err() != nil:
+			return fmt.Errorf("%w: %w", ctx.Err(), err)
+		case ce.instanceRole:
+			return fmt.Errorf("%w: %w", bucket.ErrNoCredentials, err)
+		}
 		return err
 	}
 	status := 0
@@ -694,20 +773,35 @@ func s3Classify(ctx context.Context, err error) error {
 		sentinel = bucket.ErrPrecondition
 	case status == http.StatusConflict:
 		sentinel = bucket.ErrBusy
-	case status == http.StatusNotFound && code != "NoSuchBucket":
+	case code == "NoSuchBucket":
+		sentinel = bucket.ErrNoBucket
+	case status == http.StatusNotFound:
 		sentinel = bucket.ErrNotFound
+	case s3AccessCodes[code]:
+		sentinel = bucket.ErrAccessDenied
+	case status == 0 && ctx.Err() != nil:
+		// No answer from the server, and the context is done: the SDK
+		// gave up because of it even if its error does not say so.
+		return fmt.Errorf("%w: %w", ctx.Err(), err)
+	case status == 0 && s3Unreachable(err):
+		sentinel = bucket.ErrUnreachable
 	}
 	if sentinel != nil {
 		return fmt.Errorf("%w: %w", sentinel, err)
 	}
-	if status == 0 {
-		// No answer from the server, and the context is done: the SDK
-		// gave up because of it even if its error does not say so.
-		if cerr := ctx.Err(); cerr != nil {
-			return fmt.Errorf("%w: %w", cerr, err)
-		}
-	}
 	return err
+}
+
+// s3Unreachable reports whether err, which came with no answer from the
+// server, is a failure to reach it: a host name that did not resolve, or a
+// connection that could not be made.
+func s3Unreachable(err error) bool {
+	var dns *net.DNSError
+	if errors.As(err, &dns) {
+		return true
+	}
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
 }
 
 // s3Body is the seekable request body of a Put. release makes later reads

@@ -65,7 +65,8 @@ func s3Code(err error) string {
 }
 
 var s3Sentinels = []error{bucket.ErrNotFound, bucket.ErrPrecondition, bucket.ErrBusy,
-	bucket.ErrNotModified, bucket.ErrTooLarge, bucket.ErrInvalid}
+	bucket.ErrNotModified, bucket.ErrTooLarge, bucket.ErrInvalid, bucket.ErrNoBucket,
+	bucket.ErrAccessDenied, bucket.ErrNoCredentials, bucket.ErrUnreachable}
 
 // s3Sentinel returns the bucket sentinel err matches, or nil.
 func s3Sentinel(err error) error {
@@ -239,20 +240,32 @@ func TestS3ErrorClassification(t *testing.T) {
 		attempts int   // requests the SDK makes (3 = retried to the default limit)
 	}{
 		{"get 404 NoSuchKey", get, faults.Respond(404), bucket.ErrNotFound, false, 1},
-		{"get 404 NoSuchBucket", get, faults.RespondCode(404, "NoSuchBucket"), nil, false, 1},
+		{"get 404 NoSuchBucket", get, faults.RespondCode(404, "NoSuchBucket"), bucket.ErrNoBucket, false, 1},
+		{"list 404 NoSuchBucket", list, faults.RespondCode(404, "NoSuchBucket"), bucket.ErrNoBucket, false, 1},
+		{"put 404 NoSuchBucket", put, faults.RespondCode(404, "NoSuchBucket"), bucket.ErrNoBucket, false, 1},
+		{"put If-Match 404 NoSuchBucket", putIfMatch, faults.RespondCode(404, "NoSuchBucket"), bucket.ErrNoBucket, false, 1},
 		{"get 304", get, faults.Respond(304), bucket.ErrNotModified, false, 1},
 		{"head 404", head, faults.Respond(404), bucket.ErrNotFound, false, 1},
 		{"put 412", put, faults.Respond(412), bucket.ErrPrecondition, false, 1},
 		{"put 409", put, faults.Respond(409), bucket.ErrBusy, false, 1},
 		{"put 409 OperationAborted", put, faults.RespondCode(409, "OperationAborted"), bucket.ErrBusy, false, 1},
 		{"put If-Match 404", putIfMatch, faults.Respond(404), bucket.ErrPrecondition, false, 1},
-		{"put 403", put, faults.Respond(403), nil, false, 1},
+		{"put 403", put, faults.Respond(403), bucket.ErrAccessDenied, false, 1},
+		{"list 403 AccessDenied", list, faults.RespondCode(403, "AccessDenied"), bucket.ErrAccessDenied, false, 1},
+		{"get 403 InvalidAccessKeyId", get, faults.RespondCode(403, "InvalidAccessKeyId"), bucket.ErrAccessDenied, false, 1},
+		{"get 403 SignatureDoesNotMatch", get, faults.RespondCode(403, "SignatureDoesNotMatch"), bucket.ErrAccessDenied, false, 1},
+		{"put 400 ExpiredToken", put, faults.RespondCode(400, "ExpiredToken"), bucket.ErrAccessDenied, false, 1},
+		{"list 400 InvalidToken", list, faults.RespondCode(400, "InvalidToken"), bucket.ErrAccessDenied, false, 1},
+		{"head 403", head, faults.Respond(403), bucket.ErrAccessDenied, false, 1},
+		{"delete 403", del, faults.Respond(403), bucket.ErrAccessDenied, false, 1},
+		{"put 403 RequestTimeTooSkewed", put, faults.RespondCode(403, "RequestTimeTooSkewed"), nil, false, 1},
+		{"get 403 InvalidObjectState", get, faults.RespondCode(403, "InvalidObjectState"), nil, false, 1},
 		{"put 400", put, faults.RespondCode(400, "InvalidArgument"), nil, false, 1},
 		{"put 500", put, faults.Respond(500), nil, false, 3},
 		{"get 503", get, faults.Respond(503), nil, false, 3},
 		{"list 502", list, faults.Respond(502), nil, false, 3},
 		{"delete 404", del, faults.Respond(404), nil, true, 1},
-		{"delete 404 NoSuchBucket", del, faults.RespondCode(404, "NoSuchBucket"), nil, false, 1},
+		{"delete 404 NoSuchBucket", del, faults.RespondCode(404, "NoSuchBucket"), bucket.ErrNoBucket, false, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b, tr := s3Offline(t, nil)
@@ -275,6 +288,9 @@ func TestS3ErrorClassification(t *testing.T) {
 				}
 				if s3Status(err) == 0 {
 					t.Errorf("err %v: the SDK's *smithyhttp.ResponseError is not in the chain", err)
+				}
+				if (tc.want == bucket.ErrNoBucket || tc.want == bucket.ErrAccessDenied) && s3Code(err) == "" {
+					t.Errorf("err %v: the SDK's smithy.APIError is not in the chain", err)
 				}
 			}
 			if got := tr.Seen(""); got != tc.attempts {
@@ -324,7 +340,8 @@ func TestS3ContextErrors(t *testing.T) {
 	}
 }
 
-// A closed port on loopback gives a connection-refused error, quickly.
+// A closed port on loopback gives a connection-refused error, quickly,
+// classified as ErrUnreachable.
 func TestS3UnreachableEndpoint(t *testing.T) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -341,13 +358,74 @@ func TestS3UnreachableEndpoint(t *testing.T) {
 	b := s3store.NewS3(c, "b")
 	start := time.Now()
 	_, err = b.Get(s3Ctx(t), "k", nil)
-	if !errors.Is(err, syscall.ECONNREFUSED) || s3Sentinel(err) != nil {
-		t.Fatalf("err %v; want connection refused and no sentinel", err)
+	var op *net.OpError
+	if !errors.Is(err, syscall.ECONNREFUSED) || s3Sentinel(err) != bucket.ErrUnreachable || !errors.As(err, &op) {
+		t.Fatalf("err %v; want connection refused, ErrUnreachable and the *net.OpError in the chain", err)
 	}
 	if d := time.Since(start); d > 30*time.Second {
 		t.Errorf("took %s to report an unreachable endpoint", d)
 	}
 	t.Logf("after %s: %v", time.Since(start).Round(time.Millisecond), err)
+}
+
+// A host name that does not resolve is ErrUnreachable, with the
+// *net.DNSError in the chain.
+func TestS3UnknownHost(t *testing.T) {
+	c, err := s3store.NewS3Client(context.Background(), &s3store.S3Options{
+		Endpoint: "http://no-such-host.invalid:9000", Region: "us-east-1", PathStyle: true, Credentials: s3Static, MaxAttempts: 1,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = s3store.NewS3(c, "b").List(s3Ctx(t), "p/", "", 1)
+	var dns *net.DNSError
+	if s3Sentinel(err) != bucket.ErrUnreachable || !errors.As(err, &dns) {
+		t.Fatalf("err %v; want ErrUnreachable and the *net.DNSError in the chain", err)
+	}
+}
+
+// s3NoCredentialFiles empties the environment's credentials and points
+// the shared files at nothing, so that only what a test configures is
+// found.
+func s3NoCredentialFiles(t *testing.T) {
+	dir := t.TempDir()
+	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
+		"AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN",
+		"AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"} {
+		t.Setenv(k, "")
+	}
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "none"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "none"))
+}
+
+// With no credentials anywhere, the default chain ends at the instance
+// role, which has none: ErrNoCredentials, and nothing reaches the server,
+// whether instance metadata is disabled or answers with an error (its
+// answer is not taken for the bucket's).
+func TestS3NoCredentials(t *testing.T) {
+	s3NoCredentialFiles(t)
+	imds := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusNotFound)
+	}))
+	t.Cleanup(imds.Close)
+	for name, env := range map[string][2]string{
+		"metadata disabled":    {"true", ""},
+		"metadata answers 404": {"false", imds.URL},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Setenv("AWS_EC2_METADATA_DISABLED", env[0])
+			t.Setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", env[1])
+			b, tr := s3Offline(t, func(o *s3store.S3Options) { o.Credentials = nil; o.MaxAttempts = 1 })
+			_, _, err := b.List(s3Ctx(t), "p/", "", 1)
+			var be *bucket.Error
+			if s3Sentinel(err) != bucket.ErrNoCredentials || !errors.As(err, &be) {
+				t.Errorf("err %v; want ErrNoCredentials in a *bucket.Error", err)
+			}
+			if n := tr.Seen(""); n != 0 {
+				t.Errorf("%d requests reached the server without credentials", n)
+			}
+		})
+	}
 }
 
 // s3Server is the MinIO server of TestS3MinIO.
@@ -469,11 +547,28 @@ func s3TestRoundTrip(t *testing.T, srv s3Server) {
 
 	// A bucket that does not exist is not a missing object.
 	missing := s3store.NewS3(s3ClientOf(t, srv), "cairn-no-such-bucket")
-	if _, err := missing.Get(ctx, "k", nil); err == nil || s3Sentinel(err) != nil || s3Code(err) != "NoSuchBucket" {
-		t.Errorf("Get in a missing bucket: %v; want NoSuchBucket and no sentinel", err)
+	if _, err := missing.Get(ctx, "k", nil); err == nil || s3Sentinel(err) != bucket.ErrNoBucket || s3Code(err) != "NoSuchBucket" {
+		t.Errorf("Get in a missing bucket: %v; want NoSuchBucket as ErrNoBucket", err)
 	}
-	if err := missing.Delete(ctx, "k"); err == nil || s3Code(err) != "NoSuchBucket" {
-		t.Errorf("Delete in a missing bucket: %v; want NoSuchBucket", err)
+	if err := missing.Delete(ctx, "k"); err == nil || s3Sentinel(err) != bucket.ErrNoBucket || s3Code(err) != "NoSuchBucket" {
+		t.Errorf("Delete in a missing bucket: %v; want NoSuchBucket as ErrNoBucket", err)
+	}
+	if _, _, err := missing.List(ctx, "", "", 1); s3Sentinel(err) != bucket.ErrNoBucket {
+		t.Errorf("List of a missing bucket: %v; want ErrNoBucket", err)
+	}
+
+	// A wrong secret: the server refuses the signature.
+	wrong, _ := srv.open(t, func(o *s3store.S3Options) {
+		o.Credentials = credentials.NewStaticCredentialsProvider(srv.AccessKey, "wrong-"+srv.SecretKey, "")
+	})
+	for name, call := range map[string]func() error{
+		"get":  func() error { _, err := wrong.Get(ctx, "k", nil); return err },
+		"head": func() error { _, err := wrong.Head(ctx, "k"); return err },
+		"list": func() error { _, _, err := wrong.List(ctx, "", "", 1); return err },
+	} {
+		if err := call(); s3Sentinel(err) != bucket.ErrAccessDenied || s3Status(err) != http.StatusForbidden {
+			t.Errorf("%s with a wrong secret: %v; want a 403 as ErrAccessDenied", name, err)
+		}
 	}
 }
 
@@ -1029,5 +1124,9 @@ func TestCredentialProcessOutputNotPrinted(t *testing.T) {
 	_, _, err = s3store.NewS3(client, "b").List(context.Background(), "p/", "", 1)
 	if err == nil || strings.Contains(err.Error(), "CANARY63") || !strings.Contains(err.Error(), "not shown") {
 		t.Fatalf("List = %v; want a credentials error without the process output", err)
+	}
+	// Credentials are configured, their source fails: not "none found".
+	if got := s3Sentinel(err); got != nil {
+		t.Errorf("List = %v: sentinel %v, want none", err, got)
 	}
 }

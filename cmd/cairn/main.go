@@ -39,7 +39,6 @@ import (
 	"os"
 	"os/signal"
 	"slices"
-	"strings"
 	"syscall"
 	"time"
 )
@@ -51,18 +50,6 @@ const (
 	exitUsage    = 2
 	exitNotFound = 3
 )
-
-// A command is one subcommand. run gets the arguments after its name.
-type command struct {
-	name    string
-	summary string
-	run     func(ctx context.Context, env *env, args []string) error
-}
-
-// commands is filled by the files that implement them, in their init.
-var commands []command
-
-func register(c command) { commands = append(commands, c) }
 
 // env is what a command may use of its process: streams, environment,
 // and whether stderr is a terminal (progress bars).
@@ -162,7 +149,6 @@ func stopGrace(e *env) time.Duration {
 // then has stopGrace to flush and return (see finishContext), after which,
 // if e.exit is set, the process ends without it.
 func run(ctx context.Context, e *env, args []string) int {
-	slices.SortFunc(commands, func(a, b command) int { return strings.Compare(a.name, b.name) })
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		printUsage(e.stderr)
 		if len(args) == 0 {

@@ -18,15 +18,6 @@ import (
 	"github.com/google/uuid"
 )
 
-func init() {
-	register(command{name: "ls", summary: "list runs, newest first", run: runLs})
-	register(command{name: "show", summary: "print a checkpoint as JSON", run: runShow})
-	register(command{name: "rm", summary: "delete runs", run: runRm})
-	register(command{name: "verify", summary: "check the index against the objects", run: runVerify})
-	register(command{name: "reindex", summary: "rebuild the index from the objects", run: runReindex})
-	register(command{name: "gc", summary: "delete dead objects, expired runs and index objects no longer needed", run: runGC})
-}
-
 // withStore opens the store named by the --store flag, runs f on it and
 // closes it, keeping the first error.
 func withStore(ctx context.Context, e *env, storeFlag string, opts *tiered.Options, f func(*tiered.Store) error) (err error) {

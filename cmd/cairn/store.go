@@ -10,8 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/aws/smithy-go"
 	"github.com/cairnstore/cairn"
+	"github.com/cairnstore/cairn/bucket"
 	"github.com/cairnstore/cairn/s3store"
 	"github.com/cairnstore/cairn/tiered"
 	"github.com/google/uuid"
@@ -40,13 +40,15 @@ func storeURL(e *env, flagValue string) string {
 }
 
 // openStore opens the store a command works on. A URL that cannot be
-// opened is a usage error. opts may be nil (write-through).
+// opened (a *bucket.URLError, which names the URL redacted and says why)
+// is a usage error. opts may be nil (write-through).
 func openStore(ctx context.Context, e *env, flagValue string, opts *tiered.Options) (*tiered.Store, string, error) {
 	u := storeURL(e, flagValue)
 	s, err := tiered.Open(ctx, u, opts)
 	if err != nil {
-		if errors.Is(err, cairn.ErrInvalid) {
-			return nil, u, &usageError{strings.TrimPrefix(err.Error(), cairn.ErrInvalid.Error()+": ")}
+		var ue *bucket.URLError
+		if errors.As(err, &ue) {
+			return nil, u, &usageError{ue.Error()}
 		}
 		return nil, u, err
 	}
@@ -76,9 +78,11 @@ func exitCode(err error) int {
 }
 
 // describe turns an error into one line for a person: the operation and
-// run it concerns, then what is wrong, with the common S3 failures (no
-// bucket, refused credentials, no endpoint) said plainly. Credentials never
-// appear in errors: the SDK does not put them there and URLs carry none.
+// run it concerns, then what is wrong, with the common store failures (no
+// bucket, refused or missing credentials, no endpoint) said plainly. The
+// bucket driver classifies those (the bucket package's sentinels); this
+// only words them. Credentials never appear in errors: the SDK does not
+// put them there and URLs carry none.
 func describe(err error) string {
 	var ue *usageError
 	if errors.As(err, &ue) {
@@ -97,38 +101,52 @@ func describe(err error) string {
 		}
 	}
 	var te *s3store.TimeoutError
-	if errors.As(err, &te) {
+	switch {
+	case errors.As(err, &te):
 		return fmt.Sprintf("%sno answer from the store within %s (the store URL's timeout= sets it)", where, te.Timeout)
-	}
-	if errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, errNotDurable) {
+	case errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, errNotDurable):
 		return where + "no answer from the store in time (the store URL's attempt_timeout= and timeout= set the bounds)"
+	case errors.Is(err, bucket.ErrNoBucket):
+		return where + "the bucket does not exist (create it, or fix the bucket in the store URL)"
+	case errors.Is(err, bucket.ErrAccessDenied):
+		return where + "access denied" + errorCode(err) + ": check the AWS credentials and their permissions on the bucket"
+	case errors.Is(err, bucket.ErrUnreachable):
+		return where + "cannot reach the endpoint" + unreachable(err)
+	case errors.Is(err, bucket.ErrNoCredentials):
+		return where + "no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE"
 	}
-	var api smithy.APIError
-	if errors.As(err, &api) {
-		switch api.ErrorCode() {
-		case "NoSuchBucket":
-			return where + "the bucket does not exist (create it, or fix the bucket in the store URL)"
-		case "InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "ExpiredToken", "InvalidToken", "Forbidden":
-			return where + "access denied (" + api.ErrorCode() + "): check the AWS credentials and their permissions on the bucket"
-		}
+	return strings.Join(strings.Fields(err.Error()), " ")
+}
+
+// errorCode returns " (CODE)" for the server's error code in err's chain
+// (S3's AccessDenied, SignatureDoesNotMatch...), or "". The SDK's errors
+// name it with an ErrorCode method; the driver has classified the error
+// already, this only quotes the code.
+func errorCode(err error) string {
+	var coded interface{ ErrorCode() string }
+	if errors.As(err, &coded) && coded.ErrorCode() != "" {
+		return " (" + coded.ErrorCode() + ")"
 	}
+	return ""
+}
+
+// unreachable says which host or address err, a bucket.ErrUnreachable,
+// could not reach, and why: ": unknown host NAME", " ADDR: REASON", or ""
+// when the chain does not say.
+func unreachable(err error) string {
 	var dns *net.DNSError
 	if errors.As(err, &dns) {
-		return where + "cannot reach the endpoint: unknown host " + dns.Name
+		return ": unknown host " + dns.Name
 	}
 	var op *net.OpError
-	if errors.As(err, &op) && op.Op == "dial" {
+	if errors.As(err, &op) {
 		addr := ""
 		if op.Addr != nil {
 			addr = " " + op.Addr.String()
 		}
-		return where + "cannot reach the endpoint" + addr + ": " + op.Err.Error()
+		return addr + ": " + op.Err.Error()
 	}
-	msg := err.Error()
-	if strings.Contains(msg, "failed to retrieve credentials") || strings.Contains(msg, "no EC2 IMDS role found") {
-		return where + "no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE"
-	}
-	return strings.Join(strings.Fields(msg), " ")
+	return ""
 }
 
 func isTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }

@@ -18,11 +18,6 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
-func init() {
-	register(command{name: "export", summary: "write checkpoints as JSON lines, or Blazen records", run: runExport})
-	register(command{name: "import", summary: "read JSON lines, or Blazen MessagePack or JSON records", run: runImport})
-}
-
 // exportFormats are the --format values of export, with the file suffix
 // of the one-file-per-run formats.
 var exportFormats = map[string]string{"jsonl": "", "msgpack": ".msgpack", "json": ".json"}

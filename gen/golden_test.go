@@ -40,7 +40,7 @@ func TestGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := generate(p, opts.Types)
+			got, err := generate(p, opts)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -84,8 +84,11 @@ func TestParseArgs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Join(o.Types, "|") != "A|B" || strings.Join(o.Tags, "|") != "x|y" || o.Dir != "." {
+	if strings.Join(o.Types, "|") != "A|B" || strings.Join(o.Tags, "|") != "x|y" || o.Dir != "." || o.MsgpackShims {
 		t.Errorf("got %+v", o)
+	}
+	if o, err := ParseArgs([]string{"-type", "A", "-msgpack-shims"}); err != nil || !o.MsgpackShims {
+		t.Errorf("-msgpack-shims: got %+v, %v", o, err)
 	}
 	if got := o.OutputPath(); got != "a_gen.go" {
 		t.Errorf("default output = %q", got)

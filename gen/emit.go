@@ -4,11 +4,15 @@ import (
 	"bytes"
 	"fmt"
 	"go/format"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"text/template"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/cairnstore/cairn/gen/internal/model"
 )
 
 const (
@@ -187,14 +191,14 @@ func (x *{{.Name}}) DecodeMsgpack(dec *msgpack.Decoder) error {
 
 // emitter renders the code of one file and collects the imports it needs.
 type emitter struct {
-	imports map[string]importSpec // by path
+	imports map[string]model.Import // by path
 	err     error
 }
 
 // emit renders the codecs of structs, as o asks, as one gofmt'd file of
 // package pkgName.
-func emit(pkgName string, o Options, structs []*StructType) ([]byte, error) {
-	e := &emitter{imports: map[string]importSpec{}}
+func emit(pkgName string, o Options, structs []*model.StructType) ([]byte, error) {
+	e := &emitter{imports: map[string]model.Import{}}
 	data := fileData{Args: "-type " + strings.Join(o.Types, ","), Package: pkgName, Shims: o.MsgpackShims}
 	if o.MsgpackShims {
 		data.Args += " -msgpack-shims"
@@ -218,7 +222,7 @@ func emit(pkgName string, o Options, structs []*StructType) ([]byte, error) {
 	return src, nil
 }
 
-func (e *emitter) structData(s *StructType) typeData {
+func (e *emitter) structData(s *model.StructType) typeData {
 	d := typeData{
 		Name:   s.Name,
 		Lower:  lowerName(s.Name),
@@ -260,12 +264,12 @@ func (e *emitter) structData(s *StructType) typeData {
 }
 
 // use records the imports that t's expression needs and returns it.
-func (e *emitter) use(t *Type) string {
-	for _, imp := range t.imports {
-		if prev, ok := e.imports[imp.path]; ok && prev.local != imp.local && e.err == nil {
-			e.err = fmt.Errorf("package %s is imported as both %s and %s", imp.path, prev.local, imp.local)
+func (e *emitter) use(t *model.Type) string {
+	for _, imp := range t.Imports {
+		if prev, ok := e.imports[imp.Path]; ok && prev.Local != imp.Local && e.err == nil {
+			e.err = fmt.Errorf("package %s is imported as both %s and %s", imp.Path, prev.Local, imp.Local)
 		}
-		e.imports[imp.path] = imp
+		e.imports[imp.Path] = imp
 	}
 	return t.Expr
 }
@@ -274,12 +278,13 @@ func (e *emitter) use(t *Type) string {
 // runtime, and vmihailenco/msgpack if the shims are written.
 func (e *emitter) importBlock(shims bool) string {
 	var std, other []string
-	for _, imp := range sortedImports(e.imports) {
-		line := "\t" + strconv.Quote(imp.path) + "\n"
-		if imp.name != "" {
-			line = "\t" + imp.name + " " + strconv.Quote(imp.path) + "\n"
+	for _, path := range slices.Sorted(maps.Keys(e.imports)) {
+		imp := e.imports[path]
+		line := "\t" + strconv.Quote(imp.Path) + "\n"
+		if imp.Name != "" {
+			line = "\t" + imp.Name + " " + strconv.Quote(imp.Path) + "\n"
 		}
-		if strings.Contains(strings.SplitN(imp.path, "/", 2)[0], ".") {
+		if strings.Contains(strings.SplitN(imp.Path, "/", 2)[0], ".") {
 			other = append(other, line)
 		} else {
 			std = append(std, line)
@@ -319,7 +324,7 @@ func sortLines(lines []string) {
 
 // conv converts expr of type t to the predeclared type basic, unless it
 // has that type already.
-func conv(basic string, t *Type, expr string) string {
+func conv(basic string, t *model.Type, expr string) string {
 	if t.Expr == basic {
 		return expr
 	}
@@ -338,7 +343,7 @@ func suffix(name string, d int) string {
 // appendCode writes statements that append expr, of type t, to b. fail is
 // the statement that returns an encoding error. It reports whether the
 // statements use err.
-func (e *emitter) appendCode(w *strings.Builder, expr string, t *Type, depth int, fail string) bool {
+func (e *emitter) appendCode(w *strings.Builder, expr string, t *model.Type, depth int, fail string) bool {
 	simple := func(call string) bool {
 		fmt.Fprintf(w, "b = %s\n", call)
 		return false
@@ -348,43 +353,43 @@ func (e *emitter) appendCode(w *strings.Builder, expr string, t *Type, depth int
 		return true
 	}
 	switch t.Kind {
-	case String:
+	case model.String:
 		return simple("wire.AppendString(b, " + conv("string", t, expr) + ")")
-	case Bool:
+	case model.Bool:
 		return simple("wire.AppendBool(b, " + conv("bool", t, expr) + ")")
-	case Int:
+	case model.Int:
 		return simple("wire.AppendInt(b, " + conv("int64", t, expr) + ")")
-	case Uint:
+	case model.Uint:
 		return simple("wire.AppendUint(b, " + conv("uint64", t, expr) + ")")
-	case Float:
+	case model.Float:
 		if t.Bits == 32 {
 			return simple("wire.AppendFloat32(b, " + conv("float32", t, expr) + ")")
 		}
 		return simple("wire.AppendFloat(b, " + conv("float64", t, expr) + ")")
-	case Bytes:
+	case model.Bytes:
 		return simple("wire.AppendBytes(b, " + expr + ")")
-	case UUID:
+	case model.UUID:
 		return simple("wire.AppendUUID(b, " + expr + ")")
-	case Time:
+	case model.Time:
 		return failing("wire.AppendTime(b, " + expr + ")")
-	case Any:
+	case model.Any:
 		return failing("wire.AppendValue(b, " + expr + ")")
-	case ValueMap:
+	case model.ValueMap:
 		return failing("wire.AppendValueMap(b, " + expr + ")")
-	case Struct:
+	case model.Struct:
 		return failing(expr + ".AppendMsgpack(b)")
-	case Pointer:
+	case model.Pointer:
 		fmt.Fprintf(w, "if %s == nil {\nb = wire.AppendNil(b)\n} else if b, err = %s.AppendMsgpack(b); err != nil {\n%s\n}\n",
 			expr, expr, fail)
 		return true
-	case Slice:
+	case model.Slice:
 		i := suffix("i", depth)
 		fmt.Fprintf(w, "b = wire.AppendArrayHeader(b, len(%s))\n", expr)
 		fmt.Fprintf(w, "for %s := range %s {\n", i, expr)
 		uses := e.appendCode(w, expr+"["+i+"]", t.Elem, depth+1, fail)
 		w.WriteString("}\n")
 		return uses
-	case Map:
+	case model.Map:
 		k, v := suffix("k", depth), suffix("v", depth)
 		fmt.Fprintf(w, "b = wire.AppendMapHeader(b, len(%s))\n", expr)
 		fmt.Fprintf(w, "for _, %s := range wire.SortedKeys(%s) {\n", k, expr)
@@ -399,7 +404,7 @@ func (e *emitter) appendCode(w *strings.Builder, expr string, t *Type, depth int
 
 // readCode writes statements that read a value of type t from r into dst
 // and set err. fresh says dst is known to hold its zero value.
-func (e *emitter) readCode(w *strings.Builder, dst string, t *Type, fresh bool) {
+func (e *emitter) readCode(w *strings.Builder, dst string, t *model.Type, fresh bool) {
 	direct := func(call string) {
 		fmt.Fprintf(w, "%s, err = %s\n", dst, call)
 	}
@@ -412,36 +417,36 @@ func (e *emitter) readCode(w *strings.Builder, dst string, t *Type, fresh bool) 
 		fmt.Fprintf(w, "var tmp %s\ntmp, err = %s\n%s = %s(tmp)\n", basic, call, dst, e.use(t))
 	}
 	switch t.Kind {
-	case String:
+	case model.String:
 		converted("string", "r.ReadString()")
-	case Bool:
+	case model.Bool:
 		converted("bool", "r.ReadBool()")
-	case Int:
+	case model.Int:
 		converted("int64", "r.ReadInt("+bits(t)+")")
-	case Uint:
+	case model.Uint:
 		converted("uint64", "r.ReadUint("+bits(t)+")")
-	case Float:
+	case model.Float:
 		converted("float64", "r.ReadFloat()")
-	case Bytes:
+	case model.Bytes:
 		direct("r.ReadBin()")
-	case Time:
+	case model.Time:
 		direct("r.ReadTime()")
-	case UUID:
+	case model.UUID:
 		direct("r.ReadUUID()")
-	case Any:
+	case model.Any:
 		direct("r.ReadValue()")
-	case ValueMap:
+	case model.ValueMap:
 		direct("r.ReadValueMap()")
-	case Struct:
+	case model.Struct:
 		fmt.Fprintf(w, "err = %s.ReadMsgpack(r)\n", recv(dst))
-	case Pointer:
+	case model.Pointer:
 		if !fresh {
 			fmt.Fprintf(w, "%s = nil\n", dst)
 		}
 		fmt.Fprintf(w, "if !r.TryNil() {\n%s = new(%s)\nerr = %s.ReadMsgpack(r)\n}\n", dst, e.use(t.Elem), recv(dst))
-	case Slice, Map:
+	case model.Slice, model.Map:
 		fn := "wire.ReadSlice"
-		if t.Kind == Map {
+		if t.Kind == model.Map {
 			fn = "wire.ReadMap"
 		}
 		fmt.Fprintf(w, "%s, err = %s(r, ", dst, fn)
@@ -454,8 +459,8 @@ func (e *emitter) readCode(w *strings.Builder, dst string, t *Type, fresh bool) 
 
 // readFunc writes a func literal that reads one element of type t. It
 // captures nothing, so it costs no allocation.
-func (e *emitter) readFunc(w *strings.Builder, t *Type) {
-	if t.Kind == Struct {
+func (e *emitter) readFunc(w *strings.Builder, t *model.Type) {
+	if t.Kind == model.Struct {
 		fmt.Fprintf(w, "func(r *wire.Reader, v *%s) error {\nreturn v.ReadMsgpack(r)\n}", e.use(t))
 		return
 	}
@@ -472,7 +477,7 @@ func recv(dst string) string {
 	return dst
 }
 
-func bits(t *Type) string {
+func bits(t *model.Type) string {
 	if t.Bits == 0 {
 		return "wire.IntSize"
 	}
@@ -480,15 +485,15 @@ func bits(t *Type) string {
 }
 
 // zero returns the zero value of t as an expression.
-func (e *emitter) zero(t *Type) string {
+func (e *emitter) zero(t *model.Type) string {
 	switch t.Kind {
-	case String:
+	case model.String:
 		return `""`
-	case Bool:
+	case model.Bool:
 		return "false"
-	case Int, Uint, Float:
+	case model.Int, model.Uint, model.Float:
 		return "0"
-	case Time, UUID, Struct:
+	case model.Time, model.UUID, model.Struct:
 		return e.use(t) + "{}"
 	}
 	return "nil"

@@ -81,6 +81,8 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+
+	"github.com/cairnstore/cairn/gen/internal/model"
 )
 
 // Options says what to generate; it holds the command line of cairngen.
@@ -176,7 +178,7 @@ func Generate(o Options) ([]byte, error) {
 	if len(o.Types) == 0 {
 		return nil, errors.New("cairngen: no types given")
 	}
-	p, err := loadDir(o.dir(), o.Tags, o.OutputPath())
+	p, err := model.LoadDir(o.dir(), o.Tags, o.OutputPath())
 	if err != nil {
 		return nil, fmt.Errorf("cairngen: %w", err)
 	}
@@ -184,12 +186,12 @@ func Generate(o Options) ([]byte, error) {
 }
 
 // generate builds the model of o.Types in p and emits their codecs.
-func generate(p *pkg, o Options) ([]byte, error) {
-	structs, err := p.model(o.Types)
+func generate(p *model.Package, o Options) ([]byte, error) {
+	structs, err := p.Structs(o.Types)
 	if err != nil {
 		return nil, fmt.Errorf("cairngen: %w", err)
 	}
-	src, err := emit(p.name, o, structs)
+	src, err := emit(p.Name, o, structs)
 	if err != nil {
 		return nil, fmt.Errorf("cairngen: %w", err)
 	}

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/cairnstore/cairn/gen/internal/model"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden with the generator's current output")
@@ -36,7 +38,7 @@ func TestGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			p, err := loadFiles([]string{in})
+			p, err := model.LoadFiles([]string{in})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cairnstore/cairn"
+	"github.com/cairnstore/cairn/gen/wire"
 	"github.com/cairnstore/cairn/storetest"
 	"github.com/google/uuid"
 	"github.com/vmihailenco/msgpack/v5"
@@ -116,7 +117,7 @@ func TestReflectiveWritesTheSameBytes(t *testing.T) {
 			t.Fatal(err)
 		}
 		var viaGen cairn.Checkpoint
-		if err := viaGen.UnmarshalMsgpack(gen); err != nil {
+		if err := wire.Unmarshal(gen, &viaGen); err != nil {
 			t.Fatal(err)
 		}
 		if d := storetest.Diff(&viaGen, c); d != "" {
@@ -193,7 +194,7 @@ func BenchmarkDecode(b *testing.B) {
 			b.SetBytes(int64(len(rec)))
 			for b.Loop() {
 				var out cairn.Checkpoint
-				if err := out.UnmarshalMsgpack(rec); err != nil {
+				if err := wire.Unmarshal(rec, &out); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -4,7 +4,6 @@ package cairn
 
 import (
 	"github.com/cairnstore/cairn/gen/wire"
-	"github.com/vmihailenco/msgpack/v5"
 )
 
 var _checkpointFields = []string{"workflow_name", "run_id", "timestamp", "state", "pending_events", "metadata"}
@@ -123,18 +122,6 @@ func (x *Checkpoint) readField(r *wire.Reader, i int) (err error) {
 	return nil
 }
 
-// MarshalMsgpack implements msgpack.Marshaler.
-func (x *Checkpoint) MarshalMsgpack() ([]byte, error) { return x.AppendMsgpack(nil) }
-
-// UnmarshalMsgpack implements msgpack.Unmarshaler.
-func (x *Checkpoint) UnmarshalMsgpack(b []byte) error { return wire.Unmarshal(b, x) }
-
-// EncodeMsgpack implements msgpack.CustomEncoder with the generated codec.
-func (x *Checkpoint) EncodeMsgpack(enc *msgpack.Encoder) error { return wire.EncodeMsgpack(enc, x) }
-
-// DecodeMsgpack implements msgpack.CustomDecoder with the generated codec.
-func (x *Checkpoint) DecodeMsgpack(dec *msgpack.Decoder) error { return wire.DecodeMsgpack(dec, x) }
-
 var _eventFields = []string{"event_type", "data"}
 
 // AppendMsgpack appends the MessagePack encoding of x to b: a map of its
@@ -215,15 +202,3 @@ func (x *Event) readField(r *wire.Reader, i int) (err error) {
 	}
 	return nil
 }
-
-// MarshalMsgpack implements msgpack.Marshaler.
-func (x *Event) MarshalMsgpack() ([]byte, error) { return x.AppendMsgpack(nil) }
-
-// UnmarshalMsgpack implements msgpack.Unmarshaler.
-func (x *Event) UnmarshalMsgpack(b []byte) error { return wire.Unmarshal(b, x) }
-
-// EncodeMsgpack implements msgpack.CustomEncoder with the generated codec.
-func (x *Event) EncodeMsgpack(enc *msgpack.Encoder) error { return wire.EncodeMsgpack(enc, x) }
-
-// DecodeMsgpack implements msgpack.CustomDecoder with the generated codec.
-func (x *Event) DecodeMsgpack(dec *msgpack.Decoder) error { return wire.DecodeMsgpack(dec, x) }

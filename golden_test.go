@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cairnstore/cairn"
+	"github.com/cairnstore/cairn/gen/wire"
 	"github.com/google/uuid"
 )
 
@@ -44,7 +45,7 @@ func TestGoldenVectorsGenerated(t *testing.T) {
 	for golden, want := range goldenCheckpoints() {
 		raw, _ := hex.DecodeString(golden)
 		var got cairn.Checkpoint
-		if err := got.UnmarshalMsgpack(raw); err != nil {
+		if err := wire.Unmarshal(raw, &got); err != nil {
 			t.Fatalf("decode: %v", err)
 		}
 		if !reflect.DeepEqual(&got, want) {

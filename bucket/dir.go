@@ -373,17 +373,52 @@ func (l *dirLister) walk(dir, keyPrefix string) error {
 	if err := l.ctx.Err(); err != nil {
 		return err
 	}
+	// Below the root, a directory may be removed by a Delete since we read
+	// its parent.
+	ents, err := readEntries(dir, keyPrefix != "")
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		full := keyPrefix + e.comp
+		if full > l.prefix && !strings.HasPrefix(full, l.prefix) {
+			break // this and every later entry sort after all keys with the prefix
+		}
+		p := filepath.Join(dir, e.name)
+		if e.dir {
+			if !strings.HasPrefix(full, l.prefix) && !strings.HasPrefix(l.prefix, full) {
+				continue
+			}
+			if full < l.after && !strings.HasPrefix(l.after, full) {
+				continue // every key under it sorts before startAfter
+			}
+			if err := l.walk(p, full); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := l.addObject(p, full); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readEntries returns the entries of dir that stand for keys (directories
+// and object files with names that unescape), sorted by comp. If mayVanish,
+// a dir that does not exist has no entries.
+func readEntries(dir string, mayVanish bool) ([]dirEntry, error) {
 	f, err := os.Open(dir)
 	if err != nil {
-		if isNotExist(err) && keyPrefix != "" {
-			return nil // removed by a Delete since we read its parent
+		if isNotExist(err) && mayVanish {
+			return nil, nil
 		}
-		return err
+		return nil, err
 	}
 	des, err := f.ReadDir(-1)
 	f.Close()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	ents := make([]dirEntry, 0, len(des))
 	for _, de := range des {
@@ -405,56 +440,43 @@ func (l *dirLister) walk(dir, keyPrefix string) error {
 		}
 	}
 	slices.SortFunc(ents, func(a, b dirEntry) int { return strings.Compare(a.comp, b.comp) })
-	for _, e := range ents {
-		full := keyPrefix + e.comp
-		if full > l.prefix && !strings.HasPrefix(full, l.prefix) {
-			break // this and every later entry sort after all keys with the prefix
-		}
-		p := filepath.Join(dir, e.name)
-		if e.dir {
-			if !strings.HasPrefix(full, l.prefix) && !strings.HasPrefix(l.prefix, full) {
-				continue
-			}
-			if full < l.after && !strings.HasPrefix(l.after, full) {
-				continue // every key under it sorts before startAfter
-			}
-			if err := l.walk(p, full); err != nil {
-				return err
-			}
-			continue
-		}
-		if !strings.HasPrefix(full, l.prefix) || full <= l.after || CheckKey(full) != nil {
-			continue
-		}
-		f, h, _, err := openObject(p, full)
-		if errors.Is(err, ErrNotFound) {
-			continue // deleted since we read the directory
-		}
-		var info Info
-		switch {
-		case errors.Is(err, errCorrupt):
-			// Listed all the same, as S3 lists a key whatever its body:
-			// reading it gives ErrCorrupt, so Verify can name it and a
-			// Delete can remove it.
-			st, serr := os.Lstat(p)
-			if serr != nil {
-				if isNotExist(serr) {
-					continue
-				}
-				return serr
-			}
-			info = Info{Key: full, Size: st.Size(), LastModified: st.ModTime().UTC()}
-		case err != nil:
-			return err
-		default:
-			f.Close()
-			info = h.info(true)
-		}
-		if len(l.infos) == l.limit {
-			return errListFull
-		}
-		l.infos = append(l.infos, info)
+	return ents, nil
+}
+
+// addObject lists the object file p of key full if the listing wants the
+// key, or returns errListFull if the listing already holds limit keys.
+func (l *dirLister) addObject(p, full string) error {
+	if !strings.HasPrefix(full, l.prefix) || full <= l.after || CheckKey(full) != nil {
+		return nil
 	}
+	f, h, _, err := openObject(p, full)
+	if errors.Is(err, ErrNotFound) {
+		return nil // deleted since we read the directory
+	}
+	var info Info
+	switch {
+	case errors.Is(err, errCorrupt):
+		// Listed all the same, as S3 lists a key whatever its body:
+		// reading it gives ErrCorrupt, so Verify can name it and a
+		// Delete can remove it.
+		st, serr := os.Lstat(p)
+		if serr != nil {
+			if isNotExist(serr) {
+				return nil
+			}
+			return serr
+		}
+		info = Info{Key: full, Size: st.Size(), LastModified: st.ModTime().UTC()}
+	case err != nil:
+		return err
+	default:
+		f.Close()
+		info = h.info(true)
+	}
+	if len(l.infos) == l.limit {
+		return errListFull
+	}
+	l.infos = append(l.infos, info)
 	return nil
 }
 

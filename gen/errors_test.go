@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/cairnstore/cairn/gen/internal/model"
 )
 
 // generateSource writes src as x.go of a fresh package and generates types.
@@ -99,7 +101,7 @@ func TestUnsupported(t *testing.T) {
 
 func TestTooManyFields(t *testing.T) {
 	var fields []string
-	for i := range MaxFields + 1 {
+	for i := range model.MaxFields + 1 {
 		fields = append(fields, fmt.Sprintf("F%d", i))
 	}
 	src := "package x\n\ntype T struct {\n\t" + strings.Join(fields, ", ") + " int\n}\n"
@@ -108,7 +110,7 @@ func TestTooManyFields(t *testing.T) {
 		t.Errorf("got %v", err)
 	}
 	// 64 is fine.
-	src = "package x\n\ntype T struct {\n\t" + strings.Join(fields[:MaxFields], ", ") + " int\n}\n"
+	src = "package x\n\ntype T struct {\n\t" + strings.Join(fields[:model.MaxFields], ", ") + " int\n}\n"
 	if _, err := generateSource(t, src, "T"); err != nil {
 		t.Error(err)
 	}
@@ -156,7 +158,7 @@ func TestSkipsOwnOutputAndHonoursTags(t *testing.T) {
 		}
 	}
 	write("t.go", "package x\n\ntype T struct{ A string }\n")
-	write("t_gen.go", HeaderPrefix+" -type T; DO NOT EDIT.\n\npackage x\n\nthis does not parse\n")
+	write("t_gen.go", model.HeaderPrefix+" -type T; DO NOT EDIT.\n\npackage x\n\nthis does not parse\n")
 	write("other_gen.go", "package x\n\nthis does not parse either\n")
 	write("tagged.go", "//go:build special\n\npackage x\n\ntype U struct{ B int }\n")
 	write("x_test.go", "package x_test\n\ntype V struct{}\n")

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/cairnstore/cairn/gen/internal/model"
 )
 
 // TestGeneratedFilesAreFresh fails when go generate ./... would change a
@@ -42,7 +44,7 @@ func TestGeneratedFilesAreFresh(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if bytes.HasPrefix(src, []byte(HeaderPrefix)) {
+		if bytes.HasPrefix(src, []byte(model.HeaderPrefix)) {
 			generated[path] = true
 		}
 		dirs, err := findDirectives(path, src)
@@ -56,7 +58,7 @@ func TestGeneratedFilesAreFresh(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !generated[filepath.Join(root, "checkpoint_gen.go")] {
-		t.Errorf("checkpoint_gen.go at the module root was not found (or does not start with %q)", HeaderPrefix)
+		t.Errorf("checkpoint_gen.go at the module root was not found (or does not start with %q)", model.HeaderPrefix)
 	}
 
 	claimed := map[string]bool{}

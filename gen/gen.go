@@ -7,10 +7,10 @@
 //	var _tFields []string                              // wire names, in declaration order
 //	func (x *T) AppendMsgpack(b []byte) ([]byte, error)  // wire.Marshaler
 //	func (x *T) ReadMsgpack(r *wire.Reader) error        // wire.Unmarshaler
-//	func (x *T) MarshalMsgpack() ([]byte, error)         // msgpack.Marshaler
-//	func (x *T) UnmarshalMsgpack(b []byte) error         // msgpack.Unmarshaler
-//	func (x *T) EncodeMsgpack(*msgpack.Encoder) error    // msgpack.CustomEncoder
-//	func (x *T) DecodeMsgpack(*msgpack.Decoder) error    // msgpack.CustomDecoder
+//
+// and needs no MessagePack package but the runtime;
+// [github.com/cairnstore/cairn/gen/wire.Unmarshal] decodes a byte slice that
+// holds one value.
 //
 // A value is written as a map of its fields in declaration order. It is read
 // from a map (fields in any order, unknown keys skipped) or from a
@@ -57,6 +57,21 @@
 // while the package does not compile (for instance before its generated
 // file exists). Its output depends on nothing but the source, so it is
 // deterministic.
+//
+// # Shims for vmihailenco/msgpack
+//
+// With [Options.MsgpackShims] (cairngen -msgpack-shims) each type also gets
+//
+//	func (x *T) MarshalMsgpack() ([]byte, error)         // msgpack.Marshaler
+//	func (x *T) UnmarshalMsgpack(b []byte) error         // msgpack.Unmarshaler
+//	func (x *T) EncodeMsgpack(*msgpack.Encoder) error    // msgpack.CustomEncoder
+//	func (x *T) DecodeMsgpack(*msgpack.Decoder) error    // msgpack.CustomDecoder
+//
+// so that github.com/vmihailenco/msgpack/v5, which the generated file then
+// imports, encodes and decodes T with the generated codec instead of by
+// reflection, also where T is a field of a value it handles reflectively. They are off by
+// default: the reflective codec is what the generated one replaces, and a
+// package that does not hand its types to it should not have to import it.
 package gen
 
 import (
@@ -66,6 +81,8 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+
+	"github.com/cairnstore/cairn/gen/internal/model"
 )
 
 // Options says what to generate; it holds the command line of cairngen.
@@ -81,17 +98,25 @@ type Options struct {
 	// Tags are build tags that select the package's files, as go build's
 	// -tags does.
 	Tags []string
+	// MsgpackShims adds the methods through which vmihailenco/msgpack uses
+	// the generated codec (see the package doc). False leaves them out, and
+	// the generated file does not import that library.
+	MsgpackShims bool
 }
 
 // Usage describes the command line that [ParseArgs] accepts.
-const Usage = `usage: cairngen -type A[,B...] [-output file] [-dir dir] [-tags tag,...]
+const Usage = `usage: cairngen -type A[,B...] [-output file] [-dir dir] [-tags tag,...] [-msgpack-shims]
 
 Flags:
-  -type    comma-separated names of the struct types to generate codecs for (required)
-  -output  generated file, relative to -dir (default <first type lowercased>_gen.go)
-  -dir     package directory (default ".", the directory of the file holding the
-           //go:generate directive when run by go generate)
-  -tags    comma-separated build tags selecting the package's files
+  -type           comma-separated names of the struct types to generate codecs for (required)
+  -output         generated file, relative to -dir (default <first type lowercased>_gen.go)
+  -dir            package directory (default ".", the directory of the file holding the
+                  //go:generate directive when run by go generate)
+  -tags           comma-separated build tags selecting the package's files
+  -msgpack-shims  also write MarshalMsgpack, UnmarshalMsgpack, EncodeMsgpack and
+                  DecodeMsgpack, so that github.com/vmihailenco/msgpack/v5 uses the
+                  generated codec; the generated file then imports that library
+                  (default off)
 `
 
 // ParseArgs parses cairngen's command line (without the program name).
@@ -103,13 +128,14 @@ func ParseArgs(args []string) (Options, error) {
 	output := fs.String("output", "", "")
 	dir := fs.String("dir", ".", "")
 	tags := fs.String("tags", "", "")
+	shims := fs.Bool("msgpack-shims", false, "")
 	if err := fs.Parse(args); err != nil {
 		return Options{}, err
 	}
 	if fs.NArg() > 0 {
 		return Options{}, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	opts := Options{Output: *output, Dir: *dir, Types: splitList(*types), Tags: splitList(*tags)}
+	opts := Options{Output: *output, Dir: *dir, Types: splitList(*types), Tags: splitList(*tags), MsgpackShims: *shims}
 	if len(opts.Types) == 0 {
 		return Options{}, errors.New("-type is required")
 	}
@@ -152,20 +178,20 @@ func Generate(o Options) ([]byte, error) {
 	if len(o.Types) == 0 {
 		return nil, errors.New("cairngen: no types given")
 	}
-	p, err := loadDir(o.dir(), o.Tags, o.OutputPath())
+	p, err := model.LoadDir(o.dir(), o.Tags, o.OutputPath())
 	if err != nil {
 		return nil, fmt.Errorf("cairngen: %w", err)
 	}
-	return generate(p, o.Types)
+	return generate(p, o)
 }
 
-// generate builds the model of types in p and emits their codecs.
-func generate(p *pkg, types []string) ([]byte, error) {
-	structs, err := p.model(types)
+// generate builds the model of o.Types in p and emits their codecs.
+func generate(p *model.Package, o Options) ([]byte, error) {
+	structs, err := p.Structs(o.Types)
 	if err != nil {
 		return nil, fmt.Errorf("cairngen: %w", err)
 	}
-	src, err := emit(p.name, types, structs)
+	src, err := emit(p.Name, o, structs)
 	if err != nil {
 		return nil, fmt.Errorf("cairngen: %w", err)
 	}

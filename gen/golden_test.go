@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/cairnstore/cairn/gen/internal/model"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden with the generator's current output")
@@ -36,11 +38,11 @@ func TestGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			p, err := loadFiles([]string{in})
+			p, err := model.LoadFiles([]string{in})
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := generate(p, opts.Types)
+			got, err := generate(p, opts)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -84,8 +86,11 @@ func TestParseArgs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Join(o.Types, "|") != "A|B" || strings.Join(o.Tags, "|") != "x|y" || o.Dir != "." {
+	if strings.Join(o.Types, "|") != "A|B" || strings.Join(o.Tags, "|") != "x|y" || o.Dir != "." || o.MsgpackShims {
 		t.Errorf("got %+v", o)
+	}
+	if o, err := ParseArgs([]string{"-type", "A", "-msgpack-shims"}); err != nil || !o.MsgpackShims {
+		t.Errorf("-msgpack-shims: got %+v, %v", o, err)
 	}
 	if got := o.OutputPath(); got != "a_gen.go" {
 		t.Errorf("default output = %q", got)

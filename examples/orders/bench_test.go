@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cairnstore/cairn/examples/orders"
+	"github.com/cairnstore/cairn/gen/wire"
 	"github.com/vmihailenco/msgpack/v5"
 )
 
@@ -96,7 +97,7 @@ func BenchmarkTyped(b *testing.B) {
 		b.SetBytes(int64(len(rec)))
 		for b.Loop() {
 			var out orders.OrderState
-			if err := out.UnmarshalMsgpack(rec); err != nil {
+			if err := wire.Unmarshal(rec, &out); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -4,7 +4,6 @@ package orders
 
 import (
 	"github.com/cairnstore/cairn/gen/wire"
-	"github.com/vmihailenco/msgpack/v5"
 )
 
 var _orderStateFields = []string{"customer", "lines", "total", "placed", "note"}
@@ -115,18 +114,6 @@ func (x *OrderState) readField(r *wire.Reader, i int) (err error) {
 	return nil
 }
 
-// MarshalMsgpack implements msgpack.Marshaler.
-func (x *OrderState) MarshalMsgpack() ([]byte, error) { return x.AppendMsgpack(nil) }
-
-// UnmarshalMsgpack implements msgpack.Unmarshaler.
-func (x *OrderState) UnmarshalMsgpack(b []byte) error { return wire.Unmarshal(b, x) }
-
-// EncodeMsgpack implements msgpack.CustomEncoder with the generated codec.
-func (x *OrderState) EncodeMsgpack(enc *msgpack.Encoder) error { return wire.EncodeMsgpack(enc, x) }
-
-// DecodeMsgpack implements msgpack.CustomDecoder with the generated codec.
-func (x *OrderState) DecodeMsgpack(dec *msgpack.Decoder) error { return wire.DecodeMsgpack(dec, x) }
-
 var _lineFields = []string{"sku", "quantity"}
 
 // AppendMsgpack appends the MessagePack encoding of x to b: a map of its
@@ -206,18 +193,6 @@ func (x *Line) readField(r *wire.Reader, i int) (err error) {
 	}
 	return nil
 }
-
-// MarshalMsgpack implements msgpack.Marshaler.
-func (x *Line) MarshalMsgpack() ([]byte, error) { return x.AppendMsgpack(nil) }
-
-// UnmarshalMsgpack implements msgpack.Unmarshaler.
-func (x *Line) UnmarshalMsgpack(b []byte) error { return wire.Unmarshal(b, x) }
-
-// EncodeMsgpack implements msgpack.CustomEncoder with the generated codec.
-func (x *Line) EncodeMsgpack(enc *msgpack.Encoder) error { return wire.EncodeMsgpack(enc, x) }
-
-// DecodeMsgpack implements msgpack.CustomDecoder with the generated codec.
-func (x *Line) DecodeMsgpack(dec *msgpack.Decoder) error { return wire.DecodeMsgpack(dec, x) }
 
 var _orderPlacedFields = []string{"order_id", "lines"}
 
@@ -299,18 +274,6 @@ func (x *OrderPlaced) readField(r *wire.Reader, i int) (err error) {
 	return nil
 }
 
-// MarshalMsgpack implements msgpack.Marshaler.
-func (x *OrderPlaced) MarshalMsgpack() ([]byte, error) { return x.AppendMsgpack(nil) }
-
-// UnmarshalMsgpack implements msgpack.Unmarshaler.
-func (x *OrderPlaced) UnmarshalMsgpack(b []byte) error { return wire.Unmarshal(b, x) }
-
-// EncodeMsgpack implements msgpack.CustomEncoder with the generated codec.
-func (x *OrderPlaced) EncodeMsgpack(enc *msgpack.Encoder) error { return wire.EncodeMsgpack(enc, x) }
-
-// DecodeMsgpack implements msgpack.CustomDecoder with the generated codec.
-func (x *OrderPlaced) DecodeMsgpack(dec *msgpack.Decoder) error { return wire.DecodeMsgpack(dec, x) }
-
 var _paymentCapturedFields = []string{"order_id", "amount"}
 
 // AppendMsgpack appends the MessagePack encoding of x to b: a map of its
@@ -387,20 +350,4 @@ func (x *PaymentCaptured) readField(r *wire.Reader, i int) (err error) {
 		return wire.FieldError("PaymentCaptured", _paymentCapturedFields[i], err)
 	}
 	return nil
-}
-
-// MarshalMsgpack implements msgpack.Marshaler.
-func (x *PaymentCaptured) MarshalMsgpack() ([]byte, error) { return x.AppendMsgpack(nil) }
-
-// UnmarshalMsgpack implements msgpack.Unmarshaler.
-func (x *PaymentCaptured) UnmarshalMsgpack(b []byte) error { return wire.Unmarshal(b, x) }
-
-// EncodeMsgpack implements msgpack.CustomEncoder with the generated codec.
-func (x *PaymentCaptured) EncodeMsgpack(enc *msgpack.Encoder) error {
-	return wire.EncodeMsgpack(enc, x)
-}
-
-// DecodeMsgpack implements msgpack.CustomDecoder with the generated codec.
-func (x *PaymentCaptured) DecodeMsgpack(dec *msgpack.Decoder) error {
-	return wire.DecodeMsgpack(dec, x)
 }

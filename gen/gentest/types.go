@@ -1,6 +1,8 @@
 // Package gentest holds types that exercise every kind of field cairngen
 // supports; its tests check the generated codecs against the reflective
-// codec of vmihailenco/msgpack.
+// codec of vmihailenco/msgpack. Its codecs are generated with
+// -msgpack-shims, so the tests also check that the library uses them
+// (other.Thing, without shims, is reached only through them).
 package gentest
 
 import (
@@ -10,7 +12,7 @@ import (
 	"github.com/google/uuid"
 )
 
-//go:generate go run ../../tools/cairngen -type Everything,Item,Leaf,Empty,Sparse,Wide
+//go:generate go run ../../tools/cairngen -type Everything,Item,Leaf,Empty,Sparse,Wide -msgpack-shims
 
 // Named types over the basic kinds, converted to and from them.
 type (

@@ -8,7 +8,7 @@ import (
 	gouuid "github.com/google/uuid"
 )
 
-//go:generate go run ../../tools/cairngen -type Kinds,Node,Empty
+//go:generate go run ../../tools/cairngen -type Kinds,Node,Empty -msgpack-shims
 
 type (
 	Status  string

@@ -2,8 +2,6 @@ package wire
 
 import (
 	"fmt"
-
-	"github.com/vmihailenco/msgpack/v5"
 	"slices"
 	"strings"
 )
@@ -32,27 +30,6 @@ func Unmarshal(b []byte, u Unmarshaler) error {
 		return r.errorf("%d trailing bytes", r.Len())
 	}
 	return nil
-}
-
-// EncodeMsgpack writes m's generated encoding to a vmihailenco/msgpack
-// encoder; generated EncodeMsgpack methods (msgpack.CustomEncoder) call it.
-func EncodeMsgpack(enc *msgpack.Encoder, m Marshaler) error {
-	b, err := m.AppendMsgpack(nil)
-	if err != nil {
-		return err
-	}
-	return enc.Encode(msgpack.RawMessage(b))
-}
-
-// DecodeMsgpack reads the next value of a vmihailenco/msgpack decoder
-// into u with u's generated decoder; generated DecodeMsgpack methods
-// (msgpack.CustomDecoder) call it.
-func DecodeMsgpack(dec *msgpack.Decoder, u Unmarshaler) error {
-	raw, err := dec.DecodeRaw()
-	if err != nil {
-		return err
-	}
-	return Unmarshal(raw, u)
 }
 
 // MissingFields reports the fields of typ whose bits are not set in seen.

@@ -24,6 +24,13 @@
 // written again. Errors inside a value name the path to it, such as
 // ["a"][3]["k"]; [FieldError] puts the field first. Strings of generated
 // struct fields are read and written without a UTF-8 check.
+//
+// The package sits under gen, not beside the root package, because its API
+// is the contract between cairngen's output and the runtime: generated
+// files call [FieldError], [ReadSlice], [MissingFields] and the rest by name, so
+// the two change together, as msgp's generated code and its msgp runtime
+// do. It imports nothing of the generator, so the root package and index,
+// which use it for JSON-like values and timestamps, link none of it.
 package wire
 
 import "errors"

@@ -65,21 +65,30 @@ func ParseTimestamp(s string) (time.Time, error) {
 }
 
 func parseTimestamp(s string) (time.Time, bool) {
-	if len(s) < len("2006-01-02T15:04:05Z") {
+	const dateTime = len("2006-01-02T15:04:05")
+	if len(s) < dateTime+len("Z") {
 		return time.Time{}, false
 	}
-	num := func(i, n int) int {
-		v := 0
-		for _, c := range []byte(s[i : i+n]) {
-			if c < '0' || c > '9' {
-				return -1
-			}
-			v = v*10 + int(c-'0')
-		}
-		return v
+	t, ok := parseDateTime(s[:dateTime])
+	if !ok {
+		return time.Time{}, false
 	}
-	year, month, day := num(0, 4), num(5, 2), num(8, 2)
-	hour, minute, sec := num(11, 2), num(14, 2), num(17, 2)
+	nanos, rest, ok := parseFraction(s[dateTime:])
+	if !ok {
+		return time.Time{}, false
+	}
+	offset, ok := parseOffset(rest)
+	if !ok {
+		return time.Time{}, false
+	}
+	return t.Add(time.Duration(nanos) - time.Duration(offset)*time.Second), true
+}
+
+// parseDateTime parses "2006-01-02T15:04:05" ('t' or a space for 'T') as
+// a time in UTC, refusing a day its month does not have.
+func parseDateTime(s string) (time.Time, bool) {
+	year, month, day := digits(s, 0, 4), digits(s, 5, 2), digits(s, 8, 2)
+	hour, minute, sec := digits(s, 11, 2), digits(s, 14, 2), digits(s, 17, 2)
 	if year < 0 || month < 1 || month > 12 || day < 1 || hour < 0 || hour > 23 ||
 		minute < 0 || minute > 59 || sec < 0 || sec > 59 ||
 		s[4] != '-' || s[7] != '-' || s[13] != ':' || s[16] != ':' {
@@ -90,61 +99,80 @@ func parseTimestamp(s string) (time.Time, bool) {
 	default:
 		return time.Time{}, false
 	}
-	i, nanos := 19, 0
-	if i < len(s) && s[i] == '.' {
-		i++
-		start := i
-		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
-			if i-start < 9 {
-				nanos = nanos*10 + int(s[i]-'0')
-			}
-			i++
-		}
-		if i == start {
-			return time.Time{}, false
-		}
-		for d := i - start; d < 9; d++ {
-			nanos *= 10
-		}
-	}
-	if i >= len(s) {
-		return time.Time{}, false
-	}
-	offset := 0
-	switch s[i] {
-	case 'Z', 'z':
-		i++
-	case '+', '-':
-		sign := 1
-		if s[i] == '-' {
-			sign = -1
-		}
-		rest := s[i+1:]
-		var oh, om int
-		switch {
-		case len(rest) == 5 && rest[2] == ':':
-			oh, om = num(i+1, 2), num(i+4, 2)
-		case len(rest) == 4:
-			oh, om = num(i+1, 2), num(i+3, 2)
-		case len(rest) == 2:
-			oh, om = num(i+1, 2), 0
-		default:
-			return time.Time{}, false
-		}
-		if oh < 0 || oh > 23 || om < 0 || om > 59 {
-			return time.Time{}, false
-		}
-		offset = sign * (oh*3600 + om*60)
-		i = len(s)
-	default:
-		return time.Time{}, false
-	}
-	if i != len(s) {
-		return time.Time{}, false
-	}
-	t := time.Date(year, time.Month(month), day, hour, minute, sec, nanos, time.UTC)
+	t := time.Date(year, time.Month(month), day, hour, minute, sec, 0, time.UTC)
 	if t.Day() != day { // February 30th and the like
 		return time.Time{}, false
 	}
-	return t.Add(-time.Duration(offset) * time.Second), true
+	return t, true
+}
+
+// parseFraction parses the fraction of a second that may start s (a '.'
+// and at least one digit; digits beyond nine are dropped) and returns it in
+// nanoseconds with the rest of s.
+func parseFraction(s string) (nanos int, rest string, ok bool) {
+	if s == "" || s[0] != '.' {
+		return 0, s, true
+	}
+	i := 1
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+		if i <= 9 {
+			nanos = nanos*10 + int(s[i]-'0')
+		}
+		i++
+	}
+	if i == 1 {
+		return 0, "", false
+	}
+	for d := i - 1; d < 9; d++ {
+		nanos *= 10
+	}
+	return nanos, s[i:], true
+}
+
+// parseOffset parses what must be all of s: 'Z' (or 'z'), or an offset
+// from UTC written +hh:mm, +hhmm or +hh (or with '-'), in seconds east.
+func parseOffset(s string) (int, bool) {
+	if s == "" {
+		return 0, false
+	}
+	switch s[0] {
+	case 'Z', 'z':
+		return 0, len(s) == 1
+	case '+', '-':
+	default:
+		return 0, false
+	}
+	sign := 1
+	if s[0] == '-' {
+		sign = -1
+	}
+	rest := s[1:]
+	var oh, om int
+	switch {
+	case len(rest) == 5 && rest[2] == ':':
+		oh, om = digits(rest, 0, 2), digits(rest, 3, 2)
+	case len(rest) == 4:
+		oh, om = digits(rest, 0, 2), digits(rest, 2, 2)
+	case len(rest) == 2:
+		oh, om = digits(rest, 0, 2), 0
+	default:
+		return 0, false
+	}
+	if oh < 0 || oh > 23 || om < 0 || om > 59 {
+		return 0, false
+	}
+	return sign * (oh*3600 + om*60), true
+}
+
+// digits returns the number written in decimal in s[i:i+n], or -1 if a
+// byte there is not a digit.
+func digits(s string, i, n int) int {
+	v := 0
+	for _, c := range []byte(s[i : i+n]) {
+		if c < '0' || c > '9' {
+			return -1
+		}
+		v = v*10 + int(c-'0')
+	}
+	return v
 }

@@ -50,6 +50,22 @@ func (p Prices) perMillion(r Requests, n int) float64 {
 func (r *Report) WriteMarkdown(w io.Writer, commit string) error {
 	bw := bufio.NewWriter(w)
 	p := func(format string, args ...any) { fmt.Fprintf(bw, format, args...) }
+	r.mdHeader(p, commit)
+	r.mdContenders(p)
+	r.mdThroughput(p)
+	r.mdHitMiss(p)
+	r.mdLists(p)
+	r.mdBursts(p)
+	mdPrices(p)
+	r.mdStanding(p)
+	return bw.Flush()
+}
+
+// printf writes one piece of the report.
+type printf func(format string, args ...any)
+
+// mdHeader writes the title and the table of what was measured where.
+func (r *Report) mdHeader(p printf, commit string) {
 	c := r.Config
 	lat := "none (loopback)"
 	if c.Latency > 0 {
@@ -67,7 +83,11 @@ func (r *Report) WriteMarkdown(w io.Writer, commit string) error {
 	p("| callers | %d concurrent callers per contender (Cairn's flush concurrency is its default, 16) |\n", c.Concurrency)
 	p("| load average before / after | %s / %s (the machine has %d cores; other work was running if the first number is well above 0) |\n", r.LoadBefore, r.LoadAfter, r.Machine.Cores)
 	p("| run took | %s |\n\n", r.Took.Round(time.Second))
+}
 
+// mdContenders describes the contenders and how they are measured.
+func (r *Report) mdContenders(p printf) {
+	c := r.Config
 	p("## The contenders\n\n")
 	p("1. **%s**: Cairn's stored bytes (zstd around MessagePack), encoded before the clock starts; one PutObject per Save, one GetObject per Load. List is ListObjectsV2 of keys: unordered, no timestamps, the cheapest listing S3 has.\n", Raw)
 	p("2. **%s**: what a user writes instead: `json.Marshal` of the checkpoint, one object per run. List is ListObjectsV2 plus a GET of every object (%d in parallel) and a sort by timestamp, since nothing else knows the order; the first page costs as much as the whole List.\n", HandWritten, c.Concurrency)
@@ -75,7 +95,11 @@ func (r *Report) WriteMarkdown(w io.Writer, commit string) error {
 	p("4. **%s**: `tiered.New(bucket, &tiered.Options{Mode: tiered.WriteThrough})`, defaults otherwise. Save returns once the object and its index entry are durable; concurrent Saves share index commits.\n", WriteThrough)
 	p("5. **%s**: the same with `tiered.WriteBack` (flush window 100 ms). Save returns once the cache holds the run; the `Flush` at the end of each measured window is inside the time.\n\n", WriteBack)
 	p("Loads are measured on a fresh instance of each contender, so Cairn's Loads here are cache misses (one GET and a decode); cache hits are in their own table. Requests are counted by an `http.RoundTripper` under the SDK (retries included) and include Cairn's background index compaction, which is waited for after each phase. Bytes stored is what is under the contender's prefix afterwards, divided by the runs saved.\n\n")
+}
 
+// mdThroughput writes a table of Saves and Loads per checkpoint size.
+func (r *Report) mdThroughput(p printf) {
+	c := r.Config
 	p("## Saves and Loads\n\n")
 	for _, size := range c.Sizes {
 		var rows []Throughput
@@ -106,7 +130,10 @@ func (r *Report) WriteMarkdown(w io.Writer, commit string) error {
 		}
 		p("\n")
 	}
+}
 
+// mdHitMiss writes the table of one caller's Loads and Saves.
+func (r *Report) mdHitMiss(p printf) {
 	hm := r.HitMiss
 	p("## Cairn Load: cache hit and miss (%s, one caller)\n\n", sizeName(hm.Size))
 	p("| operation | p50 | p99 |\n|---|--:|--:|\n")
@@ -115,7 +142,11 @@ func (r *Report) WriteMarkdown(w io.Writer, commit string) error {
 	p("| raw GetObject of the same object | %s | %s |\n", dur(hm.RawGet.P50), dur(hm.RawGet.P99))
 	p("| Cairn Save, write-back | %s | %s |\n", dur(hm.SaveBack.P50), dur(hm.SaveBack.P99))
 	p("| Cairn Save, write-through | %s | %s |\n\n", dur(hm.SaveThrou.P50), dur(hm.SaveThrou.P99))
+}
 
+// mdLists writes the table of List against the number of runs.
+func (r *Report) mdLists(p printf) {
+	c := r.Config
 	p("## List against the number of runs\n\n")
 	p("Summaries only, newest first. *First page* is the newest 100 runs from a process that has read nothing (median of %d), *all* is every run, *again* is the first page once more from the same process. ", c.ListRepeats)
 	p("The datasets are written beforehand by an uncounted client without latency: the hand-written store's %s JSON objects for real (the raw key listing reads the same objects); Cairn's index built directly with `index.Rebuild` and the single index object written in one PUT, because their Lists read nothing else (no run objects exist behind those two).\n\n", sizeName(1<<10))
@@ -131,7 +162,14 @@ func (r *Report) WriteMarkdown(w io.Writer, commit string) error {
 		p("| %s | %s | %s | %s | %s | %s | %s | %s |\n", count(int64(l.Runs)), name,
 			dur(l.FirstLat), reqs(l.FirstReq), dur(l.AllLat), reqs(l.AllReq), dur(l.WarmLat), reqs(l.WarmReq))
 	}
-	p("\n## Saves against the number of runs (%s checkpoints, up to %d Saves within %s)\n\n", sizeName(1<<10), c.BurstSaves, c.BurstBudget)
+	p("\n")
+}
+
+// mdBursts writes the table of Saves against the number of runs, and the
+// plot.
+func (r *Report) mdBursts(p printf) {
+	c := r.Config
+	p("## Saves against the number of runs (%s checkpoints, up to %d Saves within %s)\n\n", sizeName(1<<10), c.BurstSaves, c.BurstBudget)
 	p("| runs |")
 	for _, name := range Contenders {
 		p(" %s |", name)
@@ -150,13 +188,19 @@ func (r *Report) WriteMarkdown(w io.Writer, commit string) error {
 		p("\n")
 	}
 	p("\n![throughput and List latency against the number of runs](BENCHMARKS.png)\n\n")
+}
 
+// mdPrices writes the prices the cost columns use.
+func mdPrices(p printf) {
 	p("## Prices used\n\n| | PUT, COPY, POST, LIST per 1,000 | GET, HEAD per 1,000 | upload per GB | retrieval per GB | source |\n|---|--:|--:|--:|--:|---|\n")
 	for _, pr := range []Prices{Standard, Express} {
 		p("| %s | $%g | $%g | $%g | $%g | %s |\n", pr.Name, pr.PutPer1000, pr.GetPer1000, pr.UploadPerGB, pr.RetrievalPerGB, pr.Source)
 	}
 	p("\nThe cost columns price the requests (and, for Express, the bytes) counted during the Saves, per million Saves; storage, transfer out and DELETEs (free) are left out.\n\n")
+}
 
+// mdStanding writes the comparison in sentences and the DESIGN.md targets.
+func (r *Report) mdStanding(p printf) {
 	p("## Where Cairn stands\n\n")
 	for _, line := range r.notes() {
 		p("- %s\n", line)
@@ -166,7 +210,6 @@ func (r *Report) WriteMarkdown(w io.Writer, commit string) error {
 		p("| %s | %s | %s |\n", t[0], t[1], t[2])
 	}
 	p("\n")
-	return bw.Flush()
 }
 
 func (r *Report) flags() string {

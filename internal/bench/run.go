@@ -497,88 +497,128 @@ func (b *runner) scales(ctx context.Context) ([]ListPoint, error) {
 			return nil, err
 		}
 		have = max(have, n)
-		cairnPrefix := fmt.Sprintf("scale-%d/cairn", n)
-		singlePrefix := fmt.Sprintf("scale-%d/single/", n)
-		if err := b.populateIndexes(ctx, gen, n, cairnPrefix, singlePrefix); err != nil {
+		set := scaleSet{n: n, json: jsonPrefix, cairn: fmt.Sprintf("scale-%d/cairn", n), single: fmt.Sprintf("scale-%d/single/", n)}
+		if err := b.populateIndexes(ctx, gen, n, set.cairn, set.single); err != nil {
 			return nil, err
 		}
 		b.logf("scale %d: datasets ready in %v", n, time.Since(start).Round(time.Millisecond))
 
-		// Lists.
-		rawPt, err := b.listPoint(ctx, Raw, n, func() (contender, error) { return &raw{e: b.e, prefix: jsonPrefix}, nil })
+		pts, err := b.listsAt(ctx, set, prevJSON)
 		if err != nil {
 			return nil, err
 		}
-		jsonPt := ListPoint{Contender: HandWritten, Runs: n}
-		hw := &handWritten{e: b.e, prefix: jsonPrefix}
-		if prevJSON != nil && time.Duration(float64(prevJSON.AllLat)*float64(n)/float64(prevJSON.Runs)) > b.cfg.ListBudget {
-			// First and All are one operation for this store: list, GET all, sort.
-			jsonPt.AllLat = time.Duration(float64(prevJSON.AllLat) * float64(n) / float64(prevJSON.Runs))
-			jsonPt.FirstLat, jsonPt.WarmLat = jsonPt.AllLat, jsonPt.AllLat
-			jsonPt.AllReq = Requests{GET: int64(n), LIST: int64((n + 999) / 1000)}
-			jsonPt.FirstReq, jsonPt.WarmReq = jsonPt.AllReq, jsonPt.AllReq
-			jsonPt.Extrapolated = true
-		} else {
-			before := b.ctr.snapshot()
-			t := time.Now()
-			got, err := hw.list(ctx, 0)
-			if err != nil {
-				return nil, err
-			}
-			if got != n {
-				return nil, fmt.Errorf("hand-written list at %d runs returned %d", n, got)
-			}
-			jsonPt.AllLat, jsonPt.AllReq = time.Since(t), b.ctr.snapshot().Sub(before)
-			jsonPt.FirstLat, jsonPt.FirstReq = jsonPt.AllLat, jsonPt.AllReq
-			jsonPt.WarmLat, jsonPt.WarmReq = jsonPt.AllLat, jsonPt.AllReq
-		}
-		singlePt, err := b.listPoint(ctx, SingleIndex, n, func() (contender, error) { return &singleIndex{e: b.e, prefix: singlePrefix}, nil })
+		saved, err := b.burstsAt(ctx, gen, set, &pts)
 		if err != nil {
 			return nil, err
 		}
-		cairnPt, err := b.listPoint(ctx, Cairn, n, func() (contender, error) { return newCairn(b.e, cairnPrefix+"/", tiered.WriteThrough) })
-		if err != nil {
-			return nil, err
-		}
-
-		// Saves at this scale: every contender into its dataset.
-		burst, err := gen.samples(b.cfg.BurstSaves*len(Contenders), 1<<10)
-		if err != nil {
-			return nil, err
-		}
-		pts := map[string]*ListPoint{Raw: &rawPt, HandWritten: &jsonPt, SingleIndex: &singlePt}
-		wbPt := ListPoint{Contender: WriteBack, Runs: n}
-		wtPt := ListPoint{Contender: WriteThrough, Runs: n}
-		pts[WriteBack], pts[WriteThrough] = &wbPt, &wtPt
-		for i, name := range Contenders {
-			prefix := map[string]string{Raw: "scale/raw/", HandWritten: jsonPrefix, SingleIndex: singlePrefix,
-				WriteThrough: cairnPrefix + "/", WriteBack: cairnPrefix + "/"}[name]
-			c, err := newContender(b.e, name, prefix)
-			if err != nil {
-				return nil, err
-			}
-			res, req, err := b.timedSaves(ctx, c, burst[i*b.cfg.BurstSaves:(i+1)*b.cfg.BurstSaves], b.cfg.BurstBudget)
-			if err != nil {
-				return nil, fmt.Errorf("%s, saves at %d runs: %w", name, n, err)
-			}
-			if err := c.close(ctx); err != nil {
-				return nil, err
-			}
-			p := pts[name]
-			p.BurstSaves, p.BurstElapsed, p.BurstReq = res.Done, res.Elapsed, req
-			if name == HandWritten {
-				have += res.Done
-			}
-		}
+		have += saved
 		b.logf("scale %d: List first page: raw %v, hand-written %v%s, single index %v, Cairn %v (warm %v); saves/s: %.0f %.0f %.0f %.0f %.0f",
-			n, rawPt.FirstLat, jsonPt.FirstLat, map[bool]string{true: " (extrapolated)"}[jsonPt.Extrapolated],
-			singlePt.FirstLat, cairnPt.FirstLat, cairnPt.WarmLat,
-			rate(rawPt.BurstSaves, rawPt.BurstElapsed), rate(jsonPt.BurstSaves, jsonPt.BurstElapsed),
-			rate(singlePt.BurstSaves, singlePt.BurstElapsed), rate(wtPt.BurstSaves, wtPt.BurstElapsed), rate(wbPt.BurstSaves, wbPt.BurstElapsed))
-		points = append(points, rawPt, jsonPt, singlePt, cairnPt, wtPt, wbPt)
-		prevJSON = &jsonPt
+			n, pts.raw.FirstLat, pts.json.FirstLat, map[bool]string{true: " (extrapolated)"}[pts.json.Extrapolated],
+			pts.single.FirstLat, pts.cairn.FirstLat, pts.cairn.WarmLat,
+			rate(pts.raw.BurstSaves, pts.raw.BurstElapsed), rate(pts.json.BurstSaves, pts.json.BurstElapsed),
+			rate(pts.single.BurstSaves, pts.single.BurstElapsed), rate(pts.wt.BurstSaves, pts.wt.BurstElapsed), rate(pts.wb.BurstSaves, pts.wb.BurstElapsed))
+		points = append(points, pts.raw, pts.json, pts.single, pts.cairn, pts.wt, pts.wb)
+		prevJSON = &pts.json
 	}
 	return points, nil
+}
+
+// scaleSet names the datasets of one scale: n runs under each prefix (the
+// hand-written store's JSON objects, which the raw key listing reads too;
+// Cairn's index, without its trailing slash; the single index object).
+type scaleSet struct {
+	n                   int
+	json, cairn, single string
+}
+
+// scalePoints are the contenders' List points at one scale.
+type scalePoints struct {
+	raw, json, single, cairn, wt, wb ListPoint
+}
+
+// listsAt times every contender's List at one scale. prevJSON is the
+// hand-written List at the previous scale, or nil.
+func (b *runner) listsAt(ctx context.Context, set scaleSet, prevJSON *ListPoint) (scalePoints, error) {
+	n := set.n
+	pts := scalePoints{wb: ListPoint{Contender: WriteBack, Runs: n}, wt: ListPoint{Contender: WriteThrough, Runs: n}}
+	var err error
+	if pts.raw, err = b.listPoint(ctx, Raw, n, func() (contender, error) { return &raw{e: b.e, prefix: set.json}, nil }); err != nil {
+		return pts, err
+	}
+	if pts.json, err = b.handWrittenList(ctx, set, prevJSON); err != nil {
+		return pts, err
+	}
+	if pts.single, err = b.listPoint(ctx, SingleIndex, n, func() (contender, error) { return &singleIndex{e: b.e, prefix: set.single}, nil }); err != nil {
+		return pts, err
+	}
+	if pts.cairn, err = b.listPoint(ctx, Cairn, n, func() (contender, error) { return newCairn(b.e, set.cairn+"/", tiered.WriteThrough) }); err != nil {
+		return pts, err
+	}
+	return pts, nil
+}
+
+// handWrittenList times the hand-written store's List, one operation for
+// it (list, GET all, sort) whatever the page, or extrapolates it from prev
+// when that would take longer than ListBudget.
+func (b *runner) handWrittenList(ctx context.Context, set scaleSet, prev *ListPoint) (ListPoint, error) {
+	n := set.n
+	pt := ListPoint{Contender: HandWritten, Runs: n}
+	if prev != nil && time.Duration(float64(prev.AllLat)*float64(n)/float64(prev.Runs)) > b.cfg.ListBudget {
+		pt.AllLat = time.Duration(float64(prev.AllLat) * float64(n) / float64(prev.Runs))
+		pt.FirstLat, pt.WarmLat = pt.AllLat, pt.AllLat
+		pt.AllReq = Requests{GET: int64(n), LIST: int64((n + 999) / 1000)}
+		pt.FirstReq, pt.WarmReq = pt.AllReq, pt.AllReq
+		pt.Extrapolated = true
+		return pt, nil
+	}
+	hw := &handWritten{e: b.e, prefix: set.json}
+	before := b.ctr.snapshot()
+	t := time.Now()
+	got, err := hw.list(ctx, 0)
+	if err != nil {
+		return pt, err
+	}
+	if got != n {
+		return pt, fmt.Errorf("hand-written list at %d runs returned %d", n, got)
+	}
+	pt.AllLat, pt.AllReq = time.Since(t), b.ctr.snapshot().Sub(before)
+	pt.FirstLat, pt.FirstReq = pt.AllLat, pt.AllReq
+	pt.WarmLat, pt.WarmReq = pt.AllLat, pt.AllReq
+	return pt, nil
+}
+
+// burstsAt makes BurstSaves Saves of 1 KB checkpoints with every contender
+// into its dataset at one scale, recording them in pts. It returns how many
+// JSON objects the hand-written store added.
+func (b *runner) burstsAt(ctx context.Context, gen *generator, set scaleSet, pts *scalePoints) (int, error) {
+	burst, err := gen.samples(b.cfg.BurstSaves*len(Contenders), 1<<10)
+	if err != nil {
+		return 0, err
+	}
+	byName := map[string]*ListPoint{Raw: &pts.raw, HandWritten: &pts.json, SingleIndex: &pts.single,
+		WriteBack: &pts.wb, WriteThrough: &pts.wt}
+	prefixes := map[string]string{Raw: "scale/raw/", HandWritten: set.json, SingleIndex: set.single,
+		WriteThrough: set.cairn + "/", WriteBack: set.cairn + "/"}
+	added := 0
+	for i, name := range Contenders {
+		c, err := newContender(b.e, name, prefixes[name])
+		if err != nil {
+			return added, err
+		}
+		res, req, err := b.timedSaves(ctx, c, burst[i*b.cfg.BurstSaves:(i+1)*b.cfg.BurstSaves], b.cfg.BurstBudget)
+		if err != nil {
+			return added, fmt.Errorf("%s, saves at %d runs: %w", name, set.n, err)
+		}
+		if err := c.close(ctx); err != nil {
+			return added, err
+		}
+		p := byName[name]
+		p.BurstSaves, p.BurstElapsed, p.BurstReq = res.Done, res.Elapsed, req
+		if name == HandWritten {
+			added += res.Done
+		}
+	}
+	return added, nil
 }
 
 // listPoint times the first page (100) and the full List, each the median

@@ -11,6 +11,11 @@
 // set (as go generate sets it) and -dir is not given, the package found
 // there must have that name. -output is relative to -dir. An output file
 // whose content would not change is not rewritten.
+//
+// -msgpack-shims (off by default) adds MarshalMsgpack, UnmarshalMsgpack,
+// EncodeMsgpack and DecodeMsgpack to every type, for code that also hands
+// the types to github.com/vmihailenco/msgpack/v5; without it the generated
+// file does not import that library. Run cairngen -h for every flag.
 package main
 
 import (

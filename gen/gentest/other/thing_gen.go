@@ -4,7 +4,6 @@ package other
 
 import (
 	"github.com/cairnstore/cairn/gen/wire"
-	"github.com/vmihailenco/msgpack/v5"
 )
 
 var _thingFields = []string{"label", "when"}
@@ -87,15 +86,3 @@ func (x *Thing) readField(r *wire.Reader, i int) (err error) {
 	}
 	return nil
 }
-
-// MarshalMsgpack implements msgpack.Marshaler.
-func (x *Thing) MarshalMsgpack() ([]byte, error) { return x.AppendMsgpack(nil) }
-
-// UnmarshalMsgpack implements msgpack.Unmarshaler.
-func (x *Thing) UnmarshalMsgpack(b []byte) error { return wire.Unmarshal(b, x) }
-
-// EncodeMsgpack implements msgpack.CustomEncoder with the generated codec.
-func (x *Thing) EncodeMsgpack(enc *msgpack.Encoder) error { return wire.EncodeMsgpack(enc, x) }
-
-// DecodeMsgpack implements msgpack.CustomDecoder with the generated codec.
-func (x *Thing) DecodeMsgpack(dec *msgpack.Decoder) error { return wire.DecodeMsgpack(dec, x) }

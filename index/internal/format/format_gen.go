@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/cairnstore/cairn/gen/wire"
-	"github.com/vmihailenco/msgpack/v5"
 )
 
 var _entryFields = []string{"run", "ts", "wf", "size", "exp", "etag"}
@@ -119,18 +118,6 @@ func (x *Entry) readField(r *wire.Reader, i int) (err error) {
 	return nil
 }
 
-// MarshalMsgpack implements msgpack.Marshaler.
-func (x *Entry) MarshalMsgpack() ([]byte, error) { return x.AppendMsgpack(nil) }
-
-// UnmarshalMsgpack implements msgpack.Unmarshaler.
-func (x *Entry) UnmarshalMsgpack(b []byte) error { return wire.Unmarshal(b, x) }
-
-// EncodeMsgpack implements msgpack.CustomEncoder with the generated codec.
-func (x *Entry) EncodeMsgpack(enc *msgpack.Encoder) error { return wire.EncodeMsgpack(enc, x) }
-
-// DecodeMsgpack implements msgpack.CustomDecoder with the generated codec.
-func (x *Entry) DecodeMsgpack(dec *msgpack.Decoder) error { return wire.DecodeMsgpack(dec, x) }
-
 var _opFields = []string{"e", "del"}
 
 // AppendMsgpack appends the MessagePack encoding of x to b: a map of its
@@ -211,18 +198,6 @@ func (x *Op) readField(r *wire.Reader, i int) (err error) {
 	}
 	return nil
 }
-
-// MarshalMsgpack implements msgpack.Marshaler.
-func (x *Op) MarshalMsgpack() ([]byte, error) { return x.AppendMsgpack(nil) }
-
-// UnmarshalMsgpack implements msgpack.Unmarshaler.
-func (x *Op) UnmarshalMsgpack(b []byte) error { return wire.Unmarshal(b, x) }
-
-// EncodeMsgpack implements msgpack.CustomEncoder with the generated codec.
-func (x *Op) EncodeMsgpack(enc *msgpack.Encoder) error { return wire.EncodeMsgpack(enc, x) }
-
-// DecodeMsgpack implements msgpack.CustomDecoder with the generated codec.
-func (x *Op) DecodeMsgpack(dec *msgpack.Decoder) error { return wire.DecodeMsgpack(dec, x) }
 
 var _batchFields = []string{"id", "ops"}
 
@@ -310,18 +285,6 @@ func (x *Batch) readField(r *wire.Reader, i int) (err error) {
 	return nil
 }
 
-// MarshalMsgpack implements msgpack.Marshaler.
-func (x *Batch) MarshalMsgpack() ([]byte, error) { return x.AppendMsgpack(nil) }
-
-// UnmarshalMsgpack implements msgpack.Unmarshaler.
-func (x *Batch) UnmarshalMsgpack(b []byte) error { return wire.Unmarshal(b, x) }
-
-// EncodeMsgpack implements msgpack.CustomEncoder with the generated codec.
-func (x *Batch) EncodeMsgpack(enc *msgpack.Encoder) error { return wire.EncodeMsgpack(enc, x) }
-
-// DecodeMsgpack implements msgpack.CustomDecoder with the generated codec.
-func (x *Batch) DecodeMsgpack(dec *msgpack.Decoder) error { return wire.DecodeMsgpack(dec, x) }
-
 var _pageFields = []string{"entries"}
 
 // AppendMsgpack appends the MessagePack encoding of x to b: a map of its
@@ -402,18 +365,6 @@ func (x *Page) readField(r *wire.Reader, i int) (err error) {
 	return nil
 }
 
-// MarshalMsgpack implements msgpack.Marshaler.
-func (x *Page) MarshalMsgpack() ([]byte, error) { return x.AppendMsgpack(nil) }
-
-// UnmarshalMsgpack implements msgpack.Unmarshaler.
-func (x *Page) UnmarshalMsgpack(b []byte) error { return wire.Unmarshal(b, x) }
-
-// EncodeMsgpack implements msgpack.CustomEncoder with the generated codec.
-func (x *Page) EncodeMsgpack(enc *msgpack.Encoder) error { return wire.EncodeMsgpack(enc, x) }
-
-// DecodeMsgpack implements msgpack.CustomDecoder with the generated codec.
-func (x *Page) DecodeMsgpack(dec *msgpack.Decoder) error { return wire.DecodeMsgpack(dec, x) }
-
 var _opPageFields = []string{"ops"}
 
 // AppendMsgpack appends the MessagePack encoding of x to b: a map of its
@@ -493,18 +444,6 @@ func (x *OpPage) readField(r *wire.Reader, i int) (err error) {
 	}
 	return nil
 }
-
-// MarshalMsgpack implements msgpack.Marshaler.
-func (x *OpPage) MarshalMsgpack() ([]byte, error) { return x.AppendMsgpack(nil) }
-
-// UnmarshalMsgpack implements msgpack.Unmarshaler.
-func (x *OpPage) UnmarshalMsgpack(b []byte) error { return wire.Unmarshal(b, x) }
-
-// EncodeMsgpack implements msgpack.CustomEncoder with the generated codec.
-func (x *OpPage) EncodeMsgpack(enc *msgpack.Encoder) error { return wire.EncodeMsgpack(enc, x) }
-
-// DecodeMsgpack implements msgpack.CustomDecoder with the generated codec.
-func (x *OpPage) DecodeMsgpack(dec *msgpack.Decoder) error { return wire.DecodeMsgpack(dec, x) }
 
 var _pageRefFields = []string{"id", "n", "first"}
 
@@ -595,18 +534,6 @@ func (x *PageRef) readField(r *wire.Reader, i int) (err error) {
 	return nil
 }
 
-// MarshalMsgpack implements msgpack.Marshaler.
-func (x *PageRef) MarshalMsgpack() ([]byte, error) { return x.AppendMsgpack(nil) }
-
-// UnmarshalMsgpack implements msgpack.Unmarshaler.
-func (x *PageRef) UnmarshalMsgpack(b []byte) error { return wire.Unmarshal(b, x) }
-
-// EncodeMsgpack implements msgpack.CustomEncoder with the generated codec.
-func (x *PageRef) EncodeMsgpack(enc *msgpack.Encoder) error { return wire.EncodeMsgpack(enc, x) }
-
-// DecodeMsgpack implements msgpack.CustomDecoder with the generated codec.
-func (x *PageRef) DecodeMsgpack(dec *msgpack.Decoder) error { return wire.DecodeMsgpack(dec, x) }
-
 var _levelFields = []string{"n", "pages"}
 
 // AppendMsgpack appends the MessagePack encoding of x to b: a map of its
@@ -694,18 +621,6 @@ func (x *Level) readField(r *wire.Reader, i int) (err error) {
 	}
 	return nil
 }
-
-// MarshalMsgpack implements msgpack.Marshaler.
-func (x *Level) MarshalMsgpack() ([]byte, error) { return x.AppendMsgpack(nil) }
-
-// UnmarshalMsgpack implements msgpack.Unmarshaler.
-func (x *Level) UnmarshalMsgpack(b []byte) error { return wire.Unmarshal(b, x) }
-
-// EncodeMsgpack implements msgpack.CustomEncoder with the generated codec.
-func (x *Level) EncodeMsgpack(enc *msgpack.Encoder) error { return wire.EncodeMsgpack(enc, x) }
-
-// DecodeMsgpack implements msgpack.CustomDecoder with the generated codec.
-func (x *Level) DecodeMsgpack(dec *msgpack.Decoder) error { return wire.DecodeMsgpack(dec, x) }
 
 var _manifestFields = []string{"seq", "created", "count", "by_time", "run_levels", "base"}
 
@@ -828,18 +743,6 @@ func (x *Manifest) readField(r *wire.Reader, i int) (err error) {
 	return nil
 }
 
-// MarshalMsgpack implements msgpack.Marshaler.
-func (x *Manifest) MarshalMsgpack() ([]byte, error) { return x.AppendMsgpack(nil) }
-
-// UnmarshalMsgpack implements msgpack.Unmarshaler.
-func (x *Manifest) UnmarshalMsgpack(b []byte) error { return wire.Unmarshal(b, x) }
-
-// EncodeMsgpack implements msgpack.CustomEncoder with the generated codec.
-func (x *Manifest) EncodeMsgpack(enc *msgpack.Encoder) error { return wire.EncodeMsgpack(enc, x) }
-
-// DecodeMsgpack implements msgpack.CustomDecoder with the generated codec.
-func (x *Manifest) DecodeMsgpack(dec *msgpack.Decoder) error { return wire.DecodeMsgpack(dec, x) }
-
 var _headFields = []string{"seq"}
 
 // AppendMsgpack appends the MessagePack encoding of x to b: a map of its
@@ -911,15 +814,3 @@ func (x *Head) readField(r *wire.Reader, i int) (err error) {
 	}
 	return nil
 }
-
-// MarshalMsgpack implements msgpack.Marshaler.
-func (x *Head) MarshalMsgpack() ([]byte, error) { return x.AppendMsgpack(nil) }
-
-// UnmarshalMsgpack implements msgpack.Unmarshaler.
-func (x *Head) UnmarshalMsgpack(b []byte) error { return wire.Unmarshal(b, x) }
-
-// EncodeMsgpack implements msgpack.CustomEncoder with the generated codec.
-func (x *Head) EncodeMsgpack(enc *msgpack.Encoder) error { return wire.EncodeMsgpack(enc, x) }
-
-// DecodeMsgpack implements msgpack.CustomDecoder with the generated codec.
-func (x *Head) DecodeMsgpack(dec *msgpack.Decoder) error { return wire.DecodeMsgpack(dec, x) }

@@ -45,12 +45,19 @@ var schemes = struct {
 	m map[string]Scheme
 }{m: map[string]Scheme{}}
 
+// schemeName is what a scheme must look like (RFC 3986, lower case, as
+// url.Parse gives it).
+var schemeName = regexp.MustCompile(`^[a-z][a-z0-9+.-]*$`)
+
 // Register makes OpenURL open the URLs of scheme with s. It panics if
-// scheme is registered twice or s has no Open, as http.Handle does: both
-// are programming errors found at start.
+// scheme is not a lower-case URL scheme, is registered twice, or s has no
+// Open, as http.Handle does: each is a programming error found at start.
 func Register(scheme string, s Scheme) {
 	schemes.Lock()
 	defer schemes.Unlock()
+	if !schemeName.MatchString(scheme) {
+		panic(fmt.Sprintf("bucket: Register of %q, not a lower-case URL scheme", scheme))
+	}
 	if s.Open == nil {
 		panic("bucket: Register of scheme " + scheme + " without Open")
 	}
@@ -94,7 +101,7 @@ func init() {
 
 // ErrUserInfo is the cause of the refusal of a store URL that holds
 // credentials.
-var ErrUserInfo = errors.New("credentials in a store URL (they come from the AWS default chain: environment, shared files, roles)")
+var ErrUserInfo = errors.New("credentials in a store URL (they come from the environment; for s3, the AWS default chain: environment, shared files, roles)")
 
 // ErrScheme is the cause of the refusal of a store URL whose scheme is
 // not registered.
@@ -150,7 +157,13 @@ func openURL(ctx context.Context, rawURL string) (*Opened, error) {
 		return nil, fmt.Errorf("%w %q (want %s)%s", ErrScheme, u.Scheme, want, hint)
 	}
 	if len(s.Params) == 0 && len(q) > 0 {
-		return nil, fmt.Errorf("%s URLs take no parameters (got %s)", u.Scheme, strings.Join(keysOf(q), ", "))
+		names := keysOf(q)
+		for i, k := range names {
+			if !paramName.MatchString(k) {
+				names[i] = "a parameter of " + strconv.Itoa(len(k)) + " bytes, not repeated"
+			}
+		}
+		return nil, fmt.Errorf("%s URLs take no parameters (got %s)", u.Scheme, strings.Join(names, ", "))
 	}
 	if err := checkParams(s.Params, q); err != nil {
 		return nil, err

@@ -570,7 +570,11 @@ func (s *Store) GC(ctx context.Context, opts *GCOptions) (*GCReport, error) {
 // expired, when the object's own metadata says it expired too (a Save
 // since refreshed neither), and then with a tombstone, as a Delete.
 func (s *Store) collect(ctx context.Context, id uuid.UUID, listed bucket.Info, expired bool) error {
-	defer s.lockRun(id)()
+	unlock, err := s.lockRun(ctx, id)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	op, found, err := s.ix.LastOp(ctx, id)
 	if err != nil || !found {
 		return err
@@ -593,5 +597,5 @@ func (s *Store) collect(ctx context.Context, id uuid.UUID, listed bucket.Info, e
 	if !ok || perr != nil || s.o.Now().Before(t) {
 		return nil
 	}
-	return s.deleteRun(ctx, id)
+	return s.deleteRun(ctx, id, nil)
 }

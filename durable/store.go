@@ -113,7 +113,9 @@ type Store struct {
 	// (striped by run ID), so that a Delete's tombstone and object
 	// deletion cannot interleave with a Save's object write and commit
 	// and leave an index entry without an object.
-	runLocks [64]sync.Mutex
+	// Each is a one-slot semaphore, so that waiting for one honours the
+	// caller's context.
+	runLocks [64]chan struct{}
 
 	bytesStored atomic.Int64 // compressed bytes of run objects written
 
@@ -125,10 +127,30 @@ type Store struct {
 
 var _ cairn.Store = (*Store)(nil)
 
-func (s *Store) lockRun(id uuid.UUID) func() {
-	m := &s.runLocks[stripe(id)]
-	m.Lock()
-	return m.Unlock
+func (s *Store) lockRun(ctx context.Context, id uuid.UUID) (unlock func(), err error) {
+	return s.lockStripes(ctx, []int{stripe(id)})
+}
+
+// lockStripes takes the run locks of stripes, which must be ascending
+// (so that two callers never wait for each other in a cycle), and returns
+// the unlock. If ctx ends first, it takes none and returns ctx's error.
+func (s *Store) lockStripes(ctx context.Context, stripes []int) (unlock func(), err error) {
+	unlock = func() {}
+	for n, i := range stripes {
+		select {
+		case s.runLocks[i] <- struct{}{}:
+		case <-ctx.Done():
+			for _, j := range stripes[:n] {
+				<-s.runLocks[j]
+			}
+			return nil, ctx.Err()
+		}
+	}
+	return func() {
+		for _, i := range stripes {
+			<-s.runLocks[i]
+		}
+	}, nil
 }
 
 // stripe is the index of the lock of run in runLocks.
@@ -172,7 +194,11 @@ func New(b bucket.Bucket, opts *Options) (*Store, error) {
 	if o.Prefix != "" {
 		runs = o.Prefix + "/runs/"
 	}
-	return &Store{b: b, o: o, codec: o.Codec, ix: ix, runs: runs}, nil
+	s := &Store{b: b, o: o, codec: o.Codec, ix: ix, runs: runs}
+	for i := range s.runLocks {
+		s.runLocks[i] = make(chan struct{}, 1)
+	}
+	return s, nil
 }
 
 // Compact folds the index's logs into a new snapshot now, rather than
@@ -210,14 +236,16 @@ func (s *Store) check(ctx context.Context) error {
 }
 
 // classify turns bucket errors into the store's sentinels, keeping the
-// cause in the chain.
+// cause in the chain. A server's bucket.ErrBusy (409: another write of
+// the key in flight) is no sentinel of the store's: it means "retry",
+// not that another writer won (that is a 412, ErrConflict).
 func classify(err error) error {
 	switch {
 	case err == nil:
 		return nil
 	case errors.Is(err, bucket.ErrNotFound):
 		return fmt.Errorf("%w: %w", cairn.ErrNotFound, err)
-	case errors.Is(err, bucket.ErrPrecondition), errors.Is(err, bucket.ErrBusy):
+	case errors.Is(err, bucket.ErrPrecondition):
 		return fmt.Errorf("%w: %w", cairn.ErrConflict, err)
 	case errors.Is(err, bucket.ErrCorrupt), errors.Is(err, bucket.ErrUnreadable):
 		return fmt.Errorf("%w: %w", cairn.ErrCorrupt, err)
@@ -370,11 +398,15 @@ func (s *Store) Delete(ctx context.Context, runID uuid.UUID) error {
 
 // DeleteOptions configure DeleteWith. Nil means defaults.
 type DeleteOptions struct {
-	// Locked, if set, is called with the run locked against this
-	// store's Writes of it, before anything is deleted: a cache dropped
-	// there cannot be refilled by a Write that commits before the Delete
-	// (the Write waits), nor miss one that commits after it.
-	Locked func()
+	// Tombstoned, if set, is called once the Delete's tombstone is
+	// committed (the run is deleted from then on, even if removing its
+	// object then fails), with the run still locked against this store's
+	// Writes of it, and before the object is removed. A cache dropped
+	// there cannot be refilled by a Write that committed before the
+	// Delete, nor miss one that commits after it; and when the Delete
+	// fails before its tombstone, nothing was deleted and it is not
+	// called. It must not call into this Store (the run's lock is held).
+	Tombstoned func()
 }
 
 // DeleteWith is Delete, with opts (nil means none).
@@ -385,11 +417,16 @@ func (s *Store) DeleteWith(ctx context.Context, runID uuid.UUID, opts *DeleteOpt
 	if err := s.writable(ctx); err != nil {
 		return cairn.WrapOp("delete", runID, err)
 	}
-	defer s.lockRun(runID)()
-	if opts != nil && opts.Locked != nil {
-		opts.Locked()
+	unlock, err := s.lockRun(ctx, runID)
+	if err != nil {
+		return cairn.WrapOp("delete", runID, err)
 	}
-	return cairn.WrapOp("delete", runID, s.deleteRun(ctx, runID))
+	defer unlock()
+	var tombstoned func()
+	if opts != nil {
+		tombstoned = opts.Tombstoned
+	}
+	return cairn.WrapOp("delete", runID, s.deleteRun(ctx, runID, tombstoned))
 }
 
 // deleteRun deletes a run: a HEAD for the ETag of its object, the
@@ -397,8 +434,9 @@ func (s *Store) DeleteWith(ctx context.Context, runID uuid.UUID, opts *DeleteOpt
 // evidence that lets GC finish a Delete cut short, and only for that
 // object: one written later (a Save whose commit was lost) has another
 // ETag or a later time, and is never taken for dead (see dead). The caller
-// holds the run's lock.
-func (s *Store) deleteRun(ctx context.Context, runID uuid.UUID) error {
+// holds the run's lock; tombstoned, if not nil, is called once the
+// tombstone is committed.
+func (s *Store) deleteRun(ctx context.Context, runID uuid.UUID, tombstoned func()) error {
 	var etag string
 	info, err := s.b.Head(ctx, s.runKey(runID))
 	switch {
@@ -412,6 +450,9 @@ func (s *Store) deleteRun(ctx context.Context, runID uuid.UUID) error {
 	tomb := index.Entry{RunID: runID, Timestamp: s.o.Now().UTC(), ETag: etag}
 	if err := s.ix.Commit(ctx, index.Op{Entry: tomb, Delete: true}); err != nil {
 		return err
+	}
+	if tombstoned != nil {
+		tombstoned()
 	}
 	return classify(s.b.Delete(ctx, s.runKey(runID)))
 }

@@ -31,6 +31,10 @@ func newStore(t testing.TB, b bucket.Bucket, o *durable.Options) *durable.Store 
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Close waits for a background compaction, which must not write into
+	// a temporary directory being removed. (A test's own Close comes
+	// first; this one then only reports ErrClosed.)
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
 	return s
 }
 

@@ -39,6 +39,7 @@ type Condition struct {
 // outcome. Its methods are called with the record's run locked against
 // this store's other Writes and Deletes of it, so Condition sees the
 // outcome of every earlier write of the run made through this store.
+// They must not call into this Store.
 // Which ETag a write is conditional on is the caller's knowledge (the
 // version its copy of the run is based on); Write applies it.
 type Fence interface {
@@ -60,7 +61,8 @@ type WriteOptions struct {
 	// Committed, if set, is called for each record the index commit
 	// listed, with its index (in the records given) and ETag, after the
 	// commit and with the run still locked against this store's Deletes
-	// of it: a cache updated there cannot be overtaken by a Delete.
+	// of it: a cache updated there cannot be overtaken by a Delete. It
+	// must not call into this Store.
 	Committed func(i int, etag string)
 }
 
@@ -78,14 +80,23 @@ type WriteResult struct {
 // written. It returns a result per record, in order, and the commit's
 // error. The runs of the records are locked, in this store, for the whole
 // Write (so a Delete of one of them waits, and never interleaves with its
-// write and commit); records of one run in one Write are a caller's error
-// (ErrInvalid).
+// write and commit); waiting for those locks ends with ctx. Records of one
+// run in one Write, a nil run, an empty record or one over the codec's
+// MaxSize are refused (ErrInvalid, ErrTooLarge) before anything is
+// written; an empty Write writes nothing.
+//
+// Data must be what the store's codec encodes (Codec.EncodeRecord) of a
+// checkpoint with that RunID, Workflow and Timestamp: Write does not
+// decode it (that would cost a flush a decode per run), so a record that
+// disagrees with its summary is stored as given, and Load and Verify
+// report it as corrupt.
 //
 // A record whose object was written is durable once the returned error
 // is nil. When the commit fails, the objects written stay (Load finds
 // them; the index does not list them until a later Write of the run, or
 // Reindex) and no Committed call is made. A failed PUT fails its record
-// alone. With a TTL every entry expires TTL after the Write.
+// alone. With a TTL every entry expires TTL after the Write. The hooks of
+// opts run with the runs locked: they must not call into this Store.
 func (s *Store) Write(ctx context.Context, recs []Record, opts *WriteOptions) ([]WriteResult, error) {
 	var o WriteOptions
 	if opts != nil {
@@ -94,10 +105,14 @@ func (s *Store) Write(ctx context.Context, recs []Record, opts *WriteOptions) ([
 	if o.Concurrency <= 0 {
 		o.Concurrency = s.o.Concurrency
 	}
-	if err := s.checkWrite(ctx, recs); err != nil {
+	if err := s.checkWrite(ctx, recs); err != nil || len(recs) == 0 {
 		return nil, err
 	}
-	defer s.lockRuns(recs)()
+	unlock, err := s.lockRuns(ctx, recs)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	res, entries := s.putAll(ctx, recs, &o)
 	var ops []index.Op
 	for i := range recs {
@@ -108,7 +123,7 @@ func (s *Store) Write(ctx context.Context, recs []Record, opts *WriteOptions) ([
 	}
 	if len(ops) > 0 {
 		if err := s.ix.Commit(ctx, ops...); err != nil {
-			return res, fmt.Errorf("index commit of %d runs: %w", len(ops), err)
+			return res, err
 		}
 	}
 	if o.Committed != nil {
@@ -121,8 +136,9 @@ func (s *Store) Write(ctx context.Context, recs []Record, opts *WriteOptions) ([
 	return res, nil
 }
 
-// checkWrite refuses a Write the store cannot take: closed, ended,
-// a nil or repeated run, or a server or index unsafe to write.
+// checkWrite refuses a Write the store cannot take: closed, ended, a nil
+// or repeated run, an empty or oversized record, or a server or index
+// unsafe to write.
 func (s *Store) checkWrite(ctx context.Context, recs []Record) error {
 	if err := s.check(ctx); err != nil {
 		return err
@@ -132,10 +148,18 @@ func (s *Store) checkWrite(ctx context.Context, recs []Record) error {
 		if err := cairn.CheckRunID("write", r.RunID); err != nil {
 			return err
 		}
-		if seen[r.RunID] {
+		switch {
+		case seen[r.RunID]:
 			return fmt.Errorf("%w: run %v twice in one Write", cairn.ErrInvalid, r.RunID)
+		case len(r.Data) == 0:
+			return fmt.Errorf("%w: run %v: an empty record", cairn.ErrInvalid, r.RunID)
+		case len(r.Data) > s.codec.MaxSize():
+			return fmt.Errorf("%w: run %v: record of %d bytes over the limit of %d", cairn.ErrTooLarge, r.RunID, len(r.Data), s.codec.MaxSize())
 		}
 		seen[r.RunID] = true
+	}
+	if len(recs) == 0 {
+		return nil
 	}
 	return s.writable(ctx)
 }
@@ -175,24 +199,14 @@ func (s *Store) entry(r Record) index.Entry {
 	return e
 }
 
-// lockRuns locks the stripes of the runs of recs, in ascending order so
-// that two Writes never wait for each other in a cycle, and returns the
-// unlock.
-func (s *Store) lockRuns(recs []Record) func() {
+// lockRuns takes the run locks of recs' runs (see lockStripes).
+func (s *Store) lockRuns(ctx context.Context, recs []Record) (unlock func(), err error) {
 	stripes := make([]int, 0, min(len(recs), len(s.runLocks)))
 	for _, r := range recs {
 		stripes = append(stripes, stripe(r.RunID))
 	}
 	slices.Sort(stripes)
-	stripes = slices.Compact(stripes)
-	for _, i := range stripes {
-		s.runLocks[i].Lock()
-	}
-	return func() {
-		for _, i := range stripes {
-			s.runLocks[i].Unlock()
-		}
-	}
+	return s.lockStripes(ctx, slices.Compact(stripes))
 }
 
 // Metadata keys of a run object: its summary, so that Reindex can rebuild

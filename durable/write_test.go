@@ -163,25 +163,108 @@ func TestWriteFenceUnderRunLock(t *testing.T) {
 	wg.Wait()
 }
 
-// DeleteWith calls Locked before anything is deleted, once.
-func TestDeleteWithLocked(t *testing.T) {
+// DeleteWith calls Tombstoned once, after the tombstone and before the
+// object goes; a Delete that fails before its tombstone does not call it.
+func TestDeleteWithTombstoned(t *testing.T) {
 	ctx := context.Background()
-	s := newStore(t, bucket.NewMem(), nil)
+	mem := bucket.NewMem()
+	s := newStore(t, mem, nil)
 	c := cp(1, t0)
 	if err := s.Save(ctx, c); err != nil {
 		t.Fatal(err)
 	}
+	reset := errors.New("connection reset")
+	mem.SetHook(func(_ context.Context, op, key string) error {
+		if op == "head" && strings.Contains(key, "/runs/") {
+			return reset
+		}
+		return nil
+	})
+	err := s.DeleteWith(ctx, c.RunID, &durable.DeleteOptions{Tombstoned: func() {
+		t.Error("Tombstoned called for a Delete that failed before its tombstone")
+	}})
+	if !errors.Is(err, reset) {
+		t.Fatalf("DeleteWith with HEAD failing: %v", err)
+	}
+	mem.SetHook(nil)
+	if got := listIDs(t, s); !slices.Contains(got, c.RunID) {
+		t.Fatalf("the run is no longer listed after a failed Delete: %v", got)
+	}
 	calls := 0
-	err := s.DeleteWith(ctx, c.RunID, &durable.DeleteOptions{Locked: func() {
+	other := newStore(t, mem, nil) // the hook must not call into s
+	err = s.DeleteWith(ctx, c.RunID, &durable.DeleteOptions{Tombstoned: func() {
 		calls++
-		if _, err := s.Load(ctx, c.RunID); err != nil {
-			t.Errorf("in Locked the run is gone already: %v", err)
+		if got := listIDs(t, other); slices.Contains(got, c.RunID) {
+			t.Error("in Tombstoned the run is still listed")
+		}
+		if _, _, err := other.Read(ctx, c.RunID, ""); err != nil {
+			t.Errorf("in Tombstoned the object is gone already: %v", err)
 		}
 	}})
 	if err != nil || calls != 1 {
-		t.Fatalf("DeleteWith: %v, %d calls of Locked", err, calls)
+		t.Fatalf("DeleteWith: %v, %d calls of Tombstoned", err, calls)
 	}
 	if _, err := s.Load(ctx, c.RunID); !errors.Is(err, cairn.ErrNotFound) {
 		t.Errorf("Load after DeleteWith: %v", err)
+	}
+}
+
+// A Write waiting for a run lock held by another Write gives up when its
+// context ends, and writes nothing.
+func TestWriteLockWaitEndsWithContext(t *testing.T) {
+	ctx := context.Background()
+	mem := bucket.NewMem()
+	s := newStore(t, mem, nil)
+	if err := s.Save(ctx, cp(9, t0)); err != nil { // probe and index done
+		t.Fatal(err)
+	}
+	slow, release := make(chan struct{}), make(chan struct{})
+	first, second := cp(1, t0), cp(2, t0) // one lock stripe (cp's IDs end alike)
+	mem.SetHook(func(_ context.Context, op, key string) error {
+		if op == "put" && strings.HasSuffix(key, first.RunID.String()) {
+			close(slow)
+			<-release
+		}
+		return nil
+	})
+	done := make(chan error)
+	go func() {
+		_, err := s.Write(ctx, []durable.Record{record(t, first)}, nil)
+		done <- err
+	}()
+	<-slow
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if _, err := s.Write(short, []durable.Record{record(t, second)}, nil); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("a Write waiting for a held run lock: %v; want its context's deadline", err)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Load(ctx, second.RunID); !errors.Is(err, cairn.ErrNotFound) {
+		t.Errorf("the Write that gave up wrote its run: %v", err)
+	}
+}
+
+// Empty and oversized records are refused before anything is written;
+// an empty Write writes nothing at all (not even the probe).
+func TestWriteRefusesBadRecords(t *testing.T) {
+	ctx := context.Background()
+	mem := bucket.NewMem()
+	s := newStore(t, mem, nil)
+	if res, err := s.Write(ctx, nil, nil); err != nil || res != nil {
+		t.Errorf("empty Write: %v, %v", res, err)
+	}
+	big := durable.Record{RunID: cp(1, t0).RunID, Workflow: "wf", Timestamp: t0, Data: make([]byte, cairn.DefaultCodec().MaxSize()+1)}
+	if _, err := s.Write(ctx, []durable.Record{big}, nil); !errors.Is(err, cairn.ErrTooLarge) {
+		t.Errorf("oversized record: %v; want ErrTooLarge", err)
+	}
+	empty := durable.Record{RunID: cp(2, t0).RunID, Workflow: "wf", Timestamp: t0}
+	if _, err := s.Write(ctx, []durable.Record{empty}, nil); !errors.Is(err, cairn.ErrInvalid) {
+		t.Errorf("empty record: %v; want ErrInvalid", err)
+	}
+	if st := mem.Stats(); st.Puts+st.Gets+st.Lists+st.Heads != 0 {
+		t.Errorf("requests made: %+v; want none", st)
 	}
 }

@@ -1,5 +1,9 @@
 // Package index is the timestamp-ordered index of runs that backs List in
-// Cairn's durable tier, kept in the same bucket as the runs.
+// Cairn's durable tier, kept in the same bucket as the runs. Package
+// durable is its one writer: the index lists what durable's Write and
+// Delete made durable, so an Index opened beside a durable store and
+// written directly (Commit, Rebuild) describes objects it never saw. Use
+// durable, not this package, to store runs.
 //
 // # Layout
 //

@@ -82,16 +82,58 @@ func (f *fence) out(run uuid.UUID) error {
 }
 
 // takenOver records that a flush found run written by another worker:
-// later Saves of it fail with err until it is Loaded or Deleted, and the
-// next Flush reports err.
+// later Saves of it fail with err until it is Loaded or Deleted.
 func (f *fence) takenOver(run uuid.UUID, err error) {
 	f.mu.Lock()
 	f.fenced[run] = err
-	f.lost = append(f.lost, err)
 	f.mu.Unlock()
 }
 
-// report returns the conflicts not reported yet, once.
+// keep keeps the conflicts a background flush met, for the next Flush to
+// report.
+func (f *fence) keep(conflicts []error) {
+	if f == nil || len(conflicts) == 0 {
+		return
+	}
+	f.mu.Lock()
+	f.lost = append(f.lost, conflicts...)
+	f.mu.Unlock()
+}
+
+// known is what a fence knows of a run at one moment.
+type known struct {
+	etag string
+	ok   bool
+}
+
+// state returns what f knows of run now, for forgetIf.
+func (f *fence) state(run uuid.UUID) known {
+	if f == nil {
+		return known{}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	etag, ok := f.etags[run]
+	return known{etag, ok}
+}
+
+// forgetIf forgets run (found gone by a GET) unless what f knows of it
+// changed since was: a write of this store since the GET began is newer
+// than the GET's answer.
+func (f *fence) forgetIf(run uuid.UUID, was known) {
+	if f == nil {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if etag, ok := f.etags[run]; ok == was.ok && etag == was.etag {
+		delete(f.etags, run)
+		delete(f.fenced, run)
+	}
+}
+
+// report returns the conflicts background flushes met and no Flush has
+// reported yet, once.
 func (f *fence) report() []error {
 	if f == nil {
 		return nil

@@ -348,7 +348,12 @@ func (s *Store) saveThrough(ctx context.Context, run uuid.UUID, e lru.Entry) err
 		Fence: s.fence.durable(),
 		Committed: func(_ int, etag string) {
 			e.ETag, e.Written = etag, true
-			s.cache.Put(run, e)
+			if _, stored := s.cache.Put(run, e); !stored {
+				// Too large to cache: the run is absent from the cache,
+				// where a Load whose GET read the older version must
+				// not put it.
+				s.epoch.Add(1)
+			}
 		},
 	})
 	if len(res) == 1 {
@@ -420,7 +425,7 @@ func (s *Store) flushLoop() {
 		case <-t.C:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), s.o.FlushTimeout)
-		err := s.flushOnce(ctx)
+		err := s.flushOnce(ctx, true)
 		cancel()
 		if err != nil {
 			s.kick() // retry after the next window even if no Save kicks
@@ -430,7 +435,9 @@ func (s *Store) flushLoop() {
 
 // flushOnce writes every dirty run (objects in parallel, then one index
 // commit for all of them) and marks clean those not saved again meanwhile.
-func (s *Store) flushOnce(ctx context.Context) error {
+// The fencing conflicts of a background flush are kept for the next
+// Flush; those of a Flush's own are in its error.
+func (s *Store) flushOnce(ctx context.Context, background bool) error {
 	if err := s.acquireFlush(ctx); err != nil {
 		return err
 	}
@@ -439,7 +446,13 @@ func (s *Store) flushOnce(ctx context.Context) error {
 	var err error
 	if len(items) > 0 {
 		s.stats.flushes.Add(1)
-		err = s.write(ctx, items)
+		var conflicts []error
+		conflicts, err = s.write(ctx, items)
+		if background {
+			s.fence.keep(conflicts)
+		} else {
+			err = errors.Join(append([]error{err}, conflicts...)...)
+		}
 	}
 	s.mu.Lock()
 	if err != nil {
@@ -453,10 +466,10 @@ func (s *Store) flushOnce(ctx context.Context) error {
 
 // write makes items durable with one durable Write and marks clean, as
 // the commit lists them, those not saved again meanwhile. A run another
-// worker took over (fencing) is dropped from the cache and its conflict
-// kept for the next Flush; other failed runs stay dirty, and their
-// errors are returned.
-func (s *Store) write(ctx context.Context, items []lru.Item[uuid.UUID]) error {
+// worker took over (fencing) is dropped from the cache, and its conflict
+// returned in conflicts; other failed runs stay dirty, and their errors
+// are in err.
+func (s *Store) write(ctx context.Context, items []lru.Item[uuid.UUID]) (conflicts []error, err error) {
 	recs := make([]durable.Record, len(items))
 	for i, it := range items {
 		recs[i] = durable.Record{RunID: it.Key, Workflow: it.Entry.WorkflowName, Timestamp: it.Entry.Timestamp, Data: it.Entry.Value}
@@ -468,21 +481,31 @@ func (s *Store) write(ctx context.Context, items []lru.Item[uuid.UUID]) error {
 			s.cache.MarkClean(items[i].Key, items[i].Entry.Version, etag)
 		},
 	})
-	errs := []error{err}
+	written := 0
+	var errs []error
 	for i, r := range res {
 		switch {
 		case r.Err == nil:
-			s.stats.puts.Add(1)
+			written++
 		case s.fence != nil && errors.Is(r.Err, cairn.ErrConflict):
 			// Another worker took the run over: its unflushed Saves
 			// here can never be written.
-			s.fence.takenOver(items[i].Key, cairn.WrapOp("flush", items[i].Key, r.Err))
+			c := cairn.WrapOp("flush", items[i].Key, r.Err)
+			s.fence.takenOver(items[i].Key, c)
 			s.cache.Remove(items[i].Key)
-		case err == nil:
+			conflicts = append(conflicts, c)
+		default:
 			errs = append(errs, r.Err)
 		}
 	}
-	return errors.Join(errs...)
+	s.stats.puts.Add(int64(written))
+	if err != nil && res != nil {
+		return conflicts, fmt.Errorf("index commit of %d runs: %w", written, err)
+	}
+	if err != nil {
+		return conflicts, err
+	}
+	return conflicts, errors.Join(errs...)
 }
 
 // Flush makes every Save that returned before Flush was called durable,
@@ -511,7 +534,7 @@ func (s *Store) flushDirty(ctx context.Context) error {
 	if len(s.cache.Dirty()) == 0 {
 		return nil
 	}
-	return s.flushOnce(ctx)
+	return s.flushOnce(ctx, false)
 }
 
 // Load implements cairn.Store: from the cache when it holds the run, else
@@ -548,6 +571,7 @@ func (s *Store) Load(ctx context.Context, runID uuid.UUID) (*cairn.Checkpoint, e
 // returns what is current: e, or the object that replaced it (cached in
 // its place unless saved here meanwhile).
 func (s *Store) revalidate(ctx context.Context, run uuid.UUID, e lru.Entry) (lru.Entry, error) {
+	known := s.fence.state(run)
 	rec, etag, err := s.d.Read(ctx, run, e.ETag)
 	s.stats.gets.Add(1)
 	switch {
@@ -556,13 +580,14 @@ func (s *Store) revalidate(ctx context.Context, run uuid.UUID, e lru.Entry) (lru
 		return e, nil
 	case err != nil:
 		if errors.Is(err, cairn.ErrNotFound) && s.cache.CompareAndRemove(run, e.Version) {
-			s.fence.forget(run) // deleted elsewhere, and not saved here since
+			s.fence.forgetIf(run, known) // deleted elsewhere, and not written here since
 		}
 		return e, err
 	}
 	fresh := lru.Entry{Value: rec, ETag: etag, WorkflowName: e.WorkflowName, Timestamp: e.Timestamp}
-	s.cache.CompareAndPut(run, e.Version, fresh)
-	s.fence.saw(run, etag)
+	if _, stored := s.cache.CompareAndPut(run, e.Version, fresh); stored {
+		s.fence.saw(run, etag) // not over a Save or Delete made meanwhile
+	}
 	return fresh, nil
 }
 
@@ -572,10 +597,13 @@ func (s *Store) revalidate(ctx context.Context, run uuid.UUID, e lru.Entry) (lru
 func (s *Store) fetch(ctx context.Context, run uuid.UUID) (lru.Entry, error) {
 	get := func() (any, error) {
 		epoch := s.epoch.Load()
+		known := s.fence.state(run)
 		rec, etag, err := s.d.Read(ctx, run, "")
 		s.stats.gets.Add(1)
 		if errors.Is(err, cairn.ErrNotFound) {
-			s.fence.forget(run) // gone: with fencing, it may be created again
+			// Gone: with fencing, it may be created again; unless this
+			// store wrote it since the GET began.
+			s.fence.forgetIf(run, known)
 		}
 		if err != nil {
 			return nil, err
@@ -708,9 +736,11 @@ func (s *Store) listLoader(page *cairn.Page) func(context.Context, uuid.UUID) (*
 	}
 }
 
-// Delete implements cairn.Store: it waits for a flush in progress, drops
-// the run from the cache (unflushed Saves of it included) with the run
-// locked in the durable store, then deletes it there.
+// Delete implements cairn.Store: it waits for a flush in progress, then
+// deletes the run from the durable store, dropping it from the cache
+// (unflushed Saves of it included) once the tombstone is committed, with
+// the run locked there. A Delete that fails before its tombstone deleted
+// nothing, and keeps the cache as it was.
 func (s *Store) Delete(ctx context.Context, runID uuid.UUID) error {
 	if err := s.check(ctx); err != nil {
 		return cairn.WrapOp("delete", runID, err)
@@ -719,7 +749,7 @@ func (s *Store) Delete(ctx context.Context, runID uuid.UUID) error {
 		return cairn.WrapOp("delete", runID, err)
 	}
 	defer s.releaseFlush()
-	err := s.d.DeleteWith(ctx, runID, &durable.DeleteOptions{Locked: func() { s.drop(runID) }})
+	err := s.d.DeleteWith(ctx, runID, &durable.DeleteOptions{Tombstoned: func() { s.drop(runID) }})
 	// A Load whose GET raced the deletion may have cached what was
 	// deleted: the epoch moves again so none that began before this
 	// point fills the cache, and a copy a Load put there is dropped. (A

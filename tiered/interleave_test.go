@@ -1,0 +1,215 @@
+package tiered_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cairnstore/cairn"
+	"github.com/cairnstore/cairn/bucket"
+	"github.com/cairnstore/cairn/tiered"
+	"github.com/google/uuid"
+)
+
+// gateGet is a bucket whose next GET of a run object, once armed, reads
+// the object, closes read, then waits for release before answering: a
+// Load held between its GET and its use of the answer.
+type gateGet struct {
+	*bucket.Mem
+	mu            sync.Mutex
+	armed         bool
+	read, release chan struct{}
+}
+
+func (b *gateGet) arm() {
+	b.mu.Lock()
+	b.armed, b.read, b.release = true, make(chan struct{}), make(chan struct{})
+	b.mu.Unlock()
+}
+
+func (b *gateGet) Get(ctx context.Context, key string, o *bucket.GetOptions) (*bucket.Object, error) {
+	obj, err := b.Mem.Get(ctx, key, o)
+	if strings.Contains(key, "/runs/") {
+		b.mu.Lock()
+		armed, read, release := b.armed, b.read, b.release
+		b.armed = false
+		b.mu.Unlock()
+		if armed {
+			close(read)
+			<-release
+		}
+	}
+	return obj, err
+}
+
+// A Flush that drops a run's Saves because another worker took it over
+// reports the conflict itself, even while other Flushes run.
+func TestFlushReportsItsOwnConflicts(t *testing.T) {
+	ctx := context.Background()
+	for i := range 50 {
+		mem := bucket.NewMem()
+		s := open(t, mem, &tiered.Options{Fencing: true, Mode: tiered.WriteBack, FlushWindow: time.Hour})
+		id := uuid.New()
+		if err := s.Save(ctx, cp(id, 1)); err != nil {
+			t.Fatal(err)
+		}
+		if err := newDurable(t, mem).Save(ctx, cp(id, 9)); err != nil { // another worker
+			t.Fatal(err)
+		}
+		var stop atomic.Bool
+		var wg sync.WaitGroup
+		var once sync.Once
+		mem.SetHook(func(_ context.Context, op, key string) error {
+			if op == "put" && strings.Contains(key, "/runs/") {
+				once.Do(func() {
+					wg.Go(func() {
+						for !stop.Load() {
+							_ = s.Flush(ctx)
+						}
+					})
+					time.Sleep(200 * time.Microsecond)
+				})
+			}
+			return nil
+		})
+		err := s.Flush(ctx)
+		stop.Store(true)
+		wg.Wait()
+		if !errors.Is(err, cairn.ErrConflict) {
+			t.Fatalf("round %d: the Flush that dropped the Save returned %v; want ErrConflict", i, err)
+		}
+		mem.SetHook(nil)
+		_ = s.Close(ctx)
+	}
+}
+
+// A Load that found a run absent just before this store saved it does not
+// make the store forget the ETag it wrote: the next fenced Save succeeds.
+func TestMissedLoadKeepsFenceOfConcurrentSave(t *testing.T) {
+	ctx := context.Background()
+	b := &gateGet{Mem: bucket.NewMem()}
+	s := open(t, b, &tiered.Options{Fencing: true})
+	id := uuid.New()
+	b.arm()
+	done := make(chan error)
+	go func() {
+		_, err := s.Load(ctx, id)
+		done <- err
+	}()
+	<-b.read // the GET found nothing
+	if err := s.Save(ctx, cp(id, 1)); err != nil {
+		t.Fatal(err)
+	}
+	close(b.release)
+	if err := <-done; !errors.Is(err, cairn.ErrNotFound) {
+		t.Fatalf("the Load: %v", err)
+	}
+	if err := s.Save(ctx, cp(id, 2)); err != nil {
+		t.Fatalf("the next Save of this store's own run: %v", err)
+	}
+}
+
+// A revalidating Load racing a Delete does not leave the deleted object's
+// ETag behind: the run can be created again.
+func TestRevalidationRacingDeleteLeavesNoETag(t *testing.T) {
+	ctx := context.Background()
+	b := &gateGet{Mem: bucket.NewMem()}
+	s := open(t, b, &tiered.Options{Fencing: true, Revalidate: true})
+	id := uuid.New()
+	if err := s.Save(ctx, cp(id, 1)); err != nil {
+		t.Fatal(err)
+	}
+	other := newDurable(t, b.Mem)
+	if err := other.Save(ctx, cp(id, 5)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Load(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Save(ctx, cp(id, 6)); err != nil { // the cached copy is stale now
+		t.Fatal(err)
+	}
+	b.arm()
+	done := make(chan error)
+	go func() {
+		_, err := s.Load(ctx, id)
+		done <- err
+	}()
+	<-b.read // the revalidation read step 6
+	if err := s.Delete(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	close(b.release)
+	<-done
+	if err := s.Save(ctx, cp(id, 2)); err != nil {
+		t.Fatalf("Save of the deleted run: %v", err)
+	}
+}
+
+// A write-through Save too large for the cache is not shadowed by an older
+// version that a Load in flight read.
+func TestOversizedSaveNotShadowedByLoad(t *testing.T) {
+	ctx := context.Background()
+	b := &gateGet{Mem: bucket.NewMem()}
+	s := open(t, b, &tiered.Options{CacheBytes: 4096})
+	id := uuid.New()
+	if err := newDurable(t, b.Mem).Save(ctx, cp(id, 1)); err != nil {
+		t.Fatal(err)
+	}
+	b.arm()
+	done := make(chan struct{})
+	go func() {
+		_, _ = s.Load(ctx, id)
+		close(done)
+	}()
+	<-b.read // the GET read step 1
+	big := cp(id, 2)
+	big.State["blob"] = strings.Repeat("x", 10_000)
+	if err := s.Save(ctx, big); err != nil {
+		t.Fatal(err)
+	}
+	close(b.release)
+	<-done
+	if got, err := s.Load(ctx, id); err != nil || got.State["step"] != int64(2) {
+		t.Fatalf("Load after the Save: %v, %v; want step 2", got, err)
+	}
+}
+
+// A Delete that fails before its tombstone deletes nothing: the unflushed
+// Saves of the run stay, and the next Flush writes them.
+func TestFailedDeleteKeepsUnflushedSaves(t *testing.T) {
+	ctx := context.Background()
+	mem := bucket.NewMem()
+	s := open(t, mem, &tiered.Options{Mode: tiered.WriteBack, FlushWindow: time.Hour})
+	id := uuid.New()
+	if err := s.Save(ctx, cp(id, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Save(ctx, cp(id, 2)); err != nil {
+		t.Fatal(err)
+	}
+	reset := errors.New("connection reset")
+	mem.SetHook(func(_ context.Context, op, key string) error {
+		if op == "head" && strings.Contains(key, "/runs/") {
+			return reset
+		}
+		return nil
+	})
+	if err := s.Delete(ctx, id); !errors.Is(err, reset) {
+		t.Fatalf("Delete: %v", err)
+	}
+	mem.SetHook(nil)
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := newDurable(t, mem).Load(ctx, id); err != nil || got.State["step"] != int64(2) {
+		t.Fatalf("after the failed Delete and a Flush: %v, %v; want step 2 durable", got, err)
+	}
+}

@@ -2,6 +2,7 @@ package tiered
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"github.com/cairnstore/cairn/durable"
 	"github.com/google/uuid"
@@ -100,38 +101,6 @@ func (f *fence) keep(conflicts []error) {
 	f.mu.Unlock()
 }
 
-// known is what a fence knows of a run at one moment.
-type known struct {
-	etag string
-	ok   bool
-}
-
-// state returns what f knows of run now, for forgetIf.
-func (f *fence) state(run uuid.UUID) known {
-	if f == nil {
-		return known{}
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	etag, ok := f.etags[run]
-	return known{etag, ok}
-}
-
-// forgetIf forgets run (found gone by a GET) unless what f knows of it
-// changed since was: a write of this store since the GET began is newer
-// than the GET's answer.
-func (f *fence) forgetIf(run uuid.UUID, was known) {
-	if f == nil {
-		return
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if etag, ok := f.etags[run]; ok == was.ok && etag == was.etag {
-		delete(f.etags, run)
-		delete(f.fenced, run)
-	}
-}
-
 // report returns the conflicts background flushes met and no Flush has
 // reported yet, once.
 func (f *fence) report() []error {
@@ -144,3 +113,29 @@ func (f *fence) report() []error {
 	f.lost = nil
 	return lost
 }
+
+// generations guard what a GET brings back. Each counts, for the runs of
+// one stripe, the writes (+2: a Save taken into the cache, a commit) and
+// the Deletes (+1 when one begins, +1 when it ends, so the count is odd
+// while one is out; Deletes are serialized by the flush semaphore) that
+// this store made. A GET's answer is cached, and its ETag taken for
+// fencing, only if its stripe's count was even when the GET began and has
+// not moved since: never over a write or Delete of the run made
+// meanwhile, whatever became of that write's cache entry (too large to
+// cache, or evicted since). A write to another run of the stripe only
+// costs that GET its caching.
+type generations [64]atomic.Uint64
+
+func (g *generations) of(run uuid.UUID) *atomic.Uint64 { return &g[run[15]%64] }
+
+// at returns run's stripe count, before a GET.
+func (g *generations) at(run uuid.UUID) uint64 { return g.of(run).Load() }
+
+// unchanged reports whether what a GET that began at was read may be kept.
+func (g *generations) unchanged(run uuid.UUID, was uint64) bool {
+	return was%2 == 0 && g.of(run).Load() == was
+}
+
+func (g *generations) wrote(run uuid.UUID)    { g.of(run).Add(2) }
+func (g *generations) deleting(run uuid.UUID) { g.of(run).Add(1) }
+func (g *generations) deleted(run uuid.UUID)  { g.of(run).Add(1) }

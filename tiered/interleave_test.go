@@ -213,3 +213,200 @@ func TestFailedDeleteKeepsUnflushedSaves(t *testing.T) {
 		t.Fatalf("after the failed Delete and a Flush: %v, %v; want step 2 durable", got, err)
 	}
 }
+
+// A Flush called while a background flush is dropping a Save another
+// worker took over reports the conflict.
+func TestFlushDuringBackgroundConflict(t *testing.T) {
+	ctx := context.Background()
+	for i := range 100 {
+		mem := bucket.NewMem()
+		s := open(t, mem, &tiered.Options{Fencing: true, Mode: tiered.WriteBack, FlushWindow: time.Millisecond})
+		id := uuid.New()
+		if err := s.Save(ctx, cp(id, 1)); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := newDurable(t, mem).Save(ctx, cp(id, 9)); err != nil { // another worker
+			t.Fatal(err)
+		}
+		started := make(chan struct{})
+		var once sync.Once
+		mem.SetHook(func(_ context.Context, op, key string) error {
+			if op == "put" && strings.Contains(key, "/runs/") {
+				once.Do(func() { close(started); time.Sleep(2 * time.Millisecond) })
+			}
+			return nil
+		})
+		if err := s.Save(ctx, cp(id, 2)); err != nil {
+			t.Fatal(err)
+		}
+		<-started
+		time.Sleep(time.Duration(i%5) * time.Millisecond)
+		if err := s.Flush(ctx); !errors.Is(err, cairn.ErrConflict) {
+			t.Fatalf("round %d: Flush after the dropped Save: %v; want ErrConflict", i, err)
+		}
+		mem.SetHook(nil)
+		_ = s.Close(ctx)
+	}
+}
+
+// big is a checkpoint of step too large for a 4 KiB cache.
+func big(id uuid.UUID, step int) *cairn.Checkpoint {
+	c := cp(id, step)
+	c.State["blob"] = strings.Repeat("x", 10_000)
+	return c
+}
+
+// A run too large to cache, loaded (or revalidated) and then saved, is
+// saved over the version loaded: the fence takes its ETag all the same.
+func TestFencedSaveAfterUncachedLoad(t *testing.T) {
+	ctx := context.Background()
+	t.Run("load", func(t *testing.T) {
+		mem := bucket.NewMem()
+		id := uuid.New()
+		if err := newDurable(t, mem).Save(ctx, big(id, 1)); err != nil {
+			t.Fatal(err)
+		}
+		s := open(t, mem, &tiered.Options{Fencing: true, CacheBytes: 4096})
+		if _, err := s.Load(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Save(ctx, big(id, 2)); err != nil {
+			t.Fatalf("Save after Load: %v", err)
+		}
+	})
+	t.Run("revalidate", func(t *testing.T) {
+		mem := bucket.NewMem()
+		id := uuid.New()
+		s := open(t, mem, &tiered.Options{Fencing: true, Revalidate: true, CacheBytes: 4096})
+		if err := s.Save(ctx, cp(id, 1)); err != nil {
+			t.Fatal(err)
+		}
+		if err := newDurable(t, mem).Save(ctx, big(id, 2)); err != nil { // another worker
+			t.Fatal(err)
+		}
+		if got, err := s.Load(ctx, id); err != nil || got.State["step"] != int64(2) {
+			t.Fatalf("Load: %v, %v", got, err)
+		}
+		if err := s.Save(ctx, big(id, 3)); err != nil {
+			t.Fatalf("Save after the revalidating Load: %v", err)
+		}
+	})
+}
+
+// A Load whose GET read the previous version, finishing while a
+// write-through Save of the run commits, leaves the Save's ETag in the
+// fence: the next Save succeeds.
+func TestLoadDuringSaveKeepsTheSavesETag(t *testing.T) {
+	ctx := context.Background()
+	b := &gateGet{Mem: bucket.NewMem()}
+	s := open(t, b, &tiered.Options{Fencing: true, CacheBytes: 400})
+	id, other := uuid.New(), uuid.New()
+	if err := s.Save(ctx, cp(id, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Save(ctx, cp(other, 1)); err != nil { // evicts id
+		t.Fatal(err)
+	}
+	b.arm()
+	loaded := make(chan struct{})
+	go func() {
+		_, _ = s.Load(ctx, id)
+		close(loaded)
+	}()
+	<-b.read // the GET read step 1
+	inCommit, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	b.Mem.SetHook(func(_ context.Context, op, key string) error {
+		if op == "put" && strings.Contains(key, "/index/log/") {
+			once.Do(func() { close(inCommit); <-release })
+		}
+		return nil
+	})
+	saved := make(chan error)
+	go func() { saved <- s.Save(ctx, cp(id, 2)) }()
+	<-inCommit // the object is written, its commit held
+	close(b.release)
+	<-loaded
+	close(release)
+	if err := <-saved; err != nil {
+		t.Fatal(err)
+	}
+	b.Mem.SetHook(nil)
+	if err := s.Save(ctx, cp(id, 3)); err != nil {
+		t.Fatalf("the next Save: %v", err)
+	}
+}
+
+// A Load in flight from before a Save never caches the older version,
+// even when the Save's own entry has been evicted since.
+func TestLoadInFlightAfterEvictedSave(t *testing.T) {
+	ctx := context.Background()
+	for _, mode := range []tiered.Mode{tiered.WriteThrough, tiered.WriteBack} {
+		b := &gateGet{Mem: bucket.NewMem()}
+		s := open(t, b, &tiered.Options{Mode: mode, FlushWindow: time.Hour, CacheBytes: 400})
+		id, other := uuid.New(), uuid.New()
+		save := func(id uuid.UUID, step int) {
+			if err := s.Save(ctx, cp(id, step)); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		save(id, 1)
+		save(other, 1) // evicts id
+		b.arm()
+		loaded := make(chan struct{})
+		go func() {
+			_, _ = s.Load(ctx, id)
+			close(loaded)
+		}()
+		<-b.read // the GET read step 1
+		save(id, 2)
+		save(other, 2) // evicts id's step 2
+		close(b.release)
+		<-loaded
+		if got, err := s.Load(ctx, id); err != nil || got.State["step"] != int64(2) {
+			t.Fatalf("mode %d: Load after the Save: %v, %v; want step 2", mode, got, err)
+		}
+	}
+}
+
+// A Load made while this store deletes the run (between the tombstone
+// and the object's removal) leaves no ETag behind: the run can be
+// created again.
+func TestSaveAfterOwnDeleteWithLoadInside(t *testing.T) {
+	ctx := context.Background()
+	mem := bucket.NewMem()
+	s := open(t, mem, &tiered.Options{Fencing: true})
+	id := uuid.New()
+	if err := s.Save(ctx, cp(id, 1)); err != nil {
+		t.Fatal(err)
+	}
+	inDelete, release := make(chan struct{}), make(chan struct{})
+	mem.SetHook(func(_ context.Context, op, key string) error {
+		if op == "delete" && strings.HasSuffix(key, "/runs/"+id.String()) {
+			close(inDelete)
+			<-release
+		}
+		return nil
+	})
+	deleted := make(chan error)
+	go func() { deleted <- s.Delete(ctx, id) }()
+	<-inDelete
+	_, _ = s.Load(ctx, id) // reads the object about to go
+	close(release)
+	if err := <-deleted; err != nil {
+		t.Fatal(err)
+	}
+	mem.SetHook(nil)
+	if err := s.Save(ctx, cp(id, 2)); err != nil {
+		t.Fatalf("Save after this store's Delete: %v", err)
+	}
+	if got, err := s.Load(ctx, id); err != nil || got.State["step"] != int64(2) {
+		t.Fatalf("Load: %v, %v", got, err)
+	}
+}

@@ -198,10 +198,8 @@ type Store struct {
 	flushSem chan struct{}
 	// loads makes concurrent Loads of one run that miss share one GET.
 	loads singleflight.Group
-	// epoch counts Deletes (twice each: before and after); a Load fills
-	// the cache only if no Delete ran during its GET, so a deleted run is
-	// never put back.
-	epoch atomic.Uint64
+	// gens guard what a GET brings back (see generations).
+	gens generations
 
 	// mu guards the outcome of flushes, which Saves waiting for room
 	// (backpressure) watch through drained.
@@ -324,6 +322,7 @@ func (s *Store) Save(ctx context.Context, c *cairn.Checkpoint) error {
 	}
 	e.Dirty = true
 	s.cache.Put(run, e)
+	s.gens.wrote(run)
 	s.kick()
 	return nil
 }
@@ -344,16 +343,13 @@ func (s *Store) unchanged(old lru.Entry, cached bool, rec []byte) bool {
 // once committed (under the run's lock, so no Delete of it interleaves).
 func (s *Store) saveThrough(ctx context.Context, run uuid.UUID, e lru.Entry) error {
 	rec := durable.Record{RunID: run, Workflow: e.WorkflowName, Timestamp: e.Timestamp, Data: e.Value}
+	s.gens.wrote(run) // a GET from before this write keeps nothing (its fence ETag least of all)
 	res, err := s.d.Write(ctx, []durable.Record{rec}, &durable.WriteOptions{
 		Fence: s.fence.durable(),
 		Committed: func(_ int, etag string) {
 			e.ETag, e.Written = etag, true
-			if _, stored := s.cache.Put(run, e); !stored {
-				// Too large to cache: the run is absent from the cache,
-				// where a Load whose GET read the older version must
-				// not put it.
-				s.epoch.Add(1)
-			}
+			s.cache.Put(run, e)
+			s.gens.wrote(run)
 		},
 	})
 	if len(res) == 1 {
@@ -479,6 +475,7 @@ func (s *Store) write(ctx context.Context, items []lru.Item[uuid.UUID]) (conflic
 		Fence:       s.fence.durable(),
 		Committed: func(i int, etag string) {
 			s.cache.MarkClean(items[i].Key, items[i].Entry.Version, etag)
+			s.gens.wrote(items[i].Key) // clean now, so evictable
 		},
 	})
 	written := 0
@@ -530,10 +527,10 @@ func (s *Store) flush(ctx context.Context) error {
 // it takes its snapshot of the dirty runs after this call began, so it
 // writes, for every run saved before it, that Save or a later one. (Waiting
 // until no run is dirty would never end while Saves keep coming.)
+//
+// With nothing dirty it still waits for a flush in progress, so that the
+// conflicts a background flush is meeting are kept before Flush reports.
 func (s *Store) flushDirty(ctx context.Context) error {
-	if len(s.cache.Dirty()) == 0 {
-		return nil
-	}
 	return s.flushOnce(ctx, false)
 }
 
@@ -569,9 +566,10 @@ func (s *Store) Load(ctx context.Context, runID uuid.UUID) (*cairn.Checkpoint, e
 
 // revalidate confirms the cached e of run with a conditional GET, and
 // returns what is current: e, or the object that replaced it (cached in
-// its place unless saved here meanwhile).
+// its place, and its ETag taken for fencing, unless this store wrote or
+// deleted the run meanwhile).
 func (s *Store) revalidate(ctx context.Context, run uuid.UUID, e lru.Entry) (lru.Entry, error) {
-	known := s.fence.state(run)
+	gen := s.gens.at(run)
 	rec, etag, err := s.d.Read(ctx, run, e.ETag)
 	s.stats.gets.Add(1)
 	switch {
@@ -579,31 +577,43 @@ func (s *Store) revalidate(ctx context.Context, run uuid.UUID, e lru.Entry) (lru
 		s.stats.revalidated.Add(1)
 		return e, nil
 	case err != nil:
-		if errors.Is(err, cairn.ErrNotFound) && s.cache.CompareAndRemove(run, e.Version) {
-			s.fence.forgetIf(run, known) // deleted elsewhere, and not written here since
+		if errors.Is(err, cairn.ErrNotFound) && s.gens.unchanged(run, gen) && s.cache.CompareAndRemove(run, e.Version) {
+			s.fence.forget(run) // deleted elsewhere, and not written here since
 		}
 		return e, err
 	}
 	fresh := lru.Entry{Value: rec, ETag: etag, WorkflowName: e.WorkflowName, Timestamp: e.Timestamp}
-	if _, stored := s.cache.CompareAndPut(run, e.Version, fresh); stored {
-		s.fence.saw(run, etag) // not over a Save or Delete made meanwhile
+	if s.gens.unchanged(run, gen) {
+		s.keep(run, etag, func() bool { _, stored := s.cache.CompareAndPut(run, e.Version, fresh); return stored })
 	}
 	return fresh, nil
 }
 
+// keep caches what a GET of run read, with put, and takes its ETag for
+// fencing: the caller's copy is now based on it, even when the copy is
+// too large to cache. Not when put finds another copy cached meanwhile
+// (another Load's, which may be newer). The caller checked that this
+// store did not write or delete run since the GET began.
+func (s *Store) keep(run uuid.UUID, etag string, put func() bool) {
+	if put() {
+		s.fence.saw(run, etag)
+		return
+	}
+	if _, cached := s.cache.Peek(run); !cached {
+		s.fence.saw(run, etag)
+	}
+}
+
 // fetch reads a run the cache does not hold, with one GET shared by the
 // Loads of it in flight (each its own with revalidation), and caches it
-// unless a Save or Delete of it came meanwhile.
+// unless this store wrote or deleted it meanwhile.
 func (s *Store) fetch(ctx context.Context, run uuid.UUID) (lru.Entry, error) {
 	get := func() (any, error) {
-		epoch := s.epoch.Load()
-		known := s.fence.state(run)
+		gen := s.gens.at(run)
 		rec, etag, err := s.d.Read(ctx, run, "")
 		s.stats.gets.Add(1)
-		if errors.Is(err, cairn.ErrNotFound) {
-			// Gone: with fencing, it may be created again; unless this
-			// store wrote it since the GET began.
-			s.fence.forgetIf(run, known)
+		if errors.Is(err, cairn.ErrNotFound) && s.gens.unchanged(run, gen) {
+			s.fence.forget(run) // gone: with fencing, it may be created again
 		}
 		if err != nil {
 			return nil, err
@@ -612,12 +622,8 @@ func (s *Store) fetch(ctx context.Context, run uuid.UUID) (lru.Entry, error) {
 		if cp, err := s.codec.DecodeRecord(rec); err == nil {
 			e.WorkflowName, e.Timestamp = cp.WorkflowName, cp.Timestamp
 		}
-		// Never over an entry saved meanwhile, nor its ETag, and never a
-		// run a Delete removed while the GET was out.
-		if s.epoch.Load() == epoch {
-			if _, stored := s.cache.CompareAndPut(run, 0, e); stored {
-				s.fence.saw(run, etag)
-			}
+		if s.gens.unchanged(run, gen) {
+			s.keep(run, etag, func() bool { _, stored := s.cache.CompareAndPut(run, 0, e); return stored })
 		}
 		return e, nil
 	}
@@ -749,49 +755,72 @@ func (s *Store) Delete(ctx context.Context, runID uuid.UUID) error {
 		return cairn.WrapOp("delete", runID, err)
 	}
 	defer s.releaseFlush()
-	err := s.d.DeleteWith(ctx, runID, &durable.DeleteOptions{Tombstoned: func() { s.drop(runID) }})
-	// A Load whose GET raced the deletion may have cached what was
-	// deleted: the epoch moves again so none that began before this
-	// point fills the cache, and a copy a Load put there is dropped. (A
-	// copy this store wrote after the Delete is kept: it is the run now.)
-	s.epoch.Add(1)
-	if e, ok := s.cache.Peek(runID); ok && !e.Dirty && !e.Written {
-		s.cache.CompareAndRemove(runID, e.Version)
-	}
-	return err
+	// While the Delete is out, no GET of the run fills the cache or the
+	// fence: one may read the object between the tombstone and its
+	// removal.
+	s.gens.deleting(runID)
+	defer s.gens.deleted(runID)
+	return s.d.DeleteWith(ctx, runID, &durable.DeleteOptions{Tombstoned: func() {
+		s.cache.Remove(runID) // unflushed Saves included
+		s.fence.forget(runID)
+	}})
 }
 
-// drop forgets a run being deleted: its cache entry, dirty or not, and
-// its fencing state; and no Load in flight may cache it.
-func (s *Store) drop(run uuid.UUID) {
-	s.epoch.Add(1)
-	s.cache.Remove(run)
-	s.fence.forget(run)
-}
-
-// Close flushes (write-back), stops the flusher and closes the durable
-// store. It returns the flush's error, if any; the store is closed either
-// way, and unflushed runs are then lost.
+// Close stops the flusher, flushes (write-back) and closes the durable
+// store. It returns the flush's error, if any, with the conflicts of
+// background flushes not yet reported; if ctx ends first (Saves or a
+// flush still in progress), ctx's error. The store is closed either way,
+// and unflushed runs are then lost.
 func (s *Store) Close(ctx context.Context) error {
 	if !s.closed.CompareAndSwap(false, true) {
 		return cairn.WrapOp("close", uuid.Nil, cairn.ErrClosed)
 	}
-	// Saves waiting for room give up; shut the gate: Saves in progress
-	// finish, later ones get ErrClosed, so the flush below sees every
-	// Save that returned nil.
+	// Saves waiting for room give up; Saves in progress finish, later
+	// ones get ErrClosed; a background flush in progress finishes (its
+	// conflicts kept): so the last flush sees every Save that returned
+	// nil, and reports every conflict.
 	s.wakeWaiters()
-	s.gate.Lock() // waits for the Saves holding the gate
-	s.gate.Unlock()
-	err := s.flush(ctx)
-	if s.o.Mode == WriteBack {
-		close(s.flusher.stop)
-		select {
-		case <-s.flusher.done:
-		case <-ctx.Done():
-			err = errors.Join(err, ctx.Err())
-		}
+	err := s.waitForSaves(ctx)
+	if err == nil {
+		err = s.stopFlusher(ctx)
+	} else {
+		_ = s.stopFlusher(ctx)
+	}
+	if err == nil {
+		err = s.flush(ctx)
 	}
 	return cairn.WrapOp("close", uuid.Nil, errors.Join(err, s.d.Close(ctx)))
+}
+
+// waitForSaves waits, until ctx ends, for the Saves holding the gate.
+func (s *Store) waitForSaves(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		s.gate.Lock()
+		s.gate.Unlock()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// stopFlusher stops the write-back flusher and waits, until ctx ends, for
+// the flush it is making.
+func (s *Store) stopFlusher(ctx context.Context) error {
+	if s.o.Mode != WriteBack {
+		return nil
+	}
+	close(s.flusher.stop)
+	select {
+	case <-s.flusher.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Stats are counters of a Store.

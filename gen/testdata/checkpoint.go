@@ -6,7 +6,7 @@ import (
 	"github.com/google/uuid"
 )
 
-//go:generate go run ../../tools/cairngen -type Checkpoint,Event -output checkpoint_gen.go
+//go:generate go run ../../tools/cairngen -type Checkpoint,Event -msgpack-shims -output checkpoint_gen.go
 
 // Checkpoint is the state of one workflow run, as blazen-persist's
 // WorkflowCheckpoint holds it. Saving a checkpoint replaces the previous one

@@ -1,6 +1,7 @@
 package tiered
 
 import (
+	"encoding/binary"
 	"sync"
 	"sync/atomic"
 
@@ -123,10 +124,13 @@ func (f *fence) report() []error {
 // not moved since: never over a write or Delete of the run made
 // meanwhile, whatever became of that write's cache entry (too large to
 // cache, or evicted since). A write to another run of the stripe only
-// costs that GET its caching.
-type generations [64]atomic.Uint64
+// costs that GET its caching; 1024 stripes (8 KiB) keep that rare: at
+// 1,000 Saves/s, a 50 ms GET meets one in about 5% of misses.
+type generations [1024]atomic.Uint64
 
-func (g *generations) of(run uuid.UUID) *atomic.Uint64 { return &g[run[15]%64] }
+func (g *generations) of(run uuid.UUID) *atomic.Uint64 {
+	return &g[binary.BigEndian.Uint16(run[14:])%uint16(len(g))]
+}
 
 // at returns run's stripe count, before a GET.
 func (g *generations) at(run uuid.UUID) uint64 { return g.of(run).Load() }

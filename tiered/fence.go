@@ -2,6 +2,7 @@ package tiered
 
 import (
 	"encoding/binary"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -20,7 +21,13 @@ type fence struct {
 	mu     sync.Mutex
 	etags  map[uuid.UUID]string
 	fenced map[uuid.UUID]error // runs taken over, and the error their Saves get
-	lost   []error             // conflicts not yet reported
+	// The conflicts flushes met, numbered from base: each Flush reports
+	// those met while it ran, and those no Flush has reported yet (from
+	// next on). Trimmed when no Flush runs.
+	log     []error
+	base    int
+	next    int
+	flushes int // Flushes in progress
 }
 
 func newFence() *fence {
@@ -49,6 +56,34 @@ func (f *fence) Condition(run uuid.UUID) durable.Condition {
 
 // Written implements durable.Fence.
 func (f *fence) Written(run uuid.UUID, etag string) { f.saw(run, etag) }
+
+// sawIf records etag as run's version if still() holds, checked under
+// f's lock: a write whose Written comes later wins over it.
+func (f *fence) sawIf(run uuid.UUID, etag string, still func() bool) {
+	if f == nil || etag == "" {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if still() {
+		f.etags[run] = etag
+		delete(f.fenced, run)
+	}
+}
+
+// forgetIf forgets run (found gone by a GET) if still() holds, checked
+// under f's lock.
+func (f *fence) forgetIf(run uuid.UUID, still func() bool) {
+	if f == nil {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if still() {
+		delete(f.etags, run)
+		delete(f.fenced, run)
+	}
+}
 
 // saw records that this store's copy of run is now the version etag.
 func (f *fence) saw(run uuid.UUID, etag string) {
@@ -91,55 +126,86 @@ func (f *fence) takenOver(run uuid.UUID, err error) {
 	f.mu.Unlock()
 }
 
-// keep keeps the conflicts a background flush met, for the next Flush to
-// report.
-func (f *fence) keep(conflicts []error) {
+// record keeps the conflicts a flush met, for the Flushes to report.
+func (f *fence) record(conflicts []error) {
 	if f == nil || len(conflicts) == 0 {
 		return
 	}
 	f.mu.Lock()
-	f.lost = append(f.lost, conflicts...)
+	f.log = append(f.log, conflicts...)
 	f.mu.Unlock()
 }
 
-// report returns the conflicts background flushes met and no Flush has
-// reported yet, once.
-func (f *fence) report() []error {
+// flushBegins marks a Flush begun and returns its start, for flushEnds.
+func (f *fence) flushBegins() int {
+	if f == nil {
+		return 0
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.flushes++
+	return f.base + len(f.log)
+}
+
+// flushEnds returns what the Flush that began at start reports: every
+// conflict met since it began (by its own flush or another), and those
+// no Flush has reported yet.
+func (f *fence) flushEnds(start int) []error {
 	if f == nil {
 		return nil
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	lost := f.lost
-	f.lost = nil
-	return lost
+	f.flushes--
+	from := min(start, f.next) - f.base
+	out := slices.Clone(f.log[from:])
+	f.next = f.base + len(f.log)
+	if f.flushes == 0 { // all reported: none is kept
+		f.log, f.base = nil, f.next
+	}
+	return out
 }
 
-// generations guard what a GET brings back. Each counts, for the runs of
-// one stripe, the writes (+2: a Save taken into the cache, a commit) and
-// the Deletes (+1 when one begins, +1 when it ends, so the count is odd
-// while one is out; Deletes are serialized by the flush semaphore) that
-// this store made. A GET's answer is cached, and its ETag taken for
-// fencing, only if its stripe's count was even when the GET began and has
-// not moved since: never over a write or Delete of the run made
-// meanwhile, whatever became of that write's cache entry (too large to
-// cache, or evicted since). A write to another run of the stripe only
-// costs that GET its caching; 1024 stripes (8 KiB) keep that rare: at
-// 1,000 Saves/s, a 50 ms GET meets one in about 5% of misses.
-type generations [1024]atomic.Uint64
-
-func (g *generations) of(run uuid.UUID) *atomic.Uint64 {
-	return &g[binary.BigEndian.Uint16(run[14:])%uint16(len(g))]
+// generations guard what a GET brings back. For the runs of each stripe
+// they count this store's changes (n: +2 when a write or Delete begins
+// and again when it ends; +2 for a write-back Save or a flush's commit,
+// which are instant here) and the writes and Deletes in progress (busy).
+// A GET's copy is cached, and its ETag taken for fencing, only if no
+// change of its stripe began or ended since the GET began and none is in
+// progress: never over a write or Delete of the run made meanwhile,
+// whatever became of that write's cache entry (too large to cache, or
+// evicted since). A change to another run of the stripe only costs that
+// GET its caching; 1024 stripes (16 KiB) keep that rare: at 1,000
+// Saves/s, a 50 ms GET meets one in about 5% of misses.
+type generations struct {
+	n    [1024]atomic.Uint64
+	busy [1024]atomic.Int32
 }
+
+func stripeOf(run uuid.UUID) int { return int(binary.BigEndian.Uint16(run[14:]) % 1024) }
 
 // at returns run's stripe count, before a GET.
-func (g *generations) at(run uuid.UUID) uint64 { return g.of(run).Load() }
+func (g *generations) at(run uuid.UUID) uint64 { return g.n[stripeOf(run)].Load() }
 
-// unchanged reports whether what a GET that began at was read may be kept.
+// unchanged reports whether what a GET that began at was read may be
+// kept: nothing of its stripe began, ended or is in progress since.
 func (g *generations) unchanged(run uuid.UUID, was uint64) bool {
-	return was%2 == 0 && g.of(run).Load() == was
+	i := stripeOf(run)
+	return g.busy[i].Load() == 0 && g.n[i].Load() == was
 }
 
-func (g *generations) wrote(run uuid.UUID)    { g.of(run).Add(2) }
-func (g *generations) deleting(run uuid.UUID) { g.of(run).Add(1) }
-func (g *generations) deleted(run uuid.UUID)  { g.of(run).Add(1) }
+// begin marks a write or Delete of run in progress; end, its end.
+func (g *generations) begin(run uuid.UUID) {
+	i := stripeOf(run)
+	g.busy[i].Add(1)
+	g.n[i].Add(2)
+}
+
+func (g *generations) end(run uuid.UUID) {
+	i := stripeOf(run)
+	g.n[i].Add(2)
+	g.busy[i].Add(-1)
+}
+
+// touch counts an instant change of run (a write-back Save, a commit).
+func (g *generations) touch(run uuid.UUID) { g.n[stripeOf(run)].Add(2) }

@@ -410,3 +410,202 @@ func TestSaveAfterOwnDeleteWithLoadInside(t *testing.T) {
 		t.Fatalf("Load: %v, %v", got, err)
 	}
 }
+
+// holdPuts makes mem hold the PUT of run's object until relPut, and the
+// next index commit after it until relCommit.
+func holdPuts(mem *bucket.Mem, run uuid.UUID) (inPut, relPut, inCommit, relCommit chan struct{}) {
+	inPut, relPut, inCommit, relCommit = make(chan struct{}), make(chan struct{}), make(chan struct{}), make(chan struct{})
+	var putOnce, commitOnce sync.Once
+	var put atomic.Bool
+	mem.SetHook(func(_ context.Context, op, key string) error {
+		switch {
+		case op == "put" && strings.HasSuffix(key, "/runs/"+run.String()):
+			putOnce.Do(func() { close(inPut); <-relPut; put.Store(true) })
+		case op == "put" && strings.Contains(key, "/index/log/") && put.Load():
+			commitOnce.Do(func() { close(inCommit); <-relCommit })
+		}
+		return nil
+	})
+	return inPut, relPut, inCommit, relCommit
+}
+
+// A Load that begins during this store's write-through Save (after its
+// start, reading the older object) neither caches that older copy nor
+// gives its ETag to the fence.
+func TestLoadInsideWriteThroughSave(t *testing.T) {
+	ctx := context.Background()
+	for _, oversized := range []bool{false, true} {
+		b := &gateGet{Mem: bucket.NewMem()}
+		s := open(t, b, &tiered.Options{Fencing: true, CacheBytes: 400})
+		id, other := uuid.New(), uuid.New()
+		for _, c := range []*cairn.Checkpoint{cp(id, 1), cp(other, 1)} { // evicts id
+			if err := s.Save(ctx, c); err != nil {
+				t.Fatal(err)
+			}
+		}
+		next := cp(id, 2)
+		if oversized {
+			next = big(id, 2)
+		}
+		inPut, relPut, inCommit, relCommit := holdPuts(b.Mem, id)
+		saved := make(chan error)
+		go func() { saved <- s.Save(ctx, next) }()
+		<-inPut
+		b.arm()
+		loaded := make(chan struct{})
+		go func() {
+			_, _ = s.Load(ctx, id)
+			close(loaded)
+		}()
+		<-b.read // the GET read step 1
+		close(relPut)
+		<-inCommit // the object is written, its commit held
+		close(b.release)
+		<-loaded
+		close(relCommit)
+		if err := <-saved; err != nil {
+			t.Fatal(err)
+		}
+		b.Mem.SetHook(nil)
+		if got, err := s.Load(ctx, id); err != nil || got.State["step"] != int64(2) {
+			t.Fatalf("oversized=%v: Load after the Save: %v, %v; want step 2", oversized, got, err)
+		}
+		if err := s.Save(ctx, cp(id, 3)); err != nil {
+			t.Fatalf("oversized=%v: the next Save: %v", oversized, err)
+		}
+	}
+}
+
+// A Load that joins a GET begun before this store's Save (or Delete) of
+// the run returned does not return what was before it.
+func TestLoadJoiningAnOlderGET(t *testing.T) {
+	ctx := context.Background()
+	for _, del := range []bool{false, true} {
+		b := &gateGet{Mem: bucket.NewMem()}
+		s := open(t, b, &tiered.Options{CacheBytes: 400})
+		id, other := uuid.New(), uuid.New()
+		for _, c := range []*cairn.Checkpoint{cp(id, 1), cp(other, 1)} { // evicts id
+			if err := s.Save(ctx, c); err != nil {
+				t.Fatal(err)
+			}
+		}
+		b.arm()
+		go func() { _, _ = s.Load(ctx, id) }()
+		<-b.read // the shared GET read step 1
+		if del {
+			if err := s.Delete(ctx, id); err != nil {
+				t.Fatal(err)
+			}
+		} else if err := s.Save(ctx, cp(id, 2)); err != nil {
+			t.Fatal(err)
+		}
+		if !del {
+			if err := s.Save(ctx, cp(other, 2)); err != nil { // evicts id again
+				t.Fatal(err)
+			}
+		}
+		type result struct {
+			c   *cairn.Checkpoint
+			err error
+		}
+		got := make(chan result)
+		go func() {
+			c, err := s.Load(ctx, id)
+			got <- result{c, err}
+		}()
+		time.Sleep(50 * time.Millisecond) // the Load joins the GET in flight, if it does
+		close(b.release)
+		r := <-got
+		switch {
+		case del && !errors.Is(r.err, cairn.ErrNotFound):
+			t.Errorf("Load after this store's Delete: %v, %v; want ErrNotFound", r.c, r.err)
+		case !del && (r.err != nil || r.c.State["step"] != int64(2)):
+			t.Errorf("Load after this store's Save: %v, %v; want step 2", r.c, r.err)
+		}
+	}
+}
+
+// Every Flush called after a Save that fencing dropped reports it, also
+// when another Flush is the one whose flush dropped it.
+func TestConcurrentFlushesBothReportAConflict(t *testing.T) {
+	ctx := context.Background()
+	mem := bucket.NewMem()
+	s := open(t, mem, &tiered.Options{Fencing: true, Mode: tiered.WriteBack, FlushWindow: time.Hour})
+	id := uuid.New()
+	if err := s.Save(ctx, cp(id, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := newDurable(t, mem).Save(ctx, cp(id, 9)); err != nil { // another worker
+		t.Fatal(err)
+	}
+	if err := s.Save(ctx, cp(id, 2)); err != nil {
+		t.Fatal(err)
+	}
+	inPut, rel := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	mem.SetHook(func(_ context.Context, op, key string) error {
+		if op == "put" && strings.Contains(key, "/runs/") {
+			once.Do(func() { close(inPut); <-rel })
+		}
+		return nil
+	})
+	f1, f2 := make(chan error), make(chan error)
+	go func() { f1 <- s.Flush(ctx) }()
+	<-inPut
+	go func() { f2 <- s.Flush(ctx) }()
+	time.Sleep(50 * time.Millisecond)
+	close(rel)
+	for i, err := range []error{<-f1, <-f2} {
+		if !errors.Is(err, cairn.ErrConflict) {
+			t.Errorf("Flush %d: %v; want ErrConflict", i+1, err)
+		}
+	}
+	if err := s.Flush(ctx); err != nil {
+		t.Errorf("a Flush after both reported: %v", err)
+	}
+}
+
+// After a Close that gave up on its context, a Save returns ErrClosed at
+// once, not after the Saves Close was waiting for.
+func TestSaveAfterCloseGaveUp(t *testing.T) {
+	ctx := context.Background()
+	mem := bucket.NewMem()
+	s := open(t, mem, nil)
+	id := uuid.New()
+	if err := s.Save(ctx, cp(id, 1)); err != nil {
+		t.Fatal(err)
+	}
+	inPut, rel := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	mem.SetHook(func(_ context.Context, op, key string) error {
+		if op == "put" && strings.Contains(key, "/runs/") {
+			once.Do(func() { close(inPut); <-rel })
+		}
+		return nil
+	})
+	saved := make(chan error)
+	go func() { saved <- s.Save(ctx, cp(id, 2)) }()
+	<-inPut
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if err := s.Close(short); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Close with a Save held: %v; want its deadline", err)
+	}
+	done := make(chan error)
+	go func() { done <- s.Save(ctx, cp(uuid.New(), 1)) }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, cairn.ErrClosed) {
+			t.Errorf("Save after Close: %v; want ErrClosed", err)
+		}
+		close(rel)
+	case <-time.After(time.Second):
+		t.Error("a Save after Close waits for the Save Close waited for")
+		close(rel)
+		<-done
+	}
+	<-saved
+}

@@ -293,6 +293,9 @@ func (s *Store) Save(ctx context.Context, c *cairn.Checkpoint) error {
 	if c != nil {
 		run = c.RunID
 	}
+	if err := s.check(ctx); err != nil { // before the gate, which a Close may be taking
+		return cairn.WrapOp("save", run, err)
+	}
 	s.gate.RLock()
 	defer s.gate.RUnlock()
 	if err := s.check(ctx); err != nil {
@@ -322,7 +325,7 @@ func (s *Store) Save(ctx context.Context, c *cairn.Checkpoint) error {
 	}
 	e.Dirty = true
 	s.cache.Put(run, e)
-	s.gens.wrote(run)
+	s.gens.touch(run)
 	s.kick()
 	return nil
 }
@@ -343,13 +346,13 @@ func (s *Store) unchanged(old lru.Entry, cached bool, rec []byte) bool {
 // once committed (under the run's lock, so no Delete of it interleaves).
 func (s *Store) saveThrough(ctx context.Context, run uuid.UUID, e lru.Entry) error {
 	rec := durable.Record{RunID: run, Workflow: e.WorkflowName, Timestamp: e.Timestamp, Data: e.Value}
-	s.gens.wrote(run) // a GET from before this write keeps nothing (its fence ETag least of all)
+	s.gens.begin(run) // no GET begun before the write ends keeps what it read
+	defer s.gens.end(run)
 	res, err := s.d.Write(ctx, []durable.Record{rec}, &durable.WriteOptions{
 		Fence: s.fence.durable(),
 		Committed: func(_ int, etag string) {
 			e.ETag, e.Written = etag, true
 			s.cache.Put(run, e)
-			s.gens.wrote(run)
 		},
 	})
 	if len(res) == 1 {
@@ -421,7 +424,7 @@ func (s *Store) flushLoop() {
 		case <-t.C:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), s.o.FlushTimeout)
-		err := s.flushOnce(ctx, true)
+		err := s.flushOnce(ctx)
 		cancel()
 		if err != nil {
 			s.kick() // retry after the next window even if no Save kicks
@@ -431,9 +434,8 @@ func (s *Store) flushLoop() {
 
 // flushOnce writes every dirty run (objects in parallel, then one index
 // commit for all of them) and marks clean those not saved again meanwhile.
-// The fencing conflicts of a background flush are kept for the next
-// Flush; those of a Flush's own are in its error.
-func (s *Store) flushOnce(ctx context.Context, background bool) error {
+// Its fencing conflicts are recorded for the Flushes to report.
+func (s *Store) flushOnce(ctx context.Context) error {
 	if err := s.acquireFlush(ctx); err != nil {
 		return err
 	}
@@ -444,11 +446,7 @@ func (s *Store) flushOnce(ctx context.Context, background bool) error {
 		s.stats.flushes.Add(1)
 		var conflicts []error
 		conflicts, err = s.write(ctx, items)
-		if background {
-			s.fence.keep(conflicts)
-		} else {
-			err = errors.Join(append([]error{err}, conflicts...)...)
-		}
+		s.fence.record(conflicts)
 	}
 	s.mu.Lock()
 	if err != nil {
@@ -475,7 +473,7 @@ func (s *Store) write(ctx context.Context, items []lru.Item[uuid.UUID]) (conflic
 		Fence:       s.fence.durable(),
 		Committed: func(i int, etag string) {
 			s.cache.MarkClean(items[i].Key, items[i].Entry.Version, etag)
-			s.gens.wrote(items[i].Key) // clean now, so evictable
+			s.gens.touch(items[i].Key) // clean now, so evictable
 		},
 	})
 	written := 0
@@ -506,8 +504,9 @@ func (s *Store) write(ctx context.Context, items []lru.Item[uuid.UUID]) (conflic
 }
 
 // Flush makes every Save that returned before Flush was called durable,
-// and returns the error that prevented it, if any: with fencing, it
-// reports every run another worker took over since the last Flush. In
+// and returns the error that prevented it, if any: with fencing, every
+// run another worker took over while it ran, or since a Flush last
+// reported. In
 // write-through mode there is nothing to write.
 func (s *Store) Flush(ctx context.Context) error {
 	if err := s.check(ctx); err != nil {
@@ -517,10 +516,12 @@ func (s *Store) Flush(ctx context.Context) error {
 }
 
 // flush writes everything dirty now and reports the fencing conflicts
-// met since the last report, by this flush or background ones.
+// met while it ran (by its own flush or another) and those no Flush has
+// reported yet.
 func (s *Store) flush(ctx context.Context) error {
+	start := s.fence.flushBegins()
 	err := s.flushDirty(ctx)
-	return errors.Join(append([]error{err}, s.fence.report()...)...)
+	return errors.Join(append([]error{err}, s.fence.flushEnds(start)...)...)
 }
 
 // flushDirty writes everything dirty now. One successful flush suffices:
@@ -531,7 +532,7 @@ func (s *Store) flush(ctx context.Context) error {
 // With nothing dirty it still waits for a flush in progress, so that the
 // conflicts a background flush is meeting are kept before Flush reports.
 func (s *Store) flushDirty(ctx context.Context) error {
-	return s.flushOnce(ctx, false)
+	return s.flushOnce(ctx)
 }
 
 // Load implements cairn.Store: from the cache when it holds the run, else
@@ -570,6 +571,7 @@ func (s *Store) Load(ctx context.Context, runID uuid.UUID) (*cairn.Checkpoint, e
 // deleted the run meanwhile).
 func (s *Store) revalidate(ctx context.Context, run uuid.UUID, e lru.Entry) (lru.Entry, error) {
 	gen := s.gens.at(run)
+	still := func() bool { return s.gens.unchanged(run, gen) }
 	rec, etag, err := s.d.Read(ctx, run, e.ETag)
 	s.stats.gets.Add(1)
 	switch {
@@ -577,70 +579,87 @@ func (s *Store) revalidate(ctx context.Context, run uuid.UUID, e lru.Entry) (lru
 		s.stats.revalidated.Add(1)
 		return e, nil
 	case err != nil:
-		if errors.Is(err, cairn.ErrNotFound) && s.gens.unchanged(run, gen) && s.cache.CompareAndRemove(run, e.Version) {
-			s.fence.forget(run) // deleted elsewhere, and not written here since
+		if errors.Is(err, cairn.ErrNotFound) && still() && s.cache.CompareAndRemove(run, e.Version) {
+			s.fence.forgetIf(run, still) // deleted elsewhere, and not written here since
 		}
 		return e, err
 	}
 	fresh := lru.Entry{Value: rec, ETag: etag, WorkflowName: e.WorkflowName, Timestamp: e.Timestamp}
-	if s.gens.unchanged(run, gen) {
-		s.keep(run, etag, func() bool { _, stored := s.cache.CompareAndPut(run, e.Version, fresh); return stored })
-	}
+	s.keep(run, etag, still, func() (uint64, bool) { return s.cache.CompareAndPut(run, e.Version, fresh) })
 	return fresh, nil
 }
 
 // keep caches what a GET of run read, with put, and takes its ETag for
-// fencing: the caller's copy is now based on it, even when the copy is
-// too large to cache. Not when put finds another copy cached meanwhile
-// (another Load's, which may be newer). The caller checked that this
-// store did not write or delete run since the GET began.
-func (s *Store) keep(run uuid.UUID, etag string, put func() bool) {
-	if put() {
-		s.fence.saw(run, etag)
+// fencing, if still() holds (this store did not write or delete run since
+// the GET began): the caller's copy is based on it, even when the copy
+// is too large to cache. Not when put finds another copy cached
+// meanwhile (another Load's, which may be newer). A copy cached while a
+// write or Delete began is taken out again.
+func (s *Store) keep(run uuid.UUID, etag string, still func() bool, put func() (uint64, bool)) {
+	if !still() {
 		return
 	}
-	if _, cached := s.cache.Peek(run); !cached {
-		s.fence.saw(run, etag)
+	version, stored := put()
+	if stored && !still() {
+		s.cache.CompareAndRemove(run, version)
+		return
+	}
+	if _, cached := s.cache.Peek(run); stored || !cached {
+		s.fence.sawIf(run, etag, still)
 	}
 }
 
+// fetched is what one GET of a run brought, and the generation it began
+// at.
+type fetched struct {
+	e   lru.Entry
+	gen uint64
+}
+
 // fetch reads a run the cache does not hold, with one GET shared by the
-// Loads of it in flight (each its own with revalidation), and caches it
-// unless this store wrote or deleted it meanwhile.
+// Loads of it in flight (each its own with revalidation, or when this
+// store wrote or deleted the run since the shared GET began), and caches
+// it unless this store wrote or deleted it meanwhile.
 func (s *Store) fetch(ctx context.Context, run uuid.UUID) (lru.Entry, error) {
-	get := func() (any, error) {
-		gen := s.gens.at(run)
-		rec, etag, err := s.d.Read(ctx, run, "")
-		s.stats.gets.Add(1)
-		if errors.Is(err, cairn.ErrNotFound) && s.gens.unchanged(run, gen) {
-			s.fence.forget(run) // gone: with fencing, it may be created again
-		}
-		if err != nil {
-			return nil, err
-		}
-		e := lru.Entry{Value: rec, ETag: etag}
-		if cp, err := s.codec.DecodeRecord(rec); err == nil {
-			e.WorkflowName, e.Timestamp = cp.WorkflowName, cp.Timestamp
-		}
-		if s.gens.unchanged(run, gen) {
-			s.keep(run, etag, func() bool { _, stored := s.cache.CompareAndPut(run, 0, e); return stored })
-		}
-		return e, nil
-	}
-	var v any
-	var err error
 	if s.o.Revalidate {
 		// A Load that joined a GET already in flight could return what
 		// the run was before a write that finished before the Load
 		// began: with revalidation promised, each Load reads.
-		v, err = get()
-	} else {
-		v, err, _ = s.loads.Do(run.String(), get)
+		f, err := s.get(ctx, run)
+		return f.e, err
 	}
+	gen := s.gens.at(run)
+	v, err, _ := s.loads.Do(run.String(), func() (any, error) { return s.get(ctx, run) })
 	if err != nil {
 		return lru.Entry{}, err
 	}
-	return v.(lru.Entry), nil
+	if f := v.(fetched); f.gen != gen {
+		// The shared GET began before a write or Delete of this store
+		// that this Load follows: it may hold what was before.
+		f, err := s.get(ctx, run)
+		return f.e, err
+	}
+	return v.(fetched).e, nil
+}
+
+// get reads run with one GET and keeps it (see keep).
+func (s *Store) get(ctx context.Context, run uuid.UUID) (fetched, error) {
+	gen := s.gens.at(run)
+	still := func() bool { return s.gens.unchanged(run, gen) }
+	rec, etag, err := s.d.Read(ctx, run, "")
+	s.stats.gets.Add(1)
+	if errors.Is(err, cairn.ErrNotFound) {
+		s.fence.forgetIf(run, still) // gone: with fencing, it may be created again
+	}
+	if err != nil {
+		return fetched{gen: gen}, err
+	}
+	e := lru.Entry{Value: rec, ETag: etag}
+	if cp, err := s.codec.DecodeRecord(rec); err == nil {
+		e.WorkflowName, e.Timestamp = cp.WorkflowName, cp.Timestamp
+	}
+	s.keep(run, etag, still, func() (uint64, bool) { return s.cache.CompareAndPut(run, 0, e) })
+	return fetched{e: e, gen: gen}, nil
 }
 
 // List implements cairn.Store: the durable index, with this process's
@@ -758,8 +777,8 @@ func (s *Store) Delete(ctx context.Context, runID uuid.UUID) error {
 	// While the Delete is out, no GET of the run fills the cache or the
 	// fence: one may read the object between the tombstone and its
 	// removal.
-	s.gens.deleting(runID)
-	defer s.gens.deleted(runID)
+	s.gens.begin(runID)
+	defer s.gens.end(runID)
 	return s.d.DeleteWith(ctx, runID, &durable.DeleteOptions{Tombstoned: func() {
 		s.cache.Remove(runID) // unflushed Saves included
 		s.fence.forget(runID)

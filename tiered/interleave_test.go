@@ -219,18 +219,7 @@ func TestFailedDeleteKeepsUnflushedSaves(t *testing.T) {
 func TestFlushDuringBackgroundConflict(t *testing.T) {
 	ctx := context.Background()
 	for i := range 100 {
-		mem := bucket.NewMem()
-		s := open(t, mem, &tiered.Options{Fencing: true, Mode: tiered.WriteBack, FlushWindow: time.Millisecond})
-		id := uuid.New()
-		if err := s.Save(ctx, cp(id, 1)); err != nil {
-			t.Fatal(err)
-		}
-		if err := s.Flush(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if err := newDurable(t, mem).Save(ctx, cp(id, 9)); err != nil { // another worker
-			t.Fatal(err)
-		}
+		mem, s, id := takenOverStore(t, time.Millisecond)
 		started := make(chan struct{})
 		var once sync.Once
 		mem.SetHook(func(_ context.Context, op, key string) error {
@@ -529,18 +518,7 @@ func TestLoadJoiningAnOlderGET(t *testing.T) {
 // when another Flush is the one whose flush dropped it.
 func TestConcurrentFlushesBothReportAConflict(t *testing.T) {
 	ctx := context.Background()
-	mem := bucket.NewMem()
-	s := open(t, mem, &tiered.Options{Fencing: true, Mode: tiered.WriteBack, FlushWindow: time.Hour})
-	id := uuid.New()
-	if err := s.Save(ctx, cp(id, 1)); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := newDurable(t, mem).Save(ctx, cp(id, 9)); err != nil { // another worker
-		t.Fatal(err)
-	}
+	mem, s, id := takenOverStore(t, time.Hour)
 	if err := s.Save(ctx, cp(id, 2)); err != nil {
 		t.Fatal(err)
 	}
@@ -608,4 +586,24 @@ func TestSaveAfterCloseGaveUp(t *testing.T) {
 		<-done
 	}
 	<-saved
+}
+
+// takenOverStore returns a fenced write-back store (flush window w) that saved
+// and flushed a run, which another worker has saved since.
+func takenOverStore(t *testing.T, w time.Duration) (*bucket.Mem, *tiered.Store, uuid.UUID) {
+	t.Helper()
+	ctx := context.Background()
+	mem := bucket.NewMem()
+	s := open(t, mem, &tiered.Options{Fencing: true, Mode: tiered.WriteBack, FlushWindow: w})
+	id := uuid.New()
+	if err := s.Save(ctx, cp(id, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := newDurable(t, mem).Save(ctx, cp(id, 9)); err != nil { // another worker
+		t.Fatal(err)
+	}
+	return mem, s, id
 }

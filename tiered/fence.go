@@ -86,26 +86,12 @@ func (f *fence) forgetIf(run uuid.UUID, still func() bool) {
 }
 
 // saw records that this store's copy of run is now the version etag.
-func (f *fence) saw(run uuid.UUID, etag string) {
-	if f == nil || etag == "" {
-		return
-	}
-	f.mu.Lock()
-	f.etags[run] = etag
-	delete(f.fenced, run)
-	f.mu.Unlock()
-}
+func (f *fence) saw(run uuid.UUID, etag string) { f.sawIf(run, etag, always) }
 
 // forget drops what f knows of run (deleted, or gone).
-func (f *fence) forget(run uuid.UUID) {
-	if f == nil {
-		return
-	}
-	f.mu.Lock()
-	delete(f.etags, run)
-	delete(f.fenced, run)
-	f.mu.Unlock()
-}
+func (f *fence) forget(run uuid.UUID) { f.forgetIf(run, always) }
+
+func always() bool { return true }
 
 // out returns the error of a Save of a run another worker took over, or
 // nil.

@@ -522,14 +522,7 @@ func TestConcurrentFlushesBothReportAConflict(t *testing.T) {
 	if err := s.Save(ctx, cp(id, 2)); err != nil {
 		t.Fatal(err)
 	}
-	inPut, rel := make(chan struct{}), make(chan struct{})
-	var once sync.Once
-	mem.SetHook(func(_ context.Context, op, key string) error {
-		if op == "put" && strings.Contains(key, "/runs/") {
-			once.Do(func() { close(inPut); <-rel })
-		}
-		return nil
-	})
+	inPut, rel := holdFirstRunPut(mem)
 	f1, f2 := make(chan error), make(chan error)
 	go func() { f1 <- s.Flush(ctx) }()
 	<-inPut
@@ -556,14 +549,7 @@ func TestSaveAfterCloseGaveUp(t *testing.T) {
 	if err := s.Save(ctx, cp(id, 1)); err != nil {
 		t.Fatal(err)
 	}
-	inPut, rel := make(chan struct{}), make(chan struct{})
-	var once sync.Once
-	mem.SetHook(func(_ context.Context, op, key string) error {
-		if op == "put" && strings.Contains(key, "/runs/") {
-			once.Do(func() { close(inPut); <-rel })
-		}
-		return nil
-	})
+	inPut, rel := holdFirstRunPut(mem)
 	saved := make(chan error)
 	go func() { saved <- s.Save(ctx, cp(id, 2)) }()
 	<-inPut
@@ -606,4 +592,18 @@ func takenOverStore(t *testing.T, w time.Duration) (*bucket.Mem, *tiered.Store, 
 		t.Fatal(err)
 	}
 	return mem, s, id
+}
+
+// holdFirstRunPut makes mem hold the first PUT of a run object: inPut is
+// closed when it arrives, and it goes on when rel is closed.
+func holdFirstRunPut(mem *bucket.Mem) (inPut, rel chan struct{}) {
+	inPut, rel = make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	mem.SetHook(func(_ context.Context, op, key string) error {
+		if op == "put" && strings.Contains(key, "/runs/") {
+			once.Do(func() { close(inPut); <-rel })
+		}
+		return nil
+	})
+	return inPut, rel
 }

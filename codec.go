@@ -138,6 +138,9 @@ func (c *Codec) EncodeRecord(dst []byte, cp *Checkpoint) ([]byte, error) {
 	if err := checkFields(cp); err != nil {
 		return dst, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
+	if _, err := LabelsOf(cp.Metadata); err != nil {
+		return dst, err
+	}
 	out, err := cp.AppendMsgpack(dst)
 	if err != nil {
 		if errors.Is(err, wire.ErrUnsupported) {

@@ -26,6 +26,10 @@ var (
 	// repair or deletion (see the store's Verify).
 	ErrCorrupt = errors.New("cairn: corrupt checkpoint")
 
+	// ErrClaimed: another worker's live lease holds the run (see
+	// Claimer). Claim another run, or this one after the lease ends.
+	ErrClaimed = errors.New("cairn: run claimed by another worker")
+
 	// ErrInvalid: the argument cannot be stored or used (a nil checkpoint,
 	// a nil run ID, a value JSON cannot hold, a bad cursor). Nothing was
 	// written; fix the input.

@@ -70,6 +70,19 @@ type ListOptions struct {
 	Since time.Time
 	// Until keeps runs whose timestamp is before it. Zero: no bound.
 	Until time.Time
+	// Labels keeps only runs that carry every one of these labels
+	// (equality, ANDed; see [Labels]). Empty keeps all. Stores serve it
+	// from their index, without reading run bodies. A selector breaking
+	// the label rules is ErrInvalid.
+	Labels map[string]string
+	// Claimable keeps only runs that no live lease holds (see
+	// [Claimer]): never leased, released, or past their lease. With
+	// Labels (say status=running) it lists the runs a pool of workers
+	// may resume. It costs a small read per run listed (the run's claim)
+	// in stores that keep claims apart from their index. It is a hint:
+	// a run may be claimed between List and Claim, which then says
+	// ErrClaimed.
+	Claimable bool
 	// WithCheckpoints fills Summary.Checkpoint. Without it, List never
 	// reads checkpoint bodies.
 	WithCheckpoints bool
@@ -92,6 +105,9 @@ type Summary struct {
 	// Size is the length in bytes of the checkpoint's MessagePack record
 	// before compression (the same in every Store).
 	Size int64
+	// Labels are the run's labels (nil when it has none). The caller owns
+	// the map.
+	Labels map[string]string
 	// Checkpoint is the run's checkpoint when ListOptions.WithCheckpoints
 	// was set, else nil. The caller owns it.
 	Checkpoint *Checkpoint
@@ -205,6 +221,11 @@ func (o *ListOptions) Query() (Query, error) {
 	if !q.Since.IsZero() && !q.Until.IsZero() && q.Until.Before(q.Since) {
 		return q, fmt.Errorf("%w: Until %v is before Since %v", ErrInvalid, q.Until, q.Since)
 	}
+	if len(q.Labels) > 0 {
+		if err := ValidateLabels(q.Labels); err != nil {
+			return q, fmt.Errorf("label selector: %w", err)
+		}
+	}
 	if q.Cursor != "" {
 		k, err := ParseCursor(q.Cursor)
 		if err != nil {
@@ -215,9 +236,12 @@ func (o *ListOptions) Query() (Query, error) {
 	return q, nil
 }
 
-// Match reports whether a run passes the filters of q (workflow and time
-// window; the cursor is not a filter).
-func (q *Query) Match(workflow string, ts time.Time) bool {
+// Match reports whether a run passes the filters of q (workflow, time
+// window and labels; neither the cursor nor Claimable is a filter here).
+func (q *Query) Match(workflow string, ts time.Time, labels map[string]string) bool {
+	if !MatchLabels(labels, q.Labels) {
+		return false
+	}
 	if q.WorkflowName != "" && workflow != q.WorkflowName {
 		return false
 	}

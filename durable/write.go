@@ -21,6 +21,9 @@ type Record struct {
 	RunID     uuid.UUID
 	Workflow  string
 	Timestamp time.Time
+	// Labels are the checkpoint's labels (cairn.Checkpoint.Labels), kept
+	// in the index entry and the object's metadata. Nil for none.
+	Labels map[string]string
 	// Data is the uncompressed record. Write compresses it and does not
 	// keep it.
 	Data []byte

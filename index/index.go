@@ -743,6 +743,7 @@ func (ix *Index) List(ctx context.Context, q *cairn.Query) (entries []Entry, mor
 // with the tail's puts, both in List order, into entries.
 type listing struct {
 	q        *cairn.Query
+	labels   cairn.LabelMatcher
 	now      time.Time
 	after    cairn.Key // with hasAfter: entries start past it
 	hasAfter bool
@@ -751,7 +752,7 @@ type listing struct {
 }
 
 func newListing(q *cairn.Query, now time.Time, puts []Entry) *listing {
-	l := &listing{q: q, now: now, after: q.After, hasAfter: q.HasAfter}
+	l := &listing{q: q, labels: cairn.NewLabelMatcher(q.Labels), now: now, after: q.After, hasAfter: q.HasAfter}
 	if !q.Until.IsZero() {
 		// Runs at or after Until come first in List order: start past them.
 		skip := cairn.Key{Timestamp: q.Until, RunID: uuid.Max}
@@ -770,7 +771,7 @@ func newListing(q *cairn.Query, now time.Time, puts []Entry) *listing {
 // want reports whether e is past the cursor, passes the filters and has
 // not expired.
 func (l *listing) want(e *Entry) bool {
-	return (!l.hasAfter || l.after.Compare(e.Key()) < 0) && l.q.Match(e.Workflow, e.Timestamp) && !e.Expired(l.now)
+	return (!l.hasAfter || l.after.Compare(e.Key()) < 0) && l.q.Match(e.Workflow, e.Timestamp, nil) && l.labels.Match(e.Labels) && !e.Expired(l.now)
 }
 
 // done reports whether everything after e is older than Since.

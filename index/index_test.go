@@ -63,7 +63,7 @@ func (m model) apply(ops ...index.Op) {
 func (m model) list(q *cairn.Query, now time.Time) []index.Entry {
 	var out []index.Entry
 	for _, e := range m {
-		if q.Match(e.Workflow, e.Timestamp) && !e.Expired(now) && (!q.HasAfter || q.After.Compare(e.Key()) < 0) {
+		if q.Match(e.Workflow, e.Timestamp, nil) && cairn.NewLabelMatcher(q.Labels).Match(e.Labels) && !e.Expired(now) && (!q.HasAfter || q.After.Compare(e.Key()) < 0) {
 			out = append(out, e)
 		}
 	}

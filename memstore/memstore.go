@@ -113,7 +113,7 @@ func (s *Store) List(ctx context.Context, opts *cairn.ListOptions) (*cairn.Page,
 	}
 	var matched []entry
 	for _, e := range s.runs {
-		if q.Match(e.summary.WorkflowName, e.summary.Timestamp) &&
+		if q.Match(e.summary.WorkflowName, e.summary.Timestamp, e.summary.Labels) &&
 			(!q.HasAfter || q.After.Compare(e.summary.Key()) < 0) {
 			matched = append(matched, e)
 		}

@@ -727,7 +727,7 @@ func merge(page *cairn.Page, dirty map[uuid.UUID]cairn.Summary, q *cairn.Query) 
 		}
 	}
 	for _, d := range dirty {
-		if q.Match(d.WorkflowName, d.Timestamp) && (!q.HasAfter || q.After.Compare(d.Key()) < 0) {
+		if q.Match(d.WorkflowName, d.Timestamp, d.Labels) && (!q.HasAfter || q.After.Compare(d.Key()) < 0) {
 			runs = append(runs, d)
 		}
 	}

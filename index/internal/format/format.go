@@ -40,6 +40,13 @@ type Entry struct {
 	// by-time pages, which List reads and which do not need it, and in
 	// entries written before it existed.
 	ETag string `msgpack:"etag,optional"`
+	// Labels are the run's labels in their stored form
+	// (cairn.EncodeLabels: sorted, percent-encoded k=v pairs joined by
+	// '&'), empty when it has none and in entries written before labels
+	// existed. A string, not a map: an entry without labels costs nothing
+	// to decode, and a selector matches it without parsing (see
+	// cairn.LabelMatcher).
+	Labels string `msgpack:"labels,optional"`
 }
 
 // Key returns e's position in List order.

@@ -8,13 +8,13 @@ import (
 	"github.com/cairnstore/cairn/gen/wire"
 )
 
-var _entryFields = []string{"run", "ts", "wf", "size", "exp", "etag"}
+var _entryFields = []string{"run", "ts", "wf", "size", "exp", "etag", "labels"}
 
 // AppendMsgpack appends the MessagePack encoding of x to b: a map of its
 // fields in declaration order.
 func (x *Entry) AppendMsgpack(b []byte) ([]byte, error) {
 	var err error
-	b = append(b, 0x86)
+	b = append(b, 0x87)
 	b = append(b, "\xa3run"...)
 	b = wire.AppendUUID(b, x.RunID)
 	b = append(b, "\xa2ts"...)
@@ -31,6 +31,8 @@ func (x *Entry) AppendMsgpack(b []byte) ([]byte, error) {
 	}
 	b = append(b, "\xa4etag"...)
 	b = wire.AppendString(b, x.ETag)
+	b = append(b, "\xa6labels"...)
+	b = wire.AppendString(b, x.Labels)
 	return b, nil
 }
 
@@ -48,6 +50,7 @@ func (x *Entry) ReadMsgpack(r *wire.Reader) error {
 	}
 	x.Expires = time.Time{}
 	x.ETag = ""
+	x.Labels = ""
 	if !isMap {
 		if n < 4 {
 			return wire.ShortArray("Entry", n, 4)
@@ -80,6 +83,8 @@ func (x *Entry) ReadMsgpack(r *wire.Reader) error {
 			i = 4
 		case "etag":
 			i = 5
+		case "labels":
+			i = 6
 		}
 		if err := x.readField(r, i); err != nil {
 			return err
@@ -89,7 +94,7 @@ func (x *Entry) ReadMsgpack(r *wire.Reader) error {
 		}
 	}
 	if seen&0xf != 0xf {
-		return wire.MissingFields("Entry", _entryFields, seen|0x30)
+		return wire.MissingFields("Entry", _entryFields, seen|0x70)
 	}
 	r.Leave()
 	return nil
@@ -109,6 +114,8 @@ func (x *Entry) readField(r *wire.Reader, i int) (err error) {
 		x.Expires, err = r.ReadTime()
 	case 5:
 		x.ETag, err = r.ReadString()
+	case 6:
+		x.Labels, err = r.ReadString()
 	default:
 		return r.Skip()
 	}

@@ -100,11 +100,13 @@ type Options struct {
 // Store is a cairn.Store over a bucket. It is safe for concurrent use, by
 // goroutines and by processes sharing the bucket.
 type Store struct {
-	b     bucket.Bucket
-	o     Options
-	codec *cairn.Codec
-	ix    *index.Index
-	runs  string // "<prefix>/runs/"
+	b      bucket.Bucket
+	o      Options
+	codec  *cairn.Codec
+	ix     *index.Index
+	runs   string // "<prefix>/runs/"
+	claims string // "<prefix>/claims/"
+	leases leases // this store's leases (Claim)
 
 	mu     sync.RWMutex
 	closed bool
@@ -190,11 +192,12 @@ func New(b bucket.Bucket, opts *Options) (*Store, error) {
 	if len(problems) > 0 {
 		return nil, fmt.Errorf("%w: durable options: %w", cairn.ErrInvalid, errors.Join(problems...))
 	}
-	runs := "runs/"
+	root := ""
 	if o.Prefix != "" {
-		runs = o.Prefix + "/runs/"
+		root = o.Prefix + "/"
 	}
-	s := &Store{b: b, o: o, codec: o.Codec, ix: ix, runs: runs}
+	s := &Store{b: b, o: o, codec: o.Codec, ix: ix, runs: root + "runs/", claims: root + "claims/"}
+	s.leases.m = map[uuid.UUID]*leaseState{}
 	for i := range s.runLocks {
 		s.runLocks[i] = make(chan struct{}, 1)
 	}
@@ -365,11 +368,11 @@ func (s *Store) List(ctx context.Context, opts *cairn.ListOptions) (*cairn.Page,
 	if err != nil {
 		return nil, cairn.WrapOp("list", uuid.Nil, err)
 	}
-	entries, more, err := s.ix.List(ctx, &q)
+	entries, more, err := s.listIndex(ctx, &q)
 	if errors.Is(err, index.ErrNoIndex) {
 		// A new store, or a lost index: never an empty listing over runs.
 		if err = s.noIndex(ctx); errors.Is(err, errIndexCreated) {
-			entries, more, err = s.ix.List(ctx, &q)
+			entries, more, err = s.listIndex(ctx, &q)
 		}
 	}
 	if err != nil {
@@ -389,6 +392,43 @@ func (s *Store) List(ctx context.Context, opts *cairn.ListOptions) (*cairn.Page,
 		return nil, cairn.WrapOp("list", uuid.Nil, err)
 	}
 	return page, nil
+}
+
+// listIndex lists q from the index; with q.Claimable it reads the claims
+// of the runs listed and keeps the claimable ones, listing on until the
+// page is full or the index ends.
+func (s *Store) listIndex(ctx context.Context, q *cairn.Query) ([]index.Entry, bool, error) {
+	if !q.Claimable {
+		return s.ix.List(ctx, q)
+	}
+	var out []index.Entry
+	page := *q
+	for {
+		entries, more, err := s.ix.List(ctx, &page)
+		if err != nil {
+			return nil, false, err
+		}
+		runs := make([]uuid.UUID, len(entries))
+		for i, e := range entries {
+			runs[i] = e.RunID
+		}
+		free, err := s.claimable(ctx, runs)
+		if err != nil {
+			return nil, false, err
+		}
+		for _, e := range entries {
+			if free[e.RunID] {
+				out = append(out, e)
+			}
+		}
+		if q.Limit > 0 && len(out) >= q.Limit {
+			return out[:q.Limit], len(out) > q.Limit || more, nil
+		}
+		if !more {
+			return out, false, nil
+		}
+		page.After, page.HasAfter = entries[len(entries)-1].Key(), true
+	}
 }
 
 // Delete implements cairn.Store: the index tombstone, then the object.

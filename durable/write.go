@@ -24,6 +24,11 @@ type Record struct {
 	// Labels are the checkpoint's labels (cairn.Checkpoint.Labels), kept
 	// in the index entry and the object's metadata. Nil for none.
 	Labels map[string]string
+	// Lease, if not zero, is the epoch of this store's lease (Claim) the
+	// record is written under: the write is conditional on the lease's
+	// last write (overriding WriteOptions.Fence), and fails with
+	// ErrConflict once the lease was taken over or released.
+	Lease uint64
 	// Data is the uncompressed record. Write compresses it and does not
 	// keep it.
 	Data []byte
@@ -177,11 +182,19 @@ func (s *Store) putAll(ctx context.Context, recs []Record, o *WriteOptions) ([]W
 	for i, r := range recs {
 		entries[i] = s.entry(r)
 		var cond Condition
-		if o.Fence != nil {
+		switch {
+		case r.Lease != 0:
+			if cond, res[i].Err = s.leaseCondition(r.RunID, r.Lease); res[i].Err != nil {
+				continue
+			}
+		case o.Fence != nil:
 			cond = o.Fence.Condition(r.RunID)
 		}
 		g.Go(func() error {
 			res[i].ETag, res[i].Err = s.putObject(gctx, entries[i], r.Data, cond)
+			if r.Lease != 0 {
+				s.leaseWritten(r.RunID, r.Lease, res[i].ETag, res[i].Err)
+			}
 			if res[i].Err == nil && o.Fence != nil {
 				o.Fence.Written(r.RunID, res[i].ETag)
 			}

@@ -91,6 +91,11 @@ type Entry struct {
 	WorkflowName string
 	Timestamp    time.Time
 
+	// Lease is the epoch of the lease (cairn.Claimer) a dirty entry was
+	// saved under, 0 for none, so that its flush is fenced by it. The
+	// cache does not interpret it.
+	Lease uint64
+
 	// Version is set by the cache when it stores the entry (see the
 	// package doc); the value given to Put is ignored.
 	Version uint64

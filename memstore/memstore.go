@@ -11,6 +11,7 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/cairnstore/cairn"
 	"github.com/google/uuid"
@@ -30,6 +31,7 @@ type Store struct {
 
 	mu     sync.RWMutex
 	runs   map[uuid.UUID]entry
+	claims map[uuid.UUID]*claim // see Claim
 	closed bool
 }
 
@@ -42,7 +44,7 @@ var _ cairn.Store = (*Store)(nil)
 
 // New returns an empty Store.
 func New(opts *Options) *Store {
-	s := &Store{codec: cairn.DefaultCodec(), runs: map[uuid.UUID]entry{}}
+	s := &Store{codec: cairn.DefaultCodec(), runs: map[uuid.UUID]entry{}, claims: map[uuid.UUID]*claim{}}
 	if opts != nil && opts.Codec != nil {
 		s.codec = opts.Codec
 	}
@@ -61,6 +63,12 @@ func (s *Store) check(ctx context.Context) error {
 // Save implements cairn.Store. The checkpoint is encoded before the lock
 // is taken; an invalid one changes nothing.
 func (s *Store) Save(ctx context.Context, c *cairn.Checkpoint) error {
+	return s.save(ctx, c, nil)
+}
+
+// save stores c; when leased is not nil it is called under the lock with
+// the run's current entry, and its error refuses the write.
+func (s *Store) save(ctx context.Context, c *cairn.Checkpoint, leased func(old entry, ok bool, rec []byte) error) error {
 	var run uuid.UUID
 	if c != nil {
 		run = c.RunID
@@ -73,6 +81,12 @@ func (s *Store) Save(ctx context.Context, c *cairn.Checkpoint) error {
 	defer s.mu.Unlock()
 	if err := s.check(ctx); err != nil {
 		return cairn.WrapOp("save", run, err)
+	}
+	if leased != nil {
+		old, ok := s.runs[run]
+		if err := leased(old, ok, rec); err != nil {
+			return cairn.WrapOp("save", run, err)
+		}
 	}
 	s.runs[run] = entry{record: rec, summary: cairn.Summary{
 		RunID: run, WorkflowName: c.WorkflowName, Timestamp: c.Timestamp.UTC(), Size: int64(len(rec)),
@@ -112,9 +126,10 @@ func (s *Store) List(ctx context.Context, opts *cairn.ListOptions) (*cairn.Page,
 		return nil, cairn.WrapOp("list", uuid.Nil, err)
 	}
 	var matched []entry
+	now := time.Now()
 	for _, e := range s.runs {
 		if q.Match(e.summary.WorkflowName, e.summary.Timestamp, e.summary.Labels) &&
-			(!q.HasAfter || q.After.Compare(e.summary.Key()) < 0) {
+			(!q.HasAfter || q.After.Compare(e.summary.Key()) < 0) && (!q.Claimable || s.claimable(e.summary.RunID, now)) {
 			matched = append(matched, e)
 		}
 	}

@@ -16,8 +16,11 @@ import (
 // conflicts not yet reported by a Flush. It implements durable.Fence, so
 // that the durable store applies its conditions under the run's lock.
 //
-// A nil *fence is fencing off: every method does nothing.
+// Without Options.Fencing (strict false) it fences nothing and only keeps
+// the conflict log, for the leased writes (Claim) whose conflicts the
+// durable store finds: every fencing method then does nothing.
 type fence struct {
+	strict bool // Options.Fencing
 	mu     sync.Mutex
 	etags  map[uuid.UUID]string
 	fenced map[uuid.UUID]error // runs taken over, and the error their Saves get
@@ -30,14 +33,14 @@ type fence struct {
 	flushes int // Flushes in progress
 }
 
-func newFence() *fence {
-	return &fence{etags: map[uuid.UUID]string{}, fenced: map[uuid.UUID]error{}}
+func newFence(strict bool) *fence {
+	return &fence{strict: strict, etags: map[uuid.UUID]string{}, fenced: map[uuid.UUID]error{}}
 }
 
 // durable returns f as the durable store's Fence, or nil if fencing is
 // off.
 func (f *fence) durable() durable.Fence {
-	if f == nil {
+	if !f.strict {
 		return nil
 	}
 	return f
@@ -60,7 +63,7 @@ func (f *fence) Written(run uuid.UUID, etag string) { f.saw(run, etag) }
 // sawIf records etag as run's version if still() holds, checked under
 // f's lock: a write whose Written comes later wins over it.
 func (f *fence) sawIf(run uuid.UUID, etag string, still func() bool) {
-	if f == nil || etag == "" {
+	if !f.strict || etag == "" {
 		return
 	}
 	f.mu.Lock()
@@ -74,7 +77,7 @@ func (f *fence) sawIf(run uuid.UUID, etag string, still func() bool) {
 // forgetIf forgets run (found gone by a GET) if still() holds, checked
 // under f's lock.
 func (f *fence) forgetIf(run uuid.UUID, still func() bool) {
-	if f == nil {
+	if !f.strict {
 		return
 	}
 	f.mu.Lock()
@@ -96,7 +99,7 @@ func always() bool { return true }
 // out returns the error of a Save of a run another worker took over, or
 // nil.
 func (f *fence) out(run uuid.UUID) error {
-	if f == nil {
+	if !f.strict {
 		return nil
 	}
 	f.mu.Lock()
@@ -107,6 +110,9 @@ func (f *fence) out(run uuid.UUID) error {
 // takenOver records that a flush found run written by another worker:
 // later Saves of it fail with err until it is Loaded or Deleted.
 func (f *fence) takenOver(run uuid.UUID, err error) {
+	if !f.strict {
+		return
+	}
 	f.mu.Lock()
 	f.fenced[run] = err
 	f.mu.Unlock()
@@ -114,7 +120,7 @@ func (f *fence) takenOver(run uuid.UUID, err error) {
 
 // record keeps the conflicts a flush met, for the Flushes to report.
 func (f *fence) record(conflicts []error) {
-	if f == nil || len(conflicts) == 0 {
+	if len(conflicts) == 0 {
 		return
 	}
 	f.mu.Lock()
@@ -124,9 +130,6 @@ func (f *fence) record(conflicts []error) {
 
 // flushBegins marks a Flush begun and returns its start, for flushEnds.
 func (f *fence) flushBegins() int {
-	if f == nil {
-		return 0
-	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.flushes++
@@ -137,9 +140,6 @@ func (f *fence) flushBegins() int {
 // conflict met since it began (by its own flush or another), and those
 // no Flush has reported yet.
 func (f *fence) flushEnds(start int) []error {
-	if f == nil {
-		return nil
-	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.flushes--

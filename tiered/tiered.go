@@ -216,7 +216,7 @@ type Store struct {
 		kick, stop, done chan struct{}
 	}
 
-	fence *fence // nil without Options.Fencing
+	fence *fence // fences nothing without Options.Fencing (see fence)
 
 	stats struct {
 		puts, gets, skipped, flushes, revalidated, rawBytes atomic.Int64
@@ -243,9 +243,7 @@ func New(b bucket.Bucket, opts *Options) (*Store, error) {
 	}
 	s := &Store{d: d, codec: o.Durable.Codec, o: o, cache: cache, flushSem: make(chan struct{}, 1)}
 	s.mu.drained = sync.NewCond(&s.mu)
-	if o.Fencing {
-		s.fence = newFence()
-	}
+	s.fence = newFence(o.Fencing)
 	s.flusher.kick = make(chan struct{}, 1)
 	s.flusher.stop = make(chan struct{})
 	s.flusher.done = make(chan struct{})
@@ -289,6 +287,11 @@ func (s *Store) kick() {
 // With Options.SkipUnchanged, a checkpoint whose encoding equals what the
 // cache holds as durable costs no request.
 func (s *Store) Save(ctx context.Context, c *cairn.Checkpoint) error {
+	return s.save(ctx, c, nil)
+}
+
+// save is Save, and with l SaveLeased of c stamped with l.
+func (s *Store) save(ctx context.Context, c *cairn.Checkpoint, l *cairn.Lease) error {
 	var run uuid.UUID
 	if c != nil {
 		run = c.RunID
@@ -311,12 +314,19 @@ func (s *Store) Save(ctx context.Context, c *cairn.Checkpoint) error {
 	if err := s.fence.out(run); err != nil {
 		return cairn.WrapOp("save", run, err)
 	}
-	if s.unchanged(old, cached, rec) {
+	var lease uint64
+	if l != nil {
+		if err := s.d.CheckLease(l); err != nil {
+			return cairn.WrapOp("save", run, err)
+		}
+		lease = l.Epoch
+	}
+	if lease == 0 && s.unchanged(old, cached, rec) {
 		s.stats.skipped.Add(1)
 		return nil
 	}
 	s.stats.rawBytes.Add(int64(len(rec)))
-	e := lru.Entry{Value: rec, WorkflowName: c.WorkflowName, Timestamp: c.Timestamp.UTC()}
+	e := lru.Entry{Value: rec, WorkflowName: c.WorkflowName, Timestamp: c.Timestamp.UTC(), Lease: lease}
 	if s.o.Mode == WriteThrough {
 		return cairn.WrapOp("save", run, s.saveThrough(ctx, run, e))
 	}
@@ -345,7 +355,7 @@ func (s *Store) unchanged(old lru.Entry, cached bool, rec []byte) bool {
 // saveThrough writes one run with the durable protocol, and caches it
 // once committed (under the run's lock, so no Delete of it interleaves).
 func (s *Store) saveThrough(ctx context.Context, run uuid.UUID, e lru.Entry) error {
-	rec := durable.Record{RunID: run, Workflow: e.WorkflowName, Timestamp: e.Timestamp, Data: e.Value}
+	rec := durable.Record{RunID: run, Workflow: e.WorkflowName, Timestamp: e.Timestamp, Data: e.Value, Lease: e.Lease}
 	s.gens.begin(run) // no GET begun before the write ends keeps what it read
 	defer s.gens.end(run)
 	res, err := s.d.Write(ctx, []durable.Record{rec}, &durable.WriteOptions{
@@ -466,7 +476,7 @@ func (s *Store) flushOnce(ctx context.Context) error {
 func (s *Store) write(ctx context.Context, items []lru.Item[uuid.UUID]) (conflicts []error, err error) {
 	recs := make([]durable.Record, len(items))
 	for i, it := range items {
-		recs[i] = durable.Record{RunID: it.Key, Workflow: it.Entry.WorkflowName, Timestamp: it.Entry.Timestamp, Data: it.Entry.Value}
+		recs[i] = durable.Record{RunID: it.Key, Workflow: it.Entry.WorkflowName, Timestamp: it.Entry.Timestamp, Data: it.Entry.Value, Lease: it.Entry.Lease}
 	}
 	res, err := s.d.Write(ctx, recs, &durable.WriteOptions{
 		Concurrency: s.o.FlushConcurrency,
@@ -482,8 +492,9 @@ func (s *Store) write(ctx context.Context, items []lru.Item[uuid.UUID]) (conflic
 		switch {
 		case r.Err == nil:
 			written++
-		case s.fence != nil && errors.Is(r.Err, cairn.ErrConflict):
-			// Another worker took the run over: its unflushed Saves
+		case (s.o.Fencing || items[i].Entry.Lease != 0) && errors.Is(r.Err, cairn.ErrConflict):
+			// Another worker took the run over (fencing, or the
+			// lease the Saves were made under): its unflushed Saves
 			// here can never be written.
 			c := cairn.WrapOp("flush", items[i].Key, r.Err)
 			s.fence.takenOver(items[i].Key, c)
@@ -675,6 +686,11 @@ func (s *Store) List(ctx context.Context, opts *cairn.ListOptions) (*cairn.Page,
 	dirty, err := s.dirtySummaries(&q)
 	if err != nil {
 		return nil, err
+	}
+	if q.Claimable && len(dirty) > 0 {
+		if err := s.keepClaimable(ctx, dirty); err != nil {
+			return nil, cairn.WrapOp("list", uuid.Nil, err)
+		}
 	}
 	// Ask for enough durable runs to fill the page even if every dirty
 	// run shadows one of them. Their checkpoints are loaded here, through

@@ -64,7 +64,9 @@ type Claimer interface {
 	Renew(ctx context.Context, l *Lease) error
 
 	// Release gives the run up: any worker may claim it at once. A lease
-	// taken over gives ErrConflict; releasing twice is not an error.
+	// taken over (claimed by another) gives ErrConflict; releasing twice
+	// is not an error. A lease whose writes were refused by a plain Save
+	// or a Delete of the run, but that no other claim took, is released.
 	// Release does not flush: a write-back store's SaveLeased calls are
 	// written by the next flush as usual, fenced by the lease.
 	Release(ctx context.Context, l *Lease) error

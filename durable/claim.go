@@ -337,10 +337,15 @@ func (s *Store) Release(ctx context.Context, l *cairn.Lease) error {
 	}
 	s.leases.mu.Lock()
 	st := s.leases.m[l.RunID]
-	done := st != nil && st.epoch == l.Epoch && st.released
 	s.leases.mu.Unlock()
-	if done {
-		return nil
+	if st == nil || st.epoch != l.Epoch {
+		// Released before (a released lease is forgotten), or taken
+		// over: the claim object says which.
+		cur, _, err := s.readClaim(ctx, l.RunID)
+		if err == nil && (cur == nil || cur.Epoch != l.Epoch || !cur.Released) {
+			err = errTakenOver(l)
+		}
+		return cairn.WrapOp("release", l.RunID, err)
 	}
 	err := s.replaceClaim(ctx, l, &claimDoc{Run: l.RunID, Owner: l.Owner, Epoch: l.Epoch, Expires: s.o.Now().UTC(), Released: true})
 	return cairn.WrapOp("release", l.RunID, err)
@@ -355,7 +360,9 @@ func (s *Store) Release(ctx context.Context, l *cairn.Lease) error {
 func (s *Store) replaceClaim(ctx context.Context, l *cairn.Lease, d *claimDoc) error {
 	s.leases.mu.Lock()
 	st := s.leases.m[l.RunID]
-	if st == nil || st.epoch != l.Epoch || st.released || st.lost {
+	// A lease whose writes were refused (lost) may still be released, if
+	// its claim is still the run's: others need not wait for it to end.
+	if st == nil || st.epoch != l.Epoch || st.released || (st.lost && !d.Released) {
 		s.leases.mu.Unlock()
 		return errTakenOver(l)
 	}

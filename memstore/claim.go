@@ -143,7 +143,9 @@ func (s *Store) update(ctx context.Context, op string, l *cairn.Lease, f func(*c
 	if op == "release" && c != nil && c.epoch == l.Epoch && c.released {
 		return nil
 	}
-	if !c.holds(l) {
+	// A lease whose writes were refused (lost) may still be released, if
+	// its claim is still the run's: others need not wait for it to end.
+	if !c.holds(l) && (op != "release" || c == nil || c.epoch != l.Epoch || c.released) {
 		return cairn.WrapOp(op, l.RunID, errTakenOver(l))
 	}
 	f(c)

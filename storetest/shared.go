@@ -59,6 +59,12 @@ type Flusher interface {
 //   - ConcurrentOverwrites: two stores save and delete the same runs
 //     (never one run by both at the same instant); afterwards both list
 //     and load exactly the last acknowledged operation of each run.
+//   - LeaseTakeover: A holds a lease on a run and saves under it; after
+//     the lease ends B claims the run, resuming from A's last save, and
+//     A's next SaveLeased (or its flush), Renew and Release fail with
+//     cairn.ErrConflict while the run keeps B's state. Of two stores
+//     claiming one run at once, exactly one wins (stores that do not
+//     implement cairn.Claimer skip it).
 //   - FencedTakeover (with OpenFenced): after B loads and saves a run, A's
 //     next Save of it fails with cairn.ErrConflict and the run keeps B's
 //     state.
@@ -79,6 +85,7 @@ func RunShared(t *testing.T, newShared func(t *testing.T) Shared) {
 		{"SaveDeleteAcross", false, testSharedSaveDelete},
 		{"Overwrite", false, testSharedOverwrite},
 		{"ConcurrentOverwrites", false, testSharedConcurrentOverwrites},
+		{"LeaseTakeover", false, testSharedLeaseTakeover},
 		{"FencedTakeover", true, testSharedFencedTakeover},
 		{"FencedCreate", true, testSharedFencedCreate},
 	}

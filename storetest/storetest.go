@@ -69,6 +69,14 @@ func Run(t *testing.T, newStore func(t *testing.T) cairn.Store) {
 		{"UseAfterClose", testUseAfterClose},
 		{"Concurrent", testConcurrent},
 		{"BadInput", testBadInput},
+		{"ClaimBasics", testClaimBasics},
+		{"ClaimSaveLeased", testClaimSaveLeased},
+		{"ClaimTakeover", testClaimTakeover},
+		{"ClaimRenew", testClaimRenew},
+		{"ClaimRelease", testClaimRelease},
+		{"ClaimRace", testClaimRace},
+		{"ClaimOutsideWrites", testClaimOutsideWrites},
+		{"ClaimableList", testClaimableList},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -174,10 +174,24 @@ func (s *Store) claim(ctx context.Context, run uuid.UUID, opts *cairn.ClaimOptio
 	s.leases.mu.Unlock()
 	l := &cairn.Lease{RunID: run, Owner: o.Owner, Epoch: nd.Epoch, Duration: o.Lease, Expires: nd.Expires}
 	if l.Checkpoint, err = s.fenceRun(ctx, l, st, cp); err != nil {
-		s.forgetLease(run, st)
+		s.abandon(l, st)
 		return nil, err
 	}
 	return l, nil
+}
+
+// abandon releases the claim of a Claim that failed after taking it, so
+// that the run is claimable at once rather than when the lease ends. It
+// is best effort, with a context of its own (the Claim's may be what
+// ended): a claim it cannot release ends with its lease.
+func (s *Store) abandon(l *cairn.Lease, st *leaseState) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s.leases.mu.Lock()
+	st.lost = false // the claim is still ours to release
+	s.leases.mu.Unlock()
+	_ = s.replaceClaim(ctx, l, &claimDoc{Run: l.RunID, Owner: l.Owner, Epoch: l.Epoch, Expires: s.o.Now().UTC(), Released: true})
+	s.forgetLease(l.RunID, st)
 }
 
 // readRun reads and decodes run's checkpoint, with the ETag of its object.

@@ -352,3 +352,34 @@ func TestReviewStaleHolderWritesAfterETagABA(t *testing.T) {
 		t.Errorf("A (epoch %d) SaveLeased after B (epoch %d) took over: %v, want ErrConflict", la.Epoch, lb.Epoch, err)
 	}
 }
+
+// Claim's documented errors are ErrClaimed, ErrNotFound and ErrInvalid;
+// the README's pool loop skips ErrClaimed and treats anything else as a
+// failure. A run that another worker keeps writing with plain Saves while
+// it is being claimed makes Claim give up after its re-reads with
+// ErrConflict, which its contract does not mention (ErrClaimed's "another
+// worker claimed it at the same moment" is the nearest).
+func TestReviewClaimRacingPlainSavesErrClaimed(t *testing.T) {
+	ctx := context.Background()
+	mem := bucket.NewMem()
+	s, writer := newStore(t, mem, nil), newStore(t, mem, nil)
+	c := cp(1, t0)
+	if err := s.Save(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	var inHook atomic.Bool
+	var n atomic.Int64
+	mem.SetHook(func(_ context.Context, op, key string) error {
+		// Before each of the claim's rewrites, the other worker saves.
+		if op == "put" && strings.Contains(key, "/runs/") && inHook.CompareAndSwap(false, true) {
+			defer inHook.Store(false)
+			_ = writer.Save(ctx, cp(1, t0.Add(time.Duration(n.Add(1))*time.Second)))
+		}
+		return nil
+	})
+	_, err := s.Claim(ctx, c.RunID, &cairn.ClaimOptions{Owner: "w"})
+	mem.SetHook(nil)
+	if err != nil && !errors.Is(err, cairn.ErrClaimed) && !errors.Is(err, cairn.ErrNotFound) {
+		t.Errorf("Claim racing plain Saves: %v, want nil or one of Claim's documented errors (ErrClaimed)", err)
+	}
+}

@@ -65,7 +65,7 @@ func (ix *Index) learnTail(ctx context.Context) error {
 func (ix *Index) Rebuild(ctx context.Context, seq uint64, entries []Entry, tombstones []Op) error {
 	ix.compacting.Lock()
 	defer ix.compacting.Unlock()
-	m := &format.Manifest{Seq: seq, Created: ix.o.Now(), Count: int64(len(entries)), Base: seq}
+	m := &format.Manifest{Seq: seq, Created: ix.o.Now(), Count: int64(len(entries)), Base: seq, Labeled: true}
 	ops, err := rebuildOps(entries, tombstones)
 	if err != nil {
 		return err
@@ -76,6 +76,9 @@ func (ix *Index) Rebuild(ctx context.Context, seq uint64, entries []Entry, tombs
 	}
 	var pages map[string]*format.Page
 	if m.ByTime, pages, err = ix.rewrite(ctx, nil, byTime, nil, listed(entries), nil); err != nil {
+		return err
+	}
+	if m.ByLabel, _, err = ix.rewrite(ctx, nil, byLabel, nil, postings(entries), pages); err != nil {
 		return err
 	}
 	if err := putPages(ctx, ix, pages); err != nil {
@@ -268,7 +271,7 @@ func (ix *Index) referencedPages(ctx context.Context, snaps []uint64, keep uint6
 		if _, err := ix.get(ctx, ix.snapKey(seq), &m); err != nil {
 			return nil, err
 		}
-		for _, r := range m.ByTime {
+		for _, r := range slices.Concat(m.ByTime, m.ByLabel) {
 			referenced[r.ID] = true
 		}
 		for _, l := range m.RunLevels {
@@ -432,7 +435,7 @@ func (ix *Index) Check(ctx context.Context) error {
 			return err
 		}
 	}
-	for _, ref := range st.m.ByTime {
+	for _, ref := range slices.Concat(st.m.ByTime, st.m.ByLabel) {
 		if _, err := ix.page(ctx, ref.ID); err != nil {
 			return err
 		}

@@ -47,6 +47,10 @@ func (ix *Index) compact(ctx context.Context) error {
 	if nm.ByTime, newPages, err = ix.rewrite(ctx, m.ByTime, byTime, olds, listed(st.puts), nil); err != nil {
 		return err
 	}
+	if nm.ByLabel, err = ix.labelSet(ctx, st, olds, newPages); err != nil {
+		return err
+	}
+	nm.Labeled = true
 	ops := make([]Op, len(runs))
 	for i, run := range runs {
 		ops[i] = st.over[run]
@@ -119,11 +123,12 @@ func (ix *Index) putSnapshot(ctx context.Context, nm *format.Manifest) (snap *fo
 }
 
 // listed returns entries as by-time pages keep them: without the ETag,
-// which List does not need (the by-run levels keep it).
+// which List does not need (the by-run levels keep it), and without a
+// Pair, which only by-label pages have.
 func listed(entries []Entry) []Entry {
 	out := make([]Entry, len(entries))
 	for i, e := range entries {
-		e.ETag = ""
+		e.ETag, e.Pair = "", ""
 		out[i] = e
 	}
 	return out
@@ -313,7 +318,8 @@ func (ix *Index) rewritePage(ctx context.Context, ref *format.PageRef, c *pageCh
 		id := uuid.NewString()
 		pages[id] = &format.Page{Entries: chunk}
 		// A ref needs only the first key, not the whole entry.
-		out = append(out, format.PageRef{ID: id, Count: len(chunk), First: Entry{RunID: chunk[0].RunID, Timestamp: chunk[0].Timestamp}})
+		first := Entry{RunID: chunk[0].RunID, Timestamp: chunk[0].Timestamp, Pair: chunk[0].Pair}
+		out = append(out, format.PageRef{ID: id, Count: len(chunk), First: first})
 	}
 	return out, nil
 }

@@ -39,6 +39,12 @@ func goldenValues() []struct {
 	tomb := format.Op{Entry: format.Entry{RunID: run2, Timestamp: ts.Add(time.Minute), ETag: `"d41d8cd98f00b204e9800998ecf8427e"`}, Delete: true}
 	ref := format.PageRef{ID: "5f0c7e9e-2d4b-4c1a-9e7d-3b8a6f1e2c40", Count: 2048, First: format.Entry{RunID: run1, Timestamp: ts}}
 	runRef := format.PageRef{ID: "c3a1d2e4-8f5b-4a6c-b7d9-0e1f2a3b4c5d", Count: 3, First: format.Entry{RunID: run1}}
+	labeled := saved
+	labeled.Labels = "status=running&tenant=acme%2Fus"
+	posting := labeled
+	posting.ETag, posting.Pair = "", "status=running"
+	labelRef := format.PageRef{ID: "e7f8a9b0-1c2d-4e3f-8a4b-5c6d7e8f9a0b", Count: 2048,
+		First: format.Entry{RunID: run1, Timestamp: ts, Pair: "status=running"}}
 	type golden = struct {
 		name  string
 		value wire.Marshaler
@@ -47,6 +53,8 @@ func goldenValues() []struct {
 	return []golden{
 		{"Entry", &saved, func() wire.Unmarshaler { return new(format.Entry) }},
 		{"Entry/listed", &listed, func() wire.Unmarshaler { return new(format.Entry) }},
+		{"Entry/labeled", &labeled, func() wire.Unmarshaler { return new(format.Entry) }},
+		{"Entry/posting", &posting, func() wire.Unmarshaler { return new(format.Entry) }},
 		{"Op/save", &format.Op{Entry: saved}, func() wire.Unmarshaler { return new(format.Op) }},
 		{"Op/delete", &tomb, func() wire.Unmarshaler { return new(format.Op) }},
 		{"Batch", &format.Batch{ID: uuid.MustParse("7c9e6679-7425-40de-944b-e07fc1f90ae7"), Ops: []format.Op{{Entry: saved}, tomb}},
@@ -55,13 +63,25 @@ func goldenValues() []struct {
 			func() wire.Unmarshaler { return new(format.Batch) }},
 		{"Page", &format.Page{Entries: []format.Entry{listed, {RunID: run1, Timestamp: ts, Workflow: "nightly-etl", Size: 48213, Expires: ts.Add(72 * time.Hour)}}},
 			func() wire.Unmarshaler { return new(format.Page) }},
+		{"Page/by-label", &format.Page{Entries: []format.Entry{posting, {RunID: run2, Timestamp: ts, Workflow: "w", Size: 7, Labels: "tenant=acme%2Fus", Pair: "tenant=acme%2Fus"}}},
+			func() wire.Unmarshaler { return new(format.Page) }},
 		{"OpPage", &format.OpPage{Ops: []format.Op{{Entry: saved}, tomb}}, func() wire.Unmarshaler { return new(format.OpPage) }},
 		{"PageRef", &ref, func() wire.Unmarshaler { return new(format.PageRef) }},
+		{"PageRef/by-label", &labelRef, func() wire.Unmarshaler { return new(format.PageRef) }},
 		{"Level", &format.Level{Count: 3, Pages: []format.PageRef{runRef}}, func() wire.Unmarshaler { return new(format.Level) }},
 		{"Manifest", &format.Manifest{Seq: 96, Created: ts.Add(time.Hour), Count: 2049, ByTime: []format.PageRef{ref, runRef},
-			RunLevels: []format.Level{{Count: 3, Pages: []format.PageRef{runRef}}, {Count: 2048, Pages: []format.PageRef{ref}}}, Base: 64},
+			RunLevels: []format.Level{{Count: 3, Pages: []format.PageRef{runRef}}, {Count: 2048, Pages: []format.PageRef{ref}}}, Base: 64,
+			ByLabel: []format.PageRef{}},
 			func() wire.Unmarshaler { return new(format.Manifest) }},
-		{"Manifest/empty", &format.Manifest{Seq: 7, Created: ts, ByTime: []format.PageRef{}, RunLevels: []format.Level{}, Base: 7},
+		{"Manifest/empty", &format.Manifest{Seq: 7, Created: ts, ByTime: []format.PageRef{}, RunLevels: []format.Level{}, Base: 7,
+			ByLabel: []format.PageRef{}},
+			func() wire.Unmarshaler { return new(format.Manifest) }},
+		{"Manifest/labeled", &format.Manifest{Seq: 128, Created: ts.Add(2 * time.Hour), Count: 2049, ByTime: []format.PageRef{ref},
+			RunLevels: []format.Level{{Count: 2049, Pages: []format.PageRef{runRef}}}, Base: 96,
+			ByLabel: []format.PageRef{labelRef}, Labeled: true},
+			func() wire.Unmarshaler { return new(format.Manifest) }},
+		{"Manifest/labeled-empty", &format.Manifest{Seq: 8, Created: ts, ByTime: []format.PageRef{}, RunLevels: []format.Level{}, Base: 7,
+			ByLabel: []format.PageRef{}, Labeled: true},
 			func() wire.Unmarshaler { return new(format.Manifest) }},
 		{"Head", &format.Head{Seq: 96}, func() wire.Unmarshaler { return new(format.Head) }},
 		{"Head/new", &format.Head{}, func() wire.Unmarshaler { return new(format.Head) }},
@@ -92,7 +112,7 @@ func TestFormatGolden(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	golden := readGolden(t)
+	golden := readGolden(t, goldenFormat)
 	if len(golden) != len(values) {
 		t.Fatalf("%s holds %d values, want %d", goldenFormat, len(golden), len(values))
 	}
@@ -121,9 +141,10 @@ type goldenLine struct {
 	data []byte
 }
 
-func readGolden(t *testing.T) []goldenLine {
+// readGolden returns the lines of the golden file at path.
+func readGolden(t *testing.T, path string) []goldenLine {
 	t.Helper()
-	f, err := os.Open(goldenFormat)
+	f, err := os.Open(path)
 	if err != nil {
 		t.Fatalf("%v (run go test -run TestFormatGolden -update to write it)", err)
 	}
@@ -139,7 +160,7 @@ func readGolden(t *testing.T) []goldenLine {
 		name, h, ok := strings.Cut(text, " ")
 		data, err := hex.DecodeString(h)
 		if !ok || err != nil {
-			t.Fatalf("%s: bad line %q", goldenFormat, text)
+			t.Fatalf("%s: bad line %q", path, text)
 		}
 		lines = append(lines, goldenLine{name, data})
 	}
@@ -147,4 +168,50 @@ func readGolden(t *testing.T) []goldenLine {
 		t.Fatal(err)
 	}
 	return lines
+}
+
+// goldenV1 is the golden file of the format before labels, kept as it
+// was written: objects in buckets today.
+const goldenV1 = "testdata/format-v1.golden"
+
+// TestFormatV1Decodes checks that every object of the format before labels
+// (and before the by-label set) still decodes into the value it was made
+// from, the fields added since left zero: a manifest from then reads as
+// one that does not keep the by-label set, so List filters its by-time
+// pages.
+func TestFormatV1Decodes(t *testing.T) {
+	values := map[string]wire.Marshaler{}
+	fresh := map[string]func() wire.Unmarshaler{}
+	for _, v := range goldenValues() {
+		values[v.name], fresh[v.name] = v.value, v.fresh
+	}
+	lines := readGolden(t, goldenV1)
+	if len(lines) == 0 {
+		t.Fatalf("%s holds no values", goldenV1)
+	}
+	for _, g := range lines {
+		want, ok := values[g.name]
+		if !ok {
+			t.Errorf("%s: %s is no longer a golden value", goldenV1, g.name)
+			continue
+		}
+		sinceV1(want)
+		dec := fresh[g.name]()
+		if err := wire.Unmarshal(g.data, dec); err != nil {
+			t.Errorf("%s: decoding the v1 bytes: %v", g.name, err)
+			continue
+		}
+		if !reflect.DeepEqual(dec, want) {
+			t.Errorf("%s (v1) decodes as\n%+v\nwant\n%+v", g.name, dec, want)
+		}
+	}
+}
+
+// sinceV1 zeroes in a golden value the fields added after format-v1.golden
+// was written whose zero value the golden values do not already have
+// (Entry.Labels and Entry.Pair are empty in every value v1 holds).
+func sinceV1(v wire.Marshaler) {
+	if m, ok := v.(*format.Manifest); ok {
+		m.ByLabel, m.Labeled = nil, false
+	}
 }

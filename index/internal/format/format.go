@@ -3,7 +3,7 @@
 // bodies of the index's objects.
 //
 //	<prefix>/index/log/<seq>    Batch
-//	<prefix>/index/pages/<id>   Page (by-time set) or OpPage (by-run set)
+//	<prefix>/index/pages/<id>   Page (by-time and by-label sets) or OpPage (by-run set)
 //	<prefix>/index/snap/<seq>   Manifest
 //	<prefix>/index/head         Head
 //
@@ -13,6 +13,19 @@
 // package is internal so that only package index reads and writes these
 // objects; Entry and Op, which callers of the index hold, are re-exported
 // there.
+//
+// # The by-label set and older writers
+//
+// Manifest.ByLabel, the set that serves List with label selectors, is
+// kept up to date only by writers that know it. A manifest written before
+// it existed, or by a binary that read a newer manifest and compacted it
+// (its codec skips the fields it does not know, so its manifest drops
+// them), lacks the set although its entries may carry labels. Such a
+// manifest also lacks Manifest.Labeled, which is written together with
+// the set and is dropped together with it: readers trust ByLabel only when
+// Labeled is set, and otherwise filter the by-time set by labels, which is
+// never wrong, only slower. The next compaction by a writer that knows the
+// set builds it again from the by-time set.
 package format
 
 import (
@@ -47,6 +60,11 @@ type Entry struct {
 	// to decode, and a selector matches it without parsing (see
 	// cairn.LabelMatcher).
 	Labels string `msgpack:"labels,optional"`
+	// Pair is the label pair a by-label page files this entry under: one
+	// of the '&'-separated pairs of Labels, percent-encoded as they are
+	// there ("status=running"). Empty everywhere else (logs, by-time and
+	// by-run pages).
+	Pair string `msgpack:"pair,optional"`
 }
 
 // Key returns e's position in List order.
@@ -76,7 +94,8 @@ type Batch struct {
 }
 
 // Page is an immutable sorted run of entries: by List order in the by-time
-// set, by run ID in the by-run set.
+// set; by Pair, then List order, in the by-label set, where a run has one
+// entry (a posting) per label pair it carries.
 type Page struct {
 	Entries []Entry `msgpack:"entries"`
 }
@@ -93,7 +112,8 @@ type PageRef struct {
 	ID    string `msgpack:"id"`
 	Count int    `msgpack:"n"`
 	// First is the first entry's key fields: in the by-time set its
-	// timestamp and run; in the by-run set only its run counts.
+	// timestamp and run; in the by-label set its pair, timestamp and run;
+	// in the by-run set only its run counts.
 	First Entry `msgpack:"first"`
 }
 
@@ -104,7 +124,9 @@ type Level struct {
 }
 
 // Manifest is a compacted snapshot: every live run as of log Seq. ByTime
-// holds the entries in List order, for List. RunLevels, newest first, map
+// holds the entries in List order, for List. ByLabel, when Labeled, holds
+// the same entries once per label pair, for List with label selectors.
+// RunLevels, newest first, map
 // run IDs to their entries, so that compaction finds the entry a run had
 // before without reading every page: a log-structured merge of levels of
 // geometrically growing size, where a newer level's op for a run overrides
@@ -120,6 +142,16 @@ type Manifest struct {
 	// Seq hold the same runs only if their Base is the same. Zero in
 	// manifests written before it was recorded.
 	Base uint64 `msgpack:"base,optional"`
+	// ByLabel is the by-label set: for every entry of ByTime and every
+	// label pair it carries, a copy with Pair set, sorted by pair, then
+	// List order, so that the runs with one label are one range of pages.
+	// Meaningful only when Labeled.
+	ByLabel []PageRef `msgpack:"by_label,optional"`
+	// Labeled reports that ByLabel holds exactly the postings of ByTime's
+	// entries. False in manifests written before the by-label set existed
+	// and in those written by binaries that do not know it (see the
+	// package doc): List then filters ByTime instead.
+	Labeled bool `msgpack:"labeled,optional"`
 }
 
 // Head names the newest snapshot a writer knew of. Readers trust it only

@@ -8,13 +8,13 @@ import (
 	"github.com/cairnstore/cairn/gen/wire"
 )
 
-var _entryFields = []string{"run", "ts", "wf", "size", "exp", "etag", "labels"}
+var _entryFields = []string{"run", "ts", "wf", "size", "exp", "etag", "labels", "pair"}
 
 // AppendMsgpack appends the MessagePack encoding of x to b: a map of its
 // fields in declaration order.
 func (x *Entry) AppendMsgpack(b []byte) ([]byte, error) {
 	var err error
-	b = append(b, 0x87)
+	b = append(b, 0x88)
 	b = append(b, "\xa3run"...)
 	b = wire.AppendUUID(b, x.RunID)
 	b = append(b, "\xa2ts"...)
@@ -33,6 +33,8 @@ func (x *Entry) AppendMsgpack(b []byte) ([]byte, error) {
 	b = wire.AppendString(b, x.ETag)
 	b = append(b, "\xa6labels"...)
 	b = wire.AppendString(b, x.Labels)
+	b = append(b, "\xa4pair"...)
+	b = wire.AppendString(b, x.Pair)
 	return b, nil
 }
 
@@ -51,6 +53,7 @@ func (x *Entry) ReadMsgpack(r *wire.Reader) error {
 	x.Expires = time.Time{}
 	x.ETag = ""
 	x.Labels = ""
+	x.Pair = ""
 	if !isMap {
 		if n < 4 {
 			return wire.ShortArray("Entry", n, 4)
@@ -85,6 +88,8 @@ func (x *Entry) ReadMsgpack(r *wire.Reader) error {
 			i = 5
 		case "labels":
 			i = 6
+		case "pair":
+			i = 7
 		}
 		if err := x.readField(r, i); err != nil {
 			return err
@@ -94,7 +99,7 @@ func (x *Entry) ReadMsgpack(r *wire.Reader) error {
 		}
 	}
 	if seen&0xf != 0xf {
-		return wire.MissingFields("Entry", _entryFields, seen|0x70)
+		return wire.MissingFields("Entry", _entryFields, seen|0xf0)
 	}
 	r.Leave()
 	return nil
@@ -116,6 +121,8 @@ func (x *Entry) readField(r *wire.Reader, i int) (err error) {
 		x.ETag, err = r.ReadString()
 	case 6:
 		x.Labels, err = r.ReadString()
+	case 7:
+		x.Pair, err = r.ReadString()
 	default:
 		return r.Skip()
 	}
@@ -629,13 +636,13 @@ func (x *Level) readField(r *wire.Reader, i int) (err error) {
 	return nil
 }
 
-var _manifestFields = []string{"seq", "created", "count", "by_time", "run_levels", "base"}
+var _manifestFields = []string{"seq", "created", "count", "by_time", "run_levels", "base", "by_label", "labeled"}
 
 // AppendMsgpack appends the MessagePack encoding of x to b: a map of its
 // fields in declaration order.
 func (x *Manifest) AppendMsgpack(b []byte) ([]byte, error) {
 	var err error
-	b = append(b, 0x86)
+	b = append(b, 0x88)
 	b = append(b, "\xa3seq"...)
 	b = wire.AppendUint(b, x.Seq)
 	b = append(b, "\xa7created"...)
@@ -660,6 +667,15 @@ func (x *Manifest) AppendMsgpack(b []byte) ([]byte, error) {
 	}
 	b = append(b, "\xa4base"...)
 	b = wire.AppendUint(b, x.Base)
+	b = append(b, "\xa8by_label"...)
+	b = wire.AppendArrayHeader(b, len(x.ByLabel))
+	for i := range x.ByLabel {
+		if b, err = x.ByLabel[i].AppendMsgpack(b); err != nil {
+			return b, wire.FieldError("Manifest", "by_label", err)
+		}
+	}
+	b = append(b, "\xa7labeled"...)
+	b = wire.AppendBool(b, x.Labeled)
 	return b, nil
 }
 
@@ -676,6 +692,8 @@ func (x *Manifest) ReadMsgpack(r *wire.Reader) error {
 		return err
 	}
 	x.Base = 0
+	x.ByLabel = nil
+	x.Labeled = false
 	if !isMap {
 		if n < 5 {
 			return wire.ShortArray("Manifest", n, 5)
@@ -708,6 +726,10 @@ func (x *Manifest) ReadMsgpack(r *wire.Reader) error {
 			i = 4
 		case "base":
 			i = 5
+		case "by_label":
+			i = 6
+		case "labeled":
+			i = 7
 		}
 		if err := x.readField(r, i); err != nil {
 			return err
@@ -717,7 +739,7 @@ func (x *Manifest) ReadMsgpack(r *wire.Reader) error {
 		}
 	}
 	if seen&0x1f != 0x1f {
-		return wire.MissingFields("Manifest", _manifestFields, seen|0x20)
+		return wire.MissingFields("Manifest", _manifestFields, seen|0xe0)
 	}
 	r.Leave()
 	return nil
@@ -741,6 +763,12 @@ func (x *Manifest) readField(r *wire.Reader, i int) (err error) {
 		})
 	case 5:
 		x.Base, err = r.ReadUint(64)
+	case 6:
+		x.ByLabel, err = wire.ReadSlice(r, func(r *wire.Reader, v *PageRef) error {
+			return v.ReadMsgpack(r)
+		})
+	case 7:
+		x.Labeled, err = r.ReadBool()
 	default:
 		return r.Skip()
 	}

@@ -1,0 +1,161 @@
+package index
+
+import (
+	"context"
+	"slices"
+	"strings"
+
+	"github.com/cairnstore/cairn/index/internal/format"
+)
+
+// The by-label set (Manifest.ByLabel) holds one posting per run and label
+// pair it carries: a copy of the run's by-time entry with Pair set, sorted
+// by pair, then List order. The runs carrying one label are thus one range
+// of pages, in List order, and a List with label selectors reads that
+// range of one selector from its cursor on instead of every by-time page.
+// Compaction keeps it with the same rewrite as the by-time set.
+
+// byLabel is the order of by-label pages: by pair, then List order.
+func byLabel(a, b *Entry) int {
+	if c := strings.Compare(a.Pair, b.Pair); c != 0 {
+		return c
+	}
+	return a.Key().Compare(b.Key())
+}
+
+// postings returns the by-label postings of entries: for each entry, one
+// copy per distinct label pair of its stored labels, with Pair set and
+// without the ETag. Entries without labels have none.
+func postings(entries []Entry) []Entry {
+	var out []Entry
+	for _, e := range entries {
+		if e.Labels == "" {
+			continue
+		}
+		pairs := strings.Split(e.Labels, "&")
+		slices.Sort(pairs)
+		// Stored labels are canonical (cairn.EncodeLabels); a repeated or
+		// empty pair, from labels made another way, must still not list a
+		// run twice.
+		for _, pair := range slices.Compact(pairs) {
+			if pair == "" {
+				continue
+			}
+			p := e
+			p.ETag, p.Pair = "", pair
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// labelSet returns the by-label set of the snapshot a compaction of st
+// builds, olds being the entries st.m held for the runs the tail changed,
+// and adds its new pages to pages. When st.m keeps the set, only the
+// pages the changed runs' postings fall in are rewritten. Otherwise (a
+// manifest from before the set existed, or from a binary that dropped it)
+// the set is built from every entry, reading every by-time page once.
+func (ix *Index) labelSet(ctx context.Context, st *state, olds []Entry, pages map[string]*format.Page) ([]format.PageRef, error) {
+	if st.m.Labeled {
+		refs, _, err := ix.rewrite(ctx, st.m.ByLabel, byLabel, postings(olds), postings(listed(st.puts)), pages)
+		return refs, err
+	}
+	live, err := ix.liveEntries(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	refs, _, err := ix.rewrite(ctx, nil, byLabel, nil, postings(live), pages)
+	return refs, err
+}
+
+// liveEntries returns every entry of the state st: those of st.m's by-time
+// pages that the tail left alone, and the tail's puts.
+func (ix *Index) liveEntries(ctx context.Context, st *state) ([]Entry, error) {
+	live := listed(st.puts)
+	for _, ref := range st.m.ByTime {
+		p, err := ix.page(ctx, ref.ID)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range p.Entries {
+			if _, changed := st.over[e.RunID]; !changed {
+				live = append(live, e)
+			}
+		}
+	}
+	return live, nil
+}
+
+// listLabeled is listPages for a List with label selectors, over st's
+// by-label set (which st.m must keep): it reads only the pages of one
+// selector pair (the one whose postings from l's cursor on span the fewest
+// pages), in order, merging the postings of that pair and the tail's puts
+// before them into l, skipping the runs the tail changed, until l is full
+// or done or the pair's postings end. The other selectors are l's filter.
+func (ix *Index) listLabeled(ctx context.Context, l *listing, st *state) error {
+	pair, refs := l.narrowest(st.m.ByLabel)
+	for _, ref := range refs {
+		p, err := ix.page(ctx, ref.ID)
+		if err != nil {
+			return err
+		}
+		for i := range p.Entries {
+			e := &p.Entries[i]
+			switch c := strings.Compare(e.Pair, pair); {
+			case c < 0:
+				continue
+			case c > 0:
+				return nil
+			}
+			if _, changed := st.over[e.RunID]; changed {
+				continue
+			}
+			if l.visit(e) {
+				return nil
+			}
+		}
+	}
+	return nil
+}
+
+// narrowest returns the selector pair of l whose postings after l's
+// cursor, down to Since, span the fewest pages of refs (a by-label set),
+// and those pages.
+func (l *listing) narrowest(refs []format.PageRef) (string, []format.PageRef) {
+	var (
+		best     string
+		bestRefs []format.PageRef
+	)
+	for i, pair := range l.labels {
+		r := l.pairPages(refs, pair)
+		if i == 0 || len(r) < len(bestRefs) {
+			best, bestRefs = pair, r
+		}
+	}
+	return best, bestRefs
+}
+
+// pairPages returns the pages of refs (a by-label set) that may hold
+// postings of pair that come after l's cursor and are not older than
+// Since: from the last page starting at or before that position, to the
+// last page starting before the pair's postings older than Since, or
+// after the pair.
+func (l *listing) pairPages(refs []format.PageRef, pair string) []format.PageRef {
+	start := prefixLen(refs, func(r *format.PageRef) bool {
+		if c := strings.Compare(r.First.Pair, pair); c != 0 {
+			return c < 0
+		}
+		return l.hasAfter && r.First.Key().Compare(l.after) <= 0
+	}) - 1
+	end := prefixLen(refs, func(r *format.PageRef) bool {
+		if c := strings.Compare(r.First.Pair, pair); c != 0 {
+			return c < 0
+		}
+		return l.q.Since.IsZero() || !r.First.Timestamp.Before(l.q.Since)
+	})
+	start = max(start, 0)
+	if end <= start {
+		return nil
+	}
+	return refs[start:end]
+}

@@ -758,7 +758,10 @@ func (ix *Index) List(ctx context.Context, q *cairn.Query) (entries []Entry, mor
 // A listing is one List in progress: it merges a snapshot's by-time pages
 // with the tail's puts, both in List order, into entries.
 type listing struct {
-	q        *cairn.Query
+	q *cairn.Query
+	// filter is q without its label selectors, which labels matches
+	// against the stored form of an entry's labels instead.
+	filter   cairn.Query
 	labels   cairn.LabelMatcher
 	now      time.Time
 	after    cairn.Key // with hasAfter: entries start past it
@@ -768,7 +771,8 @@ type listing struct {
 }
 
 func newListing(q *cairn.Query, now time.Time, puts []Entry) *listing {
-	l := &listing{q: q, labels: cairn.NewLabelMatcher(q.Labels), now: now, after: q.After, hasAfter: q.HasAfter}
+	l := &listing{q: q, filter: *q, labels: cairn.NewLabelMatcher(q.Labels), now: now, after: q.After, hasAfter: q.HasAfter}
+	l.filter.Labels = nil
 	if !q.Until.IsZero() {
 		// Runs at or after Until come first in List order: start past them.
 		skip := cairn.Key{Timestamp: q.Until, RunID: uuid.Max}
@@ -787,7 +791,7 @@ func newListing(q *cairn.Query, now time.Time, puts []Entry) *listing {
 // want reports whether e is past the cursor, passes the filters and has
 // not expired.
 func (l *listing) want(e *Entry) bool {
-	return (!l.hasAfter || l.after.Compare(e.Key()) < 0) && l.q.Match(e.Workflow, e.Timestamp, nil) && l.labels.Match(e.Labels) && !e.Expired(l.now)
+	return (!l.hasAfter || l.after.Compare(e.Key()) < 0) && l.filter.Match(e.Workflow, e.Timestamp, nil) && l.labels.Match(e.Labels) && !e.Expired(l.now)
 }
 
 // done reports whether everything after e is older than Since.

@@ -60,10 +60,16 @@ func (m model) apply(ops ...index.Op) {
 	}
 }
 
+// list returns the runs of m that q selects, in List order. It reads
+// labels by parsing them, apart from the index's way of matching them.
 func (m model) list(q *cairn.Query, now time.Time) []index.Entry {
 	var out []index.Entry
 	for _, e := range m {
-		if q.Match(e.Workflow, e.Timestamp, nil) && cairn.NewLabelMatcher(q.Labels).Match(e.Labels) && !e.Expired(now) && (!q.HasAfter || q.After.Compare(e.Key()) < 0) {
+		labels, err := cairn.ParseLabels(e.Labels)
+		if err != nil {
+			panic(fmt.Sprintf("model: labels %q: %v", e.Labels, err))
+		}
+		if q.Match(e.Workflow, e.Timestamp, labels) && !e.Expired(now) && (!q.HasAfter || q.After.Compare(e.Key()) < 0) {
 			out = append(out, e)
 		}
 	}

@@ -25,7 +25,10 @@
 // the set and is dropped together with it: readers trust ByLabel only when
 // Labeled is set, and otherwise filter the by-time set by labels, which is
 // never wrong, only slower. The next compaction by a writer that knows the
-// set builds it again from the by-time set.
+// set builds it again from the by-time set, reading every by-time page
+// once: a cost in proportion to the runs, paid once after an upgrade, and
+// again whenever an older binary compacted in between (a fleet midway
+// through a rolling upgrade).
 package format
 
 import (
@@ -63,7 +66,9 @@ type Entry struct {
 	// Pair is the label pair a by-label page files this entry under: one
 	// of the '&'-separated pairs of Labels, percent-encoded as they are
 	// there ("status=running"). Empty everywhere else (logs, by-time and
-	// by-run pages).
+	// by-run pages). A field of Entry rather than a page type of its own,
+	// so that one piece of code keeps the by-time and by-label sets; it
+	// costs the empty entries elsewhere 6 bytes each before compression.
 	Pair string `msgpack:"pair,optional"`
 }
 
@@ -126,11 +131,10 @@ type Level struct {
 // Manifest is a compacted snapshot: every live run as of log Seq. ByTime
 // holds the entries in List order, for List. ByLabel, when Labeled, holds
 // the same entries once per label pair, for List with label selectors.
-// RunLevels, newest first, map
-// run IDs to their entries, so that compaction finds the entry a run had
-// before without reading every page: a log-structured merge of levels of
-// geometrically growing size, where a newer level's op for a run overrides
-// an older one's.
+// RunLevels, newest first, map run IDs to their entries, so that
+// compaction finds the entry a run had before without reading every page:
+// a log-structured merge of levels of geometrically growing size, where a
+// newer level's op for a run overrides an older one's.
 type Manifest struct {
 	Seq       uint64    `msgpack:"seq"`
 	Created   time.Time `msgpack:"created"`

@@ -141,6 +141,9 @@ func (c *Codec) EncodeRecord(dst []byte, cp *Checkpoint) ([]byte, error) {
 	if _, err := LabelsOf(cp.Metadata); err != nil {
 		return dst, err
 	}
+	if err := checkLeaseStamp(cp.Metadata); err != nil {
+		return dst, err
+	}
 	out, err := cp.AppendMsgpack(dst)
 	if err != nil {
 		if errors.Is(err, wire.ErrUnsupported) {

@@ -51,8 +51,9 @@ import (
 // SaveLeased fails with ErrConflict.
 type Claimer interface {
 	// Claim takes runID for opts.Owner, for opts.Lease from now. It
-	// returns ErrClaimed when another live lease holds the run (or another
-	// worker claimed it at the same moment), ErrNotFound when the run has
+	// returns ErrClaimed when another live lease holds the run, another
+	// worker claimed it at the same moment, or the run kept changing
+	// while the claim rewrote it (try again later), ErrNotFound when the run has
 	// no checkpoint (there is nothing to resume; the worker that creates a
 	// run owns it), and ErrInvalid for a bad owner or lease. The returned
 	// Lease carries the run's checkpoint as claimed.
@@ -67,8 +68,8 @@ type Claimer interface {
 	// taken over (claimed by another) gives ErrConflict; releasing twice
 	// is not an error. A lease whose writes were refused by a plain Save
 	// or a Delete of the run, but that no other claim took, is released.
-	// Release does not flush: a write-back store's SaveLeased calls are
-	// written by the next flush as usual, fenced by the lease.
+	// A write-back store flushes the lease's unflushed SaveLeased calls
+	// first, so that they are written while the lease still fences them.
 	Release(ctx context.Context, l *Lease) error
 
 	// SaveLeased is Save for the holder of l: the write (or, write-back,
@@ -177,25 +178,109 @@ func (l *Lease) Stamped(c *Checkpoint) *Checkpoint {
 	return &cp
 }
 
+// MaxEpoch bounds lease epochs: a claim that would pass it fails with
+// ErrCorrupt (only a hostile claim object or record can get there), and a
+// stamp above it is ErrInvalid. Epochs thus never wrap around.
+const MaxEpoch = 1<<53 - 1
+
 // LeaseEpoch returns the epoch recorded under LeaseKey in a record's
 // metadata, and 0 when there is none (never leased, or not readable as
 // one).
 func LeaseEpoch(metadata map[string]any) uint64 {
+	e, _ := LeaseStamp(metadata)
+	return e
+}
+
+// LeaseStamp returns the epoch recorded under LeaseKey in a record's
+// metadata (0 when there is none or it is not readable as one), and
+// whether the stamp is a leased write's (it names the owner) rather than
+// one a plain Save kept (see Unleased).
+func LeaseStamp(metadata map[string]any) (epoch uint64, leased bool) {
 	m, ok := metadata[LeaseKey].(map[string]any)
 	if !ok {
-		return 0
+		return 0, false
 	}
 	switch e := m["epoch"].(type) {
 	case uint64:
-		return e
+		epoch = e
 	case int64:
-		if e > 0 {
-			return uint64(e)
-		}
+		epoch = uint64(max(e, 0))
 	case int:
-		if e > 0 {
-			return uint64(e)
-		}
+		epoch = uint64(max(e, 0))
 	}
-	return 0
+	if epoch > MaxEpoch {
+		return 0, false
+	}
+	_, leased = m["owner"].(string)
+	return epoch, leased && epoch > 0
+}
+
+// checkLeaseStamp validates a LeaseKey entry of metadata, if any: a map
+// of an epoch (an integer from 1 to MaxEpoch) and optionally an owner (a
+// string of at most MaxOwner bytes), nothing else.
+func checkLeaseStamp(metadata map[string]any) error {
+	raw, ok := metadata[LeaseKey]
+	if !ok {
+		return nil
+	}
+	m, ok := raw.(map[string]any)
+	bad := !ok || len(m) > 2
+	if !bad {
+		for k, v := range m {
+			switch k {
+			case "epoch":
+				bad = bad || !validEpoch(v)
+			case "owner":
+				o, isString := v.(string)
+				bad = bad || !isString || o == "" || len(o) > MaxOwner
+			default:
+				bad = true
+			}
+		}
+		_, hasEpoch := m["epoch"]
+		bad = bad || !hasEpoch
+	}
+	if bad {
+		return fmt.Errorf("%w: metadata[%q] is not a lease stamp {\"epoch\": 1..%d, \"owner\": string}", ErrInvalid, LeaseKey, uint64(MaxEpoch))
+	}
+	return nil
+}
+
+func validEpoch(v any) bool {
+	switch e := v.(type) {
+	case uint64:
+		return e >= 1 && e <= MaxEpoch
+	case int64:
+		return e >= 1 && e <= MaxEpoch
+	case int:
+		return e >= 1 && e <= MaxEpoch
+	}
+	return false
+}
+
+// Unleased returns what a plain Save stores of c: c itself, or, when its
+// Metadata holds a lease stamp (a checkpoint loaded from a leased run and
+// saved again), a shallow copy whose stamp keeps the epoch but not the
+// owner. A plain Save's bytes can then never equal a leased write's, so
+// an ETag a lease holder's write is conditional on never comes back
+// (S3's ETags are content hashes), and the epoch it records still bounds
+// the next claim's from below.
+func Unleased(c *Checkpoint) *Checkpoint {
+	if c == nil {
+		return nil
+	}
+	m, ok := c.Metadata[LeaseKey].(map[string]any)
+	if !ok {
+		return c
+	}
+	if _, owned := m["owner"]; !owned {
+		return c
+	}
+	cp := *c
+	cp.Metadata = make(map[string]any, len(c.Metadata))
+	for k, v := range c.Metadata {
+		cp.Metadata[k] = v
+	}
+	cp.Metadata[LeaseKey] = map[string]any{"epoch": m["epoch"]}
+	return &cp
 }

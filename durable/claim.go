@@ -10,6 +10,7 @@ import (
 
 	"github.com/cairnstore/cairn"
 	"github.com/cairnstore/cairn/bucket"
+	"github.com/cairnstore/cairn/index"
 	"github.com/google/uuid"
 	"golang.org/x/sync/errgroup"
 )
@@ -97,7 +98,7 @@ func (s *Store) readClaim(ctx context.Context, run uuid.UUID) (*claimDoc, string
 		return nil, "", classify(err)
 	}
 	var d claimDoc
-	if err := json.Unmarshal(obj.Body, &d); err != nil || d.Run != run {
+	if err := json.Unmarshal(obj.Body, &d); err != nil || d.Run != run || d.Epoch > cairn.MaxEpoch {
 		return nil, obj.ETag, fmt.Errorf("%w: claim object %s is not a claim of this run", cairn.ErrCorrupt, obj.Key)
 	}
 	return &d, obj.ETag, nil
@@ -160,18 +161,18 @@ func (s *Store) claim(ctx context.Context, run uuid.UUID, opts *cairn.ClaimOptio
 		}
 		epoch = max(epoch, doc.Epoch)
 	}
-	nd := &claimDoc{Run: run, Owner: o.Owner, Epoch: epoch + 1, Expires: now.Add(o.Lease).UTC()}
-	newETag, err := s.writeClaim(ctx, nd, claimETag)
-	if errors.Is(err, bucket.ErrPrecondition) {
-		return nil, fmt.Errorf("%w: another worker claimed it at the same time", cairn.ErrClaimed)
+	if epoch >= cairn.MaxEpoch {
+		return nil, fmt.Errorf("%w: run %v has used up its lease epochs (%d)", cairn.ErrCorrupt, run, epoch)
 	}
+	nd := &claimDoc{Run: run, Owner: o.Owner, Epoch: epoch + 1, Expires: now.Add(o.Lease).UTC()}
+	newETag, err := s.takeClaim(ctx, nd, claimETag)
 	if err != nil {
-		return nil, classify(err)
+		return nil, err
 	}
 	st := &leaseState{epoch: nd.Epoch, owner: o.Owner, claimETag: newETag, runETag: etag}
-	s.leases.mu.Lock()
-	s.leases.m[run] = st
-	s.leases.mu.Unlock()
+	if err := s.addLease(run, st); err != nil {
+		return nil, err
+	}
 	l := &cairn.Lease{RunID: run, Owner: o.Owner, Epoch: nd.Epoch, Duration: o.Lease, Expires: nd.Expires}
 	if l.Checkpoint, err = s.fenceRun(ctx, l, st, cp); err != nil {
 		s.abandon(l, st)
@@ -194,6 +195,39 @@ func (s *Store) abandon(l *cairn.Lease, st *leaseState) {
 	s.forgetLease(l.RunID, st)
 }
 
+// takeClaim creates or replaces run's claim object with d, conditional on
+// etag (the version read, "" for none), and returns its new ETag. A lost
+// race is ErrClaimed. When the PUT fails otherwise, it may have landed
+// (its answer lost): the object is read back, and taken as the claim's
+// if it is d, to the nanosecond of its expiry.
+func (s *Store) takeClaim(ctx context.Context, d *claimDoc, etag string) (string, error) {
+	newETag, err := s.writeClaim(ctx, d, etag)
+	switch {
+	case err == nil:
+		return newETag, nil
+	case errors.Is(err, bucket.ErrPrecondition):
+		return "", fmt.Errorf("%w: another worker claimed it at the same time", cairn.ErrClaimed)
+	}
+	cur, curETag, rerr := s.readClaim(ctx, d.Run)
+	if rerr == nil && cur != nil && cur.Owner == d.Owner && cur.Epoch == d.Epoch && cur.Expires.Equal(d.Expires) && !cur.Released {
+		return curETag, nil
+	}
+	return "", classify(err)
+}
+
+// addLease records st as run's lease in this store, unless a newer claim
+// of the run made here is recorded already (this Claim was overtaken while
+// it ran): then ErrClaimed.
+func (s *Store) addLease(run uuid.UUID, st *leaseState) error {
+	s.leases.mu.Lock()
+	defer s.leases.mu.Unlock()
+	if cur := s.leases.m[run]; cur != nil && cur.epoch > st.epoch {
+		return fmt.Errorf("%w: claimed with epoch %d while this claim (epoch %d) was being made", cairn.ErrClaimed, cur.epoch, st.epoch)
+	}
+	s.leases.m[run] = st
+	return nil
+}
+
 // readRun reads and decodes run's checkpoint, with the ETag of its object.
 func (s *Store) readRun(ctx context.Context, run uuid.UUID) (*cairn.Checkpoint, string, error) {
 	rec, etag, err := s.Read(ctx, run, "")
@@ -211,21 +245,32 @@ func (s *Store) readRun(ctx context.Context, run uuid.UUID) (*cairn.Checkpoint, 
 // version the lease was based on, re-reading the run when an earlier
 // holder wrote it meanwhile. It returns the checkpoint written. After it,
 // no write conditional on an earlier version succeeds.
+//
+// A run read back stamped with this epoch or a later one was claimed
+// again meanwhile (this claim's lease ended while it ran): the claim
+// gives way with ErrClaimed rather than write over a newer owner. So does
+// a run that keeps changing for claimAttempts reads.
 func (s *Store) fenceRun(ctx context.Context, l *cairn.Lease, st *leaseState, cp *cairn.Checkpoint) (*cairn.Checkpoint, error) {
 	for attempt := 0; ; attempt++ {
 		stamped := l.Stamped(cp)
 		err := s.writeLeased(ctx, l, stamped)
-		if !errors.Is(err, cairn.ErrConflict) || attempt == claimAttempts-1 {
+		if !errors.Is(err, cairn.ErrConflict) {
 			return stamped, err
+		}
+		if attempt == claimAttempts-1 {
+			return nil, fmt.Errorf("%w: the run changed %d times while being claimed", cairn.ErrClaimed, claimAttempts)
 		}
 		var etag string
 		if cp, etag, err = s.readRun(ctx, l.RunID); err != nil {
 			return nil, err
 		}
+		if e := cairn.LeaseEpoch(cp.Metadata); e >= l.Epoch {
+			return nil, fmt.Errorf("%w: claimed again (epoch %d) while this claim (epoch %d) was being made", cairn.ErrClaimed, e, l.Epoch)
+		}
 		s.leases.mu.Lock()
 		if s.leases.m[l.RunID] != st {
 			s.leases.mu.Unlock()
-			return nil, fmt.Errorf("%w: claimed again while being claimed", cairn.ErrConflict)
+			return nil, fmt.Errorf("%w: claimed again while this claim (epoch %d) was being made", cairn.ErrClaimed, l.Epoch)
 		}
 		st.runETag, st.lost = etag, false
 		s.leases.mu.Unlock()
@@ -246,6 +291,28 @@ func (s *Store) writeLeased(ctx context.Context, l *cairn.Lease, c *cairn.Checkp
 	return err
 }
 
+// putLeased writes the object of a record leased at epoch. When its
+// condition fails, the object may be this lease's own earlier write whose
+// answer was lost (a retried flush or SaveLeased): an object stamped by
+// this lease (its epoch, with an owner) can be nothing else, since plain
+// Saves drop the owner and every claim has an epoch of its own. Its ETag
+// is then taken as the lease's version and the write tried once more.
+// The caller holds the run's lock.
+func (s *Store) putLeased(ctx context.Context, e index.Entry, rec []byte, cond Condition, epoch uint64) (string, error) {
+	etag, err := s.putObject(ctx, e, rec, cond)
+	if !errors.Is(err, cairn.ErrConflict) {
+		return etag, err
+	}
+	cur, curETag, rerr := s.readRun(ctx, e.RunID)
+	if rerr != nil || curETag == cond.IfMatch {
+		return "", err
+	}
+	if got, leased := cairn.LeaseStamp(cur.Metadata); !leased || got != epoch {
+		return "", err
+	}
+	return s.putObject(ctx, e, rec, Condition{IfMatch: curETag})
+}
+
 // forgetLease drops st, if it is still run's lease here.
 func (s *Store) forgetLease(run uuid.UUID, st *leaseState) {
 	s.leases.mu.Lock()
@@ -253,6 +320,18 @@ func (s *Store) forgetLease(run uuid.UUID, st *leaseState) {
 		delete(s.leases.m, run)
 	}
 	s.leases.mu.Unlock()
+}
+
+// LeaseVersion returns the ETag of the run object as l's holder last
+// wrote it (after Claim, the claim's rewrite), or "" when this store holds
+// no such lease: for a cache that fences its own writes by ETag.
+func (s *Store) LeaseVersion(l *cairn.Lease) string {
+	s.leases.mu.Lock()
+	defer s.leases.mu.Unlock()
+	if st := s.leases.m[l.RunID]; st != nil && st.epoch == l.Epoch {
+		return st.runETag
+	}
+	return ""
 }
 
 // errTakenOver is the ErrConflict of a lease that ended: another claim
@@ -400,6 +479,10 @@ func (s *Store) replaceClaim(ctx context.Context, l *cairn.Lease, d *claimDoc) e
 		cur, curETag, rerr := s.readClaim(ctx, l.RunID)
 		if rerr != nil {
 			return rerr
+		}
+		if cur != nil && cur.Epoch == l.Epoch && cur.Released && d.Released {
+			s.forgetLease(l.RunID, st) // an earlier Release landed, its answer lost
+			return nil
 		}
 		if cur == nil || cur.Epoch != l.Epoch || cur.Released {
 			s.forgetLease(l.RunID, st)

@@ -257,8 +257,10 @@ func classify(err error) error {
 }
 
 // Save implements cairn.Store: a Write of one record (the object, then
-// its index entry). It returns once both are durable.
+// its index entry). It returns once both are durable. A lease stamp in
+// c's Metadata is stored as cairn.Unleased keeps it.
 func (s *Store) Save(ctx context.Context, c *cairn.Checkpoint) error {
+	c = cairn.Unleased(c) // a plain Save keeps a lease stamp's epoch only
 	var run uuid.UUID
 	if c != nil {
 		run = c.RunID

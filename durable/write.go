@@ -191,9 +191,11 @@ func (s *Store) putAll(ctx context.Context, recs []Record, o *WriteOptions) ([]W
 			cond = o.Fence.Condition(r.RunID)
 		}
 		g.Go(func() error {
-			res[i].ETag, res[i].Err = s.putObject(gctx, entries[i], r.Data, cond)
 			if r.Lease != 0 {
+				res[i].ETag, res[i].Err = s.putLeased(gctx, entries[i], r.Data, cond, r.Lease)
 				s.leaseWritten(r.RunID, r.Lease, res[i].ETag, res[i].Err)
+			} else {
+				res[i].ETag, res[i].Err = s.putObject(gctx, entries[i], r.Data, cond)
 			}
 			if res[i].Err == nil && o.Fence != nil {
 				o.Fence.Written(r.RunID, res[i].ETag)

@@ -63,7 +63,7 @@ func (s *Store) check(ctx context.Context) error {
 // Save implements cairn.Store. The checkpoint is encoded before the lock
 // is taken; an invalid one changes nothing.
 func (s *Store) Save(ctx context.Context, c *cairn.Checkpoint) error {
-	return s.save(ctx, c, nil)
+	return s.save(ctx, cairn.Unleased(c), nil) // a lease stamp keeps its epoch only
 }
 
 // save stores c; when leased is not nil it is called under the lock with

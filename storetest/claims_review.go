@@ -1,8 +1,7 @@
 package storetest
 
-// Review of claims and leases (issue 12, part 2): conformance cases that
-// demonstrate defects, run by each store's claim_review_test.go through
-// RunClaimReview (not part of Run until they pass).
+// Claim cases found by review: a hostile epoch in a record's lease stamp,
+// and a plain Save that rewrites a held run's bytes unchanged.
 
 import (
 	"context"
@@ -14,25 +13,6 @@ import (
 	"github.com/cairnstore/cairn"
 )
 
-// RunClaimReview runs the review's claim cases against stores made by
-// newStore, each on a fresh store.
-func RunClaimReview(t *testing.T, newStore func(t *testing.T) cairn.Store) {
-	tests := []struct {
-		name string
-		fn   func(t *testing.T, s cairn.Store)
-	}{
-		{"EpochOverflowFromRecord", testReviewEpochOverflow},
-		{"UnchangedResaveEndsLease", testReviewUnchangedResave},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s := newStore(t)
-			t.Cleanup(func() { _ = s.Close(context.Background()) })
-			tt.fn(t, s)
-		})
-	}
-}
-
 // A plain Save may carry Metadata["cairn.lease"] (LeaseKey is an ordinary
 // metadata key: nothing refuses it, and a Load-then-Save or an import
 // carries it along). A stamp of epoch MaxUint64 makes the next Claim's
@@ -41,7 +21,7 @@ func RunClaimReview(t *testing.T, newStore func(t *testing.T) cairn.Store) {
 // has seen (Lease.Key), and in the durable stores 0 is Record.Lease's
 // "not leased", so the lease's writes are unconditional and a plain Save
 // of the run no longer ends it.
-func testReviewEpochOverflow(t *testing.T, s cairn.Store) {
+func testClaimEpochBound(t *testing.T, s cairn.Store) {
 	c := claimer(t, s)
 	ctx := context.Background()
 	run := runID(1)
@@ -80,7 +60,7 @@ func testReviewEpochOverflow(t *testing.T, s cairn.Store) {
 // "touch"). memstore ends the lease; the bucket stores do not, because
 // the object's ETag is the MD5 of identical bytes (ETag ABA), so the
 // stores disagree on the contract.
-func testReviewUnchangedResave(t *testing.T, s cairn.Store) {
+func testClaimUnchangedResave(t *testing.T, s cairn.Store) {
 	c := claimer(t, s)
 	ctx := context.Background()
 	run := runID(1)

@@ -77,6 +77,8 @@ func Run(t *testing.T, newStore func(t *testing.T) cairn.Store) {
 		{"ClaimRace", testClaimRace},
 		{"ClaimOutsideWrites", testClaimOutsideWrites},
 		{"ClaimableList", testClaimableList},
+		{"ClaimEpochBound", testClaimEpochBound},
+		{"ClaimUnchangedResave", testClaimUnchangedResave},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -27,11 +27,14 @@ func (s *Store) Claim(ctx context.Context, runID uuid.UUID, opts *cairn.ClaimOpt
 	s.gens.begin(runID)
 	defer s.gens.end(runID)
 	l, err := s.d.Claim(ctx, runID, opts)
+	if err != nil {
+		return nil, err
+	}
 	if e, ok := s.cache.Peek(runID); ok && !e.Dirty {
 		s.cache.CompareAndRemove(runID, e.Version)
 	}
-	s.fence.forget(runID) // the claim wrote a version this store's fence never saw
-	return l, err
+	s.fence.saw(runID, s.d.LeaseVersion(l)) // the claim's rewrite is this store's own write
+	return l, nil
 }
 
 // SaveLeased implements cairn.Claimer. In write-back mode it returns once

@@ -287,7 +287,7 @@ func (s *Store) kick() {
 // With Options.SkipUnchanged, a checkpoint whose encoding equals what the
 // cache holds as durable costs no request.
 func (s *Store) Save(ctx context.Context, c *cairn.Checkpoint) error {
-	return s.save(ctx, c, nil)
+	return s.save(ctx, cairn.Unleased(c), nil) // a lease stamp keeps its epoch only
 }
 
 // save is Save, and with l SaveLeased of c stamped with l.

@@ -50,7 +50,8 @@ func (s *Store) listRuns(ctx context.Context, bad func(key string)) ([]runObject
 }
 
 // summary reads a run's index entry from its object: from the metadata
-// when it is complete, else from the decoded body; with the object's ETag.
+// when it is complete and well-formed, else from the decoded body
+// (workflow, time, size and labels alike); with the object's ETag.
 // An expired run has its entry too (GC, not Reindex, removes it).
 func (s *Store) summary(ctx context.Context, id uuid.UUID) (index.Entry, error) {
 	info, err := s.b.Head(ctx, s.runKey(id))
@@ -81,7 +82,19 @@ func (s *Store) summary(ctx context.Context, id uuid.UUID) (index.Entry, error) 
 		return index.Entry{}, err
 	}
 	return index.Entry{RunID: id, Timestamp: cp.Timestamp, Workflow: cp.WorkflowName, Size: int64(len(rec)),
-		Expires: e.Expires, ETag: obj.ETag}, nil
+		Labels: recordLabels(cp), Expires: e.Expires, ETag: obj.ETag}, nil
+}
+
+// recordLabels returns the labels of a decoded record in their stored
+// form. A record whose labels entry breaks the rules (written by another
+// program: Cairn refuses to save one) has none: it still loads, and is
+// still a run, but it cannot be selected by label.
+func recordLabels(cp *cairn.Checkpoint) string {
+	labels, err := cp.Labels()
+	if err != nil {
+		return ""
+	}
+	return cairn.EncodeLabels(labels)
 }
 
 // dead reports whether the listed object info is the one op's tombstone
@@ -103,6 +116,10 @@ func unreadable(err error) bool {
 	return errors.Is(err, cairn.ErrCorrupt) || errors.Is(err, bucket.ErrUnreadable) || errors.Is(err, bucket.ErrTooLarge)
 }
 
+// entryFromMetadata reads a run's index entry from its object's metadata
+// (see objectMetadata). It reports false when the metadata lacks a field
+// or holds one malformed (the workflow left out, a bad timestamp, labels
+// that do not parse): the body then has to be read.
 func entryFromMetadata(id uuid.UUID, meta map[string]string) (index.Entry, bool) {
 	e := index.Entry{RunID: id}
 	if exp, ok := meta[metaExpires]; ok {
@@ -120,7 +137,13 @@ func entryFromMetadata(id uuid.UUID, meta map[string]string) (index.Entry, bool)
 	if err != nil {
 		return e, false
 	}
-	e.Timestamp, e.Size, e.Workflow = ts, size, wf
+	labels, err := cairn.ParseLabels(meta[metaLabels])
+	if err != nil {
+		return e, false
+	}
+	// Re-encoded, so that the entry holds the canonical form the index's
+	// label matching relies on, whatever the metadata's spelling.
+	e.Timestamp, e.Size, e.Workflow, e.Labels = ts, size, wf, cairn.EncodeLabels(labels)
 	return e, true
 }
 
@@ -151,8 +174,9 @@ type ReindexReport struct {
 
 // Reindex rebuilds the index from the run objects, whatever state the old
 // index is in: missing, empty, logs or snapshots lost, a head naming
-// nothing, corrupt pages. Every run object is indexed, from its metadata
-// (its body when the metadata is incomplete), including objects whose
+// nothing, corrupt pages. Every run object is indexed, labels included,
+// from its metadata (its body when the metadata is incomplete or
+// malformed), including objects whose
 // Save lost its index commit and the runs of an import cut short: they are
 // the newest state a writer wrote. Left out are only the objects a
 // tombstone names (Dead: a Delete cut short) and those that cannot be read
@@ -238,10 +262,11 @@ func (s *Store) summaries(ctx context.Context, objs []runObject, last map[uuid.U
 	g.SetLimit(s.o.Concurrency)
 	for i, obj := range objs {
 		op := last[obj.id]
-		// Dead, or described by the index already (same ETag; with a
-		// TTL the metadata may have been refreshed over the same bytes,
-		// so only without one): no request.
-		if known := !op.Delete && op.Entry.ETag != "" && op.Entry.ETag == obj.info.ETag && op.Entry.Expires.IsZero(); known || s.dead(op, obj.info) {
+		// Dead, or described by the index already (same ETag, labels
+		// that parse; with a TTL the metadata may have been refreshed
+		// over the same bytes, so only without one): no request.
+		if known := !op.Delete && op.Entry.ETag != "" && op.Entry.ETag == obj.info.ETag && op.Entry.Expires.IsZero() &&
+			validLabels(op.Entry.Labels); known || s.dead(op, obj.info) {
 			mu.Lock()
 			if known {
 				entries[i] = op.Entry
@@ -272,6 +297,12 @@ func (s *Store) summaries(ctx context.Context, objs []runObject, last map[uuid.U
 		})
 	}
 	return entries, g.Wait()
+}
+
+// validLabels reports whether stored, an index entry's labels, parses.
+func validLabels(stored string) bool {
+	_, err := cairn.ParseLabels(stored)
+	return err == nil
 }
 
 // rebuildOps returns what a rebuilt index holds: the entries found, and
@@ -344,9 +375,9 @@ type Report struct {
 	// Dead are objects of deleted runs, named by their tombstone (a Delete
 	// cut short): GC deletes them.
 	Dead []uuid.UUID
-	// Mismatched are runs whose index entry disagrees with the object (two
-	// writers raced without fencing, or a later Save lost its commit):
-	// Reindex repairs them.
+	// Mismatched are runs whose index entry disagrees with the object on
+	// time, workflow, labels or expiry (two writers raced without fencing,
+	// or a later Save lost its commit): Reindex repairs them.
 	Mismatched []uuid.UUID
 	// Corrupt maps runs whose object cannot be decoded to the reason.
 	Corrupt map[uuid.UUID]error
@@ -417,7 +448,7 @@ func (s *Store) Verify(ctx context.Context) (*Report, error) {
 			case err != nil:
 				rep.Corrupt[o.id] = err
 			case ok && (e.ETag != "" && e.ETag != obj.ETag || !cp.Timestamp.Equal(e.Timestamp) || cp.WorkflowName != e.Workflow ||
-				!sameExpiry(e, obj.Metadata)):
+				recordLabels(cp) != e.Labels || !sameExpiry(e, obj.Metadata)):
 				rep.Mismatched = append(rep.Mismatched, o.id)
 			}
 			return nil

@@ -257,8 +257,9 @@ func classify(err error) error {
 }
 
 // Save implements cairn.Store: a Write of one record (the object, then
-// its index entry). It returns once both are durable. A lease stamp in
-// c's Metadata is stored as cairn.Unleased keeps it.
+// its index entry, both with c's labels). It returns once both are
+// durable. A lease stamp in c's Metadata is stored as cairn.Unleased
+// keeps it.
 func (s *Store) Save(ctx context.Context, c *cairn.Checkpoint) error {
 	c = cairn.Unleased(c) // a plain Save keeps a lease stamp's epoch only
 	var run uuid.UUID
@@ -269,10 +270,14 @@ func (s *Store) Save(ctx context.Context, c *cairn.Checkpoint) error {
 		return cairn.WrapOp("save", run, err)
 	}
 	rec, err := s.codec.EncodeRecord(nil, c)
+	var labels map[string]string
+	if err == nil {
+		labels, err = c.Labels()
+	}
 	if err != nil {
 		return cairn.WrapOp("save", run, err)
 	}
-	res, err := s.Write(ctx, []Record{{RunID: run, Workflow: c.WorkflowName, Timestamp: c.Timestamp, Data: rec}}, nil)
+	res, err := s.Write(ctx, []Record{{RunID: run, Workflow: c.WorkflowName, Timestamp: c.Timestamp, Labels: labels, Data: rec}}, nil)
 	if err == nil {
 		err = res[0].Err
 	}
@@ -360,8 +365,10 @@ func (s *Store) Read(ctx context.Context, runID uuid.UUID, ifNoneMatch string) (
 	return rec, obj.ETag, nil
 }
 
-// List implements cairn.Store from the index alone; with WithCheckpoints
-// it loads the page's runs in parallel, leaving out any deleted meanwhile.
+// List implements cairn.Store from the index alone, labels and label
+// selectors included (never from run bodies); with WithCheckpoints it loads the page's runs in parallel, leaving out
+// any deleted meanwhile. An index entry whose labels do not parse is
+// ErrCorrupt (Reindex rewrites it from the run's object).
 func (s *Store) List(ctx context.Context, opts *cairn.ListOptions) (*cairn.Page, error) {
 	if err := s.check(ctx); err != nil {
 		return nil, cairn.WrapOp("list", uuid.Nil, err)
@@ -382,7 +389,11 @@ func (s *Store) List(ctx context.Context, opts *cairn.ListOptions) (*cairn.Page,
 	}
 	page := &cairn.Page{Runs: make([]cairn.Summary, len(entries))}
 	for i, e := range entries {
-		page.Runs[i] = cairn.Summary{RunID: e.RunID, WorkflowName: e.Workflow, Timestamp: e.Timestamp, Size: e.Size}
+		labels, err := cairn.ParseLabels(e.Labels)
+		if err != nil {
+			return nil, cairn.WrapOp("list", e.RunID, fmt.Errorf("%w: index entry's labels: %w", cairn.ErrCorrupt, err))
+		}
+		page.Runs[i] = cairn.Summary{RunID: e.RunID, WorkflowName: e.Workflow, Timestamp: e.Timestamp, Size: e.Size, Labels: labels}
 	}
 	if more {
 		page.Next = entries[len(entries)-1].Key().Cursor()

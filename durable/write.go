@@ -94,7 +94,8 @@ type WriteResult struct {
 // written; an empty Write writes nothing.
 //
 // Data must be what the store's codec encodes (Codec.EncodeRecord) of a
-// checkpoint with that RunID, Workflow and Timestamp: Write does not
+// checkpoint with that RunID, Workflow, Timestamp and Labels (labels
+// breaking the rules of cairn.Labels are ErrInvalid): Write does not
 // decode it (that would cost a flush a decode per run), so a record that
 // disagrees with its summary is stored as given, and Load and Verify
 // report it as corrupt.
@@ -145,8 +146,8 @@ func (s *Store) Write(ctx context.Context, recs []Record, opts *WriteOptions) ([
 }
 
 // checkWrite refuses a Write the store cannot take: closed, ended, a nil
-// or repeated run, an empty or oversized record, or a server or index
-// unsafe to write.
+// or repeated run, an empty or oversized record, invalid labels, or a
+// server or index unsafe to write.
 func (s *Store) checkWrite(ctx context.Context, recs []Record) error {
 	if err := s.check(ctx); err != nil {
 		return err
@@ -163,6 +164,9 @@ func (s *Store) checkWrite(ctx context.Context, recs []Record) error {
 			return fmt.Errorf("%w: run %v: an empty record", cairn.ErrInvalid, r.RunID)
 		case len(r.Data) > s.codec.MaxSize():
 			return fmt.Errorf("%w: run %v: record of %d bytes over the limit of %d", cairn.ErrTooLarge, r.RunID, len(r.Data), s.codec.MaxSize())
+		}
+		if err := cairn.ValidateLabels(r.Labels); err != nil {
+			return fmt.Errorf("run %v: %w", r.RunID, err)
 		}
 		seen[r.RunID] = true
 	}
@@ -207,10 +211,11 @@ func (s *Store) putAll(ctx context.Context, recs []Record, o *WriteOptions) ([]W
 	return res, entries
 }
 
-// entry returns the index entry of r saved now: with its expiry when the
-// store has a TTL.
+// entry returns the index entry of r saved now: with its labels in their
+// stored form, and its expiry when the store has a TTL.
 func (s *Store) entry(r Record) index.Entry {
-	e := index.Entry{RunID: r.RunID, Timestamp: r.Timestamp.UTC(), Workflow: r.Workflow, Size: int64(len(r.Data))}
+	e := index.Entry{RunID: r.RunID, Timestamp: r.Timestamp.UTC(), Workflow: r.Workflow, Size: int64(len(r.Data)),
+		Labels: cairn.EncodeLabels(r.Labels)}
 	if s.o.TTL > 0 {
 		e.Expires = s.o.Now().Add(s.o.TTL).UTC()
 	}
@@ -235,30 +240,56 @@ const (
 	metaSize      = "cairn-size"
 	metaCodec     = "cairn-codec"
 	metaExpires   = "cairn-expires"
+	metaLabels    = "cairn-labels" // cairn.EncodeLabels' form; absent for none
 )
 
-// maxMetaWorkflow bounds the encoded workflow name in metadata; S3 allows
-// 2 KB of user metadata in all. A longer name is left out and Reindex
-// reads the object's body for it.
+// maxMetaWorkflow bounds the encoded workflow name in metadata. A longer
+// name is left out, and so is one that would take the metadata past S3's
+// 2 KB (bucket.MaxMetadataSize) beside the labels (at most
+// cairn.MaxLabelsSize, and always kept): Reindex then reads the object's
+// body for the summary.
 const maxMetaWorkflow = 1024
+
+// objectMetadata returns the metadata of the object of e, whose record is
+// size bytes: the summary Reindex reads back (see entryFromMetadata).
+func (s *Store) objectMetadata(e index.Entry, size int) (map[string]string, error) {
+	ts, err := cairn.FormatTimestamp(e.Timestamp)
+	if err != nil {
+		return nil, err
+	}
+	meta := map[string]string{metaTimestamp: ts, metaSize: strconv.Itoa(size), metaCodec: "zstd+msgpack"}
+	if !s.codec.Compressed() {
+		meta[metaCodec] = "msgpack"
+	}
+	if !e.Expires.IsZero() {
+		meta[metaExpires], _ = cairn.FormatTimestamp(e.Expires)
+	}
+	if e.Labels != "" {
+		meta[metaLabels] = e.Labels
+	}
+	enc := url.PathEscape(e.Workflow)
+	if len(enc) <= maxMetaWorkflow && metadataSize(meta)+metadataSize(map[string]string{metaWorkflow: enc}) <= bucket.MaxMetadataSize {
+		meta[metaWorkflow] = enc
+	}
+	return meta, nil
+}
+
+// metadataSize is what meta counts against bucket.MaxMetadataSize.
+func metadataSize(meta map[string]string) int {
+	n := 0
+	for k, v := range meta {
+		n += len(bucket.MetadataHeaderPrefix) + len(k) + len(v)
+	}
+	return n
+}
 
 // putObject writes the object of a run from its encoded record, with the
 // summary e in its metadata, and returns its new ETag. A failed condition
 // is ErrConflict. It does not touch the index.
 func (s *Store) putObject(ctx context.Context, e index.Entry, rec []byte, cond Condition) (string, error) {
-	ts, err := cairn.FormatTimestamp(e.Timestamp)
+	meta, err := s.objectMetadata(e, len(rec))
 	if err != nil {
 		return "", err
-	}
-	meta := map[string]string{metaTimestamp: ts, metaSize: strconv.Itoa(len(rec)), metaCodec: "zstd+msgpack"}
-	if !s.codec.Compressed() {
-		meta[metaCodec] = "msgpack"
-	}
-	if enc := url.PathEscape(e.Workflow); len(enc) <= maxMetaWorkflow {
-		meta[metaWorkflow] = enc
-	}
-	if !e.Expires.IsZero() {
-		meta[metaExpires], _ = cairn.FormatTimestamp(e.Expires)
 	}
 	body := s.codec.Compress(nil, rec)
 	po := &bucket.PutOptions{Metadata: meta, IfMatch: cond.IfMatch}

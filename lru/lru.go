@@ -5,7 +5,8 @@
 // # The byte bound
 //
 // Every entry costs [EntryOverhead] plus the length of its Value, ETag and
-// WorkflowName ([Entry.Cost]). The cache keeps the sum of the costs at or
+// WorkflowName, and [LabelOverhead] plus the length of key and value for
+// each of its Labels ([Entry.Cost]). The cache keeps the sum of the costs at or
 // under Options.MaxBytes by evicting clean entries, least recently used
 // first. A dirty entry (one that is not yet durable) is never evicted: it
 // stays until [Cache.MarkClean] or [Cache.Remove]. If dirty entries alone
@@ -27,9 +28,10 @@
 //
 // # Ownership
 //
-// Entries are immutable. Put takes ownership of Value: the cache never
-// copies it, and hands the same slice to every Get, Peek, Dirty and OnEvict,
-// so neither the caller of Put nor any reader may modify it.
+// Entries are immutable. Put takes ownership of Value and Labels: the
+// cache never copies them, and hands the same slice and map to every Get,
+// Peek, Dirty and OnEvict, so neither the caller of Put nor any reader may
+// modify them.
 //
 // # Concurrency
 //
@@ -61,6 +63,11 @@ const DefaultMaxBytes = 64 << 20
 // exceed the bound in memory while staying under it on paper.
 const EntryOverhead = 160
 
+// LabelOverhead is the fixed cost in bytes charged for each label of an
+// entry on top of its key and value: an estimate of its map slot (two
+// string headers and the map's per-slot bookkeeping).
+const LabelOverhead = 48
+
 // Entry is one cached object: its encoded bytes and the little metadata a
 // store needs without decoding them.
 type Entry struct {
@@ -85,11 +92,13 @@ type Entry struct {
 	// know. The cache does not interpret it otherwise.
 	Written bool
 
-	// WorkflowName and Timestamp summarise the object, so that a listing
-	// can include dirty entries without decoding them. The cache does not
-	// interpret them.
+	// WorkflowName, Timestamp and Labels summarise the object, so that a
+	// listing can include dirty entries without decoding them. The cache
+	// does not interpret them. Labels, like Value, belong to the cache
+	// once Put: nobody may modify the map afterwards. Nil for none.
 	WorkflowName string
 	Timestamp    time.Time
+	Labels       map[string]string
 
 	// Lease is the epoch of the lease (cairn.Claimer) a dirty entry was
 	// saved under, 0 for none, so that its flush is fenced by it. The
@@ -103,7 +112,11 @@ type Entry struct {
 
 // Cost is what e counts against Options.MaxBytes.
 func (e Entry) Cost() int64 {
-	return EntryOverhead + int64(len(e.Value)) + int64(len(e.ETag)) + int64(len(e.WorkflowName))
+	n := EntryOverhead + int64(len(e.Value)) + int64(len(e.ETag)) + int64(len(e.WorkflowName))
+	for k, v := range e.Labels {
+		n += LabelOverhead + int64(len(k)) + int64(len(v))
+	}
+	return n
 }
 
 // Options configure a Cache. A nil *Options, and zero fields, select the

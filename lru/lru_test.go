@@ -372,8 +372,9 @@ func TestNewOptions(t *testing.T) {
 }
 
 func TestEntryCost(t *testing.T) {
-	e := lru.Entry{Value: make([]byte, 1000), ETag: `"abc"`, WorkflowName: "demo"}
-	if got, want := e.Cost(), int64(lru.EntryOverhead+1000+5+4); got != want {
+	e := lru.Entry{Value: make([]byte, 1000), ETag: `"abc"`, WorkflowName: "demo",
+		Labels: map[string]string{"status": "running", "tenant": "acme"}}
+	if got, want := e.Cost(), int64(lru.EntryOverhead+1000+5+4+2*lru.LabelOverhead+6+7+6+4); got != want {
 		t.Errorf("Cost = %d, want %d", got, want)
 	}
 	c := newCache(t, 1<<20, nil)

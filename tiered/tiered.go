@@ -57,6 +57,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -308,6 +309,10 @@ func (s *Store) save(ctx context.Context, c *cairn.Checkpoint, l *cairn.Lease) e
 	// The previous version's size is a good guess of this one's: one
 	// allocation instead of a doubling series.
 	rec, err := s.codec.EncodeRecord(make([]byte, 0, len(old.Value)+len(old.Value)/8+256), c)
+	var labels map[string]string
+	if err == nil {
+		labels, err = c.Labels() // a copy, which the cache may keep
+	}
 	if err != nil {
 		return cairn.WrapOp("save", run, err)
 	}
@@ -326,7 +331,7 @@ func (s *Store) save(ctx context.Context, c *cairn.Checkpoint, l *cairn.Lease) e
 		return nil
 	}
 	s.stats.rawBytes.Add(int64(len(rec)))
-	e := lru.Entry{Value: rec, WorkflowName: c.WorkflowName, Timestamp: c.Timestamp.UTC(), Lease: lease}
+	e := lru.Entry{Value: rec, WorkflowName: c.WorkflowName, Timestamp: c.Timestamp.UTC(), Labels: labels, Lease: lease}
 	if s.o.Mode == WriteThrough {
 		return cairn.WrapOp("save", run, s.saveThrough(ctx, run, e))
 	}
@@ -355,7 +360,7 @@ func (s *Store) unchanged(old lru.Entry, cached bool, rec []byte) bool {
 // saveThrough writes one run with the durable protocol, and caches it
 // once committed (under the run's lock, so no Delete of it interleaves).
 func (s *Store) saveThrough(ctx context.Context, run uuid.UUID, e lru.Entry) error {
-	rec := durable.Record{RunID: run, Workflow: e.WorkflowName, Timestamp: e.Timestamp, Data: e.Value, Lease: e.Lease}
+	rec := record(run, e)
 	s.gens.begin(run) // no GET begun before the write ends keeps what it read
 	defer s.gens.end(run)
 	res, err := s.d.Write(ctx, []durable.Record{rec}, &durable.WriteOptions{
@@ -476,7 +481,7 @@ func (s *Store) flushOnce(ctx context.Context) error {
 func (s *Store) write(ctx context.Context, items []lru.Item[uuid.UUID]) (conflicts []error, err error) {
 	recs := make([]durable.Record, len(items))
 	for i, it := range items {
-		recs[i] = durable.Record{RunID: it.Key, Workflow: it.Entry.WorkflowName, Timestamp: it.Entry.Timestamp, Data: it.Entry.Value, Lease: it.Entry.Lease}
+		recs[i] = record(it.Key, it.Entry)
 	}
 	res, err := s.d.Write(ctx, recs, &durable.WriteOptions{
 		Concurrency: s.o.FlushConcurrency,
@@ -512,6 +517,11 @@ func (s *Store) write(ctx context.Context, items []lru.Item[uuid.UUID]) (conflic
 		return conflicts, err
 	}
 	return conflicts, errors.Join(errs...)
+}
+
+// record returns the durable record of run's cached entry e.
+func record(run uuid.UUID, e lru.Entry) durable.Record {
+	return durable.Record{RunID: run, Workflow: e.WorkflowName, Timestamp: e.Timestamp, Labels: e.Labels, Data: e.Value, Lease: e.Lease}
 }
 
 // Flush makes every Save that returned before Flush was called durable,
@@ -667,6 +677,8 @@ func (s *Store) get(ctx context.Context, run uuid.UUID) (fetched, error) {
 	}
 	e := lru.Entry{Value: rec, ETag: etag}
 	if cp, err := s.codec.DecodeRecord(rec); err == nil {
+		// No labels: List reads those of dirty entries only, and a
+		// read's entry is clean until a Save replaces it.
 		e.WorkflowName, e.Timestamp = cp.WorkflowName, cp.Timestamp
 	}
 	s.keep(run, etag, still, func() (uint64, bool) { return s.cache.CompareAndPut(run, 0, e) })
@@ -715,13 +727,14 @@ func (s *Store) List(ctx context.Context, opts *cairn.ListOptions) (*cairn.Page,
 	return page, nil
 }
 
-// dirtySummaries returns the summaries of the unflushed runs, with their
-// checkpoints when q asks for them.
+// dirtySummaries returns the summaries of the unflushed runs, labels
+// included (copies, the caller's), with their checkpoints when q asks for
+// them. merge filters them.
 func (s *Store) dirtySummaries(q *cairn.Query) (map[uuid.UUID]cairn.Summary, error) {
 	dirty := map[uuid.UUID]cairn.Summary{}
 	for _, it := range s.cache.Dirty() {
 		sum := cairn.Summary{RunID: it.Key, WorkflowName: it.Entry.WorkflowName, Timestamp: it.Entry.Timestamp,
-			Size: int64(len(it.Entry.Value))}
+			Size: int64(len(it.Entry.Value)), Labels: maps.Clone(it.Entry.Labels)}
 		if q.WithCheckpoints {
 			var err error
 			if sum.Checkpoint, err = s.codec.DecodeRecord(it.Entry.Value); err != nil {

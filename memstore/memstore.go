@@ -9,6 +9,7 @@ package memstore
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -74,6 +75,10 @@ func (s *Store) save(ctx context.Context, c *cairn.Checkpoint, leased func(old e
 		run = c.RunID
 	}
 	rec, err := s.codec.EncodeRecord(nil, c)
+	var labels map[string]string
+	if err == nil {
+		labels, err = c.Labels() // a copy, the store's to keep
+	}
 	if err != nil {
 		return cairn.WrapOp("save", run, err)
 	}
@@ -89,7 +94,7 @@ func (s *Store) save(ctx context.Context, c *cairn.Checkpoint, leased func(old e
 		}
 	}
 	s.runs[run] = entry{record: rec, summary: cairn.Summary{
-		RunID: run, WorkflowName: c.WorkflowName, Timestamp: c.Timestamp.UTC(), Size: int64(len(rec)),
+		RunID: run, WorkflowName: c.WorkflowName, Timestamp: c.Timestamp.UTC(), Size: int64(len(rec)), Labels: labels,
 	}}
 	return nil
 }
@@ -113,8 +118,9 @@ func (s *Store) Load(ctx context.Context, runID uuid.UUID) (*cairn.Checkpoint, e
 	return cp, cairn.WrapOp("load", runID, err)
 }
 
-// List implements cairn.Store. It sorts every matching run on each call,
-// which is fine for a reference store and for tests.
+// List implements cairn.Store, label selectors included. It sorts every
+// matching run on each call, which is fine for a reference store and for
+// tests.
 func (s *Store) List(ctx context.Context, opts *cairn.ListOptions) (*cairn.Page, error) {
 	q, err := opts.Query()
 	if err != nil {
@@ -144,6 +150,7 @@ func (s *Store) List(ctx context.Context, opts *cairn.ListOptions) (*cairn.Page,
 	}
 	for _, e := range matched {
 		sum := e.summary
+		sum.Labels = maps.Clone(sum.Labels) // the caller's
 		if q.WithCheckpoints {
 			if sum.Checkpoint, err = s.codec.DecodeRecord(e.record); err != nil {
 				return nil, cairn.WrapOp("list", sum.RunID, err)

@@ -77,7 +77,9 @@ func (s *Store) summary(ctx context.Context, id uuid.UUID) (index.Entry, error) 
 	if err != nil {
 		return index.Entry{}, err
 	}
-	rec, err := s.codec.EncodeRecord(nil, cp)
+	// The size of the record as Cairn writes it; not EncodeRecord, which
+	// refuses labels breaking the rules that another program may write.
+	rec, err := cp.AppendMsgpack(nil)
 	if err != nil {
 		return index.Entry{}, err
 	}

@@ -35,6 +35,8 @@ var commandTests = []struct {
 	test func(t *testing.T, b backend)
 }{
 	{"ls", testLs},
+	{"ls --label", testLsLabels},
+	{"labels in show, export and import", testLabelsTransfer},
 	{"show", testShow},
 	{"rm", testRm},
 	{"export", testExport},

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -71,15 +72,105 @@ type lsJSON struct {
 }
 
 type lsRun struct {
-	RunID        string `json:"run_id"`
-	WorkflowName string `json:"workflow_name"`
-	Timestamp    string `json:"timestamp"`
-	Size         int64  `json:"size"`
+	RunID        string            `json:"run_id"`
+	WorkflowName string            `json:"workflow_name"`
+	Timestamp    string            `json:"timestamp"`
+	Size         int64             `json:"size"`
+	Labels       map[string]string `json:"labels"` // never nil: {} for none
+}
+
+// lsFlags are the flags of ls beside --store and --timeout.
+type lsFlags struct {
+	workflow, since, until, cursor *string
+	limit                          *int
+	asJSON                         *bool
+	labels                         labelArgs
+}
+
+func newLsFlags(fs *flag.FlagSet) *lsFlags {
+	f := &lsFlags{
+		workflow: fs.String("workflow", "", "only runs of this workflow"),
+		since:    fs.String("since", "", "only runs at or after this RFC 3339 time"),
+		until:    fs.String("until", "", "only runs before this RFC 3339 time"),
+		limit:    fs.Int("limit", 50, "at most this many runs (0: all)"),
+		cursor:   fs.String("cursor", "", "continue after an earlier page (the cursor it printed)"),
+		asJSON:   fs.Bool("json", false, "print one JSON document (schema in the docs) instead of a table"),
+	}
+	fs.Var(&f.labels, "label", "only runs with this label, as KEY=VALUE (repeat for several: a run must have all)")
+	return f
+}
+
+// options returns the ListOptions f asks for, or a usage error.
+func (f *lsFlags) options() (*cairn.ListOptions, error) {
+	if *f.limit < 0 {
+		return nil, usagef("--limit %d: want 0 (all) or more", *f.limit)
+	}
+	opts := &cairn.ListOptions{WorkflowName: *f.workflow, Limit: *f.limit, Cursor: *f.cursor}
+	var err error
+	if opts.Since, err = timeFlag("since", *f.since); err != nil {
+		return nil, err
+	}
+	if opts.Until, err = timeFlag("until", *f.until); err != nil {
+		return nil, err
+	}
+	if *f.cursor != "" {
+		if _, err := cairn.ParseCursor(*f.cursor); err != nil {
+			return nil, usagef("--cursor: %s is not a cursor that cairn ls printed", quoteShort(*f.cursor))
+		}
+	}
+	if opts.Labels, err = f.labels.selector(); err != nil {
+		return nil, err
+	}
+	return opts, nil
+}
+
+// labelArgs are the values of a repeatable --label KEY=VALUE flag.
+type labelArgs []string
+
+func (l *labelArgs) String() string { return strings.Join(*l, " ") }
+
+func (l *labelArgs) Set(v string) error {
+	*l = append(*l, v)
+	return nil
+}
+
+// selector returns the label selector of l (nil for none), or a usage
+// error naming the first --label that is not KEY=VALUE, repeats a key or
+// breaks the label rules (cairn.Labels).
+func (l labelArgs) selector() (map[string]string, error) {
+	if len(l) == 0 {
+		return nil, nil
+	}
+	sel := make(map[string]string, len(l))
+	for _, arg := range l {
+		k, v, ok := strings.Cut(arg, "=")
+		if !ok {
+			return nil, usagef("--label %s: want KEY=VALUE, such as status=running", quoteShort(arg))
+		}
+		if _, dup := sel[k]; dup {
+			return nil, usagef("--label %s: label %s given twice (a run has one value per key)", quoteShort(arg), quoteShort(k))
+		}
+		if err := cairn.ValidateLabels(map[string]string{k: v}); err != nil {
+			return nil, usagef("--label %s: %s", quoteShort(arg), labelRule(err))
+		}
+		sel[k] = v
+	}
+	if err := cairn.ValidateLabels(sel); err != nil {
+		return nil, usagef("--label: %s", labelRule(err))
+	}
+	return sel, nil
+}
+
+// labelRule is the rule a cairn.ValidateLabels error states, without the
+// sentinel's prefix.
+func labelRule(err error) string {
+	return strings.TrimPrefix(err.Error(), cairn.ErrInvalid.Error()+": ")
 }
 
 // runLs lists one page of runs, newest first (ties by run ID bytes), as a
 // table on stdout; the cursor of the next page, if there is one, goes to
-// stderr as the --cursor to pass.
+// stderr as the --cursor to pass. --label KEY=VALUE keeps the runs with
+// that label; several --label flags keep the runs with all of them.
 //
 // With --json it prints one JSON document instead, for scripts:
 //
@@ -89,7 +180,10 @@ type lsRun struct {
 //	      "run_id": "67e55044-10b1-426f-9247-bb680e5fe0c8",
 //	      "workflow_name": "demo",
 //	      "timestamp": "2024-06-10T06:13:20.123456789Z",
-//	      "size": 179
+//	      "size": 179,
+//	      "labels": {
+//	        "status": "running"
+//	      }
 //	    }
 //	  ],
 //	  "next": ""
@@ -99,71 +193,93 @@ type lsRun struct {
 // run_id is the hyphenated UUID; timestamp is chrono's RFC 3339 form in
 // UTC (the fraction omitted when zero, else 3, 6 or 9 digits); size is the
 // length in bytes of the run's MessagePack record before compression;
-// next is the opaque cursor to pass to --cursor for the following page,
-// "" on the last one. The fields, their names and their order are stable;
-// new fields may be added.
+// labels is an object of the run's labels, keys sorted, and {} (never
+// null, never absent) for a run without any; next is the opaque cursor to
+// pass to --cursor for the following page, "" on the last one. The
+// fields, their names and their order are stable; new fields may be
+// added.
 func runLs(ctx context.Context, e *env, args []string) error {
 	fs, storeFlag := newFlags(e, "ls", "")
-	workflow := fs.String("workflow", "", "only runs of this workflow")
-	since := fs.String("since", "", "only runs at or after this RFC 3339 time")
-	until := fs.String("until", "", "only runs before this RFC 3339 time")
-	limit := fs.Int("limit", 50, "at most this many runs (0: all)")
-	cursor := fs.String("cursor", "", "continue after an earlier page (the cursor it printed)")
-	asJSON := fs.Bool("json", false, "print one JSON document (schema in the docs) instead of a table")
+	f := newLsFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if err := wantArgs(fs, 0, 0); err != nil {
 		return err
 	}
-	if *limit < 0 {
-		return usagef("--limit %d: want 0 (all) or more", *limit)
-	}
-	opts := &cairn.ListOptions{WorkflowName: *workflow, Limit: *limit, Cursor: *cursor}
-	var err error
-	if opts.Since, err = timeFlag("since", *since); err != nil {
+	opts, err := f.options()
+	if err != nil {
 		return err
-	}
-	if opts.Until, err = timeFlag("until", *until); err != nil {
-		return err
-	}
-	if *cursor != "" {
-		if _, err := cairn.ParseCursor(*cursor); err != nil {
-			return usagef("--cursor: %s is not a cursor that cairn ls printed", quoteShort(*cursor))
-		}
 	}
 	return withStore(ctx, e, *storeFlag, nil, func(s *tiered.Store) error {
 		page, err := s.List(ctx, opts)
 		if err != nil {
 			return err
 		}
-		doc := lsJSON{Runs: make([]lsRun, len(page.Runs)), Next: page.Next}
-		for i, r := range page.Runs {
-			ts, err := cairn.FormatTimestamp(r.Timestamp)
-			if err != nil {
-				return cairn.WrapOp("list", r.RunID, err)
-			}
-			doc.Runs[i] = lsRun{RunID: r.RunID.String(), WorkflowName: r.WorkflowName, Timestamp: ts, Size: r.Size}
+		doc, err := lsDocument(page)
+		if err != nil {
+			return err
 		}
-		if *asJSON {
+		if *f.asJSON {
 			enc := json.NewEncoder(e.stdout)
 			enc.SetEscapeHTML(false) // a workflow "a&b" stays readable
 			enc.SetIndent("", "  ")
 			return enc.Encode(doc)
 		}
-		tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "RUN ID\tWORKFLOW\tTIMESTAMP\tSIZE")
-		for _, r := range doc.Runs {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\n", r.RunID, printable(r.WorkflowName), r.Timestamp, r.Size)
-		}
-		if err := tw.Flush(); err != nil {
-			return err
-		}
-		if page.Next != "" {
-			fmt.Fprintf(e.stderr, "more runs: repeat with --cursor %s\n", page.Next)
-		}
-		return nil
+		return printLs(e, doc)
 	})
+}
+
+// lsDocument returns what ls prints of page.
+func lsDocument(page *cairn.Page) (lsJSON, error) {
+	doc := lsJSON{Runs: make([]lsRun, len(page.Runs)), Next: page.Next}
+	for i, r := range page.Runs {
+		ts, err := cairn.FormatTimestamp(r.Timestamp)
+		if err != nil {
+			return doc, cairn.WrapOp("list", r.RunID, err)
+		}
+		labels := r.Labels
+		if labels == nil {
+			labels = map[string]string{}
+		}
+		doc.Runs[i] = lsRun{RunID: r.RunID.String(), WorkflowName: r.WorkflowName, Timestamp: ts, Size: r.Size, Labels: labels}
+	}
+	return doc, nil
+}
+
+// printLs prints doc as ls's table, and the cursor of the next page on
+// stderr.
+func printLs(e *env, doc lsJSON) error {
+	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "RUN ID\tWORKFLOW\tTIMESTAMP\tSIZE\tLABELS")
+	for _, r := range doc.Runs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", r.RunID, printable(r.WorkflowName), r.Timestamp, r.Size, labelsCell(r.Labels))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if doc.Next != "" {
+		fmt.Fprintf(e.stderr, "more runs: repeat with --cursor %s\n", doc.Next)
+	}
+	return nil
+}
+
+// labelsCell is the LABELS cell of a run: key=value pairs in key order,
+// separated by commas, a value quoted when it holds a comma, a quote, a
+// space or a character that is not printable; "-" for none.
+func labelsCell(labels map[string]string) string {
+	if len(labels) == 0 {
+		return "-"
+	}
+	pairs := make([]string, 0, len(labels))
+	for _, k := range slices.Sorted(maps.Keys(labels)) {
+		v := labels[k]
+		if strings.ContainsFunc(v, func(r rune) bool { return r == ',' || r == '"' || r == ' ' || !strconv.IsPrint(r) }) {
+			v = strconv.Quote(v)
+		}
+		pairs = append(pairs, k+"="+v)
+	}
+	return strings.Join(pairs, ",")
 }
 
 // printable quotes a workflow name that would break a table row or play

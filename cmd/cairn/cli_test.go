@@ -36,6 +36,7 @@ var commandTests = []struct {
 }{
 	{"ls", testLs},
 	{"ls --label", testLsLabels},
+	{"ls --claimable", testLsClaimable},
 	{"labels in show, export and import", testLabelsTransfer},
 	{"show", testShow},
 	{"rm", testRm},

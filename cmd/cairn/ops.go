@@ -83,7 +83,7 @@ type lsRun struct {
 type lsFlags struct {
 	workflow, since, until, cursor *string
 	limit                          *int
-	asJSON                         *bool
+	asJSON, claimable              *bool
 	labels                         labelArgs
 }
 
@@ -95,6 +95,8 @@ func newLsFlags(fs *flag.FlagSet) *lsFlags {
 		limit:    fs.Int("limit", 50, "at most this many runs (0: all)"),
 		cursor:   fs.String("cursor", "", "continue after an earlier page (the cursor it printed)"),
 		asJSON:   fs.Bool("json", false, "print one JSON document (schema in the docs) instead of a table"),
+		claimable: fs.Bool("claimable", false,
+			"only runs no live lease holds (never claimed, released or expired): with --label status=running, what workers may resume"),
 	}
 	fs.Var(&f.labels, "label", "only runs with this label, as KEY=VALUE (repeat for several: a run must have all)")
 	return f
@@ -105,7 +107,7 @@ func (f *lsFlags) options() (*cairn.ListOptions, error) {
 	if *f.limit < 0 {
 		return nil, usagef("--limit %d: want 0 (all) or more", *f.limit)
 	}
-	opts := &cairn.ListOptions{WorkflowName: *f.workflow, Limit: *f.limit, Cursor: *f.cursor}
+	opts := &cairn.ListOptions{WorkflowName: *f.workflow, Limit: *f.limit, Cursor: *f.cursor, Claimable: *f.claimable}
 	var err error
 	if opts.Since, err = timeFlag("since", *f.since); err != nil {
 		return nil, err
@@ -171,6 +173,8 @@ func labelRule(err error) string {
 // table on stdout; the cursor of the next page, if there is one, goes to
 // stderr as the --cursor to pass. --label KEY=VALUE keeps the runs with
 // that label; several --label flags keep the runs with all of them.
+// --claimable keeps the runs no live lease holds (cairn.Claimer), at the
+// cost of a small read per run listed.
 //
 // With --json it prints one JSON document instead, for scripts:
 //

@@ -265,7 +265,7 @@ func (s *Store) summaries(ctx context.Context, objs []runObject, last map[uuid.U
 	for i, obj := range objs {
 		op := last[obj.id]
 		// Dead, or described by the index already (same ETag, labels
-		// that parse; with a TTL the metadata may have been refreshed
+		// in canonical form; with a TTL the metadata may have been refreshed
 		// over the same bytes, so only without one): no request.
 		if known := !op.Delete && op.Entry.ETag != "" && op.Entry.ETag == obj.info.ETag && op.Entry.Expires.IsZero() &&
 			validLabels(op.Entry.Labels); known || s.dead(op, obj.info) {
@@ -301,10 +301,12 @@ func (s *Store) summaries(ctx context.Context, objs []runObject, last map[uuid.U
 	return entries, g.Wait()
 }
 
-// validLabels reports whether stored, an index entry's labels, parses.
+// validLabels reports whether stored, an index entry's labels, is in the
+// canonical stored form (what cairn.EncodeLabels writes), the only form
+// the index matches selectors against.
 func validLabels(stored string) bool {
-	_, err := cairn.ParseLabels(stored)
-	return err == nil
+	labels, err := cairn.ParseLabels(stored)
+	return err == nil && cairn.EncodeLabels(labels) == stored
 }
 
 // rebuildOps returns what a rebuilt index holds: the entries found, and

@@ -75,10 +75,10 @@ func (ix *Index) Rebuild(ctx context.Context, seq uint64, entries []Entry, tombs
 		return err
 	}
 	var pages map[string]*format.Page
-	if m.ByTime, pages, err = ix.rewrite(ctx, nil, byTime, nil, listed(entries), nil); err != nil {
+	if m.ByTime, pages, err = ix.rewrite(ctx, byTime, nil, nil, listed(entries), nil); err != nil {
 		return err
 	}
-	if m.ByLabel, _, err = ix.rewrite(ctx, nil, byLabel, nil, postings(entries), pages); err != nil {
+	if m.ByLabel, _, err = ix.rewrite(ctx, byLabel, nil, nil, postings(entries), pages); err != nil {
 		return err
 	}
 	if err := putPages(ctx, ix, pages); err != nil {
@@ -283,27 +283,30 @@ func (ix *Index) referencedPages(ctx context.Context, snaps []uint64, keep uint6
 	return referenced, nil
 }
 
-// unreferencedPages lists the pages and returns the keys of those that are
-// not referenced and were written before cutoff (a compaction may still be
-// writing the newer ones).
+// unreferencedPages lists the pages (of every page directory) and returns
+// the keys of those that are not referenced and were written before
+// cutoff (a compaction may still be writing the newer ones).
 func (ix *Index) unreferencedPages(ctx context.Context, referenced map[string]bool, cutoff time.Time) ([]string, error) {
-	dir := ix.root + "pages/"
 	var keys []string
-	for start := ""; ; {
-		infos, more, err := ix.b.List(ctx, dir, start, 1000)
-		if err != nil {
-			return nil, err
-		}
-		for _, in := range infos {
-			if !referenced[in.Key[len(dir):]] && in.LastModified.Before(cutoff) {
-				keys = append(keys, in.Key)
+	for _, d := range pageDirs {
+		dir := ix.root + d
+		for start := ""; ; {
+			infos, more, err := ix.b.List(ctx, dir, start, 1000)
+			if err != nil {
+				return nil, err
 			}
+			for _, in := range infos {
+				if !referenced[in.Key[len(dir):]] && in.LastModified.Before(cutoff) {
+					keys = append(keys, in.Key)
+				}
+			}
+			if !more || len(infos) == 0 {
+				break
+			}
+			start = infos[len(infos)-1].Key
 		}
-		if !more || len(infos) == 0 {
-			return keys, nil
-		}
-		start = infos[len(infos)-1].Key
 	}
+	return keys, nil
 }
 
 // LastOps returns the last op of every run the index holds: its entry

@@ -13,8 +13,16 @@ import (
 	"github.com/google/uuid"
 )
 
-// byTime is the order of by-time pages, List order.
-func byTime(a, b *Entry) int { return a.Key().Compare(b.Key()) }
+// A pageSet is one of the sets of sorted pages that rewrite keeps: the
+// order of its entries, and the prefix of its page IDs (which pageKey
+// maps to the set's directory).
+type pageSet struct {
+	cmp    func(a, b *Entry) int
+	prefix string
+}
+
+// byTime is the by-time set, in List order.
+var byTime = pageSet{cmp: func(a, b *Entry) int { return a.Key().Compare(b.Key()) }}
 
 // Compact writes a snapshot of the index as of its newest log, if that is
 // newer than the newest snapshot, and moves the head to it. Commits start
@@ -44,7 +52,7 @@ func (ix *Index) compact(ctx context.Context) error {
 	}
 	nm := &format.Manifest{Seq: st.tail, Created: ix.o.Now(), Count: m.Count - int64(len(olds)) + int64(len(st.puts)), Base: m.Seq}
 	var newPages map[string]*format.Page
-	if nm.ByTime, newPages, err = ix.rewrite(ctx, m.ByTime, byTime, olds, listed(st.puts), nil); err != nil {
+	if nm.ByTime, newPages, err = ix.rewrite(ctx, byTime, m.ByTime, olds, listed(st.puts), nil); err != nil {
 		return err
 	}
 	if nm.ByLabel, err = ix.labelSet(ctx, st, olds, newPages); err != nil {
@@ -222,11 +230,17 @@ func mergeOps(newer, older []Op) []Op {
 }
 
 // rewrite applies the changes of a compaction to one page set: the entries
-// of remove (located by cmp, matched by run) leave it, those of insert join
-// it. Only the pages the changes fall in are rewritten, split when they
-// grow past twice the page size and dropped when empty; the others are
-// kept by reference. New pages are added to pages (allocated if nil).
-func (ix *Index) rewrite(ctx context.Context, refs []format.PageRef, cmp func(a, b *Entry) int,
+// of remove (located by the set's order, matched by run) leave it, those of
+// insert join it. Only the pages the changes fall in are rewritten; the
+// others are kept by reference. A rewritten page whose result is under
+// mergeBelow entries is merged into the next page's rewrite (that page is
+// read even if unchanged), as it is when the next page is rewritten anyway
+// and the result is not a full page: otherwise pages that compactions
+// empty one entry at a time (the runs of status=running once most have
+// finished) would end up about an entry each, and a List would read a
+// page per run. Results over twice the page size are split, results of
+// nothing dropped. New pages are added to pages (allocated if nil).
+func (ix *Index) rewrite(ctx context.Context, set pageSet, refs []format.PageRef,
 	remove, insert []Entry, pages map[string]*format.Page) ([]format.PageRef, map[string]*format.Page, error) {
 	if pages == nil {
 		pages = map[string]*format.Page{}
@@ -234,25 +248,45 @@ func (ix *Index) rewrite(ctx context.Context, refs []format.PageRef, cmp func(a,
 	if len(refs) == 0 && len(insert) == 0 {
 		return nil, pages, nil
 	}
-	changes := pageChanges(refs, cmp, remove, insert)
-	var out []format.PageRef
+	changes := pageChanges(refs, set.cmp, remove, insert)
+	n := ix.o.PageSize
+	var (
+		out   []format.PageRef
+		carry []Entry // a small result of the pages before, merged into this one
+	)
 	for i := 0; i < max(len(refs), 1); i++ {
 		c := changes[i]
-		if c == nil {
+		if c == nil && carry == nil {
 			out = append(out, refs[i])
 			continue
+		}
+		if c == nil {
+			c = &pageChange{}
 		}
 		var ref *format.PageRef
 		if i < len(refs) {
 			ref = &refs[i]
 		}
-		var err error
-		if out, err = ix.rewritePage(ctx, ref, c, cmp, pages, out); err != nil {
+		entries, err := ix.applyChange(ctx, ref, c, set.cmp, carry)
+		if err != nil {
 			return nil, nil, err
+		}
+		switch {
+		case len(entries) == 0:
+			carry = nil
+		case i+1 < len(refs) && (len(entries) < mergeBelow(n) || len(entries) < n && changes[i+1] != nil):
+			carry = entries
+		default:
+			carry = nil
+			out = ix.writePages(set, entries, pages, out)
 		}
 	}
 	return out, pages, nil
 }
+
+// mergeBelow is the size under which a rewritten page is merged with the
+// next one, for pages of n entries.
+func mergeBelow(n int) int { return n / 4 }
 
 // A pageChange is what a compaction changes in one page: the runs that
 // leave it and the entries that join it.
@@ -288,13 +322,10 @@ func pageChanges(refs []format.PageRef, cmp func(a, b *Entry) int, remove, inser
 	return changes
 }
 
-// rewritePage applies c to the page ref names (to no page when ref is nil:
-// the set is empty), adds the pages the result is split into to pages and
-// appends their refs to out. A result of more than twice the page size is
-// split into pages of the page size; an empty one makes no page.
-func (ix *Index) rewritePage(ctx context.Context, ref *format.PageRef, c *pageChange, cmp func(a, b *Entry) int,
-	pages map[string]*format.Page, out []format.PageRef) ([]format.PageRef, error) {
-	var entries []Entry
+// applyChange returns the entries of the page ref names (none when ref is
+// nil: the set is empty) with c applied and carry added, sorted by cmp.
+func (ix *Index) applyChange(ctx context.Context, ref *format.PageRef, c *pageChange, cmp func(a, b *Entry) int, carry []Entry) ([]Entry, error) {
+	entries := slices.Clone(carry)
 	if ref != nil {
 		p, err := ix.page(ctx, ref.ID)
 		if err != nil {
@@ -308,20 +339,28 @@ func (ix *Index) rewritePage(ctx context.Context, ref *format.PageRef, c *pageCh
 	}
 	entries = append(entries, c.add...)
 	slices.SortFunc(entries, func(a, b Entry) int { return cmp(&a, &b) })
-	n := ix.o.PageSize
-	if len(entries) <= 2*n {
-		n = len(entries)
+	return entries, nil
+}
+
+// writePages adds entries (sorted) to pages as new pages of set and
+// appends their refs to out. More than twice the page size is split into
+// pages of equal size, none over the page size (so no split leaves a
+// small page behind); nothing makes no page.
+func (ix *Index) writePages(set pageSet, entries []Entry, pages map[string]*format.Page, out []format.PageRef) []format.PageRef {
+	chunks := 1
+	if n := ix.o.PageSize; len(entries) > 2*n {
+		chunks = (len(entries) + n - 1) / n
 	}
-	for len(entries) > 0 {
-		chunk := entries[:min(n, len(entries))]
+	for k := chunks; len(entries) > 0; k-- {
+		chunk := entries[:(len(entries)+k-1)/k]
 		entries = entries[len(chunk):]
-		id := uuid.NewString()
+		id := set.prefix + uuid.NewString()
 		pages[id] = &format.Page{Entries: chunk}
 		// A ref needs only the first key, not the whole entry.
 		first := Entry{RunID: chunk[0].RunID, Timestamp: chunk[0].Timestamp, Pair: chunk[0].Pair}
 		out = append(out, format.PageRef{ID: id, Count: len(chunk), First: first})
 	}
-	return out, nil
+	return out
 }
 
 // advanceHead moves the head to seq, a snapshot built on snapshot base,

@@ -8,7 +8,8 @@
 // # Layout
 //
 //	<prefix>/index/log/<seq, 20 digits>   immutable batch of ops, created with If-None-Match: *
-//	<prefix>/index/pages/<id>             immutable page of entries, sorted
+//	<prefix>/index/pages/<id>             immutable page of entries, sorted (by-time and by-run sets)
+//	<prefix>/index/label-pages/l-<id>     immutable page of the by-label set
 //	<prefix>/index/snap/<seq, 20 digits>  manifest of a snapshot covering every log <= seq
 //	<prefix>/index/head                   hint naming the newest snapshot
 //
@@ -238,8 +239,23 @@ func seqName(seq uint64) string { return fmt.Sprintf("%020d", seq) }
 
 func (ix *Index) logKey(seq uint64) string  { return ix.root + "log/" + seqName(seq) }
 func (ix *Index) snapKey(seq uint64) string { return ix.root + "snap/" + seqName(seq) }
-func (ix *Index) pageKey(id string) string  { return ix.root + "pages/" + id }
 func (ix *Index) headKey() string           { return ix.root + "head" }
+
+// labelPagePrefix begins the IDs of by-label pages, which pageKey keeps
+// under label-pages/ rather than pages/: a binary from before the
+// by-label set deletes, when it runs GC, every page under pages/ that
+// the manifests it reads do not name, and its codec cannot see ByLabel.
+const labelPagePrefix = "l-"
+
+// pageDirs are the directories, under the root, that hold pages.
+var pageDirs = []string{"pages/", "label-pages/"}
+
+func (ix *Index) pageKey(id string) string {
+	if strings.HasPrefix(id, labelPagePrefix) {
+		return ix.root + "label-pages/" + id
+	}
+	return ix.root + "pages/" + id
+}
 
 // parseSeq returns the number at the end of a log or snapshot key.
 func parseSeq(key string) (uint64, bool) {

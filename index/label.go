@@ -15,13 +15,15 @@ import (
 // range of one selector from its cursor on instead of every by-time page.
 // Compaction keeps it with the same rewrite as the by-time set.
 
-// byLabel is the order of by-label pages: by pair, then List order.
-func byLabel(a, b *Entry) int {
+// byLabel is the by-label set: by pair, then List order. Its page IDs
+// begin with labelPagePrefix, so that they live where older binaries'
+// GC does not look (see pageKey).
+var byLabel = pageSet{prefix: labelPagePrefix, cmp: func(a, b *Entry) int {
 	if c := strings.Compare(a.Pair, b.Pair); c != 0 {
 		return c
 	}
 	return a.Key().Compare(b.Key())
-}
+}}
 
 // postings returns the by-label postings of entries: for each entry, one
 // copy per distinct label pair of its stored labels, with Pair set and
@@ -57,14 +59,14 @@ func postings(entries []Entry) []Entry {
 // the set is built from every entry, reading every by-time page once.
 func (ix *Index) labelSet(ctx context.Context, st *state, olds []Entry, pages map[string]*format.Page) ([]format.PageRef, error) {
 	if st.m.Labeled {
-		refs, _, err := ix.rewrite(ctx, st.m.ByLabel, byLabel, postings(olds), postings(listed(st.puts)), pages)
+		refs, _, err := ix.rewrite(ctx, byLabel, st.m.ByLabel, postings(olds), postings(listed(st.puts)), pages)
 		return refs, err
 	}
 	live, err := ix.liveEntries(ctx, st)
 	if err != nil {
 		return nil, err
 	}
-	refs, _, err := ix.rewrite(ctx, nil, byLabel, nil, postings(live), pages)
+	refs, _, err := ix.rewrite(ctx, byLabel, nil, nil, postings(live), pages)
 	return refs, err
 }
 

@@ -182,7 +182,7 @@ func unexpired(m model, now time.Time) model {
 func countGets(mem *bucket.Mem) *atomic.Int64 {
 	var n atomic.Int64
 	mem.SetHook(func(ctx context.Context, op, key string) error {
-		if op == "get" && strings.Contains(key, "/pages/") {
+		if op == "get" && (strings.Contains(key, "/pages/") || strings.Contains(key, "/label-pages/")) {
 			n.Add(1)
 		}
 		return nil

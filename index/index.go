@@ -264,10 +264,18 @@ func parseSeq(key string) (uint64, bool) {
 	return n, err == nil && len(key)-i-1 == 20
 }
 
+// encode encodes an index object, refusing one whose record is larger
+// than the codec's MaxSize: every reader would refuse to decode it, so
+// writing it would only damage the index. The error wraps no sentinel
+// (cairn.ErrTooLarge says nothing was written, which a commit's caller
+// could not rely on).
 func (ix *Index) encode(v wire.Marshaler) ([]byte, error) {
 	rec, err := v.AppendMsgpack(nil)
 	if err != nil {
 		return nil, err
+	}
+	if limit := ix.o.Codec.MaxSize(); len(rec) > limit {
+		return nil, fmt.Errorf("index: refusing to write an object of %d bytes, over the codec's MaxSize of %d: no reader could load it", len(rec), limit)
 	}
 	return ix.o.Codec.Compress(nil, rec), nil
 }

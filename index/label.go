@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/cairnstore/cairn"
 	"github.com/cairnstore/cairn/index/internal/format"
 )
 
@@ -27,28 +28,59 @@ var byLabel = pageSet{prefix: labelPagePrefix, cmp: func(a, b *Entry) int {
 
 // postings returns the by-label postings of entries: for each entry, one
 // copy per distinct label pair of its stored labels, with Pair set and
-// without the ETag. Entries without labels have none.
+// without the ETag. Entries without labels have none, and so do entries
+// whose stored labels break the rules of cairn.Labels (no Save writes
+// them; a damaged or foreign log may): a posting carries the whole labels
+// string, so one entry of thousands of pairs would make pages of
+// pairs × length bytes. Such entries stay in the by-time set, where a
+// label List does not match them either.
 func postings(entries []Entry) []Entry {
 	var out []Entry
 	for _, e := range entries {
 		if e.Labels == "" {
 			continue
 		}
-		pairs := strings.Split(e.Labels, "&")
-		slices.Sort(pairs)
-		// Stored labels are canonical (cairn.EncodeLabels); a repeated or
-		// empty pair, from labels made another way, must still not list a
-		// run twice.
-		for _, pair := range slices.Compact(pairs) {
-			if pair == "" {
-				continue
-			}
+		if _, err := cairn.ParseLabels(e.Labels); err != nil {
+			continue
+		}
+		for _, pair := range pairs(e.Labels) {
 			p := e
 			p.ETag, p.Pair = "", pair
 			out = append(out, p)
 		}
 	}
 	return out
+}
+
+// unpostings returns what the by-label set must lose for entries to leave
+// it: a key per distinct pair of their stored labels, without the labels
+// themselves. Unlike postings it does not skip labels breaking the rules,
+// so that it also removes postings that an index written before that rule
+// holds, and it stays small for labels of any length.
+func unpostings(entries []Entry) []Entry {
+	var out []Entry
+	for _, e := range entries {
+		for _, pair := range pairs(e.Labels) {
+			out = append(out, Entry{RunID: e.RunID, Timestamp: e.Timestamp, Pair: pair})
+		}
+	}
+	return out
+}
+
+// pairs returns the distinct non-empty pairs of stored labels, sorted.
+// Stored labels are canonical (cairn.EncodeLabels); a repeated or empty
+// pair, from labels made another way, must still not list a run twice.
+func pairs(labels string) []string {
+	if labels == "" {
+		return nil
+	}
+	ps := strings.Split(labels, "&")
+	slices.Sort(ps)
+	ps = slices.Compact(ps)
+	if ps[0] == "" {
+		ps = ps[1:]
+	}
+	return ps
 }
 
 // labelSet returns the by-label set of the snapshot a compaction of st
@@ -59,7 +91,7 @@ func postings(entries []Entry) []Entry {
 // the set is built from every entry, reading every by-time page once.
 func (ix *Index) labelSet(ctx context.Context, st *state, olds []Entry, pages map[string]*format.Page) ([]format.PageRef, error) {
 	if st.m.Labeled {
-		refs, _, err := ix.rewrite(ctx, byLabel, st.m.ByLabel, postings(olds), postings(listed(st.puts)), pages)
+		refs, _, err := ix.rewrite(ctx, byLabel, st.m.ByLabel, unpostings(olds), postings(listed(st.puts)), pages)
 		return refs, err
 	}
 	live, err := ix.liveEntries(ctx, st)

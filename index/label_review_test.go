@@ -153,3 +153,44 @@ func TestReviewHostileLabelsBloatLabelPages(t *testing.T) {
 		t.Errorf("compacting one entry allocated %d MB", alloc>>20)
 	}
 }
+
+// An index object whose record is over the codec's MaxSize is refused
+// when it is written, not written for every reader to refuse: a commit of
+// such a batch fails and leaves no log, and a compaction whose page would
+// be too large fails and leaves the head where it was, so List still
+// serves the runs from the logs.
+func TestIndexObjectsOverMaxSizeRefused(t *testing.T) {
+	ctx := context.Background()
+	codec, err := cairn.NewCodec(&cairn.CodecOptions{MaxSize: 4 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem := bucket.NewMem()
+	opts := &index.Options{Codec: codec, CompactAfter: 1000}
+	w := newIndex(t, mem, opts)
+
+	huge := put(1, t0, strings.Repeat("w", 8<<10))
+	if err := w.Commit(ctx, huge); err == nil || !strings.Contains(err.Error(), "MaxSize") {
+		t.Fatalf("Commit of an entry over MaxSize: %v, want an error naming MaxSize", err)
+	}
+	if infos, _, err := mem.List(ctx, "index/log/", "", 10); err != nil || len(infos) != 0 {
+		t.Fatalf("logs after the refused commit: %d, %v", len(infos), err)
+	}
+
+	m := model{}
+	for i := range 8 { // each log fits; a page of all eight does not
+		op := put(10+i, t0.Add(time.Duration(i)*time.Second), strings.Repeat("w", 1<<10))
+		if err := w.Commit(ctx, op); err != nil {
+			t.Fatal(err)
+		}
+		m.apply(op)
+	}
+	if err := w.Compact(ctx); err == nil || !strings.Contains(err.Error(), "MaxSize") {
+		t.Fatalf("Compact to a page over MaxSize: %v, want an error naming MaxSize", err)
+	}
+	o := cairn.ListOptions{}
+	got, _, err := newIndex(t, mem, opts).List(ctx, query(t, o))
+	if want := m.list(query(t, o), t0); err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("List after the refused compaction: %d runs, %v; want %d", len(got), err, len(want))
+	}
+}

@@ -59,6 +59,7 @@ func (ix *Index) compact(ctx context.Context) error {
 		return err
 	}
 	nm.Labeled = true
+	nm.LabelsUnsure = m.LabelsUnsure || labelsLost(m)
 	ops := make([]Op, len(runs))
 	for i, run := range runs {
 		ops[i] = st.over[run]

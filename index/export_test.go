@@ -20,7 +20,7 @@ func KeepsLabelSet(ix *Index) bool {
 
 // DropLabelSet rewrites the manifest of the snapshot the head names as a
 // binary that does not know the by-label set writes it when it compacts:
-// without ByLabel and Labeled. Readers that have the manifest cached keep
+// without ByLabel, Labeled and LabelsUnsure. Readers that have the manifest cached keep
 // their copy; use a new Index to read the rewritten one.
 func DropLabelSet(ctx context.Context, ix *Index) error {
 	var h format.Head
@@ -31,7 +31,7 @@ func DropLabelSet(ctx context.Context, ix *Index) error {
 	if _, err := ix.get(ctx, ix.snapKey(h.Seq), &m); err != nil {
 		return err
 	}
-	m.ByLabel, m.Labeled = nil, false
+	m.ByLabel, m.Labeled, m.LabelsUnsure = nil, false, false
 	_, err := ix.put(ctx, ix.snapKey(h.Seq), &m, nil)
 	return err
 }

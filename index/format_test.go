@@ -83,6 +83,10 @@ func goldenValues() []struct {
 		{"Manifest/labeled-empty", &format.Manifest{Seq: 8, Created: ts, ByTime: []format.PageRef{}, RunLevels: []format.Level{}, Base: 7,
 			ByLabel: []format.PageRef{}, Labeled: true},
 			func() wire.Unmarshaler { return new(format.Manifest) }},
+		{"Manifest/labels-unsure", &format.Manifest{Seq: 160, Created: ts.Add(3 * time.Hour), Count: 2049, ByTime: []format.PageRef{ref},
+			RunLevels: []format.Level{{Count: 2049, Pages: []format.PageRef{runRef}}}, Base: 128,
+			ByLabel: []format.PageRef{labelRef}, Labeled: true, LabelsUnsure: true},
+			func() wire.Unmarshaler { return new(format.Manifest) }},
 		{"Head", &format.Head{Seq: 96}, func() wire.Unmarshaler { return new(format.Head) }},
 		{"Head/new", &format.Head{}, func() wire.Unmarshaler { return new(format.Head) }},
 	}
@@ -212,6 +216,6 @@ func TestFormatV1Decodes(t *testing.T) {
 // (Entry.Labels and Entry.Pair are empty in every value v1 holds).
 func sinceV1(v wire.Marshaler) {
 	if m, ok := v.(*format.Manifest); ok {
-		m.ByLabel, m.Labeled = nil, false
+		m.ByLabel, m.Labeled, m.LabelsUnsure = nil, false, false
 	}
 }

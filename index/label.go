@@ -102,6 +102,29 @@ func (ix *Index) labelSet(ctx context.Context, st *state, olds []Entry, pages ma
 	return refs, err
 }
 
+// labelsLost reports whether the entries of m may have lost their labels:
+// m holds runs but not the by-label set, so a binary that does not know
+// labels wrote it (its codec drops Entry.Labels with the set), or it
+// predates them.
+func labelsLost(m *format.Manifest) bool {
+	return !m.Labeled && (m.Count > 0 || len(m.ByTime) > 0)
+}
+
+// LabelsUnsure reports whether the runs of the index may have lost their
+// labels: the current snapshot, or one it was compacted from, was written
+// by a binary that does not know labels, or predates them. Labels of runs
+// committed since are kept, but a label List may miss older runs until a
+// Rebuild (durable's Reindex), which reads the labels from the runs and
+// clears the mark. It reads the index's state as List does, and fails as
+// List does (ErrNoIndex, ErrDamaged); safe for concurrent use.
+func (ix *Index) LabelsUnsure(ctx context.Context) (bool, error) {
+	st, err := ix.load(ctx)
+	if err != nil {
+		return false, err
+	}
+	return st.m.LabelsUnsure || labelsLost(st.m), nil
+}
+
 // liveEntries returns every entry of the state st: those of st.m's by-time
 // pages that the tail left alone, and the tail's puts.
 func (ix *Index) liveEntries(ctx context.Context, st *state) ([]Entry, error) {

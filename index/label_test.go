@@ -442,3 +442,76 @@ func TestGCKeepsLabelPages(t *testing.T) {
 		t.Fatal("the head's snapshot does not keep the by-label set")
 	}
 }
+
+// LabelsUnsure marks an index that a binary not knowing labels compacted
+// (which drops the entries' labels with the by-label set): the mark
+// survives the compaction that builds the set again, and later ones, and
+// only a Rebuild clears it. An index that never held runs without the
+// set is not marked.
+func TestLabelsUnsure(t *testing.T) {
+	ctx := context.Background()
+	mem := bucket.NewMem()
+	opts := &index.Options{PageSize: 4, CompactAfter: 1000}
+	w := newIndex(t, mem, opts)
+	unsure := func(step string, want bool) {
+		t.Helper()
+		got, err := newIndex(t, mem, opts).LabelsUnsure(ctx)
+		if err != nil || got != want {
+			t.Errorf("%s: LabelsUnsure = %v, %v; want %v", step, got, err, want)
+		}
+	}
+	commitCompact := func(ops ...index.Op) {
+		t.Helper()
+		if err := w.Commit(ctx, ops...); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Compact(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	running := map[string]string{"status": "running"}
+
+	unsure("created", false)
+	commitCompact(labeled(1, t0, "w", running), labeled(2, t0.Add(time.Second), "w", running))
+	unsure("compacted by this binary", false)
+
+	if err := index.DropLabelSet(ctx, w); err != nil {
+		t.Fatal(err)
+	}
+	unsure("compacted by an older binary", true)
+	w = newIndex(t, mem, opts) // reads the rewritten manifest
+	commitCompact(labeled(3, t0.Add(2*time.Second), "w", running))
+	if !index.KeepsLabelSet(w) {
+		t.Fatal("the compaction after the older binary's did not build the by-label set")
+	}
+	unsure("the by-label set built again", true)
+	commitCompact(labeled(4, t0.Add(3*time.Second), "w", running))
+	unsure("compacted again", true)
+
+	seq, err := w.Barrier(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Rebuild(ctx, seq, []index.Entry{labeled(1, t0, "w", running).Entry}, nil); err != nil {
+		t.Fatal(err)
+	}
+	unsure("rebuilt", false)
+	commitCompact(labeled(5, t0.Add(4*time.Second), "w", running))
+	unsure("compacted after the rebuild", false)
+
+	// No runs when an older binary compacted: no label to lose.
+	empty := bucket.NewMem()
+	e := newIndex(t, empty, opts)
+	if err := e.Commit(ctx, put(1, t0, "w"), del(1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Compact(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := index.DropLabelSet(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := newIndex(t, empty, opts).LabelsUnsure(ctx); err != nil || got {
+		t.Errorf("an empty index compacted by an older binary: LabelsUnsure = %v, %v; want false", got, err)
+	}
+}

@@ -165,6 +165,13 @@ type Manifest struct {
 	// and in those written by binaries that do not know it (see the
 	// package doc): List then filters ByTime instead.
 	Labeled bool `msgpack:"labeled,optional"`
+	// LabelsUnsure reports that an older binary compacted this index, or
+	// that it predates labels, so that entries may have lost their labels
+	// (an older codec skips Entry.Labels as well). Set by a compaction
+	// whose previous manifest held runs but was not Labeled, carried by
+	// every later compaction, cleared only by a Rebuild, which reads the
+	// labels from the runs.
+	LabelsUnsure bool `msgpack:"labels_unsure,optional"`
 }
 
 // Head names the newest snapshot a writer knew of. Readers trust it only

@@ -636,13 +636,13 @@ func (x *Level) readField(r *wire.Reader, i int) (err error) {
 	return nil
 }
 
-var _manifestFields = []string{"seq", "created", "count", "by_time", "run_levels", "base", "by_label", "labeled"}
+var _manifestFields = []string{"seq", "created", "count", "by_time", "run_levels", "base", "by_label", "labeled", "labels_unsure"}
 
 // AppendMsgpack appends the MessagePack encoding of x to b: a map of its
 // fields in declaration order.
 func (x *Manifest) AppendMsgpack(b []byte) ([]byte, error) {
 	var err error
-	b = append(b, 0x88)
+	b = append(b, 0x89)
 	b = append(b, "\xa3seq"...)
 	b = wire.AppendUint(b, x.Seq)
 	b = append(b, "\xa7created"...)
@@ -676,6 +676,8 @@ func (x *Manifest) AppendMsgpack(b []byte) ([]byte, error) {
 	}
 	b = append(b, "\xa7labeled"...)
 	b = wire.AppendBool(b, x.Labeled)
+	b = append(b, "\xadlabels_unsure"...)
+	b = wire.AppendBool(b, x.LabelsUnsure)
 	return b, nil
 }
 
@@ -694,6 +696,7 @@ func (x *Manifest) ReadMsgpack(r *wire.Reader) error {
 	x.Base = 0
 	x.ByLabel = nil
 	x.Labeled = false
+	x.LabelsUnsure = false
 	if !isMap {
 		if n < 5 {
 			return wire.ShortArray("Manifest", n, 5)
@@ -730,6 +733,8 @@ func (x *Manifest) ReadMsgpack(r *wire.Reader) error {
 			i = 6
 		case "labeled":
 			i = 7
+		case "labels_unsure":
+			i = 8
 		}
 		if err := x.readField(r, i); err != nil {
 			return err
@@ -739,7 +744,7 @@ func (x *Manifest) ReadMsgpack(r *wire.Reader) error {
 		}
 	}
 	if seen&0x1f != 0x1f {
-		return wire.MissingFields("Manifest", _manifestFields, seen|0xe0)
+		return wire.MissingFields("Manifest", _manifestFields, seen|0x1e0)
 	}
 	r.Leave()
 	return nil
@@ -769,6 +774,8 @@ func (x *Manifest) readField(r *wire.Reader, i int) (err error) {
 		})
 	case 7:
 		x.Labeled, err = r.ReadBool()
+	case 8:
+		x.LabelsUnsure, err = r.ReadBool()
 	default:
 		return r.Skip()
 	}

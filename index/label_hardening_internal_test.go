@@ -78,7 +78,7 @@ func olderBinaryGC(t *testing.T, ix *Index, now time.Time, grace time.Duration) 
 // wrote deletes its one by-label page, and `cairn ls --label` and `cairn
 // verify` report the index damaged. (Keeping the by-label pages under a
 // prefix older GCs do not list, such as index/label-pages/, avoids it.)
-func TestReviewOlderGCDeletesLabelPages(t *testing.T) {
+func TestOlderGCKeepsLabelPages(t *testing.T) {
 	ctx := context.Background()
 	clock := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 	now := func() time.Time { return clock }

@@ -33,7 +33,7 @@ import (
 // stick (20 at 1%, 2 at 0.1%), so a page of 100 such runs reads 5 or 50
 // pages instead of 1, and the manifest every List reads keeps a ref for
 // each of them.
-func TestReviewLabelPagesFragmentUnderChurn(t *testing.T) {
+func TestLabelPagesDoNotFragmentUnderChurn(t *testing.T) {
 	ctx := context.Background()
 	mem := bucket.NewMem()
 	const pageSize = 16
@@ -117,7 +117,7 @@ func TestReviewLabelPagesFragmentUnderChurn(t *testing.T) {
 // does not check) and no reader can read back. One entry so breaks every
 // label List, for every run, until a Reindex; a log entry of a few MB
 // would not fit in memory at all.
-func TestReviewHostileLabelsBloatLabelPages(t *testing.T) {
+func TestHostileLabelsMakeNoPostings(t *testing.T) {
 	ctx := context.Background()
 	mem := bucket.NewMem()
 	opts := &index.Options{CompactAfter: 1000}

@@ -154,6 +154,14 @@ type ReindexOptions struct {
 	// Progress, if set, is called as run objects are looked at, with the
 	// number done and the number listed; calls are serialized.
 	Progress func(done, total int)
+	// Full reads every run object's summary (a HEAD each) instead of
+	// taking an index entry that names the same object as it is: it also
+	// repairs entries damaged while naming the same object (labels or
+	// workflow that disagree with the object, which Verify reports as
+	// Mismatched). Without it, Reindex still re-reads the entries without
+	// labels of an index an older binary compacted (which may have
+	// dropped them).
+	Full bool
 }
 
 // ReindexReport says what Reindex found and did. Each list is sorted.
@@ -230,7 +238,15 @@ func (s *Store) reindex(ctx context.Context, o *ReindexOptions) (*ReindexReport,
 		return nil, err
 	}
 	rep.Runs = len(objs)
-	entries, err := s.summaries(ctx, objs, last, rep, o.Progress)
+	// An index an older binary compacted may have dropped labels: its
+	// entries without labels are then read again (a HEAD each), once,
+	// until this Rebuild clears the mark. A damaged index is read again
+	// the same way.
+	unsure, err := s.ix.LabelsUnsure(ctx)
+	if err != nil {
+		unsure = true
+	}
+	entries, err := s.summaries(ctx, objs, last, rep, &summaryOptions{progress: o.Progress, unsure: unsure, full: o.Full})
 	if err != nil {
 		return nil, err
 	}
@@ -243,12 +259,22 @@ func (s *Store) reindex(ctx context.Context, o *ReindexOptions) (*ReindexReport,
 	return rep, nil
 }
 
+// summaryOptions configure summaries: progress, if set, is called after
+// each object; with unsure, an index entry without labels is not trusted
+// (an older binary's compaction may have dropped them); with full, none
+// is.
+type summaryOptions struct {
+	progress     func(done, total int)
+	unsure, full bool
+}
+
 // summaries returns the index entry of each listed run object, in order:
 // the index's own when it describes the object already, else one read
 // from the object (a HEAD, in parallel). Dead objects, runs deleted since
 // the listing and unreadable objects get none; rep says which were dead
-// or unreadable. progress, if set, is called after each object.
-func (s *Store) summaries(ctx context.Context, objs []runObject, last map[uuid.UUID]index.Op, rep *ReindexReport, progress func(done, total int)) ([]index.Entry, error) {
+// or unreadable.
+func (s *Store) summaries(ctx context.Context, objs []runObject, last map[uuid.UUID]index.Op, rep *ReindexReport, so *summaryOptions) ([]index.Entry, error) {
+	progress := so.progress
 	entries := make([]index.Entry, len(objs))
 	var (
 		mu   sync.Mutex
@@ -268,7 +294,7 @@ func (s *Store) summaries(ctx context.Context, objs []runObject, last map[uuid.U
 		// in canonical form; with a TTL the metadata may have been refreshed
 		// over the same bytes, so only without one): no request.
 		if known := !op.Delete && op.Entry.ETag != "" && op.Entry.ETag == obj.info.ETag && op.Entry.Expires.IsZero() &&
-			validLabels(op.Entry.Labels); known || s.dead(op, obj.info) {
+			validLabels(op.Entry.Labels) && (op.Entry.Labels != "" || !so.unsure) && !so.full; known || s.dead(op, obj.info) {
 			mu.Lock()
 			if known {
 				entries[i] = op.Entry
@@ -381,7 +407,8 @@ type Report struct {
 	Dead []uuid.UUID
 	// Mismatched are runs whose index entry disagrees with the object on
 	// time, workflow, labels or expiry (two writers raced without fencing,
-	// or a later Save lost its commit): Reindex repairs them.
+	// or a later Save lost its commit): Reindex repairs them (with
+	// ReindexOptions.Full when the entry names the same object).
 	Mismatched []uuid.UUID
 	// Corrupt maps runs whose object cannot be decoded to the reason.
 	Corrupt map[uuid.UUID]error

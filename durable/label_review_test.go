@@ -62,7 +62,9 @@ func TestReviewReindexRepairsLostLabels(t *testing.T) {
 	if err != nil || !reflect.DeepEqual(rep.Mismatched, []uuid.UUID{c.RunID}) {
 		t.Fatalf("Verify = %+v, %v; want the run mismatched", rep, err)
 	}
-	reindex(t, s)
+	if _, err := s.Reindex(ctx, &durable.ReindexOptions{Full: true}); err != nil {
+		t.Fatal(err)
+	}
 	if got := byLabel(t, s, running); len(got) != 1 {
 		t.Errorf("List(status=running) after Reindex = %v, want the run (its object's metadata has cairn-labels=%q)", got, runMeta(t, mem, c.RunID)["cairn-labels"])
 	}

@@ -416,7 +416,7 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 			fmt.Fprintf(w, "missing     %s: indexed, but its object is gone (reindex repairs this)\n", id)
 		}
 		for _, id := range rep.Mismatched {
-			fmt.Fprintf(w, "mismatched  %s: the index disagrees with the object (reindex repairs this)\n", id)
+			fmt.Fprintf(w, "mismatched  %s: the index disagrees with the object (reindex --full repairs this)\n", id)
 		}
 		if rep.Index == nil {
 			for _, id := range rep.Unindexed {
@@ -464,10 +464,11 @@ func plural(n int, one, many string) string {
 // objects it cannot read, names them, and exits with 1 at the end.
 func runReindex(ctx context.Context, e *env, args []string) error {
 	fs, storeFlag := newFlags(e, "reindex", "")
+	full := fs.Bool("full", false, "read every object's metadata, trusting no index entry (repairs what verify reports as mismatched)")
 	return onStore(ctx, e, fs, storeFlag, args, func(s *tiered.Store) error {
 		p := startProgress(e, "reindexing", "objects")
 		seen := 0
-		rep, err := s.Durable().Reindex(ctx, &durable.ReindexOptions{Progress: func(done, _ int) {
+		rep, err := s.Durable().Reindex(ctx, &durable.ReindexOptions{Full: *full, Progress: func(done, _ int) {
 			p.add(done - seen)
 			seen = done
 		}})

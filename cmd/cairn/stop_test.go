@@ -156,7 +156,7 @@ func TestStuckCommandEndsAfterSignal(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := start(t, cliEnv("CAIRN_STOP_GRACE=200ms"), "import", "--store", "file://"+t.TempDir(), fifo)
-	time.Sleep(300 * time.Millisecond)
+	time.Sleep(time.Second) // its signal handling is set up (a loaded machine starts it slowly)
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +177,7 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := start(t, cliEnv("CAIRN_STOP_GRACE=1h"), "import", "--store", "file://"+t.TempDir(), fifo)
-	time.Sleep(300 * time.Millisecond)
+	time.Sleep(time.Second) // its signal handling is set up (a loaded machine starts it slowly)
 	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}

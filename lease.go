@@ -102,6 +102,15 @@ type ClaimOptions struct {
 	Lease time.Duration
 }
 
+// CheckClaim validates the arguments of a Claim: run not nil, opts as
+// Check validates them. It returns the options with defaults filled in.
+func CheckClaim(run uuid.UUID, opts *ClaimOptions) (ClaimOptions, error) {
+	if err := CheckRunID("claim", run); err != nil {
+		return ClaimOptions{}, err
+	}
+	return opts.Check()
+}
+
 // Check validates o (nil is ErrInvalid: a claim needs an owner) and
 // returns it with the default lease filled in.
 func (o *ClaimOptions) Check() (ClaimOptions, error) {

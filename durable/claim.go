@@ -127,10 +127,7 @@ func (s *Store) Claim(ctx context.Context, runID uuid.UUID, opts *cairn.ClaimOpt
 }
 
 func (s *Store) claim(ctx context.Context, run uuid.UUID, opts *cairn.ClaimOptions) (*cairn.Lease, error) {
-	if err := cairn.CheckRunID("claim", run); err != nil {
-		return nil, err
-	}
-	o, err := opts.Check()
+	o, err := cairn.CheckClaim(run, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -106,8 +106,10 @@ type keeper struct {
 // finds the lease taken over (ErrConflict) cancels it with that cause.
 // Other failures are tried again at the next tick: the lease's fencing,
 // not its renewal, keeps the run safe. Nothing else may touch l.Expires
-// meanwhile. Hold a lease until it is released, not just while working:
-// a lease left to run out before its Release is taken over.
+// meanwhile. Hold a lease until it is released, not just while working
+// (a lease left to run out before its Release is taken over), and end
+// the keeper just before the Release: a Renew racing the Release can make
+// it fail.
 func hold(ctx context.Context, c cairn.Claimer, l *cairn.Lease) (context.Context, *keeper) {
 	runCtx, cancel := context.WithCancelCause(ctx)
 	k := &keeper{stop: make(chan struct{}), done: make(chan struct{}), cancel: cancel}

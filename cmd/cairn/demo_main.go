@@ -194,10 +194,11 @@ func printResume(e *env, cfg *demoConfig, res *resumeResult) {
 	fmt.Fprintf(e.stdout, "   %d takeovers: runs whose holder died were claimed once its %v lease ran out.\n", res.takeovers, cfg.lease)
 	fmt.Fprintf(e.stdout, "   %d runs were resumed from a step, %d from step 1, %d found finished; %d steps run in %v.\n",
 		res.resumed, res.fromStart, res.finished, res.steps, res.took.Round(time.Millisecond))
-	fmt.Fprintf(e.stdout, "   %d steps' effects had been performed already (by the killed worker, which died before their\n"+
-		"   checkpoints were durable): the ledger answered with the first receipt and did nothing again.\n", res.replays)
+	fmt.Fprintf(e.stdout, "   %d steps' effects had been performed already, by a worker that died or lost its lease before\n"+
+		"   their checkpoints were durable: the ledger answered with the first receipt and did nothing again.\n", res.replays)
 	if res.lost > 0 {
-		fmt.Fprintf(e.stdout, "   %d leases were taken over from slow resume workers.\n", res.lost)
+		fmt.Fprintf(e.stdout, "   %d leases were taken over from resume workers too slow to renew them; their runs were\n"+
+			"   finished by the new holders.\n", res.lost)
 	}
 	fmt.Fprintf(e.stdout, "   %d Saves with %d PUTs and %d index commits.\n\n", res.saves, res.puts, res.commits)
 }
@@ -249,7 +250,8 @@ func printDemoSummary(e *env, cfg *demoConfig, crash *crashResult, res *resumeRe
 	fmt.Fprintf(tw, "Load, from storage\t%s\n", percentiles(ver.missLat))
 	fmt.Fprintf(tw, "Load, cache hit\t%s\n", percentiles(ver.hitLat))
 	tw.Flush()
-	fmt.Fprintf(e.stdout, "\nThe runs stay in the store. Try:\n  cairn ls --workflow %s --limit 5\n  cairn show %s\n", cfg.workflow, cfg.runID(0))
+	fmt.Fprintf(e.stdout, "\nThe runs stay in the store. Try:\n  cairn ls --workflow %s --label status=done --limit 5\n  cairn show %s\n",
+		cfg.workflow, cfg.runID(0))
 	if cfg.named {
 		fmt.Fprintf(e.stdout, "(with --store %s)\n", bucket.RedactURL(cfg.store))
 	}

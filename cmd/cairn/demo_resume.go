@@ -160,12 +160,12 @@ func (r *resumer) loop(ctx context.Context, finished chan<- finishedRun) error {
 	}
 }
 
-// claimOne claims the first of runs that it can, and returns nil when
-// another worker holds every one (or they are gone). The listing is only
-// a hint: the claim is what gives the run, and the claimed checkpoint,
-// not the listing, says where it stands.
+// claimOne claims the first of runs that it can, trying 2 at most (the
+// listing ages), and returns nil when another worker holds them (or they
+// are gone). The listing is only a hint: the claim is what gives the run,
+// and the claimed checkpoint, not the listing, says where it stands.
 func (r *resumer) claimOne(ctx context.Context, runs []uuid.UUID) (*cairn.Lease, error) {
-	for _, run := range runs {
+	for _, run := range runs[:min(len(runs), 2)] {
 		l, err := r.s.Claim(ctx, run, &cairn.ClaimOptions{Owner: r.step.name, Lease: r.cfg.lease})
 		switch {
 		case errors.Is(err, cairn.ErrClaimed):
@@ -178,13 +178,20 @@ func (r *resumer) claimOne(ctx context.Context, runs []uuid.UUID) (*cairn.Lease,
 	return nil, nil
 }
 
-// candidates lists the runs labelled status=running that no live lease
-// holds, shuffled so that the workers rarely race for the same; none when
-// every such run is held. left is false when no run of the demo is
-// labelled status=running at all: the resume is over.
+// candidates lists up to 8 of the runs labelled status=running that no
+// live lease holds and that nobody saved in the last half lease, shuffled
+// so that the workers rarely race for the same. left is false when no run
+// of the demo is labelled status=running at all: the resume is over.
+//
+// List is newest first, and the runs being worked on are the newest (each
+// flush of their steps moves them up): leaving out the runs saved lately
+// spares the claimable listing reading the claims of all of them before it
+// reaches a run it can list. A run whose holder died is listed half a
+// lease after its last durable save, about when its lease runs out.
 func (r *resumer) candidates(ctx context.Context) (runs []uuid.UUID, left bool, err error) {
 	running := map[string]string{"status": "running"}
-	page, err := r.s.List(ctx, &cairn.ListOptions{WorkflowName: r.cfg.workflow, Labels: running, Claimable: true, Limit: 16})
+	page, err := r.s.List(ctx, &cairn.ListOptions{WorkflowName: r.cfg.workflow, Labels: running, Claimable: true, Limit: 8,
+		Until: time.Now().Add(-r.cfg.lease / 2)})
 	if err != nil {
 		return nil, false, err
 	}
@@ -237,11 +244,11 @@ func (r *resumer) releaseAll(ctx context.Context, finished <-chan finishedRun, c
 			f.k.end()
 			continue
 		}
+		renewals := f.k.end() // no Renew may race the Release: both replace the claim
 		var err error
 		if !f.w.lost {
 			err = r.s.Release(ctx, f.l)
 		}
-		renewals := f.k.end()
 		if err != nil && !lostLease(err) {
 			failed = true
 			cancel(err)

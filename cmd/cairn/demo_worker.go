@@ -153,9 +153,8 @@ func (p *pipeline) report(ctx context.Context, done bool) error {
 		return err
 	}
 	for _, h := range finished {
-		err := p.s.Release(ctx, h.l)
-		h.k.end()
-		if err != nil {
+		h.k.end() // no Renew may race the Release: both replace the claim
+		if err := p.s.Release(ctx, h.l); err != nil {
 			return err
 		}
 	}

@@ -44,32 +44,46 @@ func expectedTotal(id uuid.UUID) int64 {
 	return t
 }
 
-// demoStep returns the checkpoint after step k of run id, from the one
-// after step k-1 (nil for k = 1). Steps before k are carried over, not
-// recomputed: a run resumed from a checkpoint continues from what was
-// durable.
-func demoStep(prev *cairn.Checkpoint, cfg *demoConfig, id uuid.UUID, k int, by string) *cairn.Checkpoint {
+// demoSubmit returns run id's first checkpoint, before any step: the
+// order as submitted, labelled status=running. A run exists (and can be
+// claimed) from this checkpoint on.
+func demoSubmit(cfg *demoConfig, id uuid.UUID) *cairn.Checkpoint {
 	state := map[string]any{"order": map[string]any{"id": id.String()[:8], "customer": fmt.Sprintf("c-%d", id[0]),
 		"items": []any{map[string]any{"sku": "A-1", "qty": int64(1 + id[1]%4)}, map[string]any{"sku": "B-7", "qty": int64(1 + id[2]%3)}}},
-		"history": []any{}, "total": int64(0)}
-	if prev != nil {
-		state = prev.State
-	}
+		"history": []any{}, "total": int64(0), "outputs": map[string]any{}, "step": int64(0), "stage": "submitted", "done": false}
+	c := &cairn.Checkpoint{WorkflowName: cfg.workflow, RunID: id, Timestamp: time.Now(), State: state,
+		Metadata:      map[string]any{"by": "submit"},
+		PendingEvents: []cairn.Event{{EventType: "demo::Step", Data: map[string]any{"next": demoSteps[0]}}}}
+	c.SetLabel("status", "running")
+	return c
+}
+
+// demoStep returns the checkpoint after step k of run id, from the one
+// after step k-1 (demoSubmit's for k = 1), which it takes over: steps
+// before k are carried over, not recomputed, so a run resumed from a
+// checkpoint continues from what was durable. receipt is the ledger's key
+// of the step's effect. The last step labels the run status=done.
+func demoStep(prev *cairn.Checkpoint, cfg *demoConfig, id uuid.UUID, k int, by, receipt string) *cairn.Checkpoint {
+	state := prev.State
 	state["history"] = append(state["history"].([]any), int64(k))
 	outputs, _ := state["outputs"].(map[string]any)
 	if outputs == nil {
 		outputs = map[string]any{}
 		state["outputs"] = outputs
 	}
-	outputs[demoSteps[k-1]] = map[string]any{"log": demoText(id, k, 60), "value": stepValue(id, k),
+	outputs[demoSteps[k-1]] = map[string]any{"log": demoText(id, k, 60), "value": stepValue(id, k), "receipt": receipt,
 		"checks": []any{map[string]any{"name": "schema", "ok": true}, map[string]any{"name": "limits", "ok": true, "score": float64(id[k]) / 255}}}
 	state["total"] = state["total"].(int64) + stepValue(id, k)
 	state["step"], state["stage"] = int64(k), demoSteps[k-1]
 	state["done"] = k == len(demoSteps)
 	c := &cairn.Checkpoint{WorkflowName: cfg.workflow, RunID: id, Timestamp: time.Now(), State: state,
 		Metadata: map[string]any{"by": by}}
+	status := "running"
 	if k < len(demoSteps) {
 		c.PendingEvents = []cairn.Event{{EventType: "demo::Step", Data: map[string]any{"next": demoSteps[k]}}}
+	} else {
+		status = "done"
 	}
+	c.SetLabel("status", status)
 	return c
 }

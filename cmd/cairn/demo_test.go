@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +19,7 @@ import (
 	"github.com/cairnstore/cairn"
 	"github.com/cairnstore/cairn/bucket"
 	"github.com/cairnstore/cairn/durable"
+	"github.com/cairnstore/cairn/index"
 	"github.com/cairnstore/cairn/internal/miniofixture"
 	"github.com/cairnstore/cairn/tiered"
 )
@@ -78,24 +82,31 @@ func runDemoBinary(t *testing.T, envv []string, args ...string) (string, string,
 
 var demoWorkflow = regexp.MustCompile(`workflow: (demo-[0-9a-f]{8})`)
 
+// demoResumers finds the resume workers' lines in the demo's report.
+var demoResumers = regexp.MustCompile(`(?m)^   (w\d+) resumed +(\d+) runs \((\d+) taken over\)`)
+
 // checkDemo runs the demo on store and checks its report, then checks the
-// store itself: every run of the demo listed, finished, and the index
-// agreeing with the objects.
+// store itself: every run of the demo listed, finished, labelled done and
+// claimable (no lease left live), and the index agreeing with the objects.
 func checkDemo(t *testing.T, envv []string, store string, runs int) {
 	t.Helper()
-	args := []string{"demo", "--runs", "80", "--work", "2ms"}
+	args := []string{"demo", "--runs", fmt.Sprint(runs), "--work", "2ms"}
 	if store != "" {
 		args = append(args, "--store", store)
 	}
+	start := time.Now()
 	stdout, stderr, code := runDemoBinary(t, envv, args...)
 	if code != 0 {
 		t.Fatalf("demo exited %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
-	for _, want := range []string{"Killed it with SIGKILL", "Verified: all 80 runs", "Saves per PUT", "Load, cache hit"} {
+	t.Logf("the demo took %v", time.Since(start).Round(time.Millisecond))
+	for _, want := range []string{"Killed it with SIGKILL", fmt.Sprintf("Verified: all %d runs", runs), "none left status=running",
+		"exactly\n   once", "takeovers: runs whose holder died", "Saves per PUT", "Load, cache hit"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("the demo's report lacks %q:\n%s", want, stdout)
 		}
 	}
+	checkResumers(t, stdout)
 	m := demoWorkflow.FindStringSubmatch(stdout)
 	if m == nil {
 		t.Fatalf("no workflow name in the report:\n%s", stdout)
@@ -103,28 +114,61 @@ func checkDemo(t *testing.T, envv []string, store string, runs int) {
 	if store == "" {
 		return
 	}
-	ctx := context.Background()
 	for _, kv := range envv {
 		k, v, _ := strings.Cut(kv, "=")
 		t.Setenv(k, v)
 	}
+	checkDemoRuns(t, store, m[1], runs)
+}
+
+// checkResumers checks that the report names the 4 resume workers, that
+// between them they resumed runs, and that there were takeovers (the
+// killed worker held runs when it died).
+func checkResumers(t *testing.T, stdout string) {
+	t.Helper()
+	lines := demoResumers.FindAllStringSubmatch(stdout, -1)
+	resumed, takeovers := 0, 0
+	for i, l := range lines {
+		if l[1] != fmt.Sprint("w", i+1) {
+			t.Errorf("resume worker %d is called %s", i+1, l[1])
+		}
+		n, _ := strconv.Atoi(l[2])
+		k, _ := strconv.Atoi(l[3])
+		resumed, takeovers = resumed+n, takeovers+k
+	}
+	if len(lines) != 4 || resumed == 0 || takeovers == 0 {
+		t.Errorf("%d resume workers resumed %d runs with %d takeovers; want 4 workers, some runs, some takeovers:\n%s", len(lines), resumed, takeovers, stdout)
+	}
+}
+
+// checkDemoRuns checks the store a demo ran on, from a fresh process's
+// view: every run of workflow finished and labelled done, none running,
+// none held by a lease, and Verify happy.
+func checkDemoRuns(t *testing.T, store, workflow string, runs int) {
+	t.Helper()
+	ctx := context.Background()
 	s, err := tiered.Open(ctx, store, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close(ctx)
+	done := map[string]string{"status": "done"}
 	n := 0
-	for sum, err := range cairn.All(ctx, s, &cairn.ListOptions{WorkflowName: m[1], WithCheckpoints: true}) {
+	for sum, err := range cairn.All(ctx, s, &cairn.ListOptions{WorkflowName: workflow, Labels: done, Claimable: true, WithCheckpoints: true}) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if sum.Checkpoint.State["done"] != true || sum.Checkpoint.State["total"] != expectedTotal(sum.RunID) {
-			t.Errorf("run %v not finished right: %v", sum.RunID, sum.Checkpoint.State)
+		if sum.Checkpoint.State["done"] != true || sum.Checkpoint.State["total"] != expectedTotal(sum.RunID) || sum.Labels["status"] != "done" {
+			t.Errorf("run %v not finished right: labels %v, state %v", sum.RunID, sum.Labels, sum.Checkpoint.State)
 		}
 		n++
 	}
 	if n != runs {
-		t.Fatalf("the store lists %d runs of %s, want %d", n, m[1], runs)
+		t.Errorf("the store lists %d runs of %s done and claimable, want %d", n, workflow, runs)
+	}
+	running, err := s.List(ctx, &cairn.ListOptions{WorkflowName: workflow, Labels: map[string]string{"status": "running"}})
+	if err != nil || len(running.Runs) > 0 {
+		t.Errorf("runs left status=running: %+v, %v", running, err)
 	}
 	rep, err := s.Durable().Verify(ctx)
 	if err != nil || !rep.OK() {
@@ -161,21 +205,33 @@ func TestDemoRefusesMem(t *testing.T) {
 }
 
 // The demo's checks can fail: a run missing a step, a run done twice, a
-// lost acknowledged step are each reported.
+// run left status=running, an effect performed twice, a receipt that is
+// not the ledger's, and a lost acknowledged step are each reported.
 func TestDemoChecksCatchLosses(t *testing.T) {
 	ctx := context.Background()
-	s, err := tiered.Open(ctx, "mem://", nil)
+	store := "file://" + t.TempDir()
+	s, err := tiered.Open(ctx, store, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close(ctx)
-	cfg := &demoConfig{workflow: "demo-test", runs: 3, workers: 2}
+	cfg := &demoConfig{store: store, workflow: "demo-test", runs: 5, workers: 2, resumers: 1}
+	lg := newLedger()
 	for i := range cfg.runs {
-		var c *cairn.Checkpoint
+		id := cfg.runID(i)
+		l := &cairn.Lease{RunID: id, Owner: "test", Epoch: 1}
+		c := demoSubmit(cfg, id)
 		for k := 1; k <= len(demoSteps); k++ {
-			c = demoStep(c, cfg, cfg.runID(i), k, "test")
+			rc, err := lg.perform(ctx, l, "test", k, stepValue(id, k))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if i == 4 && k == 2 {
+				rc.Key = "forged"
+			}
+			c = demoStep(c, cfg, id, k, "test", rc.Key)
 			if i == 1 && k == 3 {
-				c = demoStep(c, cfg, cfg.runID(i), k, "test") // step 3 twice
+				c = demoStep(c, cfg, id, k, "test", rc.Key) // step 3 twice
 			}
 			if i == 2 && k == len(demoSteps) {
 				break // never saves its last step
@@ -185,88 +241,139 @@ func TestDemoChecksCatchLosses(t *testing.T) {
 			}
 		}
 	}
-	v, err := verifyDemo(ctx, s, cfg)
+	// Run 3's effect of step 2 performed twice.
+	doc := lg.mu.runs[cfg.runID(3)]
+	doc.Steps = append(doc.Steps, doc.Steps[1])
+	v, err := verifyDemo(ctx, s, lg, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(v.problems) != 2 || !strings.Contains(v.problems[0], "ran steps [1 2 3 3") || !strings.Contains(v.problems[1], "is not done") {
-		t.Fatalf("problems = %q, want run 1's repeated step and run 2 unfinished", v.problems)
+	want := []string{"1 runs are still listed as status=running", "ran steps [1 2 3 3", "run " + cfg.runID(2).String() + " is not done",
+		"step 6 kept receipt <nil>", "performed step 2 2 times", "performed 7 effects", "step 2 kept receipt forged"}
+	if len(v.problems) != len(want) {
+		t.Fatalf("problems = %q, want %d: %q", v.problems, len(want), want)
+	}
+	for i, w := range want {
+		if !strings.Contains(v.problems[i], w) {
+			t.Errorf("problem %d = %q, want it to say %q", i, v.problems[i], w)
+		}
 	}
 	// Run 2 holds step 5; a worker that had acknowledged step 6 lost it.
-	if _, err := resume(ctx, s, cfg, map[int]int{2: len(demoSteps)}); err == nil || !strings.Contains(err.Error(), "was acknowledged durable") {
-		t.Fatalf("resume with a lost acknowledged step: %v", err)
+	if err := checkAcked(cfg, map[int]int{0: 2, 2: 5}, map[int]int{0: 2, 2: len(demoSteps)}); err == nil || !strings.Contains(err.Error(), "was acknowledged durable") {
+		t.Fatalf("checkAcked with a lost acknowledged step: %v", err)
+	}
+	if err := checkAcked(cfg, map[int]int{0: 3}, map[int]int{0: 2, 1: len(demoSteps)}); err != nil {
+		t.Fatalf("checkAcked: %v", err)
 	}
 }
 
-// A flush cut between its PUTs and its index commit leaves a new run
-// unlisted (with an object Load would find) and a listed run at an older
-// step than its object. resume starts the unlisted run over; the repair
-// step finds the other with Verify and brings its entry up to date.
+// The ledger performs each step of a run once, answers a repeat with the
+// first receipt, and refuses an epoch lower than one it has seen, also
+// when many requests race; its HTTP client says the same, and requests
+// without the token are refused.
+func TestDemoLedger(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	svc := newLedger()
+	envv, err := svc.serve(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	getenv := func(k string) string {
+		for _, kv := range envv {
+			if name, v, _ := strings.Cut(kv, "="); name == k {
+				return v
+			}
+		}
+		return ""
+	}
+	lg, err := ledgerFromEnv(getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := (&demoConfig{workflow: "demo-ledger-test"}).runID(0)
+	one, two := &cairn.Lease{RunID: run, Epoch: 1}, &cairn.Lease{RunID: run, Epoch: 2}
+	first, err := lg.perform(ctx, one, "a", 1, 7)
+	if err != nil || first.Replay || first.Key != one.Key("fetch") {
+		t.Fatalf("first request: %+v, %v; want performed under %s", first, err, one.Key("fetch"))
+	}
+	again, err := lg.perform(ctx, two, "b", 1, 7)
+	if err != nil || !again.Replay || again.Key != first.Key {
+		t.Fatalf("the step again under a newer epoch: %+v, %v; want a replay of %s", again, err, first.Key)
+	}
+	if _, err := lg.perform(ctx, one, "a", 2, 7); !errors.Is(err, errStaleEpoch) {
+		t.Fatalf("epoch 1 after epoch 2 was seen: %v, want errStaleEpoch", err)
+	}
+	var wg sync.WaitGroup
+	replays := make([]bool, 8)
+	for i := range replays {
+		wg.Go(func() {
+			rc, err := lg.perform(ctx, two, fmt.Sprint("w", i), 2, 7)
+			if err != nil {
+				t.Error(err)
+			}
+			replays[i] = rc.Replay
+		})
+	}
+	wg.Wait()
+	if n := slices.Index(replays, false); n < 0 || slices.Index(replays[n+1:], false) >= 0 {
+		t.Errorf("8 racing requests for one step: replays %v, want exactly one performed", replays)
+	}
+	all := svc.all()
+	if len(all) != 1 || len(all[run].Steps) != 2 || all[run].Epoch != 2 {
+		t.Fatalf("ledger: %+v; want run %v with 2 effects, epoch 2", all, run)
+	}
+	forged := &ledgerClient{url: lg.url, token: "forged", c: lg.c}
+	if _, err := forged.perform(ctx, two, "x", 3, 7); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Errorf("a request with a wrong token: %v, want 401", err)
+	}
+	if _, err := ledgerFromEnv(func(string) string { return "" }); err == nil {
+		t.Error("a worker without the ledger's environment started")
+	}
+}
+
+// A flush cut between its PUTs and its index commit leaves a finished run
+// listed at an older step (status=running) than its object holds (done).
+// A resume worker claims it from the listing, finds it finished (the
+// claim's rewrite brings its entry up to date) and releases it; it
+// resumes a run held by the dead worker from its last durable step, the
+// effect the dead worker performed without saving answered by the ledger.
 func TestDemoRecoversAFlushCutBeforeItsCommit(t *testing.T) {
 	ctx := context.Background()
 	store := "file://" + t.TempDir()
 	e := &env{stdout: &bytes.Buffer{}, stderr: &bytes.Buffer{}, getenv: func(string) string { return "" }}
-	cfg := &demoConfig{store: store, workflow: "demo-cut", runs: 2, workers: 2}
+	cfg := &demoConfig{store: store, workflow: "demo-cut", runs: 2, workers: 2, resumers: 1, lease: 200 * time.Millisecond}
 	s, _, err := openStore(ctx, e, store, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var listed *cairn.Checkpoint
-	for k := 1; k < len(demoSteps); k++ {
-		listed = demoStep(listed, cfg, cfg.runID(0), k, "test")
-		if err := s.Save(ctx, listed); err != nil {
-			t.Fatal(err)
-		}
+	lg := newLedger()
+	// The dead worker: run 0 saved to step 5, run 1 to step 2, and the
+	// effects of run 0's step 6 and run 1's step 3 performed.
+	last := make([]*cairn.Checkpoint, 2)
+	leases := make([]*cairn.Lease, 2)
+	for i, upTo := range []int{len(demoSteps) - 1, 2} {
+		last[i], leases[i] = deadWorker(t, s, lg, cfg, i, upTo)
 	}
 	s.Close(ctx)
-	// What the killed flush wrote: objects, and no index commit (the
-	// bucket refuses the index's writes).
-	dir, err := bucket.NewDir(strings.TrimPrefix(store, "file://"))
+	cutFlush(t, store, leases[0].Stamped(last[0]))
+	time.Sleep(time.Until(leases[0].Expires) + 50*time.Millisecond)
+
+	s, _, err = openStore(ctx, e, store, &tiered.Options{Mode: tiered.WriteBack})
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := durable.New(noIndexWrites{dir}, nil)
+	rep, err := newResumer(cfg, s, lg, "w1").resume(ctx)
 	if err != nil {
 		t.Fatal(err)
-	}
-	var recs []durable.Record
-	for _, c := range []*cairn.Checkpoint{demoStep(listed, cfg, cfg.runID(0), len(demoSteps), "test"), demoStep(nil, cfg, cfg.runID(1), 1, "test")} {
-		rec, err := cairn.DefaultCodec().EncodeRecord(nil, c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		recs = append(recs, durable.Record{RunID: c.RunID, Workflow: c.WorkflowName, Timestamp: c.Timestamp, Data: rec})
-	}
-	wr, err := d.Write(ctx, recs, nil)
-	if !errors.Is(err, errIndexCut) || len(wr) != 2 || wr[0].Err != nil || wr[1].Err != nil {
-		t.Fatalf("the cut flush: %+v, %v; want both objects written and the commit refused", wr, err)
-	}
-	d.Close(ctx)
-	s, _, err = openStore(ctx, e, store, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rep, err := s.Durable().Verify(ctx); err != nil || len(rep.Unindexed) != 1 || len(rep.Mismatched) != 1 {
-		t.Fatalf("Verify after the cut: %+v, %v; want one unindexed run and one mismatch", rep, err)
 	}
 	s.Close(ctx)
-	s, _, err = openStore(ctx, e, store, nil) // a fresh process resumes
-	if err != nil {
-		t.Fatal(err)
+	if rep.Resumed != 1 || rep.Takeovers != 1 || rep.Done != 1 || rep.Replays != 1 || rep.Steps != len(demoSteps)-2 ||
+		rep.From[0] != len(demoSteps) || rep.From[1] != 2 {
+		t.Fatalf("resume: %+v; want run 0 found finished, run 1 resumed from step 2 with one replay, both taken over", rep)
 	}
-	res, err := resume(ctx, s, cfg, map[int]int{0: len(demoSteps) - 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.finished != 1 || res.fromScratch != 1 || res.steps != len(demoSteps) {
-		t.Fatalf("resume: %+v; want run 0 finished (its object) and run 1 started over", res)
-	}
-	s.Close(ctx)
 	if err := repairAfterCrash(ctx, e, cfg); err != nil {
 		t.Fatal(err)
-	}
-	if out := e.stdout.(*bytes.Buffer).String(); !strings.Contains(out, "1 finished run(s) were listed at an") {
-		t.Fatalf("report: %s", out)
 	}
 	s, _, err = openStore(ctx, e, store, nil)
 	if err != nil {
@@ -276,9 +383,67 @@ func TestDemoRecoversAFlushCutBeforeItsCommit(t *testing.T) {
 	if rep, err := s.Durable().Verify(ctx); err != nil || !rep.OK() {
 		t.Fatalf("Verify after the repair: %+v, %v", rep, err)
 	}
-	v, err := verifyDemo(ctx, s, cfg)
+	v, err := verifyDemo(ctx, s, lg, cfg)
 	if err != nil || len(v.problems) > 0 {
 		t.Fatalf("after the recovery: %q, %v", v.problems, err)
+	}
+}
+
+// deadWorker submits run i, claims it and runs it to step upTo, saving
+// and flushing each step, then performs the effect of the next step
+// without saving it, as a worker killed there would. It returns the
+// checkpoint of that next step (not saved) and the lease.
+func deadWorker(t *testing.T, s *tiered.Store, lg effects, cfg *demoConfig, i, upTo int) (*cairn.Checkpoint, *cairn.Lease) {
+	t.Helper()
+	ctx := context.Background()
+	id := cfg.runID(i)
+	if err := s.Save(ctx, demoSubmit(cfg, id)); err != nil {
+		t.Fatal(err)
+	}
+	l, err := s.Claim(ctx, id, &cairn.ClaimOptions{Owner: crashOwner, Lease: cfg.lease})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := l.Checkpoint
+	for k := 1; k <= upTo+1; k++ {
+		rc, err := lg.perform(ctx, l, crashOwner, k, stepValue(id, k))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c = demoStep(c, cfg, id, k, crashOwner, rc.Key)
+		if k <= upTo {
+			if err := s.SaveLeased(ctx, l, c); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return c, l
+}
+
+// cutFlush writes c's object as a flush killed before its index commit
+// leaves it: the object written, the index not (the bucket refuses the
+// index's writes).
+func cutFlush(t *testing.T, store string, c *cairn.Checkpoint) {
+	t.Helper()
+	ctx := context.Background()
+	dir, err := bucket.NewDir(strings.TrimPrefix(store, "file://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The commit gives up at once: it would retry for 30 s by default.
+	d, err := durable.New(noIndexWrites{dir}, &durable.Options{Index: &index.Options{RetryFor: time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close(ctx)
+	rec, err := cairn.DefaultCodec().EncodeRecord(nil, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	labels, _ := c.Labels()
+	wr, err := d.Write(ctx, []durable.Record{{RunID: c.RunID, Workflow: c.WorkflowName, Timestamp: c.Timestamp, Labels: labels, Data: rec}}, nil)
+	if !errors.Is(err, errIndexCut) || len(wr) != 1 || wr[0].Err != nil {
+		t.Fatalf("the cut flush: %+v, %v; want the object written and the commit refused", wr, err)
 	}
 }
 

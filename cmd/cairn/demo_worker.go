@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"maps"
 	"sync"
@@ -28,19 +29,31 @@ type workerReport struct {
 	Done         bool        `json:"done"`
 }
 
-// demoWorker is the process that gets killed: it runs every run of the
-// demo from step 1 in write-back mode, flushing every 50 ms and reporting
-// on stdout what each Flush made durable. Its workers stop saving a tenth
-// of the steps past the crash point, or once a report shows the crash
-// point reached, so that the crash falls partway however fast or loaded
-// the machine is; the Saves made since the last Flush began may still be
-// unflushed then. It never closes the store: it waits to be killed.
+// demoWorker is the process that gets killed. It submits every run of
+// the demo (a checkpoint labelled status=running, before any step) and
+// flushes; then its workers claim the runs one by one with cfg.lease
+// leases, renewed while they work, and run every step: the effect through
+// the ledger, then SaveLeased in write-back mode. It flushes every 50 ms,
+// reports on stdout what each Flush made durable, and then releases the
+// leases of the runs that Flush finished. Its workers stop a tenth of the
+// steps past the crash point, or once a report shows the crash point
+// reached, each holding a step whose effect is performed and whose
+// checkpoint is not saved; the Saves made since the last Flush began may
+// still be unflushed then. It never closes the store: it waits to be
+// killed, its leases live until then.
 func demoWorker(ctx context.Context, e *env, cfg *demoConfig) error {
 	s, _, err := openStore(ctx, e, cfg.store, &tiered.Options{Mode: tiered.WriteBack})
 	if err != nil {
 		return err
 	}
-	p := newPipeline(cfg, s, e.stdout)
+	lg, err := ledgerFromEnv(e.getenv)
+	if err != nil {
+		return err
+	}
+	p := newPipeline(cfg, s, lg, e.stdout)
+	if err := p.submit(ctx); err != nil {
+		return err
+	}
 	// A failed flush ends the workers too (those past the crash point wait
 	// on gctx), so that the worker exits with the flush's error.
 	wctx, cancel := context.WithCancel(ctx)
@@ -71,12 +84,16 @@ func demoWorker(ctx context.Context, e *env, cfg *demoConfig) error {
 	return ctx.Err()
 }
 
-// pipeline is the worker process's run of the demo: its workers Save
-// every step of every run, and its reports say which Saves a Flush made
+// crashOwner is the owner name of the killed worker's leases and effects.
+const crashOwner = "killed"
+
+// pipeline is the worker process's run of the demo: its workers claim
+// and run every run, and its reports say which Saves a Flush made
 // durable.
 type pipeline struct {
 	cfg   *demoConfig
 	s     *tiered.Store
+	step  *stepper
 	out   *json.Encoder
 	total float64 // steps of all runs
 	limit int64   // Saves after which the workers stop
@@ -87,26 +104,42 @@ type pipeline struct {
 
 	mu struct {
 		sync.Mutex
-		saved map[int]int // run index → last step saved
-		lat   []int64     // Save latencies (µs) since the last report
-		saves int64
+		saved    map[int]int // run index → last step saved
+		lat      []int64     // Save latencies (µs) since the last report
+		saves    int64       // SaveLeased calls
+		finished []heldRun   // runs whose last step is saved, to release
 	}
 }
 
-func newPipeline(cfg *demoConfig, s *tiered.Store, out io.Writer) *pipeline {
-	p := &pipeline{cfg: cfg, s: s, out: json.NewEncoder(out), total: float64(cfg.runs * len(demoSteps))}
+func newPipeline(cfg *demoConfig, s *tiered.Store, lg effects, out io.Writer) *pipeline {
+	p := &pipeline{cfg: cfg, s: s, out: json.NewEncoder(out), total: float64(cfg.runs * len(demoSteps)),
+		step: &stepper{cfg: cfg, s: s, ledger: lg, name: crashOwner}}
 	p.limit = int64(min(cfg.crashAt+0.1, 1) * p.total)
 	p.mu.saved = map[int]int{}
 	return p
 }
 
+// submit saves every run's first checkpoint (status=running) and flushes:
+// from then on every run is listed and can be claimed.
+func (p *pipeline) submit(ctx context.Context) error {
+	for i := range p.cfg.runs {
+		if err := p.s.Save(ctx, demoSubmit(p.cfg, p.cfg.runID(i))); err != nil {
+			return err
+		}
+	}
+	return p.s.Flush(ctx)
+}
+
 // report flushes the store and writes a workerReport of what the Flush
-// made durable: the steps saved before it began. done marks the last one.
+// made durable: the steps saved before it began. It then releases the
+// leases of the runs whose last step that Flush wrote. done marks the last
+// report.
 func (p *pipeline) report(ctx context.Context, done bool) error {
 	p.mu.Lock()
 	acked := maps.Clone(p.mu.saved)
-	r := workerReport{Acked: acked, SaveMicros: p.mu.lat, Saves: p.mu.saves, Done: done}
-	p.mu.lat = nil
+	r := workerReport{Acked: acked, SaveMicros: p.mu.lat, Saves: p.mu.saves + int64(p.cfg.runs), Done: done}
+	finished := p.mu.finished
+	p.mu.lat, p.mu.finished = nil, nil
 	p.mu.Unlock()
 	if err := p.s.Flush(ctx); err != nil {
 		return err
@@ -116,7 +149,23 @@ func (p *pipeline) report(ctx context.Context, done bool) error {
 	if float64(sum(acked)) >= p.cfg.crashAt*p.total {
 		p.frozen.Store(true)
 	}
-	return p.out.Encode(r)
+	if err := p.out.Encode(r); err != nil {
+		return err
+	}
+	for _, h := range finished {
+		h.k.end() // no Renew may race the Release: both replace the claim
+		if err := p.s.Release(ctx, h.l); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// heldRun is a run the worker finished, and the keeper that holds its
+// lease until it is released.
+type heldRun struct {
+	l *cairn.Lease
+	k *keeper
 }
 
 // reportEvery reports every period until stop is closed, and returns the
@@ -166,29 +215,40 @@ func (p *pipeline) start(gctx context.Context, g *errgroup.Group) {
 	}
 }
 
-// run runs the steps of run i, saving after each. Past the crash point it
-// saves no more and waits for ctx to end (the SIGKILL comes first).
+// run claims run i and runs its steps. Past the crash point it saves no
+// more and waits for ctx to end (the SIGKILL comes first).
 func (p *pipeline) run(ctx context.Context, i int) error {
-	id := p.cfg.runID(i)
-	var c *cairn.Checkpoint
-	for k := 1; k <= len(demoSteps); k++ {
-		c = demoStep(c, p.cfg, id, k, "worker")
-		time.Sleep(p.cfg.work)
-		p.mu.Lock()
-		stop := p.mu.saves >= p.limit
-		p.mu.Unlock()
-		if stop || p.frozen.Load() {
-			<-ctx.Done() // past the crash point: wait for the SIGKILL
-			return ctx.Err()
-		}
-		t0 := time.Now()
-		if err := p.s.Save(ctx, c); err != nil {
-			return err
-		}
-		d := time.Since(t0)
-		p.mu.Lock()
-		p.mu.saved[i], p.mu.lat, p.mu.saves = k, append(p.mu.lat, d.Microseconds()), p.mu.saves+1
-		p.mu.Unlock()
+	l, err := p.s.Claim(ctx, p.cfg.runID(i), &cairn.ClaimOptions{Owner: crashOwner, Lease: p.cfg.lease})
+	if err != nil {
+		return err
 	}
+	runCtx, k := hold(ctx, p.s, l)
+	w, err := p.step.work(runCtx, l, i, &stepHooks{proceed: p.proceed, saved: p.saved})
+	switch {
+	case err != nil:
+		k.end()
+		return err
+	case w.lost:
+		k.end()
+		return fmt.Errorf("run %v: the lease was taken over, and nobody else works on this demo's runs yet", l.RunID)
+	}
+	p.mu.Lock()
+	p.mu.finished = append(p.mu.finished, heldRun{l: l, k: k})
+	p.mu.Unlock()
 	return nil
+}
+
+// proceed is false past the crash point.
+func (p *pipeline) proceed(int, int) bool {
+	p.mu.Lock()
+	stop := p.mu.saves >= p.limit
+	p.mu.Unlock()
+	return !stop && !p.frozen.Load()
+}
+
+// saved records a SaveLeased.
+func (p *pipeline) saved(i, k int, d time.Duration) {
+	p.mu.Lock()
+	p.mu.saved[i], p.mu.lat, p.mu.saves = k, append(p.mu.lat, d.Microseconds()), p.mu.saves+1
+	p.mu.Unlock()
 }

@@ -59,7 +59,9 @@ type Claimer interface {
 	// Lease carries the run's checkpoint as claimed.
 	Claim(ctx context.Context, runID uuid.UUID, opts *ClaimOptions) (*Lease, error)
 
-	// Renew extends l by its Duration from now and updates l.Expires. A
+	// Renew extends l by its Duration from now and updates l.Expires.
+	// Renew and Release of one lease may run at the same time (a renewal
+	// loop and the worker's Release). A
 	// lease another worker took over gives ErrConflict; a released one,
 	// ErrConflict too. Renew a lease well before it expires.
 	Renew(ctx context.Context, l *Lease) error

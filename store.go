@@ -78,10 +78,13 @@ type ListOptions struct {
 	// Claimable keeps only runs that no live lease holds (see
 	// [Claimer]): never leased, released, or past their lease. With
 	// Labels (say status=running) it lists the runs a pool of workers
-	// may resume. It costs a small read per run listed (the run's claim)
-	// in stores that keep claims apart from their index. It is a hint:
-	// a run may be claimed between List and Claim, which then says
-	// ErrClaimed.
+	// may resume. In stores that keep claims apart from their index it
+	// costs a small read (the run's claim) per run the listing passes
+	// over, held ones included: a busy pool, whose runs in progress are
+	// the newest, lists faster with Until set before the runs saved in
+	// the last part of a lease. It is a hint: a run may be claimed, or
+	// finished, between List and Claim; Claim then says ErrClaimed, or
+	// the lease's checkpoint shows the run done.
 	Claimable bool
 	// WithCheckpoints fills Summary.Checkpoint. Without it, List never
 	// reads checkpoint bodies.

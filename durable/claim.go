@@ -59,6 +59,9 @@ func (d *claimDoc) live(now time.Time) bool { return !d.Released && now.Before(d
 // the claim object and of the run object it last wrote. Guarded by
 // leases.mu.
 type leaseState struct {
+	// op serializes the lease's claim-object writes (Renew, Release), so
+	// that one's retry never meets the other's write as a takeover.
+	op        sync.Mutex
 	epoch     uint64
 	owner     string
 	claimETag string
@@ -454,6 +457,17 @@ func (s *Store) replaceClaim(ctx context.Context, l *cairn.Lease, d *claimDoc) e
 	// its claim is still the run's: others need not wait for it to end.
 	if st == nil || st.epoch != l.Epoch || st.released || (st.lost && !d.Released) {
 		s.leases.mu.Unlock()
+		return errTakenOver(l)
+	}
+	s.leases.mu.Unlock()
+	st.op.Lock()
+	defer st.op.Unlock()
+	s.leases.mu.Lock()
+	if st.released {
+		s.leases.mu.Unlock()
+		if d.Released {
+			return nil // released by a call that held op before this one
+		}
 		return errTakenOver(l)
 	}
 	etag := st.claimETag

@@ -148,3 +148,32 @@ func TestClaimExpiresByClock(t *testing.T) {
 		t.Errorf("new holder's SaveLeased: %v", err)
 	}
 }
+
+// Renew and Release of one lease at the same time (a renewal loop and the
+// worker's Release) never make the Release fail: the lease's claim-object
+// writes are serialized, so neither meets the other's as a takeover.
+func TestRenewRacingRelease(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t, bucket.NewMem(), nil)
+	for n := range 20 {
+		c := cp(n, t0)
+		if err := s.Save(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		l, err := s.Claim(ctx, c.RunID, &cairn.ClaimOptions{Owner: "w", Lease: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		renewed := make(chan error, 1)
+		go func() { renewed <- s.Renew(ctx, l) }()
+		if err := s.Release(ctx, l); err != nil {
+			t.Fatalf("run %d: Release racing a Renew: %v", n, err)
+		}
+		if err := <-renewed; err != nil && !errors.Is(err, cairn.ErrConflict) {
+			t.Fatalf("run %d: Renew racing a Release: %v, want nil or ErrConflict", n, err)
+		}
+		if _, err := s.Claim(ctx, c.RunID, &cairn.ClaimOptions{Owner: "v"}); err != nil {
+			t.Fatalf("run %d: Claim after the Release: %v", n, err)
+		}
+	}
+}

@@ -67,7 +67,17 @@ type world struct {
 func version(n, v int) *cairn.Checkpoint {
 	c := cp(n, t0.Add(time.Duration(n)*time.Second+time.Duration(v)*time.Hour))
 	c.State["v"] = int64(v)
+	c.SetLabel("parity", parity(n))
 	return c
+}
+
+// parity is run n's label: the chaos checks also list by it, through the
+// index's by-label pages.
+func parity(n int) string {
+	if n%2 == 0 {
+		return "even"
+	}
+	return "odd"
 }
 
 // seed saves 40 runs, re-saves every third one, deletes every tenth
@@ -219,12 +229,36 @@ func check(t *testing.T, w *world) {
 				t.Fatalf("%s: run %v listed, but it was deleted or never written", what, id)
 			}
 		}
+		checkLabelList(t, s, w, what)
 		vr, err := s.Verify(ctx)
 		if err != nil {
 			t.Fatalf("Verify %s: %v", what, err)
 		}
 		if round == 1 && !vr.OK() || round == 0 && (vr.Index != nil || len(vr.Missing)+len(vr.Unindexed)+len(vr.Mismatched)+len(vr.Corrupt)+len(vr.Strays) != 0) {
 			t.Fatalf("Verify %s: %+v", what, vr)
+		}
+	}
+}
+
+// checkLabelList checks that listing by label finds every acknowledged
+// run carrying it, and only runs carrying it.
+func checkLabelList(t *testing.T, s *durable.Store, w *world, what string) {
+	t.Helper()
+	sel := map[string]string{"parity": "even"}
+	listed := map[uuid.UUID]bool{}
+	for sum, err := range cairn.All(context.Background(), s, &cairn.ListOptions{Labels: sel, Limit: 7}) {
+		if err != nil {
+			t.Fatalf("List by label %s: %v", what, err)
+		}
+		if sum.Labels["parity"] != "even" {
+			t.Fatalf("%s: List(parity=even) gave run %v with labels %v", what, sum.RunID, sum.Labels)
+		}
+		listed[sum.RunID] = true
+	}
+	for id, c := range w.want {
+		labels, _ := c.Labels()
+		if even := labels["parity"] == "even"; even != listed[id] {
+			t.Fatalf("%s: run %v (labels %v) listed by parity=even: %v", what, id, c.Metadata[cairn.LabelsKey], listed[id])
 		}
 	}
 }
@@ -340,6 +374,16 @@ func runChaos(t *testing.T, newBucket func(t *testing.T) bucket.Bucket) {
 			w.want[c.RunID] = c
 		}},
 		{"pages", func(t *testing.T, w *world) { deleteAll(t, w.b, "cairn/index/pages/") }},
+		{"label pages", func(t *testing.T, w *world) { deleteAll(t, w.b, "cairn/index/label-pages/") }},
+		{"corrupt every label page", func(t *testing.T, w *world) {
+			ks := keys(t, w.b, "cairn/index/label-pages/")
+			if len(ks) == 0 {
+				t.Fatal("no label pages to damage: the seed has labels and a compaction")
+			}
+			for _, k := range ks {
+				damage(t, w.b, k, garbage)
+			}
+		}},
 		{"corrupt head", func(t *testing.T, w *world) { damage(t, w.b, "cairn/index/head", garbage) }},
 		{"corrupt newest log", func(t *testing.T, w *world) { damage(t, w.b, newest(t, w.b, "cairn/index/log/"), garbage) }},
 		{"corrupt every log", func(t *testing.T, w *world) {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/cairnstore/cairn"
 	"github.com/cairnstore/cairn/tiered"
+	"github.com/google/uuid"
 )
 
 // stepper works on claimed runs for one worker: the steps after the one
@@ -91,6 +92,26 @@ func (w *stepper) steps(ctx context.Context, l *cairn.Lease, i int, c *cairn.Che
 // lostLease reports whether err says that the lease was taken over.
 func lostLease(err error) bool {
 	return errors.Is(err, cairn.ErrConflict) || errors.Is(err, errStaleEpoch)
+}
+
+// onlyLostLeases reports whether every error a Flush's err joins is a
+// lost lease (the run was taken over by a resumer whose claim came after
+// this worker's lease ran out; the new owner replays what this worker
+// could not write, and the ledger keeps its effects once).
+func onlyLostLeases(err error) bool {
+	var e *cairn.Error
+	for errors.As(err, &e) && e.RunID == uuid.Nil {
+		err = e.Err // the Flush's own wrapper
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, x := range j.Unwrap() {
+			if x != nil && !onlyLostLeases(x) {
+				return false
+			}
+		}
+		return true
+	}
+	return lostLease(err)
 }
 
 // keeper renews a lease in the background.

@@ -108,7 +108,12 @@ func (r *resumer) resume(ctx context.Context) (*resumeReport, error) {
 		err = cause
 	}
 	if err == nil {
-		err = r.s.Flush(ctx)
+		// A background flush may have found a run taken over from a
+		// worker of this process that ran past its lease: that is a
+		// lost lease, not a failure.
+		if err = r.s.Flush(ctx); onlyLostLeases(err) {
+			err = nil
+		}
 	}
 	if err != nil {
 		return nil, err

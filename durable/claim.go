@@ -336,8 +336,11 @@ func (s *Store) LeaseVersion(l *cairn.Lease) string {
 
 // errTakenOver is the ErrConflict of a lease that ended: another claim
 // took the run (here or elsewhere), or the lease was released.
-func errTakenOver(l *cairn.Lease) error {
-	return fmt.Errorf("%w: the lease of epoch %d was taken over or released", cairn.ErrConflict, l.Epoch)
+func errTakenOver(l *cairn.Lease) error { return errLeaseEnded(l.Epoch) }
+
+// errLeaseEnded is errTakenOver for the lease of epoch.
+func errLeaseEnded(epoch uint64) error {
+	return fmt.Errorf("%w: the lease of epoch %d was taken over or released", cairn.ErrConflict, epoch)
 }
 
 // CheckLease returns ErrConflict unless l is a lease this store made and
@@ -362,7 +365,7 @@ func (s *Store) leaseCondition(run uuid.UUID, epoch uint64) (Condition, error) {
 	defer s.leases.mu.Unlock()
 	st := s.leases.m[run]
 	if st == nil || st.epoch != epoch || st.lost {
-		return Condition{}, fmt.Errorf("%w: the lease of epoch %d was taken over or released", cairn.ErrConflict, epoch)
+		return Condition{}, errLeaseEnded(epoch)
 	}
 	return Condition{IfMatch: st.runETag}, nil
 }

@@ -1,12 +1,11 @@
 package index
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/cairnstore/cairn"
@@ -65,26 +64,31 @@ func (ix *Index) learnTail(ctx context.Context) error {
 func (ix *Index) Rebuild(ctx context.Context, seq uint64, entries []Entry, tombstones []Op) error {
 	ix.compacting.Lock()
 	defer ix.compacting.Unlock()
-	m := &format.Manifest{Seq: seq, Created: ix.o.Now(), Count: int64(len(entries)), Base: seq, Labeled: true}
+	m := &format.Manifest{Seq: seq, Created: ix.o.Now(), Count: int64(len(entries)), Base: seq, Labeled: true, Region: ix.region}
 	ops, err := rebuildOps(entries, tombstones)
 	if err != nil {
 		return err
 	}
-	var opPages map[string]*format.OpPage
-	if m.RunLevels, opPages, err = ix.pushLevel(ctx, nil, ops); err != nil {
-		return err
+	// The other regions' streams apply on top from where the snapshot
+	// read last covered them: the runs their later logs wrote may not
+	// have arrived as objects yet.
+	ix.mu.Lock()
+	cov := coverage(ix.manifest)
+	ix.mu.Unlock()
+	for r, seq := range cov {
+		if r != ix.region && seq > 0 {
+			m.Streams = append(m.Streams, format.StreamSeq{Region: r, Seq: seq})
+		}
 	}
-	var pages map[string]*format.Page
-	if m.ByTime, pages, err = ix.rewrite(ctx, byTime, nil, nil, listed(entries), nil); err != nil {
-		return err
+	slices.SortFunc(m.Streams, func(a, b format.StreamSeq) int { return strings.Compare(a.Region, b.Region) })
+	m.Sources = []string{}
+	for _, op := range ops {
+		if !slices.Contains(m.Sources, op.Entry.Region) {
+			m.Sources = append(m.Sources, op.Entry.Region)
+		}
 	}
-	if m.ByLabel, _, err = ix.rewrite(ctx, byLabel, nil, nil, postings(entries), pages); err != nil {
-		return err
-	}
-	if err := putPages(ctx, ix, pages); err != nil {
-		return err
-	}
-	if err := putPages(ctx, ix, opPages); err != nil {
+	slices.Sort(m.Sources)
+	if err := ix.writeFull(ctx, m, entries, ops); err != nil {
 		return err
 	}
 	if _, err := ix.put(ctx, ix.snapKey(seq), m, &bucket.PutOptions{IfNoneMatch: "*"}); err != nil {
@@ -94,7 +98,7 @@ func (ix *Index) Rebuild(ctx context.Context, seq uint64, entries []Entry, tombs
 		return err
 	}
 	ix.mu.Lock()
-	ix.manifest, ix.logs = m, map[uint64]*format.Batch{}
+	ix.manifest, ix.logs = m, map[logID]*format.Batch{}
 	ix.mu.Unlock()
 	return nil
 }
@@ -120,7 +124,7 @@ func rebuildOps(entries []Entry, tombstones []Op) ([]Op, error) {
 		}
 		seen[op.Entry.RunID] = true
 	}
-	slices.SortFunc(ops, func(a, b Op) int { return bytes.Compare(a.Entry.RunID[:], b.Entry.RunID[:]) })
+	slices.SortFunc(ops, func(a, b Op) int { return opLess(&a, &b) })
 	return ops, nil
 }
 
@@ -213,8 +217,12 @@ func (ix *Index) GC(ctx context.Context, grace time.Duration, dry bool) (*GCRepo
 	if err != nil {
 		return nil, err
 	}
+	upto, err := ix.coveredByAll(ctx, keep)
+	if err != nil {
+		return nil, err
+	}
 	for _, seq := range logs {
-		if seq <= keep {
+		if seq <= upto {
 			doomed = append(doomed, ix.logKey(seq))
 			rep.Logs++
 		}
@@ -234,6 +242,34 @@ func (ix *Index) GC(ctx context.Context, grace time.Duration, dry bool) (*GCRepo
 		}
 	}
 	return rep, nil
+}
+
+// coveredByAll returns how far this region's logs may be deleted: up to
+// keep, and no further than any other region's head snapshot covers them
+// (as this region's copy of the bucket shows it, which may be late: it
+// only errs towards keeping logs). A region that has a stream but no
+// snapshot covers none.
+func (ix *Index) coveredByAll(ctx context.Context, keep uint64) (uint64, error) {
+	others, err := ix.discover(ctx, true)
+	if err != nil {
+		return 0, err
+	}
+	upto := keep
+	for _, r := range others {
+		if r == "" {
+			if ok, err := ix.exists(ctx, r); err != nil {
+				return 0, err
+			} else if !ok {
+				continue
+			}
+		}
+		c, err := ix.coveredBy(ctx, r)
+		if err != nil {
+			return 0, err
+		}
+		upto = min(upto, c)
+	}
+	return upto, nil
 }
 
 // settledHead returns the snapshot the head names, if the head has named
@@ -315,16 +351,20 @@ func (ix *Index) unreferencedPages(ctx context.Context, referenced map[string]bo
 // by-run levels: it is for Reindex, Verify and GC, not for serving
 // requests. On a damaged index it fails with ErrDamaged; see Salvage.
 func (ix *Index) LastOps(ctx context.Context) (map[uuid.UUID]Op, error) {
-	st, err := ix.load(ctx)
+	all, err := ix.allOps(ctx)
 	if err != nil {
 		return nil, err
 	}
-	ops, err := ix.levelOps(ctx, st.m)
-	if err != nil {
-		return nil, err
+	return winners(all), nil
+}
+
+// winners returns the op that wins for each run of all.
+func winners(all map[uuid.UUID][]Op) map[uuid.UUID]Op {
+	out := make(map[uuid.UUID]Op, len(all))
+	for run, ops := range all {
+		out[run] = winner(ops)
 	}
-	maps.Copy(ops, st.over)
-	return ops, nil
+	return out
 }
 
 // Salvage is LastOps for an index that may be damaged or gone: the ops of
@@ -338,22 +378,23 @@ func (ix *Index) Salvage(ctx context.Context) (ops map[uuid.UUID]Op, skipped []e
 	if err != nil {
 		return nil, nil, err
 	}
-	logs, err := ix.listSeqs(ctx, ix.root+"log/", 0)
+	others, err := ix.discover(ctx, true)
 	if err != nil {
 		return nil, nil, err
 	}
-	ops = map[uuid.UUID]Op{}
-	var base uint64
+	all := map[uuid.UUID][]Op{}
+	base := &format.Manifest{Region: ix.region}
 	for i := len(snaps) - 1; i >= 0; i-- {
 		var m format.Manifest
 		_, err := ix.get(ctx, ix.snapKey(snaps[i]), &m)
+		m.Region = ix.region
 		if err == nil && orphaned(&m, snaps) {
 			continue // left behind by a compaction: not the state of the index
 		}
 		if err == nil {
-			var lo map[uuid.UUID]Op
-			if lo, err = ix.levelOps(ctx, &m); err == nil {
-				ops, base = lo, snaps[i]
+			var lo map[uuid.UUID][]Op
+			if lo, err = ix.levelStreams(ctx, &m); err == nil {
+				all, base = lo, &m
 				break
 			}
 		}
@@ -362,39 +403,30 @@ func (ix *Index) Salvage(ctx context.Context) (ops map[uuid.UUID]Op, skipped []e
 		}
 		skipped = append(skipped, fmt.Errorf("snapshot %d: %w", snaps[i], err))
 	}
-	for _, seq := range logs[upTo(logs, base):] {
-		var b format.Batch
-		if _, err := ix.get(ctx, ix.logKey(seq), &b); err != nil {
-			if ctx.Err() != nil {
-				return nil, nil, ctx.Err()
-			}
-			if !errors.Is(err, bucket.ErrNotFound) { // collected meanwhile: a snapshot has it
-				skipped = append(skipped, fmt.Errorf("log %d: %w", seq, err))
-			}
-			continue
+	cov := coverage(base)
+	for _, r := range append([]string{ix.region}, others...) {
+		logs, err := ix.listSeqs(ctx, ix.rootOf(r)+"log/", cov[r])
+		if err != nil {
+			return nil, nil, err
 		}
-		for _, op := range b.Ops {
-			ops[op.Entry.RunID] = op
-		}
-	}
-	return ops, skipped, nil
-}
-
-// levelOps returns the last op of each run in m's by-run levels.
-func (ix *Index) levelOps(ctx context.Context, m *format.Manifest) (map[uuid.UUID]Op, error) {
-	ops := map[uuid.UUID]Op{}
-	for i := len(m.RunLevels) - 1; i >= 0; i-- { // oldest first: newer levels override
-		for _, ref := range m.RunLevels[i].Pages {
-			p, err := ix.opPage(ctx, ref.ID)
-			if err != nil {
-				return nil, err
+		for _, seq := range logs {
+			var b format.Batch
+			if _, err := ix.get(ctx, ix.logKeyOf(r, seq), &b); err != nil {
+				if ctx.Err() != nil {
+					return nil, nil, ctx.Err()
+				}
+				if !errors.Is(err, bucket.ErrNotFound) { // collected meanwhile: a snapshot has it
+					skipped = append(skipped, fmt.Errorf("log %d of region %q: %w", seq, r, err))
+				}
+				continue
 			}
-			for _, op := range p.Ops {
-				ops[op.Entry.RunID] = op
+			for _, op := range b.Ops {
+				op.Entry.Region = r
+				all[op.Entry.RunID] = withOp(all[op.Entry.RunID], op)
 			}
 		}
 	}
-	return ops, nil
+	return winners(all), skipped, nil
 }
 
 // Present reads the index's state and reports whether there is an index:
@@ -432,7 +464,7 @@ func (ix *Index) Check(ctx context.Context) error {
 		return err
 	}
 	if st.m.Seq > 0 {
-		if _, err := ix.b.Head(ctx, ix.snapKey(st.m.Seq)); errors.Is(err, bucket.ErrNotFound) {
+		if _, err := ix.b.Head(ctx, ix.snapKeyOf(st.m.Region, st.m.Seq)); errors.Is(err, bucket.ErrNotFound) {
 			return damaged("snapshot %d is gone", st.m.Seq)
 		} else if err != nil {
 			return err
@@ -443,6 +475,6 @@ func (ix *Index) Check(ctx context.Context) error {
 			return err
 		}
 	}
-	_, err = ix.levelOps(ctx, st.m)
+	_, err = ix.levelStreams(ctx, st.m)
 	return err
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/cairnstore/cairn"
 	"github.com/cairnstore/cairn/bucket"
@@ -79,9 +80,18 @@ func (ix *Index) lead() {
 
 // commitBatch writes one log object holding ops at the next free number.
 func (ix *Index) commitBatch(ctx context.Context, ops []Op) (uint64, error) {
+	if ix.region != "" {
+		ops = slices.Clone(ops)
+		for i := range ops {
+			ops[i].Entry.Region = ix.region
+		}
+	}
 	b := &format.Batch{ID: uuid.New(), Ops: ops}
 	body, err := ix.encode(b)
 	if err != nil {
+		return 0, err
+	}
+	if err := ix.ensureMarker(ctx); err != nil {
 		return 0, err
 	}
 	if err := ix.freshTail(ctx); err != nil {
@@ -238,9 +248,30 @@ func (ix *Index) committed(seq uint64, ops, size int) {
 // running here.
 func (ix *Index) maybeCompact(seq uint64) {
 	ix.mu.Lock()
-	long := seq-ix.manifest.Seq >= uint64(ix.o.CompactAfter)
+	long := seq-coverage(ix.manifest)[ix.region]+uint64(ix.foreignTail) >= uint64(ix.o.CompactAfter)
 	ix.mu.Unlock()
-	if !long || !ix.compacting.TryLock() {
+	if long {
+		ix.startCompaction()
+	}
+}
+
+// compactIfBehind starts a compaction in the background when the other
+// regions' logs after the snapshot are twice the compaction threshold: a
+// region that only reads must compact too, or its reads grow with the
+// other regions' tails and those regions' GC keeps their logs for it.
+func (ix *Index) compactIfBehind() {
+	ix.mu.Lock()
+	behind := ix.foreignTail >= 2*ix.o.CompactAfter
+	ix.mu.Unlock()
+	if behind {
+		ix.startCompaction()
+	}
+}
+
+// startCompaction starts a compaction in the background unless one is
+// running in this process.
+func (ix *Index) startCompaction() {
+	if !ix.compacting.TryLock() {
 		return
 	}
 	ix.bg.Add(1)

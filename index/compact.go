@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"maps"
 	"slices"
+	"strings"
 
 	"github.com/cairnstore/cairn"
 	"github.com/cairnstore/cairn/bucket"
@@ -37,20 +39,45 @@ func (ix *Index) Compact(ctx context.Context) error {
 
 func (ix *Index) compact(ctx context.Context) error {
 	st, err := ix.load(ctx)
-	if err != nil || st.tail == st.m.Seq {
+	if err != nil || st.logs == 0 {
 		return err
 	}
-	m := st.m
-	runs := make([]uuid.UUID, 0, len(st.over))
-	for run := range st.over {
-		runs = append(runs, run)
+	if st.tail == 0 || (st.m.Region == ix.region && st.tail == st.m.Seq) {
+		// Only other regions' logs are new: a snapshot is numbered by a
+		// log of this region's, so commit an empty one first.
+		if _, err := ix.commitBatch(ctx, []Op{}); err != nil {
+			return err
+		}
+		if st, err = ix.load(ctx); err != nil {
+			return err
+		}
+		if st.tail == 0 || (st.m.Region == ix.region && st.tail == st.m.Seq) {
+			return nil
+		}
 	}
+	if st.m.Region != ix.region {
+		return ix.compactFull(ctx, st)
+	}
+	m := st.m
+	runs := slices.Collect(maps.Keys(st.tails))
 	slices.SortFunc(runs, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
-	olds, err := ix.snapshotEntries(ctx, m, runs)
+	snap, err := ix.lookupOps(ctx, m, runs)
 	if err != nil {
 		return err
 	}
-	nm := &format.Manifest{Seq: st.tail, Created: ix.o.Now(), Count: m.Count - int64(len(olds)) + int64(len(st.puts)), Base: m.Seq}
+	var olds []Entry
+	var ops []Op
+	for _, run := range runs {
+		if sops := snap[run]; len(sops) > 0 {
+			if w := winner(sops); !w.Delete {
+				olds = append(olds, w.Entry)
+			}
+		}
+		tops := slices.Clone(st.tails[run])
+		slices.SortFunc(tops, func(a, b Op) int { return opLess(&a, &b) })
+		ops = append(ops, tops...)
+	}
+	nm := ix.nextManifest(st, m.Count-int64(len(olds))+int64(len(st.puts)), m.Seq)
 	var newPages map[string]*format.Page
 	if nm.ByTime, newPages, err = ix.rewrite(ctx, byTime, m.ByTime, olds, listed(st.puts), nil); err != nil {
 		return err
@@ -58,12 +85,7 @@ func (ix *Index) compact(ctx context.Context) error {
 	if nm.ByLabel, err = ix.labelSet(ctx, st, olds, newPages); err != nil {
 		return err
 	}
-	nm.Labeled = true
 	nm.LabelsUnsure = m.LabelsUnsure || labelsLost(m)
-	ops := make([]Op, len(runs))
-	for i, run := range runs {
-		ops[i] = st.over[run]
-	}
 	var opPages map[string]*format.OpPage
 	if nm.RunLevels, opPages, err = ix.pushLevel(ctx, m.RunLevels, ops); err != nil {
 		return err
@@ -74,32 +96,100 @@ func (ix *Index) compact(ctx context.Context) error {
 	if err := putPages(ctx, ix, opPages); err != nil {
 		return err
 	}
-	var ok bool
-	if nm, ok, err = ix.putSnapshot(ctx, nm); err != nil || !ok {
+	return ix.publish(ctx, nm, m.Seq)
+}
+
+// nextManifest returns the manifest of the snapshot a compaction of st
+// writes, built on base, before its pages: numbered by this region's last
+// log applied, covering every stream as far as st does, and holding ops
+// of the regions st.m's did and those of the tails.
+func (ix *Index) nextManifest(st *state, count int64, base uint64) *format.Manifest {
+	nm := &format.Manifest{Seq: st.tail, Created: ix.o.Now(), Count: count, Base: base, Labeled: true, Region: ix.region}
+	for r, seq := range st.cov {
+		if r != ix.region && seq > 0 {
+			nm.Streams = append(nm.Streams, format.StreamSeq{Region: r, Seq: seq})
+		}
+	}
+	slices.SortFunc(nm.Streams, func(a, b format.StreamSeq) int { return strings.Compare(a.Region, b.Region) })
+	nm.Sources = slices.Clone(sources(st.m))
+	for _, ops := range st.tails {
+		for _, op := range ops {
+			if !slices.Contains(nm.Sources, op.Entry.Region) {
+				nm.Sources = append(nm.Sources, op.Entry.Region)
+			}
+		}
+	}
+	slices.Sort(nm.Sources)
+	return nm
+}
+
+// publish creates the manifest of nm and moves the head to it (see
+// putSnapshot and advanceHead), base being the snapshot it was built on.
+func (ix *Index) publish(ctx context.Context, nm *format.Manifest, base uint64) error {
+	nm, ok, err := ix.putSnapshot(ctx, nm)
+	if err != nil || !ok {
 		return err // !ok: another base's snapshot took this number; give way
 	}
-	moved, err := ix.advanceHead(ctx, nm.Seq, m.Seq)
+	moved, err := ix.advanceHead(ctx, nm.Seq, base)
 	if moved {
+		nm.Region = ix.region
 		ix.adopt(nm)
 	}
 	return err
 }
 
-// snapshotEntries returns the entries snapshot m holds for runs (sorted by
-// run ID), reading the by-run pages in that order; runs it does not hold
-// are left out.
-func (ix *Index) snapshotEntries(ctx context.Context, m *format.Manifest, runs []uuid.UUID) ([]Entry, error) {
-	var olds []Entry
-	for _, run := range runs {
-		old, ok, err := ix.lookupSnapshot(ctx, m, run)
-		if err != nil {
-			return nil, err
-		}
-		if ok {
-			olds = append(olds, old)
+// compactFull compacts a state whose snapshot is another region's (a
+// region's first compaction): it writes every page of the new snapshot,
+// so that no snapshot of this region refers to pages another region's GC
+// may delete.
+func (ix *Index) compactFull(ctx context.Context, st *state) error {
+	all, err := ix.levelStreams(ctx, st.m)
+	if err != nil {
+		return err
+	}
+	for run, ops := range st.tails {
+		for _, op := range ops {
+			all[run] = withOp(all[run], op)
 		}
 	}
-	return olds, nil
+	var entries []Entry
+	var ops []Op
+	for _, rops := range all {
+		if w := winner(rops); !w.Delete {
+			entries = append(entries, w.Entry)
+		}
+		ops = append(ops, rops...)
+	}
+	slices.SortFunc(ops, func(a, b Op) int { return opLess(&a, &b) })
+	nm := ix.nextManifest(st, int64(len(entries)), 0)
+	nm.Base = nm.Seq
+	nm.LabelsUnsure = st.m.LabelsUnsure || labelsLost(st.m)
+	if err := ix.writeFull(ctx, nm, entries, ops); err != nil {
+		return err
+	}
+	return ix.publish(ctx, nm, 0)
+}
+
+// writeFull fills in the page sets of nm, a snapshot holding exactly
+// entries (the winners) and ops (sorted by run, then region), and writes
+// their pages.
+func (ix *Index) writeFull(ctx context.Context, nm *format.Manifest, entries []Entry, ops []Op) error {
+	var opPages map[string]*format.OpPage
+	var err error
+	if nm.RunLevels, opPages, err = ix.pushLevel(ctx, nil, ops); err != nil {
+		return err
+	}
+	var pages map[string]*format.Page
+	if nm.ByTime, pages, err = ix.rewrite(ctx, byTime, nil, nil, listed(entries), nil); err != nil {
+		return err
+	}
+	if nm.ByLabel, _, err = ix.rewrite(ctx, byLabel, nil, nil, postings(entries), pages); err != nil {
+		return err
+	}
+	if err := putPages(ctx, ix, pages); err != nil {
+		return err
+	}
+	return putPages(ctx, ix, opPages)
 }
 
 // putSnapshot creates the manifest of snapshot nm.Seq and returns the
@@ -189,12 +279,22 @@ func (ix *Index) pushLevel(ctx context.Context, levels []format.Level, ops []Op)
 		rest = rest[1:]
 	}
 	if len(rest) == 0 {
+		// cur holds every op of the snapshot, a run's ops (one per
+		// region) side by side. A run's tombstones go only with all of
+		// its ops: a tombstone dropped while another region's save of the
+		// run is kept would bring that save back.
 		cutoff := ix.o.Now().Add(-ix.o.KeepTombstones)
 		kept := cur[:0:0]
-		for _, op := range cur {
-			if !op.Delete || op.Entry.Timestamp.After(cutoff) {
-				kept = append(kept, op)
+		for i := 0; i < len(cur); {
+			j := i + 1
+			for j < len(cur) && cur[j].Entry.RunID == cur[i].Entry.RunID {
+				j++
 			}
+			if !slices.ContainsFunc(cur[i:j], func(op Op) bool { return !op.Delete || op.Entry.Timestamp.After(cutoff) }) {
+				i = j
+				continue
+			}
+			kept, i = append(kept, cur[i:j]...), j
 		}
 		cur = kept
 	}
@@ -204,7 +304,11 @@ func (ix *Index) pushLevel(ctx context.Context, levels []format.Level, ops []Op)
 	}
 	level := format.Level{Count: len(cur)}
 	for len(cur) > 0 {
-		chunk := cur[:min(ix.o.PageSize, len(cur))]
+		n := min(ix.o.PageSize, len(cur))
+		for n < len(cur) && cur[n].Entry.RunID == cur[n-1].Entry.RunID {
+			n++ // a run's ops stay on one page, where snapshotOps looks
+		}
+		chunk := cur[:n]
 		cur = cur[len(chunk):]
 		id := uuid.NewString()
 		pages[id] = &format.OpPage{Ops: chunk}
@@ -213,12 +317,12 @@ func (ix *Index) pushLevel(ctx context.Context, levels []format.Level, ops []Op)
 	return append([]format.Level{level}, rest...), pages, nil
 }
 
-// mergeOps merges two runs of ops sorted by run ID; for a run in both, the
-// newer op wins.
+// mergeOps merges two runs of ops sorted by run ID, then region; for a run
+// and region in both, the newer op wins.
 func mergeOps(newer, older []Op) []Op {
 	out := make([]Op, 0, len(newer)+len(older))
 	for len(newer) > 0 && len(older) > 0 {
-		switch c := bytes.Compare(newer[0].Entry.RunID[:], older[0].Entry.RunID[:]); {
+		switch c := opLess(&newer[0], &older[0]); {
 		case c < 0:
 			out, newer = append(out, newer[0]), newer[1:]
 		case c > 0:

@@ -50,7 +50,7 @@ func goldenValues() []struct {
 		value wire.Marshaler
 		fresh func() wire.Unmarshaler
 	}
-	return []golden{
+	values := []golden{
 		{"Entry", &saved, func() wire.Unmarshaler { return new(format.Entry) }},
 		{"Entry/listed", &listed, func() wire.Unmarshaler { return new(format.Entry) }},
 		{"Entry/labeled", &labeled, func() wire.Unmarshaler { return new(format.Entry) }},
@@ -87,9 +87,23 @@ func goldenValues() []struct {
 			RunLevels: []format.Level{{Count: 2049, Pages: []format.PageRef{runRef}}}, Base: 128,
 			ByLabel: []format.PageRef{labelRef}, Labeled: true, LabelsUnsure: true},
 			func() wire.Unmarshaler { return new(format.Manifest) }},
+		{"Entry/region", &format.Entry{RunID: run1, Timestamp: ts, Workflow: "nightly-etl", Size: 48213, ETag: `"9b2cf535f27731c974343645a3985328"`,
+			Epoch: 3, Region: "eu-west"}, func() wire.Unmarshaler { return new(format.Entry) }},
+		{"Manifest/regions", &format.Manifest{Seq: 12, Created: ts, Count: 2049, ByTime: []format.PageRef{ref},
+			RunLevels: []format.Level{{Count: 2049, Pages: []format.PageRef{runRef}}}, Base: 9,
+			ByLabel: []format.PageRef{labelRef}, Labeled: true, Region: "eu-west",
+			Streams: []format.StreamSeq{{Region: "", Seq: 40}, {Region: "us-east", Seq: 7}}, Sources: []string{"eu-west", "us-east"}},
+			func() wire.Unmarshaler { return new(format.Manifest) }},
 		{"Head", &format.Head{Seq: 96}, func() wire.Unmarshaler { return new(format.Head) }},
 		{"Head/new", &format.Head{}, func() wire.Unmarshaler { return new(format.Head) }},
 	}
+	for _, v := range values {
+		// A writer writes nil lists as empty ones, which read back empty.
+		if m, ok := v.value.(*format.Manifest); ok && m.Streams == nil {
+			m.Streams, m.Sources = []format.StreamSeq{}, []string{}
+		}
+	}
+	return values
 }
 
 // TestFormatGolden pins the MessagePack encoding of the index's objects
@@ -174,39 +188,53 @@ func readGolden(t *testing.T, path string) []goldenLine {
 	return lines
 }
 
-// goldenV1 is the golden file of the format before labels, kept as it
-// was written: objects in buckets today.
-const goldenV1 = "testdata/format-v1.golden"
+// goldenV1 is the golden file of the format before labels, and goldenV2
+// the one before regions, kept as they were written: objects in buckets
+// today.
+const (
+	goldenV1 = "testdata/format-v1.golden"
+	goldenV2 = "testdata/format-v2.golden"
+)
 
 // TestFormatV1Decodes checks that every object of the format before labels
 // (and before the by-label set) still decodes into the value it was made
 // from, the fields added since left zero: a manifest from then reads as
 // one that does not keep the by-label set, so List filters its by-time
 // pages.
-func TestFormatV1Decodes(t *testing.T) {
+func TestFormatV1Decodes(t *testing.T) { testOlderFormat(t, goldenV1, sinceV1) }
+
+// TestFormatV2Decodes checks the same of the format before regions: its
+// entries have no epoch and come from the default region's stream, its
+// manifests are the default region's and cover no other stream.
+func TestFormatV2Decodes(t *testing.T) { testOlderFormat(t, goldenV2, sinceV2) }
+
+// testOlderFormat checks that every value of the golden file path decodes
+// into the golden value of its name, since zeroing in it the fields added
+// after path was written.
+func testOlderFormat(t *testing.T, path string, since func(wire.Marshaler)) {
 	values := map[string]wire.Marshaler{}
 	fresh := map[string]func() wire.Unmarshaler{}
 	for _, v := range goldenValues() {
 		values[v.name], fresh[v.name] = v.value, v.fresh
 	}
-	lines := readGolden(t, goldenV1)
+	lines := readGolden(t, path)
 	if len(lines) == 0 {
-		t.Fatalf("%s holds no values", goldenV1)
+		t.Fatalf("%s holds no values", path)
 	}
 	for _, g := range lines {
 		want, ok := values[g.name]
 		if !ok {
-			t.Errorf("%s: %s is no longer a golden value", goldenV1, g.name)
+			t.Errorf("%s: %s is no longer a golden value", path, g.name)
 			continue
 		}
-		sinceV1(want)
+		since(want)
 		dec := fresh[g.name]()
 		if err := wire.Unmarshal(g.data, dec); err != nil {
-			t.Errorf("%s: decoding the v1 bytes: %v", g.name, err)
+			t.Errorf("%s: decoding the old bytes: %v", g.name, err)
 			continue
 		}
 		if !reflect.DeepEqual(dec, want) {
-			t.Errorf("%s (v1) decodes as\n%+v\nwant\n%+v", g.name, dec, want)
+			t.Errorf("%s (%s) decodes as\n%+v\nwant\n%+v", g.name, path, dec, want)
 		}
 	}
 }
@@ -215,7 +243,16 @@ func TestFormatV1Decodes(t *testing.T) {
 // was written whose zero value the golden values do not already have
 // (Entry.Labels and Entry.Pair are empty in every value v1 holds).
 func sinceV1(v wire.Marshaler) {
+	sinceV2(v)
 	if m, ok := v.(*format.Manifest); ok {
 		m.ByLabel, m.Labeled, m.LabelsUnsure = nil, false, false
+	}
+}
+
+// sinceV2 zeroes the fields added after format-v2.golden was written
+// (Entry.Epoch and Entry.Region are zero in every value v2 holds).
+func sinceV2(v wire.Marshaler) {
+	if m, ok := v.(*format.Manifest); ok {
+		m.Region, m.Streams, m.Sources = "", nil, nil
 	}
 }

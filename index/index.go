@@ -62,7 +62,6 @@
 package index
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -108,6 +107,12 @@ type Options struct {
 	KeepTombstones time.Duration
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// Region names the region this process writes from, when several
+	// regions write one store through replication (see the package doc):
+	// 1 to 63 of [a-z0-9-]. Empty is the default region, the only one of
+	// a store in one region. Every process of a region must use the same
+	// name, and no two regions one name.
+	Region string
 }
 
 func (o *Options) withDefaults() (Options, error) {
@@ -130,6 +135,9 @@ func (o *Options) withDefaults() (Options, error) {
 	}
 	if d.KeepTombstones < 0 {
 		problems = append(problems, "negative KeepTombstones")
+	}
+	if err := CheckRegion(d.Region); err != nil {
+		problems = append(problems, err.Error())
 	}
 	if d.Prefix != "" {
 		if err := bucket.CheckKey(d.Prefix + "/index/head"); err != nil {
@@ -167,20 +175,29 @@ func (o *Options) withDefaults() (Options, error) {
 // for concurrent use; one Index per process and prefix lets concurrent
 // commits share log objects (group commit).
 type Index struct {
-	b    bucket.Bucket
-	o    Options
-	root string // "<prefix>/index/" or "index/"
+	b      bucket.Bucket
+	o      Options
+	region string // Options.Region
+	base   string // "<prefix>/index/" or "index/"
+	root   string // this region's directory: base, or base+"regions/<region>/"
 
 	pages *golru.Cache[string, any] // *format.Page and *format.OpPage by ID
 
 	mu       sync.Mutex
-	manifest *format.Manifest         // newest snapshot read; never nil
-	logs     map[uint64]*format.Batch // logs after manifest.Seq that were read
-	tail     uint64                   // highest log number known to exist
-	tailAt   time.Time                // when tail was last confirmed; zero: never
-	queue    []*pending               // ops waiting for the next commit
-	leading  bool                     // a goroutine is committing the queue
+	manifest *format.Manifest        // newest snapshot read; never nil
+	logs     map[logID]*format.Batch // logs after what manifest covers that were read
+	tail     uint64                  // highest log number known to exist
+	tailAt   time.Time               // when tail was last confirmed; zero: never
+	queue    []*pending              // ops waiting for the next commit
+	leading  bool                    // a goroutine is committing the queue
 	stats    Stats
+
+	streams   []string  // the other regions with a stream (discover)
+	streamsAt time.Time // when streams was listed; zero: never
+	marked    bool      // this region's marker is written
+	// foreignTail is the number of other regions' logs after the snapshot
+	// at the last load, which counts towards compacting.
+	foreignTail int
 
 	compacting sync.Mutex // one compaction at a time per process
 	bg         sync.WaitGroup
@@ -216,11 +233,13 @@ func New(b bucket.Bucket, opts *Options) (*Index, error) {
 	if err != nil {
 		return nil, err
 	}
-	root := "index/"
+	base := "index/"
 	if o.Prefix != "" {
-		root = o.Prefix + "/index/"
+		base = o.Prefix + "/index/"
 	}
-	return &Index{b: b, o: o, root: root, pages: pages, manifest: &format.Manifest{}, logs: map[uint64]*format.Batch{}}, nil
+	ix := &Index{b: b, o: o, region: o.Region, base: base, pages: pages, manifest: &format.Manifest{Region: o.Region}, logs: map[logID]*format.Batch{}}
+	ix.root = ix.rootOf(o.Region)
+	return ix, nil
 }
 
 // Stats returns a snapshot of the counters.
@@ -237,9 +256,9 @@ func (ix *Index) Wait() { ix.bg.Wait() }
 
 func seqName(seq uint64) string { return fmt.Sprintf("%020d", seq) }
 
-func (ix *Index) logKey(seq uint64) string  { return ix.root + "log/" + seqName(seq) }
-func (ix *Index) snapKey(seq uint64) string { return ix.root + "snap/" + seqName(seq) }
-func (ix *Index) headKey() string           { return ix.root + "head" }
+func (ix *Index) logKey(seq uint64) string  { return ix.logKeyOf(ix.region, seq) }
+func (ix *Index) snapKey(seq uint64) string { return ix.snapKeyOf(ix.region, seq) }
+func (ix *Index) headKey() string           { return ix.headKeyOf(ix.region) }
 
 // labelPagePrefix begins the IDs of by-label pages, which pageKey keeps
 // under label-pages/ rather than pages/: a binary from before the
@@ -251,10 +270,15 @@ const labelPagePrefix = "l-"
 var pageDirs = []string{"pages/", "label-pages/"}
 
 func (ix *Index) pageKey(id string) string {
-	if strings.HasPrefix(id, labelPagePrefix) {
-		return ix.root + "label-pages/" + id
+	root := ix.root
+	if rest, ok := strings.CutPrefix(id, foreignPage); ok {
+		r, pid, _ := strings.Cut(rest, "/")
+		root, id = ix.rootOf(r), pid
 	}
-	return ix.root + "pages/" + id
+	if strings.HasPrefix(id, labelPagePrefix) {
+		return root + "label-pages/" + id
+	}
+	return root + "pages/" + id
 }
 
 // parseSeq returns the number at the end of a log or snapshot key.
@@ -392,29 +416,45 @@ func (ix *Index) listSeqPages(ctx context.Context, dir string, after uint64, pag
 	}
 }
 
+// logID names one log: its region's stream and its number.
+type logID struct {
+	region string
+	seq    uint64
+}
+
 // adopt makes m the snapshot this process reads from, if it is newer than
-// the one it has, and forgets the logs m covers.
+// the one it has, and forgets the logs m covers. A snapshot of this
+// region's replaces another region's (which a region without one of its
+// own starts from); among one region's, the higher number is newer.
 func (ix *Index) adopt(m *format.Manifest) {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
-	if m.Seq <= ix.manifest.Seq {
+	cur := ix.manifest
+	switch {
+	case m.Region == cur.Region && m.Seq <= cur.Seq:
+		return
+	case m.Region != ix.region && cur.Region == ix.region && cur.Seq > 0:
 		return
 	}
 	ix.manifest = m
-	for seq := range ix.logs {
-		if seq <= m.Seq {
-			delete(ix.logs, seq)
+	cov := coverage(m)
+	for id := range ix.logs {
+		if id.seq <= cov[id.region] {
+			delete(ix.logs, id)
 		}
 	}
 }
 
 // state is what the index holds at one moment: a snapshot and the ops of
-// the logs after it, the last op of each run.
+// the logs after it in every stream.
 type state struct {
-	m    *format.Manifest
-	tail uint64
-	over map[uuid.UUID]Op
-	puts []Entry // the saved runs of over, in List order
+	m     *format.Manifest
+	cov   map[string]uint64  // the last log applied of each stream, this region's included
+	tail  uint64             // this region's last log applied
+	over  map[uuid.UUID]Op   // the runs the tails changed: the op that wins
+	tails map[uuid.UUID][]Op // the runs the tails changed: each stream's last op
+	puts  []Entry            // the saved runs of over, in List order
+	logs  int                // the logs after the snapshot, every stream's
 }
 
 // errGap means logs the reader needed were collected under it; reading
@@ -438,9 +478,10 @@ func (damagedError) Error() string {
 func (damagedError) Is(target error) bool { return target == cairn.ErrCorrupt }
 
 // ErrNoIndex means the bucket holds no index at all: no head, no log, no
-// snapshot. That is a new store, or an index that was lost; only the
-// caller, who knows whether run objects exist, can tell which. Create
-// makes a new index; a lost one must be rebuilt, never read as empty.
+// snapshot, in no region. That is a new store, or an index that was lost;
+// only the caller, who knows whether run objects exist, can tell which.
+// Create makes a new index; a lost one must be rebuilt, never read as
+// empty.
 var ErrNoIndex = errors.New("index: no index in the bucket")
 
 // damaged wraps the error fmt.Errorf(msg, args...) makes as ErrDamaged,
@@ -453,11 +494,15 @@ func damaged(msg string, args ...any) error {
 	return fmt.Errorf("%w: %w", ErrDamaged, err)
 }
 
-// Create makes a new, empty index: it writes the head, naming no snapshot
-// yet, unless one exists. The head is the index's mark of existence: a
-// bucket with logs or runs but no head has lost its index. Call it only
-// when the bucket has no index (ErrNoIndex) and no runs.
+// Create makes a new, empty index for this region: it writes the head,
+// naming no snapshot yet, unless one exists, and the region's marker. The
+// head is the index's mark of existence: a bucket with logs or runs but no
+// head has lost its index. Call it only when the bucket has no index
+// (ErrNoIndex) and no runs.
 func (ix *Index) Create(ctx context.Context) error {
+	if err := ix.ensureMarker(ctx); err != nil {
+		return err
+	}
 	_, err := ix.put(ctx, ix.headKey(), &format.Head{}, &bucket.PutOptions{IfNoneMatch: "*"})
 	if errors.Is(err, bucket.ErrPrecondition) {
 		return nil // created by someone else
@@ -466,11 +511,11 @@ func (ix *Index) Create(ctx context.Context) error {
 }
 
 // load reads the current state: the head, the manifest it names (unless
-// cached), the list of logs after it and the logs not read yet. When the
-// head names a snapshot that is gone or damaged, or the log after it has a
-// gap that reading again does not close, it falls back to the newest
-// intact snapshot with an unbroken log after it (recover); failing that,
-// it is ErrDamaged.
+// cached), the list of logs after it in every stream and the logs not
+// read yet. When the head names a snapshot that is gone or damaged, or the
+// log after it has a gap that reading again does not close, it falls back
+// to the newest intact snapshot with an unbroken log after it (recover);
+// failing that, it is ErrDamaged.
 func (ix *Index) load(ctx context.Context) (*state, error) {
 	for attempt := 0; ; attempt++ {
 		st, err := ix.loadOnce(ctx)
@@ -498,43 +543,101 @@ func (ix *Index) loadOnce(ctx context.Context) (*state, error) {
 	ix.mu.Lock()
 	m := ix.manifest
 	ix.mu.Unlock()
-	first, err := ix.headAndLogs(ctx, m.Seq)
+	first, err := ix.headAndLogs(ctx, coverage(m)[ix.region])
 	if err != nil {
 		return nil, err
 	}
-	if first.headless && m.Seq == 0 {
-		if err := ix.checkHeadless(ctx, first.logs); err != nil {
+	switch {
+	case first.head.Seq > 0:
+		if m.Region != ix.region || first.head.Seq > m.Seq {
+			nm := new(format.Manifest)
+			if _, err := ix.get(ctx, ix.snapKey(first.head.Seq), nm); err != nil {
+				return nil, err
+			}
+			nm.Region = ix.region
+			ix.adopt(nm)
+			m = nm
+		}
+	case m.Region == ix.region && m.Seq > 0:
+		// A snapshot of ours was read, but the head is gone or names
+		// none: it was lost.
+		return nil, fmt.Errorf("%w: the head names no snapshot, snapshot %d was read", errGap, m.Seq)
+	default:
+		if m, err = ix.baseless(ctx, first); err != nil {
 			return nil, err
 		}
 	}
-	base := max(m.Seq, first.head.Seq)
-	seqs, err := ix.logsAfter(ctx, base, first)
+	own, err := ix.logsAfter(ctx, coverage(m)[ix.region], first)
 	if err != nil {
 		return nil, err
 	}
-	var nm *format.Manifest
-	if first.head.Seq > m.Seq {
-		nm = new(format.Manifest)
+	seqs, err := ix.foreignLogs(ctx, m, first.others)
+	if err != nil {
+		return nil, err
 	}
-	return ix.read(ctx, m, nm, first.head.Seq, base, seqs)
+	seqs[ix.region] = own
+	return ix.read(ctx, m, seqs)
+}
+
+// baseless returns the snapshot to read from when this region's head
+// names none: another region's (see foreignBase), or none (an empty
+// manifest). It is ErrNoIndex when no region has an index, and errGap
+// when this region lost its head (its logs or snapshots are there).
+func (ix *Index) baseless(ctx context.Context, first *firstLook) (*format.Manifest, error) {
+	if first.headless {
+		err := ix.checkHeadless(ctx, first.logs)
+		if err != nil && !errors.Is(err, ErrNoIndex) {
+			return nil, err
+		}
+		if errors.Is(err, ErrNoIndex) {
+			if err := ix.othersExist(ctx, first.others); err != nil {
+				return nil, err
+			}
+		}
+	}
+	fm, err := ix.foreignBase(ctx, first.others)
+	if err != nil || fm != nil {
+		if fm != nil {
+			ix.adopt(fm)
+		}
+		return fm, err
+	}
+	return &format.Manifest{Region: ix.region}, nil
+}
+
+// othersExist returns ErrNoIndex unless another region has an index.
+func (ix *Index) othersExist(ctx context.Context, others []string) error {
+	for _, r := range others {
+		if r != "" {
+			return nil // a marker: the region has a stream
+		}
+		ok, err := ix.exists(ctx, r)
+		if err != nil || ok {
+			return err
+		}
+	}
+	return ErrNoIndex
 }
 
 // firstLook is what a load learns in its first round trip.
 type firstLook struct {
 	head     format.Head
 	headless bool     // there is no head
-	logs     []uint64 // the first LIST page of the logs after the snapshot known
+	start    uint64   // logs lists this region's logs after it
+	logs     []uint64 // the first LIST page of this region's logs after start
 	more     bool     // more logs follow
+	others   []string // the other regions with a stream
 }
 
-// headAndLogs reads the head and a page of the list of the logs after the
-// snapshot this process has (snap) at once, one round trip rather than
-// two: a head naming a newer snapshot only drops the logs it covers from
-// that list. (A log GC deletes is covered by a head older than the grace
-// period, so the head read here covers it too; a gap found later means
-// reading again from the head.)
-func (ix *Index) headAndLogs(ctx context.Context, snap uint64) (*firstLook, error) {
-	var first firstLook
+// headAndLogs reads the head, a page of the list of this region's logs
+// after start (how far the snapshot this process has covers them) and,
+// when it is time to (see discover), the other regions' markers at once,
+// one round trip rather than several: a head naming a newer snapshot only
+// drops the logs it covers from that list. (A log GC deletes is covered by
+// a head older than the grace period, so the head read here covers it
+// too; a gap found later means reading again from the head.)
+func (ix *Index) headAndLogs(ctx context.Context, start uint64) (*firstLook, error) {
+	first := firstLook{start: start}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		_, err := ix.get(gctx, ix.headKey(), &first.head)
@@ -545,7 +648,11 @@ func (ix *Index) headAndLogs(ctx context.Context, snap uint64) (*firstLook, erro
 		return err
 	})
 	g.Go(func() (err error) {
-		first.logs, first.more, err = ix.listSeqPages(gctx, ix.root+"log/", snap, 1)
+		first.logs, first.more, err = ix.listSeqPages(gctx, ix.root+"log/", start, 1)
+		return err
+	})
+	g.Go(func() (err error) {
+		first.others, err = ix.discover(gctx, false)
 		return err
 	})
 	if err := g.Wait(); err != nil {
@@ -554,12 +661,12 @@ func (ix *Index) headAndLogs(ctx context.Context, snap uint64) (*firstLook, erro
 	return &first, nil
 }
 
-// checkHeadless decides what a bucket with no head and no snapshot known
+// checkHeadless decides what a region with no head and no snapshot known
 // holds, logs being the first of its logs. An index made before the head
 // marked it, whose logs start at 1 and which has no snapshot yet (its
 // first compaction writes a head), is read as it is (nil); with no log and
-// no snapshot there is no index (ErrNoIndex); otherwise it lost its head
-// (errGap), and recover reads its snapshots.
+// no snapshot the region has no index (ErrNoIndex); otherwise it lost its
+// head (errGap), and recover reads its snapshots.
 func (ix *Index) checkHeadless(ctx context.Context, logs []uint64) error {
 	snaps, _, err := ix.listSeqPages(ctx, ix.root+"snap/", 0, 1)
 	if err != nil {
@@ -574,13 +681,20 @@ func (ix *Index) checkHeadless(ctx context.Context, logs []uint64) error {
 	return nil
 }
 
-// logsAfter returns the logs after snapshot base, which must follow it
-// without a gap. When the first page of the listing did not reach the end
-// (logs that GC has not collected yet, in a cold process), listing goes on
-// from base.
+// logsAfter returns this region's logs after base, which must follow it
+// without a gap. When the first listing started after base, or did not
+// reach the end (logs that GC has not collected yet, in a cold process),
+// listing goes on from where it must.
 func (ix *Index) logsAfter(ctx context.Context, base uint64, first *firstLook) ([]uint64, error) {
 	seqs := first.logs
-	if first.more {
+	switch {
+	case first.start > base:
+		all, err := ix.listSeqs(ctx, ix.root+"log/", base)
+		if err != nil {
+			return nil, err
+		}
+		seqs = all
+	case first.more:
 		from := base
 		if len(seqs) > 0 {
 			from = max(from, seqs[len(seqs)-1])
@@ -591,11 +705,42 @@ func (ix *Index) logsAfter(ctx context.Context, base uint64, first *firstLook) (
 		}
 		seqs = append(seqs, rest...)
 	}
-	seqs = slices.DeleteFunc(seqs, func(seq uint64) bool { return seq <= base })
+	seqs = slices.DeleteFunc(slices.Clone(seqs), func(seq uint64) bool { return seq <= base })
 	if err := contiguous(base, seqs); err != nil {
 		return nil, err
 	}
 	return seqs, nil
+}
+
+// foreignLogs lists, for every other region, the logs of its stream that
+// follow what m covers without a gap: a log missing is one replication has
+// not delivered yet, and those after it wait for it.
+func (ix *Index) foreignLogs(ctx context.Context, m *format.Manifest, others []string) (map[string][]uint64, error) {
+	cov := coverage(m)
+	out := make([][]uint64, len(others))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	for i, r := range others {
+		g.Go(func() error {
+			seqs, err := ix.listSeqs(gctx, ix.rootOf(r)+"log/", cov[r])
+			for j, seq := range seqs {
+				if seq != cov[r]+uint64(j)+1 {
+					seqs = seqs[:j]
+					break
+				}
+			}
+			out[i] = seqs
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	res := make(map[string][]uint64, len(others)+1)
+	for i, r := range others {
+		res[r] = out[i]
+	}
+	return res, nil
 }
 
 // contiguous checks that seqs are the logs base+1, base+2, ...
@@ -608,53 +753,60 @@ func contiguous(base uint64, seqs []uint64) error {
 	return nil
 }
 
-// read completes a load: it reads the manifest of snapshot snap into nm
-// (unless nm is nil: m is current) and the logs seqs not read yet, all at
-// once, and returns the state they make.
-func (ix *Index) read(ctx context.Context, m, nm *format.Manifest, snap, base uint64, seqs []uint64) (*state, error) {
-	batches := make([]*format.Batch, len(seqs))
+// read completes a load: it reads the logs seqs (by region) not read yet,
+// all at once, and returns the state they make on snapshot m.
+func (ix *Index) read(ctx context.Context, m *format.Manifest, seqs map[string][]uint64) (*state, error) {
+	batches := map[logID]*format.Batch{}
+	var bmu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(16)
-	if nm != nil {
-		g.Go(func() error {
-			_, err := ix.get(gctx, ix.snapKey(snap), nm)
-			return err
-		})
-	}
-	for i, seq := range seqs {
-		ix.mu.Lock()
-		batches[i] = ix.logs[seq]
-		ix.mu.Unlock()
-		if batches[i] != nil {
-			continue
-		}
-		g.Go(func() error {
-			batch := new(format.Batch)
-			if _, err := ix.get(gctx, ix.logKey(seq), batch); err != nil {
-				return err
-			}
-			batches[i] = batch
+	for r, ss := range seqs {
+		for _, seq := range ss {
+			id := logID{r, seq}
 			ix.mu.Lock()
-			if seq > ix.manifest.Seq {
-				ix.logs[seq] = batch
-			}
+			b := ix.logs[id]
 			ix.mu.Unlock()
-			return nil
-		})
+			if b != nil {
+				batches[id] = b
+				continue
+			}
+			g.Go(func() error {
+				batch := new(format.Batch)
+				if _, err := ix.get(gctx, ix.logKeyOf(r, seq), batch); err != nil {
+					return err
+				}
+				bmu.Lock()
+				batches[id] = batch
+				bmu.Unlock()
+				ix.mu.Lock()
+				if seq > coverage(ix.manifest)[r] {
+					ix.logs[id] = batch
+				}
+				ix.mu.Unlock()
+				return nil
+			})
+		}
 	}
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	if nm != nil {
-		m = nm
-		ix.adopt(m)
-	}
-	st := &state{m: m, tail: base, over: map[uuid.UUID]Op{}}
-	for i, batch := range batches {
-		for _, op := range batch.Ops {
-			st.over[op.Entry.RunID] = op
+	st := &state{m: m, cov: coverage(m), over: map[uuid.UUID]Op{}, tails: map[uuid.UUID][]Op{}}
+	for r, ss := range seqs {
+		for _, seq := range ss {
+			for _, op := range batches[logID{r, seq}].Ops {
+				op.Entry.Region = r
+				st.tails[op.Entry.RunID] = withOp(st.tails[op.Entry.RunID], op)
+			}
+			st.cov[r] = seq
+			st.logs++
 		}
-		st.tail = seqs[i]
+	}
+	st.tail = st.cov[ix.region]
+	ix.mu.Lock()
+	ix.foreignTail = st.logs - len(seqs[ix.region])
+	ix.mu.Unlock()
+	if err := ix.decide(ctx, st); err != nil {
+		return nil, err
 	}
 	ix.mu.Lock()
 	ix.tail = max(ix.tail, st.tail)
@@ -669,11 +821,53 @@ func (ix *Index) read(ctx context.Context, m, nm *format.Manifest, snap, base ui
 	return st, nil
 }
 
+// decide sets st.over: for each run the tails changed, the op that wins
+// among the last op of each stream, the snapshot's included. The snapshot's
+// ops of a run are looked up only when it may hold one from a stream the
+// tails did not replace: never in a store of one region.
+func (ix *Index) decide(ctx context.Context, st *state) error {
+	srcs := sources(st.m)
+	var need []uuid.UUID
+	for run, ops := range st.tails {
+		if replacesAll(ops, srcs) {
+			st.over[run] = winner(ops)
+		} else {
+			need = append(need, run)
+		}
+	}
+	if len(need) == 0 {
+		return nil
+	}
+	snap, err := ix.lookupOps(ctx, st.m, need)
+	if err != nil {
+		return err
+	}
+	for _, run := range need {
+		ops := slices.Clone(snap[run])
+		for _, op := range st.tails[run] {
+			ops = withOp(ops, op)
+		}
+		st.over[run] = winner(ops)
+	}
+	return nil
+}
+
+// replacesAll reports whether ops hold an op of every region of srcs.
+func replacesAll(ops []Op, srcs []string) bool {
+	for _, r := range srcs {
+		if !slices.ContainsFunc(ops, func(op Op) bool { return op.Entry.Region == r }) {
+			return false
+		}
+	}
+	return true
+}
+
 // recover finds a state to read when the head's does not hold: the newest
-// snapshot whose manifest reads, followed by an unbroken log to the end
-// (or no snapshot and the log from 1). It lists every snapshot and log:
-// it is for a damaged index, not the common path. The head is left as it
-// is; the next compaction moves it past the damage.
+// snapshot of this region whose manifest reads, followed by an unbroken
+// log to the end (or no snapshot and the log from 1, or another region's
+// snapshot to start from). It lists every snapshot and log: it is for a
+// damaged index, not the common path. The head is left as it is; the next
+// compaction moves it past the damage.
 func (ix *Index) recover(ctx context.Context) (*state, error) {
 	snaps, err := ix.listSeqs(ctx, ix.root+"snap/", 0)
 	if err != nil {
@@ -683,36 +877,54 @@ func (ix *Index) recover(ctx context.Context) (*state, error) {
 	if err != nil {
 		return nil, err
 	}
+	others, err := ix.discover(ctx, true)
+	if err != nil {
+		return nil, err
+	}
 	var last error
 	for i := len(snaps); i >= 0; i-- {
-		var base uint64
+		m := &format.Manifest{Region: ix.region}
 		if i > 0 {
-			base = snaps[i-1]
+			m.Seq = snaps[i-1]
 		}
-		after := logs[upTo(logs, base):]
-		if err := contiguous(base, after); err != nil {
+		after := logs[upTo(logs, m.Seq):]
+		if i == 0 {
+			if fm, err := ix.foreignBase(ctx, others); err != nil {
+				return nil, err
+			} else if fm != nil {
+				m = fm
+				after = logs[upTo(logs, coverage(fm)[ix.region]):]
+			}
+		}
+		if err := contiguous(coverage(m)[ix.region], after); err != nil {
 			last = err
 			continue
 		}
-		if i == 0 {
-			if len(after) == 0 {
-				return nil, ErrNoIndex
-			}
-			st, err := ix.read(ctx, &format.Manifest{}, nil, 0, 0, after)
-			if err != nil {
+		if i == 0 && len(after) == 0 && m.Region == ix.region {
+			if err := ix.othersExist(ctx, others); err != nil {
 				return nil, err
 			}
-			return st, nil
 		}
-		m := new(format.Manifest)
-		_, err := ix.get(ctx, ix.snapKey(base), m)
-		if err == nil && orphaned(m, snaps) {
-			err = fmt.Errorf("snapshot %d was built on %d, not on a newer one there is", m.Seq, m.Base)
+		if i > 0 {
+			_, err := ix.get(ctx, ix.snapKey(m.Seq), m)
+			m.Region = ix.region
+			if err == nil && orphaned(m, snaps) {
+				err = fmt.Errorf("snapshot %d was built on %d, not on a newer one there is", m.Seq, m.Base)
+			}
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil, err
+				}
+				last = err
+				continue
+			}
 		}
-		var st *state
-		if err == nil {
-			st, err = ix.read(ctx, m, nil, base, base, after)
+		seqs, err := ix.foreignLogs(ctx, m, others)
+		if err != nil {
+			return nil, err
 		}
+		seqs[ix.region] = after
+		st, err := ix.read(ctx, m, seqs)
 		if err == nil {
 			return st, nil
 		}
@@ -762,6 +974,7 @@ func (ix *Index) List(ctx context.Context, q *cairn.Query) (entries []Entry, mor
 	if err != nil {
 		return nil, false, err
 	}
+	ix.compactIfBehind()
 	l := newListing(q, ix.o.Now(), st.puts)
 	list := ix.listPages
 	if len(l.labels) > 0 && st.m.Labeled {
@@ -933,20 +1146,14 @@ func (ix *Index) LastOp(ctx context.Context, run uuid.UUID) (op Op, found bool, 
 // Options returns the options in force, defaults filled in.
 func (ix *Index) Options() Options { return ix.o }
 
+// lookupSnapshot returns the entry of run that wins in snapshot m, and
+// whether it is live (not a tombstone); a zero Entry when m holds no op of
+// run.
 func (ix *Index) lookupSnapshot(ctx context.Context, m *format.Manifest, run uuid.UUID) (Entry, bool, error) {
-	for _, level := range m.RunLevels {
-		i := prefixLen(level.Pages, func(r *format.PageRef) bool { return bytes.Compare(r.First.RunID[:], run[:]) <= 0 }) - 1
-		if i < 0 {
-			continue
-		}
-		p, err := ix.opPage(ctx, level.Pages[i].ID)
-		if err != nil {
-			return Entry{}, false, err
-		}
-		j, found := slices.BinarySearchFunc(p.Ops, run, func(op Op, r uuid.UUID) int { return bytes.Compare(op.Entry.RunID[:], r[:]) })
-		if found {
-			return p.Ops[j].Entry, !p.Ops[j].Delete, nil
-		}
+	ops, err := ix.snapshotOps(ctx, m, run)
+	if err != nil || len(ops) == 0 {
+		return Entry{}, false, err
 	}
-	return Entry{}, false, nil
+	w := winner(ops)
+	return w.Entry, !w.Delete, nil
 }

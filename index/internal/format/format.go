@@ -47,7 +47,7 @@ import (
 	"github.com/google/uuid"
 )
 
-//go:generate go run ../../../tools/cairngen -type Entry,Op,Batch,Page,OpPage,PageRef,Level,Manifest,Head -output format_gen.go
+//go:generate go run ../../../tools/cairngen -type Entry,Op,Batch,Page,OpPage,PageRef,Level,StreamSeq,Manifest,Head -output format_gen.go
 
 // Entry is one live run as the index knows it: what List returns without
 // reading the run's object.
@@ -79,6 +79,15 @@ type Entry struct {
 	// so that one piece of code keeps the by-time and by-label sets; it
 	// costs the empty entries elsewhere 6 bytes each before compression.
 	Pair string `msgpack:"pair,optional"`
+	// Epoch is the lease epoch the run's record was stamped with when this
+	// op was written (cairn.LeaseEpoch; 0 for a run never claimed), and for
+	// a delete the epoch of the object it deleted. It decides between the
+	// ops of one run that two regions wrote (see the index's package doc).
+	Epoch uint64 `msgpack:"epoch,optional"`
+	// Region is the region whose log stream the op came from ("" for the
+	// default stream). In logs it is what the writer said; readers set it
+	// from the stream they read the log from.
+	Region string `msgpack:"region,optional"`
 }
 
 // Key returns e's position in List order.
@@ -172,6 +181,24 @@ type Manifest struct {
 	// every later compaction, cleared only by a Rebuild, which reads the
 	// labels from the runs.
 	LabelsUnsure bool `msgpack:"labels_unsure,optional"`
+	// Region is the region that wrote this snapshot: Seq numbers a log of
+	// its stream. Empty for the default stream.
+	Region string `msgpack:"region,optional"`
+	// Streams is how far the snapshot covers the other regions' streams,
+	// sorted by region; a stream it does not name is covered up to 0.
+	Streams []StreamSeq `msgpack:"streams,optional"`
+	// Sources are the regions whose ops the by-run levels hold, sorted;
+	// nil in manifests written before regions, which hold only the
+	// default stream's. A List whose tail ops all come from the one source
+	// there is needs no lookup to decide between regions.
+	Sources []string `msgpack:"sources,optional"`
+}
+
+// StreamSeq is how far a snapshot covers one log stream: every log of
+// Region's stream up to Seq.
+type StreamSeq struct {
+	Region string `msgpack:"region"`
+	Seq    uint64 `msgpack:"seq"`
 }
 
 // Head names the newest snapshot a writer knew of. Readers trust it only

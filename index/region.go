@@ -1,0 +1,415 @@
+package index
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/cairnstore/cairn"
+	"github.com/cairnstore/cairn/bucket"
+	"github.com/cairnstore/cairn/index/internal/format"
+	"github.com/google/uuid"
+	"golang.org/x/sync/errgroup"
+)
+
+// Regions. Several regions (each a set of processes with the same
+// Options.Region, reading and writing its own copy of a bucket that
+// asynchronous replication keeps in step with the others) write one index.
+// Each region commits to a log stream of its own, so that log numbers never
+// collide across regions, and keeps its own snapshots, pages and head, so
+// that one region's compaction and GC never touch what another region
+// reads:
+//
+//	<prefix>/index/...                   the default region "" (the layout above)
+//	<prefix>/index/regions/<region>/...  a named region: log/, snap/, pages/, label-pages/, head
+//	<prefix>/index/streams/<region>      a marker: the region has a stream
+//
+// A snapshot covers its own region's stream up to its Seq and every other
+// stream up to what it names in Streams. A reader applies, after its
+// snapshot, its own stream's logs (which must follow without a gap, as in
+// one region) and, for every other stream, the logs that follow what the
+// snapshot covers up to the first one that has not arrived: a gap in
+// another region's stream is replication still under way, never an error,
+// and the logs after it are applied once it is filled.
+//
+// Which op of a run wins. Within one stream a later op overrides an
+// earlier one, as in one region. Across streams, the last op of each
+// stream is kept (in the snapshot too), and the winner is the one with the
+// highest lease epoch (Entry.Epoch, from the claims of cairn.Claimer): a
+// run resumed in another region under a new claim wins on both sides,
+// whatever the clocks and whatever order replication delivers the logs in.
+// At equal epochs (two regions wrote the run with no claim between them: a
+// split brain, or plain Saves in two regions) a delete wins over a save,
+// then the later checkpoint timestamp, then the greater region name, then
+// the greater ETag: a total order, so every region decides the same way
+// once it has the same logs. Contested reports such runs.
+//
+// A region that has no snapshot of its own yet starts from another
+// region's (the default region's first, else the first by name), reading
+// that region's pages, and its first compaction writes a full snapshot of
+// its own. GC in a region deletes its own logs only once every other
+// region's head covers them, and only its own snapshots and pages.
+
+// regionRE is what a region name may be: it is a key segment.
+var regionRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+
+// CheckRegion reports whether r may name a region: empty (the default
+// region), or 1 to 63 lower-case letters, digits and '-', starting with a
+// letter or digit.
+func CheckRegion(r string) error {
+	if r != "" && !regionRE.MatchString(r) {
+		return fmt.Errorf("%w: region %q: want 1 to 63 of [a-z0-9-], starting with a letter or digit", cairn.ErrInvalid, r)
+	}
+	return nil
+}
+
+// rootOf returns the directory of region r's index objects.
+func (ix *Index) rootOf(r string) string {
+	if r == "" {
+		return ix.base
+	}
+	return ix.base + "regions/" + r + "/"
+}
+
+func (ix *Index) logKeyOf(r string, seq uint64) string  { return ix.rootOf(r) + "log/" + seqName(seq) }
+func (ix *Index) snapKeyOf(r string, seq uint64) string { return ix.rootOf(r) + "snap/" + seqName(seq) }
+func (ix *Index) headKeyOf(r string) string             { return ix.rootOf(r) + "head" }
+func (ix *Index) markerKey(r string) string             { return ix.base + "streams/" + r }
+
+// foreignPage marks the ID of a page that another region's snapshot
+// holds, as a snapshot this region starts from refers to it:
+// "@<region>/<id>". Such IDs are never written: a compaction on such a
+// snapshot writes every page anew (see compact).
+const foreignPage = "@"
+
+// qualify returns m with its page IDs marked as region r's, for a region
+// that reads another's snapshot.
+func qualify(m *format.Manifest, r string) *format.Manifest {
+	q := *m
+	mark := func(refs []format.PageRef) []format.PageRef {
+		out := slices.Clone(refs)
+		for i := range out {
+			out[i].ID = foreignPage + r + "/" + out[i].ID
+		}
+		return out
+	}
+	q.ByTime, q.ByLabel = mark(m.ByTime), mark(m.ByLabel)
+	q.RunLevels = make([]format.Level, len(m.RunLevels))
+	for i, l := range m.RunLevels {
+		q.RunLevels[i] = format.Level{Count: l.Count, Pages: mark(l.Pages)}
+	}
+	return &q
+}
+
+// coverage returns how far m covers each stream: its own region's up to
+// Seq, the others up to what Streams names.
+func coverage(m *format.Manifest) map[string]uint64 {
+	cov := map[string]uint64{m.Region: m.Seq}
+	for _, s := range m.Streams {
+		if s.Region != m.Region {
+			cov[s.Region] = s.Seq
+		}
+	}
+	return cov
+}
+
+// sources returns the regions whose ops m's by-run levels hold.
+func sources(m *format.Manifest) []string {
+	if m.Sources == nil && len(m.RunLevels) > 0 {
+		return []string{""} // written before regions: the default stream's
+	}
+	return m.Sources
+}
+
+// outranks reports whether a wins over b, two ops of one run from
+// different streams (see the rules above).
+func outranks(a, b *Op) bool {
+	if a.Entry.Epoch != b.Entry.Epoch {
+		return a.Entry.Epoch > b.Entry.Epoch
+	}
+	if a.Delete != b.Delete {
+		return a.Delete
+	}
+	if !a.Entry.Timestamp.Equal(b.Entry.Timestamp) {
+		return a.Entry.Timestamp.After(b.Entry.Timestamp)
+	}
+	if a.Entry.Region != b.Entry.Region {
+		return a.Entry.Region > b.Entry.Region
+	}
+	return a.Entry.ETag > b.Entry.ETag
+}
+
+// winner returns the op that wins among ops, one per stream (ops must not
+// be empty).
+func winner(ops []Op) Op {
+	w := ops[0]
+	for i := 1; i < len(ops); i++ {
+		if outranks(&ops[i], &w) {
+			w = ops[i]
+		}
+	}
+	return w
+}
+
+// withOp returns ops (one per stream) with op replacing the op of its
+// stream, or added.
+func withOp(ops []Op, op Op) []Op {
+	for i := range ops {
+		if ops[i].Entry.Region == op.Entry.Region {
+			ops[i] = op
+			return ops
+		}
+	}
+	return append(ops, op)
+}
+
+// Contested returns the runs whose last ops come from more than one
+// region, each with those ops (one per region): runs resumed in another
+// region, and runs two regions wrote during a partition. Of these, the
+// runs whose highest epoch more than one region wrote are split brains:
+// their winner was decided by the tie rules, not by a claim. It reads the
+// whole index, like LastOps.
+func (ix *Index) Contested(ctx context.Context) (map[uuid.UUID][]Op, error) {
+	all, err := ix.allOps(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := map[uuid.UUID][]Op{}
+	for run, ops := range all {
+		if len(ops) > 1 {
+			out[run] = ops
+		}
+	}
+	return out, nil
+}
+
+// SplitBrain reports whether ops, the last op of each region for one run,
+// were written without a claim between them: more than one region wrote
+// the highest epoch among them.
+func SplitBrain(ops []Op) bool {
+	w := winner(ops)
+	n := 0
+	for _, op := range ops {
+		if op.Entry.Epoch == w.Entry.Epoch {
+			n++
+		}
+	}
+	return n > 1
+}
+
+// allOps returns the last op of every stream for every run the index
+// holds: the snapshot's and the tails'.
+func (ix *Index) allOps(ctx context.Context) (map[uuid.UUID][]Op, error) {
+	st, err := ix.load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	all, err := ix.levelStreams(ctx, st.m)
+	if err != nil {
+		return nil, err
+	}
+	for run, ops := range st.tails {
+		for _, op := range ops {
+			all[run] = withOp(all[run], op)
+		}
+	}
+	return all, nil
+}
+
+// levelStreams returns, for each run of m's by-run levels, the last op of
+// each stream.
+func (ix *Index) levelStreams(ctx context.Context, m *format.Manifest) (map[uuid.UUID][]Op, error) {
+	all := map[uuid.UUID][]Op{}
+	for i := len(m.RunLevels) - 1; i >= 0; i-- { // oldest first: newer levels override
+		for _, ref := range m.RunLevels[i].Pages {
+			p, err := ix.opPage(ctx, ref.ID)
+			if err != nil {
+				return nil, err
+			}
+			for _, op := range p.Ops {
+				all[op.Entry.RunID] = withOp(all[op.Entry.RunID], op)
+			}
+		}
+	}
+	return all, nil
+}
+
+// lookupOps returns the last op of each stream that snapshot m holds for
+// each of runs, reading the by-run pages that would hold them, in
+// parallel.
+func (ix *Index) lookupOps(ctx context.Context, m *format.Manifest, runs []uuid.UUID) (map[uuid.UUID][]Op, error) {
+	out := make([][]Op, len(runs))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(16)
+	for i, run := range runs {
+		g.Go(func() (err error) {
+			out[i], err = ix.snapshotOps(gctx, m, run)
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	res := make(map[uuid.UUID][]Op, len(runs))
+	for i, run := range runs {
+		if len(out[i]) > 0 {
+			res[run] = out[i]
+		}
+	}
+	return res, nil
+}
+
+// snapshotOps returns the last op of each stream that m holds for run:
+// a level's page holds all of a run's ops (pushLevel never splits them),
+// and a newer level's op overrides an older one's of the same stream.
+func (ix *Index) snapshotOps(ctx context.Context, m *format.Manifest, run uuid.UUID) ([]Op, error) {
+	var ops []Op
+	for _, level := range m.RunLevels {
+		i := prefixLen(level.Pages, func(r *format.PageRef) bool { return bytes.Compare(r.First.RunID[:], run[:]) <= 0 }) - 1
+		if i < 0 {
+			continue
+		}
+		p, err := ix.opPage(ctx, level.Pages[i].ID)
+		if err != nil {
+			return nil, err
+		}
+		j, _ := slices.BinarySearchFunc(p.Ops, run, func(op Op, r uuid.UUID) int { return bytes.Compare(op.Entry.RunID[:], r[:]) })
+		for ; j < len(p.Ops) && p.Ops[j].Entry.RunID == run; j++ {
+			if !slices.ContainsFunc(ops, func(o Op) bool { return o.Entry.Region == p.Ops[j].Entry.Region }) {
+				ops = append(ops, p.Ops[j])
+			}
+		}
+	}
+	return ops, nil
+}
+
+// opLess orders by-run ops: by run, then region.
+func opLess(a, b *Op) int {
+	if c := bytes.Compare(a.Entry.RunID[:], b.Entry.RunID[:]); c != 0 {
+		return c
+	}
+	return strings.Compare(a.Entry.Region, b.Entry.Region)
+}
+
+// discover returns the regions other than this one that have a stream:
+// those with a marker, and the default region when this one is named. It
+// lists the markers at most every refreshAfter unless fresh is set.
+func (ix *Index) discover(ctx context.Context, fresh bool) ([]string, error) {
+	ix.mu.Lock()
+	known, at := ix.streams, ix.streamsAt
+	ix.mu.Unlock()
+	if !fresh && !at.IsZero() && ix.o.Now().Sub(at) < refreshAfter {
+		return known, nil
+	}
+	dir := ix.base + "streams/"
+	var found []string
+	for start := ""; ; {
+		infos, more, err := ix.b.List(ctx, dir, start, 1000)
+		if err != nil {
+			return nil, err
+		}
+		for _, in := range infos {
+			if r := in.Key[len(dir):]; r != ix.region && CheckRegion(r) == nil && r != "" {
+				found = append(found, r)
+			}
+		}
+		if !more || len(infos) == 0 {
+			break
+		}
+		start = infos[len(infos)-1].Key
+	}
+	if ix.region != "" {
+		found = append([]string{""}, found...)
+	}
+	ix.mu.Lock()
+	ix.streams, ix.streamsAt = found, ix.o.Now()
+	ix.mu.Unlock()
+	return found, nil
+}
+
+// ensureMarker writes this region's marker once per Index, before its
+// first log: the other regions read only the streams they know of.
+func (ix *Index) ensureMarker(ctx context.Context) error {
+	ix.mu.Lock()
+	done := ix.marked
+	ix.mu.Unlock()
+	if done || ix.region == "" {
+		return nil
+	}
+	_, err := ix.b.Put(ctx, ix.markerKey(ix.region), []byte("cairn index stream\n"), &bucket.PutOptions{IfNoneMatch: "*"})
+	if err != nil && !errors.Is(err, bucket.ErrPrecondition) {
+		return fmt.Errorf("index: writing the marker of region %q: %w", ix.region, err)
+	}
+	ix.mu.Lock()
+	ix.marked = true
+	ix.mu.Unlock()
+	return nil
+}
+
+// foreignBase returns the snapshot a region without one of its own starts
+// from: the head snapshot of the default region, else of the first other
+// region by name that has one, its page IDs qualified; nil when none has.
+func (ix *Index) foreignBase(ctx context.Context, others []string) (*format.Manifest, error) {
+	for _, r := range others {
+		var h format.Head
+		if _, err := ix.get(ctx, ix.headKeyOf(r), &h); err != nil {
+			if errors.Is(err, bucket.ErrNotFound) || errors.Is(err, cairn.ErrCorrupt) {
+				continue
+			}
+			return nil, err
+		}
+		if h.Seq == 0 {
+			continue
+		}
+		m := new(format.Manifest)
+		if _, err := ix.get(ctx, ix.snapKeyOf(r, h.Seq), m); err != nil {
+			if errors.Is(err, bucket.ErrNotFound) || errors.Is(err, cairn.ErrCorrupt) {
+				continue
+			}
+			return nil, err
+		}
+		m.Region = r
+		return qualify(m, r), nil
+	}
+	return nil, nil
+}
+
+// coveredBy returns how far region r's head snapshot covers this region's
+// stream: 0 when r has no snapshot (or it cannot be read). GC deletes its
+// own logs only up to what every other region covers.
+func (ix *Index) coveredBy(ctx context.Context, r string) (uint64, error) {
+	var h format.Head
+	if _, err := ix.get(ctx, ix.headKeyOf(r), &h); err != nil {
+		if errors.Is(err, bucket.ErrNotFound) || errors.Is(err, cairn.ErrCorrupt) {
+			return 0, nil
+		}
+		return 0, err
+	}
+	if h.Seq == 0 {
+		return 0, nil
+	}
+	var m format.Manifest
+	if _, err := ix.get(ctx, ix.snapKeyOf(r, h.Seq), &m); err != nil {
+		if errors.Is(err, bucket.ErrNotFound) || errors.Is(err, cairn.ErrCorrupt) {
+			return 0, nil
+		}
+		return 0, err
+	}
+	m.Region = r
+	return coverage(&m)[ix.region], nil
+}
+
+// exists reports whether region r has any index object: a head or a log.
+func (ix *Index) exists(ctx context.Context, r string) (bool, error) {
+	if _, err := ix.b.Head(ctx, ix.headKeyOf(r)); err == nil {
+		return true, nil
+	} else if !errors.Is(err, bucket.ErrNotFound) {
+		return false, err
+	}
+	infos, _, err := ix.b.List(ctx, ix.rootOf(r)+"log/", "", 1)
+	return len(infos) > 0, err
+}

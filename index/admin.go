@@ -263,7 +263,7 @@ func (ix *Index) coveredByAll(ctx context.Context, keep uint64) (uint64, error) 
 				continue
 			}
 		}
-		c, err := ix.coveredBy(ctx, r)
+		c, err := ix.coveredBy(ctx, r, others)
 		if err != nil {
 			return 0, err
 		}

@@ -248,7 +248,11 @@ func (ix *Index) committed(seq uint64, ops, size int) {
 // running here.
 func (ix *Index) maybeCompact(seq uint64) {
 	ix.mu.Lock()
-	long := seq-coverage(ix.manifest)[ix.region]+uint64(ix.foreignTail) >= uint64(ix.o.CompactAfter)
+	// A region still reading another's snapshot compacts after its first
+	// commit: until it has a snapshot of its own, the other regions' GC
+	// keeps their logs for it.
+	long := seq-coverage(ix.manifest)[ix.region]+uint64(ix.foreignTail) >= uint64(ix.o.CompactAfter) ||
+		ix.manifest.Region != ix.region
 	ix.mu.Unlock()
 	if long {
 		ix.startCompaction()

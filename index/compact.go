@@ -39,8 +39,8 @@ func (ix *Index) Compact(ctx context.Context) error {
 
 func (ix *Index) compact(ctx context.Context) error {
 	st, err := ix.load(ctx)
-	if err != nil || st.logs == 0 {
-		return err
+	if err != nil || (st.logs == 0 && st.m.Region == ix.region) {
+		return err // nothing new; a region reading another's snapshot writes its own
 	}
 	if st.tail == 0 || (st.m.Region == ix.region && st.tail == st.m.Seq) {
 		// Only other regions' logs are new: a snapshot is numbered by a

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/cairnstore/cairn"
 	"github.com/cairnstore/cairn/bucket"
@@ -53,6 +54,10 @@ import (
 // that region's pages, and its first compaction writes a full snapshot of
 // its own. GC in a region deletes its own logs only once every other
 // region's head covers them, and only its own snapshots and pages.
+
+// discoverEvery is how often the default region looks for other regions'
+// streams (see discover).
+const discoverEvery = 30 * time.Second
 
 // regionRE is what a region name may be: it is a key segment.
 var regionRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
@@ -296,13 +301,20 @@ func opLess(a, b *Op) int {
 }
 
 // discover returns the regions other than this one that have a stream:
-// those with a marker, and the default region when this one is named. It
-// lists the markers at most every refreshAfter unless fresh is set.
+// those with a marker, and the default region when this one is named.
+//
+// A named region lists the markers on every load (one LIST, in parallel
+// with the head's GET): its List sees another region's first logs as soon
+// as they arrive. The default region, which a store of one region is,
+// lists them at most every discoverEvery unless fresh is set (GC, Salvage
+// and recovery always do), so that a store of one region pays nothing
+// for regions: a region that starts writing is read there within that
+// time.
 func (ix *Index) discover(ctx context.Context, fresh bool) ([]string, error) {
 	ix.mu.Lock()
 	known, at := ix.streams, ix.streamsAt
 	ix.mu.Unlock()
-	if !fresh && !at.IsZero() && ix.o.Now().Sub(at) < refreshAfter {
+	if !fresh && ix.region == "" && !at.IsZero() && time.Since(at) < discoverEvery {
 		return known, nil
 	}
 	dir := ix.base + "streams/"
@@ -326,7 +338,7 @@ func (ix *Index) discover(ctx context.Context, fresh bool) ([]string, error) {
 		found = append([]string{""}, found...)
 	}
 	ix.mu.Lock()
-	ix.streams, ix.streamsAt = found, ix.o.Now()
+	ix.streams, ix.streamsAt = found, time.Now()
 	ix.mu.Unlock()
 	return found, nil
 }
@@ -355,52 +367,73 @@ func (ix *Index) ensureMarker(ctx context.Context) error {
 // region by name that has one, its page IDs qualified; nil when none has.
 func (ix *Index) foreignBase(ctx context.Context, others []string) (*format.Manifest, error) {
 	for _, r := range others {
-		var h format.Head
-		if _, err := ix.get(ctx, ix.headKeyOf(r), &h); err != nil {
-			if errors.Is(err, bucket.ErrNotFound) || errors.Is(err, cairn.ErrCorrupt) {
-				continue
+		m, err := ix.headSnapshot(ctx, r)
+		if err != nil || m != nil {
+			if m == nil {
+				return nil, err
 			}
-			return nil, err
+			return qualify(m, r), nil
 		}
-		if h.Seq == 0 {
-			continue
-		}
-		m := new(format.Manifest)
-		if _, err := ix.get(ctx, ix.snapKeyOf(r, h.Seq), m); err != nil {
-			if errors.Is(err, bucket.ErrNotFound) || errors.Is(err, cairn.ErrCorrupt) {
-				continue
-			}
-			return nil, err
-		}
-		m.Region = r
-		return qualify(m, r), nil
 	}
 	return nil, nil
 }
 
-// coveredBy returns how far region r's head snapshot covers this region's
-// stream: 0 when r has no snapshot (or it cannot be read). GC deletes its
-// own logs only up to what every other region covers.
-func (ix *Index) coveredBy(ctx context.Context, r string) (uint64, error) {
+// coveredBy returns how far region r reads this region's stream from a
+// snapshot: its head snapshot's coverage, or, when r has none yet, that
+// of the snapshot r starts from (see foreignBase: the default region's,
+// else the first by name that has one, this region's included); 0 when
+// there is none, or it cannot be read. others are the regions other than
+// this one. GC deletes its own logs only up to what every other region
+// covers.
+func (ix *Index) coveredBy(ctx context.Context, r string, others []string) (uint64, error) {
+	m, err := ix.headSnapshot(ctx, r)
+	if err != nil || m != nil {
+		if m == nil {
+			return 0, err
+		}
+		return coverage(m)[ix.region], nil
+	}
+	var theirs []string // r's others, in the order r tries them
+	for _, o := range append(slices.Clone(others), ix.region) {
+		if o != r {
+			theirs = append(theirs, o)
+		}
+	}
+	slices.Sort(theirs) // "" first
+	for _, o := range theirs {
+		m, err := ix.headSnapshot(ctx, o)
+		if err != nil || m != nil {
+			if m == nil {
+				return 0, err
+			}
+			return coverage(m)[ix.region], nil
+		}
+	}
+	return 0, nil
+}
+
+// headSnapshot returns the manifest region r's head names, nil when it
+// names none or cannot be read.
+func (ix *Index) headSnapshot(ctx context.Context, r string) (*format.Manifest, error) {
 	var h format.Head
 	if _, err := ix.get(ctx, ix.headKeyOf(r), &h); err != nil {
 		if errors.Is(err, bucket.ErrNotFound) || errors.Is(err, cairn.ErrCorrupt) {
-			return 0, nil
+			return nil, nil
 		}
-		return 0, err
+		return nil, err
 	}
 	if h.Seq == 0 {
-		return 0, nil
+		return nil, nil
 	}
-	var m format.Manifest
-	if _, err := ix.get(ctx, ix.snapKeyOf(r, h.Seq), &m); err != nil {
+	m := new(format.Manifest)
+	if _, err := ix.get(ctx, ix.snapKeyOf(r, h.Seq), m); err != nil {
 		if errors.Is(err, bucket.ErrNotFound) || errors.Is(err, cairn.ErrCorrupt) {
-			return 0, nil
+			return nil, nil
 		}
-		return 0, err
+		return nil, err
 	}
 	m.Region = r
-	return coverage(&m)[ix.region], nil
+	return m, nil
 }
 
 // exists reports whether region r has any index object: a head or a log.

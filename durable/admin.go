@@ -84,7 +84,7 @@ func (s *Store) summary(ctx context.Context, id uuid.UUID) (index.Entry, error) 
 		return index.Entry{}, err
 	}
 	return index.Entry{RunID: id, Timestamp: cp.Timestamp, Workflow: cp.WorkflowName, Size: int64(len(rec)),
-		Labels: recordLabels(cp), Expires: e.Expires, ETag: obj.ETag}, nil
+		Labels: recordLabels(cp), Expires: e.Expires, ETag: obj.ETag, Epoch: cairn.LeaseEpoch(cp.Metadata), Region: e.Region}, nil
 }
 
 // recordLabels returns the labels of a decoded record in their stored
@@ -123,7 +123,10 @@ func unreadable(err error) bool {
 // or holds one malformed (the workflow left out, a bad timestamp, labels
 // that do not parse): the body then has to be read.
 func entryFromMetadata(id uuid.UUID, meta map[string]string) (index.Entry, bool) {
-	e := index.Entry{RunID: id}
+	e := index.Entry{RunID: id, Epoch: metaEpoch(meta)}
+	if r := meta[metaRegion]; index.CheckRegion(r) == nil {
+		e.Region = r
+	}
 	if exp, ok := meta[metaExpires]; ok {
 		if t, err := cairn.ParseTimestamp(exp); err == nil {
 			e.Expires = t
@@ -414,11 +417,25 @@ type Report struct {
 	Corrupt map[uuid.UUID]error
 	// Strays are keys under runs/ that name no run.
 	Strays []string
+	// SplitBrain are runs that more than one region wrote at the same
+	// lease epoch, with no claim between them (both regions wrote the run
+	// during a partition, or plain Saves went to two regions): the
+	// index's tie rules chose the winner (a delete, else the later
+	// checkpoint timestamp, else the greater region name), the same in
+	// every region. Check that it is the state wanted; claiming the run
+	// and saving it ends the split (its epoch is then the highest).
+	SplitBrain []uuid.UUID
+	// Stale are runs whose object is not the state the index chose:
+	// another region's write that lost by epoch, or by the tie rules, was
+	// kept by replication's last-writer-wins. Reconcile restores the
+	// chosen state from the bucket's versions.
+	Stale []uuid.UUID
 }
 
 // OK reports whether Verify found nothing wrong.
 func (r *Report) OK() bool {
-	return r.Index == nil && len(r.Missing)+len(r.Unindexed)+len(r.Dead)+len(r.Mismatched)+len(r.Corrupt)+len(r.Strays) == 0
+	return r.Index == nil && len(r.Missing)+len(r.Unindexed)+len(r.Dead)+len(r.Mismatched)+len(r.Corrupt)+len(r.Strays)+
+		len(r.SplitBrain)+len(r.Stale) == 0
 }
 
 // Verify compares the index with the run objects and decodes every
@@ -436,6 +453,17 @@ func (s *Store) Verify(ctx context.Context) (*Report, error) {
 	}
 	if err != nil {
 		return nil, cairn.WrapOp("verify", uuid.Nil, err)
+	}
+	var contested map[uuid.UUID][]index.Op
+	if rep.Index == nil && last != nil {
+		if contested, err = s.ix.Contested(ctx); err != nil {
+			return nil, cairn.WrapOp("verify", uuid.Nil, err)
+		}
+	}
+	for id, ops := range contested {
+		if index.SplitBrain(ops) {
+			rep.SplitBrain = append(rep.SplitBrain, id)
+		}
 	}
 	objs, err := s.listRuns(ctx, func(k string) { rep.Strays = append(rep.Strays, k) })
 	if err != nil {
@@ -478,6 +506,8 @@ func (s *Store) Verify(ctx context.Context) (*Report, error) {
 			switch {
 			case err != nil:
 				rep.Corrupt[o.id] = err
+			case ok && e.ETag != obj.ETag && lostTo(contested[o.id], obj.ETag):
+				rep.Stale = append(rep.Stale, o.id)
 			case ok && (e.ETag != "" && e.ETag != obj.ETag || !cp.Timestamp.Equal(e.Timestamp) || cp.WorkflowName != e.Workflow ||
 				recordLabels(cp) != e.Labels || !sameExpiry(e, obj.Metadata)):
 				rep.Mismatched = append(rep.Mismatched, o.id)
@@ -496,10 +526,16 @@ func (s *Store) Verify(ctx context.Context) (*Report, error) {
 	// An unreadable object is reported as corrupt only: Reindex cannot
 	// add it, so calling it unindexed too would advise what cannot be done.
 	rep.Unindexed = slices.DeleteFunc(rep.Unindexed, func(id uuid.UUID) bool { return rep.Corrupt[id] != nil })
-	for _, l := range [][]uuid.UUID{rep.Missing, rep.Unindexed, rep.Dead, rep.Mismatched} {
+	for _, l := range [][]uuid.UUID{rep.Missing, rep.Unindexed, rep.Dead, rep.Mismatched, rep.SplitBrain, rep.Stale} {
 		sortIDs(l)
 	}
 	return rep, nil
+}
+
+// lostTo reports whether the object with ETag etag is what one of ops, a
+// run's last op of each region, wrote: a region's write that lost.
+func lostTo(ops []index.Op, etag string) bool {
+	return slices.ContainsFunc(ops, func(op index.Op) bool { return !op.Delete && op.Entry.ETag == etag })
 }
 
 // sameExpiry reports whether the index entry e and the object metadata

@@ -284,7 +284,7 @@ func (s *Store) writeLeased(ctx context.Context, l *cairn.Lease, c *cairn.Checkp
 		return err
 	}
 	labels, _ := c.Labels() // EncodeRecord validated them
-	res, err := s.Write(ctx, []Record{{RunID: c.RunID, Workflow: c.WorkflowName, Timestamp: c.Timestamp, Labels: labels, Data: rec, Lease: l.Epoch}}, nil)
+	res, err := s.Write(ctx, []Record{{RunID: c.RunID, Workflow: c.WorkflowName, Timestamp: c.Timestamp, Labels: labels, Data: rec, Lease: l.Epoch, Epoch: l.Epoch}}, nil)
 	if len(res) == 1 && res[0].Err != nil {
 		return res[0].Err
 	}

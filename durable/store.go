@@ -87,6 +87,12 @@ type Options struct {
 	Concurrency int
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// Region names the region this store writes from when several
+	// regions write one store through asynchronous bucket replication
+	// (index.Options.Region: 1 to 63 of [a-z0-9-]; empty for the default
+	// region, the only one of a store in one region). It overrides
+	// Index.Region. See "Regions" in the package doc.
+	Region string
 	// UnsafeSkipProbe skips the probe of the server before the first
 	// write (see CheckServer). It is unsafe with more than one writer: on
 	// a server that ignores conditional writes, concurrent writers lose
@@ -185,6 +191,10 @@ func New(b bucket.Bucket, opts *Options) (*Store, error) {
 		io = *o.Index
 	}
 	io.Prefix, io.Codec, io.Now = o.Prefix, o.Codec, o.Now
+	if o.Region != "" {
+		io.Region = o.Region
+	}
+	o.Region = io.Region
 	ix, err := index.New(b, &io)
 	if err != nil {
 		problems = append(problems, err)
@@ -277,7 +287,8 @@ func (s *Store) Save(ctx context.Context, c *cairn.Checkpoint) error {
 	if err != nil {
 		return cairn.WrapOp("save", run, err)
 	}
-	res, err := s.Write(ctx, []Record{{RunID: run, Workflow: c.WorkflowName, Timestamp: c.Timestamp, Labels: labels, Data: rec}}, nil)
+	res, err := s.Write(ctx, []Record{{RunID: run, Workflow: c.WorkflowName, Timestamp: c.Timestamp, Labels: labels, Data: rec,
+		Epoch: cairn.LeaseEpoch(c.Metadata)}}, nil)
 	if err == nil {
 		err = res[0].Err
 	}
@@ -501,6 +512,11 @@ func (s *Store) deleteRun(ctx context.Context, runID uuid.UUID, tombstoned func(
 		return classify(err)
 	}
 	tomb := index.Entry{RunID: runID, Timestamp: s.o.Now().UTC(), ETag: etag}
+	if info != nil {
+		// The epoch of the state deleted: at that epoch a delete wins
+		// over another region's save (see the index's rules).
+		tomb.Epoch = metaEpoch(info.Metadata)
+	}
 	if err := s.ix.Commit(ctx, index.Op{Entry: tomb, Delete: true}); err != nil {
 		return err
 	}

@@ -29,6 +29,11 @@ type Record struct {
 	// last write (overriding WriteOptions.Fence), and fails with
 	// ErrConflict once the lease was taken over or released.
 	Lease uint64
+	// Epoch is the lease epoch the record is stamped with
+	// (cairn.LeaseEpoch of its metadata; Lease when that is higher), kept
+	// in the index entry and the object's metadata: between two regions'
+	// writes of a run, the higher epoch wins.
+	Epoch uint64
 	// Data is the uncompressed record. Write compresses it and does not
 	// keep it.
 	Data []byte
@@ -215,7 +220,7 @@ func (s *Store) putAll(ctx context.Context, recs []Record, o *WriteOptions) ([]W
 // stored form, and its expiry when the store has a TTL.
 func (s *Store) entry(r Record) index.Entry {
 	e := index.Entry{RunID: r.RunID, Timestamp: r.Timestamp.UTC(), Workflow: r.Workflow, Size: int64(len(r.Data)),
-		Labels: cairn.EncodeLabels(r.Labels)}
+		Labels: cairn.EncodeLabels(r.Labels), Epoch: max(r.Epoch, r.Lease), Region: s.o.Region}
 	if s.o.TTL > 0 {
 		e.Expires = s.o.Now().Add(s.o.TTL).UTC()
 	}
@@ -241,7 +246,19 @@ const (
 	metaCodec     = "cairn-codec"
 	metaExpires   = "cairn-expires"
 	metaLabels    = "cairn-labels" // cairn.EncodeLabels' form; absent for none
+	metaEpochKey  = "cairn-epoch"  // the record's lease epoch; absent for 0
+	metaRegion    = "cairn-region" // the region that wrote it; absent for the default one
 )
+
+// metaEpoch returns the epoch a run object's metadata records, 0 when it
+// records none or one malformed.
+func metaEpoch(meta map[string]string) uint64 {
+	n, err := strconv.ParseUint(meta[metaEpochKey], 10, 64)
+	if err != nil || n > cairn.MaxEpoch {
+		return 0
+	}
+	return n
+}
 
 // maxMetaWorkflow bounds the encoded workflow name in metadata. A longer
 // name is left out, and so is one that would take the metadata past S3's
@@ -266,6 +283,12 @@ func (s *Store) objectMetadata(e index.Entry, size int) (map[string]string, erro
 	}
 	if e.Labels != "" {
 		meta[metaLabels] = e.Labels
+	}
+	if e.Epoch > 0 {
+		meta[metaEpochKey] = strconv.FormatUint(e.Epoch, 10)
+	}
+	if e.Region != "" {
+		meta[metaRegion] = e.Region
 	}
 	enc := url.PathEscape(e.Workflow)
 	if len(enc) <= maxMetaWorkflow && metadataSize(meta)+metadataSize(map[string]string{metaWorkflow: enc}) <= bucket.MaxMetadataSize {

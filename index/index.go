@@ -767,7 +767,9 @@ func (ix *Index) read(ctx context.Context, m *format.Manifest, seqs map[string][
 			b := ix.logs[id]
 			ix.mu.Unlock()
 			if b != nil {
+				bmu.Lock()
 				batches[id] = b
+				bmu.Unlock()
 				continue
 			}
 			g.Go(func() error {

@@ -105,6 +105,11 @@ type Entry struct {
 	// cache does not interpret it.
 	Lease uint64
 
+	// Epoch is the lease epoch the entry's record is stamped with
+	// (cairn.LeaseEpoch), which the durable tier keeps in the index. The
+	// cache does not interpret it.
+	Epoch uint64
+
 	// Version is set by the cache when it stores the entry (see the
 	// package doc); the value given to Put is ignored.
 	Version uint64

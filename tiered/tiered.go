@@ -331,7 +331,8 @@ func (s *Store) save(ctx context.Context, c *cairn.Checkpoint, l *cairn.Lease) e
 		return nil
 	}
 	s.stats.rawBytes.Add(int64(len(rec)))
-	e := lru.Entry{Value: rec, WorkflowName: c.WorkflowName, Timestamp: c.Timestamp.UTC(), Labels: labels, Lease: lease}
+	e := lru.Entry{Value: rec, WorkflowName: c.WorkflowName, Timestamp: c.Timestamp.UTC(), Labels: labels, Lease: lease,
+		Epoch: cairn.LeaseEpoch(c.Metadata)}
 	if s.o.Mode == WriteThrough {
 		return cairn.WrapOp("save", run, s.saveThrough(ctx, run, e))
 	}
@@ -521,7 +522,7 @@ func (s *Store) write(ctx context.Context, items []lru.Item[uuid.UUID]) (conflic
 
 // record returns the durable record of run's cached entry e.
 func record(run uuid.UUID, e lru.Entry) durable.Record {
-	return durable.Record{RunID: run, Workflow: e.WorkflowName, Timestamp: e.Timestamp, Labels: e.Labels, Data: e.Value, Lease: e.Lease}
+	return durable.Record{RunID: run, Workflow: e.WorkflowName, Timestamp: e.Timestamp, Labels: e.Labels, Data: e.Value, Lease: e.Lease, Epoch: e.Epoch}
 }
 
 // Flush makes every Save that returned before Flush was called durable,

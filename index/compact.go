@@ -67,11 +67,15 @@ func (ix *Index) compact(ctx context.Context) error {
 	}
 	var olds []Entry
 	var ops []Op
+	var contested []uuid.UUID
 	for _, run := range runs {
 		if sops := snap[run]; len(sops) > 0 {
 			if w := winner(sops); !w.Delete {
 				olds = append(olds, w.Entry)
 			}
+		}
+		if decided(snap[run], st.tails[run], st.over[run]) {
+			contested = append(contested, run)
 		}
 		tops := slices.Clone(st.tails[run])
 		slices.SortFunc(tops, func(a, b Op) int { return opLess(&a, &b) })
@@ -96,7 +100,25 @@ func (ix *Index) compact(ctx context.Context) error {
 	if err := putPages(ctx, ix, opPages); err != nil {
 		return err
 	}
-	return ix.publish(ctx, nm, m.Seq)
+	if err := ix.publish(ctx, nm, m.Seq); err != nil {
+		return err
+	}
+	if len(contested) > 0 && ix.o.Contested != nil {
+		ix.o.Contested(contested)
+	}
+	return nil
+}
+
+// decided reports whether a compaction decided between regions for a
+// run: one of its tail ops lost (to the snapshot's or another tail's), or
+// the winner w comes from another region than the snapshot's winner.
+func decided(snap, tails []Op, w Op) bool {
+	for _, op := range tails {
+		if op.Entry.Region != w.Entry.Region {
+			return true
+		}
+	}
+	return len(snap) > 0 && winner(snap).Entry.Region != w.Entry.Region
 }
 
 // nextManifest returns the manifest of the snapshot a compaction of st

@@ -107,6 +107,13 @@ type Options struct {
 	KeepTombstones time.Duration
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// Contested, if set, is called after a compaction with the runs
+	// whose ops from different regions it decided between: a tail op
+	// that lost, or a winner from another region than before. The run
+	// objects of such runs may hold a losing state (replication keeps the
+	// last writer by its clock); durable reconciles them. It runs on the
+	// compaction's goroutine and must not block.
+	Contested func(runs []uuid.UUID)
 	// Region names the region this process writes from, when several
 	// regions write one store through replication (see the package doc):
 	// 1 to 63 of [a-z0-9-]. Empty is the default region, the only one of

@@ -192,6 +192,38 @@ func (ix *Index) Contested(ctx context.Context) (map[uuid.UUID][]Op, error) {
 	return out, nil
 }
 
+// RunOps returns the last op of each region for run, which the index
+// holds now: one op in a store of one region, none when it holds none.
+func (ix *Index) RunOps(ctx context.Context, run uuid.UUID) ([]Op, error) {
+	st, err := ix.load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ops, err := ix.snapshotOps(ctx, st.m, run)
+	if err != nil {
+		return nil, err
+	}
+	for _, op := range st.tails[run] {
+		ops = withOp(ops, op)
+	}
+	return ops, nil
+}
+
+// Winner returns the op that wins among ops, the last op of each region
+// for one run (see the rules in the package doc); ops must not be empty.
+func Winner(ops []Op) Op { return winner(ops) }
+
+// Regional reports whether other regions write to this index, as far as
+// this process has looked (see discover): whether runs may have ops from
+// more than one region.
+func (ix *Index) Regional(ctx context.Context) (bool, error) {
+	others, err := ix.discover(ctx, false)
+	if err != nil {
+		return false, err
+	}
+	return ix.region != "" || len(others) > 0, nil
+}
+
 // SplitBrain reports whether ops, the last op of each region for one run,
 // were written without a claim between them: more than one region wrote
 // the highest epoch among them.

@@ -14,7 +14,9 @@
 //
 // The interface is small on purpose: every wrapper (metrics, faults,
 // prefixes) must implement all of it. Capabilities beyond it belong in
-// optional interfaces.
+// optional interfaces, found by a type assertion: Versioned reads and
+// removes the versions of a bucket with versioning on (S3, and the
+// in-memory NewMemVersioned; not the directory bucket).
 package bucket
 
 import (
@@ -165,7 +167,7 @@ var (
 
 // Error is a failed bucket operation.
 type Error struct {
-	Op  string // "get", "put", "head", "delete", "list"
+	Op  string // "get", "put", "head", "delete", "list", or Versioned's (see there)
 	Key string // the key, or the prefix for list
 	Err error
 }

@@ -24,6 +24,9 @@ import (
 // CLI and for development without Docker or a cloud account. Several Dirs,
 // in one process or in several, may share a root.
 //
+// Dir keeps one version of each object and does not implement Versioned:
+// a Put replaces the file, a Delete removes it.
+//
 // # Layout
 //
 // A key is split at '/': every segment but the last names a directory, the

@@ -26,18 +26,26 @@ import (
 //
 // Every request that passes validation is counted (Stats), including
 // requests that then fail, as a server would bill them.
+//
+// NewMem's bucket never had versioning on: its methods of Versioned see
+// every object as its one version NullVersion. NewMemVersioned's keeps
+// every version (see there).
 type Mem struct {
 	mu    sync.Mutex
-	objs  map[string]*memObject
-	keys  sortedKeys       // the keys of objs, for List
-	clock func() time.Time // guarded by mu
+	objs  map[string]*memObject // the current version of each key
+	keys  sortedKeys            // the keys of objs, for List
+	clock func() time.Time      // guarded by mu
+	vers  *memVersions          // guarded by mu; nil unless versioned
 
 	hook atomic.Pointer[memHook]
 
 	gets, puts, heads, deletes, lists atomic.Int64
 }
 
-var _ Bucket = (*Mem)(nil)
+var (
+	_ Bucket    = (*Mem)(nil)
+	_ Versioned = (*Mem)(nil)
+)
 
 // memObject is immutable once stored: a Put replaces the pointer.
 type memObject struct {
@@ -74,8 +82,9 @@ func (m *Mem) SetClock(now func() time.Time) {
 
 // SetHook installs fn, called before every request that passes
 // validation, with the request's context, its operation ("get", "put",
-// "head", "delete", "list", as in Error.Op) and its key (the prefix for
-// list). A non-nil error from fn is returned to the caller as is and the
+// "head", "delete", "list", or one of Versioned's: "versioning",
+// "listversions", "getversion", "deleteversion"; as in Error.Op) and its
+// key (the prefix for the listings, "" for versioning). A non-nil error from fn is returned to the caller as is and the
 // request has no effect; fn may also sleep to add latency. fn runs outside
 // Mem's lock, possibly on many goroutines at once. nil removes the hook.
 func (m *Mem) SetHook(fn func(ctx context.Context, op, key string) error) {
@@ -88,6 +97,9 @@ func (m *Mem) SetHook(fn func(ctx context.Context, op, key string) error) {
 
 // Stats returns the number of requests served so far, by operation.
 // Subtract two snapshots to count the requests of a stretch of work.
+// Versioned's requests count with the ones S3 bills alike: GetVersion as
+// a Get, ListVersions as a List, DeleteVersion as a Delete, and
+// Versioning, a read of the bucket's configuration, as a Head.
 func (m *Mem) Stats() MemStats {
 	return MemStats{
 		Gets:    m.gets.Load(),
@@ -131,11 +143,16 @@ func (m *Mem) Get(ctx context.Context, key string, opts *GetOptions) (*Object, e
 	if o == nil {
 		return nil, &Error{Op: "get", Key: key, Err: ErrNotFound}
 	}
+	return o.object("get", key, opts)
+}
+
+// object is what Get returns of o, a copy.
+func (o *memObject) object(op, key string, opts *GetOptions) (*Object, error) {
 	if opts != nil && opts.IfNoneMatch != "" && opts.IfNoneMatch == o.etag {
-		return nil, &Error{Op: "get", Key: key, Err: ErrNotModified}
+		return nil, &Error{Op: op, Key: key, Err: ErrNotModified}
 	}
 	if opts != nil && opts.MaxSize > 0 && int64(len(o.body)) > opts.MaxSize {
-		return nil, &Error{Op: "get", Key: key, Err: ErrTooLarge}
+		return nil, &Error{Op: op, Key: key, Err: ErrTooLarge}
 	}
 	body := make([]byte, len(o.body))
 	copy(body, o.body)
@@ -176,6 +193,9 @@ func (m *Mem) Put(ctx context.Context, key string, body []byte, opts *PutOptions
 		m.keys.insert(key)
 	}
 	m.objs[key] = o
+	if m.vers != nil {
+		m.vers.add(key, o, o.modified)
+	}
 	return o.etag, nil
 }
 
@@ -198,7 +218,10 @@ func (m *Mem) Head(ctx context.Context, key string) (*Info, error) {
 	return &info, nil
 }
 
-// Delete implements Bucket. Deleting a missing key succeeds.
+// Delete implements Bucket. Deleting a missing key succeeds. With
+// versioning on, it adds a delete marker when the key has a current
+// object, and nothing otherwise, as MinIO does (AWS S3 adds a marker
+// every time).
 func (m *Mem) Delete(ctx context.Context, key string) error {
 	if err := CheckKey(key); err != nil {
 		return &Error{Op: "delete", Key: key, Err: err}
@@ -211,6 +234,9 @@ func (m *Mem) Delete(ctx context.Context, key string) error {
 	if _, ok := m.objs[key]; ok {
 		delete(m.objs, key)
 		m.keys.remove(key)
+		if m.vers != nil {
+			m.vers.add(key, nil, m.clock().UTC())
+		}
 	}
 	return nil
 }

@@ -21,6 +21,16 @@ func TestMemConformance(t *testing.T) {
 
 func TestMemKeyAndChildren(t *testing.T) { buckettest.KeyAndChildren(t, bucket.NewMem()) }
 
+func TestMemVersionedConformance(t *testing.T) {
+	buckettest.Run(t, func(t *testing.T) bucket.Bucket { return bucket.NewMemVersioned() })
+}
+
+func TestMemVersioned(t *testing.T) {
+	buckettest.RunVersioned(t, func(t *testing.T) buckettest.VersionedBucket { return bucket.NewMemVersioned() })
+}
+
+func TestMemUnversioned(t *testing.T) { buckettest.Unversioned(t, bucket.NewMem()) }
+
 func TestMemStats(t *testing.T) {
 	ctx := t.Context()
 	m := bucket.NewMem()
@@ -201,4 +211,101 @@ func ExampleMem() {
 	// bucket put prefix/index/log/00000000000000000001: bucket: precondition failed
 	// batch A
 	// {Gets:1 Puts:2 Heads:0 Deletes:0 Lists:0}
+}
+
+// The versioned Mem's choices where S3 servers differ or the interface
+// leaves room: MinIO's Delete of a key without a current object, and a
+// page that continues after a removed version.
+func TestMemVersionedChoices(t *testing.T) {
+	ctx := t.Context()
+	m := bucket.NewMemVersioned()
+	if err := m.Delete(ctx, "never"); err != nil {
+		t.Fatal(err)
+	}
+	m.Put(ctx, "k", []byte("1"), nil)
+	m.Delete(ctx, "k")
+	m.Delete(ctx, "k")
+	vs, _, _, _, err := m.ListVersions(ctx, "", "", "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(vs) != 2 || vs[0].Key != "k" || !vs[0].DeleteMarker || vs[1].DeleteMarker {
+		t.Fatalf("after Delete of a missing key, then Put, Delete, Delete: %+v; want one marker over one version", vs)
+	}
+
+	for i := range 5 {
+		m.Put(ctx, "p", []byte{byte(i)}, nil)
+	}
+	all, _, _, _, _ := m.ListVersions(ctx, "p", "", "", 0)
+	page, key, version, more, err := m.ListVersions(ctx, "p", "", "", 2)
+	if err != nil || !more || len(page) != 2 {
+		t.Fatalf("first page: %+v more %v err %v", page, more, err)
+	}
+	if err := m.DeleteVersion(ctx, "p", version); err != nil {
+		t.Fatal(err)
+	}
+	rest, _, _, more, err := m.ListVersions(ctx, "p", key, version, 0)
+	if err != nil || more || len(rest) != 3 || rest[0] != all[2] {
+		t.Fatalf("after removing the marker's version, the next page = %+v, %v; want the 3 after it", rest, err)
+	}
+	if _, _, _, _, err := m.ListVersions(ctx, "p", "p", "null", 0); !errors.Is(err, bucket.ErrInvalid) {
+		t.Fatalf("a version marker Mem did not make: %v; want ErrInvalid", err)
+	}
+}
+
+func TestMemVersionedStatsHookClock(t *testing.T) {
+	ctx := t.Context()
+	m := bucket.NewMemVersioned()
+	at := time.Date(2026, 11, 25, 19, 39, 35, 0, time.UTC)
+	m.SetClock(func() time.Time { return at })
+	var ops []string
+	m.SetHook(func(ctx context.Context, op, key string) error {
+		ops = append(ops, op+" "+key)
+		return nil
+	})
+	m.Put(ctx, "k", []byte("1"), nil)
+	at = at.Add(time.Second)
+	m.Delete(ctx, "k")
+	m.Versioning(ctx)
+	vs, _, _, _, _ := m.ListVersions(ctx, "k", "", "", 0)
+	m.GetVersion(ctx, "k", vs[1].VersionID, nil)
+	m.DeleteVersion(ctx, "k", vs[0].VersionID)
+	m.GetVersion(ctx, "k", "", nil) // refused: not a request
+
+	if !vs[0].LastModified.Equal(at) || !vs[1].LastModified.Equal(at.Add(-time.Second)) {
+		t.Fatalf("LastModified %v, %v; want the clock's %v, %v", vs[0].LastModified, vs[1].LastModified, at, at.Add(-time.Second))
+	}
+	want := []string{"put k", "delete k", "versioning ", "listversions k", "getversion k", "deleteversion k"}
+	if !slices.Equal(ops, want) {
+		t.Fatalf("hook saw %q, want %q", ops, want)
+	}
+	if got, want := m.Stats(), (bucket.MemStats{Gets: 1, Puts: 1, Heads: 1, Deletes: 2, Lists: 1}); got != want {
+		t.Fatalf("Stats = %+v, want %+v", got, want)
+	}
+}
+
+// A versioned bucket keeps what Delete and overwrites replaced.
+func ExampleNewMemVersioned() {
+	ctx := context.Background()
+	b := bucket.NewMemVersioned()
+	b.Put(ctx, "runs/r1", []byte("step 1"), nil)
+	b.Put(ctx, "runs/r1", []byte("step 2"), nil)
+	b.Delete(ctx, "runs/r1")
+
+	_, err := b.Get(ctx, "runs/r1", nil)
+	fmt.Println(errors.Is(err, bucket.ErrNotFound))
+	vs, _, _, _, _ := b.ListVersions(ctx, "runs/", "", "", 0)
+	for _, v := range vs {
+		if v.DeleteMarker {
+			fmt.Println(v.Key, "delete marker, latest:", v.Latest)
+			continue
+		}
+		obj, _ := b.GetVersion(ctx, v.Key, v.VersionID, nil)
+		fmt.Printf("%s %q, latest: %v\n", v.Key, obj.Body, v.Latest)
+	}
+	// Output:
+	// true
+	// runs/r1 delete marker, latest: true
+	// runs/r1 "step 2", latest: false
+	// runs/r1 "step 1", latest: false
 }

@@ -11,6 +11,9 @@
 // and paging, cancellation, and who owns the bytes. It does not check
 // ETag values (they are opaque) beyond "non-empty, stable, and different
 // when the body differs".
+//
+// RunVersioned is the suite of the optional bucket.Versioned, for buckets
+// with versioning on; Unversioned checks one where it never was.
 package buckettest
 
 import (

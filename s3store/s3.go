@@ -504,17 +504,24 @@ func (b *S3) Get(ctx context.Context, key string, opts *bucket.GetOptions) (*buc
 	if err := b.check(key); err != nil {
 		return nil, &bucket.Error{Op: "get", Key: key, Err: err}
 	}
+	in := &s3.GetObjectInput{Bucket: aws.String(b.bucket), Key: aws.String(key)}
+	return b.get(ctx, "get", in, opts)
+}
+
+// get sends in, a GetObject of in.Key, and reads the answer as Get
+// documents; op names the operation in errors.
+func (b *S3) get(ctx context.Context, op string, in *s3.GetObjectInput, opts *bucket.GetOptions) (*bucket.Object, error) {
+	key := aws.ToString(in.Key)
 	var o bucket.GetOptions
 	if opts != nil {
 		o = *opts
 	}
-	in := &s3.GetObjectInput{Bucket: aws.String(b.bucket), Key: aws.String(key)}
 	if o.IfNoneMatch != "" {
 		in.IfNoneMatch = aws.String(o.IfNoneMatch)
 	}
 	out, err := b.client.GetObject(ctx, in)
 	if err != nil {
-		return nil, s3Fail(ctx, "get", key, err)
+		return nil, s3Fail(ctx, op, key, err)
 	}
 	defer out.Body.Close()
 
@@ -523,7 +530,7 @@ func (b *S3) Get(ctx context.Context, key string, opts *bucket.GetOptions) (*buc
 		size = -1
 	}
 	if o.MaxSize > 0 && size > o.MaxSize {
-		return nil, &bucket.Error{Op: "get", Key: key,
+		return nil, &bucket.Error{Op: op, Key: key,
 			Err: fmt.Errorf("%w: %d bytes, limit %d", bucket.ErrTooLarge, size, o.MaxSize)}
 	}
 	var r io.Reader = out.Body
@@ -542,16 +549,16 @@ func (b *S3) Get(ctx context.Context, key string, opts *bucket.GetOptions) (*buc
 			// transit. The caller may retry; it never gets the bytes.
 			err = fmt.Errorf("%w: %w", bucket.ErrCorrupt, err)
 		}
-		return nil, s3Fail(ctx, "get", key, fmt.Errorf("read body: %w", err))
+		return nil, s3Fail(ctx, op, key, fmt.Errorf("read body: %w", err))
 	}
 	body := buf.Bytes()
 	n := int64(len(body))
 	if o.MaxSize > 0 && n > o.MaxSize {
-		return nil, &bucket.Error{Op: "get", Key: key,
+		return nil, &bucket.Error{Op: op, Key: key,
 			Err: fmt.Errorf("%w: more than %d bytes", bucket.ErrTooLarge, o.MaxSize)}
 	}
 	if size >= 0 && n != size {
-		return nil, &bucket.Error{Op: "get", Key: key,
+		return nil, &bucket.Error{Op: op, Key: key,
 			Err: fmt.Errorf("%w: read body: %d bytes, Content-Length %d: %w", bucket.ErrCorrupt, n, size, io.ErrUnexpectedEOF)}
 	}
 	if body == nil {

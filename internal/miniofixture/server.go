@@ -390,6 +390,16 @@ func (s *Server) NewClient(t testing.TB, optFns ...func(*s3.Options)) *s3.Client
 // buckets go with the container.
 func (s *Server) NewBucket(t testing.TB) string {
 	t.Helper()
+	name := s.newBucket(t)
+	if !s.Managed() {
+		t.Cleanup(func() { deleteBucket(t, s.NewClient(t), name) })
+	}
+	return name
+}
+
+// newBucket creates a bucket with a fresh name derived from t.Name().
+func (s *Server) newBucket(t testing.TB) string {
+	t.Helper()
 	name := bucketName(t.Name())
 	c := s.NewClient(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -403,10 +413,63 @@ func (s *Server) NewBucket(t testing.TB) string {
 	if _, err := c.CreateBucket(ctx, in); err != nil {
 		t.Fatalf("miniofixture: create bucket %s at %s: %v", name, s.Endpoint, err)
 	}
+	return name
+}
+
+// NewVersionedBucket is NewBucket with versioning enabled on the new
+// bucket. On an external endpoint every version is deleted when t ends,
+// then the bucket.
+func (s *Server) NewVersionedBucket(t testing.TB) string {
+	t.Helper()
+	name := s.newBucket(t)
+	c := s.NewClient(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := c.PutBucketVersioning(ctx, &s3.PutBucketVersioningInput{
+		Bucket:                  aws.String(name),
+		VersioningConfiguration: &s3types.VersioningConfiguration{Status: s3types.BucketVersioningStatusEnabled},
+	}); err != nil {
+		t.Fatalf("miniofixture: enable versioning on bucket %s at %s: %v", name, s.Endpoint, err)
+	}
 	if !s.Managed() {
-		t.Cleanup(func() { deleteBucket(t, c, name) })
+		t.Cleanup(func() { deleteVersionedBucket(t, c, name) })
 	}
 	return name
+}
+
+// deleteVersionedBucket deletes every version and delete marker in bucket,
+// then the bucket.
+func deleteVersionedBucket(t testing.TB, c *s3.Client, bucket string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	p := s3.NewListObjectVersionsPaginator(c, &s3.ListObjectVersionsInput{Bucket: aws.String(bucket)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			t.Logf("miniofixture: cleanup: list versions of %s: %v", bucket, err)
+			return
+		}
+		var ids []s3types.ObjectIdentifier
+		for _, v := range page.Versions {
+			ids = append(ids, s3types.ObjectIdentifier{Key: v.Key, VersionId: v.VersionId})
+		}
+		for _, m := range page.DeleteMarkers {
+			ids = append(ids, s3types.ObjectIdentifier{Key: m.Key, VersionId: m.VersionId})
+		}
+		if len(ids) == 0 {
+			continue
+		}
+		if _, err := c.DeleteObjects(ctx, &s3.DeleteObjectsInput{
+			Bucket: aws.String(bucket),
+			Delete: &s3types.Delete{Objects: ids, Quiet: aws.Bool(true)},
+		}); err != nil {
+			t.Logf("miniofixture: cleanup: delete versions in %s: %v", bucket, err)
+			return
+		}
+	}
+	if _, err := c.DeleteBucket(ctx, &s3.DeleteBucketInput{Bucket: aws.String(bucket)}); err != nil {
+		t.Logf("miniofixture: cleanup: delete bucket %s: %v", bucket, err)
+	}
 }
 
 func deleteBucket(t testing.TB, c *s3.Client, bucket string) {

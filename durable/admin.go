@@ -112,6 +112,14 @@ func (s *Store) dead(op index.Op, info bucket.Info) bool {
 		!info.LastModified.After(op.Entry.Timestamp) && op.Entry.Timestamp.After(s.o.Now().Add(-keep))
 }
 
+// deadIn is dead, for a run that several regions wrote (ops, each
+// region's last op) too: the object is a region's write that lost to
+// another region's delete (the index names it as that write, and the
+// delete outranks it).
+func (s *Store) deadIn(op index.Op, ops []index.Op, info bucket.Info) bool {
+	return s.dead(op, info) || op.Delete && lostTo(ops, info.ETag)
+}
+
 // unreadable reports whether err says a run object itself is damaged, so
 // that reading it again will not help: recovery reports it and goes on.
 func unreadable(err error) bool {
@@ -236,6 +244,16 @@ func (s *Store) reindex(ctx context.Context, o *ReindexOptions) (*ReindexReport,
 	if err != nil {
 		return nil, err
 	}
+	// With other regions, the objects are made to hold the states the
+	// index chose before they are read as the truth (an index that does
+	// not read has no choice to restore).
+	contested, err := s.contestedOps(ctx, last)
+	if err == nil && len(contested) > 0 {
+		_, err = s.reconcile(ctx, contested)
+	}
+	if err != nil && !errors.Is(err, index.ErrDamaged) {
+		return nil, err
+	}
 	objs, err := s.listRuns(ctx, func(k string) { rep.Strays = append(rep.Strays, k) })
 	if err != nil {
 		return nil, err
@@ -249,7 +267,7 @@ func (s *Store) reindex(ctx context.Context, o *ReindexOptions) (*ReindexReport,
 	if err != nil {
 		unsure = true
 	}
-	entries, err := s.summaries(ctx, objs, last, rep, &summaryOptions{progress: o.Progress, unsure: unsure, full: o.Full})
+	entries, err := s.summaries(ctx, objs, last, rep, &summaryOptions{progress: o.Progress, unsure: unsure, full: o.Full, contested: contested})
 	if err != nil {
 		return nil, err
 	}
@@ -269,6 +287,7 @@ func (s *Store) reindex(ctx context.Context, o *ReindexOptions) (*ReindexReport,
 type summaryOptions struct {
 	progress     func(done, total int)
 	unsure, full bool
+	contested    map[uuid.UUID][]index.Op // each region's last ops of the runs several wrote
 }
 
 // summaries returns the index entry of each listed run object, in order:
@@ -297,7 +316,7 @@ func (s *Store) summaries(ctx context.Context, objs []runObject, last map[uuid.U
 		// in canonical form; with a TTL the metadata may have been refreshed
 		// over the same bytes, so only without one): no request.
 		if known := !op.Delete && op.Entry.ETag != "" && op.Entry.ETag == obj.info.ETag && op.Entry.Expires.IsZero() &&
-			validLabels(op.Entry.Labels) && (op.Entry.Labels != "" || !so.unsure) && !so.full; known || s.dead(op, obj.info) {
+			validLabels(op.Entry.Labels) && (op.Entry.Labels != "" || !so.unsure) && !so.full; known || s.deadIn(op, so.contested[obj.id], obj.info) {
 			mu.Lock()
 			if known {
 				entries[i] = op.Entry
@@ -455,8 +474,8 @@ func (s *Store) Verify(ctx context.Context) (*Report, error) {
 		return nil, cairn.WrapOp("verify", uuid.Nil, err)
 	}
 	var contested map[uuid.UUID][]index.Op
-	if rep.Index == nil && last != nil {
-		if contested, err = s.ix.Contested(ctx); err != nil {
+	if rep.Index == nil {
+		if contested, err = s.contestedOps(ctx, last); err != nil {
 			return nil, cairn.WrapOp("verify", uuid.Nil, err)
 		}
 	}
@@ -478,7 +497,7 @@ func (s *Store) Verify(ctx context.Context) (*Report, error) {
 		listed[o.id] = true
 		op, ok := last[o.id]
 		switch {
-		case s.dead(op, o.info):
+		case s.deadIn(op, contested[o.id], o.info):
 			rep.Dead = append(rep.Dead, o.id)
 			ok = false
 		case !ok || op.Delete:
@@ -564,6 +583,20 @@ type GCOptions struct {
 	Grace time.Duration
 	// DryRun reports what would be deleted without deleting anything.
 	DryRun bool
+	// Versions also deletes, in a versioned bucket, the noncurrent
+	// versions and delete markers of the store's keys that are older than
+	// Grace, but for the versions of run objects that an index op still
+	// names (the state another region won with, which Reconcile may need
+	// to restore). Every Save leaves the run's previous version behind,
+	// every claim its claim's, every compaction the head's and every GC
+	// the index objects it deleted, as noncurrent versions that cost
+	// storage until removed; this removes them with one LIST per 1,000
+	// versions and one DELETE each. A lifecycle rule expiring noncurrent
+	// versions does the same without requests (see the README). Replication
+	// may or may not carry these permanent deletes to the other regions
+	// (MinIO does with delete replication on; S3 CRR does not): run GC with
+	// Versions in each region.
+	Versions bool
 }
 
 // GCReport says what GC deleted (or would have). Each list is sorted.
@@ -577,6 +610,9 @@ type GCReport struct {
 	// them: they are runs whose commit was lost; Reindex adds them.
 	Unindexed []uuid.UUID
 	Index     index.GCReport
+	// Versions is the number of noncurrent versions and delete markers
+	// deleted (GCOptions.Versions).
+	Versions int
 }
 
 // GC deletes only what it can prove dead: the objects of runs whose
@@ -613,6 +649,10 @@ func (s *Store) GC(ctx context.Context, opts *GCOptions) (*GCReport, error) {
 	if err != nil {
 		return nil, cairn.WrapOp("gc", uuid.Nil, err)
 	}
+	contested, err := s.contestedOps(ctx, last)
+	if err != nil {
+		return nil, cairn.WrapOp("gc", uuid.Nil, err)
+	}
 	objs, err := s.listRuns(ctx, func(string) {})
 	if err != nil {
 		return nil, cairn.WrapOp("gc", uuid.Nil, err)
@@ -625,7 +665,7 @@ func (s *Store) GC(ctx context.Context, opts *GCOptions) (*GCReport, error) {
 		switch {
 		case !ok:
 			rep.Unindexed = append(rep.Unindexed, obj.id)
-		case s.dead(op, obj.info):
+		case s.deadIn(op, contested[obj.id], obj.info):
 			// Only once older than the grace, and never less than
 			// index.MinGCGrace whatever Grace says: a Save of the same
 			// bytes in progress has committed by then (a server's
@@ -645,12 +685,12 @@ func (s *Store) GC(ctx context.Context, opts *GCOptions) (*GCReport, error) {
 	sortIDs(rep.Unindexed)
 	if !o.DryRun {
 		for _, id := range rep.Dead {
-			if err := s.collect(ctx, id, listed[id], false); err != nil {
+			if err := s.collect(ctx, id, listed[id], false, contested[id] != nil); err != nil {
 				return rep, cairn.WrapOp("gc", id, err)
 			}
 		}
 		for _, id := range rep.Expired {
-			if err := s.collect(ctx, id, listed[id], true); err != nil {
+			if err := s.collect(ctx, id, listed[id], true, false); err != nil {
 				return rep, cairn.WrapOp("gc", id, err)
 			}
 		}
@@ -659,7 +699,100 @@ func (s *Store) GC(ctx context.Context, opts *GCOptions) (*GCReport, error) {
 	if ir != nil {
 		rep.Index = *ir
 	}
+	if err == nil && o.Versions {
+		rep.Versions, err = s.gcVersions(ctx, max(o.Grace, index.MinGCGrace), o.DryRun, last, contested)
+	}
 	return rep, cairn.WrapOp("gc", uuid.Nil, err)
+}
+
+// contestedOps returns the last ops per region of the runs that more than
+// one region wrote, when other regions write to the store (nil
+// otherwise). last is the index's winners: nil for a new store.
+func (s *Store) contestedOps(ctx context.Context, last map[uuid.UUID]index.Op) (map[uuid.UUID][]index.Op, error) {
+	if last == nil {
+		return nil, nil
+	}
+	regional, err := s.ix.Regional(ctx)
+	if err != nil || !regional {
+		return nil, err
+	}
+	return s.ix.Contested(ctx)
+}
+
+// gcVersions deletes the noncurrent versions and delete markers of the
+// store's keys older than grace, but those of run objects that last (the
+// index's winners) or contested (each region's last ops) name, and
+// returns how many it deleted (would delete, when dry). A bucket that
+// keeps no versions has none.
+func (s *Store) gcVersions(ctx context.Context, grace time.Duration, dry bool, last map[uuid.UUID]index.Op, contested map[uuid.UUID][]index.Op) (int, error) {
+	vb, ok := s.b.(bucket.Versioned)
+	if !ok {
+		return 0, nil
+	}
+	if on, err := vb.Versioning(ctx); err != nil || !on {
+		return 0, classify(err)
+	}
+	named := func(key, etag string) bool {
+		id, err := uuid.Parse(strings.TrimPrefix(key, s.runs))
+		if !strings.HasPrefix(key, s.runs) || err != nil {
+			return false
+		}
+		return last[id].Entry.ETag == etag || lostTo(contested[id], etag)
+	}
+	cutoff := s.o.Now().Add(-grace)
+	n := 0
+	// collect decides for the versions of one key, newest first: the
+	// current version stays, noncurrent ones go when old enough and not
+	// named, and a current delete marker goes too once nothing is left
+	// behind it (S3's "expired object delete marker").
+	collect := func(vs []bucket.Version) error {
+		var doomed []bucket.Version
+		for _, v := range vs[1:] {
+			if v.LastModified.Before(cutoff) && (v.DeleteMarker || !named(v.Key, v.ETag)) {
+				doomed = append(doomed, v)
+			}
+		}
+		if cur := vs[0]; cur.Latest && cur.DeleteMarker && cur.LastModified.Before(cutoff) && len(doomed) == len(vs)-1 {
+			doomed = append(doomed, cur)
+		}
+		n += len(doomed)
+		if dry {
+			return nil
+		}
+		for _, v := range doomed {
+			if err := vb.DeleteVersion(ctx, v.Key, v.VersionID); err != nil {
+				return classify(err)
+			}
+		}
+		return nil
+	}
+	var group []bucket.Version
+	prefix := strings.TrimSuffix(s.runs, "runs/")
+	for keyMarker, versionMarker := "", ""; ; {
+		vs, nk, nv, more, err := vb.ListVersions(ctx, prefix, keyMarker, versionMarker, 1000)
+		if err != nil {
+			return n, classify(err)
+		}
+		for _, v := range vs {
+			if len(group) > 0 && group[0].Key != v.Key {
+				if err := collect(group); err != nil {
+					return n, err
+				}
+				group = nil
+			}
+			group = append(group, v)
+		}
+		if !more {
+			break
+		}
+		keyMarker, versionMarker = nk, nv
+	}
+	if len(group) > 0 {
+		if err := collect(group); err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }
 
 // collect deletes the object of run if it is still the one listed (info)
@@ -667,7 +800,7 @@ func (s *Store) GC(ctx context.Context, opts *GCOptions) (*GCReport, error) {
 // under the run's lock: its tombstone, or for an expired run its entry,
 // expired, when the object's own metadata says it expired too (a Save
 // since refreshed neither), and then with a tombstone, as a Delete.
-func (s *Store) collect(ctx context.Context, id uuid.UUID, listed bucket.Info, expired bool) error {
+func (s *Store) collect(ctx context.Context, id uuid.UUID, listed bucket.Info, expired, regional bool) error {
 	unlock, err := s.lockRun(ctx, id)
 	if err != nil {
 		return err
@@ -677,7 +810,15 @@ func (s *Store) collect(ctx context.Context, id uuid.UUID, listed bucket.Info, e
 	if err != nil || !found {
 		return err
 	}
-	if expired && (op.Delete || !op.Entry.Expired(s.o.Now())) || !expired && !s.dead(op, listed) {
+	var ops []index.Op
+	if regional {
+		all, err := s.ix.RunOps(ctx, id)
+		if err != nil {
+			return err
+		}
+		ops = all[id]
+	}
+	if expired && (op.Delete || !op.Entry.Expired(s.o.Now())) || !expired && !s.deadIn(op, ops, listed) {
 		return nil // saved or deleted again since the scan
 	}
 	info, err := s.b.Head(ctx, s.runKey(id))

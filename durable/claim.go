@@ -140,6 +140,13 @@ func (s *Store) claim(ctx context.Context, run uuid.UUID, opts *cairn.ClaimOptio
 	if err := s.writable(ctx); err != nil {
 		return nil, err
 	}
+	// With other regions, the run's object may hold a state that lost to
+	// another region's (see Regions): restore the winner first, and pass
+	// every region's epoch.
+	regionEpoch, err := s.reconcileBefore(ctx, run)
+	if err != nil {
+		return nil, err
+	}
 	cp, etag, err := s.readRun(ctx, run)
 	if err != nil {
 		return nil, err
@@ -154,7 +161,7 @@ func (s *Store) claim(ctx context.Context, run uuid.UUID, opts *cairn.ClaimOptio
 		return nil, err
 	}
 	now := s.o.Now()
-	epoch := cairn.LeaseEpoch(cp.Metadata)
+	epoch := max(cairn.LeaseEpoch(cp.Metadata), regionEpoch)
 	if doc != nil {
 		if doc.live(now) {
 			return nil, fmt.Errorf("%w: held by %q (epoch %d) until %s", cairn.ErrClaimed, truncate(doc.Owner), doc.Epoch, doc.Expires.Format(time.RFC3339Nano))

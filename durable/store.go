@@ -131,6 +131,8 @@ type Store struct {
 	indexOK bool       // the bucket has an index (created or seen)
 
 	probe probeState // CheckServer's, before the first write
+
+	bg background // reconciles the runs compactions decided between regions
 }
 
 var _ cairn.Store = (*Store)(nil)
@@ -190,7 +192,8 @@ func New(b bucket.Bucket, opts *Options) (*Store, error) {
 	if o.Index != nil {
 		io = *o.Index
 	}
-	io.Prefix, io.Codec, io.Now = o.Prefix, o.Codec, o.Now
+	s := &Store{b: b, o: o, codec: o.Codec}
+	io.Prefix, io.Codec, io.Now, io.Contested = o.Prefix, o.Codec, o.Now, s.contested
 	if o.Region != "" {
 		io.Region = o.Region
 	}
@@ -206,7 +209,9 @@ func New(b bucket.Bucket, opts *Options) (*Store, error) {
 	if o.Prefix != "" {
 		root = o.Prefix + "/"
 	}
-	s := &Store{b: b, o: o, codec: o.Codec, ix: ix, runs: root + "runs/", claims: root + "claims/"}
+	s.o, s.ix, s.runs, s.claims = o, ix, root+"runs/", root+"claims/"
+	s.bg.ctx, s.bg.cancel = context.WithCancel(context.Background())
+	s.bg.pending = map[uuid.UUID]bool{}
 	s.leases.m = map[uuid.UUID]*leaseState{}
 	for i := range s.runLocks {
 		s.runLocks[i] = make(chan struct{}, 1)
@@ -537,7 +542,14 @@ func (s *Store) Close(ctx context.Context) error {
 	s.closed = true
 	s.mu.Unlock()
 	done := make(chan struct{})
-	go func() { s.ix.Wait(); close(done) }()
+	go func() {
+		s.ix.Wait()
+		s.bg.mu.Lock()
+		s.bg.cancel()
+		s.bg.mu.Unlock()
+		s.bg.wg.Wait()
+		close(done)
+	}()
 	select {
 	case <-done:
 		return nil

@@ -192,21 +192,24 @@ func (ix *Index) Contested(ctx context.Context) (map[uuid.UUID][]Op, error) {
 	return out, nil
 }
 
-// RunOps returns the last op of each region for run, which the index
-// holds now: one op in a store of one region, none when it holds none.
-func (ix *Index) RunOps(ctx context.Context, run uuid.UUID) ([]Op, error) {
+// RunOps returns, for each of runs, the last op of each region that the
+// index holds now (one op in a store of one region; runs it holds none of
+// are left out), with one read of the index.
+func (ix *Index) RunOps(ctx context.Context, runs ...uuid.UUID) (map[uuid.UUID][]Op, error) {
 	st, err := ix.load(ctx)
 	if err != nil {
 		return nil, err
 	}
-	ops, err := ix.snapshotOps(ctx, st.m, run)
+	all, err := ix.lookupOps(ctx, st.m, runs)
 	if err != nil {
 		return nil, err
 	}
-	for _, op := range st.tails[run] {
-		ops = withOp(ops, op)
+	for _, run := range runs {
+		for _, op := range st.tails[run] {
+			all[run] = withOp(all[run], op)
+		}
 	}
-	return ops, nil
+	return all, nil
 }
 
 // Winner returns the op that wins among ops, the last op of each region

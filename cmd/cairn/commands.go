@@ -17,6 +17,7 @@ var commands = []command{
 	{name: "gc", summary: "delete dead objects, expired runs and index objects no longer needed", run: runGC},
 	{name: "import", summary: "read JSON lines, or Blazen MessagePack or JSON records", run: runImport},
 	{name: "ls", summary: "list runs, newest first", run: runLs},
+	{name: "reconcile", summary: "restore the winning state of runs two regions wrote", run: runReconcile},
 	{name: "reindex", summary: "rebuild the index from the objects", run: runReindex},
 	{name: "rm", summary: "delete runs", run: runRm},
 	{name: "show", summary: "print a checkpoint as JSON", run: runShow},

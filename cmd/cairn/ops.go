@@ -431,11 +431,18 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 		for _, k := range rep.Strays {
 			fmt.Fprintf(w, "stray       %q: a key under runs/ that names no run\n", k)
 		}
+		for _, id := range rep.SplitBrain {
+			fmt.Fprintf(w, "split brain %s: two regions wrote it at the same epoch; the tie rules chose (claim and save it to settle it)\n", id)
+		}
+		for _, id := range rep.Stale {
+			fmt.Fprintf(w, "stale       %s: its object holds a region's losing write (cairn reconcile restores the winner)\n", id)
+		}
 		if rep.OK() {
 			fmt.Fprintln(w, "ok")
 			return nil
 		}
-		n := len(rep.Corrupt) + len(rep.Missing) + len(rep.Mismatched) + len(rep.Unindexed) + len(rep.Dead) + len(rep.Strays)
+		n := len(rep.Corrupt) + len(rep.Missing) + len(rep.Mismatched) + len(rep.Unindexed) + len(rep.Dead) + len(rep.Strays) +
+			len(rep.SplitBrain) + len(rep.Stale)
 		if rep.Index != nil {
 			n++
 		}
@@ -501,12 +508,13 @@ func runGC(ctx context.Context, e *env, args []string) error {
 	fs, storeFlag := newFlags(e, "gc", "")
 	dry := fs.Bool("dry-run", false, "report what would be deleted, delete nothing")
 	grace := fs.Duration("grace", 15*time.Minute, "leave index objects and objects of deleted runs younger than this (never less than a minute)")
+	versions := fs.Bool("versions", false, "also delete old versions and delete markers in a versioned bucket (but versions a region's write still names)")
 	return onStore(ctx, e, fs, storeFlag, args, func(s *tiered.Store) error {
 		if *grace <= 0 {
 			return usagef("--grace %v: want a positive duration such as 15m", *grace)
 		}
 		p := startProgress(e, "collecting garbage", "")
-		rep, err := s.Durable().GC(ctx, &durable.GCOptions{Grace: *grace, DryRun: *dry})
+		rep, err := s.Durable().GC(ctx, &durable.GCOptions{Grace: *grace, DryRun: *dry, Versions: *versions})
 		p.finish()
 		if rep != nil {
 			verb := "deleted"
@@ -527,7 +535,36 @@ func runGC(ctx context.Context, e *env, args []string) error {
 				verb, len(rep.Expired), plural(len(rep.Expired), "run", "runs"),
 				len(rep.Dead), plural(len(rep.Dead), "object", "objects"),
 				rep.Index.Logs, rep.Index.Snapshots, rep.Index.Pages)
+			if *versions {
+				fmt.Fprintf(w, "%s %d old %s\n", verb, rep.Versions, plural(rep.Versions, "version", "versions"))
+			}
 		}
 		return err
+	})
+}
+
+// runReconcile restores, for the runs that several regions wrote, the
+// state the index chose where replication kept a losing one.
+func runReconcile(ctx context.Context, e *env, args []string) error {
+	fs, storeFlag := newFlags(e, "reconcile", "")
+	return onStore(ctx, e, fs, storeFlag, args, func(s *tiered.Store) error {
+		p := startProgress(e, "reconciling", "")
+		rep, err := s.Durable().Reconcile(ctx)
+		p.finish()
+		if err != nil {
+			return err
+		}
+		w := e.stdout
+		for _, id := range rep.Restored {
+			fmt.Fprintf(w, "restored    %s: the winning state is the current version again\n", id)
+		}
+		for _, id := range slices.SortedFunc(maps.Keys(rep.Unrestorable), compareIDs) {
+			fmt.Fprintf(w, "kept        %s: %s; its object stays as it is\n", id, describe(rep.Unrestorable[id]))
+		}
+		fmt.Fprintf(w, "checked %d %s written in more than one region, restored %d\n", rep.Checked, plural(rep.Checked, "run", "runs"), len(rep.Restored))
+		if n := len(rep.Unrestorable); n > 0 {
+			return fmt.Errorf("%d %s could not be restored (listed on stdout)", n, plural(n, "run", "runs"))
+		}
+		return nil
 	})
 }

@@ -42,8 +42,19 @@ func storeURL(e *env, flagValue string) string {
 // openStore opens the store a command works on. A URL that cannot be
 // opened (a *bucket.URLError, which names the URL redacted and says why)
 // is a usage error. opts may be nil (write-through).
+//
+// $CAIRN_REGION names the region the command writes from, when several
+// regions write one store through replication (durable.Options.Region).
 func openStore(ctx context.Context, e *env, flagValue string, opts *tiered.Options) (*tiered.Store, string, error) {
 	u := storeURL(e, flagValue)
+	if r := e.getenv("CAIRN_REGION"); r != "" {
+		var o tiered.Options
+		if opts != nil {
+			o = *opts
+		}
+		o.Durable.Region = r
+		opts = &o
+	}
 	s, err := tiered.Open(ctx, u, opts)
 	if err != nil {
 		var ue *bucket.URLError

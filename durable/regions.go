@@ -1,0 +1,278 @@
+package durable
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/cairnstore/cairn"
+	"github.com/cairnstore/cairn/bucket"
+	"github.com/cairnstore/cairn/index"
+	"github.com/google/uuid"
+	"golang.org/x/sync/errgroup"
+)
+
+// Regions. With asynchronous cross-region replication (S3 Cross-Region
+// Replication, MinIO bucket or site replication), each region runs its
+// processes against its own copy of the bucket with its own
+// Options.Region. The index keeps one log stream per region and decides
+// between the regions' writes of a run by lease epoch (see package index):
+// a run claimed and resumed in another region wins there and, once
+// replication delivers it, everywhere. Runs written in two regions at the
+// same epoch (a split brain: no claim between the two writes) are decided
+// by the index's tie rules, the same way in every region, and Verify
+// reports them.
+//
+// Replication itself keeps, for each key, the version its clock wrote
+// last, so a run object can hold a state that lost by epoch (a stale
+// worker in a partitioned region wrote it last). Replicated buckets are
+// versioned, and the state that won is still there as a noncurrent
+// version: Reconcile restores it as the current version. It runs for the
+// runs a compaction decided between regions (in the background), for a
+// run before it is claimed, and for every run with `cairn reconcile`
+// (Store.Reconcile). Until then, Load of such a run may return the losing
+// state; a resumer that claims the run never does.
+
+// ReconcileReport says what Reconcile did. Each list is sorted by run ID.
+type ReconcileReport struct {
+	// Checked is the number of runs written in more than one region
+	// that were looked at.
+	Checked int
+	// Restored are runs whose object held a losing region's state and
+	// now holds the winning one again, restored from its version.
+	Restored []uuid.UUID
+	// Unrestorable maps runs whose object holds a losing state but whose
+	// winning version could not be restored to why: the bucket keeps no
+	// versions, or the version was removed (by GC of old versions, or a
+	// lifecycle rule). Their object is left as it is: it is the only
+	// state there is, and Reindex lists it.
+	Unrestorable map[uuid.UUID]error
+}
+
+// Reconcile makes the object of every run that more than one region
+// wrote hold the state the index chose (see Regions above), restoring it
+// from the bucket's versions where replication kept a losing one. An
+// object that no region's op names (a later Save whose commit is still on
+// its way) is left alone; so is the object of a run whose winner is a
+// delete: GC removes it once its grace has passed (see GC). It reads the
+// whole index, a HEAD per contested run, and a version listing, a GET and
+// a PUT per run restored.
+func (s *Store) Reconcile(ctx context.Context) (*ReconcileReport, error) {
+	if err := s.check(ctx); err != nil {
+		return nil, cairn.WrapOp("reconcile", uuid.Nil, err)
+	}
+	if err := s.writable(ctx); err != nil {
+		return nil, cairn.WrapOp("reconcile", uuid.Nil, err)
+	}
+	contested, err := s.ix.Contested(ctx)
+	if err != nil {
+		return nil, cairn.WrapOp("reconcile", uuid.Nil, err)
+	}
+	rep, err := s.reconcile(ctx, contested)
+	return rep, cairn.WrapOp("reconcile", uuid.Nil, err)
+}
+
+// reconcile reconciles the runs of ops (each run's last op per region).
+func (s *Store) reconcile(ctx context.Context, ops map[uuid.UUID][]index.Op) (*ReconcileReport, error) {
+	rep := &ReconcileReport{Unrestorable: map[uuid.UUID]error{}}
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(s.o.Concurrency)
+	for run, rops := range ops {
+		if len(rops) < 2 {
+			continue
+		}
+		rep.Checked++
+		g.Go(func() error {
+			unlock, err := s.lockRun(gctx, run)
+			if err != nil {
+				return err
+			}
+			restored, err := s.reconcileRun(gctx, run, rops)
+			unlock()
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case errors.Is(err, errUnrestorable):
+				rep.Unrestorable[run] = err
+			case err != nil:
+				return err
+			case restored:
+				rep.Restored = append(rep.Restored, run)
+			}
+			return nil
+		})
+	}
+	err := g.Wait()
+	sortIDs(rep.Restored)
+	return rep, err
+}
+
+// errUnrestorable marks a run whose winning version cannot be restored.
+var errUnrestorable = errors.New("the winning state cannot be restored")
+
+// reconcileRun restores the winning state of run, whose last ops per
+// region are ops, if its object holds a losing one (and reports whether
+// it did). The caller holds the run's lock. The restore is a PUT of the
+// winning version's bytes and metadata, conditional on the losing
+// object's ETag, so a write racing it in another process is never
+// overwritten; the same bytes make the same ETag, so the index entry
+// still names it (a server that makes another ETag gets a commit).
+func (s *Store) reconcileRun(ctx context.Context, run uuid.UUID, ops []index.Op) (bool, error) {
+	w := index.Winner(ops)
+	if w.Delete {
+		return false, nil // GC removes a losing object of a deleted run
+	}
+	key := s.runKey(run)
+	info, err := s.b.Head(ctx, key)
+	missing := errors.Is(err, bucket.ErrNotFound)
+	if err != nil && !missing {
+		return false, classify(err)
+	}
+	if !missing && (info.ETag == w.Entry.ETag || !lostTo(ops, info.ETag)) {
+		return false, nil // the winner, or a later write no op names yet
+	}
+	vb, ok := s.b.(bucket.Versioned)
+	if !ok {
+		return false, fmt.Errorf("%w: the bucket keeps no versions", errUnrestorable)
+	}
+	vid, err := findVersion(ctx, vb, key, w.Entry.ETag)
+	if err != nil {
+		return false, err
+	}
+	obj, err := vb.GetVersion(ctx, key, vid, &bucket.GetOptions{MaxSize: s.maxObject()})
+	if errors.Is(err, bucket.ErrNotFound) {
+		return false, fmt.Errorf("%w: version %s was removed", errUnrestorable, vid)
+	}
+	if err != nil {
+		return false, classify(err)
+	}
+	po := &bucket.PutOptions{Metadata: obj.Metadata, IfNoneMatch: "*"}
+	if !missing {
+		po = &bucket.PutOptions{Metadata: obj.Metadata, IfMatch: info.ETag}
+	}
+	etag, err := s.b.Put(ctx, key, obj.Body, po)
+	if errors.Is(err, bucket.ErrPrecondition) {
+		return false, nil // written meanwhile: that write is newer
+	}
+	if err != nil {
+		return false, classify(err)
+	}
+	if etag != w.Entry.ETag {
+		e := w.Entry
+		e.ETag = etag
+		if err := s.ix.Commit(ctx, index.Op{Entry: e}); err != nil {
+			return true, err
+		}
+	}
+	return true, nil
+}
+
+// findVersion returns the ID of the newest version of key whose ETag is
+// etag, or errUnrestorable.
+func findVersion(ctx context.Context, vb bucket.Versioned, key, etag string) (string, error) {
+	keyMarker, versionMarker := "", ""
+	for {
+		vs, nk, nv, more, err := vb.ListVersions(ctx, key, keyMarker, versionMarker, 1000)
+		if err != nil {
+			return "", classify(err)
+		}
+		for _, v := range vs {
+			if v.Key == key && !v.DeleteMarker && v.ETag == etag {
+				return v.VersionID, nil
+			}
+		}
+		if !more {
+			return "", fmt.Errorf("%w: no version of %s has ETag %s", errUnrestorable, key, etag)
+		}
+		keyMarker, versionMarker = nk, nv
+	}
+}
+
+// reconcileBefore reconciles run before a Claim reads it, when other
+// regions write to the store, and returns the highest epoch any region's
+// op of it holds (0 in a store of one region), which the new claim's
+// epoch must pass. The caller does not hold the run's lock.
+func (s *Store) reconcileBefore(ctx context.Context, run uuid.UUID) (uint64, error) {
+	regional, err := s.ix.Regional(ctx)
+	if err != nil || !regional {
+		return 0, err
+	}
+	all, err := s.ix.RunOps(ctx, run)
+	if err != nil {
+		return 0, err
+	}
+	ops := all[run]
+	var epoch uint64
+	for _, op := range ops {
+		epoch = max(epoch, op.Entry.Epoch)
+	}
+	if len(ops) < 2 {
+		return epoch, nil
+	}
+	unlock, err := s.lockRun(ctx, run)
+	if err != nil {
+		return 0, err
+	}
+	defer unlock()
+	if _, err := s.reconcileRun(ctx, run, ops); err != nil && !errors.Is(err, errUnrestorable) {
+		return 0, err
+	}
+	return epoch, nil
+}
+
+// background reconciles the runs a compaction decided between regions
+// (index.Options.Contested), one batch at a time, with a context that
+// Close cancels. Failures are left for the next compaction, Claim or
+// Reconcile.
+type background struct {
+	mu      sync.Mutex
+	pending map[uuid.UUID]bool
+	running bool
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+}
+
+// contested is the index's Options.Contested: it queues runs for the
+// background reconciler and starts it unless it runs.
+func (s *Store) contested(runs []uuid.UUID) {
+	bg := &s.bg
+	bg.mu.Lock()
+	defer bg.mu.Unlock()
+	if bg.ctx == nil || bg.ctx.Err() != nil {
+		return // closed
+	}
+	for _, run := range runs {
+		bg.pending[run] = true
+	}
+	if bg.running {
+		return
+	}
+	bg.running = true
+	bg.wg.Add(1)
+	go func() {
+		defer bg.wg.Done()
+		for {
+			bg.mu.Lock()
+			batch := make([]uuid.UUID, 0, len(bg.pending))
+			for run := range bg.pending {
+				batch = append(batch, run)
+			}
+			clear(bg.pending)
+			if len(batch) == 0 || bg.ctx.Err() != nil {
+				bg.running = false
+				bg.mu.Unlock()
+				return
+			}
+			bg.mu.Unlock()
+			ctx, cancel := context.WithTimeout(bg.ctx, time.Minute)
+			if ops, err := s.ix.RunOps(ctx, batch...); err == nil {
+				_, _ = s.reconcile(ctx, ops)
+			}
+			cancel()
+		}
+	}()
+}

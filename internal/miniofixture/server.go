@@ -10,6 +10,9 @@
 //  3. Neither: the test is skipped with a message saying how to enable it, or fails when
 //     CAIRN_REQUIRE_S3=1 (CI sets it, so a green CI always means MinIO ran).
 //
+// StartSites starts two MinIO containers that replicate a bucket to each other, for tests of
+// cross-region replication; see Sites.
+//
 // MinIO is a separate program built with `go install`; it is never a dependency in go.mod.
 package miniofixture
 
@@ -19,6 +22,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -36,6 +40,7 @@ import (
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 	"github.com/testcontainers/testcontainers-go"
+	tcnetwork "github.com/testcontainers/testcontainers-go/network"
 	"github.com/testcontainers/testcontainers-go/wait"
 )
 
@@ -91,7 +96,7 @@ func Start(ctx context.Context, t testing.TB) *Server {
 	}
 	cli.Close()
 
-	s, err := startContainer(ctx, t.Logf, false)
+	s, err := startContainer(ctx, t.Logf, containerOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +138,7 @@ func Launch(ctx context.Context, logf func(format string, args ...any), opts *La
 	if opts != nil {
 		o = *opts
 	}
-	if s, err = startContainer(ctx, logf, o.Tmpfs); err != nil {
+	if s, err = startContainer(ctx, logf, containerOptions{tmpfs: o.Tmpfs}); err != nil {
 		return nil, nil, err
 	}
 	return s, func(ctx context.Context) error { return s.ctr.Terminate(ctx) }, nil
@@ -160,9 +165,17 @@ func noServerMessage(err error) string {
 		err, EnvEndpoint, EnvAccessKey, EnvSecretKey, EnvRegion)
 }
 
-// startContainer runs a new MinIO container, with /data on a tmpfs if asked, and waits until
-// it is ready. On failure nothing is left running.
-func startContainer(ctx context.Context, logf func(string, ...any), tmpfs bool) (*Server, error) {
+// containerOptions vary the container startContainer runs. The zero value is Start's container.
+type containerOptions struct {
+	tmpfs   bool              // /data on a tmpfs
+	region  string            // MINIO_SITE_REGION; empty means containerRegion
+	network string            // a user-defined network to attach at creation; empty means Docker's default
+	env     map[string]string // more environment variables for MinIO
+}
+
+// startContainer runs a new MinIO container as opts say and waits until it is ready. On
+// failure nothing is left running.
+func startContainer(ctx context.Context, logf func(string, ...any), opts containerOptions) (*Server, error) {
 	image, err := EnsureImage(ctx, logf)
 	if err != nil {
 		return nil, fmt.Errorf("miniofixture: %w\n\t(set %s to a MinIO image you can pull to skip the build)", err, EnvImage)
@@ -174,6 +187,16 @@ func startContainer(ctx context.Context, logf func(string, ...any), tmpfs bool) 
 		Region:    containerRegion,
 		Image:     image,
 	}
+	if opts.region != "" {
+		s.Region = opts.region
+	}
+	env := map[string]string{
+		"MINIO_ROOT_USER":     s.AccessKey,
+		"MINIO_ROOT_PASSWORD": s.SecretKey,
+		"MINIO_SITE_REGION":   s.Region,
+		"MINIO_BROWSER":       "off",
+	}
+	maps.Copy(env, opts.env)
 	ready := &readyWait{timeout: 90 * time.Second}
 	// The host port is fixed rather than left to Docker so that the endpoint survives Stop and
 	// Start: Docker picks a new ephemeral port each time a container starts.
@@ -182,25 +205,24 @@ func startContainer(ctx context.Context, logf func(string, ...any), tmpfs bool) 
 		if err != nil {
 			return nil, fmt.Errorf("miniofixture: %w", err)
 		}
-		ctr, err := testcontainers.Run(ctx, image,
+		runOpts := []testcontainers.ContainerCustomizer{
 			testcontainers.WithExposedPorts(minioPort),
 			testcontainers.WithCmd("server", "/data", "--address", ":9000"),
-			testcontainers.WithEnv(map[string]string{
-				"MINIO_ROOT_USER":     s.AccessKey,
-				"MINIO_ROOT_PASSWORD": s.SecretKey,
-				"MINIO_SITE_REGION":   s.Region,
-				"MINIO_BROWSER":       "off",
-			}),
+			testcontainers.WithEnv(env),
 			testcontainers.WithHostConfigModifier(func(hc *container.HostConfig) {
 				hc.PortBindings = network.PortMap{
 					network.MustParsePort(minioPort): {{HostPort: strconv.Itoa(port)}},
 				}
-				if tmpfs {
+				if opts.tmpfs {
 					hc.Tmpfs = map[string]string{"/data": "rw"}
 				}
 			}),
 			testcontainers.WithWaitStrategyAndDeadline(2*ready.timeout, ready),
-		)
+		}
+		if opts.network != "" {
+			runOpts = append(runOpts, tcnetwork.WithNetworkName(nil, opts.network))
+		}
+		ctr, err := testcontainers.Run(ctx, image, runOpts...)
 		if err != nil {
 			if ctr != nil {
 				ctr.Terminate(context.Background())
@@ -369,6 +391,10 @@ func (s *Server) Credentials() aws.CredentialsProvider {
 // only where S3 requires them. optFns are applied last and may change any of that.
 func (s *Server) NewClient(t testing.TB, optFns ...func(*s3.Options)) *s3.Client {
 	t.Helper()
+	return s.newClient(optFns...)
+}
+
+func (s *Server) newClient(optFns ...func(*s3.Options)) *s3.Client {
 	cfg := aws.Config{
 		Region:      s.Region,
 		Credentials: s.Credentials(),
@@ -401,9 +427,16 @@ func (s *Server) NewBucket(t testing.TB) string {
 func (s *Server) newBucket(t testing.TB) string {
 	t.Helper()
 	name := bucketName(t.Name())
-	c := s.NewClient(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	if err := s.createBucket(ctx, s.NewClient(t), name); err != nil {
+		t.Fatal(err)
+	}
+	return name
+}
+
+// createBucket creates bucket name in s's region with c, a client for s.
+func (s *Server) createBucket(ctx context.Context, c *s3.Client, name string) error {
 	in := &s3.CreateBucketInput{Bucket: aws.String(name)}
 	if s.Region != "" && s.Region != "us-east-1" {
 		in.CreateBucketConfiguration = &s3types.CreateBucketConfiguration{
@@ -411,9 +444,9 @@ func (s *Server) newBucket(t testing.TB) string {
 		}
 	}
 	if _, err := c.CreateBucket(ctx, in); err != nil {
-		t.Fatalf("miniofixture: create bucket %s at %s: %v", name, s.Endpoint, err)
+		return fmt.Errorf("miniofixture: create bucket %s at %s: %w", name, s.Endpoint, err)
 	}
-	return name
+	return nil
 }
 
 // NewVersionedBucket is NewBucket with versioning enabled on the new
@@ -425,16 +458,24 @@ func (s *Server) NewVersionedBucket(t testing.TB) string {
 	c := s.NewClient(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if _, err := c.PutBucketVersioning(ctx, &s3.PutBucketVersioningInput{
-		Bucket:                  aws.String(name),
-		VersioningConfiguration: &s3types.VersioningConfiguration{Status: s3types.BucketVersioningStatusEnabled},
-	}); err != nil {
-		t.Fatalf("miniofixture: enable versioning on bucket %s at %s: %v", name, s.Endpoint, err)
+	if err := s.enableVersioning(ctx, c, name); err != nil {
+		t.Fatal(err)
 	}
 	if !s.Managed() {
 		t.Cleanup(func() { deleteVersionedBucket(t, c, name) })
 	}
 	return name
+}
+
+// enableVersioning turns versioning on for bucket name with c, a client for s.
+func (s *Server) enableVersioning(ctx context.Context, c *s3.Client, name string) error {
+	if _, err := c.PutBucketVersioning(ctx, &s3.PutBucketVersioningInput{
+		Bucket:                  aws.String(name),
+		VersioningConfiguration: &s3types.VersioningConfiguration{Status: s3types.BucketVersioningStatusEnabled},
+	}); err != nil {
+		return fmt.Errorf("miniofixture: enable versioning on bucket %s at %s: %w", name, s.Endpoint, err)
+	}
+	return nil
 }
 
 // deleteVersionedBucket deletes every version and delete marker in bucket,

@@ -45,13 +45,10 @@
 // (Mismatched, Missing) and Reindex repairs them; fencing (a Write's
 // Fence, as the tiered store uses it) prevents the first.
 //
-// Conditional writes hold within one bucket. With cross-region
-// replication, another region sees runs and index logs late and in
-// whatever order replication delivers them: Load there is safe for runs
-// whose Save has had time to replicate, but List there can fail (a gap in
-// the log tail) until the logs in between arrive, and the other region
-// must not write to the replicated prefix (its log numbers would collide
-// with replicated ones): give each region its own prefix or bucket.
+// Conditional writes hold within one bucket. Several regions, each with
+// its own copy of the bucket kept in step by asynchronous replication,
+// write one store when each runs with its own Options.Region: see Regions
+// in regions.go (Reconcile) for what they can assume.
 package durable
 
 import (

@@ -69,12 +69,16 @@ func (ix *Index) Rebuild(ctx context.Context, seq uint64, entries []Entry, tombs
 	if err != nil {
 		return err
 	}
-	// The other regions' streams apply on top from where the snapshot
-	// read last covered them: the runs their later logs wrote may not
-	// have arrived as objects yet.
-	ix.mu.Lock()
-	cov := coverage(ix.manifest)
-	ix.mu.Unlock()
+	// The other regions' streams apply on top from where the index's
+	// snapshot covers them: the runs their later logs wrote may not have
+	// arrived as objects yet. (An index that does not read covers none;
+	// reads then jump to those regions' snapshots, see foreignLogs.)
+	cov := map[string]uint64{}
+	if st, err := ix.load(ctx); err == nil {
+		cov = coverage(st.m)
+	} else if ctx.Err() != nil {
+		return err
+	}
 	for r, seq := range cov {
 		if r != ix.region && seq > 0 {
 			m.Streams = append(m.Streams, format.StreamSeq{Region: r, Seq: seq})
@@ -384,7 +388,8 @@ func (ix *Index) Salvage(ctx context.Context) (ops map[uuid.UUID]Op, skipped []e
 	}
 	all := map[uuid.UUID][]Op{}
 	base := &format.Manifest{Region: ix.region}
-	for i := len(snaps) - 1; i >= 0; i-- {
+	found := false
+	for i := len(snaps) - 1; i >= 0 && !found; i-- {
 		var m format.Manifest
 		_, err := ix.get(ctx, ix.snapKey(snaps[i]), &m)
 		m.Region = ix.region
@@ -394,14 +399,27 @@ func (ix *Index) Salvage(ctx context.Context) (ops map[uuid.UUID]Op, skipped []e
 		if err == nil {
 			var lo map[uuid.UUID][]Op
 			if lo, err = ix.levelStreams(ctx, &m); err == nil {
-				all, base = lo, &m
-				break
+				all, base, found = lo, &m, true
+				continue
 			}
 		}
 		if ctx.Err() != nil {
 			return nil, nil, ctx.Err()
 		}
 		skipped = append(skipped, fmt.Errorf("snapshot %d: %w", snaps[i], err))
+	}
+	if !found {
+		// No snapshot of its own reads: the one it starts from, as a load
+		// would.
+		if fm, err := ix.foreignBase(ctx, others); err != nil {
+			return nil, nil, err
+		} else if fm != nil {
+			lo, err := ix.levelStreams(ctx, fm)
+			if err != nil {
+				return nil, nil, err
+			}
+			all, base = lo, fm
+		}
 	}
 	cov := coverage(base)
 	for _, r := range append([]string{ix.region}, others...) {

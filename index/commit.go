@@ -265,7 +265,7 @@ func (ix *Index) maybeCompact(seq uint64) {
 // other regions' tails and those regions' GC keeps their logs for it.
 func (ix *Index) compactIfBehind() {
 	ix.mu.Lock()
-	behind := ix.foreignTail >= 2*ix.o.CompactAfter
+	behind := ix.foreignTail >= 2*ix.o.CompactAfter || ix.manifest.Region != ix.region
 	ix.mu.Unlock()
 	if behind {
 		ix.startCompaction()

@@ -38,6 +38,11 @@ func (ix *Index) Compact(ctx context.Context) error {
 }
 
 func (ix *Index) compact(ctx context.Context) error {
+	// The snapshot must cover every stream there is (the default region
+	// otherwise looks for new ones only now and then).
+	if _, err := ix.discover(ctx, true); err != nil {
+		return err
+	}
 	st, err := ix.load(ctx)
 	if err != nil || (st.logs == 0 && st.m.Region == ix.region) {
 		return err // nothing new; a region reading another's snapshot writes its own

@@ -13,6 +13,10 @@
 //	<prefix>/index/snap/<seq, 20 digits>  manifest of a snapshot covering every log <= seq
 //	<prefix>/index/head                   hint naming the newest snapshot
 //
+// That is the default region's layout; each other region of a store
+// written from several (Options.Region) has the same under
+// <prefix>/index/regions/<region>/ (see region.go).
+//
 // The bodies of these objects, and their encodings, are defined in
 // index/internal/format; only this package reads and writes them.
 //
@@ -402,22 +406,34 @@ func (ix *Index) listSeqs(ctx context.Context, dir string, after uint64) ([]uint
 // listSeqPages is listSeqs reading at most pages LIST pages (all when 0);
 // more reports that it stopped before the end.
 func (ix *Index) listSeqPages(ctx context.Context, dir string, after uint64, pages int) (seqs []uint64, more bool, err error) {
+	seqs, _, more, err = ix.listLog(ctx, dir, after, pages)
+	return seqs, more, err
+}
+
+// listLog is listSeqPages that also returns, when dir is the default
+// region's log directory, the regions whose markers it lists (see
+// markerKey): they sort after every log, so the LIST a load makes of that
+// stream anyway finds the other regions too.
+func (ix *Index) listLog(ctx context.Context, dir string, after uint64, pages int) (seqs []uint64, markers []string, more bool, err error) {
 	start := dir + seqName(after)
+	mdir := ix.base + "log/" + markerDir
 	for n := 1; ; n++ {
 		infos, truncated, err := ix.b.List(ctx, dir, start, 1000)
 		if err != nil {
-			return nil, false, err
+			return nil, nil, false, err
 		}
 		for _, in := range infos {
 			if seq, ok := parseSeq(in.Key); ok {
 				seqs = append(seqs, seq)
+			} else if r, ok := strings.CutPrefix(in.Key, mdir); ok && r != "" && CheckRegion(r) == nil {
+				markers = append(markers, r)
 			}
 		}
 		if !truncated || len(infos) == 0 {
-			return seqs, false, nil
+			return seqs, markers, false, nil
 		}
 		if n == pages {
-			return seqs, true, nil
+			return seqs, markers, true, nil
 		}
 		start = infos[len(infos)-1].Key
 	}
@@ -547,10 +563,11 @@ func (ix *Index) load(ctx context.Context) (*state, error) {
 // loadOnce is one attempt of load: the state as the head and the logs
 // read now show it, with neither retries nor a fallback.
 func (ix *Index) loadOnce(ctx context.Context) (*state, error) {
+	ctx = withHeadMemo(ctx)
 	ix.mu.Lock()
 	m := ix.manifest
 	ix.mu.Unlock()
-	first, err := ix.headAndLogs(ctx, coverage(m)[ix.region])
+	first, err := ix.headAndLogs(ctx, coverage(m)[ix.region], coverage(m)[""])
 	if err != nil {
 		return nil, err
 	}
@@ -578,11 +595,15 @@ func (ix *Index) loadOnce(ctx context.Context) (*state, error) {
 	if err != nil {
 		return nil, err
 	}
-	seqs, err := ix.foreignLogs(ctx, m, first.others)
+	var listed map[string][]uint64
+	if ix.region != "" && coverage(m)[""] >= first.defStart {
+		listed = map[string][]uint64{"": first.defaults}
+	}
+	seqs, err := ix.foreignLogs(ctx, m, first.others, listed)
 	if err != nil {
 		return nil, err
 	}
-	seqs[ix.region] = own
+	seqs[ix.region] = &stream{seqs: own}
 	return ix.read(ctx, m, seqs)
 }
 
@@ -634,6 +655,10 @@ type firstLook struct {
 	logs     []uint64 // the first LIST page of this region's logs after start
 	more     bool     // more logs follow
 	others   []string // the other regions with a stream
+	// defaults are the default region's logs after defStart, for a named
+	// region.
+	defaults []uint64
+	defStart uint64
 }
 
 // headAndLogs reads the head, a page of the list of this region's logs
@@ -643,7 +668,7 @@ type firstLook struct {
 // drops the logs it covers from that list. (A log GC deletes is covered by
 // a head older than the grace period, so the head read here covers it
 // too; a gap found later means reading again from the head.)
-func (ix *Index) headAndLogs(ctx context.Context, start uint64) (*firstLook, error) {
+func (ix *Index) headAndLogs(ctx context.Context, start, defStart uint64) (*firstLook, error) {
 	first := firstLook{start: start}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
@@ -654,17 +679,36 @@ func (ix *Index) headAndLogs(ctx context.Context, start uint64) (*firstLook, err
 		}
 		return err
 	})
+	var markers []string
 	g.Go(func() (err error) {
-		first.logs, first.more, err = ix.listSeqPages(gctx, ix.root+"log/", start, 1)
+		var ms []string
+		first.logs, ms, first.more, err = ix.listLog(gctx, ix.root+"log/", start, 1)
+		if ix.region == "" {
+			markers = ms
+		}
 		return err
 	})
-	g.Go(func() (err error) {
-		first.others, err = ix.discover(gctx, false)
-		return err
-	})
+	if ix.region != "" {
+		// The default region's stream, listed whole: its logs and the
+		// markers of the other regions.
+		g.Go(func() (err error) {
+			first.defaults, markers, _, err = ix.listLog(gctx, ix.base+"log/", defStart, 0)
+			return err
+		})
+	}
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
+	if first.more && ix.region == "" && len(first.logs) > 0 {
+		// The markers come after every log: list the rest for them.
+		rest, ms, _, err := ix.listLog(ctx, ix.root+"log/", first.logs[len(first.logs)-1], 0)
+		if err != nil {
+			return nil, err
+		}
+		first.logs, first.more, markers = append(first.logs, rest...), false, ms
+	}
+	first.defStart = defStart
+	first.others = ix.known(markers)
 	return &first, nil
 }
 
@@ -719,35 +763,121 @@ func (ix *Index) logsAfter(ctx context.Context, base uint64, first *firstLook) (
 	return seqs, nil
 }
 
-// foreignLogs lists, for every other region, the logs of its stream that
-// follow what m covers without a gap: a log missing is one replication has
-// not delivered yet, and those after it wait for it.
-func (ix *Index) foreignLogs(ctx context.Context, m *format.Manifest, others []string) (map[string][]uint64, error) {
+// A stream is what a load applies of one region's log stream after its
+// snapshot: the ops of that region's own snapshot first when the load
+// jumped to it (see foreignLogs), then the logs seqs.
+type stream struct {
+	jump []Op     // the region's last op per run as of its snapshot
+	seqs []uint64 // the logs after, in order
+	end  uint64   // the last log applied (the snapshot's number when only jumped)
+}
+
+// foreignLogs returns, for every other region, what a load applies of its
+// stream after what m covers: the logs that follow without a gap (a log
+// missing is one replication has not delivered yet, and those after it
+// wait for it). When that region's own head snapshot covers its stream
+// past where those logs stop, the missing logs may never come: GC there
+// deleted them once its snapshot covered them (it counts on this region's
+// coverage, which can be late: a region joining, a snapshot or marker not
+// delivered yet). The load then jumps: it takes that region's ops from
+// the by-run levels of its snapshot (each run's last op of its stream up
+// to the snapshot) and its logs after, once the snapshot's pages have
+// arrived; a compaction then makes the jump part of this region's
+// snapshot.
+//
+// listed holds the logs of regions already listed after what m covers
+// or earlier (their listing is not repeated).
+func (ix *Index) foreignLogs(ctx context.Context, m *format.Manifest, others []string, listed map[string][]uint64) (map[string]*stream, error) {
 	cov := coverage(m)
-	out := make([][]uint64, len(others))
+	out := make([]*stream, len(others))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(8)
 	for i, r := range others {
 		g.Go(func() error {
-			seqs, err := ix.listSeqs(gctx, ix.rootOf(r)+"log/", cov[r])
-			for j, seq := range seqs {
-				if seq != cov[r]+uint64(j)+1 {
-					seqs = seqs[:j]
-					break
+			var head *format.Manifest
+			listed, ok := listed[r]
+			lg, lctx := errgroup.WithContext(gctx)
+			lg.Go(func() (err error) {
+				if !ok {
+					listed, err = ix.listSeqs(lctx, ix.rootOf(r)+"log/", cov[r])
+				}
+				return err
+			})
+			lg.Go(func() (err error) {
+				head, err = ix.headSnapshot(lctx, r)
+				return err
+			})
+			if err := lg.Wait(); err != nil {
+				return err
+			}
+			s := &stream{seqs: prefixFrom(cov[r], listed), end: cov[r]}
+			s.end += uint64(len(s.seqs))
+			if head != nil && head.Seq > s.end {
+				jump, err := ix.streamOps(gctx, qualify(head, r), r)
+				switch {
+				case errors.Is(err, errNotDelivered):
+					// Its pages are on their way: wait at the gap.
+				case err != nil:
+					return err
+				default:
+					s = &stream{jump: jump, seqs: prefixFrom(head.Seq, listed), end: head.Seq}
+					s.end += uint64(len(s.seqs))
 				}
 			}
-			out[i] = seqs
-			return err
+			out[i] = s
+			return nil
 		})
 	}
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	res := make(map[string][]uint64, len(others)+1)
+	res := make(map[string]*stream, len(others)+1)
 	for i, r := range others {
 		res[r] = out[i]
 	}
 	return res, nil
+}
+
+// prefixFrom returns the logs of seqs (ascending) that follow base
+// without a gap.
+func prefixFrom(base uint64, seqs []uint64) []uint64 {
+	var out []uint64
+	for _, seq := range seqs {
+		switch {
+		case seq <= base:
+			continue
+		case seq != base+uint64(len(out))+1:
+			return out
+		}
+		out = append(out, seq)
+	}
+	return out
+}
+
+// errNotDelivered means an object another region wrote has not arrived
+// here yet: replication will bring it.
+var errNotDelivered = errors.New("index: another region's object has not arrived yet")
+
+// streamOps returns region r's last op per run as of snapshot m (r's own,
+// its page IDs qualified): the ops of r's stream in m's by-run levels.
+// Pages that have not arrived are errNotDelivered.
+func (ix *Index) streamOps(ctx context.Context, m *format.Manifest, r string) ([]Op, error) {
+	all, err := ix.levelStreams(ctx, m)
+	if errors.Is(err, ErrDamaged) && errors.Is(err, bucket.ErrNotFound) {
+		return nil, fmt.Errorf("%w: %w", errNotDelivered, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var ops []Op
+	for _, rops := range all {
+		for _, op := range rops {
+			if op.Entry.Region == r {
+				ops = append(ops, op)
+			}
+		}
+	}
+	return ops, nil
 }
 
 // contiguous checks that seqs are the logs base+1, base+2, ...
@@ -760,15 +890,15 @@ func contiguous(base uint64, seqs []uint64) error {
 	return nil
 }
 
-// read completes a load: it reads the logs seqs (by region) not read yet,
-// all at once, and returns the state they make on snapshot m.
-func (ix *Index) read(ctx context.Context, m *format.Manifest, seqs map[string][]uint64) (*state, error) {
+// read completes a load: it reads the logs of streams (by region) not
+// read yet, all at once, and returns the state they make on snapshot m.
+func (ix *Index) read(ctx context.Context, m *format.Manifest, streams map[string]*stream) (*state, error) {
 	batches := map[logID]*format.Batch{}
 	var bmu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(16)
-	for r, ss := range seqs {
-		for _, seq := range ss {
+	for r, s := range streams {
+		for _, seq := range s.seqs {
 			id := logID{r, seq}
 			ix.mu.Lock()
 			b := ix.logs[id]
@@ -800,8 +930,17 @@ func (ix *Index) read(ctx context.Context, m *format.Manifest, seqs map[string][
 		return nil, err
 	}
 	st := &state{m: m, cov: coverage(m), over: map[uuid.UUID]Op{}, tails: map[uuid.UUID][]Op{}}
-	for r, ss := range seqs {
-		for _, seq := range ss {
+	jumped := false
+	for r, s := range streams {
+		if s.jump != nil {
+			for _, op := range s.jump {
+				st.tails[op.Entry.RunID] = withOp(st.tails[op.Entry.RunID], op)
+			}
+			st.cov[r] = s.end - uint64(len(s.seqs))
+			st.logs++
+			jumped = true
+		}
+		for _, seq := range s.seqs {
 			for _, op := range batches[logID{r, seq}].Ops {
 				op.Entry.Region = r
 				st.tails[op.Entry.RunID] = withOp(st.tails[op.Entry.RunID], op)
@@ -812,7 +951,12 @@ func (ix *Index) read(ctx context.Context, m *format.Manifest, seqs map[string][
 	}
 	st.tail = st.cov[ix.region]
 	ix.mu.Lock()
-	ix.foreignTail = st.logs - len(seqs[ix.region])
+	ix.foreignTail = st.logs - len(streams[ix.region].seqs)
+	if jumped {
+		// A jump reads a whole snapshot's by-run pages: make it part of
+		// this region's snapshot soon.
+		ix.foreignTail = max(ix.foreignTail, 2*ix.o.CompactAfter)
+	}
 	ix.mu.Unlock()
 	if err := ix.decide(ctx, st); err != nil {
 		return nil, err
@@ -928,11 +1072,11 @@ func (ix *Index) recover(ctx context.Context) (*state, error) {
 				continue
 			}
 		}
-		seqs, err := ix.foreignLogs(ctx, m, others)
+		seqs, err := ix.foreignLogs(ctx, m, others, nil)
 		if err != nil {
 			return nil, err
 		}
-		seqs[ix.region] = after
+		seqs[ix.region] = &stream{seqs: after}
 		st, err := ix.read(ctx, m, seqs)
 		if err == nil {
 			return st, nil

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cairnstore/cairn"
@@ -27,7 +28,7 @@ import (
 //
 //	<prefix>/index/...                   the default region "" (the layout above)
 //	<prefix>/index/regions/<region>/...  a named region: log/, snap/, pages/, label-pages/, head
-//	<prefix>/index/streams/<region>      a marker: the region has a stream
+//	<prefix>/index/log/~regions/<region> a marker: the region has a stream
 //
 // A snapshot covers its own region's stream up to its Seq and every other
 // stream up to what it names in Streams. A reader applies, after its
@@ -44,20 +45,25 @@ import (
 // run resumed in another region under a new claim wins on both sides,
 // whatever the clocks and whatever order replication delivers the logs in.
 // At equal epochs (two regions wrote the run with no claim between them: a
-// split brain, or plain Saves in two regions) a delete wins over a save,
-// then the later checkpoint timestamp, then the greater region name, then
-// the greater ETag: a total order, so every region decides the same way
-// once it has the same logs. Contested reports such runs.
+// split brain, plain Saves in two regions, or a run saved again after
+// another region deleted it) the later time wins (a save's checkpoint
+// timestamp, a delete's time of deletion), then a delete over a save, then
+// the greater region name, then the greater ETag: a total order, so every
+// region decides the same way once it has the same logs. Contested reports
+// such runs. A delete outranks every write of the state it deleted (its
+// epoch is that state's), so a partitioned region's late writes never
+// bring a run deleted elsewhere back; a claim after the delete (a higher
+// epoch) does. One corner is not decided the same way everywhere: a save
+// at the epoch of a delete made more than Options.KeepTombstones earlier
+// in another region, whose checkpoint timestamp is older than the delete,
+// is listed where the tombstone was already dropped and not where it was
+// kept.
 //
 // A region that has no snapshot of its own yet starts from another
 // region's (the default region's first, else the first by name), reading
 // that region's pages, and its first compaction writes a full snapshot of
 // its own. GC in a region deletes its own logs only once every other
 // region's head covers them, and only its own snapshots and pages.
-
-// discoverEvery is how often the default region looks for other regions'
-// streams (see discover).
-const discoverEvery = 30 * time.Second
 
 // regionRE is what a region name may be: it is a key segment.
 var regionRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
@@ -83,7 +89,13 @@ func (ix *Index) rootOf(r string) string {
 func (ix *Index) logKeyOf(r string, seq uint64) string  { return ix.rootOf(r) + "log/" + seqName(seq) }
 func (ix *Index) snapKeyOf(r string, seq uint64) string { return ix.rootOf(r) + "snap/" + seqName(seq) }
 func (ix *Index) headKeyOf(r string) string             { return ix.rootOf(r) + "head" }
-func (ix *Index) markerKey(r string) string             { return ix.base + "streams/" + r }
+func (ix *Index) markerKey(r string) string             { return ix.base + "log/" + markerDir + r }
+
+// markerDir holds, in the default region's log directory, the markers of
+// the named regions: "~" sorts after the digits of every log, so they
+// come at the end of the LIST a load makes of that directory anyway, and
+// a binary from before regions skips them (they are no log numbers).
+const markerDir = "~regions/"
 
 // foreignPage marks the ID of a page that another region's snapshot
 // holds, as a snapshot this region starts from refers to it:
@@ -136,11 +148,11 @@ func outranks(a, b *Op) bool {
 	if a.Entry.Epoch != b.Entry.Epoch {
 		return a.Entry.Epoch > b.Entry.Epoch
 	}
-	if a.Delete != b.Delete {
-		return a.Delete
-	}
 	if !a.Entry.Timestamp.Equal(b.Entry.Timestamp) {
 		return a.Entry.Timestamp.After(b.Entry.Timestamp)
+	}
+	if a.Delete != b.Delete {
+		return a.Delete
 	}
 	if a.Entry.Region != b.Entry.Region {
 		return a.Entry.Region > b.Entry.Region
@@ -336,46 +348,53 @@ func opLess(a, b *Op) int {
 }
 
 // discover returns the regions other than this one that have a stream:
-// those with a marker, and the default region when this one is named.
-//
-// A named region lists the markers on every load (one LIST, in parallel
-// with the head's GET): its List sees another region's first logs as soon
-// as they arrive. The default region, which a store of one region is,
-// lists them at most every discoverEvery unless fresh is set (GC, Salvage
-// and recovery always do), so that a store of one region pays nothing
-// for regions: a region that starts writing is read there within that
-// time.
+// those with a marker, and the default region when this one is named. A
+// load finds the markers in a LIST it makes anyway (see listLog) and
+// keeps them; discover lists them afresh when fresh is set (GC, Salvage,
+// recovery and compaction do) or when no load has found them yet.
 func (ix *Index) discover(ctx context.Context, fresh bool) ([]string, error) {
 	ix.mu.Lock()
 	known, at := ix.streams, ix.streamsAt
 	ix.mu.Unlock()
-	if !fresh && ix.region == "" && !at.IsZero() && time.Since(at) < discoverEvery {
+	if !fresh && !at.IsZero() {
 		return known, nil
 	}
-	dir := ix.base + "streams/"
-	var found []string
+	dir := ix.base + "log/" + markerDir
+	var markers []string
 	for start := ""; ; {
 		infos, more, err := ix.b.List(ctx, dir, start, 1000)
 		if err != nil {
 			return nil, err
 		}
 		for _, in := range infos {
-			if r := in.Key[len(dir):]; r != ix.region && CheckRegion(r) == nil && r != "" {
-				found = append(found, r)
+			if r := in.Key[len(dir):]; r != "" && CheckRegion(r) == nil {
+				markers = append(markers, r)
 			}
 		}
 		if !more || len(infos) == 0 {
-			break
+			return ix.known(markers), nil
 		}
 		start = infos[len(infos)-1].Key
 	}
+}
+
+// known returns the regions other than this one that markers (from a
+// listing) and the default region make, and keeps them as the streams
+// this process knows.
+func (ix *Index) known(markers []string) []string {
+	var found []string
 	if ix.region != "" {
-		found = append([]string{""}, found...)
+		found = append(found, "")
+	}
+	for _, r := range markers {
+		if r != ix.region && !slices.Contains(found, r) {
+			found = append(found, r)
+		}
 	}
 	ix.mu.Lock()
 	ix.streams, ix.streamsAt = found, time.Now()
 	ix.mu.Unlock()
-	return found, nil
+	return found
 }
 
 // ensureMarker writes this region's marker once per Index, before its
@@ -400,17 +419,67 @@ func (ix *Index) ensureMarker(ctx context.Context) error {
 // foreignBase returns the snapshot a region without one of its own starts
 // from: the head snapshot of the default region, else of the first other
 // region by name that has one, its page IDs qualified; nil when none has.
+//
+// A snapshot whose pages have not all arrived yet (replication delivers
+// objects in any order) is passed over: the next region's is tried, and
+// without one the region reads from no snapshot, waiting at the gaps of
+// the other streams (see foreignLogs) until the pages arrive.
 func (ix *Index) foreignBase(ctx context.Context, others []string) (*format.Manifest, error) {
 	for _, r := range others {
 		m, err := ix.headSnapshot(ctx, r)
-		if err != nil || m != nil {
-			if m == nil {
+		if err != nil {
+			return nil, err
+		}
+		if m == nil {
+			continue
+		}
+		if ok, err := ix.pagesArrived(ctx, r, m); err != nil || !ok {
+			if err != nil {
 				return nil, err
 			}
-			return qualify(m, r), nil
+			continue
 		}
+		return qualify(m, r), nil
 	}
 	return nil, nil
+}
+
+// pagesArrived reports whether every page region r's snapshot m refers to
+// is in the bucket, listing r's page directories (a few LISTs, whatever
+// the number of pages); a snapshot found complete is remembered.
+func (ix *Index) pagesArrived(ctx context.Context, r string, m *format.Manifest) (bool, error) {
+	key := "arrived:" + ix.snapKeyOf(r, m.Seq)
+	if _, ok := ix.pages.Get(key); ok {
+		return true, nil
+	}
+	have := map[string]bool{}
+	for _, d := range pageDirs {
+		dir := ix.rootOf(r) + d
+		for start := ""; ; {
+			infos, more, err := ix.b.List(ctx, dir, start, 1000)
+			if err != nil {
+				return false, err
+			}
+			for _, in := range infos {
+				have[in.Key[len(dir):]] = true
+			}
+			if !more || len(infos) == 0 {
+				break
+			}
+			start = infos[len(infos)-1].Key
+		}
+	}
+	refs := slices.Concat(m.ByTime, m.ByLabel)
+	for _, l := range m.RunLevels {
+		refs = append(refs, l.Pages...)
+	}
+	for _, ref := range refs {
+		if !have[ref.ID] {
+			return false, nil
+		}
+	}
+	ix.pages.Add(key, true)
+	return true, nil
 }
 
 // coveredBy returns how far region r reads this region's stream from a
@@ -421,12 +490,17 @@ func (ix *Index) foreignBase(ctx context.Context, others []string) (*format.Mani
 // this one. GC deletes its own logs only up to what every other region
 // covers.
 func (ix *Index) coveredBy(ctx context.Context, r string, others []string) (uint64, error) {
-	m, err := ix.headSnapshot(ctx, r)
-	if err != nil || m != nil {
-		if m == nil {
+	var h format.Head
+	if _, err := ix.get(ctx, ix.headKeyOf(r), &h); err == nil && h.Seq > 0 {
+		// r has a snapshot: what it covers, or nothing if it cannot be
+		// read here (not delivered yet, or damaged).
+		m, err := ix.headSnapshot(ctx, r)
+		if err != nil || m == nil {
 			return 0, err
 		}
 		return coverage(m)[ix.region], nil
+	} else if err != nil && !errors.Is(err, bucket.ErrNotFound) && !errors.Is(err, cairn.ErrCorrupt) {
+		return 0, err
 	}
 	var theirs []string // r's others, in the order r tries them
 	for _, o := range append(slices.Clone(others), ix.region) {
@@ -448,8 +522,44 @@ func (ix *Index) coveredBy(ctx context.Context, r string, others []string) (uint
 }
 
 // headSnapshot returns the manifest region r's head names, nil when it
-// names none or cannot be read.
+// names none or cannot be read (not delivered yet, or damaged). Manifests
+// never change: they are cached.
 func (ix *Index) headSnapshot(ctx context.Context, r string) (*format.Manifest, error) {
+	memo, _ := ctx.Value(headMemoKey{}).(*headMemo)
+	if memo != nil {
+		memo.mu.Lock()
+		m, seen := memo.heads[r]
+		memo.mu.Unlock()
+		if seen {
+			return m, nil
+		}
+	}
+	m, err := ix.readHeadSnapshot(ctx, r)
+	if err == nil && memo != nil {
+		memo.mu.Lock()
+		memo.heads[r] = m
+		memo.mu.Unlock()
+	}
+	return m, err
+}
+
+// A headMemo keeps, for one load, the head snapshots of the other regions
+// read (nil for none), so that choosing a snapshot to start from and
+// looking for jumps read each head once.
+type headMemo struct {
+	mu    sync.Mutex
+	heads map[string]*format.Manifest
+}
+
+type headMemoKey struct{}
+
+// withHeadMemo returns ctx with a new headMemo.
+func withHeadMemo(ctx context.Context) context.Context {
+	return context.WithValue(ctx, headMemoKey{}, &headMemo{heads: map[string]*format.Manifest{}})
+}
+
+// readHeadSnapshot is headSnapshot without the memo.
+func (ix *Index) readHeadSnapshot(ctx context.Context, r string) (*format.Manifest, error) {
 	var h format.Head
 	if _, err := ix.get(ctx, ix.headKeyOf(r), &h); err != nil {
 		if errors.Is(err, bucket.ErrNotFound) || errors.Is(err, cairn.ErrCorrupt) {
@@ -460,14 +570,21 @@ func (ix *Index) headSnapshot(ctx context.Context, r string) (*format.Manifest, 
 	if h.Seq == 0 {
 		return nil, nil
 	}
+	key := ix.snapKeyOf(r, h.Seq)
+	if v, ok := ix.pages.Get("manifest:" + key); ok {
+		if m, ok := v.(*format.Manifest); ok {
+			return m, nil
+		}
+	}
 	m := new(format.Manifest)
-	if _, err := ix.get(ctx, ix.snapKeyOf(r, h.Seq), m); err != nil {
+	if _, err := ix.get(ctx, key, m); err != nil {
 		if errors.Is(err, bucket.ErrNotFound) || errors.Is(err, cairn.ErrCorrupt) {
 			return nil, nil
 		}
 		return nil, err
 	}
 	m.Region = r
+	ix.pages.Add("manifest:"+key, m)
 	return m, nil
 }
 

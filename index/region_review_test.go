@@ -195,6 +195,31 @@ func TestReviewSnapshotlessRegionStartsElsewhere(t *testing.T) {
 	sameList(t, fmt.Sprintf("a new process of the default region (eu's GC deleted %d logs)", rep.Logs), listed(t, regionIndex(t, bkt, "", c), 5), m.live())
 }
 
+// TestReviewJoinerMissesManifest: region a has compacted and collected
+// twice; its new head reaches b's copy before the manifest it names
+// (and after the deletes of the logs that manifest covers). A region b
+// starting then finds no snapshot to start from (headSnapshot reads a
+// head whose manifest is missing as "none"), starts from an empty one,
+// and its first compaction, an ordinary one since the empty manifest is
+// b's own, covers a's stream up to 0. Once everything is delivered b
+// still lists none of a's runs, and never will: a's logs 1.. are gone.
+func TestReviewJoinerMissesManifest(t *testing.T) {
+	w := newTwoRegions()
+	a := regionIndex(t, w.ba, "a", w.c)
+	w.writeN(t, a, "a", 0, 12)
+	gcAfterGrace(t, w.c, a)
+	w.writeN(t, a, "a", 12, 12)
+	gcAfterGrace(t, w.c, a)
+	w.ab.run(t, func(k string) bool { return strings.Contains(k, "/regions/a/snap/") })
+	b := regionIndex(t, w.bb, "b", w.c)
+	w.writeN(t, b, "b", 100, 6)
+	w.sync(t)
+	w.writeN(t, a, "a", 200, 2)
+	w.sync(t)
+	sameList(t, "a", listed(t, a, 5), w.m.live())
+	sameList(t, "b after full delivery", listed(t, regionIndex(t, w.bb, "b", w.c), 5), w.m.live())
+}
+
 // TestReviewForeignPagesGoneBeforeHead: b has no snapshot of its own (it
 // only reads) and starts from a's. a compacts and collects the old
 // snapshot's pages; the page deletions reach b before a's new head and
@@ -265,7 +290,8 @@ func TestReviewForeignManifestBeforePages(t *testing.T) {
 // its snapshot covers a's stream up to 0. a's logs up to what b's
 // previous snapshot covered are long collected: b waits at that gap
 // forever, and a's GC, which now reads b's head as covering nothing,
-// never collects again.
+// never collects again (checked apart: 0 logs collected after 12 more
+// commits and a compaction of a).
 func TestReviewRebuildInFreshProcess(t *testing.T) {
 	ctx := context.Background()
 	w := newTwoRegions()
@@ -292,8 +318,22 @@ func TestReviewRebuildInFreshProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := r.Rebuild(ctx, seq, modelEntries(w.m), nil); err != nil {
+		t.Fatal(err)
+	}
+	w.sync(t)
+	sameList(t, "b after the rebuild", listed(t, r, 5), w.m.live())
+	w.writeN(t, a, "a", 200, 3) // a goes on writing
+	w.sync(t)
+	fresh := regionIndex(t, w.bb, "b", w.c)
+	sameList(t, "b after a's next writes", listed(t, fresh, 5), w.m.live())
+}
+
+// modelEntries returns the winners of m that are saves: the run objects a
+// Reindex would find.
+func modelEntries(m rmodel) []index.Entry {
 	var entries []index.Entry
-	for _, byRegion := range w.m {
+	for _, byRegion := range m {
 		var win *index.Op
 		for _, op := range byRegion {
 			if win == nil || wins(op, *win) {
@@ -304,15 +344,46 @@ func TestReviewRebuildInFreshProcess(t *testing.T) {
 			entries = append(entries, win.Entry)
 		}
 	}
+	return entries
+}
+
+// TestReviewRebuildWhileOtherRegionWrites: as durable's Reindex does it
+// on an index that reads (LastOps loads it first), Barrier and Rebuild in
+// b while a goes on writing, compacting and collecting, with replication
+// in between: b converges. (Holds.)
+func TestReviewRebuildWhileOtherRegionWrites(t *testing.T) {
+	ctx := context.Background()
+	w := newTwoRegions()
+	a := regionIndex(t, w.ba, "a", w.c)
+	b := regionIndex(t, w.bb, "b", w.c)
+	w.writeN(t, a, "a", 0, 12)
+	w.sync(t)
+	w.writeN(t, b, "b", 100, 6)
+	w.sync(t)
+	w.writeN(t, a, "a", 12, 6)
+	w.ab.run(t, nil)
+	r := regionIndex(t, w.bb, "b", w.c)
+	if _, err := r.LastOps(ctx); err != nil {
+		t.Fatal(err)
+	}
+	seq, err := r.Barrier(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries := modelEntries(w.m) // the objects as listed after the barrier
+	w.writeN(t, a, "a", 30, 6)   // a writes meanwhile
+	w.ab.run(t, nil)
 	if err := r.Rebuild(ctx, seq, entries, nil); err != nil {
 		t.Fatal(err)
 	}
 	w.sync(t)
-	sameList(t, "b after the rebuild", listed(t, r, 5), w.m.live())
-	w.writeN(t, a, "a", 200, 3) // a goes on writing
+	gcAfterGrace(t, w.c, a)
 	w.sync(t)
-	fresh := regionIndex(t, w.bb, "b", w.c)
-	sameList(t, "b after a's next writes", listed(t, fresh, 5), w.m.live())
+	w.writeN(t, a, "a", 40, 6)
+	w.sync(t)
+	for name, ix := range map[string]*index.Index{"b": r, "a": a, "new process in b": regionIndex(t, w.bb, "b", w.c)} {
+		sameList(t, name, listed(t, ix, 5), w.m.live())
+	}
 }
 
 // TestReviewTombstoneExpiryAcrossRegions: a deletes run 1 (a's own run);
@@ -468,6 +539,22 @@ func checkAgainstModel(t testing.TB, what string, ix *index.Index, m rmodel, lim
 	slices.Sort(gotLast)
 	slices.Sort(wantLast)
 	sameList(t, what+": LastOps", gotLast, wantLast)
+	for run, byRegion := range m {
+		var win *index.Op
+		for _, op := range byRegion {
+			if win == nil || wins(op, *win) {
+				win = &op
+			}
+		}
+		e, ok, err := index.Lookup(ix, ctx, run)
+		if err != nil || ok == win.Delete || (ok && (e.Region != win.Entry.Region || e.Epoch != win.Entry.Epoch || !e.Timestamp.Equal(win.Entry.Timestamp))) {
+			t.Fatalf("%s: Lookup(%v) = %v, %v, %v; want %s", what, run, opDesc(index.Op{Entry: e}), ok, err, opDesc(*win))
+		}
+		op, found, err := ix.LastOp(ctx, run)
+		if err != nil || !found || opDesc(op) != opDesc(*win) {
+			t.Fatalf("%s: LastOp(%v) = %s, %v, %v; want %s", what, run, opDesc(op), found, err, opDesc(*win))
+		}
+	}
 	cont, err := ix.Contested(ctx)
 	if err != nil {
 		t.Fatalf("%s: Contested: %v", what, err)
@@ -641,6 +728,7 @@ func TestReviewCostsOfRegionLists(t *testing.T) {
 		if _, err := listErr(ix, 5); err != nil {
 			t.Fatal(err)
 		}
+		ix.Wait() // a region reading another's snapshot compacts into its own on its first List
 		before := b.Stats()
 		if _, _, err := ix.List(ctx, query(t, cairn.ListOptions{Limit: 5})); err != nil {
 			t.Fatal(err)
@@ -735,5 +823,47 @@ func TestReviewSingleRegionRequests(t *testing.T) {
 		if g != want[k] {
 			t.Errorf("%s: %+v, at aab31a1 %+v", k, g, want[k])
 		}
+	}
+}
+
+// TestReviewSalvageMatchesLastOps: on an intact index Salvage (what
+// Reindex falls back to when the index is damaged) must give what LastOps
+// gives, in a region with a snapshot of its own and in one that starts
+// from another region's. Salvage looks only at the region's own
+// snapshots: in b, which has none, it returns only the ops of the logs
+// still there, missing every run a's snapshot holds (their tombstones
+// included, which Reindex needs as evidence).
+func TestReviewSalvageMatchesLastOps(t *testing.T) {
+	ctx := context.Background()
+	w := newTwoRegions()
+	a := regionIndex(t, w.ba, "a", w.c)
+	w.writeN(t, a, "a", 0, 12)
+	d := del(3)
+	d.Entry.Timestamp = w.c.Now()
+	commit(t, a, d)
+	w.m.apply("a", d)
+	w.writeN(t, a, "a", 12, 8)
+	gcAfterGrace(t, w.c, a)
+	w.sync(t)
+	b := regionIndex(t, w.bb, "b", w.c)
+	for name, ix := range map[string]*index.Index{"a": a, "b (no snapshot)": b} {
+		last, err := ix.LastOps(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		salv, skipped, err := ix.Salvage(ctx)
+		if err != nil || len(skipped) > 0 {
+			t.Fatalf("%s: Salvage: %v, %v", name, skipped, err)
+		}
+		var l, s []string
+		for _, op := range last {
+			l = append(l, opDesc(op))
+		}
+		for _, op := range salv {
+			s = append(s, opDesc(op))
+		}
+		slices.Sort(l)
+		slices.Sort(s)
+		sameList(t, name+": Salvage against LastOps", s, l)
 	}
 }

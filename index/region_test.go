@@ -129,10 +129,10 @@ func wins(a, b index.Op) bool {
 	switch {
 	case a.Entry.Epoch != b.Entry.Epoch:
 		return a.Entry.Epoch > b.Entry.Epoch
-	case a.Delete != b.Delete:
-		return a.Delete
 	case !a.Entry.Timestamp.Equal(b.Entry.Timestamp):
 		return a.Entry.Timestamp.After(b.Entry.Timestamp)
+	case a.Delete != b.Delete:
+		return a.Delete
 	case a.Entry.Region != b.Entry.Region:
 		return a.Entry.Region > b.Entry.Region
 	}

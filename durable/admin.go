@@ -737,7 +737,8 @@ func (s *Store) gcVersions(ctx context.Context, grace time.Duration, dry bool, l
 		if !strings.HasPrefix(key, s.runs) || err != nil {
 			return false
 		}
-		return last[id].Entry.ETag == etag || lostTo(contested[id], etag)
+		op := last[id]
+		return !op.Delete && op.Entry.ETag == etag || lostTo(contested[id], etag)
 	}
 	cutoff := s.o.Now().Add(-grace)
 	n := 0

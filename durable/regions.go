@@ -160,6 +160,12 @@ func (s *Store) reconcileRun(ctx context.Context, run uuid.UUID, ops []index.Op)
 	if err != nil {
 		return false, classify(err)
 	}
+	// Versions are ordered by their modification time, which replication
+	// keeps: a restore made where the clock is behind the losing write's
+	// site may not become current. Say so rather than claim it worked.
+	if now, err := s.b.Head(ctx, key); err == nil && now.ETag != etag {
+		return false, fmt.Errorf("%w: the restored version is not the current one (this site's clock is behind the one that wrote %s; reconcile from the other region)", errUnrestorable, now.ETag)
+	}
 	if etag != w.Entry.ETag {
 		e := w.Entry
 		e.ETag = etag

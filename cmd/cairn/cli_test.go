@@ -47,6 +47,7 @@ var commandTests = []struct {
 	{"verify", testVerify},
 	{"reindex", testReindex},
 	{"gc", testGC},
+	{"regions", testRegions},
 }
 
 // testCommands runs every command's tests against stores of b.

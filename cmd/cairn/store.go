@@ -12,6 +12,7 @@ import (
 
 	"github.com/cairnstore/cairn"
 	"github.com/cairnstore/cairn/bucket"
+	"github.com/cairnstore/cairn/index"
 	"github.com/cairnstore/cairn/s3store"
 	"github.com/cairnstore/cairn/tiered"
 	"github.com/google/uuid"
@@ -48,6 +49,9 @@ func storeURL(e *env, flagValue string) string {
 func openStore(ctx context.Context, e *env, flagValue string, opts *tiered.Options) (*tiered.Store, string, error) {
 	u := storeURL(e, flagValue)
 	if r := e.getenv("CAIRN_REGION"); r != "" {
+		if err := index.CheckRegion(r); err != nil {
+			return nil, u, usagef("CAIRN_REGION=%q: want 1 to 63 of [a-z0-9-], starting with a letter or digit", r)
+		}
 		var o tiered.Options
 		if opts != nil {
 			o = *opts

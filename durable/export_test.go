@@ -17,3 +17,14 @@ func PutObjectOnly(ctx context.Context, s *Store, r Record) (string, error) {
 	}
 	return s.putObject(ctx, s.entry(r), r.Data, Condition{})
 }
+
+// WaitBackground waits for the background work of s to end: its index's
+// compaction, and the reconciliation of the runs a compaction decided
+// between regions (which may commit, and so compact again), so that a
+// test driving a simulated bucket from one goroutine stays deterministic.
+func WaitBackground(s *Store) {
+	for range 2 {
+		s.ix.Wait()
+		s.bg.wg.Wait()
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"github.com/cairnstore/cairn"
+	"github.com/cairnstore/cairn/bucket"
 	"github.com/cairnstore/cairn/index"
 )
 
@@ -70,19 +71,36 @@ var errIndexCreated = errors.New("durable: index created meanwhile")
 // noIndex is called when the index is absent. It returns nil when the
 // bucket has no run objects either (a new store), errIndexCreated when it
 // has and an index appeared meanwhile (a first writer created it before
-// writing the runs listed: read it again), and ErrIndexLost when it has
-// and still no index.
+// writing the runs listed: read it again), and ErrIndexLost when it has,
+// still no index, and one of the first objects (lostEvidence) was written
+// by this store's region. Objects another region wrote are no evidence:
+// their writer made its region's index before them, but in its own copy
+// of the bucket, and replication may deliver the objects here before
+// that index. Until it does, this region lists nothing of them, and its
+// first write creates its own index, as in a new store.
 func (s *Store) noIndex(ctx context.Context) error {
-	infos, _, err := s.b.List(ctx, s.runs, "", 1)
+	infos, _, err := s.b.List(ctx, s.runs, "", lostEvidence)
 	if err != nil || len(infos) == 0 {
 		return err
 	}
 	switch err := s.ix.Present(ctx); {
 	case err == nil:
 		return errIndexCreated
-	case errors.Is(err, index.ErrNoIndex):
-		return ErrIndexLost
-	default:
+	case !errors.Is(err, index.ErrNoIndex):
 		return err
 	}
+	for _, in := range infos {
+		info, err := s.b.Head(ctx, in.Key)
+		if errors.Is(err, bucket.ErrNotFound) {
+			continue // deleted meanwhile
+		}
+		if err != nil || info.Metadata[metaRegion] == s.o.Region {
+			return ErrIndexLost
+		}
+	}
+	return nil
 }
+
+// lostEvidence bounds the run objects noIndex looks at for one this
+// region wrote.
+const lostEvidence = 16

@@ -1202,3 +1202,67 @@ func rsDiff(want, got string) string {
 	}
 	return b.String()
 }
+
+// TestRegionsSimObjectsBeforeIndex: replication keeps no order between
+// keys, so a run object can reach the other region before any object of
+// the index that lists it. There, List shows nothing of it yet and the
+// first write creates that region's index, rather than both failing with
+// ErrIndexLost (which advises a Reindex); once the rest arrives, both
+// regions list both runs. A region whose own run objects have no index
+// still finds its index lost.
+func TestRegionsSimObjectsBeforeIndex(t *testing.T) {
+	for seed := int64(1); seed <= 100; seed++ {
+		w := rsNewWorld(t, seed, seed, &regionsim.Options{Reorder: 1})
+		run := w.newRun()
+		w.save(0, w.checkpoint(run, 1, "a", w.clock.at(0), "running"))
+		w.wait()
+		for w.sim.Step() {
+			runs, _, err := w.sim.Site(1).List(w.ctx, "runs/", "", 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ix, _, err := w.sim.Site(1).List(w.ctx, "index/", "", 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(runs) == 0 || len(ix) > 0 {
+				continue
+			}
+			t.Logf("seed %d: a's run object reached b before its index", seed)
+			if sums, err := w.list(1, nil, 0, false); err != nil || len(sums) != 0 {
+				t.Errorf("List in b: %v, %v; want nothing yet", rsDescribe(sums), err)
+			}
+			w.save(1, w.checkpoint(w.newRun(), 1, "b", w.clock.at(1), "running"))
+			w.wait()
+			w.sim.Settle()
+			w.wait()
+			w.sim.Settle()
+			want := w.m.listing(t, nil)
+			for i := range w.st {
+				rsSame(t, "List in "+rsRegions[i], w.mustList("the end", i, nil), want)
+			}
+			// a's copy loses its index: a's own runs are the evidence.
+			w.sim.Cut()
+			keys, _, err := w.sim.Site(0).List(w.ctx, "index/", "", 1000)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, k := range keys {
+				if err := w.sim.Site(0).Delete(w.ctx, k.Key); err != nil {
+					t.Fatal(err)
+				}
+			}
+			fresh, err := durable.New(w.sim.Site(0), &durable.Options{Region: "a", Now: func() time.Time { return w.clock.at(0) }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := fresh.List(w.ctx, nil); !errors.Is(err, durable.ErrIndexLost) {
+				t.Errorf("List in a over a lost index: %v; want ErrIndexLost", err)
+			}
+			w.close()
+			return
+		}
+		w.close()
+	}
+	t.Fatal("no seed delivered a run object before the index")
+}

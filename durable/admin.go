@@ -590,7 +590,9 @@ type GCOptions struct {
 	// to restore). Every Save leaves the run's previous version behind,
 	// every claim its claim's, every compaction the head's and every GC
 	// the index objects it deleted, as noncurrent versions that cost
-	// storage until removed; this removes them with one LIST per 1,000
+	// storage until removed (GC first restores the newest claim of a run
+	// two regions claimed, when replication kept an older one: see
+	// Reconcile); this removes them with one LIST per 1,000
 	// versions and one DELETE each. A lifecycle rule expiring noncurrent
 	// versions does the same without requests (see the README). Replication
 	// may or may not carry these permanent deletes to the other regions
@@ -700,6 +702,16 @@ func (s *Store) GC(ctx context.Context, opts *GCOptions) (*GCReport, error) {
 		rep.Index = *ir
 	}
 	if err == nil && o.Versions {
+		if !o.DryRun {
+			// The newest claim of a run two regions claimed may be a
+			// noncurrent version (see Regions): restore it before old
+			// versions go.
+			for run, ops := range contested {
+				if _, err = s.reconcileClaim(ctx, run, ops); err != nil {
+					return rep, cairn.WrapOp("gc", run, err)
+				}
+			}
+		}
 		rep.Versions, err = s.gcVersions(ctx, max(o.Grace, index.MinGCGrace), o.DryRun, last, contested)
 	}
 	return rep, cairn.WrapOp("gc", uuid.Nil, err)

@@ -2,6 +2,7 @@ package durable
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -34,6 +35,13 @@ import (
 // run before it is claimed, and for every run with `cairn reconcile`
 // (Store.Reconcile). Until then, Load of such a run may return the losing
 // state; a resumer that claims the run never does.
+//
+// Claim objects replicate the same way: a stale holder's renewal, or
+// its older claim, can be kept in place of the claim that took the run
+// over in another region. Reconcile (and so a Claim, and GC before it
+// removes old versions) restores the newest claim of the run's highest
+// epoch too, so that the stale holder's Renew fails, the new holder's
+// succeeds, and nobody claims the run while the new lease lasts.
 
 // ReconcileReport says what Reconcile did. Each list is sorted by run ID.
 type ReconcileReport struct {
@@ -43,6 +51,10 @@ type ReconcileReport struct {
 	// Restored are runs whose object held a losing region's state and
 	// now holds the winning one again, restored from its version.
 	Restored []uuid.UUID
+	// Claims are runs whose claim object held an older claim than the
+	// run's newest (replication kept a stale holder's write) and now
+	// holds the newest again, restored from its version.
+	Claims []uuid.UUID
 	// Unrestorable maps runs whose object holds a losing state but whose
 	// winning version could not be restored to why: the bucket keeps no
 	// versions, or the version was removed (by GC of old versions, or a
@@ -56,9 +68,10 @@ type ReconcileReport struct {
 // from the bucket's versions where replication kept a losing one. An
 // object that no region's op names (a later Save whose commit is still on
 // its way) is left alone; so is the object of a run whose winner is a
-// delete: GC removes it once its grace has passed (see GC). It reads the
-// whole index, a HEAD per contested run, and a version listing, a GET and
-// a PUT per run restored.
+// delete: GC removes it once its grace has passed (see GC). It restores
+// the run's newest claim the same way (Claims). It reads the whole index,
+// a HEAD and a GET of the claim per contested run, and a version listing,
+// GETs and a PUT per object or claim restored.
 func (s *Store) Reconcile(ctx context.Context) (*ReconcileReport, error) {
 	if err := s.check(ctx); err != nil {
 		return nil, cairn.WrapOp("reconcile", uuid.Nil, err)
@@ -92,22 +105,117 @@ func (s *Store) reconcile(ctx context.Context, ops map[uuid.UUID][]index.Op) (*R
 			}
 			restored, err := s.reconcileRun(gctx, run, rops)
 			unlock()
+			if err != nil && !errors.Is(err, errUnrestorable) {
+				return err
+			}
+			claim, cerr := s.reconcileClaim(gctx, run, rops)
+			if cerr != nil {
+				return cerr
+			}
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
-			case errors.Is(err, errUnrestorable):
-				rep.Unrestorable[run] = err
 			case err != nil:
-				return err
+				rep.Unrestorable[run] = err
 			case restored:
 				rep.Restored = append(rep.Restored, run)
+			}
+			if claim {
+				rep.Claims = append(rep.Claims, run)
 			}
 			return nil
 		})
 	}
 	err := g.Wait()
 	sortIDs(rep.Restored)
+	sortIDs(rep.Claims)
 	return rep, err
+}
+
+// reconcileClaim makes run's claim object hold the newest claim of the
+// highest epoch that ops (each region's last op of the run) hold, when
+// it holds an older one: replication keeps, for the claim object too,
+// the write its clock made last, which can be a stale holder's renewal
+// in a partitioned region. It reports whether it restored one. The
+// restore is a PUT of that version's bytes conditional on the object
+// read, so a claim or renewal racing it is never overwritten (the next
+// reconciliation looks again); the same bytes make the same ETag, so the
+// holder's next Renew finds its own claim. It costs a GET, and when the
+// claim is older, a version listing, a GET per version back to the
+// newest claim, a PUT and a HEAD.
+func (s *Store) reconcileClaim(ctx context.Context, run uuid.UUID, ops []index.Op) (bool, error) {
+	var top uint64
+	for _, op := range ops {
+		top = max(top, op.Entry.Epoch)
+	}
+	cur, etag, err := s.readClaim(ctx, run)
+	if errors.Is(err, cairn.ErrCorrupt) {
+		cur, err = nil, nil // a damaged claim holds nothing
+	}
+	if err != nil || top == 0 || cur != nil && cur.Epoch >= top {
+		return false, err
+	}
+	vb, ok := s.b.(bucket.Versioned)
+	if !ok {
+		return false, nil
+	}
+	body, err := s.claimVersion(ctx, vb, run, top)
+	if body == nil || err != nil {
+		return false, err
+	}
+	po := &bucket.PutOptions{IfMatch: etag}
+	if etag == "" {
+		po = &bucket.PutOptions{IfNoneMatch: "*"}
+	}
+	put, err := s.b.Put(ctx, s.claimKey(run), body, po)
+	if errors.Is(err, bucket.ErrPrecondition) {
+		return false, nil // claimed or renewed meanwhile
+	}
+	if err != nil {
+		return false, classify(err)
+	}
+	// As for run objects (see reconcileRun), a restore made where the
+	// clock is behind the older claim's site may not become current: the
+	// other region's reconciliation makes it so.
+	now, err := s.b.Head(ctx, s.claimKey(run))
+	if err != nil {
+		return false, classify(err)
+	}
+	return now.ETag == put, nil
+}
+
+// claimVersion returns the body of the newest version of run's claim
+// object whose epoch is at least epoch, nil when there is none (removed by
+// GC of old versions, or a lifecycle rule).
+func (s *Store) claimVersion(ctx context.Context, vb bucket.Versioned, run uuid.UUID, epoch uint64) ([]byte, error) {
+	key := s.claimKey(run)
+	keyMarker, versionMarker := "", ""
+	for {
+		vs, nk, nv, more, err := vb.ListVersions(ctx, key, keyMarker, versionMarker, 1000)
+		if err != nil {
+			return nil, classify(err)
+		}
+		for _, v := range vs {
+			if v.Key != key || v.DeleteMarker {
+				continue
+			}
+			obj, err := vb.GetVersion(ctx, key, v.VersionID, &bucket.GetOptions{MaxSize: maxClaimObject})
+			if errors.Is(err, bucket.ErrNotFound) || errors.Is(err, bucket.ErrTooLarge) {
+				continue
+			}
+			if err != nil {
+				return nil, classify(err)
+			}
+			var d claimDoc
+			if json.Unmarshal(obj.Body, &d) == nil && d.Run == run && d.Epoch >= epoch && d.Epoch <= cairn.MaxEpoch {
+				return obj.Body, nil
+			}
+		}
+		if !more {
+			return nil, nil
+		}
+		keyMarker, versionMarker = nk, nv
+	}
 }
 
 // errUnrestorable marks a run whose winning version cannot be restored.
@@ -222,8 +330,12 @@ func (s *Store) reconcileBefore(ctx context.Context, run uuid.UUID) (uint64, err
 	if err != nil {
 		return 0, err
 	}
-	defer unlock()
-	if _, err := s.reconcileRun(ctx, run, ops); err != nil && !errors.Is(err, errUnrestorable) {
+	_, err = s.reconcileRun(ctx, run, ops)
+	unlock()
+	if err != nil && !errors.Is(err, errUnrestorable) {
+		return 0, err
+	}
+	if _, err := s.reconcileClaim(ctx, run, ops); err != nil {
 		return 0, err
 	}
 	return epoch, nil

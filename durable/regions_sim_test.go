@@ -1061,7 +1061,7 @@ func (w *rsWorld) settle(after string) {
 			// site does not become current: the other region's does. What
 			// stays stale, check's Verify reports.
 			w.seen["unrestorable here"] += len(rep.Unrestorable)
-			restored += len(rep.Restored)
+			restored += len(rep.Restored) + len(rep.Claims)
 			w.wait()
 		}
 		w.sim.Settle()
@@ -1201,6 +1201,74 @@ func rsDiff(want, got string) string {
 		fmt.Fprintf(&b, "  the same lines in another order; want\n\t%s\ngot\n\t%s\n", strings.Join(wl, "\n\t"), strings.Join(gl, "\n\t"))
 	}
 	return b.String()
+}
+
+// TestRegionsSimClaimAfterHeal: a's worker claims a run; during a
+// partition b claims it (its lease ended by every clock), and a's worker
+// renews its lease in a, later by the clocks. Replication keeps a's claim
+// object, the older claim, at both sites. Once that is reconciled (by
+// Reconcile, by the next Claim, or by GC before it removes the old
+// versions that hold b's claim), b's holder renews and saves, a's stale
+// holder's renewal fails, and a's Claim finds the run held.
+func TestRegionsSimClaimAfterHeal(t *testing.T) {
+	for _, how := range []string{"Reconcile", "Claim", "GC"} {
+		t.Run(how, func(t *testing.T) {
+			w := rsNewWorld(t, 7, 7, &regionsim.Options{})
+			defer w.close()
+			run := w.newRun()
+			w.save(0, w.checkpoint(run, 1, "a", w.clock.at(0), "running"))
+			stale := w.claim(0, run, 10*time.Second)
+			w.wait()
+			w.sim.Settle()
+			w.sim.Cut()
+			w.clock.advance(time.Minute)
+			l := w.claim(1, run, time.Hour)
+			w.wait()
+			w.clock.advance(5 * time.Second) // more than the clocks' skew apart
+			if err := w.st[0].Renew(w.ctx, stale); err != nil {
+				t.Fatalf("a's renewal during the partition: %v", err)
+			}
+			w.wait()
+			w.sim.Heal()
+			w.sim.Settle()
+			w.wait()
+			for i := range 2 {
+				obj, err := w.sim.Site(i).Get(w.ctx, "claims/"+run.String(), nil)
+				var d struct{ Epoch uint64 }
+				if err != nil || json.Unmarshal(obj.Body, &d) != nil || d.Epoch != stale.Epoch {
+					t.Fatalf("site %d holds claim %+v (%v); the test needs replication to keep a's (epoch %d)", i, d, err, stale.Epoch)
+				}
+			}
+			switch how {
+			case "Reconcile":
+				w.settle("the heal")
+			case "GC":
+				w.clock.advance(20 * time.Minute)
+				for i, st := range w.st {
+					if _, err := st.GC(w.ctx, &durable.GCOptions{Grace: time.Minute, Versions: true}); err != nil {
+						t.Fatalf("GC in %s: %v", rsRegions[i], err)
+					}
+					w.wait()
+					w.sim.Settle()
+				}
+			}
+			if _, err := w.st[0].Claim(w.ctx, run, &cairn.ClaimOptions{Owner: "a-worker", Lease: time.Minute}); !errors.Is(err, cairn.ErrClaimed) {
+				t.Errorf("a claims the run b holds (epoch %d) for another hour: %v; want ErrClaimed", l.Epoch, err)
+			}
+			w.wait()
+			w.sim.Settle()
+			if err := w.st[0].Renew(w.ctx, stale); !errors.Is(err, cairn.ErrConflict) {
+				t.Errorf("a's stale holder (epoch %d) renews: %v; want ErrConflict", stale.Epoch, err)
+			}
+			w.sim.Settle()
+			if err := w.st[1].Renew(w.ctx, l); err != nil {
+				t.Errorf("b's holder (epoch %d) renews: %v", l.Epoch, err)
+			}
+			if err := w.st[1].SaveLeased(w.ctx, l, w.checkpoint(run, 2, "b", w.clock.at(1), "running")); err != nil {
+				t.Errorf("b's holder (epoch %d) saves: %v", l.Epoch, err)
+			}
+		})
+	}
 }
 
 // TestRegionsSimObjectsBeforeIndex: replication keeps no order between

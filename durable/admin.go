@@ -272,7 +272,7 @@ func (s *Store) reindex(ctx context.Context, o *ReindexOptions) (*ReindexReport,
 		return nil, err
 	}
 	kept, tombs := rebuildOps(entries, last)
-	if err := s.ix.Rebuild(ctx, seq, kept, tombs); err != nil {
+	if err := s.ix.Rebuild(ctx, seq, kept, tombs, otherOps(kept, tombs, contested)...); err != nil {
 		return nil, err
 	}
 	rep.Indexed = len(kept)
@@ -376,6 +376,33 @@ func rebuildOps(entries []index.Entry, last map[uuid.UUID]index.Op) ([]index.Ent
 		}
 	}
 	return kept, tombs
+}
+
+// otherOps returns, for the runs of contested (each region's last op of
+// the runs several regions wrote) that a Rebuild keeps an entry or a
+// tombstone of, the ops of the other regions: the rebuilt index still
+// decides between them, as the other regions' indexes do.
+func otherOps(kept []index.Entry, tombs []index.Op, contested map[uuid.UUID][]index.Op) []index.Op {
+	chosen := map[uuid.UUID]string{}
+	for _, e := range kept {
+		chosen[e.RunID] = e.Region
+	}
+	for _, op := range tombs {
+		chosen[op.Entry.RunID] = op.Entry.Region
+	}
+	var others []index.Op
+	for run, ops := range contested {
+		r, ok := chosen[run]
+		if !ok {
+			continue
+		}
+		for _, op := range ops {
+			if op.Entry.Region != r {
+				others = append(others, op)
+			}
+		}
+	}
+	return others
 }
 
 // indexedOps returns the last op of every run the index holds: none in a

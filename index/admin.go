@@ -61,14 +61,23 @@ func (ix *Index) learnTail(ctx context.Context) error {
 // whatever it named, so a damaged index is replaced. If a snapshot
 // numbered seq exists already, Rebuild fails with bucket.ErrPrecondition:
 // take a new Barrier and try again.
-func (ix *Index) Rebuild(ctx context.Context, seq uint64, entries []Entry, tombstones []Op) error {
+//
+// others are, for runs that several regions wrote, the last ops of the
+// regions other than the one of the run's entry or tombstone (each op's
+// Entry.Region says whose): the snapshot keeps them, so that the regions
+// still decide between the same ops (see the rules in region.go), and a
+// run is listed when its winner is a save.
+func (ix *Index) Rebuild(ctx context.Context, seq uint64, entries []Entry, tombstones []Op, others ...Op) error {
 	ix.compacting.Lock()
 	defer ix.compacting.Unlock()
-	m := &format.Manifest{Seq: seq, Created: ix.o.Now(), Count: int64(len(entries)), Base: seq, Labeled: true, Region: ix.region}
-	ops, err := rebuildOps(entries, tombstones)
+	ops, err := rebuildOps(entries, tombstones, others)
 	if err != nil {
 		return err
 	}
+	if len(others) > 0 {
+		entries = winningEntries(ops)
+	}
+	m := &format.Manifest{Seq: seq, Created: ix.o.Now(), Count: int64(len(entries)), Base: seq, Labeled: true, Region: ix.region}
 	// The other regions' streams apply on top from where the index's
 	// snapshot covers them: the runs their later logs wrote may not have
 	// arrived as objects yet. (An index that does not read covers none;
@@ -108,10 +117,11 @@ func (ix *Index) Rebuild(ctx context.Context, seq uint64, entries []Entry, tombs
 }
 
 // rebuildOps returns the by-run ops of a snapshot holding exactly entries
-// and tombstones, sorted by run. A tombstone that is not a delete, or a
-// run given twice, is an error.
-func rebuildOps(entries []Entry, tombstones []Op) ([]Op, error) {
-	ops := make([]Op, 0, len(entries)+len(tombstones))
+// and tombstones, and the ops of other regions others, sorted by run, then
+// region. A tombstone that is not a delete, a run given twice in entries
+// and tombstones, or a run and region given twice, is an error.
+func rebuildOps(entries []Entry, tombstones []Op, others []Op) ([]Op, error) {
+	ops := make([]Op, 0, len(entries)+len(tombstones)+len(others))
 	for _, e := range entries {
 		ops = append(ops, Op{Entry: e})
 	}
@@ -128,8 +138,41 @@ func rebuildOps(entries []Entry, tombstones []Op) ([]Op, error) {
 		}
 		seen[op.Entry.RunID] = true
 	}
+	type runRegion struct {
+		run    uuid.UUID
+		region string
+	}
+	pairs := map[runRegion]bool{}
+	for _, op := range ops {
+		pairs[runRegion{op.Entry.RunID, op.Entry.Region}] = true
+	}
+	for _, op := range others {
+		k := runRegion{op.Entry.RunID, op.Entry.Region}
+		if pairs[k] {
+			return nil, fmt.Errorf("index rebuild: run %v given twice for region %q", op.Entry.RunID, op.Entry.Region)
+		}
+		pairs[k] = true
+		ops = append(ops, op)
+	}
 	slices.SortFunc(ops, func(a, b Op) int { return opLess(&a, &b) })
 	return ops, nil
+}
+
+// winningEntries returns, of ops sorted by run, the entry of each run
+// whose winning op is a save.
+func winningEntries(ops []Op) []Entry {
+	var out []Entry
+	for i := 0; i < len(ops); {
+		j := i + 1
+		for j < len(ops) && ops[j].Entry.RunID == ops[i].Entry.RunID {
+			j++
+		}
+		if w := winner(ops[i:j]); !w.Delete {
+			out = append(out, w.Entry)
+		}
+		i = j
+	}
+	return out
 }
 
 // replaceHead moves the head to Rebuild's snapshot seq, whatever it named

@@ -558,6 +558,9 @@ func runReconcile(ctx context.Context, e *env, args []string) error {
 		for _, id := range rep.Restored {
 			fmt.Fprintf(w, "restored    %s: the winning state is the current version again\n", id)
 		}
+		for _, id := range rep.Claims {
+			fmt.Fprintf(w, "claim       %s: its newest claim is the current one again\n", id)
+		}
 		for _, id := range slices.SortedFunc(maps.Keys(rep.Unrestorable), compareIDs) {
 			fmt.Fprintf(w, "kept        %s: %s; its object stays as it is\n", id, describe(rep.Unrestorable[id]))
 		}

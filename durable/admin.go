@@ -116,8 +116,26 @@ func (s *Store) dead(op index.Op, info bucket.Info) bool {
 // region's last op) too: the object is a region's write that lost to
 // another region's delete (the index names it as that write, and the
 // delete outranks it).
+//
+// The losing write must be of a lower epoch than the delete, or older
+// than it: a save at the delete's epoch made after it (another region
+// saving the run again after it saw the delete, with a checkpoint
+// timestamp earlier than the deletion, which the tie rules then rank
+// lower) is a write someone acknowledged, never collected.
 func (s *Store) deadIn(op index.Op, ops []index.Op, info bucket.Info) bool {
-	return s.dead(op, info) || op.Delete && lostTo(ops, info.ETag)
+	if s.dead(op, info) {
+		return true
+	}
+	if !op.Delete {
+		return false
+	}
+	for _, o := range ops {
+		if !o.Delete && o.Entry.ETag == info.ETag &&
+			(o.Entry.Epoch < op.Entry.Epoch || !info.LastModified.After(op.Entry.Timestamp)) {
+			return true
+		}
+	}
+	return false
 }
 
 // unreadable reports whether err says a run object itself is damaged, so
@@ -249,7 +267,7 @@ func (s *Store) reindex(ctx context.Context, o *ReindexOptions) (*ReindexReport,
 	// not read has no choice to restore).
 	contested, err := s.contestedOps(ctx, last)
 	if err == nil && len(contested) > 0 {
-		_, err = s.reconcile(ctx, contested)
+		_, err = s.reconcile(ctx, contested, false)
 	}
 	if err != nil && !errors.Is(err, index.ErrDamaged) {
 		return nil, err
@@ -272,7 +290,7 @@ func (s *Store) reindex(ctx context.Context, o *ReindexOptions) (*ReindexReport,
 		return nil, err
 	}
 	kept, tombs := rebuildOps(entries, last)
-	if err := s.ix.Rebuild(ctx, seq, kept, tombs, otherOps(kept, tombs, contested)...); err != nil {
+	if err := s.ix.Rebuild(ctx, seq, kept, tombs, s.otherOps(kept, tombs, contested, last)...); err != nil {
 		return nil, err
 	}
 	rep.Indexed = len(kept)
@@ -378,11 +396,15 @@ func rebuildOps(entries []index.Entry, last map[uuid.UUID]index.Op) ([]index.Ent
 	return kept, tombs
 }
 
-// otherOps returns, for the runs of contested (each region's last op of
-// the runs several regions wrote) that a Rebuild keeps an entry or a
-// tombstone of, the ops of the other regions: the rebuilt index still
-// decides between them, as the other regions' indexes do.
-func otherOps(kept []index.Entry, tombs []index.Op, contested map[uuid.UUID][]index.Op) []index.Op {
+// otherOps returns what a Rebuild keeps of other regions' ops beside the
+// entries and tombstones it was given: for the runs of contested (each
+// region's last op of the runs several regions wrote) that it keeps an
+// entry or a tombstone of, the ops of the other regions, so that the
+// rebuilt index still decides between them as the other regions' indexes
+// do; and for the runs it keeps nothing of, the ops of regions other than
+// this one (last holds the winners), whose objects may still be on their
+// way: replication delivers a small log before a large object.
+func (s *Store) otherOps(kept []index.Entry, tombs []index.Op, contested map[uuid.UUID][]index.Op, last map[uuid.UUID]index.Op) []index.Op {
 	chosen := map[uuid.UUID]string{}
 	for _, e := range kept {
 		chosen[e.RunID] = e.Region
@@ -393,13 +415,15 @@ func otherOps(kept []index.Entry, tombs []index.Op, contested map[uuid.UUID][]in
 	var others []index.Op
 	for run, ops := range contested {
 		r, ok := chosen[run]
-		if !ok {
-			continue
-		}
 		for _, op := range ops {
-			if op.Entry.Region != r {
+			if ok && op.Entry.Region != r || !ok && op.Entry.Region != s.o.Region {
 				others = append(others, op)
 			}
+		}
+	}
+	for run, op := range last {
+		if _, ok := chosen[run]; !ok && contested[run] == nil && !op.Delete && op.Entry.Region != s.o.Region {
+			others = append(others, op)
 		}
 	}
 	return others
@@ -613,18 +637,21 @@ type GCOptions struct {
 	// Versions also deletes, in a versioned bucket, the noncurrent
 	// versions and delete markers of the store's keys that are older than
 	// Grace, but for the versions of run objects that an index op still
-	// names (the state another region won with, which Reconcile may need
-	// to restore). Every Save leaves the run's previous version behind,
-	// every claim its claim's, every compaction the head's and every GC
-	// the index objects it deleted, as noncurrent versions that cost
-	// storage until removed (GC first restores the newest claim of a run
-	// two regions claimed, when replication kept an older one: see
-	// Reconcile); this removes them with one LIST per 1,000
-	// versions and one DELETE each. A lifecycle rule expiring noncurrent
-	// versions does the same without requests (see the README). Replication
-	// may or may not carry these permanent deletes to the other regions
-	// (MinIO does with delete replication on; S3 CRR does not): run GC with
-	// Versions in each region.
+	// names. Every Save leaves the run's previous version behind, every
+	// claim its claim's, every compaction the head's and every GC the
+	// index objects it deleted, as noncurrent versions that cost storage
+	// until removed; this removes them with one LIST per 1,000 versions
+	// and one DELETE each. A lifecycle rule expiring noncurrent versions
+	// does the same without requests (see the README).
+	//
+	// In a store other regions write to, it removes only the index's old
+	// versions and markers: a noncurrent version of a run or claim object
+	// there may be the winning state of another region's write whose log
+	// has not arrived yet (which Reconcile restores from), and
+	// replication may carry the delete to every region (MinIO does with
+	// delete replication on; S3 CRR does not). Reclaim those with a
+	// lifecycle rule that keeps noncurrent versions longer than a
+	// partition can last.
 	Versions bool
 }
 
@@ -734,7 +761,7 @@ func (s *Store) GC(ctx context.Context, opts *GCOptions) (*GCReport, error) {
 			// noncurrent version (see Regions): restore it before old
 			// versions go.
 			for run, ops := range contested {
-				if _, err = s.reconcileClaim(ctx, run, ops); err != nil {
+				if _, err = s.reconcileClaim(ctx, run, ops, false); err != nil {
 					return rep, cairn.WrapOp("gc", run, err)
 				}
 			}
@@ -771,6 +798,10 @@ func (s *Store) gcVersions(ctx context.Context, grace time.Duration, dry bool, l
 	if on, err := vb.Versioning(ctx); err != nil || !on {
 		return 0, classify(err)
 	}
+	regional, err := s.ix.Regional(ctx)
+	if err != nil {
+		return 0, err
+	}
 	named := func(key, etag string) bool {
 		id, err := uuid.Parse(strings.TrimPrefix(key, s.runs))
 		if !strings.HasPrefix(key, s.runs) || err != nil {
@@ -786,6 +817,13 @@ func (s *Store) gcVersions(ctx context.Context, grace time.Duration, dry bool, l
 	// named, and a current delete marker goes too once nothing is left
 	// behind it (S3's "expired object delete marker").
 	collect := func(vs []bucket.Version) error {
+		if regional && (strings.HasPrefix(vs[0].Key, s.runs) || strings.HasPrefix(vs[0].Key, s.claims)) {
+			// With other regions, a noncurrent version of a run or claim
+			// may be the winning state of a write whose log has not
+			// arrived here yet: only the index's own are collected (see
+			// GCOptions.Versions).
+			return nil
+		}
 		var doomed []bucket.Version
 		for _, v := range vs[1:] {
 			if v.LastModified.Before(cutoff) && (v.DeleteMarker || !named(v.Key, v.ETag)) {

@@ -50,6 +50,9 @@ type claimDoc struct {
 	Epoch    uint64    `json:"epoch"`
 	Expires  time.Time `json:"expires"`
 	Released bool      `json:"released,omitempty"`
+	// Region is the region that wrote the claim; empty for the default
+	// one.
+	Region string `json:"region,omitempty"`
 }
 
 // live reports whether d holds its run at now.
@@ -111,6 +114,7 @@ func (s *Store) readClaim(ctx context.Context, run uuid.UUID) (*claimDoc, string
 // version read; "" when there was none). A failed condition is
 // bucket.ErrPrecondition.
 func (s *Store) writeClaim(ctx context.Context, d *claimDoc, etag string) (string, error) {
+	d.Region = s.o.Region
 	body, err := json.Marshal(d)
 	if err != nil {
 		return "", err
@@ -314,7 +318,14 @@ func (s *Store) putLeased(ctx context.Context, e index.Entry, rec []byte, cond C
 	if rerr != nil || curETag == cond.IfMatch {
 		return "", err
 	}
-	if got, leased := cairn.LeaseStamp(cur.Metadata); !leased || got != epoch {
+	got, leased := cairn.LeaseStamp(cur.Metadata)
+	if got < epoch && s.otherRegions(ctx, e.RunID, curETag) {
+		// Another region's write of a lower epoch, which replication's
+		// last-writer-wins kept after a partition: the lease outranks it
+		// (see Regions); overwrite it, conditionally on what was read.
+		return s.putObject(ctx, e, rec, Condition{IfMatch: curETag})
+	}
+	if !leased || got != epoch {
 		return "", err
 	}
 	return s.putObject(ctx, e, rec, Condition{IfMatch: curETag})
@@ -504,6 +515,12 @@ func (s *Store) replaceClaim(ctx context.Context, l *cairn.Lease, d *claimDoc) e
 		if cur != nil && cur.Epoch == l.Epoch && cur.Released && d.Released {
 			s.forgetLease(l.RunID, st) // an earlier Release landed, its answer lost
 			return nil
+		}
+		if cur != nil && cur.Epoch < l.Epoch && cur.Region != s.o.Region {
+			// Another region's older claim, which replication kept after
+			// a partition: this lease outranks it (see Regions).
+			etag = curETag
+			continue
 		}
 		if cur == nil || cur.Epoch != l.Epoch || cur.Released {
 			s.forgetLease(l.RunID, st)

@@ -3,6 +3,7 @@ package durable
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/cairnstore/cairn"
 	"github.com/cairnstore/cairn/bucket"
@@ -73,11 +74,14 @@ var errIndexCreated = errors.New("durable: index created meanwhile")
 // has and an index appeared meanwhile (a first writer created it before
 // writing the runs listed: read it again), and ErrIndexLost when it has,
 // still no index, and one of the first objects (lostEvidence) was written
-// by this store's region. Objects another region wrote are no evidence:
-// their writer made its region's index before them, but in its own copy
-// of the bucket, and replication may deliver the objects here before
-// that index. Until it does, this region lists nothing of them, and its
-// first write creates its own index, as in a new store.
+// by this store's region, or by another more than foreignEvidenceAge ago.
+// Younger objects another region wrote are no evidence: their writer made
+// its region's index before them, but in its own copy of the bucket, and
+// replication may deliver the objects here before that index. Until it
+// does, this region lists nothing of them, and its first write creates
+// its own index, as in a new store. (So an index lost in every region
+// within that time of the last writes is read as empty here until the
+// objects are older.)
 func (s *Store) noIndex(ctx context.Context) error {
 	infos, _, err := s.b.List(ctx, s.runs, "", lostEvidence)
 	if err != nil || len(infos) == 0 {
@@ -94,7 +98,9 @@ func (s *Store) noIndex(ctx context.Context) error {
 		if errors.Is(err, bucket.ErrNotFound) {
 			continue // deleted meanwhile
 		}
-		if err != nil || info.Metadata[metaRegion] == s.o.Region {
+		// Written here, or written elsewhere long enough ago that its
+		// index would have arrived with it: evidence of a lost index.
+		if err != nil || info.Metadata[metaRegion] == s.o.Region || info.LastModified.Before(s.o.Now().Add(-foreignEvidenceAge)) {
 			return ErrIndexLost
 		}
 	}
@@ -104,3 +110,8 @@ func (s *Store) noIndex(ctx context.Context) error {
 // lostEvidence bounds the run objects noIndex looks at for one this
 // region wrote.
 const lostEvidence = 16
+
+// foreignEvidenceAge is how old an object another region wrote must be
+// to count as evidence of a lost index: replication delivers the index
+// objects written beside it well within that.
+const foreignEvidenceAge = 15 * time.Minute

@@ -55,6 +55,9 @@ type ReconcileReport struct {
 	// run's newest (replication kept a stale holder's write) and now
 	// holds the newest again, restored from its version.
 	Claims []uuid.UUID
+	// Elsewhere are runs whose object holds a losing state that another
+	// region won: that region restores them (see ReconcileOptions).
+	Elsewhere []uuid.UUID
 	// Unrestorable maps runs whose object holds a losing state but whose
 	// winning version could not be restored to why: the bucket keeps no
 	// versions, or the version was removed (by GC of old versions, or a
@@ -72,7 +75,11 @@ type ReconcileReport struct {
 // the run's newest claim the same way (Claims). It reads the whole index,
 // a HEAD and a GET of the claim per contested run, and a version listing,
 // GETs and a PUT per object or claim restored.
-func (s *Store) Reconcile(ctx context.Context) (*ReconcileReport, error) {
+func (s *Store) Reconcile(ctx context.Context, opts *ReconcileOptions) (*ReconcileReport, error) {
+	var o ReconcileOptions
+	if opts != nil {
+		o = *opts
+	}
 	if err := s.check(ctx); err != nil {
 		return nil, cairn.WrapOp("reconcile", uuid.Nil, err)
 	}
@@ -83,12 +90,27 @@ func (s *Store) Reconcile(ctx context.Context) (*ReconcileReport, error) {
 	if err != nil {
 		return nil, cairn.WrapOp("reconcile", uuid.Nil, err)
 	}
-	rep, err := s.reconcile(ctx, contested)
+	rep, err := s.reconcile(ctx, contested, o.AnyRegion)
 	return rep, cairn.WrapOp("reconcile", uuid.Nil, err)
 }
 
-// reconcile reconciles the runs of ops (each run's last op per region).
-func (s *Store) reconcile(ctx context.Context, ops map[uuid.UUID][]index.Op) (*ReconcileReport, error) {
+// ReconcileOptions configure Reconcile. Nil means defaults.
+type ReconcileOptions struct {
+	// AnyRegion restores winning states whatever region wrote them. By
+	// default a region restores only the states it wrote (and the claims
+	// it made): its own writers' conditional writes then cover the
+	// restore, whereas a restore of another region's state, made where
+	// that region's newer writes have not arrived yet, would become the
+	// latest version everywhere and bury them. Set it when the region
+	// that wrote them is gone for good. (A Claim restores the run it
+	// claims whatever region won: it takes the run over anyway.)
+	AnyRegion bool
+}
+
+// reconcile reconciles the runs of ops (each run's last op per region),
+// the winning states of every region when any is set, else only this
+// region's.
+func (s *Store) reconcile(ctx context.Context, ops map[uuid.UUID][]index.Op, any bool) (*ReconcileReport, error) {
 	rep := &ReconcileReport{Unrestorable: map[uuid.UUID]error{}}
 	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
@@ -103,18 +125,20 @@ func (s *Store) reconcile(ctx context.Context, ops map[uuid.UUID][]index.Op) (*R
 			if err != nil {
 				return err
 			}
-			restored, err := s.reconcileRun(gctx, run, rops)
+			restored, err := s.reconcileRun(gctx, run, rops, any)
 			unlock()
-			if err != nil && !errors.Is(err, errUnrestorable) {
+			if err != nil && !errors.Is(err, errUnrestorable) && !errors.Is(err, errElsewhere) {
 				return err
 			}
-			claim, cerr := s.reconcileClaim(gctx, run, rops)
+			claim, cerr := s.reconcileClaim(gctx, run, rops, any)
 			if cerr != nil {
 				return cerr
 			}
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
+			case errors.Is(err, errElsewhere):
+				rep.Elsewhere = append(rep.Elsewhere, run)
 			case err != nil:
 				rep.Unrestorable[run] = err
 			case restored:
@@ -129,6 +153,7 @@ func (s *Store) reconcile(ctx context.Context, ops map[uuid.UUID][]index.Op) (*R
 	err := g.Wait()
 	sortIDs(rep.Restored)
 	sortIDs(rep.Claims)
+	sortIDs(rep.Elsewhere)
 	return rep, err
 }
 
@@ -143,7 +168,7 @@ func (s *Store) reconcile(ctx context.Context, ops map[uuid.UUID][]index.Op) (*R
 // holder's next Renew finds its own claim. It costs a GET, and when the
 // claim is older, a version listing, a GET per version back to the
 // newest claim, a PUT and a HEAD.
-func (s *Store) reconcileClaim(ctx context.Context, run uuid.UUID, ops []index.Op) (bool, error) {
+func (s *Store) reconcileClaim(ctx context.Context, run uuid.UUID, ops []index.Op, any bool) (bool, error) {
 	var top uint64
 	for _, op := range ops {
 		top = max(top, op.Entry.Epoch)
@@ -159,7 +184,7 @@ func (s *Store) reconcileClaim(ctx context.Context, run uuid.UUID, ops []index.O
 	if !ok {
 		return false, nil
 	}
-	body, err := s.claimVersion(ctx, vb, run, top)
+	body, err := s.claimVersion(ctx, vb, run, top, any)
 	if body == nil || err != nil {
 		return false, err
 	}
@@ -187,7 +212,7 @@ func (s *Store) reconcileClaim(ctx context.Context, run uuid.UUID, ops []index.O
 // claimVersion returns the body of the newest version of run's claim
 // object whose epoch is at least epoch, nil when there is none (removed by
 // GC of old versions, or a lifecycle rule).
-func (s *Store) claimVersion(ctx context.Context, vb bucket.Versioned, run uuid.UUID, epoch uint64) ([]byte, error) {
+func (s *Store) claimVersion(ctx context.Context, vb bucket.Versioned, run uuid.UUID, epoch uint64, any bool) ([]byte, error) {
 	key := s.claimKey(run)
 	keyMarker, versionMarker := "", ""
 	for {
@@ -208,6 +233,9 @@ func (s *Store) claimVersion(ctx context.Context, vb bucket.Versioned, run uuid.
 			}
 			var d claimDoc
 			if json.Unmarshal(obj.Body, &d) == nil && d.Run == run && d.Epoch >= epoch && d.Epoch <= cairn.MaxEpoch {
+				if !any && d.Region != s.o.Region {
+					return nil, nil // that region's to restore
+				}
 				return obj.Body, nil
 			}
 		}
@@ -217,6 +245,9 @@ func (s *Store) claimVersion(ctx context.Context, vb bucket.Versioned, run uuid.
 		keyMarker, versionMarker = nk, nv
 	}
 }
+
+// errElsewhere marks a run whose winning state another region restores.
+var errElsewhere = errors.New("another region won: it restores the state")
 
 // errUnrestorable marks a run whose winning version cannot be restored.
 var errUnrestorable = errors.New("the winning state cannot be restored")
@@ -228,7 +259,7 @@ var errUnrestorable = errors.New("the winning state cannot be restored")
 // object's ETag, so a write racing it in another process is never
 // overwritten; the same bytes make the same ETag, so the index entry
 // still names it (a server that makes another ETag gets a commit).
-func (s *Store) reconcileRun(ctx context.Context, run uuid.UUID, ops []index.Op) (bool, error) {
+func (s *Store) reconcileRun(ctx context.Context, run uuid.UUID, ops []index.Op, any bool) (bool, error) {
 	w := index.Winner(ops)
 	if w.Delete {
 		return false, nil // GC removes a losing object of a deleted run
@@ -241,6 +272,9 @@ func (s *Store) reconcileRun(ctx context.Context, run uuid.UUID, ops []index.Op)
 	}
 	if !missing && (info.ETag == w.Entry.ETag || !lostTo(ops, info.ETag)) {
 		return false, nil // the winner, or a later write no op names yet
+	}
+	if !any && w.Entry.Region != s.o.Region {
+		return false, errElsewhere // that region's to restore (see ReconcileOptions)
 	}
 	vb, ok := s.b.(bucket.Versioned)
 	if !ok {
@@ -330,12 +364,12 @@ func (s *Store) reconcileBefore(ctx context.Context, run uuid.UUID) (uint64, err
 	if err != nil {
 		return 0, err
 	}
-	_, err = s.reconcileRun(ctx, run, ops)
+	_, err = s.reconcileRun(ctx, run, ops, true)
 	unlock()
 	if err != nil && !errors.Is(err, errUnrestorable) {
 		return 0, err
 	}
-	if _, err := s.reconcileClaim(ctx, run, ops); err != nil {
+	if _, err := s.reconcileClaim(ctx, run, ops, true); err != nil {
 		return 0, err
 	}
 	return epoch, nil
@@ -388,9 +422,16 @@ func (s *Store) contested(runs []uuid.UUID) {
 			bg.mu.Unlock()
 			ctx, cancel := context.WithTimeout(bg.ctx, time.Minute)
 			if ops, err := s.ix.RunOps(ctx, batch...); err == nil {
-				_, _ = s.reconcile(ctx, ops)
+				_, _ = s.reconcile(ctx, ops, false)
 			}
 			cancel()
 		}
 	}()
+}
+
+// otherRegions reports whether run's current object, whose ETag is etag,
+// is a write of another region.
+func (s *Store) otherRegions(ctx context.Context, run uuid.UUID, etag string) bool {
+	info, err := s.b.Head(ctx, s.runKey(run))
+	return err == nil && info.ETag == etag && info.Metadata[metaRegion] != s.o.Region
 }

@@ -113,7 +113,11 @@ func TestRegionsStaleWriterLosesEverywhere(t *testing.T) {
 			t.Fatalf("region %d: the run loads as step %d and Verify does not report it stale: %+v", i, stepOf(t, s, run), rep)
 		}
 	}
-	if _, err := a.Reconcile(ctx); err != nil {
+	// Reconciling comes later than the stale write by more than the
+	// clocks' skew: b's restore is then the latest version by every
+	// clock. (b restores: the state it won.)
+	time.Sleep(600 * time.Millisecond)
+	if _, err := b.Reconcile(ctx, nil); err != nil {
 		t.Fatal(err)
 	}
 	sim.Settle()
@@ -151,7 +155,7 @@ func TestRegionsStaleWriterLosesEverywhere(t *testing.T) {
 // later checkpoint timestamp's) and Verify reports the run in both.
 func TestRegionsSplitBrainReported(t *testing.T) {
 	ctx := context.Background()
-	sim := regionsim.New(2, 2, &regionsim.Options{Skew: []time.Duration{0, time.Hour}})
+	sim := regionsim.New(2, 2, &regionsim.Options{Skew: []time.Duration{0, 300 * time.Millisecond}})
 	a, b := regionStore(t, sim.Site(0), "a"), regionStore(t, sim.Site(1), "b")
 	run := uuid.New()
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -170,8 +174,9 @@ func TestRegionsSplitBrainReported(t *testing.T) {
 	}
 	sim.Heal()
 	sim.Settle()
+	time.Sleep(400 * time.Millisecond) // past the skew, as a reconcile after a heal is
 	for _, s := range []*durable.Store{a, b} {
-		if _, err := s.Reconcile(ctx); err != nil {
+		if _, err := s.Reconcile(ctx, nil); err != nil {
 			t.Fatal(err)
 		}
 		sim.Settle()

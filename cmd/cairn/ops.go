@@ -547,9 +547,10 @@ func runGC(ctx context.Context, e *env, args []string) error {
 // state the index chose where replication kept a losing one.
 func runReconcile(ctx context.Context, e *env, args []string) error {
 	fs, storeFlag := newFlags(e, "reconcile", "")
+	anyRegion := fs.Bool("any-region", false, "also restore states other regions won (when such a region is gone for good)")
 	return onStore(ctx, e, fs, storeFlag, args, func(s *tiered.Store) error {
 		p := startProgress(e, "reconciling", "")
-		rep, err := s.Durable().Reconcile(ctx)
+		rep, err := s.Durable().Reconcile(ctx, &durable.ReconcileOptions{AnyRegion: *anyRegion})
 		p.finish()
 		if err != nil {
 			return err
@@ -557,6 +558,9 @@ func runReconcile(ctx context.Context, e *env, args []string) error {
 		w := e.stdout
 		for _, id := range rep.Restored {
 			fmt.Fprintf(w, "restored    %s: the winning state is the current version again\n", id)
+		}
+		for _, id := range rep.Elsewhere {
+			fmt.Fprintf(w, "elsewhere   %s: another region's state won; that region restores it (or --any-region)\n", id)
 		}
 		for _, id := range rep.Claims {
 			fmt.Fprintf(w, "claim       %s: its newest claim is the current one again\n", id)

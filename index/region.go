@@ -51,13 +51,14 @@ import (
 // the greater region name, then the greater ETag: a total order, so every
 // region decides the same way once it has the same logs. Contested reports
 // such runs. A delete outranks every write of the state it deleted (its
-// epoch is that state's), so a partitioned region's late writes never
-// bring a run deleted elsewhere back; a claim after the delete (a higher
-// epoch) does. One corner is not decided the same way everywhere: a save
-// at the epoch of a delete made more than Options.KeepTombstones earlier
-// in another region, whose checkpoint timestamp is older than the delete,
-// is listed where the tombstone was already dropped and not where it was
-// kept.
+// epoch is that state's, and it counts with that state's checkpoint time
+// when its own is earlier: see timeOf), so a partitioned region's late
+// writes never bring a run deleted elsewhere back; a claim after the
+// delete (a higher epoch) does. One corner is not decided the same way
+// everywhere: a save at the epoch of a delete made more than
+// Options.KeepTombstones earlier in another region, whose checkpoint
+// timestamp is older than the delete, is listed where the tombstone was
+// already dropped and not where it was kept.
 //
 // A region that has no snapshot of its own yet starts from another
 // region's (the default region's first, else the first by name), reading
@@ -143,13 +144,13 @@ func sources(m *format.Manifest) []string {
 }
 
 // outranks reports whether a wins over b, two ops of one run from
-// different streams (see the rules above).
-func outranks(a, b *Op) bool {
+// different streams (see the rules above), at times at and bt (timeOf).
+func outranks(a, b *Op, at, bt time.Time) bool {
 	if a.Entry.Epoch != b.Entry.Epoch {
 		return a.Entry.Epoch > b.Entry.Epoch
 	}
-	if !a.Entry.Timestamp.Equal(b.Entry.Timestamp) {
-		return a.Entry.Timestamp.After(b.Entry.Timestamp)
+	if !at.Equal(bt) {
+		return at.After(bt)
 	}
 	if a.Delete != b.Delete {
 		return a.Delete
@@ -160,16 +161,36 @@ func outranks(a, b *Op) bool {
 	return a.Entry.ETag > b.Entry.ETag
 }
 
+// timeOf returns the time op counts with among ops: a save's checkpoint
+// timestamp; a delete's time of deletion, or, when the delete names (by
+// ETag) the object that another stream's save among ops wrote, that
+// save's timestamp if later. Such a delete removed that very state, after
+// it was written whatever the clocks say, so it must not lose to it (a
+// checkpoint time ahead of the deleter's clock would bring the run back);
+// at equal times a delete wins.
+func timeOf(op *Op, ops []Op) time.Time {
+	t := op.Entry.Timestamp
+	if !op.Delete || op.Entry.ETag == "" {
+		return t
+	}
+	for i := range ops {
+		if o := &ops[i]; !o.Delete && o.Entry.ETag == op.Entry.ETag && o.Entry.Timestamp.After(t) {
+			t = o.Entry.Timestamp
+		}
+	}
+	return t
+}
+
 // winner returns the op that wins among ops, one per stream (ops must not
 // be empty).
 func winner(ops []Op) Op {
-	w := ops[0]
+	w, wt := 0, timeOf(&ops[0], ops)
 	for i := 1; i < len(ops); i++ {
-		if outranks(&ops[i], &w) {
-			w = ops[i]
+		if it := timeOf(&ops[i], ops); outranks(&ops[i], &ops[w], it, wt) {
+			w, wt = i, it
 		}
 	}
-	return w
+	return ops[w]
 }
 
 // withOp returns ops (one per stream) with op replacing the op of its
@@ -241,12 +262,14 @@ func (ix *Index) Regional(ctx context.Context) (bool, error) {
 
 // SplitBrain reports whether ops, the last op of each region for one run,
 // were written without a claim between them: more than one region wrote
-// the highest epoch among them.
+// the highest epoch among them. A save whose very object another region's
+// delete names (by ETag) does not count: the delete came after it.
 func SplitBrain(ops []Op) bool {
 	w := winner(ops)
 	n := 0
 	for _, op := range ops {
-		if op.Entry.Epoch == w.Entry.Epoch {
+		deleted := !op.Delete && slices.ContainsFunc(ops, func(d Op) bool { return d.Delete && d.Entry.ETag != "" && d.Entry.ETag == op.Entry.ETag })
+		if op.Entry.Epoch == w.Entry.Epoch && !deleted {
 			n++
 		}
 	}

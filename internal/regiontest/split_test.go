@@ -106,15 +106,17 @@ func splitBrain(t *testing.T, r *rig, prefix string, reconcile bool) {
 	}
 	if reconcile {
 		for i, s := range stores {
-			rep, err := s.Durable().Reconcile(ctx)
+			rep, err := s.Durable().Reconcile(ctx, nil)
 			if err != nil {
 				t.Fatalf("region %s: Reconcile: %v", regionOf[i], err)
 			}
 			t.Logf("region %s: Reconcile checked %d runs, restored %d, %d unrestorable", regionOf[i], rep.Checked, len(rep.Restored), len(rep.Unrestorable))
 		}
 	} else {
-		// The background: a compaction reconciles the runs it decided.
+		// The background: a compaction reconciles the runs it decided
+		// (each region those it won).
 		must(t, a.Durable().Compact(ctx))
+		must(t, b.Durable().Compact(ctx))
 		start := time.Now()
 		waitFor(t, 30*time.Second, "no run stale in either region after a compaction in a", func() bool {
 			for _, s := range stores {

@@ -38,11 +38,12 @@ const (
 // replicates each one (at 300 a second the write-back store falls behind:
 // most Saves are not yet acknowledged at the cut). Reported:
 //
-//   - rpo_saves: Saves acknowledged in a before the cut (write-through:
-//     Save returned; write-back: a Flush begun after the Save returned),
-//     whose state b did not have at the cut (b's Load, after the cut,
-//     returns an older step of the run); rpo_s: the same as seconds of
-//     a's writes (rpo_saves / the Save rate);
+//   - rpo_saves: Saves acknowledged in a before the cut ended
+//     (write-through: Save returned; write-back: a Flush begun after the
+//     Save returned), whose state b did not have (b's Load, after the
+//     cut, returns an older step of the run); rpo_s: the same as seconds
+//     of a's writes (rpo_saves / the Save rate); rpo_window_s: how long
+//     before the cut ended the oldest of them was acknowledged;
 //   - unacked_at_cut: Saves that had returned but were not acknowledged
 //     yet (write-back: still in a's cache);
 //   - rto_s: the wall time for b to list the runs (by label, a page of
@@ -96,6 +97,7 @@ func benchFailover(b *testing.B, r *rig, mode string, writeBack bool, rate int) 
 	}
 	b.ReportMetric(float64(res.rpoSaves), "rpo_saves")
 	b.ReportMetric(float64(res.rpoSaves)/res.rate, "rpo_s")
+	b.ReportMetric(res.rpoWindow.Seconds(), "rpo_window_s")
 	b.ReportMetric(float64(res.unacked), "unacked_at_cut")
 	b.ReportMetric(res.rto.Seconds(), "rto_s")
 	b.ReportMetric(float64(percentile(res.lags, 0.5).Microseconds())/1000, "lag_p50_ms")
@@ -107,9 +109,15 @@ func benchFailover(b *testing.B, r *rig, mode string, writeBack bool, rate int) 
 type failoverResult struct {
 	rate     float64 // Saves a second achieved
 	rpoSaves int
-	unacked  int
-	rto      time.Duration
-	lags     []time.Duration
+	// rpoWindow is how long before the cut the oldest acknowledged Save
+	// b lacked was acknowledged.
+	rpoWindow time.Duration
+	// rpoBeforeCut are the Saves of rpoSaves acknowledged before Cut
+	// began.
+	rpoBeforeCut int
+	unacked      int
+	rto          time.Duration
+	lags         []time.Duration
 }
 
 // saveRec is one Save in region a.
@@ -157,6 +165,7 @@ func runFailover(b *testing.B, r *rig, prefix string, writeBack bool, rate int) 
 	must(b, g.Wait())
 	must(b, a.Flush(ctx))
 	must(b, r.sites.WaitConverged(ctx, prefix+"/", 2*time.Minute))
+	st0, ix0 := a.Stats(), a.Durable().Stats().Index
 	b.ResetTimer()
 
 	w := &benchWriter{s: a, runs: runs, writeBack: writeBack, rate: rate}
@@ -167,14 +176,19 @@ func runFailover(b *testing.B, r *rig, prefix string, writeBack bool, rate int) 
 	lags := sampleLags(wctx, w, bs.Durable(), runs)
 
 	time.Sleep(benchSteady)
-	cutAt := time.Now()
+	// The link goes down somewhere inside Cut (a Docker network
+	// disconnect of each site): a Save acknowledged before Cut returned
+	// counts as before the cut, so that the RPO is an upper bound.
+	cutStart := time.Now()
 	must(b, r.sites.Cut(ctx))
+	cutAt := time.Now()
 	stop()
 	if err := <-done; err != nil {
 		b.Fatalf("region a's writer: %v", err)
 	}
 	res := failoverResult{lags: <-lags}
 	recs := w.records()
+	st, ix := a.Stats(), a.Durable().Stats().Index
 	res.rate = float64(len(recs)) / cutAt.Sub(start).Seconds()
 
 	inB := loadSteps(b, bs.Durable(), runs)
@@ -185,15 +199,20 @@ func runFailover(b *testing.B, r *rig, prefix string, writeBack bool, rate int) 
 			res.unacked++
 		case rec.step > inB[rec.run]:
 			res.rpoSaves++
+			res.rpoWindow = max(res.rpoWindow, cutAt.Sub(rec.acked))
+			if rec.acked.Before(cutStart) {
+				res.rpoBeforeCut++
+			}
 		}
 	}
 	res.rto = resume(b, bs, runs)
 	b.StopTimer()
 	must(b, r.sites.Heal(ctx))
-	b.Logf("%s: %d runs, %d Saves in %v (%.0f/s, target %d/s); at the cut b lacked %d acknowledged Saves (%.2f s of writes), %d more were not acknowledged yet; "+
-		"b resumed every run in %v; replication lag p50 %v, max %v (%d samples); flush window 100 ms (write-back), lease %v, MINIO_SCANNER_SPEED=fastest",
-		prefix, benchRuns, len(recs), cutAt.Sub(start).Round(time.Millisecond), res.rate, rate, res.rpoSaves, float64(res.rpoSaves)/res.rate, res.unacked,
-		res.rto.Round(time.Millisecond), percentile(res.lags, 0.5).Round(time.Millisecond), percentile(res.lags, 1).Round(time.Millisecond), len(res.lags), benchLease)
+	b.Logf("%s: %d runs, %d Saves in %v (%.0f/s, target %d/s); the cut took %v; b lacked %d Saves acknowledged before it ended (%.2f s of writes, the oldest acknowledged %v before; %d acknowledged before it began), %d more were not acknowledged yet; "+
+		"b resumed every run in %v; replication lag p50 %v, max %v (%d samples); a wrote %d run objects, %d index logs and %d compactions meanwhile; "+
+		"flush window 100 ms (write-back), lease %v, MINIO_SCANNER_SPEED=fastest",
+		prefix, benchRuns, len(recs), cutAt.Sub(start).Round(time.Millisecond), res.rate, rate, cutAt.Sub(cutStart).Round(time.Millisecond), res.rpoSaves, float64(res.rpoSaves)/res.rate, res.rpoWindow.Round(time.Millisecond), res.rpoBeforeCut, res.unacked,
+		res.rto.Round(time.Millisecond), percentile(res.lags, 0.5).Round(time.Millisecond), percentile(res.lags, 1).Round(time.Millisecond), len(res.lags), st.PUTs-st0.PUTs, st.IndexCommits-st0.IndexCommits, ix.Compactions-ix0.Compactions, benchLease)
 	return res
 }
 

@@ -349,6 +349,11 @@ func (s *Store) reconcileBefore(ctx context.Context, run uuid.UUID) (uint64, err
 		return 0, err
 	}
 	all, err := s.ix.RunOps(ctx, run)
+	if errors.Is(err, index.ErrDamaged) || errors.Is(err, index.ErrNoIndex) {
+		// Claims go on over a damaged index, as writes do: the run is
+		// taken as its object is.
+		return 0, nil
+	}
 	if err != nil {
 		return 0, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -303,5 +304,41 @@ func keysOf(t *testing.T, b bucket.Bucket) []string {
 			return keys
 		}
 		start = infos[len(infos)-1].Key
+	}
+}
+
+// TestRegionsClaimOverDamagedIndex: in a store of several regions a Claim
+// reads the index for the other regions' epochs; on a damaged index it
+// goes on, as writes do, taking the run as its object is.
+func TestRegionsClaimOverDamagedIndex(t *testing.T) {
+	ctx := context.Background()
+	mem := bucket.NewMem()
+	s := regionStore(t, mem, "a")
+	run := uuid.New()
+	if err := s.Save(ctx, checkpointAt(run, 1, time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	damaged := 0
+	for _, k := range keysOf(t, mem) {
+		if strings.HasPrefix(k, "index/regions/a/log/") {
+			if _, err := mem.Put(ctx, k, []byte("not an index log"), nil); err != nil {
+				t.Fatal(err)
+			}
+			damaged++
+		}
+	}
+	fresh := regionStore(t, mem, "a")
+	if _, err := fresh.List(ctx, nil); !errors.Is(err, index.ErrDamaged) || damaged == 0 {
+		t.Fatalf("List over %d damaged logs: %v, want index.ErrDamaged", damaged, err)
+	}
+	l, err := fresh.Claim(ctx, run, &cairn.ClaimOptions{Owner: "w", Lease: time.Minute})
+	if err != nil {
+		t.Fatalf("Claim over a damaged index: %v", err)
+	}
+	if err := fresh.SaveLeased(ctx, l, checkpointAt(run, 2, time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	if got := stepOf(t, fresh, run); got != 2 {
+		t.Fatalf("step %d", got)
 	}
 }

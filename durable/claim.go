@@ -127,7 +127,9 @@ func (s *Store) writeClaim(ctx context.Context, d *claimDoc, etag string) (strin
 }
 
 // Claim implements cairn.Claimer. It costs a GET of the run and of its
-// claim, a PUT of each, and an index commit (the run's rewrite).
+// claim, a PUT of each, and an index commit (the run's rewrite); in a store
+// other regions write to, also a read of the index for their epochs, and
+// the restores Reconcile would make of the run (see Regions).
 func (s *Store) Claim(ctx context.Context, runID uuid.UUID, opts *cairn.ClaimOptions) (*cairn.Lease, error) {
 	l, err := s.claim(ctx, runID, opts)
 	return l, cairn.WrapOp("claim", runID, err)

@@ -214,36 +214,28 @@ func (s *Store) reconcileClaim(ctx context.Context, run uuid.UUID, ops []index.O
 // GC of old versions, or a lifecycle rule).
 func (s *Store) claimVersion(ctx context.Context, vb bucket.Versioned, run uuid.UUID, epoch uint64, any bool) ([]byte, error) {
 	key := s.claimKey(run)
-	keyMarker, versionMarker := "", ""
-	for {
-		vs, nk, nv, more, err := vb.ListVersions(ctx, key, keyMarker, versionMarker, 1000)
+	var body []byte
+	err := eachVersion(ctx, vb, key, func(v bucket.Version) (bool, error) {
+		if v.DeleteMarker {
+			return false, nil
+		}
+		obj, err := vb.GetVersion(ctx, key, v.VersionID, &bucket.GetOptions{MaxSize: maxClaimObject})
+		if errors.Is(err, bucket.ErrNotFound) || errors.Is(err, bucket.ErrTooLarge) {
+			return false, nil
+		}
 		if err != nil {
-			return nil, classify(err)
+			return true, classify(err)
 		}
-		for _, v := range vs {
-			if v.Key != key || v.DeleteMarker {
-				continue
-			}
-			obj, err := vb.GetVersion(ctx, key, v.VersionID, &bucket.GetOptions{MaxSize: maxClaimObject})
-			if errors.Is(err, bucket.ErrNotFound) || errors.Is(err, bucket.ErrTooLarge) {
-				continue
-			}
-			if err != nil {
-				return nil, classify(err)
-			}
-			var d claimDoc
-			if json.Unmarshal(obj.Body, &d) == nil && d.Run == run && d.Epoch >= epoch && d.Epoch <= cairn.MaxEpoch {
-				if !any && d.Region != s.o.Region {
-					return nil, nil // that region's to restore
-				}
-				return obj.Body, nil
-			}
+		var d claimDoc
+		if json.Unmarshal(obj.Body, &d) != nil || d.Run != run || d.Epoch < epoch || d.Epoch > cairn.MaxEpoch {
+			return false, nil
 		}
-		if !more {
-			return nil, nil
-		}
-		keyMarker, versionMarker = nk, nv
-	}
+		if any || d.Region == s.o.Region {
+			body = obj.Body
+		} // else that region's to restore
+		return true, nil
+	})
+	return body, err
 }
 
 // errElsewhere marks a run whose winning state another region restores.
@@ -321,19 +313,39 @@ func (s *Store) reconcileRun(ctx context.Context, run uuid.UUID, ops []index.Op,
 // findVersion returns the ID of the newest version of key whose ETag is
 // etag, or errUnrestorable.
 func findVersion(ctx context.Context, vb bucket.Versioned, key, etag string) (string, error) {
+	var id string
+	err := eachVersion(ctx, vb, key, func(v bucket.Version) (bool, error) {
+		if !v.DeleteMarker && v.ETag == etag {
+			id = v.VersionID
+			return true, nil
+		}
+		return false, nil
+	})
+	if err == nil && id == "" {
+		err = fmt.Errorf("%w: no version of %s has ETag %s", errUnrestorable, key, etag)
+	}
+	return id, err
+}
+
+// eachVersion calls f with the versions of key, newest first, until f
+// says it is done (or fails).
+func eachVersion(ctx context.Context, vb bucket.Versioned, key string, f func(v bucket.Version) (done bool, err error)) error {
 	keyMarker, versionMarker := "", ""
 	for {
 		vs, nk, nv, more, err := vb.ListVersions(ctx, key, keyMarker, versionMarker, 1000)
 		if err != nil {
-			return "", classify(err)
+			return classify(err)
 		}
 		for _, v := range vs {
-			if v.Key == key && !v.DeleteMarker && v.ETag == etag {
-				return v.VersionID, nil
+			if v.Key != key {
+				continue
+			}
+			if done, err := f(v); done || err != nil {
+				return err
 			}
 		}
 		if !more {
-			return "", fmt.Errorf("%w: no version of %s has ETag %s", errUnrestorable, key, etag)
+			return nil
 		}
 		keyMarker, versionMarker = nk, nv
 	}

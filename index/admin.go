@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/cairnstore/cairn"
@@ -88,19 +87,7 @@ func (ix *Index) Rebuild(ctx context.Context, seq uint64, entries []Entry, tombs
 	} else if ctx.Err() != nil {
 		return err
 	}
-	for r, seq := range cov {
-		if r != ix.region && seq > 0 {
-			m.Streams = append(m.Streams, format.StreamSeq{Region: r, Seq: seq})
-		}
-	}
-	slices.SortFunc(m.Streams, func(a, b format.StreamSeq) int { return strings.Compare(a.Region, b.Region) })
-	m.Sources = []string{}
-	for _, op := range ops {
-		if !slices.Contains(m.Sources, op.Entry.Region) {
-			m.Sources = append(m.Sources, op.Entry.Region)
-		}
-	}
-	slices.Sort(m.Sources)
+	m.Streams, m.Sources = ix.streamsOf(cov), withSources([]string{}, ops)
 	if err := ix.writeFull(ctx, m, entries, ops); err != nil {
 		return err
 	}
@@ -354,16 +341,38 @@ func (ix *Index) referencedPages(ctx context.Context, snaps []uint64, keep uint6
 		if _, err := ix.get(ctx, ix.snapKey(seq), &m); err != nil {
 			return nil, err
 		}
-		for _, r := range slices.Concat(m.ByTime, m.ByLabel) {
+		for _, r := range pageRefs(&m) {
 			referenced[r.ID] = true
-		}
-		for _, l := range m.RunLevels {
-			for _, r := range l.Pages {
-				referenced[r.ID] = true
-			}
 		}
 	}
 	return referenced, nil
+}
+
+// pageRefs returns every page m refers to: its by-time, by-label and
+// by-run pages.
+func pageRefs(m *format.Manifest) []format.PageRef {
+	refs := slices.Concat(m.ByTime, m.ByLabel)
+	for _, l := range m.RunLevels {
+		refs = append(refs, l.Pages...)
+	}
+	return refs
+}
+
+// eachKey calls f with every object listed under dir, in key order.
+func (ix *Index) eachKey(ctx context.Context, dir string, f func(in bucket.Info)) error {
+	for start := ""; ; {
+		infos, more, err := ix.b.List(ctx, dir, start, 1000)
+		if err != nil {
+			return err
+		}
+		for _, in := range infos {
+			f(in)
+		}
+		if !more || len(infos) == 0 {
+			return nil
+		}
+		start = infos[len(infos)-1].Key
+	}
 }
 
 // unreferencedPages lists the pages (of every page directory) and returns
@@ -373,20 +382,13 @@ func (ix *Index) unreferencedPages(ctx context.Context, referenced map[string]bo
 	var keys []string
 	for _, d := range pageDirs {
 		dir := ix.root + d
-		for start := ""; ; {
-			infos, more, err := ix.b.List(ctx, dir, start, 1000)
-			if err != nil {
-				return nil, err
+		err := ix.eachKey(ctx, dir, func(in bucket.Info) {
+			if !referenced[in.Key[len(dir):]] && in.LastModified.Before(cutoff) {
+				keys = append(keys, in.Key)
 			}
-			for _, in := range infos {
-				if !referenced[in.Key[len(dir):]] && in.LastModified.Before(cutoff) {
-					keys = append(keys, in.Key)
-				}
-			}
-			if !more || len(infos) == 0 {
-				break
-			}
-			start = infos[len(infos)-1].Key
+		})
+		if err != nil {
+			return nil, err
 		}
 	}
 	return keys, nil

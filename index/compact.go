@@ -131,23 +131,37 @@ func decided(snap, tails []Op, w Op) bool {
 // log applied, covering every stream as far as st does, and holding ops
 // of the regions st.m's did and those of the tails.
 func (ix *Index) nextManifest(st *state, count int64, base uint64) *format.Manifest {
-	nm := &format.Manifest{Seq: st.tail, Created: ix.o.Now(), Count: count, Base: base, Labeled: true, Region: ix.region}
-	for r, seq := range st.cov {
-		if r != ix.region && seq > 0 {
-			nm.Streams = append(nm.Streams, format.StreamSeq{Region: r, Seq: seq})
-		}
-	}
-	slices.SortFunc(nm.Streams, func(a, b format.StreamSeq) int { return strings.Compare(a.Region, b.Region) })
-	nm.Sources = slices.Clone(sources(st.m))
+	nm := &format.Manifest{Seq: st.tail, Created: ix.o.Now(), Count: count, Base: base, Labeled: true, Region: ix.region,
+		Streams: ix.streamsOf(st.cov), Sources: slices.Clone(sources(st.m))}
 	for _, ops := range st.tails {
-		for _, op := range ops {
-			if !slices.Contains(nm.Sources, op.Entry.Region) {
-				nm.Sources = append(nm.Sources, op.Entry.Region)
-			}
+		nm.Sources = withSources(nm.Sources, ops)
+	}
+	return nm
+}
+
+// streamsOf returns the coverage cov of the other regions' streams as a
+// manifest records it: sorted by region, the streams covered up to 0
+// left out.
+func (ix *Index) streamsOf(cov map[string]uint64) []format.StreamSeq {
+	var out []format.StreamSeq
+	for r, seq := range cov {
+		if r != ix.region && seq > 0 {
+			out = append(out, format.StreamSeq{Region: r, Seq: seq})
 		}
 	}
-	slices.Sort(nm.Sources)
-	return nm
+	slices.SortFunc(out, func(a, b format.StreamSeq) int { return strings.Compare(a.Region, b.Region) })
+	return out
+}
+
+// withSources returns srcs, sorted regions, with the regions of ops added.
+func withSources(srcs []string, ops []Op) []string {
+	for _, op := range ops {
+		if !slices.Contains(srcs, op.Entry.Region) {
+			srcs = append(srcs, op.Entry.Region)
+		}
+	}
+	slices.Sort(srcs)
+	return srcs
 }
 
 // publish creates the manifest of nm and moves the head to it (see

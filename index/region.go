@@ -384,21 +384,15 @@ func (ix *Index) discover(ctx context.Context, fresh bool) ([]string, error) {
 	}
 	dir := ix.base + "log/" + markerDir
 	var markers []string
-	for start := ""; ; {
-		infos, more, err := ix.b.List(ctx, dir, start, 1000)
-		if err != nil {
-			return nil, err
+	err := ix.eachKey(ctx, dir, func(in bucket.Info) {
+		if r := in.Key[len(dir):]; r != "" && CheckRegion(r) == nil {
+			markers = append(markers, r)
 		}
-		for _, in := range infos {
-			if r := in.Key[len(dir):]; r != "" && CheckRegion(r) == nil {
-				markers = append(markers, r)
-			}
-		}
-		if !more || len(infos) == 0 {
-			return ix.known(markers), nil
-		}
-		start = infos[len(infos)-1].Key
+	})
+	if err != nil {
+		return nil, err
 	}
+	return ix.known(markers), nil
 }
 
 // known returns the regions other than this one that markers (from a
@@ -478,25 +472,11 @@ func (ix *Index) pagesArrived(ctx context.Context, r string, m *format.Manifest)
 	have := map[string]bool{}
 	for _, d := range pageDirs {
 		dir := ix.rootOf(r) + d
-		for start := ""; ; {
-			infos, more, err := ix.b.List(ctx, dir, start, 1000)
-			if err != nil {
-				return false, err
-			}
-			for _, in := range infos {
-				have[in.Key[len(dir):]] = true
-			}
-			if !more || len(infos) == 0 {
-				break
-			}
-			start = infos[len(infos)-1].Key
+		if err := ix.eachKey(ctx, dir, func(in bucket.Info) { have[in.Key[len(dir):]] = true }); err != nil {
+			return false, err
 		}
 	}
-	refs := slices.Concat(m.ByTime, m.ByLabel)
-	for _, l := range m.RunLevels {
-		refs = append(refs, l.Pages...)
-	}
-	for _, ref := range refs {
+	for _, ref := range pageRefs(m) {
 		if !have[ref.ID] {
 			return false, nil
 		}

@@ -41,11 +41,11 @@ func TestEncodeRefusesInvalidUTF8(t *testing.T) {
 		{"metadata key", with(func(c *cairn.Checkpoint) { c.Metadata[bad] = "v" }), `Checkpoint.metadata["b\xffd"]: `},
 		{"metadata value", with(func(c *cairn.Checkpoint) { c.Metadata["m"] = []any{[]any{bad}} }), `Checkpoint.metadata["m"][0][0]: `},
 		{"event type", with(func(c *cairn.Checkpoint) { c.PendingEvents[1].EventType = bad }),
-			"Checkpoint.pending_events[1]: Event.event_type: "},
+			"Checkpoint.pending_events[1].event_type: "},
 		{"event data", with(func(c *cairn.Checkpoint) { c.PendingEvents[1].Data = map[string]any{"in": []any{bad}} }),
-			`Checkpoint.pending_events[1]: Event.data["in"][0]: `},
+			`Checkpoint.pending_events[1].data["in"][0]: `},
 		{"event data string", with(func(c *cairn.Checkpoint) { c.PendingEvents[0].Data = bad }),
-			"Checkpoint.pending_events[0]: Event.data: "},
+			"Checkpoint.pending_events[0].data: "},
 		// The first bad value in the order of the record is named.
 		{"state before event", with(func(c *cairn.Checkpoint) {
 			c.State["s"] = bad
@@ -101,8 +101,8 @@ func TestDecodeRefusesInvalidUTF8(t *testing.T) {
 		"workflow name": {replace("\xa4demo", "\xa4dem\xff"), "Checkpoint.workflow_name: invalid UTF-8"},
 		"state key":     {replace("counter", "counte\xc3"), `Checkpoint.state["counte\xc3"]: `},
 		"two keys":      {twoKeys, `Checkpoint.state["k\xfe1"]: `},
-		"event type":    {replace("StartEvent", "StartEven\xe2"), "Checkpoint.pending_events[0]: Event.event_type: invalid UTF-8"},
-		"event data":    {replace("hello", "hel\xf0\x9f"), `Checkpoint.pending_events: Event.data["input"]: `},
+		"event type":    {replace("StartEvent", "StartEven\xe2"), "Checkpoint.pending_events[0].event_type: invalid UTF-8"},
+		"event data":    {replace("hello", "hel\xf0\x9f"), `Checkpoint.pending_events[0].data["input"]: `},
 	} {
 		for _, stored := range [][]byte{tc.rec, cairn.DefaultCodec().Compress(nil, tc.rec)} {
 			_, err := cairn.DefaultCodec().Unmarshal(stored)

@@ -30,7 +30,7 @@ func (x *Checkpoint) AppendMsgpack(b []byte) ([]byte, error) {
 	b = wire.AppendArrayHeader(b, len(x.PendingEvents))
 	for i := range x.PendingEvents {
 		if b, err = x.PendingEvents[i].AppendMsgpack(b); err != nil {
-			return b, wire.FieldError("Checkpoint", "pending_events", err)
+			return b, wire.FieldError("Checkpoint", "pending_events", wire.AtIndex(i, err))
 		}
 	}
 	b = append(b, "\xa8metadata"...)
@@ -40,9 +40,45 @@ func (x *Checkpoint) AppendMsgpack(b []byte) ([]byte, error) {
 	return b, nil
 }
 
-// ReadMsgpack decodes x from r. It accepts a map (fields in any order,
-// unknown ones skipped) or a positional array (fields in declaration order,
-// extra elements skipped). A missing field is an error.
+// AppendMsgpackValue appends x to b in the JSON-like form of a checkpoint's
+// state: a map of its fields sorted by name, UUIDs and times as strings,
+// floats as float64. Raw bytes, NaN, infinities and strings that are not
+// valid UTF-8 are refused, naming the field.
+func (x *Checkpoint) AppendMsgpackValue(b []byte) ([]byte, error) {
+	var err error
+	b = append(b, 0x86)
+	b = append(b, "\xa8metadata"...)
+	if b, err = wire.AppendValueMap(b, x.Metadata); err != nil {
+		return b, wire.FieldError("Checkpoint", "metadata", err)
+	}
+	b = append(b, "\xaepending_events"...)
+	b = wire.AppendArrayHeader(b, len(x.PendingEvents))
+	for i := range x.PendingEvents {
+		if b, err = x.PendingEvents[i].AppendMsgpackValue(b); err != nil {
+			return b, wire.FieldError("Checkpoint", "pending_events", wire.AtIndex(i, err))
+		}
+	}
+	b = append(b, "\xa6run_id"...)
+	b = wire.AppendUUIDString(b, x.RunID)
+	b = append(b, "\xa5state"...)
+	if b, err = wire.AppendValueMap(b, x.State); err != nil {
+		return b, wire.FieldError("Checkpoint", "state", err)
+	}
+	b = append(b, "\xa9timestamp"...)
+	if b, err = wire.AppendTime(b, x.Timestamp); err != nil {
+		return b, wire.FieldError("Checkpoint", "timestamp", err)
+	}
+	b = append(b, "\xadworkflow_name"...)
+	if b, err = wire.AppendValueString(b, x.WorkflowName); err != nil {
+		return b, wire.FieldError("Checkpoint", "workflow_name", err)
+	}
+	return b, nil
+}
+
+// ReadMsgpack decodes x from r. It accepts a map (fields in any order, by
+// name or alias, unknown ones skipped) or a positional array (fields in
+// declaration order, extra elements skipped).
+// A missing required field is an error.
 func (x *Checkpoint) ReadMsgpack(r *wire.Reader) error {
 	n, isMap, err := r.ReadContainerHeader()
 	if err != nil {
@@ -51,6 +87,7 @@ func (x *Checkpoint) ReadMsgpack(r *wire.Reader) error {
 	if err := r.Enter(); err != nil {
 		return err
 	}
+	var seen uint64
 	if !isMap {
 		if n < 6 {
 			return wire.ShortArray("Checkpoint", n, 6)
@@ -60,38 +97,37 @@ func (x *Checkpoint) ReadMsgpack(r *wire.Reader) error {
 				return err
 			}
 		}
-		r.Leave()
-		return nil
+		seen = wire.FirstFields(n)
+	} else {
+		for range n {
+			key, err := r.ReadStr()
+			if err != nil {
+				return wire.FieldError("Checkpoint", "", err)
+			}
+			i := -1
+			switch string(key) {
+			case "workflow_name":
+				i = 0
+			case "run_id":
+				i = 1
+			case "timestamp":
+				i = 2
+			case "state":
+				i = 3
+			case "pending_events":
+				i = 4
+			case "metadata":
+				i = 5
+			}
+			if err := x.readField(r, i); err != nil {
+				return err
+			}
+			if i >= 0 {
+				seen |= 1 << i
+			}
+		}
 	}
-	var seen uint64
-	for range n {
-		key, err := r.ReadStr()
-		if err != nil {
-			return wire.FieldError("Checkpoint", "", err)
-		}
-		i := -1
-		switch string(key) {
-		case "workflow_name":
-			i = 0
-		case "run_id":
-			i = 1
-		case "timestamp":
-			i = 2
-		case "state":
-			i = 3
-		case "pending_events":
-			i = 4
-		case "metadata":
-			i = 5
-		}
-		if err := x.readField(r, i); err != nil {
-			return err
-		}
-		if i >= 0 {
-			seen |= 1 << i
-		}
-	}
-	if seen != 0x3f {
+	if seen&0x3f != 0x3f {
 		return wire.MissingFields("Checkpoint", _checkpointFields, seen)
 	}
 	r.Leave()
@@ -163,9 +199,28 @@ func (x *Event) AppendMsgpack(b []byte) ([]byte, error) {
 	return b, nil
 }
 
-// ReadMsgpack decodes x from r. It accepts a map (fields in any order,
-// unknown ones skipped) or a positional array (fields in declaration order,
-// extra elements skipped). A missing field is an error.
+// AppendMsgpackValue appends x to b in the JSON-like form of a checkpoint's
+// state: a map of its fields sorted by name, UUIDs and times as strings,
+// floats as float64. Raw bytes, NaN, infinities and strings that are not
+// valid UTF-8 are refused, naming the field.
+func (x *Event) AppendMsgpackValue(b []byte) ([]byte, error) {
+	var err error
+	b = append(b, 0x82)
+	b = append(b, "\xa4data"...)
+	if b, err = wire.AppendValue(b, x.Data); err != nil {
+		return b, wire.FieldError("Event", "data", err)
+	}
+	b = append(b, "\xaaevent_type"...)
+	if b, err = wire.AppendValueString(b, x.EventType); err != nil {
+		return b, wire.FieldError("Event", "event_type", err)
+	}
+	return b, nil
+}
+
+// ReadMsgpack decodes x from r. It accepts a map (fields in any order, by
+// name or alias, unknown ones skipped) or a positional array (fields in
+// declaration order, extra elements skipped).
+// A missing required field is an error.
 func (x *Event) ReadMsgpack(r *wire.Reader) error {
 	n, isMap, err := r.ReadContainerHeader()
 	if err != nil {
@@ -174,6 +229,7 @@ func (x *Event) ReadMsgpack(r *wire.Reader) error {
 	if err := r.Enter(); err != nil {
 		return err
 	}
+	var seen uint64
 	if !isMap {
 		if n < 2 {
 			return wire.ShortArray("Event", n, 2)
@@ -183,30 +239,29 @@ func (x *Event) ReadMsgpack(r *wire.Reader) error {
 				return err
 			}
 		}
-		r.Leave()
-		return nil
+		seen = wire.FirstFields(n)
+	} else {
+		for range n {
+			key, err := r.ReadStr()
+			if err != nil {
+				return wire.FieldError("Event", "", err)
+			}
+			i := -1
+			switch string(key) {
+			case "event_type":
+				i = 0
+			case "data":
+				i = 1
+			}
+			if err := x.readField(r, i); err != nil {
+				return err
+			}
+			if i >= 0 {
+				seen |= 1 << i
+			}
+		}
 	}
-	var seen uint64
-	for range n {
-		key, err := r.ReadStr()
-		if err != nil {
-			return wire.FieldError("Event", "", err)
-		}
-		i := -1
-		switch string(key) {
-		case "event_type":
-			i = 0
-		case "data":
-			i = 1
-		}
-		if err := x.readField(r, i); err != nil {
-			return err
-		}
-		if i >= 0 {
-			seen |= 1 << i
-		}
-	}
-	if seen != 0x3 {
+	if seen&0x3 != 0x3 {
 		return wire.MissingFields("Event", _eventFields, seen)
 	}
 	r.Leave()

@@ -180,7 +180,7 @@ func checkStrings(cp *Checkpoint) error {
 	}
 	for i := range cp.PendingEvents {
 		if !utf8.ValidString(cp.PendingEvents[i].EventType) {
-			return fmt.Errorf("Checkpoint.pending_events[%d]: Event.event_type: invalid UTF-8", i)
+			return fmt.Errorf("Checkpoint.pending_events[%d].event_type: invalid UTF-8", i)
 		}
 	}
 	return nil
@@ -207,7 +207,7 @@ func locateEvent(cp *Checkpoint, err error) error {
 		b, eerr := cp.PendingEvents[i].AppendMsgpack((*buf)[:0])
 		*buf = b
 		if eerr != nil {
-			return fmt.Errorf("Checkpoint.pending_events[%d]: %w", i, eerr)
+			return wire.FieldError("Checkpoint", "pending_events", wire.AtIndex(i, eerr))
 		}
 	}
 	return err

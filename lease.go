@@ -280,18 +280,34 @@ func Unleased(c *Checkpoint) *Checkpoint {
 	if c == nil {
 		return nil
 	}
-	m, ok := c.Metadata[LeaseKey].(map[string]any)
-	if !ok {
-		return c
-	}
-	if _, owned := m["owner"]; !owned {
+	m, changed := unleased(c.Metadata)
+	if !changed {
 		return c
 	}
 	cp := *c
-	cp.Metadata = make(map[string]any, len(c.Metadata))
-	for k, v := range c.Metadata {
-		cp.Metadata[k] = v
-	}
-	cp.Metadata[LeaseKey] = map[string]any{"epoch": m["epoch"]}
+	cp.Metadata = m
 	return &cp
+}
+
+// unleasedMetadata returns what a plain Save stores of metadata: metadata
+// itself, or a copy whose lease stamp keeps the epoch but not the owner.
+func unleasedMetadata(metadata map[string]any) map[string]any {
+	m, _ := unleased(metadata)
+	return m
+}
+
+func unleased(metadata map[string]any) (map[string]any, bool) {
+	m, ok := metadata[LeaseKey].(map[string]any)
+	if !ok {
+		return metadata, false
+	}
+	if _, owned := m["owner"]; !owned {
+		return metadata, false
+	}
+	out := make(map[string]any, len(metadata))
+	for k, v := range metadata {
+		out[k] = v
+	}
+	out[LeaseKey] = map[string]any{"epoch": m["epoch"]}
+	return out, true
 }

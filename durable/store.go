@@ -132,7 +132,7 @@ type Store struct {
 	bg background // reconciles the runs compactions decided between regions
 }
 
-var _ cairn.Store = (*Store)(nil)
+var _ cairn.RecordStore = (*Store)(nil)
 
 func (s *Store) lockRun(ctx context.Context, id uuid.UUID) (unlock func(), err error) {
 	return s.lockStripes(ctx, []int{stripe(id)})
@@ -281,20 +281,36 @@ func (s *Store) Save(ctx context.Context, c *cairn.Checkpoint) error {
 	if err := s.check(ctx); err != nil {
 		return cairn.WrapOp("save", run, err)
 	}
-	rec, err := s.codec.EncodeRecord(nil, c)
-	var labels map[string]string
-	if err == nil {
-		labels, err = c.Labels()
-	}
+	r, err := s.codec.NewRecord(nil, c)
 	if err != nil {
 		return cairn.WrapOp("save", run, err)
 	}
-	res, err := s.Write(ctx, []Record{{RunID: run, Workflow: c.WorkflowName, Timestamp: c.Timestamp, Labels: labels, Data: rec,
-		Epoch: cairn.LeaseEpoch(c.Metadata)}}, nil)
+	return s.SaveRecord(ctx, r)
+}
+
+// SaveRecord implements cairn.RecordStore: Save of an encoded record.
+func (s *Store) SaveRecord(ctx context.Context, r cairn.Record) error {
+	run := r.RunID()
+	if err := s.check(ctx); err != nil {
+		return cairn.WrapOp("save", run, err)
+	}
+	res, err := s.Write(ctx, []Record{{RunID: run, Workflow: r.WorkflowName(), Timestamp: r.Timestamp(), Labels: r.Labels(),
+		Data: r.Bytes(), Epoch: r.Epoch()}}, nil)
 	if err == nil {
 		err = res[0].Err
 	}
 	return cairn.WrapOp("save", run, err)
+}
+
+// Codec implements cairn.RecordStore.
+func (s *Store) Codec() *cairn.Codec { return s.codec }
+
+// LoadRecord implements cairn.RecordStore with one GET, as Load reads
+// (the bytes are the caller's). Its options change nothing: there is no
+// cache to bypass.
+func (s *Store) LoadRecord(ctx context.Context, runID uuid.UUID, _ *cairn.LoadRecordOptions) ([]byte, error) {
+	rec, _, err := s.Read(ctx, runID, "")
+	return rec, err
 }
 
 // maxObject bounds what Load reads: a record of MaxSize, compressed,

@@ -41,7 +41,7 @@ type entry struct {
 	summary cairn.Summary
 }
 
-var _ cairn.Store = (*Store)(nil)
+var _ cairn.RecordStore = (*Store)(nil)
 
 // New returns an empty Store.
 func New(opts *Options) *Store {
@@ -74,14 +74,21 @@ func (s *Store) save(ctx context.Context, c *cairn.Checkpoint, leased func(old e
 	if c != nil {
 		run = c.RunID
 	}
-	rec, err := s.codec.EncodeRecord(nil, c)
-	var labels map[string]string
-	if err == nil {
-		labels, err = c.Labels() // a copy, the store's to keep
-	}
+	r, err := s.codec.NewRecord(nil, c)
 	if err != nil {
 		return cairn.WrapOp("save", run, err)
 	}
+	return s.saveRecord(ctx, r, leased)
+}
+
+// SaveRecord implements cairn.RecordStore: Save of an encoded record.
+func (s *Store) SaveRecord(ctx context.Context, r cairn.Record) error { return s.saveRecord(ctx, r, nil) }
+
+// Codec implements cairn.RecordStore.
+func (s *Store) Codec() *cairn.Codec { return s.codec }
+
+func (s *Store) saveRecord(ctx context.Context, r cairn.Record, leased func(old entry, ok bool, rec []byte) error) error {
+	run, rec := r.RunID(), r.Bytes()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.check(ctx); err != nil {
@@ -94,13 +101,24 @@ func (s *Store) save(ctx context.Context, c *cairn.Checkpoint, leased func(old e
 		}
 	}
 	s.runs[run] = entry{record: rec, summary: cairn.Summary{
-		RunID: run, WorkflowName: c.WorkflowName, Timestamp: c.Timestamp.UTC(), Size: int64(len(rec)), Labels: labels,
+		RunID: run, WorkflowName: r.WorkflowName(), Timestamp: r.Timestamp(), Size: int64(len(rec)), Labels: r.Labels(),
 	}}
 	return nil
 }
 
 // Load implements cairn.Store.
 func (s *Store) Load(ctx context.Context, runID uuid.UUID) (*cairn.Checkpoint, error) {
+	rec, err := s.LoadRecord(ctx, runID, nil)
+	if err != nil {
+		return nil, err
+	}
+	cp, err := s.codec.DecodeRecord(rec)
+	return cp, cairn.WrapOp("load", runID, err)
+}
+
+// LoadRecord implements cairn.RecordStore. The record is shared with the
+// store.
+func (s *Store) LoadRecord(ctx context.Context, runID uuid.UUID, _ *cairn.LoadRecordOptions) ([]byte, error) {
 	if err := cairn.CheckRunID("load", runID); err != nil {
 		return nil, err
 	}
@@ -114,8 +132,7 @@ func (s *Store) Load(ctx context.Context, runID uuid.UUID) (*cairn.Checkpoint, e
 	if err != nil {
 		return nil, cairn.WrapOp("load", runID, err)
 	}
-	cp, err := s.codec.DecodeRecord(e.record)
-	return cp, cairn.WrapOp("load", runID, err)
+	return e.record, nil
 }
 
 // List implements cairn.Store, label selectors included. It sorts every

@@ -224,7 +224,7 @@ type Store struct {
 	}
 }
 
-var _ cairn.Store = (*Store)(nil)
+var _ cairn.RecordStore = (*Store)(nil)
 
 // New returns a Store over b: a durable.Store configured by
 // opts.Durable with the cache in front. Close closes the durable store
@@ -297,23 +297,36 @@ func (s *Store) save(ctx context.Context, c *cairn.Checkpoint, l *cairn.Lease) e
 	if c != nil {
 		run = c.RunID
 	}
+	if err := s.check(ctx); err != nil { // before encoding, which costs
+		return cairn.WrapOp("save", run, err)
+	}
+	old, _ := s.cache.Peek(run)
+	// The previous version's size is a good guess of this one's: one
+	// allocation instead of a doubling series.
+	r, err := s.codec.NewRecord(make([]byte, 0, len(old.Value)+len(old.Value)/8+256), c)
+	if err != nil {
+		return cairn.WrapOp("save", run, err)
+	}
+	return s.saveRecord(ctx, r, l)
+}
+
+// SaveRecord implements cairn.RecordStore: Save of an encoded record.
+func (s *Store) SaveRecord(ctx context.Context, r cairn.Record) error {
+	return s.saveRecord(ctx, r, nil)
+}
+
+// Codec implements cairn.RecordStore.
+func (s *Store) Codec() *cairn.Codec { return s.codec }
+
+// saveRecord is save of an encoded record.
+func (s *Store) saveRecord(ctx context.Context, r cairn.Record, l *cairn.Lease) error {
+	run := r.RunID()
 	if err := s.check(ctx); err != nil { // before the gate, which a Close may be taking
 		return cairn.WrapOp("save", run, err)
 	}
 	s.gate.RLock()
 	defer s.gate.RUnlock()
 	if err := s.check(ctx); err != nil {
-		return cairn.WrapOp("save", run, err)
-	}
-	old, cached := s.cache.Peek(run)
-	// The previous version's size is a good guess of this one's: one
-	// allocation instead of a doubling series.
-	rec, err := s.codec.EncodeRecord(make([]byte, 0, len(old.Value)+len(old.Value)/8+256), c)
-	var labels map[string]string
-	if err == nil {
-		labels, err = c.Labels() // a copy, which the cache may keep
-	}
-	if err != nil {
 		return cairn.WrapOp("save", run, err)
 	}
 	if err := s.fence.out(run); err != nil {
@@ -326,13 +339,15 @@ func (s *Store) save(ctx context.Context, c *cairn.Checkpoint, l *cairn.Lease) e
 		}
 		lease = l.Epoch
 	}
+	rec := r.Bytes()
+	old, cached := s.cache.Peek(run)
 	if lease == 0 && s.unchanged(old, cached, rec) {
 		s.stats.skipped.Add(1)
 		return nil
 	}
 	s.stats.rawBytes.Add(int64(len(rec)))
-	e := lru.Entry{Value: rec, WorkflowName: c.WorkflowName, Timestamp: c.Timestamp.UTC(), Labels: labels, Lease: lease,
-		Epoch: cairn.LeaseEpoch(c.Metadata)}
+	e := lru.Entry{Value: rec, WorkflowName: r.WorkflowName(), Timestamp: r.Timestamp(), Labels: r.Labels(), Lease: lease,
+		Epoch: r.Epoch()}
 	if s.o.Mode == WriteThrough {
 		return cairn.WrapOp("save", run, s.saveThrough(ctx, run, e))
 	}
@@ -560,11 +575,39 @@ func (s *Store) flushDirty(ctx context.Context) error {
 // Load implements cairn.Store: from the cache when it holds the run, else
 // with one GET shared by concurrent Loads of the run.
 func (s *Store) Load(ctx context.Context, runID uuid.UUID) (*cairn.Checkpoint, error) {
+	return s.load(ctx, runID, nil)
+}
+
+// load is Load, with LoadRecord's options.
+func (s *Store) load(ctx context.Context, runID uuid.UUID, opts *cairn.LoadRecordOptions) (*cairn.Checkpoint, error) {
+	rec, err := s.LoadRecord(ctx, runID, opts)
+	if err != nil {
+		return nil, err
+	}
+	cp, err := s.codec.DecodeRecord(rec)
+	if err == nil && cp.RunID != runID {
+		err = fmt.Errorf("%w: the object of run %v holds run %v", cairn.ErrCorrupt, runID, cp.RunID)
+	}
+	if err != nil {
+		return nil, cairn.WrapOp("load", runID, err)
+	}
+	return cp, nil
+}
+
+// LoadRecord implements cairn.RecordStore as Load reads: the record the
+// cache holds (shared with it), else one GET's. With opts.Listed, a clean
+// cached copy of another timestamp is dropped and read again.
+func (s *Store) LoadRecord(ctx context.Context, runID uuid.UUID, opts *cairn.LoadRecordOptions) ([]byte, error) {
 	if err := cairn.CheckRunID("load", runID); err != nil {
 		return nil, err
 	}
 	if err := s.check(ctx); err != nil {
 		return nil, cairn.WrapOp("load", runID, err)
+	}
+	if opts != nil && !opts.Listed.IsZero() {
+		if e, ok := s.cache.Peek(runID); ok && !e.Dirty && !e.Timestamp.Equal(opts.Listed) {
+			s.cache.CompareAndRemove(runID, e.Version)
+		}
 	}
 	e, ok := s.cache.Get(runID)
 	var err error
@@ -577,14 +620,7 @@ func (s *Store) Load(ctx context.Context, runID uuid.UUID) (*cairn.Checkpoint, e
 	if err != nil {
 		return nil, cairn.WrapOp("load", runID, err)
 	}
-	cp, err := s.codec.DecodeRecord(e.Value)
-	if err == nil && cp.RunID != runID {
-		err = fmt.Errorf("%w: the object of run %v holds run %v", cairn.ErrCorrupt, runID, cp.RunID)
-	}
-	if err != nil {
-		return nil, cairn.WrapOp("load", runID, err)
-	}
-	return cp, nil
+	return e.Value, nil
 }
 
 // revalidate confirms the cached e of run with a conditional GET, and
@@ -784,10 +820,7 @@ func (s *Store) listLoader(page *cairn.Page) func(context.Context, uuid.UUID) (*
 		listed[r.RunID] = r.Timestamp
 	}
 	return func(ctx context.Context, id uuid.UUID) (*cairn.Checkpoint, error) {
-		if e, ok := s.cache.Peek(id); ok && !e.Dirty && !e.Timestamp.Equal(listed[id]) {
-			s.cache.CompareAndRemove(id, e.Version)
-		}
-		return s.Load(ctx, id)
+		return s.load(ctx, id, &cairn.LoadRecordOptions{Listed: listed[id]})
 	}
 }
 

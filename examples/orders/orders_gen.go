@@ -3,6 +3,8 @@
 package orders
 
 import (
+	"time"
+
 	"github.com/cairnstore/cairn/gen/wire"
 )
 
@@ -19,7 +21,7 @@ func (x *OrderState) AppendMsgpack(b []byte) ([]byte, error) {
 	b = wire.AppendArrayHeader(b, len(x.Lines))
 	for i := range x.Lines {
 		if b, err = x.Lines[i].AppendMsgpack(b); err != nil {
-			return b, wire.FieldError("OrderState", "lines", err)
+			return b, wire.FieldError("OrderState", "lines", wire.AtIndex(i, err))
 		}
 	}
 	b = append(b, "\xa5total"...)
@@ -33,10 +35,43 @@ func (x *OrderState) AppendMsgpack(b []byte) ([]byte, error) {
 	return b, nil
 }
 
-// ReadMsgpack decodes x from r. It accepts a map (fields in any order,
-// unknown ones skipped) or a positional array (fields in declaration order,
-// extra elements skipped). A missing field is an error, except an optional
-// one, which is set to its zero value.
+// AppendMsgpackValue appends x to b in the JSON-like form of a checkpoint's
+// state: a map of its fields sorted by name, UUIDs and times as strings,
+// floats as float64. Raw bytes, NaN, infinities and strings that are not
+// valid UTF-8 are refused, naming the field.
+func (x *OrderState) AppendMsgpackValue(b []byte) ([]byte, error) {
+	var err error
+	b = append(b, 0x85)
+	b = append(b, "\xa8customer"...)
+	if b, err = wire.AppendValueString(b, x.Customer); err != nil {
+		return b, wire.FieldError("OrderState", "customer", err)
+	}
+	b = append(b, "\xa5lines"...)
+	b = wire.AppendArrayHeader(b, len(x.Lines))
+	for i := range x.Lines {
+		if b, err = x.Lines[i].AppendMsgpackValue(b); err != nil {
+			return b, wire.FieldError("OrderState", "lines", wire.AtIndex(i, err))
+		}
+	}
+	b = append(b, "\xa4note"...)
+	if b, err = wire.AppendValueString(b, x.Note); err != nil {
+		return b, wire.FieldError("OrderState", "note", err)
+	}
+	b = append(b, "\xa6placed"...)
+	if b, err = wire.AppendTime(b, x.Placed); err != nil {
+		return b, wire.FieldError("OrderState", "placed", err)
+	}
+	b = append(b, "\xa5total"...)
+	if b, err = wire.AppendValueFloat(b, x.Total); err != nil {
+		return b, wire.FieldError("OrderState", "total", err)
+	}
+	return b, nil
+}
+
+// ReadMsgpack decodes x from r. It accepts a map (fields in any order, by
+// name or alias, unknown ones skipped) or a positional array (fields in
+// declaration order, extra elements skipped).
+// A field the record lacks is set to its default, or its zero value.
 func (x *OrderState) ReadMsgpack(r *wire.Reader) error {
 	n, isMap, err := r.ReadContainerHeader()
 	if err != nil {
@@ -45,50 +80,66 @@ func (x *OrderState) ReadMsgpack(r *wire.Reader) error {
 	if err := r.Enter(); err != nil {
 		return err
 	}
-	x.Note = ""
+	var seen uint64
 	if !isMap {
-		if n < 4 {
-			return wire.ShortArray("OrderState", n, 4)
-		}
 		for i := range n {
 			if err := x.readField(r, i); err != nil {
 				return err
 			}
 		}
-		r.Leave()
-		return nil
+		seen = wire.FirstFields(n)
+	} else {
+		for range n {
+			key, err := r.ReadStr()
+			if err != nil {
+				return wire.FieldError("OrderState", "", err)
+			}
+			i := -1
+			switch string(key) {
+			case "customer":
+				i = 0
+			case "lines":
+				i = 1
+			case "total":
+				i = 2
+			case "placed":
+				i = 3
+			case "note":
+				i = 4
+			}
+			if err := x.readField(r, i); err != nil {
+				return err
+			}
+			if i >= 0 {
+				seen |= 1 << i
+			}
+		}
 	}
-	var seen uint64
-	for range n {
-		key, err := r.ReadStr()
-		if err != nil {
-			return wire.FieldError("OrderState", "", err)
-		}
-		i := -1
-		switch string(key) {
-		case "customer":
-			i = 0
-		case "lines":
-			i = 1
-		case "total":
-			i = 2
-		case "placed":
-			i = 3
-		case "note":
-			i = 4
-		}
-		if err := x.readField(r, i); err != nil {
-			return err
-		}
-		if i >= 0 {
-			seen |= 1 << i
-		}
-	}
-	if seen&0xf != 0xf {
-		return wire.MissingFields("OrderState", _orderStateFields, seen|0x10)
+	if seen&0x1f != 0x1f {
+		x.setAbsent(seen)
 	}
 	r.Leave()
 	return nil
+}
+
+// setAbsent sets the fields whose bits are not set in seen to their
+// defaults.
+func (x *OrderState) setAbsent(seen uint64) {
+	if seen&0x1 == 0 {
+		x.Customer = ""
+	}
+	if seen&0x2 == 0 {
+		x.Lines = nil
+	}
+	if seen&0x4 == 0 {
+		x.Total = 0
+	}
+	if seen&0x8 == 0 {
+		x.Placed = time.Time{}
+	}
+	if seen&0x10 == 0 {
+		x.Note = ""
+	}
 }
 
 func (x *OrderState) readField(r *wire.Reader, i int) (err error) {
@@ -127,9 +178,26 @@ func (x *Line) AppendMsgpack(b []byte) ([]byte, error) {
 	return b, nil
 }
 
-// ReadMsgpack decodes x from r. It accepts a map (fields in any order,
-// unknown ones skipped) or a positional array (fields in declaration order,
-// extra elements skipped). A missing field is an error.
+// AppendMsgpackValue appends x to b in the JSON-like form of a checkpoint's
+// state: a map of its fields sorted by name, UUIDs and times as strings,
+// floats as float64. Raw bytes, NaN, infinities and strings that are not
+// valid UTF-8 are refused, naming the field.
+func (x *Line) AppendMsgpackValue(b []byte) ([]byte, error) {
+	var err error
+	b = append(b, 0x82)
+	b = append(b, "\xa8quantity"...)
+	b = wire.AppendInt(b, int64(x.Quantity))
+	b = append(b, "\xa3sku"...)
+	if b, err = wire.AppendValueString(b, x.SKU); err != nil {
+		return b, wire.FieldError("Line", "sku", err)
+	}
+	return b, nil
+}
+
+// ReadMsgpack decodes x from r. It accepts a map (fields in any order, by
+// name or alias, unknown ones skipped) or a positional array (fields in
+// declaration order, extra elements skipped).
+// A field the record lacks is set to its default, or its zero value.
 func (x *Line) ReadMsgpack(r *wire.Reader) error {
 	n, isMap, err := r.ReadContainerHeader()
 	if err != nil {
@@ -138,43 +206,51 @@ func (x *Line) ReadMsgpack(r *wire.Reader) error {
 	if err := r.Enter(); err != nil {
 		return err
 	}
+	var seen uint64
 	if !isMap {
-		if n < 2 {
-			return wire.ShortArray("Line", n, 2)
-		}
 		for i := range n {
 			if err := x.readField(r, i); err != nil {
 				return err
 			}
 		}
-		r.Leave()
-		return nil
+		seen = wire.FirstFields(n)
+	} else {
+		for range n {
+			key, err := r.ReadStr()
+			if err != nil {
+				return wire.FieldError("Line", "", err)
+			}
+			i := -1
+			switch string(key) {
+			case "sku":
+				i = 0
+			case "quantity":
+				i = 1
+			}
+			if err := x.readField(r, i); err != nil {
+				return err
+			}
+			if i >= 0 {
+				seen |= 1 << i
+			}
+		}
 	}
-	var seen uint64
-	for range n {
-		key, err := r.ReadStr()
-		if err != nil {
-			return wire.FieldError("Line", "", err)
-		}
-		i := -1
-		switch string(key) {
-		case "sku":
-			i = 0
-		case "quantity":
-			i = 1
-		}
-		if err := x.readField(r, i); err != nil {
-			return err
-		}
-		if i >= 0 {
-			seen |= 1 << i
-		}
-	}
-	if seen != 0x3 {
-		return wire.MissingFields("Line", _lineFields, seen)
+	if seen&0x3 != 0x3 {
+		x.setAbsent(seen)
 	}
 	r.Leave()
 	return nil
+}
+
+// setAbsent sets the fields whose bits are not set in seen to their
+// defaults.
+func (x *Line) setAbsent(seen uint64) {
+	if seen&0x1 == 0 {
+		x.SKU = ""
+	}
+	if seen&0x2 == 0 {
+		x.Quantity = 0
+	}
 }
 
 func (x *Line) readField(r *wire.Reader, i int) (err error) {
@@ -207,9 +283,26 @@ func (x *OrderPlaced) AppendMsgpack(b []byte) ([]byte, error) {
 	return b, nil
 }
 
-// ReadMsgpack decodes x from r. It accepts a map (fields in any order,
-// unknown ones skipped) or a positional array (fields in declaration order,
-// extra elements skipped). A missing field is an error.
+// AppendMsgpackValue appends x to b in the JSON-like form of a checkpoint's
+// state: a map of its fields sorted by name, UUIDs and times as strings,
+// floats as float64. Raw bytes, NaN, infinities and strings that are not
+// valid UTF-8 are refused, naming the field.
+func (x *OrderPlaced) AppendMsgpackValue(b []byte) ([]byte, error) {
+	var err error
+	b = append(b, 0x82)
+	b = append(b, "\xa5lines"...)
+	b = wire.AppendInt(b, int64(x.Lines))
+	b = append(b, "\xa8order_id"...)
+	if b, err = wire.AppendValueString(b, x.OrderID); err != nil {
+		return b, wire.FieldError("OrderPlaced", "order_id", err)
+	}
+	return b, nil
+}
+
+// ReadMsgpack decodes x from r. It accepts a map (fields in any order, by
+// name or alias, unknown ones skipped) or a positional array (fields in
+// declaration order, extra elements skipped).
+// A field the record lacks is set to its default, or its zero value.
 func (x *OrderPlaced) ReadMsgpack(r *wire.Reader) error {
 	n, isMap, err := r.ReadContainerHeader()
 	if err != nil {
@@ -218,43 +311,51 @@ func (x *OrderPlaced) ReadMsgpack(r *wire.Reader) error {
 	if err := r.Enter(); err != nil {
 		return err
 	}
+	var seen uint64
 	if !isMap {
-		if n < 2 {
-			return wire.ShortArray("OrderPlaced", n, 2)
-		}
 		for i := range n {
 			if err := x.readField(r, i); err != nil {
 				return err
 			}
 		}
-		r.Leave()
-		return nil
+		seen = wire.FirstFields(n)
+	} else {
+		for range n {
+			key, err := r.ReadStr()
+			if err != nil {
+				return wire.FieldError("OrderPlaced", "", err)
+			}
+			i := -1
+			switch string(key) {
+			case "order_id":
+				i = 0
+			case "lines":
+				i = 1
+			}
+			if err := x.readField(r, i); err != nil {
+				return err
+			}
+			if i >= 0 {
+				seen |= 1 << i
+			}
+		}
 	}
-	var seen uint64
-	for range n {
-		key, err := r.ReadStr()
-		if err != nil {
-			return wire.FieldError("OrderPlaced", "", err)
-		}
-		i := -1
-		switch string(key) {
-		case "order_id":
-			i = 0
-		case "lines":
-			i = 1
-		}
-		if err := x.readField(r, i); err != nil {
-			return err
-		}
-		if i >= 0 {
-			seen |= 1 << i
-		}
-	}
-	if seen != 0x3 {
-		return wire.MissingFields("OrderPlaced", _orderPlacedFields, seen)
+	if seen&0x3 != 0x3 {
+		x.setAbsent(seen)
 	}
 	r.Leave()
 	return nil
+}
+
+// setAbsent sets the fields whose bits are not set in seen to their
+// defaults.
+func (x *OrderPlaced) setAbsent(seen uint64) {
+	if seen&0x1 == 0 {
+		x.OrderID = ""
+	}
+	if seen&0x2 == 0 {
+		x.Lines = 0
+	}
 }
 
 func (x *OrderPlaced) readField(r *wire.Reader, i int) (err error) {
@@ -287,9 +388,28 @@ func (x *PaymentCaptured) AppendMsgpack(b []byte) ([]byte, error) {
 	return b, nil
 }
 
-// ReadMsgpack decodes x from r. It accepts a map (fields in any order,
-// unknown ones skipped) or a positional array (fields in declaration order,
-// extra elements skipped). A missing field is an error.
+// AppendMsgpackValue appends x to b in the JSON-like form of a checkpoint's
+// state: a map of its fields sorted by name, UUIDs and times as strings,
+// floats as float64. Raw bytes, NaN, infinities and strings that are not
+// valid UTF-8 are refused, naming the field.
+func (x *PaymentCaptured) AppendMsgpackValue(b []byte) ([]byte, error) {
+	var err error
+	b = append(b, 0x82)
+	b = append(b, "\xa6amount"...)
+	if b, err = wire.AppendValueFloat(b, x.Amount); err != nil {
+		return b, wire.FieldError("PaymentCaptured", "amount", err)
+	}
+	b = append(b, "\xa8order_id"...)
+	if b, err = wire.AppendValueString(b, x.OrderID); err != nil {
+		return b, wire.FieldError("PaymentCaptured", "order_id", err)
+	}
+	return b, nil
+}
+
+// ReadMsgpack decodes x from r. It accepts a map (fields in any order, by
+// name or alias, unknown ones skipped) or a positional array (fields in
+// declaration order, extra elements skipped).
+// A field the record lacks is set to its default, or its zero value.
 func (x *PaymentCaptured) ReadMsgpack(r *wire.Reader) error {
 	n, isMap, err := r.ReadContainerHeader()
 	if err != nil {
@@ -298,43 +418,51 @@ func (x *PaymentCaptured) ReadMsgpack(r *wire.Reader) error {
 	if err := r.Enter(); err != nil {
 		return err
 	}
+	var seen uint64
 	if !isMap {
-		if n < 2 {
-			return wire.ShortArray("PaymentCaptured", n, 2)
-		}
 		for i := range n {
 			if err := x.readField(r, i); err != nil {
 				return err
 			}
 		}
-		r.Leave()
-		return nil
+		seen = wire.FirstFields(n)
+	} else {
+		for range n {
+			key, err := r.ReadStr()
+			if err != nil {
+				return wire.FieldError("PaymentCaptured", "", err)
+			}
+			i := -1
+			switch string(key) {
+			case "order_id":
+				i = 0
+			case "amount":
+				i = 1
+			}
+			if err := x.readField(r, i); err != nil {
+				return err
+			}
+			if i >= 0 {
+				seen |= 1 << i
+			}
+		}
 	}
-	var seen uint64
-	for range n {
-		key, err := r.ReadStr()
-		if err != nil {
-			return wire.FieldError("PaymentCaptured", "", err)
-		}
-		i := -1
-		switch string(key) {
-		case "order_id":
-			i = 0
-		case "amount":
-			i = 1
-		}
-		if err := x.readField(r, i); err != nil {
-			return err
-		}
-		if i >= 0 {
-			seen |= 1 << i
-		}
-	}
-	if seen != 0x3 {
-		return wire.MissingFields("PaymentCaptured", _paymentCapturedFields, seen)
+	if seen&0x3 != 0x3 {
+		x.setAbsent(seen)
 	}
 	r.Leave()
 	return nil
+}
+
+// setAbsent sets the fields whose bits are not set in seen to their
+// defaults.
+func (x *PaymentCaptured) setAbsent(seen uint64) {
+	if seen&0x1 == 0 {
+		x.OrderID = ""
+	}
+	if seen&0x2 == 0 {
+		x.Amount = 0
+	}
 }
 
 func (x *PaymentCaptured) readField(r *wire.Reader, i int) (err error) {

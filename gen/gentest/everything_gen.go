@@ -110,14 +110,14 @@ func (x *Everything) AppendMsgpack(b []byte) ([]byte, error) {
 	b = wire.AppendArrayHeader(b, len(x.Anys))
 	for i := range x.Anys {
 		if b, err = wire.AppendValue(b, x.Anys[i]); err != nil {
-			return b, wire.FieldError("Everything", "anys", err)
+			return b, wire.FieldError("Everything", "anys", wire.AtIndex(i, err))
 		}
 	}
 	b = append(b, "\xa5times"...)
 	b = wire.AppendArrayHeader(b, len(x.Times))
 	for i := range x.Times {
 		if b, err = wire.AppendTime(b, x.Times[i]); err != nil {
-			return b, wire.FieldError("Everything", "times", err)
+			return b, wire.FieldError("Everything", "times", wire.AtIndex(i, err))
 		}
 	}
 	b = append(b, "\xa3ids"...)
@@ -165,7 +165,7 @@ func (x *Everything) AppendMsgpack(b []byte) ([]byte, error) {
 	b = wire.AppendArrayHeader(b, len(x.Items))
 	for i := range x.Items {
 		if b, err = x.Items[i].AppendMsgpack(b); err != nil {
-			return b, wire.FieldError("Everything", "items", err)
+			return b, wire.FieldError("Everything", "items", wire.AtIndex(i, err))
 		}
 	}
 	b = append(b, "\xa9item_ptrs"...)
@@ -174,7 +174,7 @@ func (x *Everything) AppendMsgpack(b []byte) ([]byte, error) {
 		if x.ItemPtrs[i] == nil {
 			b = wire.AppendNil(b)
 		} else if b, err = x.ItemPtrs[i].AppendMsgpack(b); err != nil {
-			return b, wire.FieldError("Everything", "item_ptrs", err)
+			return b, wire.FieldError("Everything", "item_ptrs", wire.AtIndex(i, err))
 		}
 	}
 	b = append(b, "\xa8item_map"...)
@@ -183,7 +183,7 @@ func (x *Everything) AppendMsgpack(b []byte) ([]byte, error) {
 		b = wire.AppendString(b, k)
 		v := x.ItemMap[k]
 		if b, err = v.AppendMsgpack(b); err != nil {
-			return b, wire.FieldError("Everything", "item_map", err)
+			return b, wire.FieldError("Everything", "item_map", wire.AtKey(k, err))
 		}
 	}
 	b = append(b, "\xa6nested"...)
@@ -196,7 +196,7 @@ func (x *Everything) AppendMsgpack(b []byte) ([]byte, error) {
 			if v[i1] == nil {
 				b = wire.AppendNil(b)
 			} else if b, err = v[i1].AppendMsgpack(b); err != nil {
-				return b, wire.FieldError("Everything", "nested", err)
+				return b, wire.FieldError("Everything", "nested", wire.AtKey(k, wire.AtIndex(i1, err)))
 			}
 		}
 	}
@@ -234,7 +234,7 @@ func (x *Everything) AppendMsgpack(b []byte) ([]byte, error) {
 		if v == nil {
 			b = wire.AppendNil(b)
 		} else if b, err = v.AppendMsgpack(b); err != nil {
-			return b, wire.FieldError("Everything", "things", err)
+			return b, wire.FieldError("Everything", "things", wire.AtKey(k, err))
 		}
 	}
 	b = append(b, "\xa5empty"...)
@@ -256,10 +256,302 @@ func (x *Everything) AppendMsgpack(b []byte) ([]byte, error) {
 	return b, nil
 }
 
-// ReadMsgpack decodes x from r. It accepts a map (fields in any order,
-// unknown ones skipped) or a positional array (fields in declaration order,
-// extra elements skipped). A missing field is an error, except an optional
-// one, which is set to its zero value.
+// AppendMsgpackValue appends x to b in the JSON-like form of a checkpoint's
+// state: a map of its fields sorted by name, UUIDs and times as strings,
+// floats as float64. Raw bytes, NaN, infinities and strings that are not
+// valid UTF-8 are refused, naming the field.
+func (x *Everything) AppendMsgpackValue(b []byte) ([]byte, error) {
+	var err error
+	b = append(b, 0xde, 0x00, 0x39)
+	b = append(b, "\xa8Untagged"...)
+	if b, err = wire.AppendValueString(b, x.Untagged); err != nil {
+		return b, wire.FieldError("Everything", "Untagged", err)
+	}
+	b = append(b, "\xd9\x28a_wire_name_longer_than_thirty_one_bytes"...)
+	if b, err = wire.AppendValueString(b, x.Long); err != nil {
+		return b, wire.FieldError("Everything", "a_wire_name_longer_than_thirty_one_bytes", err)
+	}
+	b = append(b, "\xa5alias"...)
+	if b, err = wire.AppendValue(b, x.Alias); err != nil {
+		return b, wire.FieldError("Everything", "alias", err)
+	}
+	b = append(b, "\xa3any"...)
+	if b, err = wire.AppendValue(b, x.Any); err != nil {
+		return b, wire.FieldError("Everything", "any", err)
+	}
+	b = append(b, "\xa4anys"...)
+	b = wire.AppendArrayHeader(b, len(x.Anys))
+	for i := range x.Anys {
+		if b, err = wire.AppendValue(b, x.Anys[i]); err != nil {
+			return b, wire.FieldError("Everything", "anys", wire.AtIndex(i, err))
+		}
+	}
+	b = append(b, "\xa5attrs"...)
+	if b, err = wire.AppendValueMap(b, x.Attrs); err != nil {
+		return b, wire.FieldError("Everything", "attrs", err)
+	}
+	b = append(b, "\xa3big"...)
+	b = wire.AppendInt(b, int64(x.Big))
+	b = append(b, "\xa4blob"...)
+	if b, err = wire.AppendValueBytes(b, x.Blob); err != nil {
+		return b, wire.FieldError("Everything", "blob", err)
+	}
+	b = append(b, "\xa5blobs"...)
+	b = wire.AppendArrayHeader(b, len(x.Blobs))
+	for i := range x.Blobs {
+		if b, err = wire.AppendValueBytes(b, x.Blobs[i]); err != nil {
+			return b, wire.FieldError("Everything", "blobs", wire.AtIndex(i, err))
+		}
+	}
+	b = append(b, "\xa4bool"...)
+	b = wire.AppendBool(b, x.Bool)
+	b = append(b, "\xa4byte"...)
+	b = wire.AppendUint(b, uint64(x.Byte))
+	b = append(b, "\xa5bytes"...)
+	if b, err = wire.AppendValueBytes(b, x.Bytes); err != nil {
+		return b, wire.FieldError("Everything", "bytes", err)
+	}
+	b = append(b, "\xa5count"...)
+	b = wire.AppendUint(b, uint64(x.Count))
+	b = append(b, "\xa6counts"...)
+	b = wire.AppendMapHeader(b, len(x.Counts))
+	for _, k := range wire.SortedKeys(x.Counts) {
+		if b, err = wire.AppendValueKey(b, k); err != nil {
+			return b, wire.FieldError("Everything", "counts", wire.AtKey(k, err))
+		}
+		v := x.Counts[k]
+		b = wire.AppendInt(b, int64(v))
+	}
+	b = append(b, "\xa4deep"...)
+	b = wire.AppendArrayHeader(b, len(x.Deep))
+	for i := range x.Deep {
+		b = wire.AppendArrayHeader(b, len(x.Deep[i]))
+		for i1 := range x.Deep[i] {
+			b = wire.AppendMapHeader(b, len(x.Deep[i][i1]))
+			for _, k2 := range wire.SortedKeys(x.Deep[i][i1]) {
+				if b, err = wire.AppendValueKey(b, k2); err != nil {
+					return b, wire.FieldError("Everything", "deep", wire.AtIndex(i, wire.AtIndex(i1, wire.AtKey(k2, err))))
+				}
+				v2 := x.Deep[i][i1][k2]
+				b = wire.AppendArrayHeader(b, len(v2))
+				for i3 := range v2 {
+					if b, err = wire.AppendValueString(b, string(v2[i3])); err != nil {
+						return b, wire.FieldError("Everything", "deep", wire.AtIndex(i, wire.AtIndex(i1, wire.AtKey(k2, wire.AtIndex(i3, err)))))
+					}
+				}
+			}
+		}
+	}
+	b = append(b, "\xa8duration"...)
+	b = wire.AppendInt(b, int64(x.Duration))
+	b = append(b, "\xa5empty"...)
+	if b, err = x.Empty.AppendMsgpackValue(b); err != nil {
+		return b, wire.FieldError("Everything", "empty", err)
+	}
+	b = append(b, "\xa4flag"...)
+	b = wire.AppendBool(b, bool(x.Flag))
+	b = append(b, "\xa7float32"...)
+	if b, err = wire.AppendValueFloat(b, float64(x.Float32)); err != nil {
+		return b, wire.FieldError("Everything", "float32", err)
+	}
+	b = append(b, "\xa7float64"...)
+	if b, err = wire.AppendValueFloat(b, x.Float64); err != nil {
+		return b, wire.FieldError("Everything", "float64", err)
+	}
+	b = append(b, "\xa2id"...)
+	b = wire.AppendUUIDString(b, x.ID)
+	b = append(b, "\xa3ids"...)
+	b = wire.AppendMapHeader(b, len(x.IDs))
+	for _, k := range wire.SortedKeys(x.IDs) {
+		if b, err = wire.AppendValueKey(b, k); err != nil {
+			return b, wire.FieldError("Everything", "ids", wire.AtKey(k, err))
+		}
+		v := x.IDs[k]
+		b = wire.AppendUUIDString(b, v)
+	}
+	b = append(b, "\xa5iface"...)
+	if b, err = wire.AppendValue(b, x.Iface); err != nil {
+		return b, wire.FieldError("Everything", "iface", err)
+	}
+	b = append(b, "\xa3int"...)
+	b = wire.AppendInt(b, int64(x.Int))
+	b = append(b, "\xa5int16"...)
+	b = wire.AppendInt(b, int64(x.Int16))
+	b = append(b, "\xa5int32"...)
+	b = wire.AppendInt(b, int64(x.Int32))
+	b = append(b, "\xa5int64"...)
+	b = wire.AppendInt(b, x.Int64)
+	b = append(b, "\xa4int8"...)
+	b = wire.AppendInt(b, int64(x.Int8))
+	b = append(b, "\xa4ints"...)
+	b = wire.AppendMapHeader(b, len(x.Ints))
+	for _, k := range wire.SortedKeys(x.Ints) {
+		if b, err = wire.AppendValueKey(b, k); err != nil {
+			return b, wire.FieldError("Everything", "ints", wire.AtKey(k, err))
+		}
+		v := x.Ints[k]
+		b = wire.AppendInt(b, int64(v))
+	}
+	b = append(b, "\xa8item_map"...)
+	b = wire.AppendMapHeader(b, len(x.ItemMap))
+	for _, k := range wire.SortedKeys(x.ItemMap) {
+		if b, err = wire.AppendValueKey(b, k); err != nil {
+			return b, wire.FieldError("Everything", "item_map", wire.AtKey(k, err))
+		}
+		v := x.ItemMap[k]
+		if b, err = v.AppendMsgpackValue(b); err != nil {
+			return b, wire.FieldError("Everything", "item_map", wire.AtKey(k, err))
+		}
+	}
+	b = append(b, "\xa9item_ptrs"...)
+	b = wire.AppendArrayHeader(b, len(x.ItemPtrs))
+	for i := range x.ItemPtrs {
+		if x.ItemPtrs[i] == nil {
+			b = wire.AppendNil(b)
+		} else if b, err = x.ItemPtrs[i].AppendMsgpackValue(b); err != nil {
+			return b, wire.FieldError("Everything", "item_ptrs", wire.AtIndex(i, err))
+		}
+	}
+	b = append(b, "\xa5items"...)
+	b = wire.AppendArrayHeader(b, len(x.Items))
+	for i := range x.Items {
+		if b, err = x.Items[i].AppendMsgpackValue(b); err != nil {
+			return b, wire.FieldError("Everything", "items", wire.AtIndex(i, err))
+		}
+	}
+	b = append(b, "\xa4leaf"...)
+	if b, err = x.Leaf.AppendMsgpackValue(b); err != nil {
+		return b, wire.FieldError("Everything", "leaf", err)
+	}
+	b = append(b, "\xa8leaf_ptr"...)
+	if x.LeafPtr == nil {
+		b = wire.AppendNil(b)
+	} else if b, err = x.LeafPtr.AppendMsgpackValue(b); err != nil {
+		return b, wire.FieldError("Everything", "leaf_ptr", err)
+	}
+	b = append(b, "\xa5level"...)
+	b = wire.AppendInt(b, int64(x.Level))
+	b = append(b, "\xa6nested"...)
+	b = wire.AppendMapHeader(b, len(x.Nested))
+	for _, k := range wire.SortedKeys(x.Nested) {
+		if b, err = wire.AppendValueKey(b, k); err != nil {
+			return b, wire.FieldError("Everything", "nested", wire.AtKey(k, err))
+		}
+		v := x.Nested[k]
+		b = wire.AppendArrayHeader(b, len(v))
+		for i1 := range v {
+			if v[i1] == nil {
+				b = wire.AppendNil(b)
+			} else if b, err = v[i1].AppendMsgpackValue(b); err != nil {
+				return b, wire.FieldError("Everything", "nested", wire.AtKey(k, wire.AtIndex(i1, err)))
+			}
+		}
+	}
+	b = append(b, "\xa4note"...)
+	if b, err = wire.AppendValueString(b, x.Note); err != nil {
+		return b, wire.FieldError("Everything", "note", err)
+	}
+	b = append(b, "\xa5ratio"...)
+	if b, err = wire.AppendValueFloat(b, float64(x.Ratio)); err != nil {
+		return b, wire.FieldError("Everything", "ratio", err)
+	}
+	b = append(b, "\xa4rune"...)
+	b = wire.AppendInt(b, int64(x.Rune))
+	b = append(b, "\xa5score"...)
+	if b, err = wire.AppendValueFloat(b, float64(x.Score)); err != nil {
+		return b, wire.FieldError("Everything", "score", err)
+	}
+	b = append(b, "\xa6scores"...)
+	b = wire.AppendArrayHeader(b, len(x.Scores))
+	for i := range x.Scores {
+		if b, err = wire.AppendValueFloat(b, float64(x.Scores[i])); err != nil {
+			return b, wire.FieldError("Everything", "scores", wire.AtIndex(i, err))
+		}
+	}
+	b = append(b, "\xa6sparse"...)
+	if x.Sparse == nil {
+		b = wire.AppendNil(b)
+	} else if b, err = x.Sparse.AppendMsgpackValue(b); err != nil {
+		return b, wire.FieldError("Everything", "sparse", err)
+	}
+	b = append(b, "\xa6status"...)
+	if b, err = wire.AppendValueString(b, string(x.Status)); err != nil {
+		return b, wire.FieldError("Everything", "status", err)
+	}
+	b = append(b, "\xa3str"...)
+	if b, err = wire.AppendValueString(b, x.Str); err != nil {
+		return b, wire.FieldError("Everything", "str", err)
+	}
+	b = append(b, "\xa7strings"...)
+	b = wire.AppendArrayHeader(b, len(x.Strings))
+	for i := range x.Strings {
+		if b, err = wire.AppendValueString(b, x.Strings[i]); err != nil {
+			return b, wire.FieldError("Everything", "strings", wire.AtIndex(i, err))
+		}
+	}
+	b = append(b, "\xa4tags"...)
+	b = wire.AppendArrayHeader(b, len(x.Tags))
+	for i := range x.Tags {
+		if b, err = wire.AppendValueString(b, x.Tags[i]); err != nil {
+			return b, wire.FieldError("Everything", "tags", wire.AtIndex(i, err))
+		}
+	}
+	b = append(b, "\xa5thing"...)
+	if b, err = x.Thing.AppendMsgpackValue(b); err != nil {
+		return b, wire.FieldError("Everything", "thing", err)
+	}
+	b = append(b, "\xa9thing_ptr"...)
+	if x.ThingPtr == nil {
+		b = wire.AppendNil(b)
+	} else if b, err = x.ThingPtr.AppendMsgpackValue(b); err != nil {
+		return b, wire.FieldError("Everything", "thing_ptr", err)
+	}
+	b = append(b, "\xa6things"...)
+	b = wire.AppendMapHeader(b, len(x.Things))
+	for _, k := range wire.SortedKeys(x.Things) {
+		if b, err = wire.AppendValueKey(b, k); err != nil {
+			return b, wire.FieldError("Everything", "things", wire.AtKey(k, err))
+		}
+		v := x.Things[k]
+		if v == nil {
+			b = wire.AppendNil(b)
+		} else if b, err = v.AppendMsgpackValue(b); err != nil {
+			return b, wire.FieldError("Everything", "things", wire.AtKey(k, err))
+		}
+	}
+	b = append(b, "\xa4time"...)
+	if b, err = wire.AppendTime(b, x.Time); err != nil {
+		return b, wire.FieldError("Everything", "time", err)
+	}
+	b = append(b, "\xa5times"...)
+	b = wire.AppendArrayHeader(b, len(x.Times))
+	for i := range x.Times {
+		if b, err = wire.AppendTime(b, x.Times[i]); err != nil {
+			return b, wire.FieldError("Everything", "times", wire.AtIndex(i, err))
+		}
+	}
+	b = append(b, "\xa4uint"...)
+	b = wire.AppendUint(b, uint64(x.Uint))
+	b = append(b, "\xa6uint16"...)
+	b = wire.AppendUint(b, uint64(x.Uint16))
+	b = append(b, "\xa6uint32"...)
+	b = wire.AppendUint(b, uint64(x.Uint32))
+	b = append(b, "\xa6uint64"...)
+	b = wire.AppendUint(b, x.Uint64)
+	b = append(b, "\xa5uint8"...)
+	b = wire.AppendUint(b, uint64(x.Uint8))
+	b = append(b, "\xa6values"...)
+	if b, err = wire.AppendValueMap(b, x.Values); err != nil {
+		return b, wire.FieldError("Everything", "values", err)
+	}
+	return b, nil
+}
+
+// ReadMsgpack decodes x from r. It accepts a map (fields in any order, by
+// name or alias, unknown ones skipped) or a positional array (fields in
+// declaration order, extra elements skipped).
+// A missing required field is an error.
+// A field the record lacks is set to its default, or its zero value.
 func (x *Everything) ReadMsgpack(r *wire.Reader) error {
 	n, isMap, err := r.ReadContainerHeader()
 	if err != nil {
@@ -268,7 +560,7 @@ func (x *Everything) ReadMsgpack(r *wire.Reader) error {
 	if err := r.Enter(); err != nil {
 		return err
 	}
-	x.Note = ""
+	var seen uint64
 	if !isMap {
 		if n < 56 {
 			return wire.ShortArray("Everything", n, 56)
@@ -278,144 +570,157 @@ func (x *Everything) ReadMsgpack(r *wire.Reader) error {
 				return err
 			}
 		}
-		r.Leave()
-		return nil
+		seen = wire.FirstFields(n)
+	} else {
+		for range n {
+			key, err := r.ReadStr()
+			if err != nil {
+				return wire.FieldError("Everything", "", err)
+			}
+			i := -1
+			switch string(key) {
+			case "str":
+				i = 0
+			case "bool":
+				i = 1
+			case "int":
+				i = 2
+			case "int8":
+				i = 3
+			case "int16":
+				i = 4
+			case "int32":
+				i = 5
+			case "int64":
+				i = 6
+			case "rune":
+				i = 7
+			case "uint":
+				i = 8
+			case "uint8":
+				i = 9
+			case "byte":
+				i = 10
+			case "uint16":
+				i = 11
+			case "uint32":
+				i = 12
+			case "uint64":
+				i = 13
+			case "float32":
+				i = 14
+			case "float64":
+				i = 15
+			case "bytes":
+				i = 16
+			case "status":
+				i = 17
+			case "level":
+				i = 18
+			case "big":
+				i = 19
+			case "count":
+				i = 20
+			case "score":
+				i = 21
+			case "ratio":
+				i = 22
+			case "flag":
+				i = 23
+			case "blob":
+				i = 24
+			case "time":
+				i = 25
+			case "duration":
+				i = 26
+			case "id":
+				i = 27
+			case "any":
+				i = 28
+			case "iface":
+				i = 29
+			case "alias":
+				i = 30
+			case "values":
+				i = 31
+			case "attrs":
+				i = 32
+			case "strings":
+				i = 33
+			case "tags":
+				i = 34
+			case "anys":
+				i = 35
+			case "times":
+				i = 36
+			case "ids":
+				i = 37
+			case "scores":
+				i = 38
+			case "ints":
+				i = 39
+			case "counts":
+				i = 40
+			case "blobs":
+				i = 41
+			case "leaf":
+				i = 42
+			case "leaf_ptr":
+				i = 43
+			case "items":
+				i = 44
+			case "item_ptrs":
+				i = 45
+			case "item_map":
+				i = 46
+			case "nested":
+				i = 47
+			case "deep":
+				i = 48
+			case "thing":
+				i = 49
+			case "thing_ptr":
+				i = 50
+			case "things":
+				i = 51
+			case "empty":
+				i = 52
+			case "sparse":
+				i = 53
+			case "Untagged":
+				i = 54
+			case "a_wire_name_longer_than_thirty_one_bytes":
+				i = 55
+			case "note":
+				i = 56
+			}
+			if err := x.readField(r, i); err != nil {
+				return err
+			}
+			if i >= 0 {
+				seen |= 1 << i
+			}
+		}
 	}
-	var seen uint64
-	for range n {
-		key, err := r.ReadStr()
-		if err != nil {
-			return wire.FieldError("Everything", "", err)
-		}
-		i := -1
-		switch string(key) {
-		case "str":
-			i = 0
-		case "bool":
-			i = 1
-		case "int":
-			i = 2
-		case "int8":
-			i = 3
-		case "int16":
-			i = 4
-		case "int32":
-			i = 5
-		case "int64":
-			i = 6
-		case "rune":
-			i = 7
-		case "uint":
-			i = 8
-		case "uint8":
-			i = 9
-		case "byte":
-			i = 10
-		case "uint16":
-			i = 11
-		case "uint32":
-			i = 12
-		case "uint64":
-			i = 13
-		case "float32":
-			i = 14
-		case "float64":
-			i = 15
-		case "bytes":
-			i = 16
-		case "status":
-			i = 17
-		case "level":
-			i = 18
-		case "big":
-			i = 19
-		case "count":
-			i = 20
-		case "score":
-			i = 21
-		case "ratio":
-			i = 22
-		case "flag":
-			i = 23
-		case "blob":
-			i = 24
-		case "time":
-			i = 25
-		case "duration":
-			i = 26
-		case "id":
-			i = 27
-		case "any":
-			i = 28
-		case "iface":
-			i = 29
-		case "alias":
-			i = 30
-		case "values":
-			i = 31
-		case "attrs":
-			i = 32
-		case "strings":
-			i = 33
-		case "tags":
-			i = 34
-		case "anys":
-			i = 35
-		case "times":
-			i = 36
-		case "ids":
-			i = 37
-		case "scores":
-			i = 38
-		case "ints":
-			i = 39
-		case "counts":
-			i = 40
-		case "blobs":
-			i = 41
-		case "leaf":
-			i = 42
-		case "leaf_ptr":
-			i = 43
-		case "items":
-			i = 44
-		case "item_ptrs":
-			i = 45
-		case "item_map":
-			i = 46
-		case "nested":
-			i = 47
-		case "deep":
-			i = 48
-		case "thing":
-			i = 49
-		case "thing_ptr":
-			i = 50
-		case "things":
-			i = 51
-		case "empty":
-			i = 52
-		case "sparse":
-			i = 53
-		case "Untagged":
-			i = 54
-		case "a_wire_name_longer_than_thirty_one_bytes":
-			i = 55
-		case "note":
-			i = 56
-		}
-		if err := x.readField(r, i); err != nil {
-			return err
-		}
-		if i >= 0 {
-			seen |= 1 << i
-		}
+	if seen&0xbfffffffffffff != 0xbfffffffffffff {
+		return wire.MissingFields("Everything", _everythingFields, seen|0x140000000000000)
 	}
-	if seen&0xffffffffffffff != 0xffffffffffffff {
-		return wire.MissingFields("Everything", _everythingFields, seen|0x100000000000000)
+	if seen&0x1ffffffffffffff != 0x1ffffffffffffff {
+		x.setAbsent(seen)
 	}
 	r.Leave()
 	return nil
+}
+
+// setAbsent sets the fields whose bits are not set in seen to their
+// defaults.
+func (x *Everything) setAbsent(seen uint64) {
+	if seen&0x40000000000000 == 0 {
+		x.Untagged = ""
+	}
+	if seen&0x100000000000000 == 0 {
+		x.Note = ""
+	}
 }
 
 func (x *Everything) readField(r *wire.Reader, i int) (err error) {
@@ -716,9 +1021,41 @@ func (x *Item) AppendMsgpack(b []byte) ([]byte, error) {
 	return b, nil
 }
 
-// ReadMsgpack decodes x from r. It accepts a map (fields in any order,
-// unknown ones skipped) or a positional array (fields in declaration order,
-// extra elements skipped). A missing field is an error.
+// AppendMsgpackValue appends x to b in the JSON-like form of a checkpoint's
+// state: a map of its fields sorted by name, UUIDs and times as strings,
+// floats as float64. Raw bytes, NaN, infinities and strings that are not
+// valid UTF-8 are refused, naming the field.
+func (x *Item) AppendMsgpackValue(b []byte) ([]byte, error) {
+	var err error
+	b = append(b, 0x84)
+	b = append(b, "\xa4data"...)
+	if b, err = wire.AppendValue(b, x.Data); err != nil {
+		return b, wire.FieldError("Item", "data", err)
+	}
+	b = append(b, "\xa4name"...)
+	if b, err = wire.AppendValueString(b, x.Name); err != nil {
+		return b, wire.FieldError("Item", "name", err)
+	}
+	b = append(b, "\xa4next"...)
+	if x.Next == nil {
+		b = wire.AppendNil(b)
+	} else if b, err = x.Next.AppendMsgpackValue(b); err != nil {
+		return b, wire.FieldError("Item", "next", err)
+	}
+	b = append(b, "\xa4tags"...)
+	b = wire.AppendArrayHeader(b, len(x.Tags))
+	for i := range x.Tags {
+		if b, err = wire.AppendValueString(b, x.Tags[i]); err != nil {
+			return b, wire.FieldError("Item", "tags", wire.AtIndex(i, err))
+		}
+	}
+	return b, nil
+}
+
+// ReadMsgpack decodes x from r. It accepts a map (fields in any order, by
+// name or alias, unknown ones skipped) or a positional array (fields in
+// declaration order, extra elements skipped).
+// A missing required field is an error.
 func (x *Item) ReadMsgpack(r *wire.Reader) error {
 	n, isMap, err := r.ReadContainerHeader()
 	if err != nil {
@@ -727,6 +1064,7 @@ func (x *Item) ReadMsgpack(r *wire.Reader) error {
 	if err := r.Enter(); err != nil {
 		return err
 	}
+	var seen uint64
 	if !isMap {
 		if n < 4 {
 			return wire.ShortArray("Item", n, 4)
@@ -736,34 +1074,33 @@ func (x *Item) ReadMsgpack(r *wire.Reader) error {
 				return err
 			}
 		}
-		r.Leave()
-		return nil
+		seen = wire.FirstFields(n)
+	} else {
+		for range n {
+			key, err := r.ReadStr()
+			if err != nil {
+				return wire.FieldError("Item", "", err)
+			}
+			i := -1
+			switch string(key) {
+			case "name":
+				i = 0
+			case "tags":
+				i = 1
+			case "next":
+				i = 2
+			case "data":
+				i = 3
+			}
+			if err := x.readField(r, i); err != nil {
+				return err
+			}
+			if i >= 0 {
+				seen |= 1 << i
+			}
+		}
 	}
-	var seen uint64
-	for range n {
-		key, err := r.ReadStr()
-		if err != nil {
-			return wire.FieldError("Item", "", err)
-		}
-		i := -1
-		switch string(key) {
-		case "name":
-			i = 0
-		case "tags":
-			i = 1
-		case "next":
-			i = 2
-		case "data":
-			i = 3
-		}
-		if err := x.readField(r, i); err != nil {
-			return err
-		}
-		if i >= 0 {
-			seen |= 1 << i
-		}
-	}
-	if seen != 0xf {
+	if seen&0xf != 0xf {
 		return wire.MissingFields("Item", _itemFields, seen)
 	}
 	r.Leave()
@@ -831,9 +1168,21 @@ func (x *Leaf) AppendMsgpack(b []byte) ([]byte, error) {
 	return b, nil
 }
 
-// ReadMsgpack decodes x from r. It accepts a map (fields in any order,
-// unknown ones skipped) or a positional array (fields in declaration order,
-// extra elements skipped). A missing field is an error.
+// AppendMsgpackValue appends x to b in the JSON-like form of a checkpoint's
+// state: a map of its fields sorted by name, UUIDs and times as strings,
+// floats as float64. Raw bytes, NaN, infinities and strings that are not
+// valid UTF-8 are refused, naming the field.
+func (x *Leaf) AppendMsgpackValue(b []byte) ([]byte, error) {
+	b = append(b, 0x81)
+	b = append(b, "\xa1n"...)
+	b = wire.AppendInt(b, int64(x.N))
+	return b, nil
+}
+
+// ReadMsgpack decodes x from r. It accepts a map (fields in any order, by
+// name or alias, unknown ones skipped) or a positional array (fields in
+// declaration order, extra elements skipped).
+// A missing required field is an error.
 func (x *Leaf) ReadMsgpack(r *wire.Reader) error {
 	n, isMap, err := r.ReadContainerHeader()
 	if err != nil {
@@ -842,6 +1191,7 @@ func (x *Leaf) ReadMsgpack(r *wire.Reader) error {
 	if err := r.Enter(); err != nil {
 		return err
 	}
+	var seen uint64
 	if !isMap {
 		if n < 1 {
 			return wire.ShortArray("Leaf", n, 1)
@@ -851,28 +1201,27 @@ func (x *Leaf) ReadMsgpack(r *wire.Reader) error {
 				return err
 			}
 		}
-		r.Leave()
-		return nil
+		seen = wire.FirstFields(n)
+	} else {
+		for range n {
+			key, err := r.ReadStr()
+			if err != nil {
+				return wire.FieldError("Leaf", "", err)
+			}
+			i := -1
+			switch string(key) {
+			case "n":
+				i = 0
+			}
+			if err := x.readField(r, i); err != nil {
+				return err
+			}
+			if i >= 0 {
+				seen |= 1 << i
+			}
+		}
 	}
-	var seen uint64
-	for range n {
-		key, err := r.ReadStr()
-		if err != nil {
-			return wire.FieldError("Leaf", "", err)
-		}
-		i := -1
-		switch string(key) {
-		case "n":
-			i = 0
-		}
-		if err := x.readField(r, i); err != nil {
-			return err
-		}
-		if i >= 0 {
-			seen |= 1 << i
-		}
-	}
-	if seen != 0x1 {
+	if seen&0x1 != 0x1 {
 		return wire.MissingFields("Leaf", _leafFields, seen)
 	}
 	r.Leave()
@@ -927,9 +1276,18 @@ func (x *Empty) AppendMsgpack(b []byte) ([]byte, error) {
 	return b, nil
 }
 
-// ReadMsgpack decodes x from r. It accepts a map (fields in any order,
-// unknown ones skipped) or a positional array (fields in declaration order,
-// extra elements skipped). A missing field is an error.
+// AppendMsgpackValue appends x to b in the JSON-like form of a checkpoint's
+// state: a map of its fields sorted by name, UUIDs and times as strings,
+// floats as float64. Raw bytes, NaN, infinities and strings that are not
+// valid UTF-8 are refused, naming the field.
+func (x *Empty) AppendMsgpackValue(b []byte) ([]byte, error) {
+	b = append(b, 0x80)
+	return b, nil
+}
+
+// ReadMsgpack decodes x from r. It accepts a map (fields in any order, by
+// name or alias, unknown ones skipped) or a positional array (fields in
+// declaration order, extra elements skipped).
 func (x *Empty) ReadMsgpack(r *wire.Reader) error {
 	n, isMap, err := r.ReadContainerHeader()
 	if err != nil {
@@ -944,17 +1302,16 @@ func (x *Empty) ReadMsgpack(r *wire.Reader) error {
 				return err
 			}
 		}
-		r.Leave()
-		return nil
-	}
-	for range n {
-		_, err := r.ReadStr()
-		if err != nil {
-			return wire.FieldError("Empty", "", err)
-		}
-		i := -1
-		if err := x.readField(r, i); err != nil {
-			return err
+	} else {
+		for range n {
+			_, err := r.ReadStr()
+			if err != nil {
+				return wire.FieldError("Empty", "", err)
+			}
+			i := -1
+			if err := x.readField(r, i); err != nil {
+				return err
+			}
 		}
 	}
 	r.Leave()
@@ -1002,7 +1359,7 @@ func (x *Sparse) AppendMsgpack(b []byte) ([]byte, error) {
 	b = wire.AppendArrayHeader(b, len(x.C))
 	for i := range x.C {
 		if b, err = x.C[i].AppendMsgpack(b); err != nil {
-			return b, wire.FieldError("Sparse", "c", err)
+			return b, wire.FieldError("Sparse", "c", wire.AtIndex(i, err))
 		}
 	}
 	b = append(b, "\xa1d"...)
@@ -1018,10 +1375,44 @@ func (x *Sparse) AppendMsgpack(b []byte) ([]byte, error) {
 	return b, nil
 }
 
-// ReadMsgpack decodes x from r. It accepts a map (fields in any order,
-// unknown ones skipped) or a positional array (fields in declaration order,
-// extra elements skipped). A missing field is an error, except an optional
-// one, which is set to its zero value.
+// AppendMsgpackValue appends x to b in the JSON-like form of a checkpoint's
+// state: a map of its fields sorted by name, UUIDs and times as strings,
+// floats as float64. Raw bytes, NaN, infinities and strings that are not
+// valid UTF-8 are refused, naming the field.
+func (x *Sparse) AppendMsgpackValue(b []byte) ([]byte, error) {
+	var err error
+	b = append(b, 0x85)
+	b = append(b, "\xa1a"...)
+	if b, err = wire.AppendValueString(b, x.A); err != nil {
+		return b, wire.FieldError("Sparse", "a", err)
+	}
+	b = append(b, "\xa1b"...)
+	b = wire.AppendInt(b, x.B)
+	b = append(b, "\xa1c"...)
+	b = wire.AppendArrayHeader(b, len(x.C))
+	for i := range x.C {
+		if b, err = x.C[i].AppendMsgpackValue(b); err != nil {
+			return b, wire.FieldError("Sparse", "c", wire.AtIndex(i, err))
+		}
+	}
+	b = append(b, "\xa1d"...)
+	if x.D == nil {
+		b = wire.AppendNil(b)
+	} else if b, err = x.D.AppendMsgpackValue(b); err != nil {
+		return b, wire.FieldError("Sparse", "d", err)
+	}
+	b = append(b, "\xa5stamp"...)
+	if b, err = wire.AppendTime(b, x.Stamp); err != nil {
+		return b, wire.FieldError("Sparse", "stamp", err)
+	}
+	return b, nil
+}
+
+// ReadMsgpack decodes x from r. It accepts a map (fields in any order, by
+// name or alias, unknown ones skipped) or a positional array (fields in
+// declaration order, extra elements skipped).
+// A missing required field is an error.
+// A field the record lacks is set to its default, or its zero value.
 func (x *Sparse) ReadMsgpack(r *wire.Reader) error {
 	n, isMap, err := r.ReadContainerHeader()
 	if err != nil {
@@ -1030,10 +1421,7 @@ func (x *Sparse) ReadMsgpack(r *wire.Reader) error {
 	if err := r.Enter(); err != nil {
 		return err
 	}
-	x.A = ""
-	x.C = nil
-	x.D = nil
-	x.Stamp = time.Time{}
+	var seen uint64
 	if !isMap {
 		if n < 2 {
 			return wire.ShortArray("Sparse", n, 2)
@@ -1043,40 +1431,59 @@ func (x *Sparse) ReadMsgpack(r *wire.Reader) error {
 				return err
 			}
 		}
-		r.Leave()
-		return nil
-	}
-	var seen uint64
-	for range n {
-		key, err := r.ReadStr()
-		if err != nil {
-			return wire.FieldError("Sparse", "", err)
-		}
-		i := -1
-		switch string(key) {
-		case "a":
-			i = 0
-		case "b":
-			i = 1
-		case "c":
-			i = 2
-		case "d":
-			i = 3
-		case "stamp":
-			i = 4
-		}
-		if err := x.readField(r, i); err != nil {
-			return err
-		}
-		if i >= 0 {
-			seen |= 1 << i
+		seen = wire.FirstFields(n)
+	} else {
+		for range n {
+			key, err := r.ReadStr()
+			if err != nil {
+				return wire.FieldError("Sparse", "", err)
+			}
+			i := -1
+			switch string(key) {
+			case "a":
+				i = 0
+			case "b":
+				i = 1
+			case "c":
+				i = 2
+			case "d":
+				i = 3
+			case "stamp":
+				i = 4
+			}
+			if err := x.readField(r, i); err != nil {
+				return err
+			}
+			if i >= 0 {
+				seen |= 1 << i
+			}
 		}
 	}
 	if seen&0x2 != 0x2 {
 		return wire.MissingFields("Sparse", _sparseFields, seen|0x1d)
 	}
+	if seen&0x1f != 0x1f {
+		x.setAbsent(seen)
+	}
 	r.Leave()
 	return nil
+}
+
+// setAbsent sets the fields whose bits are not set in seen to their
+// defaults.
+func (x *Sparse) setAbsent(seen uint64) {
+	if seen&0x1 == 0 {
+		x.A = ""
+	}
+	if seen&0x4 == 0 {
+		x.C = nil
+	}
+	if seen&0x8 == 0 {
+		x.D = nil
+	}
+	if seen&0x10 == 0 {
+		x.Stamp = time.Time{}
+	}
 }
 
 func (x *Sparse) readField(r *wire.Reader, i int) (err error) {
@@ -1267,9 +1674,147 @@ func (x *Wide) AppendMsgpack(b []byte) ([]byte, error) {
 	return b, nil
 }
 
-// ReadMsgpack decodes x from r. It accepts a map (fields in any order,
-// unknown ones skipped) or a positional array (fields in declaration order,
-// extra elements skipped). A missing field is an error.
+// AppendMsgpackValue appends x to b in the JSON-like form of a checkpoint's
+// state: a map of its fields sorted by name, UUIDs and times as strings,
+// floats as float64. Raw bytes, NaN, infinities and strings that are not
+// valid UTF-8 are refused, naming the field.
+func (x *Wide) AppendMsgpackValue(b []byte) ([]byte, error) {
+	b = append(b, 0xde, 0x00, 0x40)
+	b = append(b, "\xa3F00"...)
+	b = wire.AppendUint(b, uint64(x.F00))
+	b = append(b, "\xa3F01"...)
+	b = wire.AppendUint(b, uint64(x.F01))
+	b = append(b, "\xa3F02"...)
+	b = wire.AppendUint(b, uint64(x.F02))
+	b = append(b, "\xa3F03"...)
+	b = wire.AppendUint(b, uint64(x.F03))
+	b = append(b, "\xa3F04"...)
+	b = wire.AppendUint(b, uint64(x.F04))
+	b = append(b, "\xa3F05"...)
+	b = wire.AppendUint(b, uint64(x.F05))
+	b = append(b, "\xa3F06"...)
+	b = wire.AppendUint(b, uint64(x.F06))
+	b = append(b, "\xa3F07"...)
+	b = wire.AppendUint(b, uint64(x.F07))
+	b = append(b, "\xa3F08"...)
+	b = wire.AppendUint(b, uint64(x.F08))
+	b = append(b, "\xa3F09"...)
+	b = wire.AppendUint(b, uint64(x.F09))
+	b = append(b, "\xa3F10"...)
+	b = wire.AppendUint(b, uint64(x.F10))
+	b = append(b, "\xa3F11"...)
+	b = wire.AppendUint(b, uint64(x.F11))
+	b = append(b, "\xa3F12"...)
+	b = wire.AppendUint(b, uint64(x.F12))
+	b = append(b, "\xa3F13"...)
+	b = wire.AppendUint(b, uint64(x.F13))
+	b = append(b, "\xa3F14"...)
+	b = wire.AppendUint(b, uint64(x.F14))
+	b = append(b, "\xa3F15"...)
+	b = wire.AppendUint(b, uint64(x.F15))
+	b = append(b, "\xa3F16"...)
+	b = wire.AppendUint(b, uint64(x.F16))
+	b = append(b, "\xa3F17"...)
+	b = wire.AppendUint(b, uint64(x.F17))
+	b = append(b, "\xa3F18"...)
+	b = wire.AppendUint(b, uint64(x.F18))
+	b = append(b, "\xa3F19"...)
+	b = wire.AppendUint(b, uint64(x.F19))
+	b = append(b, "\xa3F20"...)
+	b = wire.AppendUint(b, uint64(x.F20))
+	b = append(b, "\xa3F21"...)
+	b = wire.AppendUint(b, uint64(x.F21))
+	b = append(b, "\xa3F22"...)
+	b = wire.AppendUint(b, uint64(x.F22))
+	b = append(b, "\xa3F23"...)
+	b = wire.AppendUint(b, uint64(x.F23))
+	b = append(b, "\xa3F24"...)
+	b = wire.AppendUint(b, uint64(x.F24))
+	b = append(b, "\xa3F25"...)
+	b = wire.AppendUint(b, uint64(x.F25))
+	b = append(b, "\xa3F26"...)
+	b = wire.AppendUint(b, uint64(x.F26))
+	b = append(b, "\xa3F27"...)
+	b = wire.AppendUint(b, uint64(x.F27))
+	b = append(b, "\xa3F28"...)
+	b = wire.AppendUint(b, uint64(x.F28))
+	b = append(b, "\xa3F29"...)
+	b = wire.AppendUint(b, uint64(x.F29))
+	b = append(b, "\xa3F30"...)
+	b = wire.AppendUint(b, uint64(x.F30))
+	b = append(b, "\xa3F31"...)
+	b = wire.AppendUint(b, uint64(x.F31))
+	b = append(b, "\xa3F32"...)
+	b = wire.AppendUint(b, uint64(x.F32))
+	b = append(b, "\xa3F33"...)
+	b = wire.AppendUint(b, uint64(x.F33))
+	b = append(b, "\xa3F34"...)
+	b = wire.AppendUint(b, uint64(x.F34))
+	b = append(b, "\xa3F35"...)
+	b = wire.AppendUint(b, uint64(x.F35))
+	b = append(b, "\xa3F36"...)
+	b = wire.AppendUint(b, uint64(x.F36))
+	b = append(b, "\xa3F37"...)
+	b = wire.AppendUint(b, uint64(x.F37))
+	b = append(b, "\xa3F38"...)
+	b = wire.AppendUint(b, uint64(x.F38))
+	b = append(b, "\xa3F39"...)
+	b = wire.AppendUint(b, uint64(x.F39))
+	b = append(b, "\xa3F40"...)
+	b = wire.AppendUint(b, uint64(x.F40))
+	b = append(b, "\xa3F41"...)
+	b = wire.AppendUint(b, uint64(x.F41))
+	b = append(b, "\xa3F42"...)
+	b = wire.AppendUint(b, uint64(x.F42))
+	b = append(b, "\xa3F43"...)
+	b = wire.AppendUint(b, uint64(x.F43))
+	b = append(b, "\xa3F44"...)
+	b = wire.AppendUint(b, uint64(x.F44))
+	b = append(b, "\xa3F45"...)
+	b = wire.AppendUint(b, uint64(x.F45))
+	b = append(b, "\xa3F46"...)
+	b = wire.AppendUint(b, uint64(x.F46))
+	b = append(b, "\xa3F47"...)
+	b = wire.AppendUint(b, uint64(x.F47))
+	b = append(b, "\xa3F48"...)
+	b = wire.AppendUint(b, uint64(x.F48))
+	b = append(b, "\xa3F49"...)
+	b = wire.AppendUint(b, uint64(x.F49))
+	b = append(b, "\xa3F50"...)
+	b = wire.AppendUint(b, uint64(x.F50))
+	b = append(b, "\xa3F51"...)
+	b = wire.AppendUint(b, uint64(x.F51))
+	b = append(b, "\xa3F52"...)
+	b = wire.AppendUint(b, uint64(x.F52))
+	b = append(b, "\xa3F53"...)
+	b = wire.AppendUint(b, uint64(x.F53))
+	b = append(b, "\xa3F54"...)
+	b = wire.AppendUint(b, uint64(x.F54))
+	b = append(b, "\xa3F55"...)
+	b = wire.AppendUint(b, uint64(x.F55))
+	b = append(b, "\xa3F56"...)
+	b = wire.AppendUint(b, uint64(x.F56))
+	b = append(b, "\xa3F57"...)
+	b = wire.AppendUint(b, uint64(x.F57))
+	b = append(b, "\xa3F58"...)
+	b = wire.AppendUint(b, uint64(x.F58))
+	b = append(b, "\xa3F59"...)
+	b = wire.AppendUint(b, uint64(x.F59))
+	b = append(b, "\xa3F60"...)
+	b = wire.AppendUint(b, uint64(x.F60))
+	b = append(b, "\xa3F61"...)
+	b = wire.AppendUint(b, uint64(x.F61))
+	b = append(b, "\xa3F62"...)
+	b = wire.AppendUint(b, uint64(x.F62))
+	b = append(b, "\xa3F63"...)
+	b = wire.AppendUint(b, uint64(x.F63))
+	return b, nil
+}
+
+// ReadMsgpack decodes x from r. It accepts a map (fields in any order, by
+// name or alias, unknown ones skipped) or a positional array (fields in
+// declaration order, extra elements skipped).
+// A missing required field is an error.
 func (x *Wide) ReadMsgpack(r *wire.Reader) error {
 	n, isMap, err := r.ReadContainerHeader()
 	if err != nil {
@@ -1278,6 +1823,7 @@ func (x *Wide) ReadMsgpack(r *wire.Reader) error {
 	if err := r.Enter(); err != nil {
 		return err
 	}
+	var seen uint64
 	if !isMap {
 		if n < 64 {
 			return wire.ShortArray("Wide", n, 64)
@@ -1287,154 +1833,153 @@ func (x *Wide) ReadMsgpack(r *wire.Reader) error {
 				return err
 			}
 		}
-		r.Leave()
-		return nil
+		seen = wire.FirstFields(n)
+	} else {
+		for range n {
+			key, err := r.ReadStr()
+			if err != nil {
+				return wire.FieldError("Wide", "", err)
+			}
+			i := -1
+			switch string(key) {
+			case "F00":
+				i = 0
+			case "F01":
+				i = 1
+			case "F02":
+				i = 2
+			case "F03":
+				i = 3
+			case "F04":
+				i = 4
+			case "F05":
+				i = 5
+			case "F06":
+				i = 6
+			case "F07":
+				i = 7
+			case "F08":
+				i = 8
+			case "F09":
+				i = 9
+			case "F10":
+				i = 10
+			case "F11":
+				i = 11
+			case "F12":
+				i = 12
+			case "F13":
+				i = 13
+			case "F14":
+				i = 14
+			case "F15":
+				i = 15
+			case "F16":
+				i = 16
+			case "F17":
+				i = 17
+			case "F18":
+				i = 18
+			case "F19":
+				i = 19
+			case "F20":
+				i = 20
+			case "F21":
+				i = 21
+			case "F22":
+				i = 22
+			case "F23":
+				i = 23
+			case "F24":
+				i = 24
+			case "F25":
+				i = 25
+			case "F26":
+				i = 26
+			case "F27":
+				i = 27
+			case "F28":
+				i = 28
+			case "F29":
+				i = 29
+			case "F30":
+				i = 30
+			case "F31":
+				i = 31
+			case "F32":
+				i = 32
+			case "F33":
+				i = 33
+			case "F34":
+				i = 34
+			case "F35":
+				i = 35
+			case "F36":
+				i = 36
+			case "F37":
+				i = 37
+			case "F38":
+				i = 38
+			case "F39":
+				i = 39
+			case "F40":
+				i = 40
+			case "F41":
+				i = 41
+			case "F42":
+				i = 42
+			case "F43":
+				i = 43
+			case "F44":
+				i = 44
+			case "F45":
+				i = 45
+			case "F46":
+				i = 46
+			case "F47":
+				i = 47
+			case "F48":
+				i = 48
+			case "F49":
+				i = 49
+			case "F50":
+				i = 50
+			case "F51":
+				i = 51
+			case "F52":
+				i = 52
+			case "F53":
+				i = 53
+			case "F54":
+				i = 54
+			case "F55":
+				i = 55
+			case "F56":
+				i = 56
+			case "F57":
+				i = 57
+			case "F58":
+				i = 58
+			case "F59":
+				i = 59
+			case "F60":
+				i = 60
+			case "F61":
+				i = 61
+			case "F62":
+				i = 62
+			case "F63":
+				i = 63
+			}
+			if err := x.readField(r, i); err != nil {
+				return err
+			}
+			if i >= 0 {
+				seen |= 1 << i
+			}
+		}
 	}
-	var seen uint64
-	for range n {
-		key, err := r.ReadStr()
-		if err != nil {
-			return wire.FieldError("Wide", "", err)
-		}
-		i := -1
-		switch string(key) {
-		case "F00":
-			i = 0
-		case "F01":
-			i = 1
-		case "F02":
-			i = 2
-		case "F03":
-			i = 3
-		case "F04":
-			i = 4
-		case "F05":
-			i = 5
-		case "F06":
-			i = 6
-		case "F07":
-			i = 7
-		case "F08":
-			i = 8
-		case "F09":
-			i = 9
-		case "F10":
-			i = 10
-		case "F11":
-			i = 11
-		case "F12":
-			i = 12
-		case "F13":
-			i = 13
-		case "F14":
-			i = 14
-		case "F15":
-			i = 15
-		case "F16":
-			i = 16
-		case "F17":
-			i = 17
-		case "F18":
-			i = 18
-		case "F19":
-			i = 19
-		case "F20":
-			i = 20
-		case "F21":
-			i = 21
-		case "F22":
-			i = 22
-		case "F23":
-			i = 23
-		case "F24":
-			i = 24
-		case "F25":
-			i = 25
-		case "F26":
-			i = 26
-		case "F27":
-			i = 27
-		case "F28":
-			i = 28
-		case "F29":
-			i = 29
-		case "F30":
-			i = 30
-		case "F31":
-			i = 31
-		case "F32":
-			i = 32
-		case "F33":
-			i = 33
-		case "F34":
-			i = 34
-		case "F35":
-			i = 35
-		case "F36":
-			i = 36
-		case "F37":
-			i = 37
-		case "F38":
-			i = 38
-		case "F39":
-			i = 39
-		case "F40":
-			i = 40
-		case "F41":
-			i = 41
-		case "F42":
-			i = 42
-		case "F43":
-			i = 43
-		case "F44":
-			i = 44
-		case "F45":
-			i = 45
-		case "F46":
-			i = 46
-		case "F47":
-			i = 47
-		case "F48":
-			i = 48
-		case "F49":
-			i = 49
-		case "F50":
-			i = 50
-		case "F51":
-			i = 51
-		case "F52":
-			i = 52
-		case "F53":
-			i = 53
-		case "F54":
-			i = 54
-		case "F55":
-			i = 55
-		case "F56":
-			i = 56
-		case "F57":
-			i = 57
-		case "F58":
-			i = 58
-		case "F59":
-			i = 59
-		case "F60":
-			i = 60
-		case "F61":
-			i = 61
-		case "F62":
-			i = 62
-		case "F63":
-			i = 63
-		}
-		if err := x.readField(r, i); err != nil {
-			return err
-		}
-		if i >= 0 {
-			seen |= 1 << i
-		}
-	}
-	if seen != 0xffffffffffffffff {
+	if seen&0xffffffffffffffff != 0xffffffffffffffff {
 		return wire.MissingFields("Wide", _wideFields, seen)
 	}
 	r.Leave()

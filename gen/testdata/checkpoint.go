@@ -20,25 +20,25 @@ import (
 // floats as float64, so 42 never comes back as 42.0.
 type Checkpoint struct {
 	// WorkflowName names the workflow definition the run executes.
-	WorkflowName string `msgpack:"workflow_name" json:"workflow_name"`
+	WorkflowName string `msgpack:"workflow_name,required" json:"workflow_name"`
 	// RunID identifies the run; it is the key of the store. It must not
 	// be uuid.Nil.
-	RunID uuid.UUID `msgpack:"run_id" json:"run_id"`
+	RunID uuid.UUID `msgpack:"run_id,required" json:"run_id"`
 	// Timestamp is when the checkpoint was taken; List orders by it. It
 	// is stored in UTC to the nanosecond and must not be the zero time.
-	Timestamp time.Time `msgpack:"timestamp" json:"timestamp"`
+	Timestamp time.Time `msgpack:"timestamp,required" json:"timestamp"`
 	// State is the workflow's context state, keyed by name.
-	State map[string]any `msgpack:"state" json:"state"`
+	State map[string]any `msgpack:"state,required" json:"state"`
 	// PendingEvents are the events that were queued but not yet
 	// processed when the checkpoint was taken.
-	PendingEvents []Event `msgpack:"pending_events" json:"pending_events"`
+	PendingEvents []Event `msgpack:"pending_events,required" json:"pending_events"`
 	// Metadata holds whatever the engine records beside the state.
-	Metadata map[string]any `msgpack:"metadata" json:"metadata"`
+	Metadata map[string]any `msgpack:"metadata,required" json:"metadata"`
 }
 
 // Event is a queued workflow event, as blazen-persist's SerializedEvent
 // holds it: a type name such as "blazen::StartEvent" and its JSON-like data.
 type Event struct {
-	EventType string `msgpack:"event_type" json:"event_type"`
-	Data      any    `msgpack:"data" json:"data"`
+	EventType string `msgpack:"event_type,required" json:"event_type"`
+	Data      any    `msgpack:"data,required" json:"data"`
 }

@@ -40,12 +40,12 @@ func MissingFields(typ string, fields []string, seen uint64) error {
 			missing = append(missing, f)
 		}
 	}
-	return fmt.Errorf("%w: %s: missing field %s", ErrMalformed, typ, strings.Join(missing, ", "))
+	return &pathError{typ: typ, err: fmt.Errorf("%w: missing field %s", ErrMalformed, strings.Join(missing, ", "))}
 }
 
 // ShortArray reports a positional record with fewer elements than fields.
 func ShortArray(typ string, n, want int) error {
-	return fmt.Errorf("%w: %s: positional record of %d fields, want %d", ErrMalformed, typ, n, want)
+	return &pathError{typ: typ, err: fmt.Errorf("%w: positional record of %d fields, want %d", ErrMalformed, n, want)}
 }
 
 // CapHint bounds the capacity a decoder allocates up front for n declared
@@ -81,12 +81,12 @@ func ReadSlice[T any](r *Reader, read func(*Reader, *T) error) ([]T, error) {
 	}
 	s := make([]T, 0, CapHint(n))
 	var zero T
-	for range n {
+	for i := range n {
 		// Reading in place: a local passed to read, an indirect call,
 		// would escape and cost an allocation per element.
 		s = append(s, zero)
 		if err := read(r, &s[len(s)-1]); err != nil {
-			return nil, err
+			return nil, atIndex(i, err)
 		}
 	}
 	r.Leave()
@@ -115,7 +115,7 @@ func ReadMap[V any](r *Reader, read func(*Reader, *V) error) (map[string]V, erro
 		}
 		v = zero
 		if err := read(r, &v); err != nil {
-			return nil, err
+			return nil, atKey(k, err)
 		}
 		m[k] = v
 	}

@@ -2,7 +2,6 @@ package wire
 
 import (
 	"errors"
-	"fmt"
 	"strconv"
 )
 
@@ -11,15 +10,25 @@ import (
 // and serde_json refuse it.
 const errUTF8 = "invalid UTF-8"
 
-// A pathError locates an error inside a JSON-like value: path is the chain
-// of map keys and array indexes from the value's root to where it failed,
-// such as ["a"][3]["k"]. [FieldError] folds it into the field's name.
+// A pathError locates an error inside a value: typ is the struct type at
+// its root ("" for a JSON-like value), path the chain of fields, map keys
+// and array indexes from there to where it failed, such as
+// .lines[3].sku or ["a"][3]["k"]. Each level of a generated decoder or
+// encoder adds its step, nearest the root, so the message reads
+// "OrderState.lines[3].sku: …".
 type pathError struct {
+	typ  string
 	path string
 	err  error
 }
 
-func (e *pathError) Error() string { return e.path + ": " + e.err.Error() }
+func (e *pathError) Error() string {
+	if e.typ == "" && e.path == "" {
+		return e.err.Error()
+	}
+	return e.typ + e.path + ": " + e.err.Error()
+}
+
 func (e *pathError) Unwrap() error { return e.err }
 
 // maxPath bounds the path an error message shows: a hostile object nested
@@ -28,31 +37,47 @@ func (e *pathError) Unwrap() error { return e.err }
 const maxPath = 160
 
 // atKey and atIndex add one step, nearest the root, to the path of err.
-func atKey(k string, err error) error { return within("["+quote(k)+"]", err) }
+func atKey(k string, err error) error { return within("", "["+quote(k)+"]", err) }
 
-func atIndex(i int, err error) error { return within("["+strconv.Itoa(i)+"]", err) }
+func atIndex(i int, err error) error { return within("", "["+strconv.Itoa(i)+"]", err) }
 
-func within(step string, err error) error {
+// AtKey adds the map key k to the path of err, as generated code does for
+// an element of a map field.
+func AtKey(k string, err error) error { return atKey(k, err) }
+
+// AtIndex adds the index i to the path of err, as generated code does for
+// an element of a slice field.
+func AtIndex(i int, err error) error { return atIndex(i, err) }
+
+// within adds step to the path of err, nearest the root, and makes typ its
+// root type (when typ is not "": a struct's type replaces that of the
+// struct inside it, whose place the step now names). A step added above a
+// root type keeps it: an element of a slice of structs is still read by
+// that struct.
+func within(typ, step string, err error) error {
 	var p *pathError
 	if !errors.As(err, &p) {
-		return &pathError{path: step, err: err}
+		return &pathError{typ: typ, path: step, err: err}
 	}
 	path := step + p.path
 	if len(path) > maxPath {
 		path = path[:maxPath] + "…"
 	}
-	return &pathError{path: path, err: p.err}
+	if typ == "" {
+		typ = p.typ
+	}
+	return &pathError{typ: typ, path: path, err: p.err}
 }
 
-// FieldError adds the struct field being encoded or decoded to err, and the
-// path inside the field's JSON-like value when err has one:
-// "Checkpoint.state["a"][3]: …".
+// FieldError adds the struct field being encoded or decoded to err, and
+// the path below it when err has one: "Checkpoint.state["a"][3]: …",
+// "OrderState.lines[3].sku: …". An empty field is the struct itself.
 func FieldError(typ, field string, err error) error {
-	var p *pathError
-	if errors.As(err, &p) {
-		return fmt.Errorf("%s.%s%s: %w", typ, field, p.path, p.err)
+	step := ""
+	if field != "" {
+		step = "." + field
 	}
-	return fmt.Errorf("%s.%s: %w", typ, field, err)
+	return within(typ, step, err)
 }
 
 // maxQuote bounds how much of one string (stored bytes, or a caller's

@@ -8,6 +8,6 @@ import "time"
 
 // Thing is a struct of another package, referred to as other.Thing.
 type Thing struct {
-	Label string    `msgpack:"label"`
-	When  time.Time `msgpack:"when"`
+	Label string    `msgpack:"label,required"`
+	When  time.Time `msgpack:"when,required"`
 }

@@ -22,9 +22,28 @@ func (x *Thing) AppendMsgpack(b []byte) ([]byte, error) {
 	return b, nil
 }
 
-// ReadMsgpack decodes x from r. It accepts a map (fields in any order,
-// unknown ones skipped) or a positional array (fields in declaration order,
-// extra elements skipped). A missing field is an error.
+// AppendMsgpackValue appends x to b in the JSON-like form of a checkpoint's
+// state: a map of its fields sorted by name, UUIDs and times as strings,
+// floats as float64. Raw bytes, NaN, infinities and strings that are not
+// valid UTF-8 are refused, naming the field.
+func (x *Thing) AppendMsgpackValue(b []byte) ([]byte, error) {
+	var err error
+	b = append(b, 0x82)
+	b = append(b, "\xa5label"...)
+	if b, err = wire.AppendValueString(b, x.Label); err != nil {
+		return b, wire.FieldError("Thing", "label", err)
+	}
+	b = append(b, "\xa4when"...)
+	if b, err = wire.AppendTime(b, x.When); err != nil {
+		return b, wire.FieldError("Thing", "when", err)
+	}
+	return b, nil
+}
+
+// ReadMsgpack decodes x from r. It accepts a map (fields in any order, by
+// name or alias, unknown ones skipped) or a positional array (fields in
+// declaration order, extra elements skipped).
+// A missing required field is an error.
 func (x *Thing) ReadMsgpack(r *wire.Reader) error {
 	n, isMap, err := r.ReadContainerHeader()
 	if err != nil {
@@ -33,6 +52,7 @@ func (x *Thing) ReadMsgpack(r *wire.Reader) error {
 	if err := r.Enter(); err != nil {
 		return err
 	}
+	var seen uint64
 	if !isMap {
 		if n < 2 {
 			return wire.ShortArray("Thing", n, 2)
@@ -42,30 +62,29 @@ func (x *Thing) ReadMsgpack(r *wire.Reader) error {
 				return err
 			}
 		}
-		r.Leave()
-		return nil
+		seen = wire.FirstFields(n)
+	} else {
+		for range n {
+			key, err := r.ReadStr()
+			if err != nil {
+				return wire.FieldError("Thing", "", err)
+			}
+			i := -1
+			switch string(key) {
+			case "label":
+				i = 0
+			case "when":
+				i = 1
+			}
+			if err := x.readField(r, i); err != nil {
+				return err
+			}
+			if i >= 0 {
+				seen |= 1 << i
+			}
+		}
 	}
-	var seen uint64
-	for range n {
-		key, err := r.ReadStr()
-		if err != nil {
-			return wire.FieldError("Thing", "", err)
-		}
-		i := -1
-		switch string(key) {
-		case "label":
-			i = 0
-		case "when":
-			i = 1
-		}
-		if err := x.readField(r, i); err != nil {
-			return err
-		}
-		if i >= 0 {
-			seen |= 1 << i
-		}
-	}
-	if seen != 0x3 {
+	if seen&0x3 != 0x3 {
 		return wire.MissingFields("Thing", _thingFields, seen)
 	}
 	r.Leave()

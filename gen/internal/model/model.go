@@ -7,10 +7,12 @@ import (
 	"go/ast"
 	"go/token"
 	"go/types"
+	"math"
 	"reflect"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // MaxFields is the largest number of fields a generated type may have: the
@@ -46,10 +48,14 @@ type StructType struct {
 
 // Field is one encoded field of a struct.
 type Field struct {
-	Name     string // the Go name
-	Wire     string // the name on the wire
-	Optional bool   // may be absent when reading
-	Type     *Type
+	Name     string   // the Go name
+	Wire     string   // the name on the wire
+	Aliases  []string // other names it is read under (older names)
+	Required bool     // must be present when reading
+	// Default is the Go constant a field absent when reading is set to
+	// (an untyped literal), or "" for the zero value.
+	Default string
+	Type    *Type
 }
 
 // Type is the model of a field's type.
@@ -166,30 +172,41 @@ func (p *Package) declError(d *decl, name, format string, args ...any) *fieldErr
 	return &fieldError{pos: p.fset.Position(d.spec.Pos()), msg: name + ": " + fmt.Sprintf(format, args...)}
 }
 
-// fieldTag is what the msgpack key of a field's struct tag says.
+// fieldTag is what the struct tag of a field says: its msgpack key, and
+// its default key.
 type fieldTag struct {
-	skip     bool   // `msgpack:"-"`
-	wire     string // the wire name; "" means the Go name
-	optional bool
-	badOpt   string // an option cairngen does not know, if any
+	skip       bool   // `msgpack:"-"`
+	wire       string // the wire name; "" means the Go name
+	aliases    []string
+	required   bool
+	optional   bool
+	badOpt     string // an option cairngen does not know, if any
+	def        string // the default tag's value
+	hasDefault bool
 }
 
 func parseTag(f *ast.Field) fieldTag {
-	var tag string
+	var st reflect.StructTag
 	if f.Tag != nil {
 		raw, _ := strconv.Unquote(f.Tag.Value) // the parser accepted it
-		tag = reflect.StructTag(raw).Get("msgpack")
+		st = reflect.StructTag(raw)
 	}
+	tag := st.Get("msgpack")
 	if tag == "-" {
 		return fieldTag{skip: true}
 	}
 	wire, opts, _ := strings.Cut(tag, ",")
 	t := fieldTag{wire: wire}
+	t.def, t.hasDefault = st.Lookup("default")
 	for o := range strings.SplitSeq(opts, ",") {
-		switch o {
-		case "":
-		case "optional":
+		switch name, value, hasValue := strings.Cut(o, ":"); {
+		case o == "":
+		case o == "optional":
 			t.optional = true
+		case o == "required":
+			t.required = true
+		case name == "alias" && hasValue && value != "":
+			t.aliases = append(t.aliases, value)
 		default:
 			t.badOpt = o
 		}
@@ -223,7 +240,11 @@ func (p *Package) addFields(s *StructType, f *ast.Field, file *srcFile, seen map
 			continue
 		}
 		if tag.badOpt != "" {
-			errf(id.Name, "unsupported msgpack tag option %q (cairngen knows only \"optional\"; a generated codec always writes every field)", tag.badOpt)
+			errf(id.Name, "unsupported msgpack tag option %q (cairngen knows \"required\", \"optional\" and \"alias:name\"; a generated codec always writes every field)", tag.badOpt)
+			continue
+		}
+		if tag.required && (tag.optional || tag.hasDefault) {
+			errf(id.Name, "a required field can be neither optional nor have a default")
 			continue
 		}
 		if t == nil && terr == nil {
@@ -237,12 +258,28 @@ func (p *Package) addFields(s *StructType, f *ast.Field, file *srcFile, seen map
 		if w == "" {
 			w = id.Name
 		}
-		if prev, dup := seen[w]; dup {
-			errf(id.Name, "wire name %q is already used by field %s", w, prev)
+		var def string
+		if tag.hasDefault {
+			var err error
+			if def, err = defaultLiteral(tag.def, t); err != nil {
+				errf(id.Name, "default %q: %v", tag.def, err)
+				continue
+			}
+		}
+		dup := false
+		for _, n := range append([]string{w}, tag.aliases...) {
+			if prev, ok := seen[n]; ok {
+				errf(id.Name, "wire name %q is already used by field %s", n, prev)
+				dup = true
+			}
+		}
+		if dup {
 			continue
 		}
-		seen[w] = id.Name
-		s.Fields = append(s.Fields, Field{Name: id.Name, Wire: w, Optional: tag.optional, Type: t})
+		for _, n := range append([]string{w}, tag.aliases...) {
+			seen[n] = id.Name
+		}
+		s.Fields = append(s.Fields, Field{Name: id.Name, Wire: w, Aliases: tag.aliases, Required: tag.required, Default: def, Type: t})
 	}
 	return errs
 }
@@ -443,4 +480,57 @@ func (p *Package) resolveNamed(name string, d *decl, depth int) (*Type, error) {
 		return &Type{Kind: Struct, Expr: name}, nil
 	}
 	return nil, fmt.Errorf("unsupported type %s: a named type over %s is not supported; use %s itself", name, u.Expr, u.Expr)
+}
+
+// defaultLiteral checks the default tag's value s against the field's type
+// and returns it as an untyped Go constant, which assigns to the field
+// whatever its named type. Defaults are for strings, bools, numbers and
+// durations (written as time.ParseDuration reads them, or in nanoseconds).
+func defaultLiteral(s string, t *Type) (string, error) {
+	switch t.Kind {
+	case String:
+		return strconv.Quote(s), nil
+	case Bool:
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return "", errors.New("not a bool")
+		}
+		return strconv.FormatBool(b), nil
+	case Int:
+		if len(t.Imports) == 1 && t.Imports[0].Path == "time" { // time.Duration
+			if d, err := time.ParseDuration(s); err == nil {
+				return strconv.FormatInt(int64(d), 10), nil
+			}
+		}
+		bits := t.Bits
+		if bits == 0 {
+			bits = 32 // int is 32 bits on some platforms
+		}
+		i, err := strconv.ParseInt(s, 0, bits)
+		if err != nil {
+			return "", fmt.Errorf("not an integer of %d bits", bits)
+		}
+		return strconv.FormatInt(i, 10), nil
+	case Uint:
+		bits := t.Bits
+		if bits == 0 {
+			bits = 32
+		}
+		u, err := strconv.ParseUint(s, 0, bits)
+		if err != nil {
+			return "", fmt.Errorf("not an unsigned integer of %d bits", bits)
+		}
+		return strconv.FormatUint(u, 10), nil
+	case Float:
+		f, err := strconv.ParseFloat(s, t.Bits)
+		if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
+			return "", fmt.Errorf("not a finite float%d", t.Bits)
+		}
+		lit := strconv.FormatFloat(f, 'g', -1, t.Bits)
+		if !strings.ContainsAny(lit, ".eE") {
+			lit += ".0"
+		}
+		return lit, nil
+	}
+	return "", errors.New("defaults are supported for strings, bools, numbers and time.Duration only")
 }

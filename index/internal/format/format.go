@@ -52,42 +52,42 @@ import (
 // Entry is one live run as the index knows it: what List returns without
 // reading the run's object.
 type Entry struct {
-	RunID     uuid.UUID `msgpack:"run"`
-	Timestamp time.Time `msgpack:"ts"`
-	Workflow  string    `msgpack:"wf"`
+	RunID     uuid.UUID `msgpack:"run,required"`
+	Timestamp time.Time `msgpack:"ts,required"`
+	Workflow  string    `msgpack:"wf,required"`
 	// Size is the length of the run's MessagePack record.
-	Size int64 `msgpack:"size"`
+	Size int64 `msgpack:"size,required"`
 	// Expires is when the run stops being visible; zero means never.
-	Expires time.Time `msgpack:"exp,optional"`
+	Expires time.Time `msgpack:"exp"`
 	// ETag is the run object's ETag: for a save, of the object it wrote
 	// (Reindex and Verify match it against a listing without a HEAD); for a
 	// delete, of the object it deleted, "" when there was none. Empty in
 	// by-time pages, which List reads and which do not need it, and in
 	// entries written before it existed.
-	ETag string `msgpack:"etag,optional"`
+	ETag string `msgpack:"etag"`
 	// Labels are the run's labels in their stored form
 	// (cairn.EncodeLabels: sorted, percent-encoded k=v pairs joined by
 	// '&'), empty when it has none and in entries written before labels
 	// existed. A string, not a map: an entry without labels costs nothing
 	// to decode, and a selector matches it without parsing (see
 	// cairn.LabelMatcher).
-	Labels string `msgpack:"labels,optional"`
+	Labels string `msgpack:"labels"`
 	// Pair is the label pair a by-label page files this entry under: one
 	// of the '&'-separated pairs of Labels, percent-encoded as they are
 	// there ("status=running"). Empty everywhere else (logs, by-time and
 	// by-run pages). A field of Entry rather than a page type of its own,
 	// so that one piece of code keeps the by-time and by-label sets; it
 	// costs the empty entries elsewhere 6 bytes each before compression.
-	Pair string `msgpack:"pair,optional"`
+	Pair string `msgpack:"pair"`
 	// Epoch is the lease epoch the run's record was stamped with when this
 	// op was written (cairn.LeaseEpoch; 0 for a run never claimed), and for
 	// a delete the epoch of the object it deleted. It decides between the
 	// ops of one run that two regions wrote (see the index's package doc).
-	Epoch uint64 `msgpack:"epoch,optional"`
+	Epoch uint64 `msgpack:"epoch"`
 	// Region is the region whose log stream the op came from ("" for the
 	// default stream). In logs it is what the writer said; readers set it
 	// from the stream they read the log from.
-	Region string `msgpack:"region,optional"`
+	Region string `msgpack:"region"`
 }
 
 // Key returns e's position in List order.
@@ -104,46 +104,46 @@ func (e *Entry) Expired(now time.Time) bool { return !e.Expires.IsZero() && !now
 // ETag is the tombstone's is dead; any other object of the run is a later
 // Save whose commit was lost, and Reindex lists it.
 type Op struct {
-	Entry  Entry `msgpack:"e"`
-	Delete bool  `msgpack:"del"`
+	Entry  Entry `msgpack:"e,required"`
+	Delete bool  `msgpack:"del,required"`
 }
 
 // Batch is the body of one log object: the ops of one commit. ID tells a
 // writer whether a log it finds at the number it tried is its own (a PUT
 // whose answer was lost may have landed).
 type Batch struct {
-	ID  uuid.UUID `msgpack:"id"`
-	Ops []Op      `msgpack:"ops"`
+	ID  uuid.UUID `msgpack:"id,required"`
+	Ops []Op      `msgpack:"ops,required"`
 }
 
 // Page is an immutable sorted run of entries: by List order in the by-time
 // set; by Pair, then List order, in the by-label set, where a run has one
 // entry (a posting) per label pair it carries.
 type Page struct {
-	Entries []Entry `msgpack:"entries"`
+	Entries []Entry `msgpack:"entries,required"`
 }
 
 // OpPage is an immutable run of ops sorted by run ID: a page of one level
 // of the by-run set, where a delete is kept as a tombstone for
 // the index's Options.KeepTombstones after it was committed.
 type OpPage struct {
-	Ops []Op `msgpack:"ops"`
+	Ops []Op `msgpack:"ops,required"`
 }
 
 // PageRef names a page of a snapshot and the keys it covers.
 type PageRef struct {
-	ID    string `msgpack:"id"`
-	Count int    `msgpack:"n"`
+	ID    string `msgpack:"id,required"`
+	Count int    `msgpack:"n,required"`
 	// First is the first entry's key fields: in the by-time set its
 	// timestamp and run; in the by-label set its pair, timestamp and run;
 	// in the by-run set only its run counts.
-	First Entry `msgpack:"first"`
+	First Entry `msgpack:"first,required"`
 }
 
 // Level is one sorted run of the by-run set: pages of ops in run order.
 type Level struct {
-	Count int       `msgpack:"n"`
-	Pages []PageRef `msgpack:"pages"`
+	Count int       `msgpack:"n,required"`
+	Pages []PageRef `msgpack:"pages,required"`
 }
 
 // Manifest is a compacted snapshot: every live run as of log Seq. ByTime
@@ -154,55 +154,55 @@ type Level struct {
 // a log-structured merge of levels of geometrically growing size, where a
 // newer level's op for a run overrides an older one's.
 type Manifest struct {
-	Seq       uint64    `msgpack:"seq"`
-	Created   time.Time `msgpack:"created"`
-	Count     int64     `msgpack:"count"`
-	ByTime    []PageRef `msgpack:"by_time"`
-	RunLevels []Level   `msgpack:"run_levels"`
+	Seq       uint64    `msgpack:"seq,required"`
+	Created   time.Time `msgpack:"created,required"`
+	Count     int64     `msgpack:"count,required"`
+	ByTime    []PageRef `msgpack:"by_time,required"`
+	RunLevels []Level   `msgpack:"run_levels,required"`
 	// Base is the snapshot a compaction built this one on (its logs after
 	// Base applied to it); a Rebuild's names itself. Two snapshots of one
 	// Seq hold the same runs only if their Base is the same. Zero in
 	// manifests written before it was recorded.
-	Base uint64 `msgpack:"base,optional"`
+	Base uint64 `msgpack:"base"`
 	// ByLabel is the by-label set: for every entry of ByTime and every
 	// label pair it carries, a copy with Pair set, sorted by pair, then
 	// List order, so that the runs with one label are one range of pages.
 	// Meaningful only when Labeled.
-	ByLabel []PageRef `msgpack:"by_label,optional"`
+	ByLabel []PageRef `msgpack:"by_label"`
 	// Labeled reports that ByLabel holds exactly the postings of ByTime's
 	// entries. False in manifests written before the by-label set existed
 	// and in those written by binaries that do not know it (see the
 	// package doc): List then filters ByTime instead.
-	Labeled bool `msgpack:"labeled,optional"`
+	Labeled bool `msgpack:"labeled"`
 	// LabelsUnsure reports that an older binary compacted this index, or
 	// that it predates labels, so that entries may have lost their labels
 	// (an older codec skips Entry.Labels as well). Set by a compaction
 	// whose previous manifest held runs but was not Labeled, carried by
 	// every later compaction, cleared only by a Rebuild, which reads the
 	// labels from the runs.
-	LabelsUnsure bool `msgpack:"labels_unsure,optional"`
+	LabelsUnsure bool `msgpack:"labels_unsure"`
 	// Region is the region that wrote this snapshot: Seq numbers a log of
 	// its stream. Empty for the default stream.
-	Region string `msgpack:"region,optional"`
+	Region string `msgpack:"region"`
 	// Streams is how far the snapshot covers the other regions' streams,
 	// sorted by region; a stream it does not name is covered up to 0.
-	Streams []StreamSeq `msgpack:"streams,optional"`
+	Streams []StreamSeq `msgpack:"streams"`
 	// Sources are the regions whose ops the by-run levels hold, sorted;
 	// nil in manifests written before regions, which hold only the
 	// default stream's. A List whose tail ops all come from the one source
 	// there is needs no lookup to decide between regions.
-	Sources []string `msgpack:"sources,optional"`
+	Sources []string `msgpack:"sources"`
 }
 
 // StreamSeq is how far a snapshot covers one log stream: every log of
 // Region's stream up to Seq.
 type StreamSeq struct {
-	Region string `msgpack:"region"`
-	Seq    uint64 `msgpack:"seq"`
+	Region string `msgpack:"region,required"`
+	Seq    uint64 `msgpack:"seq,required"`
 }
 
 // Head names the newest snapshot a writer knew of. Readers trust it only
 // as "a snapshot at least this new exists".
 type Head struct {
-	Seq uint64 `msgpack:"seq"`
+	Seq uint64 `msgpack:"seq,required"`
 }

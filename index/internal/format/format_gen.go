@@ -42,10 +42,55 @@ func (x *Entry) AppendMsgpack(b []byte) ([]byte, error) {
 	return b, nil
 }
 
-// ReadMsgpack decodes x from r. It accepts a map (fields in any order,
-// unknown ones skipped) or a positional array (fields in declaration order,
-// extra elements skipped). A missing field is an error, except an optional
-// one, which is set to its zero value.
+// AppendMsgpackValue appends x to b in the JSON-like form of a checkpoint's
+// state: a map of its fields sorted by name, UUIDs and times as strings,
+// floats as float64. Raw bytes, NaN, infinities and strings that are not
+// valid UTF-8 are refused, naming the field.
+func (x *Entry) AppendMsgpackValue(b []byte) ([]byte, error) {
+	var err error
+	b = append(b, 0x8a)
+	b = append(b, "\xa5epoch"...)
+	b = wire.AppendUint(b, x.Epoch)
+	b = append(b, "\xa4etag"...)
+	if b, err = wire.AppendValueString(b, x.ETag); err != nil {
+		return b, wire.FieldError("Entry", "etag", err)
+	}
+	b = append(b, "\xa3exp"...)
+	if b, err = wire.AppendTime(b, x.Expires); err != nil {
+		return b, wire.FieldError("Entry", "exp", err)
+	}
+	b = append(b, "\xa6labels"...)
+	if b, err = wire.AppendValueString(b, x.Labels); err != nil {
+		return b, wire.FieldError("Entry", "labels", err)
+	}
+	b = append(b, "\xa4pair"...)
+	if b, err = wire.AppendValueString(b, x.Pair); err != nil {
+		return b, wire.FieldError("Entry", "pair", err)
+	}
+	b = append(b, "\xa6region"...)
+	if b, err = wire.AppendValueString(b, x.Region); err != nil {
+		return b, wire.FieldError("Entry", "region", err)
+	}
+	b = append(b, "\xa3run"...)
+	b = wire.AppendUUIDString(b, x.RunID)
+	b = append(b, "\xa4size"...)
+	b = wire.AppendInt(b, x.Size)
+	b = append(b, "\xa2ts"...)
+	if b, err = wire.AppendTime(b, x.Timestamp); err != nil {
+		return b, wire.FieldError("Entry", "ts", err)
+	}
+	b = append(b, "\xa2wf"...)
+	if b, err = wire.AppendValueString(b, x.Workflow); err != nil {
+		return b, wire.FieldError("Entry", "wf", err)
+	}
+	return b, nil
+}
+
+// ReadMsgpack decodes x from r. It accepts a map (fields in any order, by
+// name or alias, unknown ones skipped) or a positional array (fields in
+// declaration order, extra elements skipped).
+// A missing required field is an error.
+// A field the record lacks is set to its default, or its zero value.
 func (x *Entry) ReadMsgpack(r *wire.Reader) error {
 	n, isMap, err := r.ReadContainerHeader()
 	if err != nil {
@@ -54,12 +99,7 @@ func (x *Entry) ReadMsgpack(r *wire.Reader) error {
 	if err := r.Enter(); err != nil {
 		return err
 	}
-	x.Expires = time.Time{}
-	x.ETag = ""
-	x.Labels = ""
-	x.Pair = ""
-	x.Epoch = 0
-	x.Region = ""
+	var seen uint64
 	if !isMap {
 		if n < 4 {
 			return wire.ShortArray("Entry", n, 4)
@@ -69,50 +109,75 @@ func (x *Entry) ReadMsgpack(r *wire.Reader) error {
 				return err
 			}
 		}
-		r.Leave()
-		return nil
-	}
-	var seen uint64
-	for range n {
-		key, err := r.ReadStr()
-		if err != nil {
-			return wire.FieldError("Entry", "", err)
-		}
-		i := -1
-		switch string(key) {
-		case "run":
-			i = 0
-		case "ts":
-			i = 1
-		case "wf":
-			i = 2
-		case "size":
-			i = 3
-		case "exp":
-			i = 4
-		case "etag":
-			i = 5
-		case "labels":
-			i = 6
-		case "pair":
-			i = 7
-		case "epoch":
-			i = 8
-		case "region":
-			i = 9
-		}
-		if err := x.readField(r, i); err != nil {
-			return err
-		}
-		if i >= 0 {
-			seen |= 1 << i
+		seen = wire.FirstFields(n)
+	} else {
+		for range n {
+			key, err := r.ReadStr()
+			if err != nil {
+				return wire.FieldError("Entry", "", err)
+			}
+			i := -1
+			switch string(key) {
+			case "run":
+				i = 0
+			case "ts":
+				i = 1
+			case "wf":
+				i = 2
+			case "size":
+				i = 3
+			case "exp":
+				i = 4
+			case "etag":
+				i = 5
+			case "labels":
+				i = 6
+			case "pair":
+				i = 7
+			case "epoch":
+				i = 8
+			case "region":
+				i = 9
+			}
+			if err := x.readField(r, i); err != nil {
+				return err
+			}
+			if i >= 0 {
+				seen |= 1 << i
+			}
 		}
 	}
 	if seen&0xf != 0xf {
 		return wire.MissingFields("Entry", _entryFields, seen|0x3f0)
 	}
+	if seen&0x3ff != 0x3ff {
+		x.setAbsent(seen)
+	}
 	r.Leave()
 	return nil
+}
+
+// setAbsent sets the fields whose bits are not set in seen to their
+// defaults.
+func (x *Entry) setAbsent(seen uint64) {
+	if seen&0x10 == 0 {
+		x.Expires = time.Time{}
+	}
+	if seen&0x20 == 0 {
+		x.ETag = ""
+	}
+	if seen&0x40 == 0 {
+		x.Labels = ""
+	}
+	if seen&0x80 == 0 {
+		x.Pair = ""
+	}
+	if seen&0x100 == 0 {
+		x.Epoch = 0
+	}
+	if seen&0x200 == 0 {
+		x.Region = ""
+	}
 }
 
 func (x *Entry) readField(r *wire.Reader, i int) (err error) {
@@ -162,9 +227,26 @@ func (x *Op) AppendMsgpack(b []byte) ([]byte, error) {
 	return b, nil
 }
 
-// ReadMsgpack decodes x from r. It accepts a map (fields in any order,
-// unknown ones skipped) or a positional array (fields in declaration order,
-// extra elements skipped). A missing field is an error.
+// AppendMsgpackValue appends x to b in the JSON-like form of a checkpoint's
+// state: a map of its fields sorted by name, UUIDs and times as strings,
+// floats as float64. Raw bytes, NaN, infinities and strings that are not
+// valid UTF-8 are refused, naming the field.
+func (x *Op) AppendMsgpackValue(b []byte) ([]byte, error) {
+	var err error
+	b = append(b, 0x82)
+	b = append(b, "\xa3del"...)
+	b = wire.AppendBool(b, x.Delete)
+	b = append(b, "\xa1e"...)
+	if b, err = x.Entry.AppendMsgpackValue(b); err != nil {
+		return b, wire.FieldError("Op", "e", err)
+	}
+	return b, nil
+}
+
+// ReadMsgpack decodes x from r. It accepts a map (fields in any order, by
+// name or alias, unknown ones skipped) or a positional array (fields in
+// declaration order, extra elements skipped).
+// A missing required field is an error.
 func (x *Op) ReadMsgpack(r *wire.Reader) error {
 	n, isMap, err := r.ReadContainerHeader()
 	if err != nil {
@@ -173,6 +255,7 @@ func (x *Op) ReadMsgpack(r *wire.Reader) error {
 	if err := r.Enter(); err != nil {
 		return err
 	}
+	var seen uint64
 	if !isMap {
 		if n < 2 {
 			return wire.ShortArray("Op", n, 2)
@@ -182,30 +265,29 @@ func (x *Op) ReadMsgpack(r *wire.Reader) error {
 				return err
 			}
 		}
-		r.Leave()
-		return nil
+		seen = wire.FirstFields(n)
+	} else {
+		for range n {
+			key, err := r.ReadStr()
+			if err != nil {
+				return wire.FieldError("Op", "", err)
+			}
+			i := -1
+			switch string(key) {
+			case "e":
+				i = 0
+			case "del":
+				i = 1
+			}
+			if err := x.readField(r, i); err != nil {
+				return err
+			}
+			if i >= 0 {
+				seen |= 1 << i
+			}
+		}
 	}
-	var seen uint64
-	for range n {
-		key, err := r.ReadStr()
-		if err != nil {
-			return wire.FieldError("Op", "", err)
-		}
-		i := -1
-		switch string(key) {
-		case "e":
-			i = 0
-		case "del":
-			i = 1
-		}
-		if err := x.readField(r, i); err != nil {
-			return err
-		}
-		if i >= 0 {
-			seen |= 1 << i
-		}
-	}
-	if seen != 0x3 {
+	if seen&0x3 != 0x3 {
 		return wire.MissingFields("Op", _opFields, seen)
 	}
 	r.Leave()
@@ -240,15 +322,35 @@ func (x *Batch) AppendMsgpack(b []byte) ([]byte, error) {
 	b = wire.AppendArrayHeader(b, len(x.Ops))
 	for i := range x.Ops {
 		if b, err = x.Ops[i].AppendMsgpack(b); err != nil {
-			return b, wire.FieldError("Batch", "ops", err)
+			return b, wire.FieldError("Batch", "ops", wire.AtIndex(i, err))
 		}
 	}
 	return b, nil
 }
 
-// ReadMsgpack decodes x from r. It accepts a map (fields in any order,
-// unknown ones skipped) or a positional array (fields in declaration order,
-// extra elements skipped). A missing field is an error.
+// AppendMsgpackValue appends x to b in the JSON-like form of a checkpoint's
+// state: a map of its fields sorted by name, UUIDs and times as strings,
+// floats as float64. Raw bytes, NaN, infinities and strings that are not
+// valid UTF-8 are refused, naming the field.
+func (x *Batch) AppendMsgpackValue(b []byte) ([]byte, error) {
+	var err error
+	b = append(b, 0x82)
+	b = append(b, "\xa2id"...)
+	b = wire.AppendUUIDString(b, x.ID)
+	b = append(b, "\xa3ops"...)
+	b = wire.AppendArrayHeader(b, len(x.Ops))
+	for i := range x.Ops {
+		if b, err = x.Ops[i].AppendMsgpackValue(b); err != nil {
+			return b, wire.FieldError("Batch", "ops", wire.AtIndex(i, err))
+		}
+	}
+	return b, nil
+}
+
+// ReadMsgpack decodes x from r. It accepts a map (fields in any order, by
+// name or alias, unknown ones skipped) or a positional array (fields in
+// declaration order, extra elements skipped).
+// A missing required field is an error.
 func (x *Batch) ReadMsgpack(r *wire.Reader) error {
 	n, isMap, err := r.ReadContainerHeader()
 	if err != nil {
@@ -257,6 +359,7 @@ func (x *Batch) ReadMsgpack(r *wire.Reader) error {
 	if err := r.Enter(); err != nil {
 		return err
 	}
+	var seen uint64
 	if !isMap {
 		if n < 2 {
 			return wire.ShortArray("Batch", n, 2)
@@ -266,30 +369,29 @@ func (x *Batch) ReadMsgpack(r *wire.Reader) error {
 				return err
 			}
 		}
-		r.Leave()
-		return nil
+		seen = wire.FirstFields(n)
+	} else {
+		for range n {
+			key, err := r.ReadStr()
+			if err != nil {
+				return wire.FieldError("Batch", "", err)
+			}
+			i := -1
+			switch string(key) {
+			case "id":
+				i = 0
+			case "ops":
+				i = 1
+			}
+			if err := x.readField(r, i); err != nil {
+				return err
+			}
+			if i >= 0 {
+				seen |= 1 << i
+			}
+		}
 	}
-	var seen uint64
-	for range n {
-		key, err := r.ReadStr()
-		if err != nil {
-			return wire.FieldError("Batch", "", err)
-		}
-		i := -1
-		switch string(key) {
-		case "id":
-			i = 0
-		case "ops":
-			i = 1
-		}
-		if err := x.readField(r, i); err != nil {
-			return err
-		}
-		if i >= 0 {
-			seen |= 1 << i
-		}
-	}
-	if seen != 0x3 {
+	if seen&0x3 != 0x3 {
 		return wire.MissingFields("Batch", _batchFields, seen)
 	}
 	r.Leave()
@@ -324,15 +426,33 @@ func (x *Page) AppendMsgpack(b []byte) ([]byte, error) {
 	b = wire.AppendArrayHeader(b, len(x.Entries))
 	for i := range x.Entries {
 		if b, err = x.Entries[i].AppendMsgpack(b); err != nil {
-			return b, wire.FieldError("Page", "entries", err)
+			return b, wire.FieldError("Page", "entries", wire.AtIndex(i, err))
 		}
 	}
 	return b, nil
 }
 
-// ReadMsgpack decodes x from r. It accepts a map (fields in any order,
-// unknown ones skipped) or a positional array (fields in declaration order,
-// extra elements skipped). A missing field is an error.
+// AppendMsgpackValue appends x to b in the JSON-like form of a checkpoint's
+// state: a map of its fields sorted by name, UUIDs and times as strings,
+// floats as float64. Raw bytes, NaN, infinities and strings that are not
+// valid UTF-8 are refused, naming the field.
+func (x *Page) AppendMsgpackValue(b []byte) ([]byte, error) {
+	var err error
+	b = append(b, 0x81)
+	b = append(b, "\xa7entries"...)
+	b = wire.AppendArrayHeader(b, len(x.Entries))
+	for i := range x.Entries {
+		if b, err = x.Entries[i].AppendMsgpackValue(b); err != nil {
+			return b, wire.FieldError("Page", "entries", wire.AtIndex(i, err))
+		}
+	}
+	return b, nil
+}
+
+// ReadMsgpack decodes x from r. It accepts a map (fields in any order, by
+// name or alias, unknown ones skipped) or a positional array (fields in
+// declaration order, extra elements skipped).
+// A missing required field is an error.
 func (x *Page) ReadMsgpack(r *wire.Reader) error {
 	n, isMap, err := r.ReadContainerHeader()
 	if err != nil {
@@ -341,6 +461,7 @@ func (x *Page) ReadMsgpack(r *wire.Reader) error {
 	if err := r.Enter(); err != nil {
 		return err
 	}
+	var seen uint64
 	if !isMap {
 		if n < 1 {
 			return wire.ShortArray("Page", n, 1)
@@ -350,28 +471,27 @@ func (x *Page) ReadMsgpack(r *wire.Reader) error {
 				return err
 			}
 		}
-		r.Leave()
-		return nil
+		seen = wire.FirstFields(n)
+	} else {
+		for range n {
+			key, err := r.ReadStr()
+			if err != nil {
+				return wire.FieldError("Page", "", err)
+			}
+			i := -1
+			switch string(key) {
+			case "entries":
+				i = 0
+			}
+			if err := x.readField(r, i); err != nil {
+				return err
+			}
+			if i >= 0 {
+				seen |= 1 << i
+			}
+		}
 	}
-	var seen uint64
-	for range n {
-		key, err := r.ReadStr()
-		if err != nil {
-			return wire.FieldError("Page", "", err)
-		}
-		i := -1
-		switch string(key) {
-		case "entries":
-			i = 0
-		}
-		if err := x.readField(r, i); err != nil {
-			return err
-		}
-		if i >= 0 {
-			seen |= 1 << i
-		}
-	}
-	if seen != 0x1 {
+	if seen&0x1 != 0x1 {
 		return wire.MissingFields("Page", _pageFields, seen)
 	}
 	r.Leave()
@@ -404,15 +524,33 @@ func (x *OpPage) AppendMsgpack(b []byte) ([]byte, error) {
 	b = wire.AppendArrayHeader(b, len(x.Ops))
 	for i := range x.Ops {
 		if b, err = x.Ops[i].AppendMsgpack(b); err != nil {
-			return b, wire.FieldError("OpPage", "ops", err)
+			return b, wire.FieldError("OpPage", "ops", wire.AtIndex(i, err))
 		}
 	}
 	return b, nil
 }
 
-// ReadMsgpack decodes x from r. It accepts a map (fields in any order,
-// unknown ones skipped) or a positional array (fields in declaration order,
-// extra elements skipped). A missing field is an error.
+// AppendMsgpackValue appends x to b in the JSON-like form of a checkpoint's
+// state: a map of its fields sorted by name, UUIDs and times as strings,
+// floats as float64. Raw bytes, NaN, infinities and strings that are not
+// valid UTF-8 are refused, naming the field.
+func (x *OpPage) AppendMsgpackValue(b []byte) ([]byte, error) {
+	var err error
+	b = append(b, 0x81)
+	b = append(b, "\xa3ops"...)
+	b = wire.AppendArrayHeader(b, len(x.Ops))
+	for i := range x.Ops {
+		if b, err = x.Ops[i].AppendMsgpackValue(b); err != nil {
+			return b, wire.FieldError("OpPage", "ops", wire.AtIndex(i, err))
+		}
+	}
+	return b, nil
+}
+
+// ReadMsgpack decodes x from r. It accepts a map (fields in any order, by
+// name or alias, unknown ones skipped) or a positional array (fields in
+// declaration order, extra elements skipped).
+// A missing required field is an error.
 func (x *OpPage) ReadMsgpack(r *wire.Reader) error {
 	n, isMap, err := r.ReadContainerHeader()
 	if err != nil {
@@ -421,6 +559,7 @@ func (x *OpPage) ReadMsgpack(r *wire.Reader) error {
 	if err := r.Enter(); err != nil {
 		return err
 	}
+	var seen uint64
 	if !isMap {
 		if n < 1 {
 			return wire.ShortArray("OpPage", n, 1)
@@ -430,28 +569,27 @@ func (x *OpPage) ReadMsgpack(r *wire.Reader) error {
 				return err
 			}
 		}
-		r.Leave()
-		return nil
+		seen = wire.FirstFields(n)
+	} else {
+		for range n {
+			key, err := r.ReadStr()
+			if err != nil {
+				return wire.FieldError("OpPage", "", err)
+			}
+			i := -1
+			switch string(key) {
+			case "ops":
+				i = 0
+			}
+			if err := x.readField(r, i); err != nil {
+				return err
+			}
+			if i >= 0 {
+				seen |= 1 << i
+			}
+		}
 	}
-	var seen uint64
-	for range n {
-		key, err := r.ReadStr()
-		if err != nil {
-			return wire.FieldError("OpPage", "", err)
-		}
-		i := -1
-		switch string(key) {
-		case "ops":
-			i = 0
-		}
-		if err := x.readField(r, i); err != nil {
-			return err
-		}
-		if i >= 0 {
-			seen |= 1 << i
-		}
-	}
-	if seen != 0x1 {
+	if seen&0x1 != 0x1 {
 		return wire.MissingFields("OpPage", _opPageFields, seen)
 	}
 	r.Leave()
@@ -491,9 +629,30 @@ func (x *PageRef) AppendMsgpack(b []byte) ([]byte, error) {
 	return b, nil
 }
 
-// ReadMsgpack decodes x from r. It accepts a map (fields in any order,
-// unknown ones skipped) or a positional array (fields in declaration order,
-// extra elements skipped). A missing field is an error.
+// AppendMsgpackValue appends x to b in the JSON-like form of a checkpoint's
+// state: a map of its fields sorted by name, UUIDs and times as strings,
+// floats as float64. Raw bytes, NaN, infinities and strings that are not
+// valid UTF-8 are refused, naming the field.
+func (x *PageRef) AppendMsgpackValue(b []byte) ([]byte, error) {
+	var err error
+	b = append(b, 0x83)
+	b = append(b, "\xa5first"...)
+	if b, err = x.First.AppendMsgpackValue(b); err != nil {
+		return b, wire.FieldError("PageRef", "first", err)
+	}
+	b = append(b, "\xa2id"...)
+	if b, err = wire.AppendValueString(b, x.ID); err != nil {
+		return b, wire.FieldError("PageRef", "id", err)
+	}
+	b = append(b, "\xa1n"...)
+	b = wire.AppendInt(b, int64(x.Count))
+	return b, nil
+}
+
+// ReadMsgpack decodes x from r. It accepts a map (fields in any order, by
+// name or alias, unknown ones skipped) or a positional array (fields in
+// declaration order, extra elements skipped).
+// A missing required field is an error.
 func (x *PageRef) ReadMsgpack(r *wire.Reader) error {
 	n, isMap, err := r.ReadContainerHeader()
 	if err != nil {
@@ -502,6 +661,7 @@ func (x *PageRef) ReadMsgpack(r *wire.Reader) error {
 	if err := r.Enter(); err != nil {
 		return err
 	}
+	var seen uint64
 	if !isMap {
 		if n < 3 {
 			return wire.ShortArray("PageRef", n, 3)
@@ -511,32 +671,31 @@ func (x *PageRef) ReadMsgpack(r *wire.Reader) error {
 				return err
 			}
 		}
-		r.Leave()
-		return nil
+		seen = wire.FirstFields(n)
+	} else {
+		for range n {
+			key, err := r.ReadStr()
+			if err != nil {
+				return wire.FieldError("PageRef", "", err)
+			}
+			i := -1
+			switch string(key) {
+			case "id":
+				i = 0
+			case "n":
+				i = 1
+			case "first":
+				i = 2
+			}
+			if err := x.readField(r, i); err != nil {
+				return err
+			}
+			if i >= 0 {
+				seen |= 1 << i
+			}
+		}
 	}
-	var seen uint64
-	for range n {
-		key, err := r.ReadStr()
-		if err != nil {
-			return wire.FieldError("PageRef", "", err)
-		}
-		i := -1
-		switch string(key) {
-		case "id":
-			i = 0
-		case "n":
-			i = 1
-		case "first":
-			i = 2
-		}
-		if err := x.readField(r, i); err != nil {
-			return err
-		}
-		if i >= 0 {
-			seen |= 1 << i
-		}
-	}
-	if seen != 0x7 {
+	if seen&0x7 != 0x7 {
 		return wire.MissingFields("PageRef", _pageRefFields, seen)
 	}
 	r.Leave()
@@ -575,15 +734,35 @@ func (x *Level) AppendMsgpack(b []byte) ([]byte, error) {
 	b = wire.AppendArrayHeader(b, len(x.Pages))
 	for i := range x.Pages {
 		if b, err = x.Pages[i].AppendMsgpack(b); err != nil {
-			return b, wire.FieldError("Level", "pages", err)
+			return b, wire.FieldError("Level", "pages", wire.AtIndex(i, err))
 		}
 	}
 	return b, nil
 }
 
-// ReadMsgpack decodes x from r. It accepts a map (fields in any order,
-// unknown ones skipped) or a positional array (fields in declaration order,
-// extra elements skipped). A missing field is an error.
+// AppendMsgpackValue appends x to b in the JSON-like form of a checkpoint's
+// state: a map of its fields sorted by name, UUIDs and times as strings,
+// floats as float64. Raw bytes, NaN, infinities and strings that are not
+// valid UTF-8 are refused, naming the field.
+func (x *Level) AppendMsgpackValue(b []byte) ([]byte, error) {
+	var err error
+	b = append(b, 0x82)
+	b = append(b, "\xa1n"...)
+	b = wire.AppendInt(b, int64(x.Count))
+	b = append(b, "\xa5pages"...)
+	b = wire.AppendArrayHeader(b, len(x.Pages))
+	for i := range x.Pages {
+		if b, err = x.Pages[i].AppendMsgpackValue(b); err != nil {
+			return b, wire.FieldError("Level", "pages", wire.AtIndex(i, err))
+		}
+	}
+	return b, nil
+}
+
+// ReadMsgpack decodes x from r. It accepts a map (fields in any order, by
+// name or alias, unknown ones skipped) or a positional array (fields in
+// declaration order, extra elements skipped).
+// A missing required field is an error.
 func (x *Level) ReadMsgpack(r *wire.Reader) error {
 	n, isMap, err := r.ReadContainerHeader()
 	if err != nil {
@@ -592,6 +771,7 @@ func (x *Level) ReadMsgpack(r *wire.Reader) error {
 	if err := r.Enter(); err != nil {
 		return err
 	}
+	var seen uint64
 	if !isMap {
 		if n < 2 {
 			return wire.ShortArray("Level", n, 2)
@@ -601,30 +781,29 @@ func (x *Level) ReadMsgpack(r *wire.Reader) error {
 				return err
 			}
 		}
-		r.Leave()
-		return nil
+		seen = wire.FirstFields(n)
+	} else {
+		for range n {
+			key, err := r.ReadStr()
+			if err != nil {
+				return wire.FieldError("Level", "", err)
+			}
+			i := -1
+			switch string(key) {
+			case "n":
+				i = 0
+			case "pages":
+				i = 1
+			}
+			if err := x.readField(r, i); err != nil {
+				return err
+			}
+			if i >= 0 {
+				seen |= 1 << i
+			}
+		}
 	}
-	var seen uint64
-	for range n {
-		key, err := r.ReadStr()
-		if err != nil {
-			return wire.FieldError("Level", "", err)
-		}
-		i := -1
-		switch string(key) {
-		case "n":
-			i = 0
-		case "pages":
-			i = 1
-		}
-		if err := x.readField(r, i); err != nil {
-			return err
-		}
-		if i >= 0 {
-			seen |= 1 << i
-		}
-	}
-	if seen != 0x3 {
+	if seen&0x3 != 0x3 {
 		return wire.MissingFields("Level", _levelFields, seen)
 	}
 	r.Leave()
@@ -663,9 +842,26 @@ func (x *StreamSeq) AppendMsgpack(b []byte) ([]byte, error) {
 	return b, nil
 }
 
-// ReadMsgpack decodes x from r. It accepts a map (fields in any order,
-// unknown ones skipped) or a positional array (fields in declaration order,
-// extra elements skipped). A missing field is an error.
+// AppendMsgpackValue appends x to b in the JSON-like form of a checkpoint's
+// state: a map of its fields sorted by name, UUIDs and times as strings,
+// floats as float64. Raw bytes, NaN, infinities and strings that are not
+// valid UTF-8 are refused, naming the field.
+func (x *StreamSeq) AppendMsgpackValue(b []byte) ([]byte, error) {
+	var err error
+	b = append(b, 0x82)
+	b = append(b, "\xa6region"...)
+	if b, err = wire.AppendValueString(b, x.Region); err != nil {
+		return b, wire.FieldError("StreamSeq", "region", err)
+	}
+	b = append(b, "\xa3seq"...)
+	b = wire.AppendUint(b, x.Seq)
+	return b, nil
+}
+
+// ReadMsgpack decodes x from r. It accepts a map (fields in any order, by
+// name or alias, unknown ones skipped) or a positional array (fields in
+// declaration order, extra elements skipped).
+// A missing required field is an error.
 func (x *StreamSeq) ReadMsgpack(r *wire.Reader) error {
 	n, isMap, err := r.ReadContainerHeader()
 	if err != nil {
@@ -674,6 +870,7 @@ func (x *StreamSeq) ReadMsgpack(r *wire.Reader) error {
 	if err := r.Enter(); err != nil {
 		return err
 	}
+	var seen uint64
 	if !isMap {
 		if n < 2 {
 			return wire.ShortArray("StreamSeq", n, 2)
@@ -683,30 +880,29 @@ func (x *StreamSeq) ReadMsgpack(r *wire.Reader) error {
 				return err
 			}
 		}
-		r.Leave()
-		return nil
+		seen = wire.FirstFields(n)
+	} else {
+		for range n {
+			key, err := r.ReadStr()
+			if err != nil {
+				return wire.FieldError("StreamSeq", "", err)
+			}
+			i := -1
+			switch string(key) {
+			case "region":
+				i = 0
+			case "seq":
+				i = 1
+			}
+			if err := x.readField(r, i); err != nil {
+				return err
+			}
+			if i >= 0 {
+				seen |= 1 << i
+			}
+		}
 	}
-	var seen uint64
-	for range n {
-		key, err := r.ReadStr()
-		if err != nil {
-			return wire.FieldError("StreamSeq", "", err)
-		}
-		i := -1
-		switch string(key) {
-		case "region":
-			i = 0
-		case "seq":
-			i = 1
-		}
-		if err := x.readField(r, i); err != nil {
-			return err
-		}
-		if i >= 0 {
-			seen |= 1 << i
-		}
-	}
-	if seen != 0x3 {
+	if seen&0x3 != 0x3 {
 		return wire.MissingFields("StreamSeq", _streamSeqFields, seen)
 	}
 	r.Leave()
@@ -747,14 +943,14 @@ func (x *Manifest) AppendMsgpack(b []byte) ([]byte, error) {
 	b = wire.AppendArrayHeader(b, len(x.ByTime))
 	for i := range x.ByTime {
 		if b, err = x.ByTime[i].AppendMsgpack(b); err != nil {
-			return b, wire.FieldError("Manifest", "by_time", err)
+			return b, wire.FieldError("Manifest", "by_time", wire.AtIndex(i, err))
 		}
 	}
 	b = append(b, "\xaarun_levels"...)
 	b = wire.AppendArrayHeader(b, len(x.RunLevels))
 	for i := range x.RunLevels {
 		if b, err = x.RunLevels[i].AppendMsgpack(b); err != nil {
-			return b, wire.FieldError("Manifest", "run_levels", err)
+			return b, wire.FieldError("Manifest", "run_levels", wire.AtIndex(i, err))
 		}
 	}
 	b = append(b, "\xa4base"...)
@@ -763,7 +959,7 @@ func (x *Manifest) AppendMsgpack(b []byte) ([]byte, error) {
 	b = wire.AppendArrayHeader(b, len(x.ByLabel))
 	for i := range x.ByLabel {
 		if b, err = x.ByLabel[i].AppendMsgpack(b); err != nil {
-			return b, wire.FieldError("Manifest", "by_label", err)
+			return b, wire.FieldError("Manifest", "by_label", wire.AtIndex(i, err))
 		}
 	}
 	b = append(b, "\xa7labeled"...)
@@ -776,7 +972,7 @@ func (x *Manifest) AppendMsgpack(b []byte) ([]byte, error) {
 	b = wire.AppendArrayHeader(b, len(x.Streams))
 	for i := range x.Streams {
 		if b, err = x.Streams[i].AppendMsgpack(b); err != nil {
-			return b, wire.FieldError("Manifest", "streams", err)
+			return b, wire.FieldError("Manifest", "streams", wire.AtIndex(i, err))
 		}
 	}
 	b = append(b, "\xa7sources"...)
@@ -787,10 +983,74 @@ func (x *Manifest) AppendMsgpack(b []byte) ([]byte, error) {
 	return b, nil
 }
 
-// ReadMsgpack decodes x from r. It accepts a map (fields in any order,
-// unknown ones skipped) or a positional array (fields in declaration order,
-// extra elements skipped). A missing field is an error, except an optional
-// one, which is set to its zero value.
+// AppendMsgpackValue appends x to b in the JSON-like form of a checkpoint's
+// state: a map of its fields sorted by name, UUIDs and times as strings,
+// floats as float64. Raw bytes, NaN, infinities and strings that are not
+// valid UTF-8 are refused, naming the field.
+func (x *Manifest) AppendMsgpackValue(b []byte) ([]byte, error) {
+	var err error
+	b = append(b, 0x8c)
+	b = append(b, "\xa4base"...)
+	b = wire.AppendUint(b, x.Base)
+	b = append(b, "\xa8by_label"...)
+	b = wire.AppendArrayHeader(b, len(x.ByLabel))
+	for i := range x.ByLabel {
+		if b, err = x.ByLabel[i].AppendMsgpackValue(b); err != nil {
+			return b, wire.FieldError("Manifest", "by_label", wire.AtIndex(i, err))
+		}
+	}
+	b = append(b, "\xa7by_time"...)
+	b = wire.AppendArrayHeader(b, len(x.ByTime))
+	for i := range x.ByTime {
+		if b, err = x.ByTime[i].AppendMsgpackValue(b); err != nil {
+			return b, wire.FieldError("Manifest", "by_time", wire.AtIndex(i, err))
+		}
+	}
+	b = append(b, "\xa5count"...)
+	b = wire.AppendInt(b, x.Count)
+	b = append(b, "\xa7created"...)
+	if b, err = wire.AppendTime(b, x.Created); err != nil {
+		return b, wire.FieldError("Manifest", "created", err)
+	}
+	b = append(b, "\xa7labeled"...)
+	b = wire.AppendBool(b, x.Labeled)
+	b = append(b, "\xadlabels_unsure"...)
+	b = wire.AppendBool(b, x.LabelsUnsure)
+	b = append(b, "\xa6region"...)
+	if b, err = wire.AppendValueString(b, x.Region); err != nil {
+		return b, wire.FieldError("Manifest", "region", err)
+	}
+	b = append(b, "\xaarun_levels"...)
+	b = wire.AppendArrayHeader(b, len(x.RunLevels))
+	for i := range x.RunLevels {
+		if b, err = x.RunLevels[i].AppendMsgpackValue(b); err != nil {
+			return b, wire.FieldError("Manifest", "run_levels", wire.AtIndex(i, err))
+		}
+	}
+	b = append(b, "\xa3seq"...)
+	b = wire.AppendUint(b, x.Seq)
+	b = append(b, "\xa7sources"...)
+	b = wire.AppendArrayHeader(b, len(x.Sources))
+	for i := range x.Sources {
+		if b, err = wire.AppendValueString(b, x.Sources[i]); err != nil {
+			return b, wire.FieldError("Manifest", "sources", wire.AtIndex(i, err))
+		}
+	}
+	b = append(b, "\xa7streams"...)
+	b = wire.AppendArrayHeader(b, len(x.Streams))
+	for i := range x.Streams {
+		if b, err = x.Streams[i].AppendMsgpackValue(b); err != nil {
+			return b, wire.FieldError("Manifest", "streams", wire.AtIndex(i, err))
+		}
+	}
+	return b, nil
+}
+
+// ReadMsgpack decodes x from r. It accepts a map (fields in any order, by
+// name or alias, unknown ones skipped) or a positional array (fields in
+// declaration order, extra elements skipped).
+// A missing required field is an error.
+// A field the record lacks is set to its default, or its zero value.
 func (x *Manifest) ReadMsgpack(r *wire.Reader) error {
 	n, isMap, err := r.ReadContainerHeader()
 	if err != nil {
@@ -799,13 +1059,7 @@ func (x *Manifest) ReadMsgpack(r *wire.Reader) error {
 	if err := r.Enter(); err != nil {
 		return err
 	}
-	x.Base = 0
-	x.ByLabel = nil
-	x.Labeled = false
-	x.LabelsUnsure = false
-	x.Region = ""
-	x.Streams = nil
-	x.Sources = nil
+	var seen uint64
 	if !isMap {
 		if n < 5 {
 			return wire.ShortArray("Manifest", n, 5)
@@ -815,54 +1069,82 @@ func (x *Manifest) ReadMsgpack(r *wire.Reader) error {
 				return err
 			}
 		}
-		r.Leave()
-		return nil
-	}
-	var seen uint64
-	for range n {
-		key, err := r.ReadStr()
-		if err != nil {
-			return wire.FieldError("Manifest", "", err)
-		}
-		i := -1
-		switch string(key) {
-		case "seq":
-			i = 0
-		case "created":
-			i = 1
-		case "count":
-			i = 2
-		case "by_time":
-			i = 3
-		case "run_levels":
-			i = 4
-		case "base":
-			i = 5
-		case "by_label":
-			i = 6
-		case "labeled":
-			i = 7
-		case "labels_unsure":
-			i = 8
-		case "region":
-			i = 9
-		case "streams":
-			i = 10
-		case "sources":
-			i = 11
-		}
-		if err := x.readField(r, i); err != nil {
-			return err
-		}
-		if i >= 0 {
-			seen |= 1 << i
+		seen = wire.FirstFields(n)
+	} else {
+		for range n {
+			key, err := r.ReadStr()
+			if err != nil {
+				return wire.FieldError("Manifest", "", err)
+			}
+			i := -1
+			switch string(key) {
+			case "seq":
+				i = 0
+			case "created":
+				i = 1
+			case "count":
+				i = 2
+			case "by_time":
+				i = 3
+			case "run_levels":
+				i = 4
+			case "base":
+				i = 5
+			case "by_label":
+				i = 6
+			case "labeled":
+				i = 7
+			case "labels_unsure":
+				i = 8
+			case "region":
+				i = 9
+			case "streams":
+				i = 10
+			case "sources":
+				i = 11
+			}
+			if err := x.readField(r, i); err != nil {
+				return err
+			}
+			if i >= 0 {
+				seen |= 1 << i
+			}
 		}
 	}
 	if seen&0x1f != 0x1f {
 		return wire.MissingFields("Manifest", _manifestFields, seen|0xfe0)
 	}
+	if seen&0xfff != 0xfff {
+		x.setAbsent(seen)
+	}
 	r.Leave()
 	return nil
+}
+
+// setAbsent sets the fields whose bits are not set in seen to their
+// defaults.
+func (x *Manifest) setAbsent(seen uint64) {
+	if seen&0x20 == 0 {
+		x.Base = 0
+	}
+	if seen&0x40 == 0 {
+		x.ByLabel = nil
+	}
+	if seen&0x80 == 0 {
+		x.Labeled = false
+	}
+	if seen&0x100 == 0 {
+		x.LabelsUnsure = false
+	}
+	if seen&0x200 == 0 {
+		x.Region = ""
+	}
+	if seen&0x400 == 0 {
+		x.Streams = nil
+	}
+	if seen&0x800 == 0 {
+		x.Sources = nil
+	}
 }
 
 func (x *Manifest) readField(r *wire.Reader, i int) (err error) {
@@ -922,9 +1204,21 @@ func (x *Head) AppendMsgpack(b []byte) ([]byte, error) {
 	return b, nil
 }
 
-// ReadMsgpack decodes x from r. It accepts a map (fields in any order,
-// unknown ones skipped) or a positional array (fields in declaration order,
-// extra elements skipped). A missing field is an error.
+// AppendMsgpackValue appends x to b in the JSON-like form of a checkpoint's
+// state: a map of its fields sorted by name, UUIDs and times as strings,
+// floats as float64. Raw bytes, NaN, infinities and strings that are not
+// valid UTF-8 are refused, naming the field.
+func (x *Head) AppendMsgpackValue(b []byte) ([]byte, error) {
+	b = append(b, 0x81)
+	b = append(b, "\xa3seq"...)
+	b = wire.AppendUint(b, x.Seq)
+	return b, nil
+}
+
+// ReadMsgpack decodes x from r. It accepts a map (fields in any order, by
+// name or alias, unknown ones skipped) or a positional array (fields in
+// declaration order, extra elements skipped).
+// A missing required field is an error.
 func (x *Head) ReadMsgpack(r *wire.Reader) error {
 	n, isMap, err := r.ReadContainerHeader()
 	if err != nil {
@@ -933,6 +1227,7 @@ func (x *Head) ReadMsgpack(r *wire.Reader) error {
 	if err := r.Enter(); err != nil {
 		return err
 	}
+	var seen uint64
 	if !isMap {
 		if n < 1 {
 			return wire.ShortArray("Head", n, 1)
@@ -942,28 +1237,27 @@ func (x *Head) ReadMsgpack(r *wire.Reader) error {
 				return err
 			}
 		}
-		r.Leave()
-		return nil
+		seen = wire.FirstFields(n)
+	} else {
+		for range n {
+			key, err := r.ReadStr()
+			if err != nil {
+				return wire.FieldError("Head", "", err)
+			}
+			i := -1
+			switch string(key) {
+			case "seq":
+				i = 0
+			}
+			if err := x.readField(r, i); err != nil {
+				return err
+			}
+			if i >= 0 {
+				seen |= 1 << i
+			}
+		}
 	}
-	var seen uint64
-	for range n {
-		key, err := r.ReadStr()
-		if err != nil {
-			return wire.FieldError("Head", "", err)
-		}
-		i := -1
-		switch string(key) {
-		case "seq":
-			i = 0
-		}
-		if err := x.readField(r, i); err != nil {
-			return err
-		}
-		if i >= 0 {
-			seen |= 1 << i
-		}
-	}
-	if seen != 0x1 {
+	if seen&0x1 != 0x1 {
 		return wire.MissingFields("Head", _headFields, seen)
 	}
 	r.Leave()

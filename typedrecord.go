@@ -1,0 +1,341 @@
+package cairn
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"time"
+	"unicode/utf8"
+
+	"github.com/cairnstore/cairn/gen/wire"
+	"github.com/google/uuid"
+)
+
+// The keys of a checkpoint record and of an event, with their str
+// headers, as the generated codec of Checkpoint writes them.
+const (
+	keyWorkflow  = "\xadworkflow_name"
+	keyRunID     = "\xa6run_id"
+	keyTimestamp = "\xa9timestamp"
+	keyState     = "\xa5state"
+	keyEvents    = "\xaepending_events"
+	keyMetadata  = "\xa8metadata"
+	keyEventType = "\xaaevent_type"
+	keyData      = "\xa4data"
+)
+
+// typedParts is a typed checkpoint without its type parameter: what the
+// record encoder and decoder below work on.
+type typedParts struct {
+	workflow string
+	runID    uuid.UUID
+	ts       time.Time
+	events   []TypedEvent
+	metadata map[string]any
+}
+
+// encodeTyped validates a typed checkpoint as EncodeRecord validates a
+// Checkpoint and encodes it with state written by its generated value
+// encoder: the bytes EncodeRecord writes for the Checkpoint whose State
+// is ToValue(state). The record is a slice of its own, sized to fit.
+func (c *Codec) encodeTyped(p *typedParts, state wire.ValueMarshaler, reg *EventRegistry) (Record, error) {
+	switch {
+	case p.runID == uuid.Nil:
+		return Record{}, fmt.Errorf("%w: nil run ID", ErrInvalid)
+	case p.ts.IsZero():
+		return Record{}, fmt.Errorf("%w: zero timestamp", ErrInvalid)
+	case !utf8.ValidString(p.workflow):
+		return Record{}, fmt.Errorf("%w: Checkpoint.workflow_name: invalid UTF-8", ErrInvalid)
+	}
+	labels, err := LabelsOf(p.metadata)
+	if err != nil {
+		return Record{}, err
+	}
+	if err := checkLeaseStamp(p.metadata); err != nil {
+		return Record{}, err
+	}
+	buf := getBuf()
+	defer putBuf(buf)
+	b := append((*buf)[:0], 0x86)
+	b = append(b, keyWorkflow...)
+	b = wire.AppendString(b, p.workflow)
+	b = append(b, keyRunID...)
+	b = wire.AppendUUID(b, p.runID)
+	b = append(b, keyTimestamp...)
+	if b, err = wire.AppendTime(b, p.ts); err != nil {
+		return Record{}, fmt.Errorf("%w: %w", ErrInvalid, wire.FieldError("Checkpoint", "timestamp", err))
+	}
+	b = append(b, keyState...)
+	if b, err = state.AppendMsgpackValue(b); err != nil {
+		return Record{}, fmt.Errorf("%w: %w", ErrInvalid, wire.FieldError("Checkpoint", "state", err))
+	}
+	b = append(b, keyEvents...)
+	b = wire.AppendArrayHeader(b, len(p.events))
+	for i, e := range p.events {
+		if b, err = appendEvent(b, e, reg); err != nil {
+			*buf = b
+			return Record{}, fmt.Errorf("%w: %w", ErrInvalid, wire.FieldError("Checkpoint", "pending_events", wire.AtIndex(i, err)))
+		}
+	}
+	b = append(b, keyMetadata...)
+	if b, err = wire.AppendValueMap(b, p.metadata); err != nil {
+		*buf = b
+		return Record{}, fmt.Errorf("%w: %w", ErrInvalid, wire.FieldError("Checkpoint", "metadata", err))
+	}
+	*buf = b
+	if len(b) > c.maxSize {
+		return Record{}, fmt.Errorf("%w: record of %d bytes exceeds the limit of %d", ErrTooLarge, len(b), c.maxSize)
+	}
+	data := make([]byte, len(b))
+	copy(data, b)
+	return Record{data: data, runID: p.runID, workflow: p.workflow, ts: p.ts.UTC(), labels: labels,
+		epoch: LeaseEpoch(p.metadata)}, nil
+}
+
+// appendEvent appends one pending event: an *Event as the map path
+// writes it, any other as its registered name and its value encoding.
+func appendEvent(b []byte, e TypedEvent, reg *EventRegistry) ([]byte, error) {
+	var name string
+	if ev, ok := e.(*Event); ok {
+		if ev == nil {
+			return b, errors.New("nil event")
+		}
+		if !utf8.ValidString(ev.EventType) {
+			return b, wire.FieldError("Event", "event_type", errors.New("invalid UTF-8"))
+		}
+		b = append(b, 0x82)
+		b = append(b, keyEventType...)
+		b = wire.AppendString(b, ev.EventType)
+		b = append(b, keyData...)
+		b, err := wire.AppendValue(b, ev.Data)
+		if err != nil {
+			return b, wire.FieldError("Event", "data", err)
+		}
+		return b, nil
+	}
+	if e == nil || reflect.ValueOf(e).IsNil() {
+		return b, errors.New("nil event")
+	}
+	name, err := reg.name(e)
+	if err != nil {
+		return b, err
+	}
+	b = append(b, 0x82)
+	b = append(b, keyEventType...)
+	b = wire.AppendString(b, name)
+	b = append(b, keyData...)
+	return e.AppendMsgpackValue(b)
+}
+
+// decodeTyped decodes a record into p and, through its generated
+// decoder, state; what does not decode is ErrCorrupt. It accepts what
+// DecodeRecord accepts: a map or a positional array, or Blazen's legacy
+// JSON (through the JSON-like form, as that has to be parsed anyway).
+func (c *Codec) decodeTyped(rec []byte, p *typedParts, state wire.Unmarshaler, reg *EventRegistry) error {
+	if len(rec) > c.maxSize {
+		return fmt.Errorf("%w: record of %d bytes exceeds the limit of %d", ErrCorrupt, len(rec), c.maxSize)
+	}
+	if len(rec) == 0 {
+		return fmt.Errorf("%w: empty object", ErrCorrupt)
+	}
+	if b := rec[0]; !(b&0xe0 == 0x80 || b >= 0xdc && b <= 0xdf) {
+		cp, err := c.DecodeRecord(rec) // legacy JSON, or an error
+		if err != nil {
+			return err
+		}
+		return fromCheckpoint(cp, p, state, reg)
+	}
+	r := wire.NewReader(rec)
+	if err := readTyped(&r, p, state, reg); err != nil {
+		return fmt.Errorf("%w: %w", ErrCorrupt, err)
+	}
+	if r.Len() != 0 {
+		return fmt.Errorf("%w: %d trailing bytes", ErrCorrupt, r.Len())
+	}
+	return nil
+}
+
+var typedFields = []string{"workflow_name", "run_id", "timestamp", "state", "pending_events", "metadata"}
+
+func readTyped(r *wire.Reader, p *typedParts, state wire.Unmarshaler, reg *EventRegistry) error {
+	n, isMap, err := r.ReadContainerHeader()
+	if err != nil {
+		return wire.FieldError("Checkpoint", "", err)
+	}
+	if !isMap && n < len(typedFields) {
+		return wire.ShortArray("Checkpoint", n, len(typedFields))
+	}
+	var seen uint64
+	for j := range n {
+		i := j
+		if isMap {
+			key, err := r.ReadStr()
+			if err != nil {
+				return wire.FieldError("Checkpoint", "", err)
+			}
+			i = -1
+			for k, f := range typedFields {
+				if string(key) == f {
+					i = k
+				}
+			}
+		}
+		if err := readTypedField(r, i, p, state, reg); err != nil {
+			field := ""
+			if i >= 0 && i < len(typedFields) {
+				field = typedFields[i]
+			}
+			return wire.FieldError("Checkpoint", field, err)
+		}
+		if i >= 0 && i < len(typedFields) {
+			seen |= 1 << i
+		}
+	}
+	if seen != 1<<len(typedFields)-1 {
+		return wire.MissingFields("Checkpoint", typedFields, seen)
+	}
+	return nil
+}
+
+// readTypedField reads field i of a record; one it does not know is
+// skipped.
+func readTypedField(r *wire.Reader, i int, p *typedParts, state wire.Unmarshaler, reg *EventRegistry) (err error) {
+	switch i {
+	case 0:
+		if p.workflow, err = r.ReadString(); err == nil && !utf8.ValidString(p.workflow) {
+			err = errors.New("invalid UTF-8")
+		}
+	case 1:
+		p.runID, err = r.ReadUUID()
+	case 2:
+		p.ts, err = r.ReadTime()
+	case 3:
+		err = state.ReadMsgpack(r)
+	case 4:
+		p.events, err = readEvents(r, reg)
+	case 5:
+		p.metadata, err = r.ReadValueMap()
+	default:
+		err = r.Skip()
+	}
+	return err
+}
+
+// readEvents reads pending events: those of a type registered in reg
+// into a value of that type, the others into an *Event.
+func readEvents(r *wire.Reader, reg *EventRegistry) ([]TypedEvent, error) {
+	if r.TryNil() {
+		return []TypedEvent{}, nil
+	}
+	n, err := r.ReadArrayHeader()
+	if err != nil {
+		return nil, err
+	}
+	events := make([]TypedEvent, 0, wire.CapHint(n))
+	for i := range n {
+		e, err := readEvent(r, reg)
+		if err != nil {
+			return nil, wire.AtIndex(i, err)
+		}
+		events = append(events, e)
+	}
+	return events, nil
+}
+
+func readEvent(r *wire.Reader, reg *EventRegistry) (TypedEvent, error) {
+	n, isMap, err := r.ReadContainerHeader()
+	if err != nil {
+		return nil, wire.FieldError("Event", "", err)
+	}
+	if !isMap && n < 2 {
+		return nil, wire.ShortArray("Event", n, 2)
+	}
+	var (
+		name    string
+		data    []byte // the data's encoding, read once the type is known
+		hasName bool
+	)
+	for j := range n {
+		i := j
+		if isMap {
+			key, err := r.ReadStr()
+			if err != nil {
+				return nil, wire.FieldError("Event", "", err)
+			}
+			switch string(key) {
+			case "event_type":
+				i = 0
+			case "data":
+				i = 1
+			default:
+				i = -1
+			}
+		}
+		switch i {
+		case 0:
+			name, err = r.ReadString()
+			if err == nil && !utf8.ValidString(name) {
+				err = errors.New("invalid UTF-8")
+			}
+			if err != nil {
+				return nil, wire.FieldError("Event", "event_type", err)
+			}
+			hasName = true
+		case 1:
+			rest := r.Rest()
+			if err := r.Skip(); err != nil {
+				return nil, wire.FieldError("Event", "data", err)
+			}
+			data = rest[:len(rest)-r.Len()]
+		default:
+			if err := r.Skip(); err != nil {
+				return nil, wire.FieldError("Event", "", err)
+			}
+		}
+	}
+	if !hasName || data == nil {
+		var seen uint64
+		if hasName {
+			seen |= 1
+		}
+		if data != nil {
+			seen |= 2
+		}
+		return nil, wire.MissingFields("Event", []string{"event_type", "data"}, seen)
+	}
+	e := reg.decoder(name)
+	if e == nil {
+		d := wire.NewReader(data)
+		v, err := d.ReadValue()
+		if err != nil {
+			return nil, wire.FieldError("Event", "data", err)
+		}
+		return &Event{EventType: name, Data: v}, nil
+	}
+	if err := wire.Unmarshal(data, e); err != nil {
+		return nil, wire.FieldError("Event", "data", err)
+	}
+	return e, nil
+}
+
+// fromCheckpoint fills p and state from a decoded Checkpoint (of legacy
+// JSON), through the JSON-like form.
+func fromCheckpoint(cp *Checkpoint, p *typedParts, state wire.Unmarshaler, reg *EventRegistry) error {
+	p.workflow, p.runID, p.ts, p.metadata = cp.WorkflowName, cp.RunID, cp.Timestamp, cp.Metadata
+	if err := fromValue(cp.State, state); err != nil {
+		return fmt.Errorf("%w: %w", ErrCorrupt, wire.FieldError("Checkpoint", "state", err))
+	}
+	p.events = make([]TypedEvent, 0, len(cp.PendingEvents))
+	for i, ev := range cp.PendingEvents {
+		e := reg.decoder(ev.EventType)
+		if e == nil {
+			p.events = append(p.events, &Event{EventType: ev.EventType, Data: ev.Data})
+			continue
+		}
+		if err := fromValue(ev.Data, e); err != nil {
+			return fmt.Errorf("%w: %w", ErrCorrupt, wire.FieldError("Checkpoint", "pending_events", wire.AtIndex(i, wire.FieldError("Event", "data", err))))
+		}
+		p.events = append(p.events, e)
+	}
+	return nil
+}

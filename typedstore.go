@@ -224,7 +224,9 @@ func (t *Typed[S, P]) List(ctx context.Context, opts *ListOptions) (*TypedPage[S
 }
 
 // Delete removes runID, as Store.Delete does.
-func (t *Typed[S, P]) Delete(ctx context.Context, runID uuid.UUID) error { return t.s.Delete(ctx, runID) }
+func (t *Typed[S, P]) Delete(ctx context.Context, runID uuid.UUID) error {
+	return t.s.Delete(ctx, runID)
+}
 
 // Checkpoint returns c as a Checkpoint of JSON-like values (State is
 // ToValue(&c.State)), such as a Store that is not a RecordStore saves, or

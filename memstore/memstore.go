@@ -82,7 +82,9 @@ func (s *Store) save(ctx context.Context, c *cairn.Checkpoint, leased func(old e
 }
 
 // SaveRecord implements cairn.RecordStore: Save of an encoded record.
-func (s *Store) SaveRecord(ctx context.Context, r cairn.Record) error { return s.saveRecord(ctx, r, nil) }
+func (s *Store) SaveRecord(ctx context.Context, r cairn.Record) error {
+	return s.saveRecord(ctx, r, nil)
+}
 
 // Codec implements cairn.RecordStore.
 func (s *Store) Codec() *cairn.Codec { return s.codec }

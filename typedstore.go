@@ -236,9 +236,17 @@ func (t *Typed[S, P]) Checkpoint(c *TypedCheckpoint[S]) (*Checkpoint, error) {
 }
 
 func (t *Typed[S, P]) checkpoint(c *TypedCheckpoint[S]) (*Checkpoint, error) {
-	state, err := ToValue(valueOnly{P(&c.State)})
+	buf := getBuf()
+	defer putBuf(buf)
+	b, err := P(&c.State).AppendMsgpackValue((*buf)[:0])
+	*buf = b
+	var state any
+	if err == nil {
+		r := wire.NewReader(b)
+		state, err = r.ReadValue()
+	}
 	if err != nil {
-		return nil, fmt.Errorf("Checkpoint.state: %w", err)
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, wire.FieldError("Checkpoint", "state", err))
 	}
 	m, ok := state.(map[string]any)
 	if !ok {
@@ -279,10 +287,3 @@ func (t *Typed[S, P]) fromCheckpoint(cp *Checkpoint) (*TypedCheckpoint[S], error
 	c.WorkflowName, c.RunID, c.Timestamp, c.PendingEvents, c.Metadata = p.workflow, p.runID, p.ts, p.events, p.metadata
 	return c, nil
 }
-
-// valueOnly hands a state's value encoder to ToValue, which takes a
-// wire.Marshaler.
-type valueOnly struct{ v wire.ValueMarshaler }
-
-func (v valueOnly) AppendMsgpack(b []byte) ([]byte, error)      { return v.v.AppendMsgpackValue(b) }
-func (v valueOnly) AppendMsgpackValue(b []byte) ([]byte, error) { return v.v.AppendMsgpackValue(b) }

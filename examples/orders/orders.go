@@ -5,7 +5,7 @@ package orders
 
 import "time"
 
-//go:generate go run ../../tools/cairngen -type OrderState,Line,OrderPlaced,PaymentCaptured -output orders_gen.go
+//go:generate go run github.com/cairnstore/cairn/tools/cairngen -type OrderState,Line,OrderPlaced,PaymentCaptured -output orders_gen.go
 
 // OrderState is the typed state of one order run, stored under the "order"
 // key of Checkpoint.State.
@@ -14,7 +14,7 @@ type OrderState struct {
 	Lines    []Line    `msgpack:"lines"`
 	Total    float64   `msgpack:"total"`
 	Placed   time.Time `msgpack:"placed"`
-	Note     string    `msgpack:"note,optional"`
+	Note     string    `msgpack:"note"`
 }
 
 // Line is one line of an order.

@@ -48,7 +48,7 @@ func AppendValueBytes(b []byte, _ []byte) ([]byte, error) {
 // (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx, lower case), which
 // [Reader.ReadUUID] reads back.
 func AppendUUIDString(b []byte, id uuid.UUID) []byte {
-	b = append(b, 0xa0|36)
+	b = append(b, 0xd9, 36) // str8: 36 bytes do not fit a fixstr
 	var s [36]byte
 	hex := "0123456789abcdef"
 	j := 0

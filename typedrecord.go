@@ -37,8 +37,10 @@ type typedParts struct {
 // encodeTyped validates a typed checkpoint as EncodeRecord validates a
 // Checkpoint and encodes it with state written by its generated value
 // encoder: the bytes EncodeRecord writes for the Checkpoint whose State
-// is ToValue(state). The record is a slice of its own, sized to fit.
-func (c *Codec) encodeTyped(p *typedParts, state wire.ValueMarshaler, reg *EventRegistry) (Record, error) {
+// is ToValue(state). The record is a new slice, of capacity sizeHint
+// (the size of an earlier record, usually) plus some slack: one
+// allocation, written once.
+func (c *Codec) encodeTyped(p *typedParts, state wire.ValueMarshaler, reg *EventRegistry, sizeHint int) (Record, error) {
 	switch {
 	case p.runID == uuid.Nil:
 		return Record{}, fmt.Errorf("%w: nil run ID", ErrInvalid)
@@ -54,9 +56,8 @@ func (c *Codec) encodeTyped(p *typedParts, state wire.ValueMarshaler, reg *Event
 	if err := checkLeaseStamp(p.metadata); err != nil {
 		return Record{}, err
 	}
-	buf := getBuf()
-	defer putBuf(buf)
-	b := append((*buf)[:0], 0x86)
+	b := make([]byte, 0, min(sizeHint+sizeHint/16+256, c.maxSize+1))
+	b = append(b, 0x86)
 	b = append(b, keyWorkflow...)
 	b = wire.AppendString(b, p.workflow)
 	b = append(b, keyRunID...)
@@ -73,22 +74,17 @@ func (c *Codec) encodeTyped(p *typedParts, state wire.ValueMarshaler, reg *Event
 	b = wire.AppendArrayHeader(b, len(p.events))
 	for i, e := range p.events {
 		if b, err = appendEvent(b, e, reg); err != nil {
-			*buf = b
 			return Record{}, fmt.Errorf("%w: %w", ErrInvalid, wire.FieldError("Checkpoint", "pending_events", wire.AtIndex(i, err)))
 		}
 	}
 	b = append(b, keyMetadata...)
 	if b, err = wire.AppendValueMap(b, p.metadata); err != nil {
-		*buf = b
 		return Record{}, fmt.Errorf("%w: %w", ErrInvalid, wire.FieldError("Checkpoint", "metadata", err))
 	}
-	*buf = b
 	if len(b) > c.maxSize {
 		return Record{}, fmt.Errorf("%w: record of %d bytes exceeds the limit of %d", ErrTooLarge, len(b), c.maxSize)
 	}
-	data := make([]byte, len(b))
-	copy(data, b)
-	return Record{data: data, runID: p.runID, workflow: p.workflow, ts: p.ts.UTC(), labels: labels,
+	return Record{data: b[:len(b):len(b)], runID: p.runID, workflow: p.workflow, ts: p.ts.UTC(), labels: labels,
 		epoch: LeaseEpoch(p.metadata)}, nil
 }
 

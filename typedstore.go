@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/cairnstore/cairn/gen/wire"
@@ -78,6 +79,9 @@ type Typed[S any, P StatePtr[S]] struct {
 	rs     RecordStore // s, when it takes records; else nil
 	events *EventRegistry
 	limit  int
+	// size is the size of the last record saved, which the next one
+	// is likely to be near.
+	size atomic.Int64
 }
 
 // NewTyped returns a Typed over s (nil opts means defaults):
@@ -115,10 +119,11 @@ func (t *Typed[S, P]) Save(ctx context.Context, c *TypedCheckpoint[S]) error {
 	}
 	p := typedParts{workflow: c.WorkflowName, runID: c.RunID, ts: c.Timestamp, events: c.PendingEvents,
 		metadata: unleasedMetadata(c.Metadata)}
-	rec, err := t.rs.Codec().encodeTyped(&p, P(&c.State), t.events)
+	rec, err := t.rs.Codec().encodeTyped(&p, P(&c.State), t.events, int(t.size.Load()))
 	if err != nil {
 		return WrapOp("save", c.RunID, err)
 	}
+	t.size.Store(int64(len(rec.data)))
 	return t.rs.SaveRecord(ctx, rec)
 }
 

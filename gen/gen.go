@@ -4,29 +4,50 @@
 //
 // For each requested type T the generated file declares
 //
-//	var _tFields []string                              // wire names, in declaration order
-//	func (x *T) AppendMsgpack(b []byte) ([]byte, error)  // wire.Marshaler
-//	func (x *T) ReadMsgpack(r *wire.Reader) error        // wire.Unmarshaler
+//	var _tFields []string                                    // wire names, in declaration order
+//	func (x *T) AppendMsgpack(b []byte) ([]byte, error)       // wire.Marshaler
+//	func (x *T) AppendMsgpackValue(b []byte) ([]byte, error)  // wire.ValueMarshaler
+//	func (x *T) ReadMsgpack(r *wire.Reader) error             // wire.Unmarshaler
 //
 // and needs no MessagePack package but the runtime;
 // [github.com/cairnstore/cairn/gen/wire.Unmarshal] decodes a byte slice that
 // holds one value.
 //
-// A value is written as a map of its fields in declaration order. It is read
-// from a map (fields in any order, unknown keys skipped) or from a
-// positional array (as rmp-serde's to_vec and vmihailenco's as_array write
-// records).
+// AppendMsgpack writes a value as a map of its fields in declaration
+// order (UUIDs as bin, as rmp-serde writes them). AppendMsgpackValue
+// writes the JSON-like form a checkpoint's state holds: the fields sorted
+// by wire name, UUIDs as strings, float32 as float64, and raw bytes, NaN,
+// infinities and invalid UTF-8 refused; it is what cairn.Typed stores and
+// cairn.ToValue converts. ReadMsgpack reads either, from a map (fields in
+// any order, unknown keys skipped) or from a positional array (as
+// rmp-serde's to_vec and vmihailenco's as_array write records).
 //
 // # Fields
 //
 // Struct tags follow vmihailenco/msgpack: `msgpack:"name"` sets the wire
 // name, `msgpack:"-"` skips the field, an exported field without a tag uses
-// its Go name, and unexported fields are skipped. The one option understood
-// is `,optional`: an optional field may be absent when reading, and is then
-// set to its zero value; a required field that is absent is an error. Other
-// options (omitempty among them) are refused rather than silently ignored,
-// because a generated codec always writes every field. A type may have at
-// most 64 fields; embedded fields are refused.
+// its Go name, and unexported fields are skipped. The options understood
+// are:
+//
+//   - `,required`: the field must be present when reading; its absence is
+//     an error naming it. Fields are optional otherwise: one that is
+//     absent is set to its default, which lets a type gain fields while
+//     records written before are still read.
+//   - `,alias:old` (repeatable): the field is also read under the name old,
+//     so a renamed field reads records written under its former name. It
+//     is always written under its wire name.
+//   - `,optional`: the default, accepted for older declarations.
+//
+// A separate `default:"…"` tag gives the value an absent field takes
+// (otherwise its zero value), for strings, bools, numbers (checked
+// against the field's type when generating) and time.Duration (as
+// time.ParseDuration reads it, or nanoseconds). Other options (omitempty
+// among them) are refused rather than silently ignored, because a
+// generated codec always writes every field. A type may have at most 64
+// fields; embedded fields are refused.
+//
+// Errors, when encoding or decoding, name the path from the outermost
+// type to the value: "OrderState.lines[3].sku: …".
 //
 // Field types may be:
 //

@@ -23,7 +23,8 @@
 // that is not valid UTF-8 with [ErrMalformed], so whatever is read can be
 // written again. Errors inside a value name the path to it, such as
 // ["a"][3]["k"]; [FieldError] puts the field first. Strings of generated
-// struct fields are read and written without a UTF-8 check.
+// struct fields are read, and written by AppendMsgpack, without a UTF-8
+// check; AppendMsgpackValue (see [ValueMarshaler]) checks them.
 //
 // The package sits under gen, not beside the root package, because its API
 // is the contract between cairngen's output and the runtime: generated

@@ -6,6 +6,13 @@
 //
 //	//go:generate go run github.com/cairnstore/cairn/tools/cairngen -type Checkpoint,Event
 //
+// go run builds cairngen at the version of the module in go.mod. Or make it
+// a tool of the module once, go get -tool
+// github.com/cairnstore/cairn/tools/cairngen, and write
+// //go:generate go tool cairngen -type …; or install it, go install
+// github.com/cairnstore/cairn/tools/cairngen@latest, and write
+// //go:generate cairngen -type ….
+//
 // go generate runs it in the directory of the file that holds the
 // directive, so -dir defaults to the current directory; when $GOPACKAGE is
 // set (as go generate sets it) and -dir is not given, the package found

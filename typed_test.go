@@ -343,7 +343,7 @@ func TestTypedStores(t *testing.T) {
 
 // sameKitchen compares two states by their encodings, which the typed
 // path keeps whatever nil slices become.
-func sameKitchen(t *testing.T, a, b *typedtest.Kitchen) bool {
+func sameKitchen(t testing.TB, a, b *typedtest.Kitchen) bool {
 	t.Helper()
 	x, err := a.AppendMsgpackValue(nil)
 	if err != nil {

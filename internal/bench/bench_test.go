@@ -3,13 +3,86 @@ package bench_test
 import (
 	"bytes"
 	"context"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/cairnstore/cairn/bucket"
 	"github.com/cairnstore/cairn/internal/bench"
 	"github.com/cairnstore/cairn/internal/miniofixture"
+	"github.com/cairnstore/cairn/tiered"
 )
+
+// TestTypedSameBytes checks that the typed contender stores exactly the
+// record the map contenders store, so that the two write-back rows differ
+// only in how the state is converted: samples of every size, saved through
+// Typed into one tiered store and as their map checkpoint into another,
+// load back as the same bytes, and are about the targeted size.
+func TestTypedSameBytes(t *testing.T) {
+	ctx := context.Background()
+	for _, size := range bench.Quick().Sizes {
+		t.Run(strconv.Itoa(size), func(t *testing.T) {
+			typed, plain, err := bench.Samples(5, size)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ts, ms := openMem(t), openMem(t)
+			tt := bench.NewTyped(ts)
+			total := 0
+			for i := range typed {
+				id := typed[i].RunID
+				if err := tt.Save(ctx, typed[i]); err != nil {
+					t.Fatal(err)
+				}
+				if err := ms.Save(ctx, plain[i]); err != nil {
+					t.Fatal(err)
+				}
+				got, err := ts.LoadRecord(ctx, id, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want, err := ms.LoadRecord(ctx, id, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(got, want) {
+					t.Errorf("sample %d: typed record of %d bytes, map record of %d; first difference at byte %d",
+						i, len(got), len(want), firstDiff(got, want))
+				}
+				total += len(want)
+			}
+			if mean := total / len(typed); mean < size*8/10 || mean > size*12/10 {
+				t.Errorf("mean record of %d bytes, want about %d", mean, size)
+			}
+		})
+	}
+}
+
+// openMem opens a write-back tiered store over an in-memory bucket, closed
+// at the end of the test.
+func openMem(t *testing.T) *tiered.Store {
+	t.Helper()
+	s, err := tiered.New(bucket.NewMem(), &tiered.Options{Mode: tiered.WriteBack})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(context.Background()); err != nil {
+			t.Error(err)
+		}
+	})
+	return s
+}
+
+func firstDiff(a, b []byte) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
+}
 
 // TestQuick runs the harness in quick mode against MinIO and checks that the
 // report holds every contender with numbers that can be true: the raw
@@ -57,17 +130,21 @@ func TestQuick(t *testing.T) {
 		}
 	}
 	for _, size := range cfg.Sizes {
-		var wt, wb bench.Throughput
+		var wt, wb, wbt bench.Throughput
 		for _, row := range r.Throughput {
 			switch {
 			case row.Size == size && row.Contender == bench.WriteThrough:
 				wt = row
 			case row.Size == size && row.Contender == bench.WriteBack:
 				wb = row
+			case row.Size == size && row.Contender == bench.WriteBackTyped:
+				wbt = row
 			}
 		}
-		if wb.SaveLat.P50 >= wt.SaveLat.P50 {
-			t.Errorf("%d B: write-back Save p50 %v, write-through %v: write-back should not wait for S3", size, wb.SaveLat.P50, wt.SaveLat.P50)
+		for _, back := range []bench.Throughput{wb, wbt} {
+			if back.SaveLat.P50 >= wt.SaveLat.P50 {
+				t.Errorf("%d B: %s Save p50 %v, write-through %v: write-back should not wait for S3", size, back.Contender, back.SaveLat.P50, wt.SaveLat.P50)
+			}
 		}
 	}
 	for _, n := range cfg.Scales {
@@ -97,7 +174,7 @@ func TestQuick(t *testing.T) {
 			}
 		}
 	}
-	if hm := r.HitMiss; hm.Hit.P50 <= 0 || hm.Miss.P50 <= hm.Hit.P50 || hm.RawGet.P50 <= 0 {
+	if hm := r.HitMiss; hm.Hit.P50 <= 0 || hm.TypedHit.P50 <= 0 || hm.Miss.P50 <= hm.Hit.P50 || hm.RawGet.P50 <= 0 || hm.TypedSaveBack.P50 <= 0 {
 		t.Errorf("hit/miss: %+v", hm)
 	}
 

@@ -23,19 +23,21 @@ import (
 
 // The contenders, in the order of the report.
 const (
-	Raw          = "raw PutObject/GetObject (the limit)"
-	HandWritten  = "hand-written JSON store"
-	SingleIndex  = "single index object (If-Match)"
-	WriteThrough = "Cairn write-through"
-	WriteBack    = "Cairn write-back"
+	Raw            = "raw PutObject/GetObject (the limit)"
+	HandWritten    = "hand-written JSON store"
+	SingleIndex    = "single index object (If-Match)"
+	WriteThrough   = "Cairn write-through"
+	WriteBack      = "Cairn write-back"
+	WriteBackTyped = "Cairn write-back, typed"
 )
 
 // Contenders lists the contenders' names in report order.
-var Contenders = []string{Raw, HandWritten, SingleIndex, WriteThrough, WriteBack}
+var Contenders = []string{Raw, HandWritten, SingleIndex, WriteThrough, WriteBack, WriteBackTyped}
 
 // contender is one way of storing checkpoints in a bucket under a prefix.
 type contender interface {
-	// save stores s. The raw contender stores s.blob; the others encode s.cp.
+	// save stores s. The raw contender stores s.blob, the typed one encodes
+	// s.typed, the others s.cp.
 	save(ctx context.Context, s *sample) error
 	// load reads run id back, decoded (the raw contender reads the bytes).
 	load(ctx context.Context, id uuid.UUID) error
@@ -71,6 +73,12 @@ func newContender(e *env, name, prefix string) (contender, error) {
 		return newCairn(e, prefix, tiered.WriteThrough)
 	case WriteBack:
 		return newCairn(e, prefix, tiered.WriteBack)
+	case WriteBackTyped:
+		c, err := newCairn(e, prefix, tiered.WriteBack)
+		if err != nil {
+			return nil, err
+		}
+		return &cairnTyped{cairnStore: c, t: newTyped(c.s)}, nil
 	}
 	return nil, fmt.Errorf("bench: unknown contender %q", name)
 }
@@ -353,3 +361,22 @@ func (c *cairnStore) list(ctx context.Context, limit int) (int, error) {
 func (c *cairnStore) flush(ctx context.Context) error { return c.s.Flush(ctx) }
 func (c *cairnStore) settle()                         { _ = c.s.Durable().Compact(context.Background()) }
 func (c *cairnStore) close(ctx context.Context) error { return c.s.Close(ctx) }
+
+// cairnTyped is Cairn write-back with the typed state: Save and Load go
+// through cairn.Typed, straight between AgentState and the record, which
+// holds the bytes cairnStore's Save writes for the same checkpoint.
+type cairnTyped struct {
+	*cairnStore
+	t *cairn.Typed[AgentState, *AgentState]
+}
+
+func newTyped(s cairn.Store) *cairn.Typed[AgentState, *AgentState] {
+	return cairn.NewTyped[AgentState](s, &cairn.TypedOptions{Events: events})
+}
+
+func (c *cairnTyped) save(ctx context.Context, s *sample) error { return c.t.Save(ctx, s.typed) }
+
+func (c *cairnTyped) load(ctx context.Context, id uuid.UUID) error {
+	_, err := c.t.Load(ctx, id)
+	return err
+}

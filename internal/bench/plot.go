@@ -14,12 +14,13 @@ import (
 
 // colors of the contenders, the same in both panels.
 var colors = map[string]color.Color{
-	Raw:          color.RGBA{120, 120, 120, 255},
-	HandWritten:  color.RGBA{214, 39, 40, 255},
-	SingleIndex:  color.RGBA{255, 127, 14, 255},
-	WriteThrough: color.RGBA{31, 119, 180, 255},
-	WriteBack:    color.RGBA{44, 160, 44, 255},
-	Cairn:        color.RGBA{31, 119, 180, 255},
+	Raw:            color.RGBA{120, 120, 120, 255},
+	HandWritten:    color.RGBA{214, 39, 40, 255},
+	SingleIndex:    color.RGBA{255, 127, 14, 255},
+	WriteThrough:   color.RGBA{31, 119, 180, 255},
+	WriteBack:      color.RGBA{44, 160, 44, 255},
+	WriteBackTyped: color.RGBA{148, 103, 189, 255},
+	Cairn:          color.RGBA{31, 119, 180, 255},
 }
 
 // WritePlot draws, side by side, Saves/s and the latency of List's first

@@ -6,7 +6,9 @@
 //     ListObjectsV2 plus a GET per object, sorted by timestamp;
 //  3. one index object rewritten on every Save with If-Match, retried on
 //     412 (the design Cairn avoids);
-//  4. Cairn write-through and 5. Cairn write-back (tiered.Store).
+//  4. Cairn write-through and 5. Cairn write-back (tiered.Store);
+//  6. Cairn write-back again, saving and loading the state as a Go struct
+//     through cairn.Typed (the same bytes as 5).
 //
 // Every contender's requests go through one counting http.RoundTripper,
 // optionally behind an injected per-request latency (s3store/faults), so
@@ -169,6 +171,8 @@ type HitMiss struct {
 	Size                int
 	RawGet, Hit, Miss   Latency
 	SaveBack, SaveThrou Latency // one caller's Save, write-back and write-through
+	// TypedHit and TypedSaveBack are Hit and SaveBack through cairn.Typed.
+	TypedHit, TypedSaveBack Latency
 }
 
 // Report is the outcome of Run.
@@ -322,7 +326,8 @@ func sizeName(n int) string {
 }
 
 // slugs name the contenders' prefixes in the bucket.
-var slugs = map[string]string{Raw: "raw", HandWritten: "json", SingleIndex: "single", WriteThrough: "cairn-wt", WriteBack: "cairn-wb"}
+var slugs = map[string]string{Raw: "raw", HandWritten: "json", SingleIndex: "single", WriteThrough: "cairn-wt", WriteBack: "cairn-wb",
+	WriteBackTyped: "cairn-wbt"}
 
 // timedSaves saves samples through c on the configured callers and, for
 // write-back, flushes inside the timed window.
@@ -443,6 +448,17 @@ func (b *runner) hitMiss(ctx context.Context, size int) (HitMiss, error) {
 	if err := wb.Close(ctx); err != nil {
 		return hm, err
 	}
+	wbt, err := openCairn(b.e, "hm-wbt", tiered.WriteBack)
+	if err != nil {
+		return hm, err
+	}
+	typedBack := newTyped(wbt)
+	if hm.TypedSaveBack, err = one(len(samples), func(ctx context.Context, i int) error { return typedBack.Save(ctx, samples[i].typed) }); err != nil {
+		return hm, err
+	}
+	if err := wbt.Close(ctx); err != nil {
+		return hm, err
+	}
 	wt, err := openCairn(b.e, "hm", tiered.WriteThrough)
 	if err != nil {
 		return hm, err
@@ -453,6 +469,13 @@ func (b *runner) hitMiss(ctx context.Context, size int) (HitMiss, error) {
 	}
 	if hm.Hit, err = one(len(samples), func(ctx context.Context, i int) error {
 		_, err := wt.Load(ctx, samples[i].cp.RunID)
+		return err
+	}); err != nil {
+		return hm, err
+	}
+	typedHit := newTyped(wt)
+	if hm.TypedHit, err = one(len(samples), func(ctx context.Context, i int) error {
+		_, err := typedHit.Load(ctx, samples[i].cp.RunID)
 		return err
 	}); err != nil {
 		return hm, err
@@ -470,8 +493,8 @@ func (b *runner) hitMiss(ctx context.Context, size int) (HitMiss, error) {
 	}
 	r := &raw{e: b.e, prefix: "hm/runs/"}
 	hm.RawGet, err = one(len(samples), func(ctx context.Context, i int) error { return r.load(ctx, samples[i].cp.RunID) })
-	b.logf("one caller, %s: Cairn hit %v, miss %v, raw GET %v; save write-back %v, write-through %v",
-		sizeName(size), hm.Hit.P50, hm.Miss.P50, hm.RawGet.P50, hm.SaveBack.P50, hm.SaveThrou.P50)
+	b.logf("one caller, %s: Cairn hit %v (typed %v), miss %v, raw GET %v; save write-back %v (typed %v), write-through %v",
+		sizeName(size), hm.Hit.P50, hm.TypedHit.P50, hm.Miss.P50, hm.RawGet.P50, hm.SaveBack.P50, hm.TypedSaveBack.P50, hm.SaveThrou.P50)
 	return hm, err
 }
 
@@ -512,12 +535,13 @@ func (b *runner) scales(ctx context.Context) ([]ListPoint, error) {
 			return nil, err
 		}
 		have += saved
-		b.logf("scale %d: List first page: raw %v, hand-written %v%s, single index %v, Cairn %v (warm %v); saves/s: %.0f %.0f %.0f %.0f %.0f",
+		b.logf("scale %d: List first page: raw %v, hand-written %v%s, single index %v, Cairn %v (warm %v); saves/s: %.0f %.0f %.0f %.0f %.0f %.0f",
 			n, pts.raw.FirstLat, pts.json.FirstLat, map[bool]string{true: " (extrapolated)"}[pts.json.Extrapolated],
 			pts.single.FirstLat, pts.cairn.FirstLat, pts.cairn.WarmLat,
 			rate(pts.raw.BurstSaves, pts.raw.BurstElapsed), rate(pts.json.BurstSaves, pts.json.BurstElapsed),
-			rate(pts.single.BurstSaves, pts.single.BurstElapsed), rate(pts.wt.BurstSaves, pts.wt.BurstElapsed), rate(pts.wb.BurstSaves, pts.wb.BurstElapsed))
-		points = append(points, pts.raw, pts.json, pts.single, pts.cairn, pts.wt, pts.wb)
+			rate(pts.single.BurstSaves, pts.single.BurstElapsed), rate(pts.wt.BurstSaves, pts.wt.BurstElapsed), rate(pts.wb.BurstSaves, pts.wb.BurstElapsed),
+			rate(pts.wbt.BurstSaves, pts.wbt.BurstElapsed))
+		points = append(points, pts.raw, pts.json, pts.single, pts.cairn, pts.wt, pts.wb, pts.wbt)
 		prevJSON = &pts.json
 	}
 	return points, nil
@@ -533,14 +557,15 @@ type scaleSet struct {
 
 // scalePoints are the contenders' List points at one scale.
 type scalePoints struct {
-	raw, json, single, cairn, wt, wb ListPoint
+	raw, json, single, cairn, wt, wb, wbt ListPoint
 }
 
 // listsAt times every contender's List at one scale. prevJSON is the
 // hand-written List at the previous scale, or nil.
 func (b *runner) listsAt(ctx context.Context, set scaleSet, prevJSON *ListPoint) (scalePoints, error) {
 	n := set.n
-	pts := scalePoints{wb: ListPoint{Contender: WriteBack, Runs: n}, wt: ListPoint{Contender: WriteThrough, Runs: n}}
+	pts := scalePoints{wb: ListPoint{Contender: WriteBack, Runs: n}, wt: ListPoint{Contender: WriteThrough, Runs: n},
+		wbt: ListPoint{Contender: WriteBackTyped, Runs: n}}
 	var err error
 	if pts.raw, err = b.listPoint(ctx, Raw, n, func() (contender, error) { return &raw{e: b.e, prefix: set.json}, nil }); err != nil {
 		return pts, err
@@ -596,9 +621,9 @@ func (b *runner) burstsAt(ctx context.Context, gen *generator, set scaleSet, pts
 		return 0, err
 	}
 	byName := map[string]*ListPoint{Raw: &pts.raw, HandWritten: &pts.json, SingleIndex: &pts.single,
-		WriteBack: &pts.wb, WriteThrough: &pts.wt}
+		WriteBack: &pts.wb, WriteThrough: &pts.wt, WriteBackTyped: &pts.wbt}
 	prefixes := map[string]string{Raw: "scale/raw/", HandWritten: set.json, SingleIndex: set.single,
-		WriteThrough: set.cairn + "/", WriteBack: set.cairn + "/"}
+		WriteThrough: set.cairn + "/", WriteBack: set.cairn + "/", WriteBackTyped: set.cairn + "/"}
 	added := 0
 	for i, name := range Contenders {
 		c, err := newContender(b.e, name, prefixes[name])
@@ -687,7 +712,11 @@ func (b *runner) populateJSON(ctx context.Context, gen *generator, msgs int, pre
 		if gctx.Err() != nil {
 			break
 		}
-		s := sample{cp: gen.checkpoint(msgs)}
+		cp, err := gen.checkpoint(msgs)
+		if err != nil {
+			return errors.Join(err, g.Wait())
+		}
+		s := sample{cp: cp}
 		g.Go(func() error { return hw.save(gctx, &s) })
 	}
 	return g.Wait()
@@ -699,7 +728,7 @@ func (b *runner) populateIndexes(ctx context.Context, gen *generator, n int, cai
 	entries := make([]index.Entry, n)
 	single := make([]indexEntry, n)
 	for i := range entries {
-		cp := gen.checkpoint(0)
+		cp := gen.typed(0)
 		size := 1000 + gen.rng.IntN(200)
 		entries[i] = index.Entry{RunID: cp.RunID, Timestamp: cp.Timestamp, Workflow: cp.WorkflowName, Size: int64(size)}
 		single[i] = indexEntry{Run: cp.RunID, TS: cp.Timestamp, Workflow: cp.WorkflowName, Size: size}

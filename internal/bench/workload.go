@@ -25,12 +25,14 @@ however meanwhile after before during schedule delivery tracking number carrier 
 
 // sample is one checkpoint of the workload with its stored forms.
 type sample struct {
-	cp   *cairn.Checkpoint
-	blob []byte // Cairn's stored bytes (zstd around MessagePack): what the raw contender PUTs
+	typed *cairn.TypedCheckpoint[AgentState] // what the typed contender saves
+	cp    *cairn.Checkpoint                  // the same, JSON-like: what the others encode
+	blob  []byte                             // Cairn's stored bytes (zstd around MessagePack): what the raw contender PUTs
 }
 
 // generator makes checkpoints of a target record size whose state looks
-// like a workflow engine's: nested maps, lists, strings, integers, floats.
+// like a workflow engine's: nested structs, lists, strings, integers,
+// floats.
 type generator struct {
 	rng   *rand.Rand
 	codec *cairn.Codec
@@ -53,25 +55,25 @@ func (g *generator) text(n int) string {
 	return b.String()
 }
 
-func (g *generator) message(i int) map[string]any {
-	m := map[string]any{
-		"role":    []string{"user", "assistant", "tool"}[g.rng.IntN(3)],
-		"content": g.text(12 + g.rng.IntN(20)),
-		"tokens":  int64(20 + g.rng.IntN(400)),
-		"score":   g.rng.Float64(),
-		"index":   int64(i),
+func (g *generator) message(i int) Message {
+	m := Message{
+		Role:    []string{"user", "assistant", "tool"}[g.rng.IntN(3)],
+		Content: g.text(12 + g.rng.IntN(20)),
+		Tokens:  int64(20 + g.rng.IntN(400)),
+		Score:   g.rng.Float64(),
+		Index:   int64(i),
 	}
 	if g.rng.IntN(3) == 0 {
-		m["tool_calls"] = []any{map[string]any{
-			"name": "lookup_" + words[g.rng.IntN(len(words))],
-			"args": map[string]any{"id": int64(g.rng.IntN(1e6)), "query": g.text(4), "strict": g.rng.IntN(2) == 0},
+		m.ToolCalls = []ToolCall{{
+			Name: "lookup_" + words[g.rng.IntN(len(words))],
+			Args: Args{ID: int64(g.rng.IntN(1e6)), Query: g.text(4), Strict: g.rng.IntN(2) == 0},
 		}}
 	}
 	return m
 }
 
-// checkpoint returns a checkpoint with msgs messages in its state.
-func (g *generator) checkpoint(msgs int) *cairn.Checkpoint {
+// typed returns a typed checkpoint with msgs messages in its state.
+func (g *generator) typed(msgs int) *cairn.TypedCheckpoint[AgentState] {
 	g.n++
 	var id uuid.UUID
 	for i := range id {
@@ -79,32 +81,66 @@ func (g *generator) checkpoint(msgs int) *cairn.Checkpoint {
 	}
 	id[6] = id[6]&0x0f | 0x40
 	id[8] = id[8]&0x3f | 0x80
-	history := make([]any, msgs)
+	history := make([]Message, msgs)
 	for i := range history {
 		history[i] = g.message(i)
 	}
-	return &cairn.Checkpoint{
+	return &cairn.TypedCheckpoint[AgentState]{
 		WorkflowName: fmt.Sprintf("order-flow-%d", g.rng.IntN(8)),
 		RunID:        id,
 		Timestamp:    g.t0.Add(time.Duration(g.n)*time.Second + time.Duration(g.rng.IntN(1e9))),
-		State: map[string]any{
-			"step":     int64(msgs),
-			"status":   "running",
-			"customer": map[string]any{"id": int64(g.rng.IntN(1e7)), "name": g.text(2), "tier": "gold", "credit": 1234.5},
-			"cart":     []any{int64(3), int64(14), int64(15)},
-			"messages": history,
-			"vars":     map[string]any{"retries": int64(g.rng.IntN(4)), "deadline": "2026-02-01T00:00:00Z", "flags": []any{true, false}},
+		State: AgentState{
+			Step:     int64(msgs),
+			Status:   "running",
+			Customer: Customer{ID: int64(g.rng.IntN(1e7)), Name: g.text(2), Tier: "gold", Credit: 1234.5},
+			Cart:     []int64{3, 14, 15},
+			Messages: history,
+			Vars:     Vars{Retries: int64(g.rng.IntN(4)), Deadline: "2026-02-01T00:00:00Z", Flags: []bool{true, false}},
 		},
-		PendingEvents: []cairn.Event{{EventType: "myapp::StepDone", Data: map[string]any{"step": int64(msgs), "ok": true}}},
+		PendingEvents: []cairn.TypedEvent{&StepDone{Step: int64(msgs), OK: true}},
 		Metadata:      map[string]any{"engine": "blazen", "attempt": int64(1)},
 	}
+}
+
+// checkpoint returns a checkpoint with msgs messages in its state, in the
+// JSON-like form.
+func (g *generator) checkpoint(msgs int) (*cairn.Checkpoint, error) {
+	return plain(g.typed(msgs))
+}
+
+// plain returns tc in the JSON-like form of the map path, converted with
+// cairn.ToValue: Save writes the record for it that Typed.Save writes for
+// tc.
+func plain(tc *cairn.TypedCheckpoint[AgentState]) (*cairn.Checkpoint, error) {
+	state, err := cairn.ToValue(&tc.State)
+	if err != nil {
+		return nil, err
+	}
+	cp := &cairn.Checkpoint{WorkflowName: tc.WorkflowName, RunID: tc.RunID, Timestamp: tc.Timestamp,
+		State: state.(map[string]any), Metadata: tc.Metadata}
+	for _, e := range tc.PendingEvents {
+		done, ok := e.(*StepDone) // the workload's one event type
+		if !ok {
+			return nil, fmt.Errorf("bench: pending event of type %T", e)
+		}
+		data, err := cairn.ToValue(done)
+		if err != nil {
+			return nil, err
+		}
+		cp.PendingEvents = append(cp.PendingEvents, cairn.Event{EventType: stepDoneName, Data: data})
+	}
+	return cp, nil
 }
 
 // messagesFor returns the number of messages that makes a record of about
 // target bytes, measured on this generator's output.
 func (g *generator) messagesFor(target int) (int, error) {
 	size := func(n int) (int, error) {
-		rec, err := g.codec.EncodeRecord(nil, g.checkpoint(n))
+		cp, err := g.checkpoint(n)
+		if err != nil {
+			return 0, err
+		}
+		rec, err := g.codec.EncodeRecord(nil, cp)
 		return len(rec), err
 	}
 	base, err := size(0)
@@ -121,7 +157,7 @@ func (g *generator) messagesFor(target int) (int, error) {
 }
 
 // samples returns n checkpoints of about size bytes (MessagePack record)
-// with their stored bytes.
+// in both forms, with their stored bytes.
 func (g *generator) samples(n, size int) ([]sample, error) {
 	msgs, err := g.messagesFor(size)
 	if err != nil {
@@ -129,12 +165,16 @@ func (g *generator) samples(n, size int) ([]sample, error) {
 	}
 	out := make([]sample, n)
 	for i := range out {
-		cp := g.checkpoint(msgs)
+		typed := g.typed(msgs)
+		cp, err := plain(typed)
+		if err != nil {
+			return nil, err
+		}
 		blob, err := g.codec.Marshal(cp)
 		if err != nil {
 			return nil, err
 		}
-		out[i] = sample{cp: cp, blob: blob}
+		out[i] = sample{typed: typed, cp: cp, blob: blob}
 	}
 	return out, nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/cairnstore/cairn"
 	"github.com/cairnstore/cairn/bucket"
 	"github.com/cairnstore/cairn/durable"
+	"github.com/cairnstore/cairn/gen/wire"
 	"github.com/cairnstore/cairn/internal/typedtest"
 	"github.com/cairnstore/cairn/memstore"
 	"github.com/cairnstore/cairn/tiered"
@@ -539,4 +540,78 @@ type fakeRecords struct {
 
 func (f *fakeRecords) LoadRecord(context.Context, uuid.UUID, *cairn.LoadRecordOptions) ([]byte, error) {
 	return f.rec, nil
+}
+
+// During a rolling deploy, version 1 loads and saves runs that version 2
+// wrote: with a field tagged `msgpack:",unknown"` it keeps what it does
+// not know, and version 2 gets its fields back, defaults not reapplied.
+func TestTypedRollingDeploy(t *testing.T) {
+	ctx := context.Background()
+	s := memstore.New(nil)
+	v1 := cairn.NewTyped[typedtest.OrderV1](s, nil)
+	v2 := cairn.NewTyped[typedtest.OrderV2](s, nil)
+	want := typedtest.OrderV2{Customer: "c-7", Region: "us-east", Total: 10, Currency: "USD", Retries: 5,
+		Deadline: time.Minute, Express: false, Note: "n", Items: []typedtest.ItemV2{{SKU: "a", Qty: 1, Gift: true}}}
+	c := &cairn.TypedCheckpoint[typedtest.OrderV2]{WorkflowName: "orders", RunID: orderRun, Timestamp: time.Now(), State: want}
+	if err := v2.Save(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	old, err := v1.Load(ctx, orderRun)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if old.State.Zone != "" || old.State.Extra["region"] != "us-east" || old.State.Items[0].Extra["gift"] != true {
+		t.Fatalf("version 1 read %+v", old.State)
+	}
+	old.State.Total++
+	if err := v1.Save(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	// What version 1 wrote is what the map path writes for its value.
+	v, err := cairn.ToValue(&old.State)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.(map[string]any)["retries"] != int64(5) {
+		t.Fatalf("ToValue kept no unknown key: %v", v)
+	}
+	rec, err := cairn.DefaultCodec().EncodeRecord(nil, &cairn.Checkpoint{WorkflowName: "orders", RunID: orderRun,
+		Timestamp: old.Timestamp, State: v.(map[string]any), Metadata: map[string]any{}})
+	if err != nil || !bytes.Equal(rec, recordOf(t, s, orderRun)) {
+		t.Fatalf("version 1's record is not the map path's: %v", err)
+	}
+	back, err := v2.Load(ctx, orderRun)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want.Total++
+	if !reflect.DeepEqual(back.State, want) {
+		t.Fatalf("version 2 got back %+v\nwant %+v", back.State, want)
+	}
+}
+
+// The record form (AppendMsgpack) keeps unknown keys too, after the
+// fields, and a key a field reads is never written twice.
+func TestUnknownKeysRecordForm(t *testing.T) {
+	o := typedtest.OrderV1{Customer: "c", Extra: map[string]any{"b": int64(2), "a": "x", "customer": "shadow", "zone": nil}}
+	b, err := o.AppendMsgpack(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back typedtest.OrderV1
+	if err := wire.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if back.Customer != "c" || !reflect.DeepEqual(back.Extra, map[string]any{"a": "x", "b": int64(2)}) {
+		t.Fatalf("read back %+v", back)
+	}
+	// Decoding replaces what the value held, unknown keys included.
+	if err := wire.Unmarshal([]byte("\x81\xa8customer\xa1d"), &back); err != nil || back.Extra != nil {
+		t.Fatalf("decoding into a used value: %+v, %v", back, err)
+	}
+	// An unknown key that is not JSON-like is refused, naming it.
+	o.Extra = map[string]any{"bad": math.NaN()}
+	if _, err := o.AppendMsgpackValue(nil); err == nil || !strings.Contains(err.Error(), `OrderV1["bad"]: `) {
+		t.Fatalf("NaN in an unknown key: %v", err)
+	}
 }

@@ -42,13 +42,17 @@ type typeData struct {
 	Required    string      // mask of the required fields; "" if none
 	Others      string      // mask of the fields that are not required; "" if none
 	All         string      // mask of all the fields
+	Unknown     string      // the field that keeps unknown keys; "" if none
+	Known       string      // the names and aliases of the fields, sorted, as Go string literals
+	NumFields   int
 }
 
 type fieldData struct {
-	Index int
-	Key   string // the field name with its str header, as a Go string literal
-	Wire  string // the field name as a Go string literal
-	Names string // the field's name and aliases as Go string literals, comma-separated
+	Index   int
+	Key     string // the field name with its str header, as a Go string literal
+	Wire    string // the field name as a Go string literal
+	Aliases string // the field's aliases as Go string literals, comma-separated
+	Bit     string // the field's bit in seen
 	// Append and Value append the field in the record's form and in
 	// the JSON-like form.
 	Append, Value string
@@ -63,6 +67,10 @@ import (
 {{.Imports}})
 {{range .Types}}
 var _{{.Lower}}Fields = []string{ {{- .FieldList -}} }
+{{- if .Unknown}}
+
+var _{{.Lower}}Known = []string{ {{- .Known -}} }
+{{- end}}
 
 // AppendMsgpack appends the MessagePack encoding of x to b: a map of its
 // fields in declaration order.
@@ -70,10 +78,20 @@ func (x *{{.Name}}) AppendMsgpack(b []byte) ([]byte, error) {
 {{- if .UsesErr}}
 	var err error
 {{- end}}
+{{- if .Unknown}}
+	extra := wire.ExtraKeys(x.{{.Unknown}}, _{{.Lower}}Known)
+	b = wire.AppendMapHeader(b, {{.NumFields}}+len(extra))
+{{- else}}
 	b = append(b, {{.Header}})
+{{- end}}
 {{- range .Fields}}
 	b = append(b, {{.Key}}...)
 {{.Append}}
+{{- end}}
+{{- if .Unknown}}
+	if b, err = wire.AppendExtra(b, x.{{.Unknown}}, extra); err != nil {
+		return b, wire.FieldError({{printf "%q" .Name}}, "", err)
+	}
 {{- end}}
 	return b, nil
 }
@@ -86,10 +104,27 @@ func (x *{{.Name}}) AppendMsgpackValue(b []byte) ([]byte, error) {
 {{- if .ValueErr}}
 	var err error
 {{- end}}
+{{- if .Unknown}}
+	extra := wire.ExtraKeys(x.{{.Unknown}}, _{{.Lower}}Known)
+	b = wire.AppendMapHeader(b, {{.NumFields}}+len(extra))
+	j := 0
+{{- else}}
 	b = append(b, {{.Header}})
+{{- end}}
+{{- $t := .}}
 {{- range .ValueFields}}
+{{- if $t.Unknown}}
+	if b, j, err = wire.AppendExtraBefore(b, x.{{$t.Unknown}}, extra, j, {{.Wire}}); err != nil {
+		return b, wire.FieldError({{printf "%q" $t.Name}}, "", err)
+	}
+{{- end}}
 	b = append(b, {{.Key}}...)
 {{.Value}}
+{{- end}}
+{{- if .Unknown}}
+	if b, err = wire.AppendExtra(b, x.{{.Unknown}}, extra[j:]); err != nil {
+		return b, wire.FieldError({{printf "%q" .Name}}, "", err)
+	}
 {{- end}}
 	return b, nil
 }
@@ -103,6 +138,9 @@ func (x *{{.Name}}) AppendMsgpackValue(b []byte) ([]byte, error) {
 {{- if .Others}}
 // A field the record lacks is set to its default, or its zero value.
 {{- end}}
+{{- if .Unknown}}
+// The keys of a map that no field reads are kept in {{.Unknown}}.
+{{- end}}
 func (x *{{.Name}}) ReadMsgpack(r *wire.Reader) error {
 	n, isMap, err := r.ReadContainerHeader()
 	if err != nil {
@@ -111,6 +149,9 @@ func (x *{{.Name}}) ReadMsgpack(r *wire.Reader) error {
 	if err := r.Enter(); err != nil {
 		return err
 	}
+{{- if .Unknown}}
+	x.{{.Unknown}} = nil
+{{- end}}
 {{- if .Fields}}
 	var seen uint64
 {{- end}}
@@ -130,7 +171,7 @@ func (x *{{.Name}}) ReadMsgpack(r *wire.Reader) error {
 {{- end}}
 	} else {
 		for range n {
-			{{if .Fields}}key{{else}}_{{end}}, err := r.ReadStr()
+			{{if or .Fields .Unknown}}key{{else}}_{{end}}, err := r.ReadStr()
 			if err != nil {
 				return wire.FieldError({{printf "%q" .Name}}, "", err)
 			}
@@ -138,9 +179,26 @@ func (x *{{.Name}}) ReadMsgpack(r *wire.Reader) error {
 {{- if .Fields}}
 			switch string(key) {
 {{- range .Fields}}
-			case {{.Names}}:
+			case {{.Wire}}:
 				i = {{.Index}}
+{{- if .Aliases}}
+			case {{.Aliases}}:
+				// An older name: the field's own name, read already,
+				// wins.
+				i = {{.Index}}
+				if seen&{{.Bit}} != 0 {
+					i = -2
+				}
 {{- end}}
+{{- end}}
+			}
+{{- end}}
+{{- if .Unknown}}
+			if i == -1 {
+				if x.{{.Unknown}}, err = wire.ReadExtra(r, x.{{.Unknown}}, key); err != nil {
+					return wire.FieldError({{printf "%q" .Name}}, "", err)
+				}
+				continue
 			}
 {{- end}}
 			if err := x.readField(r, i); err != nil {
@@ -285,18 +343,19 @@ func (e *emitter) structData(s *model.StructType) typeData {
 			d.ValueErr = true
 		}
 		e.readCode(&read, "x."+f.Name, f.Type, false)
-		quoted := []string{strconv.Quote(f.Wire)}
+		var aliases []string
 		for _, a := range f.Aliases {
-			quoted = append(quoted, strconv.Quote(a))
+			aliases = append(aliases, strconv.Quote(a))
 		}
 		d.Fields = append(d.Fields, fieldData{
-			Index:  i,
-			Key:    keyLiteral(f.Wire),
-			Wire:   strconv.Quote(f.Wire),
-			Names:  strings.Join(quoted, ", "),
-			Append: strings.TrimSuffix(app.String(), "\n"),
-			Value:  strings.TrimSuffix(val.String(), "\n"),
-			Read:   strings.TrimSuffix(read.String(), "\n"),
+			Index:   i,
+			Key:     keyLiteral(f.Wire),
+			Wire:    strconv.Quote(f.Wire),
+			Aliases: strings.Join(aliases, ", "),
+			Bit:     fmt.Sprintf("%#x", uint64(1)<<i),
+			Append:  strings.TrimSuffix(app.String(), "\n"),
+			Value:   strings.TrimSuffix(val.String(), "\n"),
+			Read:    strings.TrimSuffix(read.String(), "\n"),
 		})
 	}
 	d.ValueFields = slices.Clone(d.Fields)
@@ -304,6 +363,21 @@ func (e *emitter) structData(s *model.StructType) typeData {
 		return strings.Compare(s.Fields[a.Index].Wire, s.Fields[b.Index].Wire)
 	})
 	d.FieldList = strings.Join(names, ", ")
+	d.NumFields = len(s.Fields)
+	if s.Unknown != "" {
+		d.Unknown = s.Unknown
+		d.UsesErr, d.ValueErr = true, true
+		var known []string
+		for _, f := range s.Fields {
+			known = append(known, f.Wire)
+			known = append(known, f.Aliases...)
+		}
+		slices.Sort(known)
+		for i, k := range known {
+			known[i] = strconv.Quote(k)
+		}
+		d.Known = strings.Join(known, ", ")
+	}
 	d.All = fmt.Sprintf("%#x", all)
 	if required != 0 {
 		d.Required = fmt.Sprintf("%#x", required)

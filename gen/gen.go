@@ -37,6 +37,15 @@
 //     so a renamed field reads records written under its former name. It
 //     is always written under its wire name.
 //   - `,optional`: the default, accepted for older declarations.
+//   - `,unknown`, on one field of type map[string]any with no name: the
+//     keys of a map that no field reads (by name or alias) are kept there,
+//     as JSON-like values, and written back after the fields (sorted among
+//     them by AppendMsgpackValue); a key a field reads is never written
+//     from it. A type without one skips unknown keys. Elements past the
+//     fields of a positional array are skipped either way.
+//
+// When a map holds both a field's name and an alias of it, the name wins,
+// whatever their order.
 //
 // A separate `default:"…"` tag gives the value an absent field takes
 // (otherwise its zero value), for strings, bools, numbers (checked

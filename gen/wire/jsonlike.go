@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"slices"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
@@ -70,4 +71,62 @@ func FirstFields(n int) uint64 {
 		return ^uint64(0)
 	}
 	return uint64(1)<<n - 1
+}
+
+// ExtraKeys returns, sorted, the keys of m that known (sorted) does not
+// hold: the unknown keys a struct that keeps them writes back. A key a
+// field reads (its name or an alias) is left out: the field wins.
+func ExtraKeys(m map[string]any, known []string) []string {
+	if len(m) == 0 {
+		return nil
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		if _, found := slices.BinarySearch(known, k); !found {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// AppendExtra appends the entries of m under keys as JSON-like values.
+func AppendExtra(b []byte, m map[string]any, keys []string) ([]byte, error) {
+	b, _, err := AppendExtraBefore(b, m, keys, 0, "")
+	return b, err
+}
+
+// AppendExtraBefore appends the entries of m under keys[j:] whose keys sort
+// before limit (all of them when limit is ""), and returns the index of the
+// first key it did not write: the unknown keys that go before a field, in
+// the JSON-like form whose keys are sorted.
+func AppendExtraBefore(b []byte, m map[string]any, keys []string, j int, limit string) ([]byte, int, error) {
+	for ; j < len(keys) && (limit == "" || keys[j] < limit); j++ {
+		var err error
+		if b, err = AppendValueKey(b, keys[j]); err != nil {
+			return b, j, atKey(keys[j], err)
+		}
+		if b, err = AppendValue(b, m[keys[j]]); err != nil {
+			return b, j, atKey(keys[j], err)
+		}
+	}
+	return b, j, nil
+}
+
+// ReadExtra reads the value of the unknown key into m, which it makes
+// when nil, and returns m: how a struct keeps the keys no field reads.
+func ReadExtra(r *Reader, m map[string]any, key []byte) (map[string]any, error) {
+	k := string(key)
+	if !isASCII(k) && !utf8.ValidString(k) {
+		return m, atKey(k, r.errorf("%s in a map key", errUTF8))
+	}
+	v, err := r.ReadValue()
+	if err != nil {
+		return m, atKey(k, err)
+	}
+	if m == nil {
+		m = map[string]any{}
+	}
+	m[k] = v
+	return m, nil
 }

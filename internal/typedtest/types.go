@@ -72,19 +72,22 @@ type Item struct {
 }
 
 // OrderV1 is version 1 of an order state, as the deploy before a change
-// had it.
+// had it. It keeps the keys it does not know, so that during a rolling
+// deploy it saves back what version 2 wrote.
 type OrderV1 struct {
-	Customer string   `msgpack:"customer"`
-	Zone     string   `msgpack:"zone"`
-	Total    float64  `msgpack:"total"`
-	Legacy   string   `msgpack:"legacy"`
-	Items    []ItemV1 `msgpack:"items"`
+	Customer string         `msgpack:"customer"`
+	Zone     string         `msgpack:"zone"`
+	Total    float64        `msgpack:"total"`
+	Legacy   string         `msgpack:"legacy"`
+	Items    []ItemV1       `msgpack:"items"`
+	Extra    map[string]any `msgpack:",unknown"`
 }
 
 // ItemV1 is a line of OrderV1.
 type ItemV1 struct {
-	SKU string `msgpack:"sku"`
-	Qty int    `msgpack:"qty"`
+	SKU   string         `msgpack:"sku"`
+	Qty   int            `msgpack:"qty"`
+	Extra map[string]any `msgpack:",unknown"`
 }
 
 // OrderV2 is version 2: zone renamed to region, legacy dropped, fields

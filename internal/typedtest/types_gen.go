@@ -1006,11 +1006,14 @@ func (x *Item) readField(r *wire.Reader, i int) (err error) {
 
 var _orderV1Fields = []string{"customer", "zone", "total", "legacy", "items"}
 
+var _orderV1Known = []string{"customer", "items", "legacy", "total", "zone"}
+
 // AppendMsgpack appends the MessagePack encoding of x to b: a map of its
 // fields in declaration order.
 func (x *OrderV1) AppendMsgpack(b []byte) ([]byte, error) {
 	var err error
-	b = append(b, 0x85)
+	extra := wire.ExtraKeys(x.Extra, _orderV1Known)
+	b = wire.AppendMapHeader(b, 5+len(extra))
 	b = append(b, "\xa8customer"...)
 	b = wire.AppendString(b, x.Customer)
 	b = append(b, "\xa4zone"...)
@@ -1026,6 +1029,9 @@ func (x *OrderV1) AppendMsgpack(b []byte) ([]byte, error) {
 			return b, wire.FieldError("OrderV1", "items", wire.AtIndex(i, err))
 		}
 	}
+	if b, err = wire.AppendExtra(b, x.Extra, extra); err != nil {
+		return b, wire.FieldError("OrderV1", "", err)
+	}
 	return b, nil
 }
 
@@ -1035,10 +1041,18 @@ func (x *OrderV1) AppendMsgpack(b []byte) ([]byte, error) {
 // valid UTF-8 are refused, naming the field.
 func (x *OrderV1) AppendMsgpackValue(b []byte) ([]byte, error) {
 	var err error
-	b = append(b, 0x85)
+	extra := wire.ExtraKeys(x.Extra, _orderV1Known)
+	b = wire.AppendMapHeader(b, 5+len(extra))
+	j := 0
+	if b, j, err = wire.AppendExtraBefore(b, x.Extra, extra, j, "customer"); err != nil {
+		return b, wire.FieldError("OrderV1", "", err)
+	}
 	b = append(b, "\xa8customer"...)
 	if b, err = wire.AppendValueString(b, x.Customer); err != nil {
 		return b, wire.FieldError("OrderV1", "customer", err)
+	}
+	if b, j, err = wire.AppendExtraBefore(b, x.Extra, extra, j, "items"); err != nil {
+		return b, wire.FieldError("OrderV1", "", err)
 	}
 	b = append(b, "\xa5items"...)
 	b = wire.AppendArrayHeader(b, len(x.Items))
@@ -1047,17 +1061,29 @@ func (x *OrderV1) AppendMsgpackValue(b []byte) ([]byte, error) {
 			return b, wire.FieldError("OrderV1", "items", wire.AtIndex(i, err))
 		}
 	}
+	if b, j, err = wire.AppendExtraBefore(b, x.Extra, extra, j, "legacy"); err != nil {
+		return b, wire.FieldError("OrderV1", "", err)
+	}
 	b = append(b, "\xa6legacy"...)
 	if b, err = wire.AppendValueString(b, x.Legacy); err != nil {
 		return b, wire.FieldError("OrderV1", "legacy", err)
+	}
+	if b, j, err = wire.AppendExtraBefore(b, x.Extra, extra, j, "total"); err != nil {
+		return b, wire.FieldError("OrderV1", "", err)
 	}
 	b = append(b, "\xa5total"...)
 	if b, err = wire.AppendValueFloat(b, x.Total); err != nil {
 		return b, wire.FieldError("OrderV1", "total", err)
 	}
+	if b, j, err = wire.AppendExtraBefore(b, x.Extra, extra, j, "zone"); err != nil {
+		return b, wire.FieldError("OrderV1", "", err)
+	}
 	b = append(b, "\xa4zone"...)
 	if b, err = wire.AppendValueString(b, x.Zone); err != nil {
 		return b, wire.FieldError("OrderV1", "zone", err)
+	}
+	if b, err = wire.AppendExtra(b, x.Extra, extra[j:]); err != nil {
+		return b, wire.FieldError("OrderV1", "", err)
 	}
 	return b, nil
 }
@@ -1066,6 +1092,7 @@ func (x *OrderV1) AppendMsgpackValue(b []byte) ([]byte, error) {
 // name or alias, unknown ones skipped) or a positional array (fields in
 // declaration order, extra elements skipped).
 // A field the record lacks is set to its default, or its zero value.
+// The keys of a map that no field reads are kept in Extra.
 func (x *OrderV1) ReadMsgpack(r *wire.Reader) error {
 	n, isMap, err := r.ReadContainerHeader()
 	if err != nil {
@@ -1074,6 +1101,7 @@ func (x *OrderV1) ReadMsgpack(r *wire.Reader) error {
 	if err := r.Enter(); err != nil {
 		return err
 	}
+	x.Extra = nil
 	var seen uint64
 	if !isMap {
 		for i := range n {
@@ -1100,6 +1128,12 @@ func (x *OrderV1) ReadMsgpack(r *wire.Reader) error {
 				i = 3
 			case "items":
 				i = 4
+			}
+			if i == -1 {
+				if x.Extra, err = wire.ReadExtra(r, x.Extra, key); err != nil {
+					return wire.FieldError("OrderV1", "", err)
+				}
+				continue
 			}
 			if err := x.readField(r, i); err != nil {
 				return err
@@ -1161,14 +1195,21 @@ func (x *OrderV1) readField(r *wire.Reader, i int) (err error) {
 
 var _itemV1Fields = []string{"sku", "qty"}
 
+var _itemV1Known = []string{"qty", "sku"}
+
 // AppendMsgpack appends the MessagePack encoding of x to b: a map of its
 // fields in declaration order.
 func (x *ItemV1) AppendMsgpack(b []byte) ([]byte, error) {
-	b = append(b, 0x82)
+	var err error
+	extra := wire.ExtraKeys(x.Extra, _itemV1Known)
+	b = wire.AppendMapHeader(b, 2+len(extra))
 	b = append(b, "\xa3sku"...)
 	b = wire.AppendString(b, x.SKU)
 	b = append(b, "\xa3qty"...)
 	b = wire.AppendInt(b, int64(x.Qty))
+	if b, err = wire.AppendExtra(b, x.Extra, extra); err != nil {
+		return b, wire.FieldError("ItemV1", "", err)
+	}
 	return b, nil
 }
 
@@ -1178,12 +1219,23 @@ func (x *ItemV1) AppendMsgpack(b []byte) ([]byte, error) {
 // valid UTF-8 are refused, naming the field.
 func (x *ItemV1) AppendMsgpackValue(b []byte) ([]byte, error) {
 	var err error
-	b = append(b, 0x82)
+	extra := wire.ExtraKeys(x.Extra, _itemV1Known)
+	b = wire.AppendMapHeader(b, 2+len(extra))
+	j := 0
+	if b, j, err = wire.AppendExtraBefore(b, x.Extra, extra, j, "qty"); err != nil {
+		return b, wire.FieldError("ItemV1", "", err)
+	}
 	b = append(b, "\xa3qty"...)
 	b = wire.AppendInt(b, int64(x.Qty))
+	if b, j, err = wire.AppendExtraBefore(b, x.Extra, extra, j, "sku"); err != nil {
+		return b, wire.FieldError("ItemV1", "", err)
+	}
 	b = append(b, "\xa3sku"...)
 	if b, err = wire.AppendValueString(b, x.SKU); err != nil {
 		return b, wire.FieldError("ItemV1", "sku", err)
+	}
+	if b, err = wire.AppendExtra(b, x.Extra, extra[j:]); err != nil {
+		return b, wire.FieldError("ItemV1", "", err)
 	}
 	return b, nil
 }
@@ -1192,6 +1244,7 @@ func (x *ItemV1) AppendMsgpackValue(b []byte) ([]byte, error) {
 // name or alias, unknown ones skipped) or a positional array (fields in
 // declaration order, extra elements skipped).
 // A field the record lacks is set to its default, or its zero value.
+// The keys of a map that no field reads are kept in Extra.
 func (x *ItemV1) ReadMsgpack(r *wire.Reader) error {
 	n, isMap, err := r.ReadContainerHeader()
 	if err != nil {
@@ -1200,6 +1253,7 @@ func (x *ItemV1) ReadMsgpack(r *wire.Reader) error {
 	if err := r.Enter(); err != nil {
 		return err
 	}
+	x.Extra = nil
 	var seen uint64
 	if !isMap {
 		for i := range n {
@@ -1220,6 +1274,12 @@ func (x *ItemV1) ReadMsgpack(r *wire.Reader) error {
 				i = 0
 			case "qty":
 				i = 1
+			}
+			if i == -1 {
+				if x.Extra, err = wire.ReadExtra(r, x.Extra, key); err != nil {
+					return wire.FieldError("ItemV1", "", err)
+				}
+				continue
 			}
 			if err := x.readField(r, i); err != nil {
 				return err
@@ -1374,8 +1434,15 @@ func (x *OrderV2) ReadMsgpack(r *wire.Reader) error {
 			switch string(key) {
 			case "customer":
 				i = 0
-			case "region", "zone":
+			case "region":
 				i = 1
+			case "zone":
+				// An older name: the field's own name, read already,
+				// wins.
+				i = 1
+				if seen&0x2 != 0 {
+					i = -2
+				}
 			case "total":
 				i = 2
 			case "currency":

@@ -44,6 +44,10 @@ const (
 type StructType struct {
 	Name   string
 	Fields []Field
+	// Unknown is the Go name of the map[string]any field tagged
+	// `msgpack:",unknown"`, which keeps the keys no field reads; "" if
+	// there is none.
+	Unknown string
 }
 
 // Field is one encoded field of a struct.
@@ -176,6 +180,7 @@ func (p *Package) declError(d *decl, name, format string, args ...any) *fieldErr
 // its default key.
 type fieldTag struct {
 	skip       bool   // `msgpack:"-"`
+	unknown    bool   // `msgpack:",unknown"`
 	wire       string // the wire name; "" means the Go name
 	aliases    []string
 	required   bool
@@ -205,6 +210,8 @@ func parseTag(f *ast.Field) fieldTag {
 			t.optional = true
 		case o == "required":
 			t.required = true
+		case o == "unknown":
+			t.unknown = true
 		case name == "alias" && hasValue && value != "":
 			t.aliases = append(t.aliases, value)
 		default:
@@ -240,7 +247,23 @@ func (p *Package) addFields(s *StructType, f *ast.Field, file *srcFile, seen map
 			continue
 		}
 		if tag.badOpt != "" {
-			errf(id.Name, "unsupported msgpack tag option %q (cairngen knows \"required\", \"optional\" and \"alias:name\"; a generated codec always writes every field)", tag.badOpt)
+			errf(id.Name, "unsupported msgpack tag option %q (cairngen knows \"required\", \"optional\", \"alias:name\" and \"unknown\"; a generated codec always writes every field)", tag.badOpt)
+			continue
+		}
+		if tag.unknown {
+			if t == nil && terr == nil {
+				t, terr = p.resolve(f.Type, file, 0)
+			}
+			switch {
+			case terr != nil:
+				errf(id.Name, "%v", terr)
+			case t.Kind != ValueMap || tag.wire != "" || tag.required || tag.optional || tag.hasDefault || len(tag.aliases) > 0:
+				errf(id.Name, "a field that keeps unknown keys is a map[string]any tagged `msgpack:\",unknown\"` and nothing else")
+			case s.Unknown != "":
+				errf(id.Name, "field %s already keeps the unknown keys", s.Unknown)
+			default:
+				s.Unknown = id.Name
+			}
 			continue
 		}
 		if tag.required && (tag.optional || tag.hasDefault) {

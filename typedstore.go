@@ -65,9 +65,12 @@ type TypedOptions struct {
 // that the record lacks is set to its default tag, else its zero value,
 // unless it is marked `msgpack:",required"` (then the Load is ErrCorrupt);
 // a field renamed in S reads its old name through
-// `msgpack:"new,alias:old"`; a key S does not declare is ignored, and is
-// therefore not saved again by a process that loads and saves with S; a
-// value of the wrong type is ErrCorrupt naming its path, such as
+// `msgpack:"new,alias:old"` (the new name wins when a record holds both);
+// a key S does not declare is ignored, and therefore not saved again by a
+// process that loads and saves with S, unless S has a map[string]any field
+// tagged `msgpack:",unknown"`, which keeps such keys and saves them back
+// (so the older version of a rolling deploy keeps the newer one's fields);
+// a value of the wrong type is ErrCorrupt naming its path, such as
 // Checkpoint.state.lines[3].quantity. Strings of typed fields are not
 // checked for valid UTF-8 when read; one that is not fails the next Save
 // (ErrInvalid), as it would in the JSON-like form.

@@ -615,3 +615,49 @@ func TestUnknownKeysRecordForm(t *testing.T) {
 		t.Fatalf("NaN in an unknown key: %v", err)
 	}
 }
+
+// SaveLeased of a typed checkpoint holds the lease as the map path's does:
+// the lease stamp is written, and a lease taken over fails with
+// ErrConflict.
+func TestTypedSaveLeased(t *testing.T) {
+	ctx := context.Background()
+	s := memstore.New(nil)
+	typed := cairn.NewTyped[typedtest.Counter](s, nil)
+	run := uuid.New()
+	c := &cairn.TypedCheckpoint[typedtest.Counter]{WorkflowName: "w", RunID: run, Timestamp: time.Now(), State: typedtest.Counter{Counter: 1}}
+	if err := typed.Save(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	l, err := s.Claim(ctx, run, &cairn.ClaimOptions{Owner: "worker-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.State.Counter = 2
+	if err := typed.SaveLeased(ctx, l, c); err != nil {
+		t.Fatal(err)
+	}
+	back, err := typed.Load(ctx, run)
+	if err != nil || back.State.Counter != 2 {
+		t.Fatalf("Load = %+v, %v", back, err)
+	}
+	if epoch, leased := cairn.LeaseStamp(back.Metadata); !leased || epoch != l.Epoch {
+		t.Fatalf("lease stamp %v %v in %v", epoch, leased, back.Metadata)
+	}
+	// A plain typed Save of what was loaded keeps the epoch, not the owner.
+	if err := typed.Save(ctx, back); err != nil {
+		t.Fatal(err)
+	}
+	again, err := typed.Load(ctx, run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if epoch, leased := cairn.LeaseStamp(again.Metadata); leased || epoch != l.Epoch {
+		t.Fatalf("after a plain Save: lease stamp %v %v", epoch, leased)
+	}
+	if err := typed.SaveLeased(ctx, l, c); !errors.Is(err, cairn.ErrConflict) {
+		t.Fatalf("SaveLeased after another writer: %v", err)
+	}
+	if err := cairn.NewTyped[typedtest.Counter](hideRecords{s}, nil).SaveLeased(ctx, l, c); !errors.Is(err, cairn.ErrInvalid) {
+		t.Fatalf("SaveLeased through a store that does not lease: %v", err)
+	}
+}

@@ -231,14 +231,32 @@ func (t *Typed[S, P]) List(ctx context.Context, opts *ListOptions) (*TypedPage[S
 	return out, nil
 }
 
+// SaveLeased stores c under the lease l, as Claimer.SaveLeased does, when
+// the Store is a Claimer (else ErrInvalid). It converts c to a Checkpoint
+// of JSON-like values first (see Checkpoint): a leased write costs what a
+// map-path Save costs.
+func (t *Typed[S, P]) SaveLeased(ctx context.Context, l *Lease, c *TypedCheckpoint[S]) error {
+	if c == nil {
+		return WrapOp("save", uuid.Nil, fmt.Errorf("%w: nil checkpoint", ErrInvalid))
+	}
+	cl, ok := t.s.(Claimer)
+	if !ok {
+		return WrapOp("save", c.RunID, fmt.Errorf("%w: the store does not lease runs", ErrInvalid))
+	}
+	cp, err := t.checkpoint(c)
+	if err != nil {
+		return WrapOp("save", c.RunID, err)
+	}
+	return cl.SaveLeased(ctx, l, cp)
+}
+
 // Delete removes runID, as Store.Delete does.
 func (t *Typed[S, P]) Delete(ctx context.Context, runID uuid.UUID) error {
 	return t.s.Delete(ctx, runID)
 }
 
 // Checkpoint returns c as a Checkpoint of JSON-like values (State is
-// ToValue(&c.State)), such as a Store that is not a RecordStore saves, or
-// SaveLeased takes.
+// ToValue(&c.State)), such as a Store that is not a RecordStore saves.
 func (t *Typed[S, P]) Checkpoint(c *TypedCheckpoint[S]) (*Checkpoint, error) {
 	return t.checkpoint(c)
 }

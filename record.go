@@ -2,6 +2,7 @@ package cairn
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/google/uuid"
@@ -20,6 +21,22 @@ type Record struct {
 	labels   map[string]string
 	epoch    uint64
 }
+
+// Valid reports whether r was made by NewRecord or Typed: the zero Record
+// is not, and a Store refuses it with ErrInvalid.
+func (r Record) Valid() bool { return len(r.data) > 0 && r.runID != uuid.Nil && !r.ts.IsZero() }
+
+// checkRecord is ErrInvalid, for op, when r is not valid.
+func checkRecord(op string, r Record) error {
+	if r.Valid() {
+		return nil
+	}
+	return WrapOp(op, r.runID, fmt.Errorf("%w: a Record not made by NewRecord or Typed", ErrInvalid))
+}
+
+// CheckRecord returns ErrInvalid, as an [*Error] for a save, when r is not
+// Valid: what a RecordStore's SaveRecord checks first.
+func CheckRecord(r Record) error { return checkRecord("save", r) }
 
 // Bytes returns the MessagePack record. The caller must not change it: a
 // Store keeps it as it is (in its cache, say).

@@ -661,3 +661,28 @@ func TestTypedSaveLeased(t *testing.T) {
 		t.Fatalf("SaveLeased through a store that does not lease: %v", err)
 	}
 }
+
+// A zero Record is refused by every RecordStore, and nothing is written.
+func TestSaveRecordRefusesZero(t *testing.T) {
+	ctx := context.Background()
+	d, err := durable.New(bucket.NewMem(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := tiered.New(bucket.NewMem(), &tiered.Options{Mode: tiered.WriteBack})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []cairn.RecordStore{memstore.New(nil), d, tr} {
+		if err := s.SaveRecord(ctx, cairn.Record{}); !errors.Is(err, cairn.ErrInvalid) {
+			t.Errorf("%T: SaveRecord of a zero Record: %v", s, err)
+		}
+		page, err := s.List(ctx, nil)
+		if err != nil || len(page.Runs) != 0 {
+			t.Errorf("%T: List after: %+v, %v", s, page, err)
+		}
+		if err := s.Close(ctx); err != nil {
+			t.Error(err)
+		}
+	}
+}

@@ -98,8 +98,11 @@ func decoderFor(maxSize int) (*decoderPair, error) {
 	}
 	// The caps make a frame that declares a larger window or content size
 	// fail before anything is allocated for it.
+	// Below zstd's smallest window (1 KiB), which every frame may
+	// declare, the memory bound is the window: a record larger than
+	// maxSize is still refused, by the size checks after decoding.
 	opts := []zstd.DOption{
-		zstd.WithDecoderMaxMemory(uint64(maxSize)),
+		zstd.WithDecoderMaxMemory(uint64(max(maxSize, zstd.MinWindowSize))),
 		zstd.WithDecoderMaxWindow(uint64(max(maxSize, zstd.MinWindowSize))),
 		zstd.WithDecoderConcurrency(0),
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/cairnstore/cairn/gen/wire"
 )
@@ -92,12 +93,15 @@ type EventRegistry struct {
 }
 
 // RegisterEvent registers the event type *T under name. Registering a name
-// or a type twice is ErrInvalid.
+// or a type twice, or a name that is not valid UTF-8, is ErrInvalid.
 func RegisterEvent[T any, PT interface {
 	*T
 	TypedEvent
 }](r *EventRegistry, name string) error {
 	t := reflect.TypeFor[T]()
+	if !utf8.ValidString(name) {
+		return fmt.Errorf("%w: event type name %s is not valid UTF-8", ErrInvalid, wire.Quote(name))
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.byName == nil {
@@ -114,9 +118,24 @@ func RegisterEvent[T any, PT interface {
 	return nil
 }
 
+// errNilEvent is the cause of refusing a nil pending event.
+var errNilEvent = fmt.Errorf("%w: nil event", ErrInvalid)
+
+// isNil reports whether e is nil or a nil pointer.
+func isNil(e TypedEvent) bool {
+	if e == nil {
+		return true
+	}
+	v := reflect.ValueOf(e)
+	return v.Kind() == reflect.Pointer && v.IsNil()
+}
+
 // name returns the name v's type is registered under; a nil registry
 // knows none.
 func (r *EventRegistry) name(v TypedEvent) (string, error) {
+	if isNil(v) {
+		return "", errNilEvent
+	}
 	t := reflect.TypeOf(v).Elem()
 	var name string
 	ok := false

@@ -3,7 +3,6 @@ package cairn
 import (
 	"errors"
 	"fmt"
-	"reflect"
 	"time"
 	"unicode/utf8"
 
@@ -91,11 +90,10 @@ func (c *Codec) encodeTyped(p *typedParts, state wire.ValueMarshaler, reg *Event
 // appendEvent appends one pending event: an *Event as the map path
 // writes it, any other as its registered name and its value encoding.
 func appendEvent(b []byte, e TypedEvent, reg *EventRegistry) ([]byte, error) {
-	var name string
+	if isNil(e) {
+		return b, errors.New("nil event")
+	}
 	if ev, ok := e.(*Event); ok {
-		if ev == nil {
-			return b, errors.New("nil event")
-		}
 		if !utf8.ValidString(ev.EventType) {
 			return b, wire.FieldError("Event", "event_type", errors.New("invalid UTF-8"))
 		}
@@ -108,9 +106,6 @@ func appendEvent(b []byte, e TypedEvent, reg *EventRegistry) ([]byte, error) {
 			return b, wire.FieldError("Event", "data", err)
 		}
 		return b, nil
-	}
-	if e == nil || reflect.ValueOf(e).IsNil() {
-		return b, errors.New("nil event")
 	}
 	name, err := reg.name(e)
 	if err != nil {
@@ -206,6 +201,11 @@ func readTypedField(r *wire.Reader, i int, p *typedParts, state wire.Unmarshaler
 	case 2:
 		p.ts, err = r.ReadTime()
 	case 3:
+		if r.TryNil() {
+			// A nil state reads as an empty one, as the map path reads
+			// it: every field at its default.
+			return wire.Unmarshal([]byte{0x80}, state)
+		}
 		err = state.ReadMsgpack(r)
 	case 4:
 		p.events, err = readEvents(r, reg)

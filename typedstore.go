@@ -281,12 +281,12 @@ func (t *Typed[S, P]) checkpoint(c *TypedCheckpoint[S]) (*Checkpoint, error) {
 	cp := &Checkpoint{WorkflowName: c.WorkflowName, RunID: c.RunID, Timestamp: c.Timestamp, State: m,
 		Metadata: c.Metadata, PendingEvents: make([]Event, 0, len(c.PendingEvents))}
 	for i, e := range c.PendingEvents {
-		if ev, ok := e.(*Event); ok && ev != nil {
+		if isNil(e) {
+			return nil, fmt.Errorf("%w: Checkpoint.pending_events[%d]: nil event", ErrInvalid, i)
+		}
+		if ev, ok := e.(*Event); ok {
 			cp.PendingEvents = append(cp.PendingEvents, *ev)
 			continue
-		}
-		if e == nil {
-			return nil, fmt.Errorf("%w: Checkpoint.pending_events[%d]: nil event", ErrInvalid, i)
 		}
 		ev, err := t.events.Event(e)
 		if err != nil {

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // MaxFields is the largest number of fields a generated type may have: the
@@ -77,6 +78,8 @@ type Type struct {
 	Elem *Type
 	// Imports are those that Expr needs.
 	Imports []Import
+	// Duration marks time.Duration and the named types over it.
+	Duration bool
 }
 
 // Import is a package that a type expression refers to.
@@ -289,17 +292,26 @@ func (p *Package) addFields(s *StructType, f *ast.Field, file *srcFile, seen map
 				continue
 			}
 		}
+		if bad := badUTF8(append([]string{w, tag.def}, tag.aliases...)); bad != "" {
+			errf(id.Name, "%s in the tag is not valid UTF-8", strconv.Quote(bad))
+			continue
+		}
 		dup := false
+		mine := map[string]bool{}
 		for _, n := range append([]string{w}, tag.aliases...) {
 			if prev, ok := seen[n]; ok {
 				errf(id.Name, "wire name %q is already used by field %s", n, prev)
 				dup = true
+			} else if mine[n] {
+				errf(id.Name, "wire name %q is given twice", n)
+				dup = true
 			}
+			mine[n] = true
 		}
 		if dup {
 			continue
 		}
-		for _, n := range append([]string{w}, tag.aliases...) {
+		for n := range mine {
 			seen[n] = id.Name
 		}
 		s.Fields = append(s.Fields, Field{Name: id.Name, Wire: w, Aliases: tag.aliases, Required: tag.required, Default: def, Type: t})
@@ -410,7 +422,7 @@ func resolveQualified(e *ast.SelectorExpr, f *srcFile) (*Type, error) {
 	case "time.Time":
 		return &Type{Kind: Time, Expr: expr, Imports: []Import{imp}}, nil
 	case "time.Duration":
-		return &Type{Kind: Int, Expr: expr, Basic: "int64", Bits: 64, Imports: []Import{imp}}, nil
+		return &Type{Kind: Int, Expr: expr, Basic: "int64", Bits: 64, Imports: []Import{imp}, Duration: true}, nil
 	case "github.com/google/uuid.UUID":
 		return &Type{Kind: UUID, Expr: expr, Imports: []Import{imp}}, nil
 	}
@@ -505,6 +517,16 @@ func (p *Package) resolveNamed(name string, d *decl, depth int) (*Type, error) {
 	return nil, fmt.Errorf("unsupported type %s: a named type over %s is not supported; use %s itself", name, u.Expr, u.Expr)
 }
 
+// badUTF8 returns the first of names that is not valid UTF-8, or "".
+func badUTF8(names []string) string {
+	for _, n := range names {
+		if !utf8.ValidString(n) {
+			return n
+		}
+	}
+	return ""
+}
+
 // defaultLiteral checks the default tag's value s against the field's type
 // and returns it as an untyped Go constant, which assigns to the field
 // whatever its named type. Defaults are for strings, bools, numbers and
@@ -520,7 +542,7 @@ func defaultLiteral(s string, t *Type) (string, error) {
 		}
 		return strconv.FormatBool(b), nil
 	case Int:
-		if len(t.Imports) == 1 && t.Imports[0].Path == "time" { // time.Duration
+		if t.Duration {
 			if d, err := time.ParseDuration(s); err == nil {
 				return strconv.FormatInt(int64(d), 10), nil
 			}

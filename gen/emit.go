@@ -577,7 +577,11 @@ func (e *emitter) readCode(w *strings.Builder, dst string, t *model.Type, fresh 
 	case model.Uint:
 		converted("uint64", "r.ReadUint("+bits(t)+")")
 	case model.Float:
-		converted("float64", "r.ReadFloat()")
+		if t.Bits == 32 {
+			converted("float64", "r.ReadFloat32()")
+		} else {
+			converted("float64", "r.ReadFloat()")
+		}
 	case model.Bytes:
 		direct("r.ReadBin()")
 	case model.Time:

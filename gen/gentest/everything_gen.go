@@ -775,7 +775,7 @@ func (x *Everything) readField(r *wire.Reader, i int) (err error) {
 		x.Uint64, err = r.ReadUint(64)
 	case 14:
 		var tmp float64
-		tmp, err = r.ReadFloat()
+		tmp, err = r.ReadFloat32()
 		x.Float32 = float32(tmp)
 	case 15:
 		x.Float64, err = r.ReadFloat()
@@ -799,7 +799,7 @@ func (x *Everything) readField(r *wire.Reader, i int) (err error) {
 		x.Count = Count(tmp)
 	case 21:
 		var tmp float64
-		tmp, err = r.ReadFloat()
+		tmp, err = r.ReadFloat32()
 		x.Score = Score(tmp)
 	case 22:
 		var tmp float64
@@ -857,7 +857,7 @@ func (x *Everything) readField(r *wire.Reader, i int) (err error) {
 	case 38:
 		x.Scores, err = wire.ReadSlice(r, func(r *wire.Reader, v *Score) (err error) {
 			var tmp float64
-			tmp, err = r.ReadFloat()
+			tmp, err = r.ReadFloat32()
 			*v = Score(tmp)
 			return err
 		})

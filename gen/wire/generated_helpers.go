@@ -28,3 +28,16 @@ func (r *Reader) ReadBin() ([]byte, error) {
 	}
 	return r.ReadBytes()
 }
+
+// ReadFloat32 reads a number as [Reader.ReadFloat] does, for a float32
+// field: a finite value beyond float32's range is an error, as an integer
+// out of range of its field is, rather than a silent infinity.
+func (r *Reader) ReadFloat32() (float64, error) {
+	start := r.off
+	f, err := r.ReadFloat()
+	if err == nil && !math.IsInf(f, 0) && math.Abs(f) > math.MaxFloat32 {
+		r.off = start
+		return 0, r.errorf("number does not fit in float32")
+	}
+	return f, err
+}

@@ -799,7 +799,7 @@ func (x *Kitchen) readField(r *wire.Reader, i int) (err error) {
 		x.Wait = time.Duration(tmp)
 	case 4:
 		var tmp float64
-		tmp, err = r.ReadFloat()
+		tmp, err = r.ReadFloat32()
 		x.F32 = float32(tmp)
 	case 5:
 		x.F64, err = r.ReadFloat()

@@ -32,6 +32,18 @@ type slab[T any] struct {
 	next int
 }
 
+// take returns n values of T, with the capacity of n: appending to them
+// copies rather than overwrite the values the slab hands out next.
+func (s *slab[T]) take(n int) []T {
+	if len(s.free) < n {
+		s.next = min(max(s.next*2, 8), 256)
+		s.free = make([]T, max(s.next, n))
+	}
+	p := s.free[:n:n]
+	s.free = s.free[n:]
+	return p
+}
+
 func (s *slab[T]) box(v T, typ unsafe.Pointer) any {
 	if len(s.free) == 0 {
 		s.next = min(max(s.next*2, 8), 256)
@@ -45,15 +57,41 @@ func (s *slab[T]) box(v T, typ unsafe.Pointer) any {
 	return out
 }
 
-// boxes are the slabs of one Reader.
+// maxSlabArray is the longest array whose elements come from a slab:
+// a longer one has an allocation of its own, which it would nearly
+// fill.
+const maxSlabArray = 16
+
+// boxes are the slabs of one Reader. Slab chunks are never shared
+// between Readers, and each value or array handed out has slots of its
+// own, so a caller changing one decoded value changes no other.
 type boxes struct {
 	strings  slab[string]
 	floats   slab[float64]
 	integers slab[int64]
 	arrays   slab[[]any]
+	elems    slab[any] // the elements of small arrays
+	// recent holds the last short string boxed of each length mod 8:
+	// an enum-like value ("assistant", "user") repeated across a list
+	// of records shares one box. A box is immutable, so sharing it is
+	// not visible to callers.
+	recent [8]any
 }
 
-func (b *boxes) boxString(s string) any { return b.strings.box(s, stringType) }
+// maxShared is the longest string boxString looks for in recent.
+const maxShared = 16
+
+func (b *boxes) boxString(s string) any {
+	if len(s) > maxShared {
+		return b.strings.box(s, stringType)
+	}
+	last := &b.recent[len(s)%len(b.recent)]
+	if prev, ok := (*last).(string); ok && prev == s {
+		return *last
+	}
+	*last = b.strings.box(s, stringType)
+	return *last
+}
 
 func (b *boxes) boxFloat(f float64) any { return b.floats.box(f, float64Type) }
 

@@ -99,20 +99,23 @@ func TestErrorPathBounded(t *testing.T) {
 	}
 }
 
-// isASCII reads words, overlapping ones and single bytes: a high bit at
-// any position of a string of any length is seen.
+// isASCII reads words, overlapping ones and single bytes, and textASCII
+// rounds of 32 bytes: a high bit at any position of a string of any
+// length is seen.
 func TestIsASCII(t *testing.T) {
-	for n := range 41 {
-		s := []byte(strings.Repeat("a", n))
-		if !isASCII(string(s)) {
-			t.Fatalf("%d ASCII bytes: false", n)
-		}
-		for i := range n {
-			s[i] = 0x80
-			if isASCII(string(s)) {
-				t.Fatalf("high byte at %d of %d: true", i, n)
+	for name, isASCII := range map[string]func(string) bool{"isASCII": isASCII, "textASCII": textASCII} {
+		for n := range 130 {
+			s := []byte(strings.Repeat("a", n))
+			if !isASCII(string(s)) {
+				t.Fatalf("%s: %d ASCII bytes: false", name, n)
 			}
-			s[i] = 'a'
+			for i := range n {
+				s[i] = 0x80
+				if isASCII(string(s)) {
+					t.Fatalf("%s: high byte at %d of %d: true", name, i, n)
+				}
+				s[i] = 'a'
+			}
 		}
 	}
 }

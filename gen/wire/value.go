@@ -17,28 +17,66 @@ import (
 // extension is refused: JSON has no slot for raw bytes, and serde_json
 // would refuse it too. Map keys must be strings. A NaN or infinite float
 // reads as nil, as serde_json reads it into a Value.
+//
+// The forms JSON-like state is mostly made of (small non-negative
+// integers, strings under 256 bytes, small maps, float64) are read here
+// without a further call; the rest in readOther.
 func (r *Reader) ReadValue() (any, error) {
-	c, err := r.Peek()
-	if err != nil {
-		return nil, err
+	if r.off >= len(r.buf) {
+		return nil, r.eof("input")
 	}
-	switch {
-	case c <= 0x7f: // the commonest case, and boxing small ints is free
+	switch c := r.buf[r.off]; {
+	case c <= 0x7f: // boxing an integer below 256 is free
 		r.off++
 		return int64(c), nil
-	case c&0xe0 == 0xa0 || c == 0xd9 || c == 0xda || c == 0xdb:
-		s, err := r.ReadString()
-		if err != nil || s == "" {
-			return s, err
+	case c&0xe0 == 0xa0:
+		r.off++
+		return r.strValue(int(c & 0x1f))
+	case c&0xf0 == 0x80:
+		r.off++
+		n, err := r.checkLen(uint64(c&0x0f), 2, "map")
+		if err != nil {
+			return nil, err
 		}
-		if !isASCII(s) && !utf8.ValidString(s) {
-			return nil, r.errorf(errUTF8)
+		m, err := r.mapOf(n)
+		if err != nil {
+			return nil, err
 		}
-		return r.box().boxString(s), nil
-	case c&0xf0 == 0x80 || c == 0xde || c == 0xdf:
-		return r.readMap()
+		return m, nil
+	case c == 0xcb && len(r.buf)-r.off > 8:
+		f := math.Float64frombits(binary.BigEndian.Uint64(r.buf[r.off+1:]))
+		r.off += 9
+		return r.floatValue(f), nil
+	case c == 0xd9 && len(r.buf)-r.off > 1: // str8: text too long for a fixstr
+		r.off += 2
+		return r.strValue(int(r.buf[r.off-1]))
+	}
+	return r.readOther()
+}
+
+// readOther reads the value forms ReadValue does not.
+func (r *Reader) readOther() (any, error) {
+	c := r.buf[r.off]
+	switch {
+	case c == 0xd9 || c == 0xda || c == 0xdb:
+		r.off++
+		n, err := r.length(1<<(c-0xd9), 1, "str")
+		if err != nil {
+			return nil, err
+		}
+		return r.strValue(n)
+	case c == 0xde || c == 0xdf:
+		m, err := r.readMap()
+		if err != nil {
+			return nil, err
+		}
+		return m, nil
 	case c&0xf0 == 0x90 || c == 0xdc || c == 0xdd:
-		a, err := r.readArray()
+		n, err := r.ReadArrayHeader()
+		if err != nil {
+			return nil, err
+		}
+		a, err := r.arrayOf(n)
 		if err != nil {
 			return nil, err
 		}
@@ -47,7 +85,8 @@ func (r *Reader) ReadValue() (any, error) {
 		r.off++
 		return nil, nil
 	case c == 0xc2 || c == 0xc3:
-		return r.ReadBool()
+		r.off++
+		return c == 0xc3, nil
 	}
 	i, u, f, kind, err := r.readNumber()
 	if err != nil {
@@ -59,10 +98,32 @@ func (r *Reader) ReadValue() (any, error) {
 	case kindUint:
 		return u, nil
 	}
-	if math.IsNaN(f) || math.IsInf(f, 0) {
-		return nil, nil // as serde_json reads them: JSON has no NaN
+	return r.floatValue(f), nil
+}
+
+// strValue reads the n bytes of a str whose header has been read.
+func (r *Reader) strValue(n int) (any, error) {
+	if n > len(r.buf)-r.off {
+		return nil, r.eof("str")
 	}
-	return r.box().boxFloat(f), nil
+	if n == 0 {
+		return "", nil
+	}
+	r.off += n
+	s := r.str(n)
+	if !textASCII(s) && !utf8.ValidString(s) {
+		return nil, r.errorf(errUTF8)
+	}
+	return r.box().boxString(s), nil
+}
+
+// floatValue boxes f, or gives nil for a NaN or an infinity, as serde_json
+// reads them: JSON has no NaN.
+func (r *Reader) floatValue(f float64) any {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return nil
+	}
+	return r.box().boxFloat(f)
 }
 
 func (r *Reader) box() *boxes {
@@ -86,17 +147,28 @@ func (r *Reader) readMap() (map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
+	return r.mapOf(n)
+}
+
+// mapOf reads the n entries of a map whose header has been read (and n
+// checked against the bytes that remain).
+func (r *Reader) mapOf(n int) (map[string]any, error) {
 	if err := r.Enter(); err != nil {
 		return nil, err
 	}
-	m := make(map[string]any, CapHint(n))
+	// A map of up to 8 entries fits the one group a small map has, which
+	// its first entry allocates whatever the hint; an empty literal takes
+	// the runtime's shorter path for small maps to the same result.
+	var m map[string]any
+	if n <= 8 {
+		m = map[string]any{}
+	} else {
+		m = make(map[string]any, CapHint(n))
+	}
 	for range n {
-		k, err := r.ReadString()
+		k, err := r.key()
 		if err != nil {
 			return nil, err
-		}
-		if !isASCII(k) && !utf8.ValidString(k) {
-			return nil, atKey(k, r.errorf("%s in a map key", errUTF8))
 		}
 		v, err := r.ReadValue()
 		if err != nil {
@@ -108,21 +180,62 @@ func (r *Reader) readMap() (map[string]any, error) {
 	return m, nil
 }
 
-func (r *Reader) readArray() ([]any, error) {
-	n, err := r.ReadArrayHeader()
-	if err != nil {
-		return nil, err
+// key reads a map key, which must be a valid UTF-8 str.
+func (r *Reader) key() (string, error) {
+	k, ok := r.fixstr()
+	if !ok {
+		var err error
+		if k, err = r.ReadString(); err != nil {
+			return "", err
+		}
 	}
+	if !isASCII(k) && !utf8.ValidString(k) {
+		return "", atKey(k, r.errorf("%s in a map key", errUTF8))
+	}
+	return k, nil
+}
+
+// fixstr reads a fixstr, the form of nearly every key, if one is next
+// and whole; else it reads nothing and reports false.
+func (r *Reader) fixstr() (string, bool) {
+	if r.off >= len(r.buf) {
+		return "", false
+	}
+	c := r.buf[r.off]
+	n := int(c & 0x1f)
+	if c&0xe0 != 0xa0 || n >= len(r.buf)-r.off {
+		return "", false
+	}
+	r.off += 1 + n
+	return r.str(n), true
+}
+
+// arrayOf reads the n elements of an array whose header has been read.
+// Small arrays take their elements from a slab, capped at their length so
+// that an append by the caller copies instead of overwriting a neighbour.
+func (r *Reader) arrayOf(n int) ([]any, error) {
 	if err := r.Enter(); err != nil {
 		return nil, err
 	}
-	a := make([]any, 0, CapHint(n))
+	var a []any
+	switch {
+	case n == 0:
+		a = []any{}
+	case n <= maxSlabArray:
+		a = r.box().elems.take(n)
+	default:
+		a = make([]any, 0, CapHint(n))
+	}
 	for i := range n {
 		v, err := r.ReadValue()
 		if err != nil {
 			return nil, atIndex(i, err)
 		}
-		a = append(a, v)
+		if i < len(a) { // the slots a slab gave, filled in place
+			a[i] = v
+		} else {
+			a = append(a, v)
+		}
 	}
 	r.Leave()
 	return a, nil
@@ -274,7 +387,8 @@ func keyError(k string) error { return atKey(k, unsupported("%s in a map key", e
 // isASCII reports whether every byte of s is below 0x80, which nearly every
 // key and value is; callers check the rest with utf8.ValidString. It ORs
 // the bytes eight at a time with no branch per word, and is small enough
-// to inline: a call per string would cost more than the check.
+// to inline: a call per string would cost more than the check. textASCII
+// is faster for long texts.
 func isASCII(s string) bool {
 	b := unsafe.Slice(unsafe.StringData(s), len(s)) // read only
 	var or uint64
@@ -288,6 +402,25 @@ func isASCII(s string) bool {
 			or |= uint64(c)
 		}
 	}
+	return or&0x8080808080808080 == 0
+}
+
+// textASCII is isASCII for strings of any length: a long one is read 32
+// bytes per round, then its last 32, which may overlap.
+func textASCII(s string) bool {
+	if len(s) < 64 {
+		return isASCII(s)
+	}
+	b := unsafe.Slice(unsafe.StringData(s), len(s)) // read only
+	var or uint64
+	for i := 0; i+32 <= len(b); i += 32 {
+		w := b[i : i+32 : i+32]
+		or |= binary.LittleEndian.Uint64(w) | binary.LittleEndian.Uint64(w[8:]) |
+			binary.LittleEndian.Uint64(w[16:]) | binary.LittleEndian.Uint64(w[24:])
+	}
+	w := b[len(b)-32:]
+	or |= binary.LittleEndian.Uint64(w) | binary.LittleEndian.Uint64(w[8:]) |
+		binary.LittleEndian.Uint64(w[16:]) | binary.LittleEndian.Uint64(w[24:])
 	return or&0x8080808080808080 == 0
 }
 

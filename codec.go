@@ -341,7 +341,14 @@ func (c *Codec) Decompress(data []byte) ([]byte, error) {
 // string that is not valid UTF-8, anywhere, makes the record ErrCorrupt
 // (naming where it is), as it does for Blazen: it could not be saved
 // again, nor written as JSON without losing a key to U+FFFD.
-func (c *Codec) DecodeRecord(rec []byte) (*Checkpoint, error) {
+func (c *Codec) DecodeRecord(rec []byte) (*Checkpoint, error) { return c.decodeRecord(rec, false) }
+
+// DecodeSharedRecord is DecodeRecord of a record that never changes
+// afterwards, such as one a Store caches: the checkpoint's strings may
+// alias rec instead of a copy of it, which spares copying it.
+func (c *Codec) DecodeSharedRecord(rec []byte) (*Checkpoint, error) { return c.decodeRecord(rec, true) }
+
+func (c *Codec) decodeRecord(rec []byte, shared bool) (*Checkpoint, error) {
 	if len(rec) > c.maxSize {
 		return nil, fmt.Errorf("%w: record of %d bytes exceeds the limit of %d", ErrCorrupt, len(rec), c.maxSize)
 	}
@@ -351,7 +358,15 @@ func (c *Codec) DecodeRecord(rec []byte) (*Checkpoint, error) {
 	switch b := rec[0]; {
 	case b&0xe0 == 0x80 || b >= 0xdc && b <= 0xdf: // map or array
 		cp := new(Checkpoint)
-		if err := wire.Unmarshal(rec, cp); err != nil {
+		r := wire.NewReader(rec)
+		if shared {
+			r.Share()
+		}
+		err := cp.ReadMsgpack(&r)
+		if err == nil && r.Len() != 0 {
+			err = fmt.Errorf("%w: %d trailing bytes", wire.ErrMalformed, r.Len())
+		}
+		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
 		}
 		if err := checkStrings(cp); err != nil {

@@ -136,7 +136,10 @@ func (c *Codec) decodeTyped(rec []byte, p *typedParts, state wire.Unmarshaler, r
 		}
 		return fromCheckpoint(cp, p, state, reg)
 	}
-	r := wire.NewReader(rec)
+	// LoadRecord's bytes never change (a cache's, or the caller's own):
+	// strings may alias them.
+	r := wire.NewValueReader(rec)
+	r.Share()
 	if err := readTyped(&r, p, state, reg); err != nil {
 		return fmt.Errorf("%w: %w", ErrCorrupt, err)
 	}
@@ -299,16 +302,17 @@ func readEvent(r *wire.Reader, reg *EventRegistry) (TypedEvent, error) {
 		}
 		return nil, wire.MissingFields("Event", []string{"event_type", "data"}, seen)
 	}
+	d := wire.NewValueReader(data) // a part of the record: shared too
+	d.Share()
 	e := reg.decoder(name)
 	if e == nil {
-		d := wire.NewReader(data)
 		v, err := d.ReadValue()
 		if err != nil {
 			return nil, wire.FieldError("Event", "data", err)
 		}
 		return &Event{EventType: name, Data: v}, nil
 	}
-	if err := wire.Unmarshal(data, e); err != nil {
+	if err := e.ReadMsgpack(&d); err != nil {
 		return nil, wire.FieldError("Event", "data", err)
 	}
 	return e, nil

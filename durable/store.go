@@ -329,7 +329,7 @@ func (s *Store) Load(ctx context.Context, runID uuid.UUID) (*cairn.Checkpoint, e
 	if err != nil {
 		return nil, err
 	}
-	cp, err := s.codec.DecodeRecord(rec)
+	cp, err := s.codec.DecodeSharedRecord(rec) // rec is this Load's own
 	if err == nil && cp.RunID != runID {
 		err = fmt.Errorf("%w: object %s holds run %v", cairn.ErrCorrupt, s.runKey(runID), cp.RunID)
 	}

@@ -117,7 +117,7 @@ func (s *Store) Load(ctx context.Context, runID uuid.UUID) (*cairn.Checkpoint, e
 	if err != nil {
 		return nil, err
 	}
-	cp, err := s.codec.DecodeRecord(rec)
+	cp, err := s.codec.DecodeSharedRecord(rec) // records are never changed
 	return cp, cairn.WrapOp("load", runID, err)
 }
 

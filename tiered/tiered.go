@@ -587,7 +587,9 @@ func (s *Store) load(ctx context.Context, runID uuid.UUID, opts *cairn.LoadRecor
 	if err != nil {
 		return nil, err
 	}
-	cp, err := s.codec.DecodeRecord(rec)
+	// A record, cached or read, is never changed: the checkpoint's
+	// strings may alias it.
+	cp, err := s.codec.DecodeSharedRecord(rec)
 	if err == nil && cp.RunID != runID {
 		err = fmt.Errorf("%w: the object of run %v holds run %v", cairn.ErrCorrupt, runID, cp.RunID)
 	}

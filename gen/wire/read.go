@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"time"
+	"unicode/utf8"
+	"unsafe"
 
 	"github.com/google/uuid"
 )
@@ -24,10 +26,26 @@ type Reader struct {
 	maxDepth int
 	strs     string // copy of buf once a string has been read
 	boxes    *boxes // allocated by the first ReadValue that needs one
+	strict   bool   // strings valid UTF-8 and floats finite, as in JSON
+	shared   bool   // buf never changes: strings alias it
 }
 
 // NewReader returns a Reader over b with the default depth bound.
 func NewReader(b []byte) Reader { return Reader{buf: b, maxDepth: DefaultMaxDepth} }
+
+// NewValueReader returns a Reader over b for JSON-like records, such as a
+// checkpoint whose state a generated codec reads: as with NewReader, and
+// ReadString also refuses a string that is not valid UTF-8, and ReadFloat
+// (so ReadFloat32) a NaN or an infinity, which JSON cannot hold, so that
+// whatever is read can be written in the JSON-like form again.
+func NewValueReader(b []byte) Reader {
+	return Reader{buf: b, maxDepth: DefaultMaxDepth, strict: true}
+}
+
+// Share promises that the input will never change while any string read
+// from it is in use (it is a cached record, say): strings then alias the
+// input instead of a copy of it, which spares copying it.
+func (r *Reader) Share() { r.shared = true }
 
 // Rest returns the bytes not consumed yet.
 func (r *Reader) Rest() []byte { return r.buf[r.off:] }
@@ -212,12 +230,20 @@ func (r *Reader) ReadString() (string, error) {
 	if err != nil || len(p) == 0 {
 		return "", err
 	}
-	return r.str(len(p)), nil
+	s := r.str(len(p))
+	if r.strict && !isASCII(s) && !utf8.ValidString(s) {
+		r.off -= len(p)
+		return "", r.errorf(errUTF8)
+	}
+	return s, nil
 }
 
 // str returns the n bytes before the read position as a string that
 // aliases the Reader's private copy of the input.
 func (r *Reader) str(n int) string {
+	if r.shared {
+		return unsafe.String(&r.buf[r.off-n], n)
+	}
 	if len(r.strs) != len(r.buf) {
 		r.strs = string(r.buf)
 	}
@@ -356,12 +382,17 @@ func (r *Reader) ReadUint(bits int) (uint64, error) {
 // ReadFloat reads a float32 or float64, or an integer (as serde does when
 // it reads an f64).
 func (r *Reader) ReadFloat() (float64, error) {
+	start := r.off
 	i, u, f, kind, err := r.readNumber()
 	switch kind {
 	case kindInt:
 		return float64(i), err
 	case kindUint:
 		return float64(u), err
+	}
+	if r.strict && err == nil && (math.IsNaN(f) || math.IsInf(f, 0)) {
+		r.off = start
+		return 0, r.errorf("%v where a JSON number was expected", f)
 	}
 	return f, err
 }

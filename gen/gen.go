@@ -49,8 +49,12 @@
 //
 // A separate `default:"…"` tag gives the value an absent field takes
 // (otherwise its zero value), for strings, bools, numbers (checked
-// against the field's type when generating) and time.Duration (as
-// time.ParseDuration reads it, or nanoseconds). Other options (omitempty
+// against the field's type when generating; an int or uint field's
+// default must fit 32 bits, the size of int on some platforms) and
+// time.Duration and named types over it (as time.ParseDuration reads it,
+// or nanoseconds). An absent field of a struct type is its zero value:
+// its own fields' defaults apply only when it is present (as an empty
+// map, say), and its required fields are not checked. Other options (omitempty
 // among them) are refused rather than silently ignored, because a
 // generated codec always writes every field. A type may have at most 64
 // fields; embedded fields are refused.

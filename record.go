@@ -26,17 +26,18 @@ type Record struct {
 // is not, and a Store refuses it with ErrInvalid.
 func (r Record) Valid() bool { return len(r.data) > 0 && r.runID != uuid.Nil && !r.ts.IsZero() }
 
-// checkRecord is ErrInvalid, for op, when r is not valid.
-func checkRecord(op string, r Record) error {
-	if r.Valid() {
-		return nil
+// CheckRecord returns what a RecordStore's SaveRecord checks first, as an
+// [*Error] for a save: ErrInvalid when r is not Valid, ErrTooLarge when
+// its record is over c's MaxSize (it was made by a codec of a larger one).
+func (c *Codec) CheckRecord(r Record) error {
+	switch {
+	case !r.Valid():
+		return WrapOp("save", r.runID, fmt.Errorf("%w: a Record not made by NewRecord or Typed", ErrInvalid))
+	case len(r.data) > c.maxSize:
+		return WrapOp("save", r.runID, fmt.Errorf("%w: record of %d bytes exceeds the limit of %d", ErrTooLarge, len(r.data), c.maxSize))
 	}
-	return WrapOp(op, r.runID, fmt.Errorf("%w: a Record not made by NewRecord or Typed", ErrInvalid))
+	return nil
 }
-
-// CheckRecord returns ErrInvalid, as an [*Error] for a save, when r is not
-// Valid: what a RecordStore's SaveRecord checks first.
-func CheckRecord(r Record) error { return checkRecord("save", r) }
 
 // Bytes returns the MessagePack record. The caller must not change it: a
 // Store keeps it as it is (in its cache, say).
@@ -87,14 +88,18 @@ type RecordStore interface {
 	// bounds what SaveRecord takes.
 	Codec() *Codec
 	// SaveRecord stores r as Save stores the checkpoint r encodes, with
-	// the same guarantees and errors. r must come from this store's
-	// Codec (or a Codec of the same MaxSize).
+	// the same guarantees and errors: a record that is not Valid, or over
+	// the store's MaxSize, is refused before anything is written (see
+	// Codec.CheckRecord). The store keeps r's bytes as they are.
 	SaveRecord(ctx context.Context, r Record) error
 	// LoadRecord returns the MessagePack record of runID's latest
 	// checkpoint, decompressed, or ErrNotFound, as Load finds it. The
 	// bytes may be shared (with a cache): the caller must not change
-	// them. They are not decoded: the caller decodes them, checks that
-	// they hold runID, and reports what does not decode as ErrCorrupt.
+	// them, and the store never changes them afterwards either (nor
+	// reuses their memory), so that what the caller decodes may alias
+	// them, as Typed's strings do. They are not decoded: the caller
+	// decodes them, checks that they hold runID, and reports what does
+	// not decode as ErrCorrupt.
 	LoadRecord(ctx context.Context, runID uuid.UUID, opts *LoadRecordOptions) ([]byte, error)
 }
 
@@ -104,4 +109,8 @@ type LoadRecordOptions struct {
 	// fills a page: a cached copy of another timestamp (a write by
 	// another process since) is not used. Zero: any copy will do.
 	Listed time.Time
+	// ListedSize is the Size that List gave: a cached copy of another
+	// size is not used either. Zero: any size. (A rewrite by another
+	// process with the same timestamp and the same size goes unseen.)
+	ListedSize int64
 }

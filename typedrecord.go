@@ -3,6 +3,7 @@ package cairn
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 	"unicode/utf8"
 
@@ -338,4 +339,72 @@ func fromCheckpoint(cp *Checkpoint, p *typedParts, state wire.Unmarshaler, reg *
 		p.events = append(p.events, e)
 	}
 	return nil
+}
+
+// RecordHeader is what a record says of its run besides the checkpoint's
+// body.
+type RecordHeader struct {
+	WorkflowName string
+	RunID        uuid.UUID
+	Timestamp    time.Time
+}
+
+// ReadHeader reads the workflow name, run ID and timestamp of rec, which
+// must not change afterwards (the name may alias it), without decoding
+// its state, events or metadata: what a cache needs to index a record it
+// read. A record it cannot read is ErrCorrupt; the parts it skips are
+// checked only for their framing, as a Load decodes them.
+func (c *Codec) ReadHeader(rec []byte) (RecordHeader, error) {
+	var h RecordHeader
+	if len(rec) > c.maxSize {
+		return h, fmt.Errorf("%w: record of %d bytes exceeds the limit of %d", ErrCorrupt, len(rec), c.maxSize)
+	}
+	if len(rec) == 0 || !(rec[0]&0xe0 == 0x80 || rec[0] >= 0xdc && rec[0] <= 0xdf) {
+		cp, err := c.DecodeRecord(rec) // legacy JSON, or an error
+		if err != nil {
+			return h, err
+		}
+		return RecordHeader{WorkflowName: cp.WorkflowName, RunID: cp.RunID, Timestamp: cp.Timestamp}, nil
+	}
+	r := wire.NewReader(rec)
+	r.Share()
+	n, isMap, err := r.ReadContainerHeader()
+	if err != nil {
+		return h, fmt.Errorf("%w: %w", ErrCorrupt, wire.FieldError("Checkpoint", "", err))
+	}
+	var seen uint64
+	for j := range n {
+		i := j
+		if isMap {
+			key, err := r.ReadStr()
+			if err != nil {
+				return h, fmt.Errorf("%w: %w", ErrCorrupt, wire.FieldError("Checkpoint", "", err))
+			}
+			i = slices.Index(typedFields, string(key))
+		}
+		switch i {
+		case 0:
+			h.WorkflowName, err = r.ReadString()
+		case 1:
+			h.RunID, err = r.ReadUUID()
+		case 2:
+			h.Timestamp, err = r.ReadTime()
+		default:
+			err = r.Skip()
+		}
+		if err != nil {
+			field := ""
+			if i >= 0 && i < len(typedFields) {
+				field = typedFields[i]
+			}
+			return h, fmt.Errorf("%w: %w", ErrCorrupt, wire.FieldError("Checkpoint", field, err))
+		}
+		if i >= 0 && i < 3 {
+			seen |= 1 << i
+		}
+	}
+	if seen != 7 {
+		return h, fmt.Errorf("%w: %w", ErrCorrupt, wire.MissingFields("Checkpoint", typedFields[:3], seen))
+	}
+	return h, nil
 }

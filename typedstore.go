@@ -71,9 +71,10 @@ type TypedOptions struct {
 // tagged `msgpack:",unknown"`, which keeps such keys and saves them back
 // (so the older version of a rolling deploy keeps the newer one's fields);
 // a value of the wrong type is ErrCorrupt naming its path, such as
-// Checkpoint.state.lines[3].quantity. Strings of typed fields are not
-// checked for valid UTF-8 when read; one that is not fails the next Save
-// (ErrInvalid), as it would in the JSON-like form.
+// Checkpoint.state.lines[3].quantity. Values JSON cannot hold are
+// ErrCorrupt too, naming the field, so that whatever loads can be saved
+// again: a string or key that is not valid UTF-8, a NaN or an infinity, a
+// number beyond a float32 field's range.
 //
 // A Typed is safe for concurrent use. It does not own the Store: closing
 // the Store is the caller's.
@@ -181,8 +182,11 @@ type TypedPage[S any] struct {
 
 // List returns one page of runs as Store.List does, in the same order
 // and with the same paging. With opts.WithCheckpoints each run comes with
-// its typed checkpoint, loaded in parallel (never older than the summary
-// in a tiered store); a run deleted between the listing and its load is
+// its typed checkpoint, loaded in parallel (in a tiered store, a cached
+// copy whose timestamp or size differs from the summary's is read again,
+// so the checkpoint is not older than the summary unless another process
+// rewrote the run with the very same timestamp and size); a run deleted between
+// the listing and its load is
 // left out, and a checkpoint that does not decode into S fails the List
 // with ErrCorrupt naming the run.
 func (t *Typed[S, P]) List(ctx context.Context, opts *ListOptions) (*TypedPage[S], error) {
@@ -209,7 +213,7 @@ func (t *Typed[S, P]) List(ctx context.Context, opts *ListOptions) (*TypedPage[S
 	for i := range out.Runs {
 		g.Go(func() error {
 			r := &out.Runs[i]
-			c, err := t.load(gctx, r.RunID, &LoadRecordOptions{Listed: r.Timestamp})
+			c, err := t.load(gctx, r.RunID, &LoadRecordOptions{Listed: r.Timestamp, ListedSize: r.Size})
 			if errors.Is(err, ErrNotFound) {
 				gone[i] = true
 				return nil

@@ -290,7 +290,7 @@ func (s *Store) Save(ctx context.Context, c *cairn.Checkpoint) error {
 
 // SaveRecord implements cairn.RecordStore: Save of an encoded record.
 func (s *Store) SaveRecord(ctx context.Context, r cairn.Record) error {
-	if err := cairn.CheckRecord(r); err != nil {
+	if err := s.codec.CheckRecord(r); err != nil {
 		return err
 	}
 	run := r.RunID()

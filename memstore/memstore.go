@@ -83,7 +83,7 @@ func (s *Store) save(ctx context.Context, c *cairn.Checkpoint, leased func(old e
 
 // SaveRecord implements cairn.RecordStore: Save of an encoded record.
 func (s *Store) SaveRecord(ctx context.Context, r cairn.Record) error {
-	if err := cairn.CheckRecord(r); err != nil {
+	if err := s.codec.CheckRecord(r); err != nil {
 		return err
 	}
 	return s.saveRecord(ctx, r, nil)

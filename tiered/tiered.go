@@ -312,7 +312,7 @@ func (s *Store) save(ctx context.Context, c *cairn.Checkpoint, l *cairn.Lease) e
 
 // SaveRecord implements cairn.RecordStore: Save of an encoded record.
 func (s *Store) SaveRecord(ctx context.Context, r cairn.Record) error {
-	if err := cairn.CheckRecord(r); err != nil {
+	if err := s.codec.CheckRecord(r); err != nil {
 		return err
 	}
 	return s.saveRecord(ctx, r, nil)
@@ -609,8 +609,9 @@ func (s *Store) LoadRecord(ctx context.Context, runID uuid.UUID, opts *cairn.Loa
 	if err := s.check(ctx); err != nil {
 		return nil, cairn.WrapOp("load", runID, err)
 	}
-	if opts != nil && !opts.Listed.IsZero() {
-		if e, ok := s.cache.Peek(runID); ok && !e.Dirty && !e.Timestamp.Equal(opts.Listed) {
+	if opts != nil && (!opts.Listed.IsZero() || opts.ListedSize > 0) {
+		if e, ok := s.cache.Peek(runID); ok && !e.Dirty && (!opts.Listed.IsZero() && !e.Timestamp.Equal(opts.Listed) ||
+			opts.ListedSize > 0 && int64(len(e.Value)) != opts.ListedSize) {
 			s.cache.CompareAndRemove(runID, e.Version)
 		}
 	}
@@ -647,7 +648,10 @@ func (s *Store) revalidate(ctx context.Context, run uuid.UUID, e lru.Entry) (lru
 		}
 		return e, err
 	}
-	fresh := lru.Entry{Value: rec, ETag: etag, WorkflowName: e.WorkflowName, Timestamp: e.Timestamp}
+	fresh := lru.Entry{Value: rec, ETag: etag}
+	if h, err := s.codec.ReadHeader(rec); err == nil { // the new object's, not the one it replaces
+		fresh.WorkflowName, fresh.Timestamp = h.WorkflowName, h.Timestamp
+	}
 	s.keep(run, etag, still, func() (uint64, bool) { return s.cache.CompareAndPut(run, e.Version, fresh) })
 	return fresh, nil
 }
@@ -718,10 +722,10 @@ func (s *Store) get(ctx context.Context, run uuid.UUID) (fetched, error) {
 		return fetched{gen: gen}, err
 	}
 	e := lru.Entry{Value: rec, ETag: etag}
-	if cp, err := s.codec.DecodeRecord(rec); err == nil {
+	if h, err := s.codec.ReadHeader(rec); err == nil {
 		// No labels: List reads those of dirty entries only, and a
 		// read's entry is clean until a Save replaces it.
-		e.WorkflowName, e.Timestamp = cp.WorkflowName, cp.Timestamp
+		e.WorkflowName, e.Timestamp = h.WorkflowName, h.Timestamp
 	}
 	s.keep(run, etag, still, func() (uint64, bool) { return s.cache.CompareAndPut(run, 0, e) })
 	return fetched{e: e, gen: gen}, nil
@@ -815,17 +819,19 @@ func merge(page *cairn.Page, dirty map[uuid.UUID]cairn.Summary, q *cairn.Query) 
 }
 
 // listLoader returns the Load that fills page's checkpoints: through the
-// cache, except that a clean cached copy whose time differs from the
-// index's is dropped first (another process wrote the run since), so a
-// summary never comes with an older checkpoint. A dirty run's checkpoint
+// cache, except that a clean cached copy whose time or size differs from
+// the index's is dropped first (another process wrote the run since), so
+// a summary comes with an older checkpoint only if another process
+// rewrote the run with the same timestamp and size. A dirty run's checkpoint
 // is filled already.
 func (s *Store) listLoader(page *cairn.Page) func(context.Context, uuid.UUID) (*cairn.Checkpoint, error) {
-	listed := make(map[uuid.UUID]time.Time, len(page.Runs))
+	listed := make(map[uuid.UUID]cairn.LoadRecordOptions, len(page.Runs))
 	for _, r := range page.Runs {
-		listed[r.RunID] = r.Timestamp
+		listed[r.RunID] = cairn.LoadRecordOptions{Listed: r.Timestamp, ListedSize: r.Size}
 	}
 	return func(ctx context.Context, id uuid.UUID) (*cairn.Checkpoint, error) {
-		return s.load(ctx, id, &cairn.LoadRecordOptions{Listed: listed[id]})
+		o := listed[id]
+		return s.load(ctx, id, &o)
 	}
 }
 

@@ -153,43 +153,47 @@ func (c *Codec) decodeTyped(rec []byte, p *typedParts, state wire.Unmarshaler, r
 var typedFields = []string{"workflow_name", "run_id", "timestamp", "state", "pending_events", "metadata"}
 
 func readTyped(r *wire.Reader, p *typedParts, state wire.Unmarshaler, reg *EventRegistry) error {
+	seen, err := eachField(r, func(i int) error { return readTypedField(r, i, p, state, reg) })
+	if err == nil && seen != 1<<len(typedFields)-1 {
+		err = wire.MissingFields("Checkpoint", typedFields, seen)
+	}
+	return err
+}
+
+// eachField reads the header of a checkpoint record (a map, or a
+// positional array of at least the six fields) and calls read for each of
+// its fields with the field's index in typedFields (-1 for a key it does
+// not know, six and more for elements past them), which read must consume.
+// It returns the bits of the fields it saw; errors name the field.
+func eachField(r *wire.Reader, read func(i int) error) (seen uint64, err error) {
 	n, isMap, err := r.ReadContainerHeader()
 	if err != nil {
-		return wire.FieldError("Checkpoint", "", err)
+		return 0, wire.FieldError("Checkpoint", "", err)
 	}
 	if !isMap && n < len(typedFields) {
-		return wire.ShortArray("Checkpoint", n, len(typedFields))
+		return 0, wire.ShortArray("Checkpoint", n, len(typedFields))
 	}
-	var seen uint64
 	for j := range n {
 		i := j
 		if isMap {
 			key, err := r.ReadStr()
 			if err != nil {
-				return wire.FieldError("Checkpoint", "", err)
+				return 0, wire.FieldError("Checkpoint", "", err)
 			}
-			i = -1
-			for k, f := range typedFields {
-				if string(key) == f {
-					i = k
-				}
-			}
+			i = slices.Index(typedFields, string(key))
 		}
-		if err := readTypedField(r, i, p, state, reg); err != nil {
+		if err := read(i); err != nil {
 			field := ""
 			if i >= 0 && i < len(typedFields) {
 				field = typedFields[i]
 			}
-			return wire.FieldError("Checkpoint", field, err)
+			return 0, wire.FieldError("Checkpoint", field, err)
 		}
 		if i >= 0 && i < len(typedFields) {
 			seen |= 1 << i
 		}
 	}
-	if seen != 1<<len(typedFields)-1 {
-		return wire.MissingFields("Checkpoint", typedFields, seen)
-	}
-	return nil
+	return seen, nil
 }
 
 // readTypedField reads field i of a record; one it does not know is
@@ -368,20 +372,7 @@ func (c *Codec) ReadHeader(rec []byte) (RecordHeader, error) {
 	}
 	r := wire.NewReader(rec)
 	r.Share()
-	n, isMap, err := r.ReadContainerHeader()
-	if err != nil {
-		return h, fmt.Errorf("%w: %w", ErrCorrupt, wire.FieldError("Checkpoint", "", err))
-	}
-	var seen uint64
-	for j := range n {
-		i := j
-		if isMap {
-			key, err := r.ReadStr()
-			if err != nil {
-				return h, fmt.Errorf("%w: %w", ErrCorrupt, wire.FieldError("Checkpoint", "", err))
-			}
-			i = slices.Index(typedFields, string(key))
-		}
+	seen, err := eachField(&r, func(i int) (err error) {
 		switch i {
 		case 0:
 			h.WorkflowName, err = r.ReadString()
@@ -392,19 +383,13 @@ func (c *Codec) ReadHeader(rec []byte) (RecordHeader, error) {
 		default:
 			err = r.Skip()
 		}
-		if err != nil {
-			field := ""
-			if i >= 0 && i < len(typedFields) {
-				field = typedFields[i]
-			}
-			return h, fmt.Errorf("%w: %w", ErrCorrupt, wire.FieldError("Checkpoint", field, err))
-		}
-		if i >= 0 && i < 3 {
-			seen |= 1 << i
-		}
+		return err
+	})
+	if err == nil && seen&7 != 7 {
+		err = wire.MissingFields("Checkpoint", typedFields[:3], seen)
 	}
-	if seen != 7 {
-		return h, fmt.Errorf("%w: %w", ErrCorrupt, wire.MissingFields("Checkpoint", typedFields[:3], seen))
+	if err != nil {
+		return h, fmt.Errorf("%w: %w", ErrCorrupt, err)
 	}
 	return h, nil
 }

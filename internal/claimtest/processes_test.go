@@ -284,9 +284,7 @@ type pauseWindow struct {
 // continues it with SIGCONT.
 func (sc *scenario) pause(t *testing.T, p *exec.Cmd, dir string) pauseWindow {
 	sc.waitHolding(t, dir, 1)
-	if err := p.Process.Signal(syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
+	sc.stop(t, p)
 	pw := pauseWindow{worker: "w2", stopped: time.Now().UnixNano()}
 	mine, err := ReadEvents(filepath.Join(dir, "w2"))
 	if err != nil {
@@ -310,6 +308,81 @@ func (sc *scenario) pause(t *testing.T, p *exec.Cmd, dir string) pauseWindow {
 	pw.woken = time.Now().UnixNano()
 	t.Logf("w2 was stopped for %v, holding %d runs", time.Duration(pw.woken-pw.stopped).Round(time.Millisecond), len(holding))
 	return pw
+}
+
+// stop stops p with SIGSTOP and waits until it is stopped, and not
+// inside the directory store's lock: a Put or Delete holds an flock on
+// root/.cairn-lock across a few system calls, and a process stopped there
+// blocks every other writer of the directory until it is continued (the
+// lock is the filesystem's; that is how a directory store behaves). The
+// scenario is a worker paused past its lease, so while it holds the lock
+// it is continued for a moment and stopped again.
+func (sc *scenario) stop(t *testing.T, p *exec.Cmd) {
+	root, isDir := strings.CutPrefix(sc.store, "file://")
+	var lock *os.File
+	if isDir {
+		var err error
+		if lock, err = os.Open(filepath.Join(root, ".cairn-lock")); err != nil {
+			t.Fatal(err)
+		}
+		defer lock.Close()
+	}
+	for try := 0; ; try++ {
+		if err := p.Process.Signal(syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		waitStopped(t, p.Process.Pid)
+		if !isDir {
+			return
+		}
+		err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
+			return
+		}
+		if try == 1000 {
+			t.Fatalf("a worker holds the directory's lock whenever w2 is stopped: %v", err)
+		}
+		if err := p.Process.Signal(syscall.SIGCONT); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// waitStopped waits until every thread of the process pid is stopped
+// (state T in /proc/pid/task/*/stat): a signal is delivered after kill(2)
+// returns, and each thread stops on its own, so one may still be running,
+// and take a lock, after the main thread stopped.
+func waitStopped(t *testing.T, pid int) {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+		if err != nil || len(tasks) == 0 {
+			t.Fatalf("the threads of process %d: %v", pid, err)
+		}
+		stopped := true
+		for _, task := range tasks {
+			stat, err := os.ReadFile(task)
+			if err != nil {
+				stopped = false // a thread that just ended; look again
+				break
+			}
+			// pid (comm) state ...: the state follows the last ')'.
+			i := strings.LastIndexByte(string(stat), ')')
+			if i < 0 || i+2 >= len(stat) || stat[i+2] != 'T' && stat[i+2] != 't' {
+				stopped = false
+				break
+			}
+		}
+		if stopped {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("process %d is not stopped 10 s after SIGSTOP", pid)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // readAll reads the events of every worker.

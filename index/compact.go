@@ -515,6 +515,11 @@ func (ix *Index) writePages(set pageSet, entries []Entry, pages map[string]*form
 // writer moved it first. A head past base but before seq names a snapshot
 // this one was not built on (a Reindex's, whose entries are not in the
 // logs): moving past it would undo it, so this snapshot is left for GC.
+// So is a head behind base that base does not descend from: the head was
+// moved back since this compaction read its state, by a Reindex of a lost
+// index (whose numbers start again low) or after the head was lost, and
+// moving past it would bring back a snapshot whose pages and logs may be
+// gone.
 func (ix *Index) advanceHead(ctx context.Context, seq, base uint64) (bool, error) {
 	for attempt := 0; ; attempt++ {
 		var h format.Head
@@ -530,6 +535,11 @@ func (ix *Index) advanceHead(ctx context.Context, seq, base uint64) (bool, error
 				// built on fell back past it): then this one repairs the
 				// head.
 				if _, err := ix.b.Head(ctx, ix.snapKey(h.Seq)); !errors.Is(err, bucket.ErrNotFound) {
+					return false, err
+				}
+			}
+			if h.Seq < base {
+				if ok, err := ix.descends(ctx, base, h.Seq); !ok {
 					return false, err
 				}
 			}
@@ -552,4 +562,28 @@ func (ix *Index) advanceHead(ctx context.Context, seq, base uint64) (bool, error
 			return false, err
 		}
 	}
+}
+
+// descends reports whether snapshot from was built, through the Base of
+// each snapshot down the chain, on snapshot to (to < from). A snapshot of
+// the chain that is gone, a Rebuild's (its Base is itself) above to, or
+// one written before Base was recorded (Base 0) ends the chain: false.
+func (ix *Index) descends(ctx context.Context, from, to uint64) (bool, error) {
+	for cur := from; cur > to; {
+		var m format.Manifest
+		if _, err := ix.get(ctx, ix.snapKey(cur), &m); err != nil {
+			if errors.Is(err, bucket.ErrNotFound) {
+				return false, nil
+			}
+			return false, err
+		}
+		if m.Base >= cur {
+			return false, nil
+		}
+		cur = m.Base
+		if cur == to {
+			return true, nil
+		}
+	}
+	return false, nil
 }

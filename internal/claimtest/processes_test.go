@@ -1,8 +1,10 @@
 package claimtest
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"net/url"
@@ -10,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -178,8 +181,8 @@ func (sc *scenario) race(t *testing.T) {
 	for w := range procs {
 		procs[w] = sc.start(t, workflow, dir, w)
 	}
-	killedAt := sc.kill(t, procs[0], dir)
-	paused := sc.pause(t, procs[1], dir)
+	killedAt := sc.kill(t, procs, dir)
+	paused := sc.pause(t, procs, dir)
 	for w, p := range procs[1:] {
 		if err := p.Wait(); err != nil {
 			t.Fatalf("worker w%d: %v\n%s", w+2, err, p.Stderr)
@@ -228,7 +231,8 @@ func (sc *scenario) start(t *testing.T, workflow, dir string, w int) *exec.Cmd {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(append(os.Environ(), sc.env...), envWorker+"="+string(spec))
+	// GOTRACEBACK=all: the goroutines diagnose asks for with SIGQUIT.
+	cmd.Env = append(append(os.Environ(), sc.env...), envWorker+"="+string(spec), "GOTRACEBACK=all")
 	cmd.Stderr = &strings.Builder{}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -264,13 +268,15 @@ func (sc *scenario) waitHolding(t *testing.T, dir string, w int) {
 	t.Fatalf("worker w%d made no %d claims in 60 s, or held no run mid-run", w+1, sc.holding)
 }
 
-// kill kills worker w1 with SIGKILL once it holds runs, and returns when.
-func (sc *scenario) kill(t *testing.T, p *exec.Cmd, dir string) int64 {
+// kill kills worker w1 with SIGKILL once it holds a run another worker
+// can take over (see freeze), and returns when.
+func (sc *scenario) kill(t *testing.T, procs []*exec.Cmd, dir string) int64 {
 	sc.waitHolding(t, dir, 0)
-	if err := p.Process.Signal(syscall.SIGKILL); err != nil {
+	at := sc.freeze(t, procs, dir, 0)
+	if err := procs[0].Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	return time.Now().UnixNano()
+	return at
 }
 
 // pauseWindow is when a worker was stopped and continued.
@@ -279,13 +285,13 @@ type pauseWindow struct {
 	stopped, woken int64
 }
 
-// pause stops worker w2 with SIGSTOP once it holds runs, waits until
-// another worker claimed one of them (its lease ran out meanwhile), and
-// continues it with SIGCONT.
-func (sc *scenario) pause(t *testing.T, p *exec.Cmd, dir string) pauseWindow {
+// pause stops worker w2 with SIGSTOP once it holds a run another worker
+// can take over (see freeze), waits until another worker claimed one of
+// its runs (its lease ran out meanwhile), and continues it with SIGCONT.
+func (sc *scenario) pause(t *testing.T, procs []*exec.Cmd, dir string) pauseWindow {
+	p := procs[1]
 	sc.waitHolding(t, dir, 1)
-	sc.stop(t, p)
-	pw := pauseWindow{worker: "w2", stopped: time.Now().UnixNano()}
+	pw := pauseWindow{worker: "w2", stopped: sc.freeze(t, procs, dir, 1)}
 	mine, err := ReadEvents(filepath.Join(dir, "w2"))
 	if err != nil {
 		t.Fatal(err)
@@ -296,7 +302,7 @@ func (sc *scenario) pause(t *testing.T, p *exec.Cmd, dir string) pauseWindow {
 	deadline := time.Now().Add(30 * time.Second)
 	for len(takenOver(readAll(t, dir, sc.workers), holding, pw.worker, pw.stopped, sc.steps)) == 0 {
 		if time.Now().After(deadline) {
-			p.Process.Signal(syscall.SIGCONT)
+			sc.diagnose(t, procs, dir)
 			t.Fatalf("nobody took over the %d runs w2 held within 30 s of its SIGSTOP", len(holding))
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -310,38 +316,48 @@ func (sc *scenario) pause(t *testing.T, p *exec.Cmd, dir string) pauseWindow {
 	return pw
 }
 
-// stop stops p with SIGSTOP and waits until it is stopped, and not
-// inside the directory store's lock: a Put or Delete holds an flock on
-// root/.cairn-lock across a few system calls, and a process stopped there
-// blocks every other writer of the directory until it is continued (the
-// lock is the filesystem's; that is how a directory store behaves). The
-// scenario is a worker paused past its lease, so while it holds the lock
-// it is continued for a moment and stopped again.
-func (sc *scenario) stop(t *testing.T, p *exec.Cmd) {
+// freeze stops worker w with SIGSTOP, at a moment when the scenario can
+// go on from, and returns that moment: every thread of it stopped, so its
+// events are final; holding a run mid-run whose last step it has not
+// begun to save (takeable); and not inside the directory store's lock.
+// Otherwise it continues the worker for a moment and tries again.
+//
+// A stop that lands anywhere breaks the scenario now and then: a run
+// whose last save landed, but not yet its record, looks held and is
+// finished (nobody takes it over); and a Put or Delete of a directory
+// store holds an flock on root/.cairn-lock across a few system calls, so
+// a process stopped there keeps every other writer of the directory
+// waiting (until the store's LockWait ends their Put with ErrBusy). The
+// scenario is a worker killed or paused past its lease holding runs, not
+// either of those.
+func (sc *scenario) freeze(t *testing.T, procs []*exec.Cmd, dir string, w int) int64 {
+	p := procs[w]
+	name := fmt.Sprint("w", w+1)
 	root, isDir := strings.CutPrefix(sc.store, "file://")
-	var lock *os.File
-	if isDir {
-		var err error
-		if lock, err = os.Open(filepath.Join(root, ".cairn-lock")); err != nil {
-			t.Fatal(err)
-		}
-		defer lock.Close()
-	}
-	for try := 0; ; try++ {
+	deadline := time.Now().Add(60 * time.Second)
+	for {
 		if err := p.Process.Signal(syscall.SIGSTOP); err != nil {
 			t.Fatal(err)
 		}
 		waitStopped(t, p.Process.Pid)
-		if !isDir {
-			return
+		at := time.Now().UnixNano()
+		events, err := ReadEvents(filepath.Join(dir, name))
+		var why string
+		switch {
+		case err != nil:
+			why = err.Error()
+		case !takeable(events, at, sc.steps):
+			why = "it holds no run mid-run whose last step it has not begun to save"
+		case isDir && slices.Contains(lockHolders(t, filepath.Join(root, ".cairn-lock")), p.Process.Pid):
+			why = "it holds the directory store's lock"
 		}
-		err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
-			return
+		if why == "" {
+			return at
 		}
-		if try == 1000 {
-			t.Fatalf("a worker holds the directory's lock whenever w2 is stopped: %v", err)
+		if time.Now().After(deadline) {
+			p.Process.Signal(syscall.SIGCONT)
+			sc.diagnose(t, procs, dir)
+			t.Fatalf("%s was never stopped at a moment the scenario can go on from in 60 s: last, %s", name, why)
 		}
 		if err := p.Process.Signal(syscall.SIGCONT); err != nil {
 			t.Fatal(err)
@@ -350,39 +366,182 @@ func (sc *scenario) stop(t *testing.T, p *exec.Cmd) {
 	}
 }
 
+// takeable reports whether one worker's events show it holding, at time
+// at, a run that another worker will take over unfinished once its lease
+// ends: a step saved under its lease (so the run was saved lately and
+// comes first in the others' listings), and no save of the last step
+// begun (one begun may have landed, finishing the run).
+func takeable(events []Event, at int64, steps int) bool {
+	holding := held(events, at, steps)
+	saved := map[uuid.UUID]bool{}
+	for _, e := range events {
+		if epoch, ok := holding[e.Run]; ok && e.Op == OpSave && e.Epoch == epoch {
+			if e.Step == int64(steps) {
+				delete(holding, e.Run)
+			} else if e.Result == ResultOK {
+				saved[e.Run] = true
+			}
+		}
+	}
+	for run := range holding {
+		if saved[run] {
+			return true
+		}
+	}
+	return false
+}
+
 // waitStopped waits until every thread of the process pid is stopped
 // (state T in /proc/pid/task/*/stat): a signal is delivered after kill(2)
 // returns, and each thread stops on its own, so one may still be running,
-// and take a lock, after the main thread stopped.
+// and take a lock, after the main thread stopped. A process that exited
+// (its threads zombies) is an error.
 func waitStopped(t *testing.T, pid int) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
-		if err != nil || len(tasks) == 0 {
+		states, err := threadStates(pid)
+		if err != nil {
 			t.Fatalf("the threads of process %d: %v", pid, err)
 		}
 		stopped := true
-		for _, task := range tasks {
-			stat, err := os.ReadFile(task)
-			if err != nil {
-				stopped = false // a thread that just ended; look again
-				break
-			}
-			// pid (comm) state ...: the state follows the last ')'.
-			i := strings.LastIndexByte(string(stat), ')')
-			if i < 0 || i+2 >= len(stat) || stat[i+2] != 'T' && stat[i+2] != 't' {
+		for _, st := range states {
+			switch st {
+			case 'T', 't':
+			case 'Z', 'X':
+				t.Fatalf("process %d exited before it could be stopped (threads %q)", pid, states)
+			default:
 				stopped = false
-				break
 			}
 		}
 		if stopped {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("process %d is not stopped 10 s after SIGSTOP", pid)
+			t.Fatalf("process %d is not stopped 10 s after SIGSTOP (threads %q)", pid, states)
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// threadStates returns the state of each thread of process pid, from
+// /proc/pid/task/*/stat ("pid (comm) state ...": the state follows the
+// last ')'). A thread that ends meanwhile is left out.
+func threadStates(pid int) ([]byte, error) {
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+	if err == nil && len(tasks) == 0 {
+		err = errors.New("none found")
+	}
+	if err != nil {
+		return nil, err
+	}
+	var states []byte
+	for _, task := range tasks {
+		stat, err := os.ReadFile(task)
+		if err != nil {
+			continue
+		}
+		i := bytes.LastIndexByte(stat, ')')
+		if i < 0 || i+2 >= len(stat) {
+			return nil, fmt.Errorf("%s: %q", task, stat)
+		}
+		states = append(states, stat[i+2])
+	}
+	return states, nil
+}
+
+// lockHolders returns the processes holding an flock on the file at
+// path, from /proc/locks (waiters, "->" lines, left out).
+func lockHolders(t *testing.T, path string) []int {
+	holders, _ := lockTable(t, path)
+	return holders
+}
+
+// lockTable returns the processes holding an flock on the file at path
+// and those waiting for one, from /proc/locks: lines such as
+// "1: FLOCK  ADVISORY  WRITE 1234 00:2e:56789 0 EOF", a waiter's with
+// "->" after the number.
+func lockTable(t *testing.T, path string) (holders, waiters []int) {
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err != nil {
+		t.Fatalf("stat %s: %v", path, err)
+	}
+	major := (st.Dev>>8)&0xfff | (st.Dev>>32)&^0xfff
+	minor := st.Dev&0xff | (st.Dev>>12)&^0xff
+	id := fmt.Sprintf("%02x:%02x:%d", major, minor, st.Ino)
+	table, err := os.ReadFile("/proc/locks")
+	if err != nil {
+		t.Fatalf("the locks held: %v", err)
+	}
+	for line := range strings.Lines(string(table)) {
+		f := strings.Fields(line)
+		waiting := len(f) > 1 && f[1] == "->"
+		if waiting {
+			f = append(f[:1], f[2:]...)
+		}
+		if len(f) < 6 || f[1] != "FLOCK" || f[5] != id {
+			continue
+		}
+		pid, err := strconv.Atoi(f[4])
+		if err != nil {
+			continue
+		}
+		if waiting {
+			waiters = append(waiters, pid)
+		} else {
+			holders = append(holders, pid)
+		}
+	}
+	return holders, waiters
+}
+
+// diagnose logs, for a scenario that failed to go on, what each worker
+// did, who holds and who waits for the directory store's lock, and the
+// goroutines of the workers still running (SIGQUIT makes a Go program
+// print them and exit).
+func (sc *scenario) diagnose(t *testing.T, procs []*exec.Cmd, dir string) {
+	for w := range procs {
+		events, err := ReadEvents(filepath.Join(dir, fmt.Sprint("w", w+1)))
+		t.Logf("w%d (pid %d): %s (%v)", w+1, procs[w].Process.Pid, summary(events), err)
+	}
+	if root, isDir := strings.CutPrefix(sc.store, "file://"); isDir {
+		holders, waiters := lockTable(t, filepath.Join(root, ".cairn-lock"))
+		t.Logf("the directory store's lock: held by %v, awaited by %v", holders, waiters)
+	}
+	for w, p := range procs {
+		if p.ProcessState != nil || p.Process.Signal(syscall.SIGQUIT) != nil {
+			continue
+		}
+		p.Process.Signal(syscall.SIGCONT) // a stopped one handles SIGQUIT once continued
+		done := make(chan struct{})
+		go func() { p.Wait(); close(done) }()
+		select {
+		case <-done:
+			t.Logf("w%d (%v), its goroutines in Cairn's code:\n%s", w+1, p.ProcessState, cairnGoroutines(p.Stderr.(*strings.Builder).String()))
+		case <-time.After(10 * time.Second):
+			t.Logf("w%d did not exit 10 s after SIGQUIT", w+1)
+			p.Process.Kill()
+			<-done
+		}
+	}
+}
+
+// cairnGoroutines returns, of a Go program's goroutine dump, the
+// goroutines in Cairn's code, without frame addresses.
+func cairnGoroutines(dump string) string {
+	var b strings.Builder
+	for g := range strings.SplitSeq(dump, "\n\n") {
+		if !strings.HasPrefix(g, "goroutine ") || !strings.Contains(g, "cairnstore/cairn") {
+			continue
+		}
+		for line := range strings.Lines(g) {
+			if i := strings.Index(line, " fp=0x"); i >= 0 {
+				line = line[:i] + "\n"
+			}
+			b.WriteString(line)
+		}
+		b.WriteString("\n\n")
+	}
+	return b.String()
 }
 
 // readAll reads the events of every worker.

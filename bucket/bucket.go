@@ -124,7 +124,10 @@ var (
 	// re-apply.
 	ErrPrecondition = errors.New("bucket: precondition failed")
 	// ErrBusy: the server refused a conditional write because
-	// another one on the same key was in flight (HTTP 409). Retry.
+	// another one on the same key was in flight (HTTP 409), or a
+	// directory bucket's writer waited DirOptions.LockWait for its lock
+	// in vain (another process holds it: stopped or stuck). Nothing was
+	// written. Retry.
 	ErrBusy = errors.New("bucket: busy with a concurrent conditional write")
 	// ErrNotModified: the object's ETag equals GetOptions.IfNoneMatch.
 	ErrNotModified = errors.New("bucket: not modified")

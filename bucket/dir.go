@@ -15,7 +15,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 )
@@ -74,7 +73,7 @@ import (
 // renames it into place, then fsyncs the directories it changed; readers
 // take no lock and see the old object or the new one, never a part of
 // either. Every Put and Delete holds an exclusive flock(2) on
-// root/.cairn-lock (and a mutex, within the process) across the check of
+// root/.cairn-lock (and a semaphore, within the process) across the check of
 // its condition, the creation or removal of directories and the rename or
 // unlink: that makes conditional Puts atomic across goroutines and
 // processes, and keeps an unconditional Put or a Delete from slipping
@@ -83,14 +82,27 @@ import (
 // filesystem (it is not reliable over NFS) and a Unix system; NewDir
 // fails where it does not work.
 //
-// Dir never returns ErrBusy. ctx is checked before any work and again
-// once the lock is held; a Put canceled by then writes nothing. A Put
-// that fails after its rename (an fsync of a directory) returns the error
-// although the object is in place, as an S3 Put whose response was lost.
+// The wait for the lock is bounded: a process stopped while it holds the
+// lock (SIGSTOP, a paused VM or container, a debugger) or stuck inside
+// those system calls keeps every other writer of the root waiting, so a
+// Put or Delete that cannot take the lock within DirOptions.LockWait
+// fails with ErrBusy, naming the lock file and, where the system says
+// (Linux's /proc/locks), the process holding it and whether it is
+// stopped. Nothing was written then; retry once that process runs again.
+// (The lock is taken by polling: a blocking flock cannot be canceled.)
+// Waiting also ends with ctx.
+//
+// ctx is checked before any work and again once the lock is held; a Put
+// canceled by then writes nothing. A Put that fails after its rename (an
+// fsync of a directory) returns the error although the object is in
+// place, as an S3 Put whose response was lost.
 type Dir struct {
-	root string
-	mu   sync.Mutex       // serializes this process's writers before they take the file lock
-	now  func() time.Time // source of LastModified; time.Now but for tests
+	root     string
+	lockWait time.Duration
+	// sem serializes this process's writers before they take the file
+	// lock; a one-slot semaphore, so that waiting honours ctx.
+	sem chan struct{}
+	now func() time.Time // source of LastModified; time.Now but for tests
 }
 
 var _ Bucket = (*Dir)(nil)
@@ -114,6 +126,13 @@ type unreadable struct{}
 func (unreadable) Error() string        { return "corrupt object file" }
 func (unreadable) Is(target error) bool { return target == ErrUnreadable }
 
+// lockBusy is the error of a writer that waited LockWait for the lock in
+// vain: ErrBusy (retry), with its own message.
+type lockBusy string
+
+func (e lockBusy) Error() string      { return string(e) }
+func (lockBusy) Is(target error) bool { return target == ErrBusy }
+
 // fileHeader is the JSON header of an object file.
 type fileHeader struct {
 	Key      string            `json:"key"`
@@ -123,24 +142,55 @@ type fileHeader struct {
 	Metadata map[string]string `json:"metadata,omitempty"`
 }
 
-// NewDir returns the bucket kept under root, creating root if needed. It
+// DirOptions configure a directory bucket. Nil and zero fields mean
+// defaults.
+type DirOptions struct {
+	// LockWait bounds how long a Put or Delete waits for the root's lock
+	// (see Dir) before it fails with ErrBusy. Default DefaultLockWait;
+	// negative is an error.
+	LockWait time.Duration
+}
+
+// DefaultLockWait is the default DirOptions.LockWait: the lock covers a
+// few system calls, so a writer kept waiting this long is waiting for a
+// process that is stopped or stuck, not busy.
+const DefaultLockWait = 10 * time.Second
+
+// NewDir is OpenDir(root, nil).
+func NewDir(root string) (*Dir, error) { return OpenDir(root, nil) }
+
+// OpenDir returns the bucket kept under root, creating root if needed. It
 // checks that the filesystem supports the lock, and removes temporary
-// files left by writers that died more than a day ago.
-func NewDir(root string) (*Dir, error) {
+// files left by writers that died more than a day ago. opts may be nil.
+func OpenDir(root string, opts *DirOptions) (*Dir, error) {
+	var o DirOptions
+	if opts != nil {
+		o = *opts
+	}
+	var problems []error
 	if root == "" {
-		return nil, errors.New("bucket: NewDir: empty root")
+		problems = append(problems, errors.New("empty root"))
+	}
+	if o.LockWait < 0 {
+		problems = append(problems, fmt.Errorf("negative LockWait %v", o.LockWait))
+	}
+	if o.LockWait == 0 {
+		o.LockWait = DefaultLockWait
+	}
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("bucket: OpenDir: %w", errors.Join(problems...))
 	}
 	abs, err := filepath.Abs(root)
 	if err != nil {
-		return nil, fmt.Errorf("bucket: NewDir: %w", err)
+		return nil, fmt.Errorf("bucket: OpenDir: %w", err)
 	}
 	if err := os.MkdirAll(filepath.Join(abs, dirTmpName), 0o777); err != nil {
-		return nil, fmt.Errorf("bucket: NewDir: %w", err)
+		return nil, fmt.Errorf("bucket: OpenDir: %w", err)
 	}
-	d := &Dir{root: abs, now: time.Now}
-	unlock, err := d.lock()
+	d := &Dir{root: abs, lockWait: o.LockWait, sem: make(chan struct{}, 1), now: time.Now}
+	unlock, err := d.lock(context.Background())
 	if err != nil {
-		return nil, fmt.Errorf("bucket: NewDir: %w", err)
+		return nil, fmt.Errorf("bucket: OpenDir: %w", err)
 	}
 	unlock()
 	d.removeStaleTemps()
@@ -237,7 +287,7 @@ func (d *Dir) Put(ctx context.Context, key string, body []byte, opts *PutOptions
 // lock. It returns the directories whose entries changed, to be synced
 // once the lock is released.
 func (d *Dir) commit(ctx context.Context, p, key, tmp string, opts *PutOptions) (changed []string, err error) {
-	unlock, err := d.lock()
+	unlock, err := d.lock(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -301,7 +351,7 @@ func (d *Dir) Delete(ctx context.Context, key string) error {
 // remove unlinks p and prunes the directories it leaves empty, under the
 // lock, and returns the directory to sync ("" if nothing changed).
 func (d *Dir) remove(ctx context.Context, p string) (changed string, err error) {
-	unlock, err := d.lock()
+	unlock, err := d.lock(ctx)
 	if err != nil {
 		return "", err
 	}
@@ -699,24 +749,59 @@ func (d *Dir) mkdirs(dir string) ([]string, error) {
 	return changed, nil
 }
 
-// lock takes the process mutex and the file lock on root/.cairn-lock,
-// and returns the function that releases both.
-func (d *Dir) lock() (unlock func(), err error) {
-	d.mu.Lock()
-	f, err := os.OpenFile(filepath.Join(d.root, dirLockName), os.O_RDWR|os.O_CREATE, 0o666)
+// lock takes the process semaphore and the file lock on
+// root/.cairn-lock, and returns the function that releases both. It waits
+// at most d.lockWait in all (then ErrBusy), and returns ctx's error if
+// ctx ends first.
+func (d *Dir) lock(ctx context.Context) (unlock func(), err error) {
+	timer := time.NewTimer(d.lockWait)
+	defer timer.Stop()
+	path := filepath.Join(d.root, dirLockName)
+	select {
+	case d.sem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-timer.C:
+		return nil, lockBusy(fmt.Sprintf("directory lock %s held by this process's other writers for over %v", path, d.lockWait))
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o666)
 	if err != nil {
-		d.mu.Unlock()
+		<-d.sem
 		return nil, err
 	}
-	if err := lockFile(f); err != nil {
+	if err := waitLock(ctx, f, timer.C, d.lockWait); err != nil {
 		f.Close()
-		d.mu.Unlock()
-		return nil, fmt.Errorf("lock %s: %w", f.Name(), err)
+		<-d.sem
+		return nil, err
 	}
 	return func() {
 		f.Close() // releases the lock
-		d.mu.Unlock()
+		<-d.sem
 	}, nil
+}
+
+// waitLock takes the flock on f, trying again, with a growing pause,
+// while another open file holds it, until expired fires (after wait) or
+// ctx ends.
+func waitLock(ctx context.Context, f *os.File, expired <-chan time.Time, wait time.Duration) error {
+	pause := 20 * time.Microsecond
+	for {
+		ok, err := tryLockFile(f)
+		if err != nil {
+			return fmt.Errorf("lock %s: %w", f.Name(), err)
+		}
+		if ok {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-expired:
+			return lockBusy(fmt.Sprintf("directory lock %s held by %s for over %v", f.Name(), lockHolder(f), wait))
+		case <-time.After(pause + rand.N(pause)):
+		}
+		pause = min(2*pause, time.Millisecond)
+	}
 }
 
 // removeStaleTemps deletes, best effort, temp files of writers that must

@@ -7,25 +7,29 @@ import (
 	"syscall"
 )
 
-// lockFile takes an exclusive flock on f, waiting for it. Closing f
-// releases it. flock locks belong to the open file, so two opens of the
-// lock file exclude each other even within one process.
-func lockFile(f *os.File) error {
+// tryLockFile takes an exclusive flock on f if no other open file holds
+// one, and reports whether it did. Closing f releases it. flock locks
+// belong to the open file, so two opens of the lock file exclude each
+// other even within one process.
+func tryLockFile(f *os.File) (bool, error) {
 	rc, err := f.SyscallConn()
 	if err != nil {
-		return err
+		return false, err
 	}
 	var ferr error
 	err = rc.Control(func(fd uintptr) {
 		for {
-			ferr = syscall.Flock(int(fd), syscall.LOCK_EX)
+			ferr = syscall.Flock(int(fd), syscall.LOCK_EX|syscall.LOCK_NB)
 			if ferr != syscall.EINTR {
 				return
 			}
 		}
 	})
-	if err != nil {
-		return err
+	switch {
+	case err != nil:
+		return false, err
+	case ferr == syscall.EWOULDBLOCK:
+		return false, nil
 	}
-	return ferr
+	return ferr == nil, ferr
 }

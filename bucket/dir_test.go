@@ -32,6 +32,9 @@ func TestMain(m *testing.M) {
 	if root := os.Getenv(helperRootEnv); root != "" {
 		os.Exit(dirHelper(root, os.Getenv(helperIDEnv), os.Getenv(helperGoEnv)))
 	}
+	if lock := os.Getenv(holdLockEnv); lock != "" {
+		os.Exit(holdLock(lock))
+	}
 	os.Exit(m.Run())
 }
 

@@ -17,6 +17,10 @@
 // optional interfaces, found by a type assertion: Versioned reads and
 // removes the versions of a bucket with versioning on (S3, and the
 // in-memory NewMemVersioned; not the directory bucket).
+//
+// A bucket opened read-only (ReadOnly, OpenOptions.ReadOnly for store URLs,
+// DirOptions.ReadOnly) writes nothing: Put and Delete fail with
+// ErrReadOnly.
 package bucket
 
 import (
@@ -161,6 +165,10 @@ var (
 	// that is configured but fails (a credential process, an SSO session)
 	// is not this error: its own error says what to fix.
 	ErrNoCredentials = errors.New("bucket: no credentials found")
+	// ErrReadOnly: the bucket was opened read-only (ReadOnly,
+	// OpenOptions.ReadOnly, DirOptions.ReadOnly) and refuses every Put
+	// and Delete. Nothing was written. Open it for writing to write.
+	ErrReadOnly = errors.New("bucket: opened read-only")
 	// ErrUnreachable: no connection to the server could be made (after the
 	// retries): its host name did not resolve, or connecting to it failed.
 	// Nothing reached the server. Check the endpoint and the network; a

@@ -24,7 +24,9 @@ import (
 // in one process or in several, may share a root.
 //
 // Dir keeps one version of each object and does not implement Versioned:
-// a Put replaces the file, a Delete removes it.
+// a Put replaces the file, a Delete removes it. Opened with
+// DirOptions.ReadOnly, it creates and writes nothing, not even its lock
+// file, and refuses Put and Delete with ErrReadOnly.
 //
 // # Layout
 //
@@ -98,6 +100,7 @@ import (
 // place, as an S3 Put whose response was lost.
 type Dir struct {
 	root     string
+	ro       bool // DirOptions.ReadOnly
 	lockWait time.Duration
 	// sem serializes this process's writers before they take the file
 	// lock; a one-slot semaphore, so that waiting honours ctx.
@@ -149,6 +152,14 @@ type DirOptions struct {
 	// (see Dir) before it fails with ErrBusy. Default DefaultLockWait;
 	// negative is an error.
 	LockWait time.Duration
+	// ReadOnly opens the bucket for reading only: root must exist (a
+	// missing one is an error naming it that matches ErrNoBucket and
+	// fs.ErrNotExist, rather than a new empty store), and nothing is
+	// created or written, not even the lock file, so a root the process
+	// may only read (files 0444, directories 0555, a read-only mount) is
+	// read as any other. Put and Delete fail with ErrReadOnly. Readers
+	// take no lock: a read-only Dir may read a root that writers share.
+	ReadOnly bool
 }
 
 // DefaultLockWait is the default DirOptions.LockWait: the lock covers a
@@ -161,7 +172,10 @@ func NewDir(root string) (*Dir, error) { return OpenDir(root, nil) }
 
 // OpenDir returns the bucket kept under root, creating root if needed. It
 // checks that the filesystem supports the lock, and removes temporary
-// files left by writers that died more than a day ago. opts may be nil.
+// files left by writers that died more than a day ago. With
+// opts.ReadOnly it does none of that: it checks that root is a directory
+// it can read. An error reading root keeps its cause (fs.ErrPermission,
+// fs.ErrNotExist) in the chain. opts may be nil.
 func OpenDir(root string, opts *DirOptions) (*Dir, error) {
 	var o DirOptions
 	if opts != nil {
@@ -178,11 +192,17 @@ func OpenDir(root string, opts *DirOptions) (*Dir, error) {
 		o.LockWait = DefaultLockWait
 	}
 	if len(problems) > 0 {
-		return nil, fmt.Errorf("bucket: OpenDir: %w", errors.Join(problems...))
+		return nil, fmt.Errorf("bucket: OpenDir: %w: %w", ErrInvalid, errors.Join(problems...))
 	}
 	abs, err := filepath.Abs(root)
 	if err != nil {
 		return nil, fmt.Errorf("bucket: OpenDir: %w", err)
+	}
+	if o.ReadOnly {
+		if err := readableDir(abs); err != nil {
+			return nil, fmt.Errorf("bucket: OpenDir read-only: %w", err)
+		}
+		return &Dir{root: abs, ro: true, now: time.Now}, nil
 	}
 	if err := os.MkdirAll(filepath.Join(abs, dirTmpName), 0o777); err != nil {
 		return nil, fmt.Errorf("bucket: OpenDir: %w", err)
@@ -196,6 +216,31 @@ func OpenDir(root string, opts *DirOptions) (*Dir, error) {
 	d.removeStaleTemps()
 	return d, nil
 }
+
+// readableDir checks that dir is a directory whose entries can be read.
+func readableDir(dir string) error {
+	fi, err := os.Stat(dir)
+	switch {
+	case isNotExist(err):
+		return fmt.Errorf("%w: %w", ErrNoBucket, err)
+	case err != nil:
+		return err
+	case !fi.IsDir():
+		return fmt.Errorf("%w: %s is not a directory", ErrInvalid, dir)
+	}
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if _, err := f.Readdirnames(1); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	return nil
+}
+
+// readOnly reports whether d refuses writes (see ReadOnly).
+func (d *Dir) readOnly() bool { return d.ro }
 
 // Root returns the absolute path of the directory holding the bucket.
 func (d *Dir) Root() string { return d.root }
@@ -250,8 +295,12 @@ func (d *Dir) Head(ctx context.Context, key string) (*Info, error) {
 	return &info, nil
 }
 
-// Put implements Bucket. It keeps no reference to body or opts.
+// Put implements Bucket. It keeps no reference to body or opts. A
+// read-only Dir refuses it with ErrReadOnly.
 func (d *Dir) Put(ctx context.Context, key string, body []byte, opts *PutOptions) (string, error) {
+	if d.ro {
+		return "", &Error{Op: "put", Key: key, Err: ErrReadOnly}
+	}
 	p, err := d.objectPath(key)
 	if err == nil {
 		err = CheckPut(opts)
@@ -327,8 +376,12 @@ func (d *Dir) commit(ctx context.Context, p, key, tmp string, opts *PutOptions) 
 }
 
 // Delete implements Bucket. Deleting a missing key succeeds. Directories
-// left empty are removed, up to but not including root.
+// left empty are removed, up to but not including root. A read-only Dir
+// refuses it with ErrReadOnly.
 func (d *Dir) Delete(ctx context.Context, key string) error {
+	if d.ro {
+		return &Error{Op: "delete", Key: key, Err: ErrReadOnly}
+	}
 	p, err := d.objectPath(key)
 	if err == nil {
 		err = ctx.Err()

@@ -26,8 +26,20 @@ type Scheme struct {
 	// a value only when its check passes.
 	Params map[string]func(value string) error
 	// Open opens the bucket u names. u holds no user info, and its query
-	// parameters are known, given once, non-empty and checked.
-	Open func(ctx context.Context, u *url.URL) (*Opened, error)
+	// parameters are known, given once, non-empty and checked. opts is
+	// never nil. With opts.ReadOnly, Open must write nothing (OpenURL
+	// refuses the writes of the bucket it returns in any case).
+	Open func(ctx context.Context, u *url.URL, opts *OpenOptions) (*Opened, error)
+}
+
+// OpenOptions configure OpenURL. Nil means defaults.
+type OpenOptions struct {
+	// ReadOnly opens the bucket for reading only: the bucket returned
+	// refuses Put and Delete with ErrReadOnly, and opening it writes
+	// nothing. A file:// URL then names a directory that must exist (see
+	// DirOptions.ReadOnly): a missing one is an error naming it, never a
+	// new empty store.
+	ReadOnly bool
 }
 
 // Opened is a bucket opened from a store URL.
@@ -81,17 +93,17 @@ func registered() []string {
 }
 
 func init() {
-	Register("mem", Scheme{Open: func(context.Context, *url.URL) (*Opened, error) {
+	Register("mem", Scheme{Open: func(context.Context, *url.URL, *OpenOptions) (*Opened, error) {
 		return &Opened{Bucket: NewMem()}, nil
 	}})
-	Register("file", Scheme{Open: func(_ context.Context, u *url.URL) (*Opened, error) {
+	Register("file", Scheme{Open: func(_ context.Context, u *url.URL, opts *OpenOptions) (*Opened, error) {
 		if u.Host != "" && u.Host != "localhost" {
 			return nil, errors.New("file URLs name a local path: file:///path")
 		}
 		if u.Path == "" {
 			return nil, errors.New("file URL without a path")
 		}
-		b, err := NewDir(u.Path)
+		b, err := OpenDir(u.Path, &DirOptions{ReadOnly: opts.ReadOnly})
 		if err != nil {
 			return nil, err
 		}
@@ -110,19 +122,31 @@ var ErrScheme = errors.New("unknown scheme")
 // OpenURL opens the bucket a store URL names, through the Scheme
 // registered for its scheme:
 //
-//	file:///var/lib/cairn   a local directory (created if missing)
+//	file:///var/lib/cairn   a local directory (created if missing, unless
+//	                        read-only)
 //	mem://                  memory only, for tests
 //	s3://bucket/prefix?...  with package s3store imported
 //
 // A URL holding user info (credentials), an unknown or repeated
 // parameter, or a value its check refuses, is refused with every problem
-// at once. Errors are a *URLError.
-func OpenURL(ctx context.Context, rawURL string) (*Opened, error) {
-	o, err := openURL(ctx, rawURL)
+// at once. Errors are a *URLError; the cause of a bucket that could not
+// be opened stays in its chain (ErrNoBucket and fs.ErrNotExist for a
+// missing directory opened read-only, fs.ErrPermission for one the
+// process may not read). With opts.ReadOnly the bucket returned refuses
+// every write with ErrReadOnly (see ReadOnly). opts may be nil.
+func OpenURL(ctx context.Context, rawURL string, opts *OpenOptions) (*Opened, error) {
+	var o OpenOptions
+	if opts != nil {
+		o = *opts
+	}
+	ob, err := openURL(ctx, rawURL, &o)
 	if err != nil {
 		return nil, &URLError{URL: RedactURL(rawURL), Err: err}
 	}
-	return o, nil
+	if o.ReadOnly {
+		ob.Bucket = ReadOnly(ob.Bucket)
+	}
+	return ob, nil
 }
 
 // URLError is the error of OpenURL: the URL, as RedactURL shows it, and
@@ -138,7 +162,7 @@ func (e *URLError) Error() string { return fmt.Sprintf("store URL %q: %v", e.URL
 // Unwrap returns ErrInvalid and the cause.
 func (e *URLError) Unwrap() []error { return []error{ErrInvalid, e.Err} }
 
-func openURL(ctx context.Context, rawURL string) (*Opened, error) {
+func openURL(ctx context.Context, rawURL string, opts *OpenOptions) (*Opened, error) {
 	u, q, err := parseStoreURL(rawURL)
 	if err != nil {
 		return nil, err
@@ -168,7 +192,7 @@ func openURL(ctx context.Context, rawURL string) (*Opened, error) {
 	if err := checkParams(s.Params, q); err != nil {
 		return nil, err
 	}
-	return s.Open(ctx, u)
+	return s.Open(ctx, u, opts)
 }
 
 // parseStoreURL parses a store URL and its query, refusing user info. Its

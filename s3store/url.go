@@ -50,7 +50,10 @@ var params = map[string]func(string) error{
 	"attempt_timeout": func(v string) error { _, err := parseTimeout(v); return err },
 }
 
-func openURL(ctx context.Context, u *url.URL) (*bucket.Opened, error) {
+// openURL opens the bucket of an s3:// URL. Opening sends no request, so
+// a read-only open (opts.ReadOnly) needs nothing more here: OpenURL makes
+// the bucket refuse writes.
+func openURL(ctx context.Context, u *url.URL, _ *bucket.OpenOptions) (*bucket.Opened, error) {
 	if u.Host == "" {
 		return nil, errors.New("s3 URL without a bucket: s3://bucket/prefix")
 	}

@@ -23,7 +23,7 @@ import (
 // bucket.RedactURL does and never repeats a parameter's value, which may
 // be a secret put in the wrong place. opts may be nil.
 func Open(ctx context.Context, rawURL string, opts *Options) (*Store, error) {
-	ob, err := bucket.OpenURL(ctx, rawURL)
+	ob, err := bucket.OpenURL(ctx, rawURL, nil)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", cairn.ErrInvalid, err)
 	}

@@ -41,6 +41,11 @@ var (
 
 	// ErrClosed: the Store was closed.
 	ErrClosed = errors.New("cairn: store closed")
+
+	// ErrReadOnly: the Store was opened read-only and refuses every
+	// write (Save, Delete, a claim). Nothing was written. Open it for
+	// writing to write.
+	ErrReadOnly = errors.New("cairn: store opened read-only")
 )
 
 // Error records a failed operation on a run, like fs.PathError.

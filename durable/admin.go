@@ -227,7 +227,7 @@ type ReindexReport struct {
 // again. Interrupted, it leaves the old index as it was (and pages for GC
 // to collect); running it again is safe. opts may be nil.
 func (s *Store) Reindex(ctx context.Context, opts *ReindexOptions) (*ReindexReport, error) {
-	if err := s.check(ctx); err != nil {
+	if err := s.checkWritable(ctx); err != nil {
 		return nil, cairn.WrapOp("reindex", uuid.Nil, err)
 	}
 	if err := s.CheckServer(ctx); err != nil {
@@ -683,7 +683,7 @@ type GCReport struct {
 // since the listing; a Save in another process between that read and the
 // delete is a window only a conditional DeleteObject could close (MinIO
 // ignores the condition), so run GC when such a race does not matter, or
-// with fencing.
+// with fencing. A read-only store (Options.ReadOnly) makes only dry runs.
 func (s *Store) GC(ctx context.Context, opts *GCOptions) (*GCReport, error) {
 	if err := s.check(ctx); err != nil {
 		return nil, cairn.WrapOp("gc", uuid.Nil, err)
@@ -692,7 +692,10 @@ func (s *Store) GC(ctx context.Context, opts *GCOptions) (*GCReport, error) {
 	if opts != nil {
 		o = *opts
 	}
-	if !o.DryRun { // a dry run writes nothing, so needs no probe
+	if !o.DryRun { // a dry run writes nothing, so needs no probe, and a read-only store makes one
+		if err := s.checkWritable(ctx); err != nil {
+			return nil, cairn.WrapOp("gc", uuid.Nil, err)
+		}
 		if err := s.CheckServer(ctx); err != nil {
 			return nil, cairn.WrapOp("gc", uuid.Nil, err)
 		}

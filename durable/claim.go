@@ -140,7 +140,7 @@ func (s *Store) claim(ctx context.Context, run uuid.UUID, opts *cairn.ClaimOptio
 	if err != nil {
 		return nil, err
 	}
-	if err := s.check(ctx); err != nil {
+	if err := s.checkWritable(ctx); err != nil {
 		return nil, err
 	}
 	if err := s.writable(ctx); err != nil {
@@ -417,7 +417,7 @@ func (s *Store) SaveLeased(ctx context.Context, l *cairn.Lease, c *cairn.Checkpo
 	if err := cairn.CheckLeased(l, c); err != nil {
 		return cairn.WrapOp("save", run, err)
 	}
-	if err := s.check(ctx); err != nil {
+	if err := s.checkWritable(ctx); err != nil {
 		return cairn.WrapOp("save", run, err)
 	}
 	if err := s.CheckLease(l); err != nil {
@@ -431,7 +431,7 @@ func (s *Store) Renew(ctx context.Context, l *cairn.Lease) error {
 	if l == nil {
 		return cairn.WrapOp("renew", uuid.Nil, fmt.Errorf("%w: nil lease", cairn.ErrInvalid))
 	}
-	if err := s.check(ctx); err != nil {
+	if err := s.checkWritable(ctx); err != nil {
 		return cairn.WrapOp("renew", l.RunID, err)
 	}
 	expires := s.o.Now().Add(l.Duration).UTC()
@@ -448,7 +448,7 @@ func (s *Store) Release(ctx context.Context, l *cairn.Lease) error {
 	if l == nil {
 		return cairn.WrapOp("release", uuid.Nil, fmt.Errorf("%w: nil lease", cairn.ErrInvalid))
 	}
-	if err := s.check(ctx); err != nil {
+	if err := s.checkWritable(ctx); err != nil {
 		return cairn.WrapOp("release", l.RunID, err)
 	}
 	s.leases.mu.Lock()

@@ -151,9 +151,13 @@ const probeRetryAfter = time.Minute
 // next write checks again. It returns a
 // *ProbeError (ErrUnsafeServer) when the server fails, and the bucket's
 // error when a request fails. With Options.UnsafeSkipProbe it does
-// nothing. Safe for concurrent use: concurrent callers share one probe;
+// nothing; a read-only store (Options.ReadOnly) refuses it with
+// cairn.ErrReadOnly, as every write. Safe for concurrent use: concurrent callers share one probe;
 // one waiting for another's probe gives up when its ctx ends.
 func (s *Store) CheckServer(ctx context.Context) error {
+	if s.o.ReadOnly {
+		return errReadOnly // the probe writes
+	}
 	p := &s.probe
 	if s.o.UnsafeSkipProbe || p.ok.Load() {
 		return nil

@@ -80,7 +80,7 @@ func (s *Store) Reconcile(ctx context.Context, opts *ReconcileOptions) (*Reconci
 	if opts != nil {
 		o = *opts
 	}
-	if err := s.check(ctx); err != nil {
+	if err := s.checkWritable(ctx); err != nil {
 		return nil, cairn.WrapOp("reconcile", uuid.Nil, err)
 	}
 	if err := s.writable(ctx); err != nil {

@@ -98,6 +98,16 @@ type Options struct {
 	// TTL can still expire. Set it only if exactly one process ever
 	// writes to the prefix, or the server cannot take the probe's writes.
 	UnsafeSkipProbe bool
+	// ReadOnly opens the store for reading only. It writes nothing at
+	// all: no probe of the server, no index created, no compaction or
+	// reconciliation in the background. Save, Write, Delete, Claim and
+	// the lease's writes, Compact, Reindex, GC (but a dry run) and
+	// Reconcile fail with cairn.ErrReadOnly, as does CheckServer, whose
+	// probe writes. Load, Read, Exists, List, Claimable, Verify and a dry
+	// GC work as they would otherwise, on a bucket the credentials or the
+	// filesystem let it read only. The bucket is wrapped in
+	// bucket.ReadOnly, so nothing can reach it as a write.
+	ReadOnly bool
 }
 
 // Store is a cairn.Store over a bucket. It is safe for concurrent use, by
@@ -189,6 +199,10 @@ func New(b bucket.Bucket, opts *Options) (*Store, error) {
 	if o.Index != nil {
 		io = *o.Index
 	}
+	if o.ReadOnly {
+		b = bucket.ReadOnly(b)
+		io.ReadOnly = true
+	}
 	s := &Store{b: b, o: o, codec: o.Codec}
 	io.Prefix, io.Codec, io.Now, io.Contested = o.Prefix, o.Codec, o.Now, s.contested
 	if o.Region != "" {
@@ -221,7 +235,7 @@ func New(b bucket.Bucket, opts *Options) (*Store, error) {
 // a reader may still need (see GC). It waits for a background compaction
 // in progress. List reads fewer objects afterwards.
 func (s *Store) Compact(ctx context.Context) error {
-	if err := s.check(ctx); err != nil {
+	if err := s.checkWritable(ctx); err != nil {
 		return cairn.WrapOp("compact", uuid.Nil, err)
 	}
 	return cairn.WrapOp("compact", uuid.Nil, s.ix.Compact(ctx))
@@ -250,6 +264,21 @@ func (s *Store) check(ctx context.Context) error {
 	return ctx.Err()
 }
 
+// checkWritable is check for an operation that writes: a read-only store
+// refuses it.
+func (s *Store) checkWritable(ctx context.Context) error {
+	if err := s.check(ctx); err != nil {
+		return err
+	}
+	if s.o.ReadOnly {
+		return errReadOnly
+	}
+	return nil
+}
+
+// errReadOnly is what a read-only store answers a write.
+var errReadOnly = fmt.Errorf("%w (durable.Options.ReadOnly)", cairn.ErrReadOnly)
+
 // classify turns bucket errors into the store's sentinels, keeping the
 // cause in the chain. A server's bucket.ErrBusy (409: another write of
 // the key in flight) is no sentinel of the store's: it means "retry",
@@ -264,6 +293,8 @@ func classify(err error) error {
 		return fmt.Errorf("%w: %w", cairn.ErrConflict, err)
 	case errors.Is(err, bucket.ErrCorrupt), errors.Is(err, bucket.ErrUnreadable):
 		return fmt.Errorf("%w: %w", cairn.ErrCorrupt, err)
+	case errors.Is(err, bucket.ErrReadOnly):
+		return fmt.Errorf("%w: %w", cairn.ErrReadOnly, err)
 	}
 	return err
 }
@@ -278,7 +309,7 @@ func (s *Store) Save(ctx context.Context, c *cairn.Checkpoint) error {
 	if c != nil {
 		run = c.RunID
 	}
-	if err := s.check(ctx); err != nil {
+	if err := s.checkWritable(ctx); err != nil {
 		return cairn.WrapOp("save", run, err)
 	}
 	r, err := s.codec.NewRecord(nil, c)
@@ -294,7 +325,7 @@ func (s *Store) SaveRecord(ctx context.Context, r cairn.Record) error {
 		return err
 	}
 	run := r.RunID()
-	if err := s.check(ctx); err != nil {
+	if err := s.checkWritable(ctx); err != nil {
 		return cairn.WrapOp("save", run, err)
 	}
 	res, err := s.Write(ctx, []Record{{RunID: run, Workflow: r.WorkflowName(), Timestamp: r.Timestamp(), Labels: r.Labels(),
@@ -496,7 +527,7 @@ type DeleteOptions struct {
 
 // DeleteWith is Delete, with opts (nil means none).
 func (s *Store) DeleteWith(ctx context.Context, runID uuid.UUID, opts *DeleteOptions) error {
-	if err := s.check(ctx); err != nil {
+	if err := s.checkWritable(ctx); err != nil {
 		return cairn.WrapOp("delete", runID, err)
 	}
 	if err := s.writable(ctx); err != nil {

@@ -154,7 +154,7 @@ func (s *Store) Write(ctx context.Context, recs []Record, opts *WriteOptions) ([
 // or repeated run, an empty or oversized record, invalid labels, or a
 // server or index unsafe to write.
 func (s *Store) checkWrite(ctx context.Context, recs []Record) error {
-	if err := s.check(ctx); err != nil {
+	if err := s.checkWritable(ctx); err != nil {
 		return err
 	}
 	seen := make(map[uuid.UUID]bool, len(recs))

@@ -273,9 +273,9 @@ func (ix *Index) compactIfBehind() {
 }
 
 // startCompaction starts a compaction in the background unless one is
-// running in this process.
+// running in this process or the index is read-only.
 func (ix *Index) startCompaction() {
-	if !ix.compacting.TryLock() {
+	if ix.o.ReadOnly || !ix.compacting.TryLock() {
 		return
 	}
 	ix.bg.Add(1)

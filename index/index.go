@@ -124,6 +124,11 @@ type Options struct {
 	// a store in one region. Every process of a region must use the same
 	// name, and no two regions one name.
 	Region string
+	// ReadOnly makes the index write nothing: commits, Barrier,
+	// compactions, Rebuild, GC and Create fail with bucket.ErrReadOnly,
+	// and no compaction starts in the background (a List otherwise starts
+	// one when other regions' logs pile up). Reads are as without it.
+	ReadOnly bool
 }
 
 func (o *Options) withDefaults() (Options, error) {
@@ -243,6 +248,9 @@ func New(b bucket.Bucket, opts *Options) (*Index, error) {
 	pages, err := golru.New[string, any](o.CachedPages)
 	if err != nil {
 		return nil, err
+	}
+	if o.ReadOnly {
+		b = bucket.ReadOnly(b)
 	}
 	base := "index/"
 	if o.Prefix != "" {

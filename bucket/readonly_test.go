@@ -2,15 +2,14 @@ package bucket_test
 
 import (
 	"errors"
-	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/cairnstore/cairn/bucket"
+	"github.com/cairnstore/cairn/internal/dirtest"
 )
 
 // ReadOnly reads through and refuses every write with ErrReadOnly,
@@ -116,7 +115,7 @@ func TestDirReadOnly(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	before := snapshotTree(t, root)
+	before := dirtest.Snapshot(t, root)
 	for name, open := range map[string]func() (bucket.Bucket, error){
 		"OpenDir": func() (bucket.Bucket, error) { return bucket.OpenDir(root, &bucket.DirOptions{ReadOnly: true}) },
 		"OpenURL": func() (bucket.Bucket, error) {
@@ -134,32 +133,9 @@ func TestDirReadOnly(t *testing.T) {
 			}
 			checkReads(t, b, "p/runs/a", "body of p/runs/a")
 			checkRefusesWrites(t, b, "p/runs/a")
-			if after := snapshotTree(t, root); after != before {
+			if after := dirtest.Snapshot(t, root); after != before {
 				t.Errorf("the directory changed:\nbefore:\n%s\nafter:\n%s", before, after)
 			}
 		})
 	}
-}
-
-// snapshotTree describes every file and directory under root: path, mode,
-// size and modification time.
-func snapshotTree(t *testing.T, root string) string {
-	t.Helper()
-	var b strings.Builder
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(root, p)
-		fmt.Fprintf(&b, "%s %v %d %s\n", rel, fi.Mode(), fi.Size(), fi.ModTime().Format(time.RFC3339Nano))
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b.String()
 }

@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/cairnstore/cairn/bucket"
+	"github.com/cairnstore/cairn/internal/dirtest"
 )
 
 // A read-only Dir reads a store whose files are 0444 and directories 0555,
@@ -33,9 +34,8 @@ func TestDirReadOnlyPermissions(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	chmodTree(t, root, 0o444, 0o555)
-	t.Cleanup(func() { chmodTree(t, root, 0o644, 0o755) }) // so that the directory can be removed
-	before := snapshotTree(t, root)
+	dirtest.Chmod(t, root, 0o444, 0o555)
+	before := dirtest.Snapshot(t, root)
 
 	if _, err := bucket.OpenDir(root, nil); !errors.Is(err, fs.ErrPermission) {
 		t.Errorf("OpenDir for writing of a 0555 root: %v, want fs.ErrPermission", err)
@@ -46,7 +46,7 @@ func TestDirReadOnlyPermissions(t *testing.T) {
 	}
 	checkReads(t, ro, "p/runs/b", "body of p/runs/b")
 	checkRefusesWrites(t, ro, "p/runs/a")
-	if after := snapshotTree(t, root); after != before {
+	if after := dirtest.Snapshot(t, root); after != before {
 		t.Errorf("the directory changed:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
 
@@ -60,38 +60,6 @@ func TestDirReadOnlyPermissions(t *testing.T) {
 	_, err = bucket.OpenURL(ctx, "file://"+root, &bucket.OpenOptions{ReadOnly: true})
 	if !errors.Is(err, fs.ErrPermission) {
 		t.Errorf("OpenURL read-only of a root it may not read: %v, want fs.ErrPermission", err)
-	}
-}
-
-// chmodTree sets the mode of every file under root to file and of every
-// directory, root included, to dir (children first, so the walk can go
-// on).
-func chmodTree(t *testing.T, root string, file, dir fs.FileMode) {
-	t.Helper()
-	if err := os.Chmod(root, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	var dirs []string
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			if err := os.Chmod(p, 0o755); err != nil {
-				return err
-			}
-			dirs = append(dirs, p)
-			return nil
-		}
-		return os.Chmod(p, file)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := len(dirs) - 1; i >= 0; i-- {
-		if err := os.Chmod(dirs[i], dir); err != nil {
-			t.Fatal(err)
-		}
 	}
 }
 

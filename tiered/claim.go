@@ -15,7 +15,7 @@ var _ cairn.Claimer = (*Store)(nil)
 // first, so that the claim resumes from them; the cached copy, older than
 // the claim's rewrite, is dropped.
 func (s *Store) Claim(ctx context.Context, runID uuid.UUID, opts *cairn.ClaimOptions) (*cairn.Lease, error) {
-	if err := s.check(ctx); err != nil {
+	if err := s.checkWritable(ctx); err != nil {
 		return nil, cairn.WrapOp("claim", runID, err)
 	}
 	if e, ok := s.cache.Peek(runID); ok && e.Dirty {
@@ -55,7 +55,7 @@ func (s *Store) SaveLeased(ctx context.Context, l *cairn.Lease, c *cairn.Checkpo
 
 // Renew implements cairn.Claimer with the durable store's renewal.
 func (s *Store) Renew(ctx context.Context, l *cairn.Lease) error {
-	if err := s.check(ctx); err != nil {
+	if err := s.checkWritable(ctx); err != nil {
 		return cairn.WrapOp("renew", runOf(l), err)
 	}
 	return s.d.Renew(ctx, l)
@@ -66,7 +66,7 @@ func (s *Store) Renew(ctx context.Context, l *cairn.Lease) error {
 // still fences them; a flush that fails fails the Release, which can be
 // tried again, and a lease the flush found taken over is ErrConflict.
 func (s *Store) Release(ctx context.Context, l *cairn.Lease) error {
-	if err := s.check(ctx); err != nil {
+	if err := s.checkWritable(ctx); err != nil {
 		return cairn.WrapOp("release", runOf(l), err)
 	}
 	if l != nil {

@@ -22,14 +22,20 @@ import (
 // ErrInvalid with a *bucket.URLError, which shows the URL only as
 // bucket.RedactURL does and never repeats a parameter's value, which may
 // be a secret put in the wrong place. opts may be nil.
+//
+// With opts.ReadOnly (or opts.Durable.ReadOnly) the bucket is opened
+// read-only too: nothing is created or written, and a file:// directory
+// that does not exist is an error naming it, which matches fs.ErrNotExist
+// and bucket.ErrNoBucket (never a new empty store); one the process may
+// not read matches fs.ErrPermission.
 func Open(ctx context.Context, rawURL string, opts *Options) (*Store, error) {
-	ob, err := bucket.OpenURL(ctx, rawURL, nil)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", cairn.ErrInvalid, err)
-	}
 	var o Options
 	if opts != nil {
 		o = *opts
+	}
+	ob, err := bucket.OpenURL(ctx, rawURL, &bucket.OpenOptions{ReadOnly: o.ReadOnly || o.Durable.ReadOnly})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", cairn.ErrInvalid, err)
 	}
 	if ob.Prefix != "" {
 		o.Durable.Prefix = ob.Prefix

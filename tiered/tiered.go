@@ -14,6 +14,9 @@
 // of one run within a window cost one PUT. Flush makes everything saved
 // before it durable; Close flushes.
 //
+// A store opened with Options.ReadOnly writes nothing at all: it reads
+// through its cache and refuses every write with cairn.ErrReadOnly.
+//
 // # Errors
 //
 // Errors wrap the sentinels of package cairn in a *cairn.Error. In
@@ -132,6 +135,15 @@ type Options struct {
 	// process since would make an acknowledged Save vanish. Default off:
 	// every Save writes.
 	SkipUnchanged bool
+	// ReadOnly opens the store for reading only, and the durable store
+	// below it (Durable.ReadOnly, which sets it as well): it writes
+	// nothing at all and runs no flusher. Save, SaveRecord, SaveLeased,
+	// Delete, Claim, Renew and Release fail with cairn.ErrReadOnly; Load
+	// and List work, through the cache; Flush has nothing to write. Open
+	// opens the URL's bucket read-only (bucket.OpenOptions), so a file://
+	// directory must exist and is read without its lock or a file
+	// created. Mode must be WriteThrough, the default.
+	ReadOnly bool
 	// Durable configures the durable store below the cache: key prefix,
 	// codec (the cache holds records of the same codec), TTL, index
 	// tuning, the server probe. Open sets its Prefix from the URL's path
@@ -150,6 +162,11 @@ func (o *Options) withDefaults() (Options, error) {
 	}
 	if d.FlushWindow < 0 || d.MaxDirtyBytes < 0 || d.CacheBytes < 0 || d.FlushConcurrency < 0 || d.FlushTimeout < 0 {
 		problems = append(problems, errors.New("negative FlushWindow, MaxDirtyBytes, CacheBytes, FlushConcurrency or FlushTimeout"))
+	}
+	d.ReadOnly = d.ReadOnly || d.Durable.ReadOnly
+	d.Durable.ReadOnly = d.ReadOnly
+	if d.ReadOnly && d.Mode == WriteBack {
+		problems = append(problems, errors.New("ReadOnly with Mode WriteBack (a read-only store writes nothing back)"))
 	}
 	if len(problems) > 0 {
 		return d, fmt.Errorf("%w: tiered options: %w", cairn.ErrInvalid, errors.Join(problems...))
@@ -275,6 +292,21 @@ func (s *Store) check(ctx context.Context) error {
 	return ctx.Err()
 }
 
+// checkWritable is check for an operation that writes: a read-only store
+// refuses it.
+func (s *Store) checkWritable(ctx context.Context) error {
+	if err := s.check(ctx); err != nil {
+		return err
+	}
+	if s.o.ReadOnly {
+		return errReadOnly
+	}
+	return nil
+}
+
+// errReadOnly is what a read-only store answers a write.
+var errReadOnly = fmt.Errorf("%w (tiered.Options.ReadOnly)", cairn.ErrReadOnly)
+
 // kick asks the flusher to flush after its window, unless it was asked
 // already.
 func (s *Store) kick() {
@@ -297,7 +329,7 @@ func (s *Store) save(ctx context.Context, c *cairn.Checkpoint, l *cairn.Lease) e
 	if c != nil {
 		run = c.RunID
 	}
-	if err := s.check(ctx); err != nil { // before encoding, which costs
+	if err := s.checkWritable(ctx); err != nil { // before encoding, which costs
 		return cairn.WrapOp("save", run, err)
 	}
 	old, _ := s.cache.Peek(run)
@@ -324,7 +356,7 @@ func (s *Store) Codec() *cairn.Codec { return s.codec }
 // saveRecord is save of an encoded record.
 func (s *Store) saveRecord(ctx context.Context, r cairn.Record, l *cairn.Lease) error {
 	run := r.RunID()
-	if err := s.check(ctx); err != nil { // before the gate, which a Close may be taking
+	if err := s.checkWritable(ctx); err != nil { // before the gate, which a Close may be taking
 		return cairn.WrapOp("save", run, err)
 	}
 	s.gate.RLock()
@@ -841,7 +873,7 @@ func (s *Store) listLoader(page *cairn.Page) func(context.Context, uuid.UUID) (*
 // the run locked there. A Delete that fails before its tombstone deleted
 // nothing, and keeps the cache as it was.
 func (s *Store) Delete(ctx context.Context, runID uuid.UUID) error {
-	if err := s.check(ctx); err != nil {
+	if err := s.checkWritable(ctx); err != nil {
 		return cairn.WrapOp("delete", runID, err)
 	}
 	if err := s.acquireFlush(ctx); err != nil {

@@ -37,10 +37,22 @@
 // # Consistency
 //
 // Write-through: what Save acknowledged is durable. Write-back: what Save
-// acknowledged is durable once a later Flush or Close returns nil; a crash
-// before that loses the Saves of the last flush window (at most
-// FlushWindow plus one flush of data). List includes this process's
-// unflushed runs (read-your-writes). Without revalidation a run cached
+// acknowledged is durable once a later Flush or Close returns nil, or the
+// flush batch holding it commits (Stats.Committed counts those runs). A
+// flush begins one FlushWindow after the first Save that finds the flusher
+// idle, takes every run dirty then, and commits them in batches
+// (FlushBatchRuns, FlushBatchBytes), oldest Save first; Saves made
+// meanwhile wait for the next flush. So a crash loses the Saves not yet
+// flushed: never more than MaxDirtyBytes of records (Saves wait past it;
+// one larger record is let in alone); while flushes keep up, those of the
+// last window and of up to two flushes (a Save made just after a flush
+// began waits for that flush, a window, and its own batch in the next
+// one); when a flush falls behind, its batches not committed yet and the
+// Saves after it began (the batches it committed stay listed); while
+// flushes fail, everything since the last commit that succeeded. The
+// objects of a batch cut before its commit stay in the bucket, unlisted
+// (see below). List includes this process's unflushed runs
+// (read-your-writes). Without revalidation a run cached
 // here and then written by another process is served stale from the cache
 // until it is evicted or saved here again; Delete here drops it. List with
 // WithCheckpoints reloads a cached run whose time differs from the
@@ -89,6 +101,18 @@ const (
 // Options and URL set no bound.
 const DefaultFlushTimeout = 2 * time.Minute
 
+// The default bounds of a flush's batches (Options.FlushBatchRuns,
+// FlushBatchBytes): five times what a flush window gathers at a thousand
+// 10 KB Saves a second (one commit a window, as without batches), while a
+// flush of a full 64 MiB MaxDirtyBytes of 10 KB records commits 13 times
+// as it goes. Each batch costs one index commit, and the parallel PUTs
+// drain at its end: a flush of 3,000 records over 5 ms PUTs took the same
+// time, within the noise, in batches of 250 to 1,000 as in one.
+const (
+	DefaultFlushBatchRuns  = 500
+	DefaultFlushBatchBytes = 8 << 20
+)
+
 // Options configure a Store. Nil and zero fields mean defaults.
 type Options struct {
 	Mode Mode
@@ -105,6 +129,16 @@ type Options struct {
 	// FlushConcurrency bounds the parallel PUTs of a flush, and the
 	// parallel Loads of List with WithCheckpoints. Default 16.
 	FlushConcurrency int
+	// FlushBatchRuns and FlushBatchBytes bound what one index commit of a
+	// write-back flush lists: a flush writes the runs dirty when it
+	// begins in batches of at most FlushBatchRuns runs and FlushBatchBytes
+	// encoded bytes (a larger record alone), oldest Save first, and
+	// commits each batch before it writes the next, so a long flush (a
+	// bulk import, a full MaxDirtyBytes) makes its runs durable as it
+	// goes rather than all at its end. Defaults DefaultFlushBatchRuns
+	// and DefaultFlushBatchBytes.
+	FlushBatchRuns  int
+	FlushBatchBytes int64
 	// FlushTimeout bounds each background flush (write-back), its PUTs
 	// and its index commit; a flush cut short is tried again after the
 	// next window. Default: the call timeout the store URL sets (Open
@@ -160,8 +194,9 @@ func (o *Options) withDefaults() (Options, error) {
 	if d.Mode != WriteThrough && d.Mode != WriteBack {
 		problems = append(problems, fmt.Errorf("unknown Mode %d", d.Mode))
 	}
-	if d.FlushWindow < 0 || d.MaxDirtyBytes < 0 || d.CacheBytes < 0 || d.FlushConcurrency < 0 || d.FlushTimeout < 0 {
-		problems = append(problems, errors.New("negative FlushWindow, MaxDirtyBytes, CacheBytes, FlushConcurrency or FlushTimeout"))
+	if d.FlushWindow < 0 || d.MaxDirtyBytes < 0 || d.CacheBytes < 0 || d.FlushConcurrency < 0 || d.FlushTimeout < 0 ||
+		d.FlushBatchRuns < 0 || d.FlushBatchBytes < 0 {
+		problems = append(problems, errors.New("negative FlushWindow, MaxDirtyBytes, CacheBytes, FlushConcurrency, FlushTimeout, FlushBatchRuns or FlushBatchBytes"))
 	}
 	d.ReadOnly = d.ReadOnly || d.Durable.ReadOnly
 	d.Durable.ReadOnly = d.ReadOnly
@@ -185,6 +220,12 @@ func (o *Options) withDefaults() (Options, error) {
 	}
 	if d.FlushTimeout == 0 {
 		d.FlushTimeout = DefaultFlushTimeout
+	}
+	if d.FlushBatchRuns == 0 {
+		d.FlushBatchRuns = DefaultFlushBatchRuns
+	}
+	if d.FlushBatchBytes == 0 {
+		d.FlushBatchBytes = DefaultFlushBatchBytes
 	}
 	if d.Durable.Codec == nil {
 		d.Durable.Codec = cairn.DefaultCodec()
@@ -237,7 +278,7 @@ type Store struct {
 	fence *fence // fences nothing without Options.Fencing (see fence)
 
 	stats struct {
-		puts, gets, skipped, flushes, revalidated, rawBytes atomic.Int64
+		puts, gets, skipped, flushes, revalidated, rawBytes, committed atomic.Int64
 	}
 }
 
@@ -419,6 +460,7 @@ func (s *Store) saveThrough(ctx context.Context, run uuid.UUID, e lru.Entry) err
 		Committed: func(_ int, etag string) {
 			e.ETag, e.Written = etag, true
 			s.cache.Put(run, e)
+			s.stats.committed.Add(1)
 		},
 	})
 	if len(res) == 1 {
@@ -498,21 +540,31 @@ func (s *Store) flushLoop() {
 	}
 }
 
-// flushOnce writes every dirty run (objects in parallel, then one index
-// commit for all of them) and marks clean those not saved again meanwhile.
-// Its fencing conflicts are recorded for the Flushes to report.
+// flushOnce writes every run dirty when it begins, in batches (see
+// batch), each with one durable Write (objects in parallel, then one
+// index commit), and marks clean those not saved again meanwhile. Saves
+// waiting for room are woken after each batch. A batch that fails ends
+// the flush: its runs and the later ones stay dirty, for the next. Its
+// fencing conflicts are recorded for the Flushes to report.
 func (s *Store) flushOnce(ctx context.Context) error {
 	if err := s.acquireFlush(ctx); err != nil {
 		return err
 	}
 	defer s.releaseFlush()
 	items := s.cache.Dirty()
-	var err error
 	if len(items) > 0 {
 		s.stats.flushes.Add(1)
+	}
+	var err error
+	for len(items) > 0 && err == nil {
+		n := s.batch(items)
 		var conflicts []error
-		conflicts, err = s.write(ctx, items)
+		conflicts, err = s.write(ctx, items[:n])
 		s.fence.record(conflicts)
+		items = items[n:]
+		if len(items) > 0 && err == nil {
+			s.wakeWaiters() // room made: the Saves waiting need not wait for the whole flush
+		}
 	}
 	s.mu.Lock()
 	if err != nil {
@@ -522,6 +574,20 @@ func (s *Store) flushOnce(ctx context.Context) error {
 	s.mu.drained.Broadcast()
 	s.mu.Unlock()
 	return err
+}
+
+// batch returns how many of items, oldest first, one index commit of a
+// flush lists: at most FlushBatchRuns, and FlushBatchBytes of records
+// (at least one, whatever its size).
+func (s *Store) batch(items []lru.Item[uuid.UUID]) int {
+	var bytes int64
+	for i, it := range items {
+		bytes += int64(len(it.Entry.Value))
+		if i == s.o.FlushBatchRuns || i > 0 && bytes > s.o.FlushBatchBytes {
+			return i
+		}
+	}
+	return len(items)
 }
 
 // write makes items durable with one durable Write and marks clean, as
@@ -540,6 +606,7 @@ func (s *Store) write(ctx context.Context, items []lru.Item[uuid.UUID]) (conflic
 		Committed: func(i int, etag string) {
 			s.cache.MarkClean(items[i].Key, items[i].Entry.Version, etag)
 			s.gens.touch(items[i].Key) // clean now, so evictable
+			s.stats.committed.Add(1)
 		},
 	})
 	written := 0
@@ -956,6 +1023,7 @@ type Stats struct {
 	SkippedSaves   int64 // Saves whose bytes were already durable
 	Revalidated    int64 // cache hits confirmed unchanged by a conditional GET
 	Flushes        int64 // flushes that wrote something
+	Committed      int64 // runs an index commit listed, so durable: write-through Saves, flushed runs (each batch as it commits)
 	IndexCommits   int64 // log objects written by the index
 	BytesEncoded   int64 // MessagePack bytes of every Save accepted
 	BytesStored    int64 // compressed bytes of the run objects written
@@ -972,7 +1040,7 @@ func (s *Store) Stats() Stats {
 	ds := s.d.Stats()
 	return Stats{
 		Cache: s.cache.Stats(), PUTs: s.stats.puts.Load(), GETs: s.stats.gets.Load(), SkippedSaves: s.stats.skipped.Load(),
-		Flushes: s.stats.flushes.Load(), Revalidated: s.stats.revalidated.Load(), IndexCommits: ds.Index.Commits,
+		Flushes: s.stats.flushes.Load(), Committed: s.stats.committed.Load(), Revalidated: s.stats.revalidated.Load(), IndexCommits: ds.Index.Commits,
 		BytesEncoded: s.stats.rawBytes.Load(), BytesStored: ds.BytesStored, BytesUnflushed: s.cache.DirtyBytes(),
 	}
 }

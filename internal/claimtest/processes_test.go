@@ -335,11 +335,17 @@ func (sc *scenario) freeze(t *testing.T, procs []*exec.Cmd, dir string, w int) i
 	name := fmt.Sprint("w", w+1)
 	root, isDir := strings.CutPrefix(sc.store, "file://")
 	deadline := time.Now().Add(60 * time.Second)
+	tries := map[string]int{} // why each try was not the moment
 	for {
 		if err := p.Process.Signal(syscall.SIGSTOP); err != nil {
 			t.Fatal(err)
 		}
-		waitStopped(t, p.Process.Pid)
+		if err := waitStopped(p.Process.Pid); err != nil {
+			p.Process.Kill() // if it is not stopped; an exited one is gone already
+			exit := p.Wait()
+			sc.diagnose(t, procs, dir)
+			t.Fatalf("%s: %v, after %d tries that were not the moment (%v); it ended: %v\n%s", name, err, sumValues(tries), tries, exit, p.Stderr)
+		}
 		at := time.Now().UnixNano()
 		events, err := ReadEvents(filepath.Join(dir, name))
 		var why string
@@ -352,18 +358,30 @@ func (sc *scenario) freeze(t *testing.T, procs []*exec.Cmd, dir string, w int) i
 			why = "it holds the directory store's lock"
 		}
 		if why == "" {
+			if n := sumValues(tries); n > 0 {
+				t.Logf("%s stopped after %d tries that were not the moment: %v", name, n, tries)
+			}
 			return at
 		}
+		tries[why]++
 		if time.Now().After(deadline) {
 			p.Process.Signal(syscall.SIGCONT)
 			sc.diagnose(t, procs, dir)
-			t.Fatalf("%s was never stopped at a moment the scenario can go on from in 60 s: last, %s", name, why)
+			t.Fatalf("%s was never stopped at a moment the scenario can go on from in 60 s: %v", name, tries)
 		}
 		if err := p.Process.Signal(syscall.SIGCONT); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+func sumValues(m map[string]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
 }
 
 // takeable reports whether one worker's events show it holding, at time
@@ -395,29 +413,29 @@ func takeable(events []Event, at int64, steps int) bool {
 // (state T in /proc/pid/task/*/stat): a signal is delivered after kill(2)
 // returns, and each thread stops on its own, so one may still be running,
 // and take a lock, after the main thread stopped. A process that exited
-// (its threads zombies) is an error.
-func waitStopped(t *testing.T, pid int) {
+// (its threads zombies), or is not stopped within 10 s, is an error.
+func waitStopped(pid int) error {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		states, err := threadStates(pid)
 		if err != nil {
-			t.Fatalf("the threads of process %d: %v", pid, err)
+			return fmt.Errorf("the threads of process %d: %w", pid, err)
 		}
 		stopped := true
 		for _, st := range states {
 			switch st {
 			case 'T', 't':
 			case 'Z', 'X':
-				t.Fatalf("process %d exited before it could be stopped (threads %q)", pid, states)
+				return fmt.Errorf("process %d exited before it could be stopped (threads %q)", pid, states)
 			default:
 				stopped = false
 			}
 		}
 		if stopped {
-			return
+			return nil
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("process %d is not stopped 10 s after SIGSTOP (threads %q)", pid, states)
+			return fmt.Errorf("process %d is not stopped 10 s after SIGSTOP (threads %q)", pid, states)
 		}
 		time.Sleep(time.Millisecond)
 	}
@@ -587,14 +605,20 @@ func count(events []Event, op, result string) int {
 }
 
 // held returns the unfinished runs one worker's events show it holding
-// at time at, by the epoch of its claim: claimed (the claim ended before
-// at), and neither finished (the last step saved), released nor found
+// at time at, by the epoch of its claim: claimed unfinished (the claim
+// ended before at, and read a step before the last: a claim that lost
+// the race with the run's last save finds it done, and only releases
+// it), and neither finished (the last step saved), released nor found
 // taken over by an operation that ended before at.
 func held(events []Event, at int64, steps int) map[uuid.UUID]uint64 {
 	runs := map[uuid.UUID]uint64{}
 	for _, e := range events {
 		if e.Op == OpClaim && e.Result == ResultOK && e.End < at {
-			runs[e.Run] = e.Epoch
+			if e.Step < int64(steps) {
+				runs[e.Run] = e.Epoch
+			} else {
+				delete(runs, e.Run)
+			}
 		}
 	}
 	for _, e := range events {

@@ -336,13 +336,10 @@ func (s *Store) check(ctx context.Context) error {
 // checkWritable is check for an operation that writes: a read-only store
 // refuses it.
 func (s *Store) checkWritable(ctx context.Context) error {
-	if err := s.check(ctx); err != nil {
+	if err := s.check(ctx); err != nil || !s.o.ReadOnly {
 		return err
 	}
-	if s.o.ReadOnly {
-		return errReadOnly
-	}
-	return nil
+	return errReadOnly
 }
 
 // errReadOnly is what a read-only store answers a write.

@@ -158,13 +158,13 @@ func (o *Options) withDefaults() (Options, error) {
 		d.FlushWindow = 100 * time.Millisecond
 	}
 	if d.MaxDirtyBytes == 0 {
-		d.MaxDirtyBytes = 64 << 20
+		d.MaxDirtyBytes = defaultMaxDirtyBytes
 	}
 	if d.CacheBytes == 0 {
-		d.CacheBytes = 64 << 20
+		d.CacheBytes = defaultCacheBytes
 	}
 	if d.FlushConcurrency == 0 {
-		d.FlushConcurrency = 16
+		d.FlushConcurrency = defaultFlushConcurrency
 	}
 	if d.FlushTimeout == 0 {
 		d.FlushTimeout = DefaultFlushTimeout

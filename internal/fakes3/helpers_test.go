@@ -2,9 +2,13 @@ package fakes3_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/cairnstore/cairn"
 	"github.com/cairnstore/cairn/bucket"
 	"github.com/cairnstore/cairn/durable"
@@ -71,4 +75,23 @@ func numberedCP(n int, ts time.Time) *cairn.Checkpoint {
 func cp(id uuid.UUID, step int) *cairn.Checkpoint {
 	return &cairn.Checkpoint{WorkflowName: "wf", RunID: id, Timestamp: t0.Add(time.Duration(step) * time.Second),
 		State: map[string]any{"step": int64(step)}, PendingEvents: []cairn.Event{}, Metadata: map[string]any{}}
+}
+
+// s3Static are the credentials of a client of gofakes3, which checks none.
+var s3Static = credentials.NewStaticCredentialsProvider("key", "secret", "")
+
+// s3Ctx bounds a test's calls to gofakes3.
+func s3Ctx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// s3Status returns the HTTP status in err's chain, or 0.
+func s3Status(err error) int {
+	var re *smithyhttp.ResponseError
+	if errors.As(err, &re) {
+		return re.HTTPStatusCode()
+	}
+	return 0
 }

@@ -9,7 +9,6 @@ import (
 	"github.com/cairnstore/cairn/internal/obs"
 	"github.com/google/uuid"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/metric"
 )
 
 // instrument sets up s's telemetry (see the README's Observability
@@ -21,32 +20,22 @@ func (s *Store) instrument(o *Options) error {
 		return err
 	}
 	s.tel = t
-	m := t.Meter
-	if m == nil {
-		return nil
-	}
-	stored, err1 := m.Int64ObservableCounter("cairn.objects.bytes", metric.WithUnit("By"),
-		metric.WithDescription("Compressed bytes of the run objects written."))
-	commits, err2 := m.Int64ObservableCounter("cairn.index.commits", metric.WithUnit("{commit}"),
-		metric.WithDescription("Index log objects written (one per group of concurrent commits)."))
-	conflicts, err3 := m.Int64ObservableCounter("cairn.index.conflicts", metric.WithUnit("{conflict}"),
-		metric.WithDescription("Index log numbers lost to another writer (each commit retried at the next)."))
-	compactions, err4 := m.Int64ObservableCounter("cairn.index.compactions", metric.WithUnit("{compaction}"),
-		metric.WithDescription("Index snapshots written by compactions."))
-	failed, err5 := m.Int64ObservableCounter("cairn.index.compaction_failures", metric.WithUnit("{compaction}"),
-		metric.WithDescription("Background compactions that failed (tried again after a later commit)."))
-	if err := errors.Join(err1, err2, err3, err4, err5); err != nil {
-		return err
-	}
-	return t.Observe(func(_ context.Context, ob metric.Observer) error {
-		st := s.ix.Stats()
-		ob.ObserveInt64(stored, s.bytesStored.Load())
-		ob.ObserveInt64(commits, st.Commits)
-		ob.ObserveInt64(conflicts, st.Conflicts)
-		ob.ObserveInt64(compactions, st.Compactions)
-		ob.ObserveInt64(failed, st.CompactionErrors)
-		return nil
-	}, stored, commits, conflicts, compactions, failed)
+	ix := func(read func(index.Stats) int64) func() int64 { return func() int64 { return read(s.ix.Stats()) } }
+	return t.ObserveInt64(
+		obs.Observed{Name: "cairn.objects.bytes", Unit: "By", Description: "Compressed bytes of the run objects written.",
+			Read: s.bytesStored.Load},
+		obs.Observed{Name: "cairn.index.commits", Unit: "{commit}",
+			Description: "Index log objects written (one per group of concurrent commits).",
+			Read:        ix(func(st index.Stats) int64 { return st.Commits })},
+		obs.Observed{Name: "cairn.index.conflicts", Unit: "{conflict}",
+			Description: "Index log numbers lost to another writer (each commit retried at the next).",
+			Read:        ix(func(st index.Stats) int64 { return st.Conflicts })},
+		obs.Observed{Name: "cairn.index.compactions", Unit: "{compaction}", Description: "Index snapshots written by compactions.",
+			Read: ix(func(st index.Stats) int64 { return st.Compactions })},
+		obs.Observed{Name: "cairn.index.compaction_failures", Unit: "{compaction}",
+			Description: "Background compactions that failed (tried again after a later commit).",
+			Read:        ix(func(st index.Stats) int64 { return st.CompactionErrors })},
+	)
 }
 
 // commit is the index commit of ops, in a span of its own (cairn.Commit).

@@ -2,7 +2,6 @@ package tiered
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 
 	"github.com/cairnstore/cairn"
@@ -55,30 +54,20 @@ func (s *Store) instrument(o *Options) error {
 		metric.WithDescription("Encoded (uncompressed) bytes of the runs made durable by write-back flushes.")); err != nil {
 		return err
 	}
-	hits, err1 := m.Int64ObservableCounter("cairn.cache.hits", metric.WithUnit("{lookup}"),
-		metric.WithDescription("Loads served by the cache."))
-	misses, err2 := m.Int64ObservableCounter("cairn.cache.misses", metric.WithUnit("{lookup}"),
-		metric.WithDescription("Loads the cache did not hold."))
-	evictions, err3 := m.Int64ObservableCounter("cairn.cache.evictions", metric.WithUnit("{entry}"),
-		metric.WithDescription("Clean entries evicted from the cache to make room."))
-	// Up-down counters rather than gauges: they add up across the stores
-	// of one process (Prometheus shows them as gauges).
-	size, err4 := m.Int64ObservableUpDownCounter("cairn.cache.bytes", metric.WithUnit("By"),
-		metric.WithDescription("Encoded bytes the cache holds, dirty or clean."))
-	dirty, err5 := m.Int64ObservableUpDownCounter("cairn.cache.dirty_bytes", metric.WithUnit("By"),
-		metric.WithDescription("Encoded bytes saved in write-back mode and not flushed yet."))
-	if err := errors.Join(err1, err2, err3, err4, err5); err != nil {
-		return err
-	}
-	return t.Observe(func(_ context.Context, ob metric.Observer) error {
-		st := s.cache.Stats()
-		ob.ObserveInt64(hits, int64(st.Hits))
-		ob.ObserveInt64(misses, int64(st.Misses))
-		ob.ObserveInt64(evictions, int64(st.Evictions))
-		ob.ObserveInt64(size, st.Bytes)
-		ob.ObserveInt64(dirty, st.DirtyBytes)
-		return nil
-	}, hits, misses, evictions, size, dirty)
+	// Up-down counters rather than gauges for the levels: they add up
+	// across the stores of one process (Prometheus shows them as gauges).
+	return t.ObserveInt64(
+		obs.Observed{Name: "cairn.cache.hits", Unit: "{lookup}", Description: "Loads served by the cache.",
+			Read: func() int64 { return int64(s.cache.Stats().Hits) }},
+		obs.Observed{Name: "cairn.cache.misses", Unit: "{lookup}", Description: "Loads the cache did not hold.",
+			Read: func() int64 { return int64(s.cache.Stats().Misses) }},
+		obs.Observed{Name: "cairn.cache.evictions", Unit: "{entry}", Description: "Clean entries evicted from the cache to make room.",
+			Read: func() int64 { return int64(s.cache.Stats().Evictions) }},
+		obs.Observed{Name: "cairn.cache.bytes", Unit: "By", UpDown: true, Description: "Encoded bytes the cache holds, dirty or clean.",
+			Read: func() int64 { return s.cache.Stats().Bytes }},
+		obs.Observed{Name: "cairn.cache.dirty_bytes", Unit: "By", UpDown: true,
+			Description: "Encoded bytes saved in write-back mode and not flushed yet.", Read: s.cache.DirtyBytes},
+	)
 }
 
 // runOfCheckpoint is c's run, uuid.Nil for a nil c.

@@ -594,11 +594,12 @@ func record(run uuid.UUID, e lru.Entry) durable.Record {
 // reported. In
 // write-through mode there is nothing to write.
 func (s *Store) Flush(ctx context.Context) error {
-	if err := s.check(ctx); err != nil {
-		return cairn.WrapOp("flush", uuid.Nil, err)
-	}
 	ctx, sp := s.tel.Start(ctx, obs.Flush, uuid.Nil)
-	err := cairn.WrapOp("flush", uuid.Nil, s.flush(ctx))
+	err := s.check(ctx)
+	if err == nil {
+		err = s.flush(ctx)
+	}
+	err = cairn.WrapOp("flush", uuid.Nil, err)
 	sp.End(err)
 	return err
 }

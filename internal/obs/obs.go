@@ -202,9 +202,9 @@ func New(tier string, o Options) (*T, error) {
 // Tracing reports whether spans are recorded.
 func (t *T) Tracing() bool { return t != nil && t.tracer != nil }
 
-// Observe registers f to report the observable instruments insts at each
+// observe registers f to report the observable instruments insts at each
 // collection, until Close. It does nothing without a MeterProvider.
-func (t *T) Observe(f metric.Callback, insts ...metric.Observable) error {
+func (t *T) observe(f metric.Callback, insts ...metric.Observable) error {
 	if t == nil || t.Meter == nil {
 		return nil
 	}
@@ -216,7 +216,48 @@ func (t *T) Observe(f metric.Callback, insts ...metric.Observable) error {
 	return nil
 }
 
-// Close stops the callbacks Observe registered, so a closed store is no
+// Observed is an instrument whose value is read when a collection asks:
+// from a counter the store keeps anyway, so that the hot paths pay
+// nothing for it.
+type Observed struct {
+	Name, Unit, Description string
+	// UpDown makes it an up-down counter (a level, such as bytes held),
+	// else a counter (a total). Both add up across the stores of one
+	// MeterProvider.
+	UpDown bool
+	Read   func() int64
+}
+
+// ObserveInt64 creates the instruments ins and reports each one's Read at
+// every collection, until Close. It does nothing without a MeterProvider.
+func (t *T) ObserveInt64(ins ...Observed) error {
+	if t == nil || t.Meter == nil {
+		return nil
+	}
+	insts := make([]metric.Int64Observable, len(ins))
+	all := make([]metric.Observable, len(ins))
+	for i, in := range ins {
+		unit, desc := metric.WithUnit(in.Unit), metric.WithDescription(in.Description)
+		var err error
+		if in.UpDown {
+			insts[i], err = t.Meter.Int64ObservableUpDownCounter(in.Name, unit, desc)
+		} else {
+			insts[i], err = t.Meter.Int64ObservableCounter(in.Name, unit, desc)
+		}
+		if err != nil {
+			return fmt.Errorf("obs: %w", err)
+		}
+		all[i] = insts[i]
+	}
+	return t.observe(func(_ context.Context, o metric.Observer) error {
+		for i, in := range ins {
+			o.ObserveInt64(insts[i], in.Read())
+		}
+		return nil
+	}, all...)
+}
+
+// Close stops the callbacks of ObserveInt64, so a closed store is no
 // longer reported. Call it once, from the store's Close.
 func (t *T) Close() {
 	if t == nil {

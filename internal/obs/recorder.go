@@ -59,6 +59,19 @@ func (h *Recorder) Find(msg string) (Record, bool) {
 	return Record{}, false
 }
 
+// Containing returns the records that show text anywhere, in their
+// message or an attribute: what a test looks for to prove a secret was
+// never logged.
+func (h *Recorder) Containing(text string) []Record {
+	var out []Record
+	for _, r := range h.Records() {
+		if strings.Contains(r.String(), text) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
 // Enabled implements slog.Handler: every level.
 func (h *Recorder) Enabled(context.Context, slog.Level) bool { return true }
 

@@ -77,9 +77,9 @@ func opAttrs(op, tier, outcome string) attribute.Set {
 		attribute.String("cairn.outcome", outcome))
 }
 
-// sum returns the value of the data point of the int64 sum name with
-// attrs, failing t when the metric is missing or of another unit.
-func sum(t *testing.T, ms map[string]metricdata.Metrics, name, unit string, attrs attribute.Set) int64 {
+// data returns the data of metric name, of type D, failing t when the
+// metric is missing, of another unit or of another type.
+func data[D any](t *testing.T, ms map[string]metricdata.Metrics, name, unit string) D {
 	t.Helper()
 	m, ok := ms[name]
 	if !ok {
@@ -88,11 +88,18 @@ func sum(t *testing.T, ms map[string]metricdata.Metrics, name, unit string, attr
 	if m.Unit != unit {
 		t.Errorf("%s: unit %q; want %q", name, m.Unit, unit)
 	}
-	s, ok := m.Data.(metricdata.Sum[int64])
+	d, ok := m.Data.(D)
 	if !ok {
-		t.Fatalf("%s: %T; want an int64 sum", name, m.Data)
+		t.Fatalf("%s: %T; want %T", name, m.Data, d)
 	}
-	for _, dp := range s.DataPoints {
+	return d
+}
+
+// sum returns the value of the data point of the int64 sum name with
+// attrs (0 when there is none).
+func sum(t *testing.T, ms map[string]metricdata.Metrics, name, unit string, attrs attribute.Set) int64 {
+	t.Helper()
+	for _, dp := range data[metricdata.Sum[int64]](t, ms, name, unit).DataPoints {
 		if dp.Attributes.Equals(&attrs) {
 			return dp.Value
 		}
@@ -100,22 +107,11 @@ func sum(t *testing.T, ms map[string]metricdata.Metrics, name, unit string, attr
 	return 0
 }
 
-// count returns the count of the data point of the histogram name with
-// attrs.
+// count returns the count of the data point of the histogram name, in
+// seconds, with attrs (0 when there is none).
 func count(t *testing.T, ms map[string]metricdata.Metrics, name string, attrs attribute.Set) uint64 {
 	t.Helper()
-	m, ok := ms[name]
-	if !ok {
-		t.Fatalf("no metric %s", name)
-	}
-	if m.Unit != "s" {
-		t.Errorf("%s: unit %q; want s", name, m.Unit)
-	}
-	h, ok := m.Data.(metricdata.Histogram[float64])
-	if !ok {
-		t.Fatalf("%s: %T; want a float64 histogram", name, m.Data)
-	}
-	for _, dp := range h.DataPoints {
+	for _, dp := range data[metricdata.Histogram[float64]](t, ms, name, "s").DataPoints {
 		if dp.Attributes.Equals(&attrs) {
 			return dp.Count
 		}

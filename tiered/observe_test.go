@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -185,4 +187,39 @@ func TestLoggerInherited(t *testing.T) {
 	}
 	noSecret(t, rec)
 	noSecret(t, own)
+}
+
+// Open passes Logger and Debug to the store URL's bucket: with Debug an
+// s3:// store logs its requests at debug level, credentials redacted;
+// without it, not at all.
+func TestOpenDebug(t *testing.T) {
+	offlineAWS(t)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusNotFound)
+	}))
+	t.Cleanup(srv.Close)
+	for _, debug := range []bool{true, false} {
+		rec := obs.NewRecorder()
+		s, err := tiered.Open(context.Background(), "s3://bkt/p?endpoint="+srv.URL, &tiered.Options{Logger: slog.New(rec), Debug: debug})
+		if err != nil {
+			t.Fatal(err)
+		}
+		run := uuid.New()
+		if _, err := s.Load(context.Background(), run); !errors.Is(err, cairn.ErrNotFound) {
+			t.Fatalf("Load: %v; want ErrNotFound", err)
+		}
+		_ = s.Close(context.Background())
+		logged := rec.Containing("GET /bkt/p/runs/" + run.String())
+		switch {
+		case debug && (len(logged) == 0 || logged[0].Level != slog.LevelDebug || !strings.Contains(logged[0].Attrs["text"], "Authorization: REDACTED")):
+			t.Errorf("Debug: records %v; want the GET at debug level, its Authorization redacted", rec.Records())
+		case !debug && len(logged) > 0:
+			t.Errorf("without Debug: %v", logged)
+		}
+		for _, secret := range []string{canary, "AKIAEXAMPLE"} {
+			if r := rec.Containing(secret); len(r) > 0 {
+				t.Errorf("a record shows a credential: %v", r)
+			}
+		}
+	}
 }

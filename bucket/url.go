@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"net/url"
 	"regexp"
@@ -25,9 +26,23 @@ type Scheme struct {
 	// error (it may be a secret put in the wrong place); RedactURL shows
 	// a value only when its check passes.
 	Params map[string]func(value string) error
-	// Open opens the bucket u names. u holds no user info, and its query
-	// parameters are known, given once, non-empty and checked.
-	Open func(ctx context.Context, u *url.URL) (*Opened, error)
+	// Open opens the bucket u names with opts. u holds no user info, and
+	// its query parameters are known, given once, non-empty and checked;
+	// opts is never nil.
+	Open func(ctx context.Context, u *url.URL, opts *OpenOptions) (*Opened, error)
+}
+
+// OpenOptions configure OpenURL. Nil means defaults.
+type OpenOptions struct {
+	// Logger receives what the opened bucket logs. Nil: slog.Default()
+	// when Debug is set, else nothing is logged.
+	Logger *slog.Logger
+	// Debug makes the opened bucket log every request it sends and every
+	// response, at Debug level to Logger: for s3:// the AWS SDK's request
+	// log (headers, never bodies) with the Authorization header,
+	// X-Amz-Security-Token, signatures and credentials redacted. The
+	// file and mem schemes send no requests and ignore it.
+	Debug bool
 }
 
 // Opened is a bucket opened from a store URL.
@@ -81,10 +96,10 @@ func registered() []string {
 }
 
 func init() {
-	Register("mem", Scheme{Open: func(context.Context, *url.URL) (*Opened, error) {
+	Register("mem", Scheme{Open: func(context.Context, *url.URL, *OpenOptions) (*Opened, error) {
 		return &Opened{Bucket: NewMem()}, nil
 	}})
-	Register("file", Scheme{Open: func(_ context.Context, u *url.URL) (*Opened, error) {
+	Register("file", Scheme{Open: func(_ context.Context, u *url.URL, _ *OpenOptions) (*Opened, error) {
 		if u.Host != "" && u.Host != "localhost" {
 			return nil, errors.New("file URLs name a local path: file:///path")
 		}
@@ -116,9 +131,12 @@ var ErrScheme = errors.New("unknown scheme")
 //
 // A URL holding user info (credentials), an unknown or repeated
 // parameter, or a value its check refuses, is refused with every problem
-// at once. Errors are a *URLError.
-func OpenURL(ctx context.Context, rawURL string) (*Opened, error) {
-	o, err := openURL(ctx, rawURL)
+// at once. Errors are a *URLError. opts may be nil.
+func OpenURL(ctx context.Context, rawURL string, opts *OpenOptions) (*Opened, error) {
+	if opts == nil {
+		opts = &OpenOptions{}
+	}
+	o, err := openURL(ctx, rawURL, opts)
 	if err != nil {
 		return nil, &URLError{URL: RedactURL(rawURL), Err: err}
 	}
@@ -138,7 +156,7 @@ func (e *URLError) Error() string { return fmt.Sprintf("store URL %q: %v", e.URL
 // Unwrap returns ErrInvalid and the cause.
 func (e *URLError) Unwrap() []error { return []error{ErrInvalid, e.Err} }
 
-func openURL(ctx context.Context, rawURL string) (*Opened, error) {
+func openURL(ctx context.Context, rawURL string, opts *OpenOptions) (*Opened, error) {
 	u, q, err := parseStoreURL(rawURL)
 	if err != nil {
 		return nil, err
@@ -168,7 +186,7 @@ func openURL(ctx context.Context, rawURL string) (*Opened, error) {
 	if err := checkParams(s.Params, q); err != nil {
 		return nil, err
 	}
-	return s.Open(ctx, u)
+	return s.Open(ctx, u, opts)
 }
 
 // parseStoreURL parses a store URL and its query, refusing user info. Its

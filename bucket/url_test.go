@@ -15,7 +15,7 @@ import (
 func TestOpenURLNeverRepeatsSecretNames(t *testing.T) {
 	ctx := context.Background()
 	const canary = "wJalrXUtnFEMI_K7MDENG"
-	bucket.Register("zzsecret", bucket.Scheme{Open: func(context.Context, *url.URL) (*bucket.Opened, error) {
+	bucket.Register("zzsecret", bucket.Scheme{Open: func(context.Context, *url.URL, *bucket.OpenOptions) (*bucket.Opened, error) {
 		return &bucket.Opened{Bucket: bucket.NewMem()}, nil
 	}})
 	for _, u := range []string{
@@ -23,7 +23,7 @@ func TestOpenURLNeverRepeatsSecretNames(t *testing.T) {
 		"mem://?" + canary + "=1",
 		"zzsecret://h/p?" + canary + "=1",
 	} {
-		_, err := bucket.OpenURL(ctx, u)
+		_, err := bucket.OpenURL(ctx, u, nil)
 		if !errors.Is(err, bucket.ErrInvalid) {
 			t.Fatalf("OpenURL(%s): %v; want ErrInvalid", bucket.RedactURL(u), err)
 		}
@@ -34,7 +34,7 @@ func TestOpenURLNeverRepeatsSecretNames(t *testing.T) {
 			t.Errorf("the error does not say what is wrong: %v", err)
 		}
 	}
-	_, err := bucket.OpenURL(ctx, "mem://?region=x")
+	_, err := bucket.OpenURL(ctx, "mem://?region=x", nil)
 	if err == nil || !strings.Contains(err.Error(), "(got region)") {
 		t.Errorf("a harmless parameter name: %v; want it named", err)
 	}
@@ -53,23 +53,23 @@ func TestOpenURLRegistry(t *testing.T) {
 			}
 			return nil
 		}},
-		Open: func(_ context.Context, u *url.URL) (*bucket.Opened, error) {
+		Open: func(_ context.Context, u *url.URL, _ *bucket.OpenOptions) (*bucket.Opened, error) {
 			got = u
 			return &bucket.Opened{Bucket: bucket.NewMem(), Prefix: strings.Trim(u.Path, "/")}, nil
 		},
 	})
-	o, err := bucket.OpenURL(ctx, "zztest://h/a/b?depth=2")
+	o, err := bucket.OpenURL(ctx, "zztest://h/a/b?depth=2", nil)
 	if err != nil || o.Prefix != "a/b" || got.Query().Get("depth") != "2" {
 		t.Fatalf("OpenURL: %+v, %v", o, err)
 	}
-	if _, err := bucket.OpenURL(ctx, "zztest://h/a?depth=3"); err == nil || !strings.Contains(err.Error(), "parameter depth: want 1 or 2") {
+	if _, err := bucket.OpenURL(ctx, "zztest://h/a?depth=3", nil); err == nil || !strings.Contains(err.Error(), "parameter depth: want 1 or 2") {
 		t.Errorf("a value its check refuses: %v", err)
 	}
-	_, err = bucket.OpenURL(ctx, "ftp://h/x")
+	_, err = bucket.OpenURL(ctx, "ftp://h/x", nil)
 	if !errors.Is(err, bucket.ErrScheme) || !strings.Contains(err.Error(), "file, mem") {
 		t.Errorf("unknown scheme: %v", err)
 	}
-	_, err = bucket.OpenURL(ctx, "s3://b/p")
+	_, err = bucket.OpenURL(ctx, "s3://b/p", nil)
 	if !errors.Is(err, bucket.ErrScheme) || !strings.Contains(err.Error(), "import github.com/cairnstore/cairn/s3store") {
 		t.Errorf("s3 without its driver: %v", err)
 	}
@@ -82,7 +82,7 @@ func TestOpenURLRegistry(t *testing.T) {
 // Register refuses, by panicking at start, a scheme that can never match,
 // a second registration, and a Scheme without Open.
 func TestRegisterRefusesMistakes(t *testing.T) {
-	open := func(context.Context, *url.URL) (*bucket.Opened, error) { return nil, nil }
+	open := func(context.Context, *url.URL, *bucket.OpenOptions) (*bucket.Opened, error) { return nil, nil }
 	for name, f := range map[string]func(){
 		"empty":      func() { bucket.Register("", bucket.Scheme{Open: open}) },
 		"upper case": func() { bucket.Register("ZZUP", bucket.Scheme{Open: open}) },

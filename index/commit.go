@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/cairnstore/cairn"
 	"github.com/cairnstore/cairn/bucket"
@@ -108,12 +109,14 @@ func (ix *Index) commitBatch(ctx context.Context, ops []Op) (uint64, error) {
 			return seq, nil
 		case errors.Is(err, bucket.ErrPrecondition):
 			var ours, raced bool
+			taken := seq
 			seq, ours, raced, err = ix.settleTaken(ctx, seq, b.ID, err)
 			if ours {
 				ix.committed(seq, len(ops), len(body))
 				return seq, nil
 			}
 			if raced {
+				ix.logRaced(ctx, taken, seq)
 				continue // a lost race is not a failure: no backoff
 			}
 		case errors.Is(err, bucket.ErrBusy):
@@ -125,6 +128,7 @@ func (ix *Index) commitBatch(ctx context.Context, ops []Op) (uint64, error) {
 		// Any other error leaves it open whether the log landed: the
 		// same number is tried again, and a 412 there is settled by
 		// settleTaken.
+		ix.logRetry(ctx, seq, attempt, err)
 		if berr := backoff(ctx, attempt); berr != nil {
 			return 0, fmt.Errorf("index commit: %w (last error: %w)", berr, err)
 		}
@@ -284,7 +288,10 @@ func (ix *Index) startCompaction() {
 		defer ix.compacting.Unlock()
 		ctx, cancel := context.WithTimeout(context.Background(), 4*ix.o.RetryFor)
 		defer cancel()
-		if err := ix.compact(ctx); err != nil {
+		start, before := time.Now(), ix.Stats().Compactions
+		err := ix.compact(ctx)
+		ix.logCompaction(start, before, err)
+		if err != nil {
 			// A failed compaction is retried after a later commit;
 			// the tail grows meanwhile, nothing is lost.
 			ix.mu.Lock()

@@ -69,6 +69,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -124,6 +125,10 @@ type Options struct {
 	// a store in one region. Every process of a region must use the same
 	// name, and no two regions one name.
 	Region string
+	// Logger receives the index's log records: commit retries (Debug),
+	// log numbers lost to other writers (Info), compactions (Info; Warn
+	// when one fails). Nil: none.
+	Logger *slog.Logger
 }
 
 func (o *Options) withDefaults() (Options, error) {
@@ -178,6 +183,9 @@ func (o *Options) withDefaults() (Options, error) {
 	}
 	if d.Now == nil {
 		d.Now = time.Now
+	}
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
 	}
 	return d, nil
 }

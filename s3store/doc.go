@@ -68,6 +68,10 @@
 // sse=aws:kms). bucket.RedactURL shows a value only when it is valid: a
 // KMS key ID or ARN is shown, as S3 shows it to every reader of the object.
 //
+// The Logger and Debug of the bucket.OpenOptions given to OpenURL become
+// S3Options.Logger and Debug: with Debug, the client's requests,
+// responses and retries are logged, secrets redacted.
+//
 // # Encryption, storage class and tags
 //
 // S3Options.SSE, SSEKMSKeyID, SSEBucketKey, StorageClass and Tags go on

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -240,6 +241,18 @@ type S3Options struct {
 	// OptFns are passed to s3.NewFromConfig after the options above, and
 	// may change anything they set.
 	OptFns []func(*s3.Options)
+
+	// Debug logs, at Debug level to Logger, every request the client
+	// sends and every response (headers, never bodies) and each retry:
+	// the SDK's log (aws.LogRequest, LogResponse, LogRetries), with the
+	// values of the Authorization, X-Amz-Security-Token, SSE-C key and
+	// cookie headers and of signature and credential query parameters
+	// replaced by REDACTED. Without it the SDK's logger is off: it would
+	// print its warnings to stderr, and the client reports failures as
+	// errors.
+	Debug bool
+	// Logger receives the log of Debug. Nil: slog.Default().
+	Logger *slog.Logger
 }
 
 // validate reports every problem with o at once.
@@ -327,8 +340,12 @@ func resolveOptions(opts *S3Options) (S3Options, error) {
 // requires a region, and makes the credentials quiet (quietCredentials).
 func (o *S3Options) loadConfig(ctx context.Context) (aws.Config, error) {
 	// The SDK would print some warnings (the instance-metadata fallback of
-	// the credential chain) to stderr; a library returns errors instead.
+	// the credential chain) to stderr; a library returns errors instead,
+	// and logs only when asked to (Debug).
 	load := []func(*config.LoadOptions) error{config.WithLogger(logging.Nop{})}
+	if o.Debug {
+		load = append(load, config.WithLogger(sdkLogger{o.logger()}), config.WithClientLogMode(debugLogMode))
+	}
 	if o.Region != "" {
 		load = append(load, config.WithRegion(o.Region))
 	}

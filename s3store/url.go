@@ -39,11 +39,12 @@ var params = map[string]func(string) error{
 	"tags":            func(v string) error { _, err := parseTags(v); return err },
 }
 
-func openURL(ctx context.Context, u *url.URL) (*bucket.Opened, error) {
+func openURL(ctx context.Context, u *url.URL, opts *bucket.OpenOptions) (*bucket.Opened, error) {
 	if u.Host == "" {
 		return nil, errors.New("s3 URL without a bucket: s3://bucket/prefix")
 	}
 	o := optionsOf(u.Query())
+	o.Logger, o.Debug = opts.Logger, opts.Debug
 	client, err := NewS3Client(ctx, o)
 	if err != nil {
 		return nil, err

@@ -21,9 +21,15 @@ import (
 // background flush unless opts.FlushTimeout is set. A refused URL is
 // ErrInvalid with a *bucket.URLError, which shows the URL only as
 // bucket.RedactURL does and never repeats a parameter's value, which may
-// be a secret put in the wrong place. opts may be nil.
+// be a secret put in the wrong place. opts.Logger and opts.Debug go to
+// the bucket (bucket.OpenOptions): with Debug, an s3:// bucket logs its
+// requests, secrets redacted. opts may be nil.
 func Open(ctx context.Context, rawURL string, opts *Options) (*Store, error) {
-	ob, err := bucket.OpenURL(ctx, rawURL)
+	var oo bucket.OpenOptions
+	if opts != nil {
+		oo.Logger, oo.Debug = opts.Logger, opts.Debug
+	}
+	ob, err := bucket.OpenURL(ctx, rawURL, &oo)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", cairn.ErrInvalid, err)
 	}

@@ -310,7 +310,7 @@ func TestS3URLObjectOptions(t *testing.T) {
 		"max_attempts": {"2"}, "max_backoff": {"1ms"},
 	}
 	ctx := s3Ctx(t)
-	opened, err := bucket.OpenURL(ctx, "s3://"+fakes3.Bucket+"/p?"+q.Encode())
+	opened, err := bucket.OpenURL(ctx, "s3://"+fakes3.Bucket+"/p?"+q.Encode(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -448,7 +448,7 @@ func TestS3URLObjectParamsRefused(t *testing.T) {
 	} {
 		t.Run(tc.query, func(t *testing.T) {
 			raw := "s3://b/p?endpoint=http://127.0.0.1:9&region=us-east-1&" + tc.query
-			_, err := bucket.OpenURL(ctx, raw)
+			_, err := bucket.OpenURL(ctx, raw, nil)
 			if !errors.Is(err, bucket.ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err %v; want ErrInvalid saying %q", err, tc.want)
 			}

@@ -135,7 +135,7 @@ func (r *rig) open(t testing.TB, i int, prefix string) *tiered.Store {
 // reading each region's ops of a run (index.RunOps).
 func (r *rig) index(t testing.TB, i int, prefix string) *index.Index {
 	t.Helper()
-	ob, err := bucket.OpenURL(context.Background(), r.url(i, prefix))
+	ob, err := bucket.OpenURL(context.Background(), r.url(i, prefix), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,8 +28,8 @@ func TestStoreErrors(t *testing.T) {
 			t.Errorf("the secret key was printed: %s", r.stderr)
 		}
 	}
-	if r := c.run("", "ls", "-h"); r.code != exitOK || !strings.HasPrefix(r.stderr, "usage: cairn ls [flags]") || !strings.Contains(r.stderr, "-workflow") {
-		t.Errorf("ls -h: exit %d, stderr:\n%s", r.code, r.stderr)
+	if r := c.run("", "ls", "-h"); r.code != exitOK || r.stderr != "" || !strings.Contains(r.stdout, "Usage:\n  cairn ls [flags]\n") || !strings.Contains(r.stdout, "--workflow") {
+		t.Errorf("ls -h: exit %d, stdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
 	}
 	if r := c.run("", "show", "--store", "mem://", absentRun); r.code != exitNotFound {
 		t.Errorf("show on mem://: exit %d: %s", r.code, r.stderr)

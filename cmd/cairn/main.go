@@ -89,6 +89,9 @@ type env struct {
 
 	// flags are the global flags, parsed by the root command.
 	flags globalFlags
+	// started: the command line is parsed and checked, and the command
+	// itself runs. An error before that is a usage error.
+	started bool
 	// log is the --debug log (slog's text handler on stderr), or a
 	// logger that discards everything.
 	log *slog.Logger

@@ -19,9 +19,6 @@ type globalFlags struct {
 	json    bool
 	debug   bool
 	timeout timeoutFlag
-	// started: the command line parsed and checked, the command itself
-	// running. An error before that is a usage error.
-	started bool
 }
 
 // newRoot returns the command tree of one command line run on e. Help
@@ -57,7 +54,7 @@ func newRoot(e *env) *cobra.Command {
 			if d := e.flags.timeout.d; d > 0 && e.setTimeout != nil {
 				e.setTimeout(d)
 			}
-			e.flags.started = true
+			e.started = true
 			e.log.Debug("command", "path", cmd.CommandPath())
 			return nil
 		},
@@ -266,7 +263,7 @@ func flagKinds(root *cobra.Command) map[string]bool {
 // such as completion) is a usage error; the command's own errors are as
 // they are.
 func commandStarted(e *env, err error) error {
-	if err == nil || e.flags.started || errors.As(err, new(*usageError)) {
+	if err == nil || e.started || errors.As(err, new(*usageError)) {
 		return err
 	}
 	return &usageError{fmt.Sprint(err)}

@@ -257,7 +257,9 @@ func (im *importer) run(ctx context.Context, srcs []importSource) error {
 	defer cancel()
 	rctx, stopReading := context.WithCancel(ctx)
 	defer stopReading()
-	items := make(chan importItem, 256)
+	// Read-ahead, for reading and writing to overlap: records are small
+	// as a rule, and one of the codec's largest (16 MiB) fills a batch.
+	items := make(chan importItem, 64)
 	var readErr error
 	go func() {
 		defer close(items)

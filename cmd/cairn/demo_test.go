@@ -343,7 +343,7 @@ func TestDemoRecoversAFlushCutBeforeItsCommit(t *testing.T) {
 	store := "file://" + t.TempDir()
 	e := &env{stdout: &bytes.Buffer{}, stderr: &bytes.Buffer{}, getenv: func(string) string { return "" }}
 	cfg := &demoConfig{store: store, workflow: "demo-cut", runs: 2, workers: 2, resumers: 1, lease: 200 * time.Millisecond}
-	s, _, err := openStore(ctx, e, store, nil)
+	s, err := openStore(ctx, e, store, false, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -359,7 +359,7 @@ func TestDemoRecoversAFlushCutBeforeItsCommit(t *testing.T) {
 	cutFlush(t, store, leases[0].Stamped(last[0]))
 	time.Sleep(time.Until(leases[0].Expires) + 50*time.Millisecond)
 
-	s, _, err = openStore(ctx, e, store, &tiered.Options{Mode: tiered.WriteBack})
+	s, err = openStore(ctx, e, store, false, &tiered.Options{Mode: tiered.WriteBack})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -375,7 +375,7 @@ func TestDemoRecoversAFlushCutBeforeItsCommit(t *testing.T) {
 	if err := repairAfterCrash(ctx, e, cfg); err != nil {
 		t.Fatal(err)
 	}
-	s, _, err = openStore(ctx, e, store, nil)
+	s, err = openStore(ctx, e, store, false, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -61,21 +61,28 @@ func testImportBlazen(t *testing.T, bk backend) {
 	}
 	wantA := indentJSON(t, `{"workflow_name":"demo","run_id":"67e55044-10b1-426f-9247-bb680e5fe0c8","timestamp":"2024-01-01T00:00:00Z","state":{"counter":42},"pending_events":[{"event_type":"blazen::StartEvent","data":{"input":"hello"}}],"metadata":{}}`)
 	wantB := indentJSON(t, `{"workflow_name":"demo","run_id":"67e55044-10b1-426f-9247-bb680e5fe0c8","timestamp":"2024-06-10T06:13:20.123456789Z","state":{"counter":{"Json":42}},"pending_events":[],"metadata":{"run_id":"67e55044-10b1-426f-9247-bb680e5fe0c8"}}`)
+	// Vector B is newer than A: imported after it, it replaces it; A
+	// imported again is skipped, unless with --overwrite.
+	const skippedA = "imported 0 runs, skipped 1 (the store's copy is as new or newer)\n"
 	for _, tc := range []struct {
 		name string
 		data []byte
+		mode []string
+		out  string
 		want string
 	}{
-		{"a.msgpack", a, wantA},
-		{"b.msgpack", b, wantB},
-		{"a.zst", cairn.DefaultCodec().Compress(nil, a), wantA},
-		{"a-array.msgpack", positionalA(t), wantA},
+		{"a.msgpack", a, nil, "imported 1 run\n", wantA},
+		{"b.msgpack", b, nil, "imported 1 run\n", wantB},
+		{"a.zst", cairn.DefaultCodec().Compress(nil, a), nil, skippedA, wantB},
+		{"a.zst", cairn.DefaultCodec().Compress(nil, a), []string{"--overwrite"}, "imported 1 run\n", wantA},
+		{"b.msgpack", b, []string{"--skip-existing"}, "imported 0 runs, skipped 1 (already in the store)\n", wantA},
+		{"a-array.msgpack", positionalA(t), []string{"--overwrite"}, "imported 1 run\n", wantA},
 	} {
-		if out := c.ok("import", write(tc.name, tc.data)); out != "imported 1 run\n" {
-			t.Errorf("import %s: %q", tc.name, out)
+		if out := c.ok(append([]string{"import", write(tc.name, tc.data)}, tc.mode...)...); out != tc.out {
+			t.Errorf("import %s %v: %q, want %q", tc.name, tc.mode, out, tc.out)
 		}
 		if got := c.ok("show", goldenRunID); got != tc.want {
-			t.Errorf("show after importing %s:\n%s\nwant:\n%s", tc.name, got, tc.want)
+			t.Errorf("show after importing %s %v:\n%s\nwant:\n%s", tc.name, tc.mode, got, tc.want)
 		}
 	}
 	// Export gives back Blazen's bytes exactly.

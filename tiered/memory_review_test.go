@@ -45,7 +45,7 @@ func r1Store(t *testing.T) *tiered.Store {
 
 const (
 	r1Runs = 16
-	r1Big  = 4 << 20 // bytes of the big state
+	r1Big  = 2 << 20 // bytes of the big state
 )
 
 // r1CheckRetained fails t when the live heap grew by more than the cache

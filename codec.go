@@ -349,15 +349,17 @@ func (c *Codec) Decompress(data []byte) ([]byte, error) {
 	return fit(rec), nil
 }
 
-// fit returns rec in a slice of its own length when the buffer it was
-// decompressed into is much larger (the decoder's buffers carry up to
-// 128 KiB of slack, blockSlack, and start at 64 KiB). A caller may keep
-// the record for long, as a cache does, counting len(rec): the slack must
-// not stay with it, or a cache of small records would hold several times
-// the bytes it reports.
+// fit returns rec with its capacity clipped to its length, copied into a
+// slice of its own size when the buffer behind it is much larger: a
+// decoder's buffer (up to 128 KiB of slack, blockSlack, and 64 KiB at
+// least), or an encoder's sized from an earlier, larger record of the run
+// (a state that shrank, or Typed's size hint from another run). A caller
+// may keep the record for long, as a cache does, counting len(rec): the
+// slack must not stay with it, or a cache of small records would hold
+// several times the bytes it reports.
 func fit(rec []byte) []byte {
 	if cap(rec)-len(rec) <= len(rec)/8+512 {
-		return rec
+		return rec[:len(rec):len(rec)]
 	}
 	return append(make([]byte, 0, len(rec)), rec...)
 }

@@ -33,11 +33,22 @@ const (
 // tagChars are the characters S3 allows in tag keys and values.
 var tagChars = regexp.MustCompile(`^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$`)
 
-// kmsKeyID is what SSEKMSKeyID must look like: the forms of AWS (key ID,
-// key ARN, alias, alias ARN) and the key names of other servers' KMS, at
-// most 2,048 characters as S3 allows. A secret pasted in its place is
-// likely to hold another character (+, for one), and is refused.
-var kmsKeyID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9:/_.-]*$`)
+// kmsKeyForms are what SSEKMSKeyID may be: AWS's forms (key ID, a
+// multi-Region key ID, alias, key or alias ARN), and a key name as other
+// servers' KMS have them (MinIO's: letters, digits, - _ .).
+var kmsKeyForms = []*regexp.Regexp{
+	regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`),
+	regexp.MustCompile(`^mrk-[0-9a-f]{32}$`),
+	regexp.MustCompile(`^alias/[A-Za-z0-9/_-]{1,256}$`),
+	regexp.MustCompile(`^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:(key/[A-Za-z0-9-]+|alias/[A-Za-z0-9/_-]{1,256})$`),
+	regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$`),
+}
+
+// secretShaped is the shape of an AWS secret access key: 40 characters of
+// base64. A key name of that shape is refused, so that a secret pasted in
+// the wrong place is never taken, nor shown by bucket.RedactURL (which
+// shows a parameter's value only when its check passes).
+var secretShaped = regexp.MustCompile(`^[A-Za-z0-9/+]{40}$`)
 
 // checkObjectOptions reports every problem with the object options of o.
 func (o *S3Options) checkObjectOptions() []error {
@@ -77,10 +88,15 @@ func checkSSE(v s3types.ServerSideEncryption) error {
 }
 
 func checkKMSKeyID(v string) error {
-	if len(v) > 2048 || !kmsKeyID.MatchString(v) {
-		return errors.New("not a KMS key ID, key ARN, alias or key name (letters, digits and : / _ . -, at most 2048)")
+	if len(v) > 2048 || secretShaped.MatchString(v) {
+		return errors.New("not a KMS key ID, key ARN, alias or key name (it has the shape of a secret access key)")
 	}
-	return nil
+	for _, form := range kmsKeyForms {
+		if form.MatchString(v) {
+			return nil
+		}
+	}
+	return errors.New("not a KMS key ID, key ARN, alias or key name (letters, digits and - _ .)")
 }
 
 // checkStorageClass accepts the SDK's storage classes, but for those whose

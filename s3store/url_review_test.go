@@ -44,7 +44,7 @@ func TestR1DefectRedactURLShowsSecretPastedAsKMSKey(t *testing.T) {
 	if got := bucket.RedactURL(raw); r1Shows(got) {
 		t.Errorf("RedactURL shows the secret: %s", got)
 	}
-	_, err := bucket.OpenURL(context.Background(), raw)
+	_, err := bucket.OpenURL(context.Background(), raw, nil)
 	if !errors.Is(err, bucket.ErrInvalid) {
 		t.Fatalf("sse_kms_key_id without sse: %v; want ErrInvalid", err)
 	}

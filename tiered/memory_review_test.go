@@ -164,6 +164,8 @@ func TestR1LoadedRecordsKeepNoSlack(t *testing.T) {
 // MemoryPreset gives options tiered.New takes for any limit, never more
 // than the defaults, growing with the limit, an eighth of a mid-sized
 // limit for the cache and the unflushed bytes.
+// A limit of zero or less gives the defaults; from there on, the presets
+// grow with the limit.
 func TestR1MemoryPresetSane(t *testing.T) {
 	limits := []int64{math.MinInt64, -1, 0, 1, 1 << 20, 8 << 20, 64 << 20, 128 << 20, 256 << 20, 512 << 20, 1 << 30, 4 << 30, math.MaxInt64}
 	var prev tiered.Options
@@ -178,7 +180,7 @@ func TestR1MemoryPresetSane(t *testing.T) {
 			o.FlushConcurrency <= 0 || o.FlushConcurrency > 16 {
 			t.Errorf("MemoryPreset(%d) = %+v: outside (0, defaults]", limit, o)
 		}
-		if i > 0 && (o.CacheBytes < prev.CacheBytes || o.MaxDirtyBytes < prev.MaxDirtyBytes || o.FlushConcurrency < prev.FlushConcurrency) {
+		if i > 0 && limits[i-1] > 0 && (o.CacheBytes < prev.CacheBytes || o.MaxDirtyBytes < prev.MaxDirtyBytes || o.FlushConcurrency < prev.FlushConcurrency) {
 			t.Errorf("MemoryPreset(%d) = %+v is smaller than for %d: %+v", limit, o, limits[i-1], prev)
 		}
 		if limit >= 8<<20 && limit <= 512<<20 && (o.CacheBytes != limit/8 || o.MaxDirtyBytes != limit/8) {

@@ -16,12 +16,18 @@ const (
 //
 // The defaults (64 MiB of cache, 64 MiB of unflushed bytes, 16 parallel
 // PUTs) suit a service with a few hundred MiB or more to spare. Measured
-// peaks of the Go heap for each preset are in the README (BenchmarkMemory);
+// peaks of the Go heap for each preset are in the README's Memory section
+// (BenchmarkMemory);
 // with GOMEMLIMIT set to about 90% of limit, the Go runtime keeps the rest
 // of the heap within it. A single checkpoint may still be as large as the
 // codec allows (16 MiB by default): lower Durable.Codec's MaxSize too if
 // the function's state is smaller.
+//
+// A limit of zero or less (no limit known) gives the defaults.
 func MemoryPreset(limit int64) Options {
+	if limit <= 0 {
+		return Options{CacheBytes: defaultCacheBytes, MaxDirtyBytes: defaultMaxDirtyBytes, FlushConcurrency: defaultFlushConcurrency}
+	}
 	share := limit / 8
 	cache := min(share, defaultCacheBytes)
 	dirty := min(share, defaultMaxDirtyBytes)

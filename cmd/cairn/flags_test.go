@@ -178,7 +178,7 @@ func TestVersion(t *testing.T) {
 	// The binary's own: built by this toolchain from this module.
 	c := &cli{t: t, env: cliEnv()}
 	out := c.ok("version")
-	if !strings.HasPrefix(out, "cairn ") || !strings.Contains(out, "  module    github.com/cairnstore/cairn\n") || !strings.Contains(out, "  go        "+runtime.Version()+"\n") {
+	if !strings.HasPrefix(out, "cairn ") || !strings.Contains(out, "  module    github.com/cairnstore/cairn/cmd/cairn\n") || !strings.Contains(out, "  go        "+runtime.Version()+"\n") {
 		t.Errorf("version:\n%s", out)
 	}
 	if out := c.ok("--version"); !regexp.MustCompile(`^cairn \S+( \(\w+(, modified)?\))? ` + regexp.QuoteMeta(runtime.Version()) + "\n$").MatchString(out) {

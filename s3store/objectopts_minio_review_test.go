@@ -5,10 +5,7 @@ package s3store_test
 // revalidation, If-Match of fencing) must hold for encrypted objects.
 
 import (
-	"context"
-	"encoding/base64"
 	"errors"
-	"fmt"
 	"testing"
 	"time"
 
@@ -17,7 +14,6 @@ import (
 	"github.com/cairnstore/cairn"
 	"github.com/cairnstore/cairn/bucket"
 	"github.com/cairnstore/cairn/durable"
-	"github.com/cairnstore/cairn/internal/miniofixture"
 	"github.com/cairnstore/cairn/s3store"
 	"github.com/cairnstore/cairn/tiered"
 	"github.com/google/uuid"
@@ -28,29 +24,8 @@ import (
 // revalidates pays no body for an unchanged run), and If-Match with it
 // replaces the object (fencing).
 func TestR1EncryptedETagsMinIO(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
-	defer cancel()
 	const keyName = "cairn-review-key"
-	secret := base64.StdEncoding.EncodeToString([]byte("fedcba9876543210fedcba9876543210"))
-	srv, stop, err := miniofixture.Launch(ctx, t.Logf, &miniofixture.LaunchOptions{
-		Env: map[string]string{"MINIO_KMS_SECRET_KEY": keyName + ":" + secret},
-	})
-	if err != nil {
-		msg := fmt.Sprintf("no MinIO with a KMS: %v", err)
-		if miniofixtureRequired() {
-			t.Fatal(msg)
-		}
-		t.Skip(msg + "\n\tSKIPPING. Set " + miniofixture.EnvRequire + "=1 to make this a failure.")
-	}
-	t.Cleanup(func() {
-		if err := stop(context.Background()); err != nil {
-			t.Logf("stop MinIO: %v", err)
-		}
-	})
-	if !srv.Managed() {
-		t.Skipf("SKIPPING: %s names an external server, whose KMS keys this test cannot know", miniofixture.EnvEndpoint)
-	}
-	s := s3Server{srv}
+	s := minioWithKMS(t, keyName)
 	for _, tc := range []struct {
 		name string
 		mod  func(*s3store.S3Options)

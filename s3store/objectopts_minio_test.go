@@ -87,30 +87,8 @@ func s3Keys(t *testing.T, c *s3.Client, name, prefix string) []string {
 // SSE-KMS (aws:kms:dsse), which is checked only against gofakes3
 // (TestS3ObjectOptionsReachPut).
 func TestS3EncryptionMinIO(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
-	defer cancel()
 	const keyName = "cairn-test-key"
-	secret := base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
-	srv, stop, err := miniofixture.Launch(ctx, t.Logf, &miniofixture.LaunchOptions{
-		Env: map[string]string{"MINIO_KMS_SECRET_KEY": keyName + ":" + secret},
-	})
-	if err != nil {
-		// As miniofixture.Start: a loud skip, a failure where CI requires MinIO.
-		msg := fmt.Sprintf("no MinIO with a KMS: %v", err)
-		if miniofixtureRequired() {
-			t.Fatal(msg)
-		}
-		t.Skip(msg + "\n\tSKIPPING. Set " + miniofixture.EnvRequire + "=1 to make this a failure.")
-	}
-	t.Cleanup(func() {
-		if err := stop(context.Background()); err != nil {
-			t.Logf("stop MinIO: %v", err)
-		}
-	})
-	if !srv.Managed() {
-		t.Skipf("SKIPPING: %s names an external server, whose KMS keys this test cannot know; it needs a MinIO it starts itself", miniofixture.EnvEndpoint)
-	}
-	s := s3Server{srv}
+	s := minioWithKMS(t, keyName)
 	for _, tc := range []struct {
 		name string
 		mod  func(*s3store.S3Options)
@@ -164,3 +142,35 @@ func TestS3EncryptionMinIO(t *testing.T) {
 }
 
 func miniofixtureRequired() bool { return os.Getenv(miniofixture.EnvRequire) == "1" }
+
+// minioWithKMS starts a MinIO of t's own whose KMS has the key keyName
+// (MinIO encrypts only with a KMS configured, which the shared test server
+// has not), stopped when t ends. Without Docker it skips loudly, or fails
+// where CI requires MinIO; with an external server it skips, since it
+// cannot know that server's keys.
+func minioWithKMS(t *testing.T, keyName string) s3Server {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	secret := base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
+	srv, stop, err := miniofixture.Launch(ctx, t.Logf, &miniofixture.LaunchOptions{
+		Env: map[string]string{"MINIO_KMS_SECRET_KEY": keyName + ":" + secret},
+	})
+	if err != nil {
+		// As miniofixture.Start: a loud skip, a failure where CI requires MinIO.
+		msg := fmt.Sprintf("no MinIO with a KMS: %v", err)
+		if miniofixtureRequired() {
+			t.Fatal(msg)
+		}
+		t.Skip(msg + "\n\tSKIPPING. Set " + miniofixture.EnvRequire + "=1 to make this a failure.")
+	}
+	t.Cleanup(func() {
+		if err := stop(context.Background()); err != nil {
+			t.Logf("stop MinIO: %v", err)
+		}
+	})
+	if !srv.Managed() {
+		t.Skipf("SKIPPING: %s names an external server, whose KMS keys this test cannot know; it needs a MinIO it starts itself", miniofixture.EnvEndpoint)
+	}
+	return s3Server{srv}
+}

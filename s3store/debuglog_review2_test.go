@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha1"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -16,6 +17,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/credentials"
+
+	"github.com/cairnstore/cairn/bucket"
 	"github.com/cairnstore/cairn/s3store"
 )
 
@@ -187,4 +191,33 @@ func excerpt(log, s string) string {
 		}
 	}
 	return ""
+}
+
+// MinIO answers a request signed with a session token it does not know
+// (a malformed or revoked STS token) with 403 InvalidTokenId, its own
+// code for AWS's InvalidToken. Cairn classifies InvalidToken as
+// bucket.ErrAccessDenied, so the CLI says "access denied: check the AWS
+// credentials"; InvalidTokenId falls through, and the CLI prints the
+// SDK's raw error (seen with cairn import --debug against MinIO and a
+// bad AWS_SESSION_TOKEN).
+func TestS3InvalidTokenIdIsAccessDenied(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/xml")
+		w.WriteHeader(http.StatusForbidden)
+		fmt.Fprint(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>InvalidTokenId</Code>`+
+			`<Message>The security token included in the request is invalid</Message><Resource>/b/runs/a</Resource>`+
+			`<RequestId>1</RequestId><HostId>h</HostId></Error>`)
+	}))
+	t.Cleanup(srv.Close)
+	c, err := s3store.NewS3Client(context.Background(), &s3store.S3Options{
+		Endpoint: srv.URL, Region: "us-east-1", PathStyle: true, MaxAttempts: 1,
+		Credentials: credentials.NewStaticCredentialsProvider("AKIDREVIEW2", "secret", "bad-token"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s3store.NewS3(c, "b").Get(context.Background(), "runs/a", nil)
+	if !errors.Is(err, bucket.ErrAccessDenied) {
+		t.Errorf("Get refused with InvalidTokenId: %v; want bucket.ErrAccessDenied", err)
+	}
 }

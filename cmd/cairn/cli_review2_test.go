@@ -104,3 +104,25 @@ func TestReview2ShowCompletesOneRunID(t *testing.T) {
 		}
 	}
 }
+
+// `cairn import DIR` stands for "the files in it (not its
+// subdirectories, nor names starting with '.')". A symbolic link to a
+// file is one of its files to a user (a directory of backups assembled
+// with links), yet it is skipped without a word: the import reports
+// success, and the runs it holds are missing from the store.
+func TestReview2ImportDirReadsLinkedFiles(t *testing.T) {
+	runs, err := filepath.Abs(filepath.Join("testdata", "runs.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.Symlink(runs, filepath.Join(dir, "runs.jsonl")); err != nil {
+		t.Fatal(err)
+	}
+	store := "file://" + t.TempDir()
+	out, stderr, code := runIn(t, "import", dir, "--store", store)
+	if code != 0 || out != "imported 5 runs\n" {
+		t.Errorf("import of a directory holding a link to runs.jsonl: exit %d, stdout %q, stderr %q; want the 5 runs imported (or at least the link named)",
+			code, out, stderr)
+	}
+}

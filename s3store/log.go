@@ -40,19 +40,18 @@ func (s sdkLogger) Logf(c logging.Classification, format string, v ...any) {
 // value is one (the Authorization header holds the access key ID and the
 // signature), and query parameters of presigned URLs.
 var (
-	secretHeaders = regexp.MustCompile(`(?im)^(authorization|proxy-authorization|x-amz-security-token|` +
-		`x-amz-server-side-encryption-customer-key|x-amz-server-side-encryption-customer-key-md5|` +
-		`x-amz-copy-source-server-side-encryption-customer-key|x-amz-copy-source-server-side-encryption-customer-key-md5|` +
-		`cookie|set-cookie)[ \t]*:[^\r\n]*`)
+	secretHeaders = regexp.MustCompile(`(?im)^([a-z0-9_-]*(?:authorization|token|secret|credential|password|cookie|customer-key)[a-z0-9_-]*)[ \t]*:[^\r\n]*`)
 	secretParams = regexp.MustCompile(`(?i)\b(x-amz-signature|x-amz-credential|x-amz-security-token|credential|` +
 		`signature|awsaccesskeyid)=[^&\s,]*`)
 )
 
 // redact returns an HTTP message as the SDK logs it (a request or
 // response dump, a retry note) with every secret replaced by REDACTED:
-// the values of the Authorization, Proxy-Authorization,
-// X-Amz-Security-Token, SSE-C key and cookie headers, and of the
-// signature, credential and session-token query parameters. It matches
+// the value of every header whose name speaks of authorization, a token,
+// a secret, a credential, a password, a cookie or an SSE-C customer key
+// (Authorization, X-Amz-Security-Token, an SSO bearer token, an instance
+// metadata token, ...), and of the signature, credential and
+// session-token query parameters. It matches
 // header names in any case, in "Name: value" and in canonical
 // "name:value" form.
 func redact(text string) string {

@@ -342,10 +342,10 @@ func (o *S3Options) loadConfig(ctx context.Context) (aws.Config, error) {
 	// The SDK would print some warnings (the instance-metadata fallback of
 	// the credential chain) to stderr; a library returns errors instead,
 	// and logs only when asked to (Debug).
+	// Debug's request log is the S3 client's alone (apply): the credential
+	// chain's own clients (SSO, STS, instance metadata) log nothing, since
+	// their requests and answers carry tokens and credentials.
 	load := []func(*config.LoadOptions) error{config.WithLogger(logging.Nop{})}
-	if o.Debug {
-		load = append(load, config.WithLogger(sdkLogger{o.logger()}), config.WithClientLogMode(debugLogMode))
-	}
 	if o.Region != "" {
 		load = append(load, config.WithRegion(o.Region))
 	}
@@ -395,6 +395,9 @@ func (o *S3Options) httpClient() aws.HTTPClient {
 // apply sets the client options o names; OptFns run after it.
 func (o *S3Options) apply(so *s3.Options) {
 	so.APIOptions = append(so.APIOptions, callDeadline(o.Timeout))
+	if o.Debug {
+		so.Logger, so.ClientLogMode = sdkLogger{o.logger()}, debugLogMode
+	}
 	if o.Endpoint != "" {
 		so.BaseEndpoint = aws.String(o.Endpoint)
 	}
@@ -835,6 +838,7 @@ var s3AccessCodes = map[string]bool{
 	"SignatureDoesNotMatch": true,
 	"ExpiredToken":          true,
 	"InvalidToken":          true,
+	"InvalidTokenId":        true, // MinIO: a session token it does not know
 	"Forbidden":             true,
 }
 

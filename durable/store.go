@@ -63,6 +63,7 @@ import (
 	"github.com/cairnstore/cairn"
 	"github.com/cairnstore/cairn/bucket"
 	"github.com/cairnstore/cairn/index"
+	"github.com/cairnstore/cairn/internal/closing"
 	"github.com/cairnstore/cairn/internal/obs"
 	"github.com/google/uuid"
 	"go.opentelemetry.io/otel/metric"
@@ -635,10 +636,8 @@ func (s *Store) Close(ctx context.Context) error {
 		s.tel.Close()
 		close(done)
 	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return cairn.WrapOp("close", uuid.Nil, ctx.Err())
+	if err := closing.Wait(ctx, done); err != nil {
+		return cairn.WrapOp("close", uuid.Nil, err)
 	}
+	return nil
 }

@@ -41,7 +41,7 @@ func (s sdkLogger) Logf(c logging.Classification, format string, v ...any) {
 // signature), and query parameters of presigned URLs.
 var (
 	secretHeaders = regexp.MustCompile(`(?im)^([a-z0-9_-]*(?:authorization|token|secret|credential|password|cookie|customer-key)[a-z0-9_-]*)[ \t]*:[^\r\n]*`)
-	secretParams = regexp.MustCompile(`(?i)\b(x-amz-signature|x-amz-credential|x-amz-security-token|credential|` +
+	secretParams  = regexp.MustCompile(`(?i)\b(x-amz-signature|x-amz-credential|x-amz-security-token|credential|` +
 		`signature|awsaccesskeyid)=[^&\s,]*`)
 )
 

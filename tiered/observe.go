@@ -144,6 +144,12 @@ func (s *Store) takenOver(ctx context.Context, run uuid.UUID) {
 
 // closeFailed logs a Close whose final flush (or durable Close) failed.
 func (s *Store) closeFailed(ctx context.Context, err error) {
+	dirty := s.cache.DirtyBytes()
+	if dirty == 0 {
+		s.tel.Log.LogAttrs(ctx, slog.LevelWarn, "cairn: close failed; nothing was left unflushed",
+			slog.Any("error", err))
+		return
+	}
 	s.tel.Log.LogAttrs(ctx, slog.LevelError, "cairn: close failed; runs not flushed by then are lost",
-		slog.Int64("dirty_bytes", s.cache.DirtyBytes()), slog.Any("error", err))
+		slog.Int64("dirty_bytes", dirty), slog.Any("error", err))
 }

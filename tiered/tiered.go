@@ -67,6 +67,7 @@ import (
 	"github.com/cairnstore/cairn"
 	"github.com/cairnstore/cairn/bucket"
 	"github.com/cairnstore/cairn/durable"
+	"github.com/cairnstore/cairn/internal/closing"
 	"github.com/cairnstore/cairn/internal/obs"
 	"github.com/cairnstore/cairn/lru"
 	"github.com/google/uuid"
@@ -295,6 +296,11 @@ func New(b bucket.Bucket, opts *Options) (*Store, error) {
 
 // acquireFlush takes the flush semaphore, or gives up with ctx.
 func (s *Store) acquireFlush(ctx context.Context) error {
+	select {
+	case s.flushSem <- struct{}{}: // a free slot wins over an ended ctx
+		return nil
+	default:
+	}
 	select {
 	case s.flushSem <- struct{}{}:
 		return nil
@@ -970,7 +976,8 @@ func (s *Store) Close(ctx context.Context) error {
 	return cairn.WrapOp("close", uuid.Nil, err)
 }
 
-// waitForSaves waits, until ctx ends, for the Saves holding the gate.
+// waitForSaves waits, until ctx ends (and closing.Grace more), for the
+// Saves holding the gate.
 func (s *Store) waitForSaves(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {
@@ -978,27 +985,17 @@ func (s *Store) waitForSaves(ctx context.Context) error {
 		s.gate.Unlock()
 		close(done)
 	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return closing.Wait(ctx, done)
 }
 
-// stopFlusher stops the write-back flusher and waits, until ctx ends, for
-// the flush it is making.
+// stopFlusher stops the write-back flusher and waits, until ctx ends (and
+// closing.Grace more), for the flush it is making.
 func (s *Store) stopFlusher(ctx context.Context) error {
 	if s.o.Mode != WriteBack {
 		return nil
 	}
 	close(s.flusher.stop)
-	select {
-	case <-s.flusher.done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return closing.Wait(ctx, s.flusher.done)
 }
 
 // Stats are counters of a Store.

@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/cairnstore/cairn"
@@ -160,7 +161,7 @@ type T struct {
 	// recording allocates nothing.
 	addOpts    [numOps][numOutcomes][]metric.AddOption
 	recordOpts [numOps][numOutcomes][]metric.RecordOption
-	regs       []metric.Registration
+	observed   []*observedSum // what ObserveInt64 registered this store in
 }
 
 // New returns the telemetry of a store of tier ("tiered", "durable")
@@ -202,20 +203,6 @@ func New(tier string, o Options) (*T, error) {
 // Tracing reports whether spans are recorded.
 func (t *T) Tracing() bool { return t != nil && t.tracer != nil }
 
-// observe registers f to report the observable instruments insts at each
-// collection, until Close. It does nothing without a MeterProvider.
-func (t *T) observe(f metric.Callback, insts ...metric.Observable) error {
-	if t == nil || t.Meter == nil {
-		return nil
-	}
-	reg, err := t.Meter.RegisterCallback(f, insts...)
-	if err != nil {
-		return fmt.Errorf("obs: %w", err)
-	}
-	t.regs = append(t.regs, reg)
-	return nil
-}
-
 // Observed is an instrument whose value is read when a collection asks:
 // from a counter the store keeps anyway, so that the hot paths pay
 // nothing for it.
@@ -228,45 +215,107 @@ type Observed struct {
 	Read   func() int64
 }
 
-// ObserveInt64 creates the instruments ins and reports each one's Read at
-// every collection, until Close. It does nothing without a MeterProvider.
+// An observedSum is one observable instrument of one Meter: what it
+// reports is the sum of the live stores' Reads plus, for a counter, the
+// final values of the stores closed since (retired), so that a counter
+// never goes down when a store closes (a monitor would read a reset).
+// One callback per instrument, registered when the first store creates
+// it and kept for the process, reports the sum under mu, so a collection
+// never sees a store both live and retired.
+type observedSum struct {
+	inst    metric.Int64Observable
+	counter bool
+	mu      sync.Mutex
+	live    map[*T]func() int64
+	retired int64
+}
+
+// sums are the observedSums of every Meter, by Meter and instrument name.
+var sums = struct {
+	sync.Mutex
+	m map[sumKey]*observedSum
+}{m: map[sumKey]*observedSum{}}
+
+type sumKey struct {
+	meter metric.Meter
+	name  string
+}
+
+// sumOf returns the observedSum of in on meter, creating the instrument
+// and its callback the first time.
+func sumOf(meter metric.Meter, in Observed) (*observedSum, error) {
+	sums.Lock()
+	defer sums.Unlock()
+	k := sumKey{meter, in.Name}
+	if o, ok := sums.m[k]; ok {
+		return o, nil
+	}
+	unit, desc := metric.WithUnit(in.Unit), metric.WithDescription(in.Description)
+	o := &observedSum{counter: !in.UpDown, live: map[*T]func() int64{}}
+	var err error
+	if in.UpDown {
+		o.inst, err = meter.Int64ObservableUpDownCounter(in.Name, unit, desc)
+	} else {
+		o.inst, err = meter.Int64ObservableCounter(in.Name, unit, desc)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("obs: %w", err)
+	}
+	if _, err := meter.RegisterCallback(func(_ context.Context, obs metric.Observer) error {
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		v := o.retired
+		for _, read := range o.live {
+			v += read()
+		}
+		obs.ObserveInt64(o.inst, v)
+		return nil
+	}, o.inst); err != nil {
+		return nil, fmt.Errorf("obs: %w", err)
+	}
+	sums.m[k] = o
+	return o, nil
+}
+
+// ObserveInt64 reports each instrument's Read at every collection, added
+// to the other stores' of the same MeterProvider, until Close. It does
+// nothing without a MeterProvider.
 func (t *T) ObserveInt64(ins ...Observed) error {
 	if t == nil || t.Meter == nil {
 		return nil
 	}
-	insts := make([]metric.Int64Observable, len(ins))
-	all := make([]metric.Observable, len(ins))
-	for i, in := range ins {
-		unit, desc := metric.WithUnit(in.Unit), metric.WithDescription(in.Description)
-		var err error
-		if in.UpDown {
-			insts[i], err = t.Meter.Int64ObservableUpDownCounter(in.Name, unit, desc)
-		} else {
-			insts[i], err = t.Meter.Int64ObservableCounter(in.Name, unit, desc)
-		}
+	for _, in := range ins {
+		o, err := sumOf(t.Meter, in)
 		if err != nil {
-			return fmt.Errorf("obs: %w", err)
+			return err
 		}
-		all[i] = insts[i]
+		o.mu.Lock()
+		o.live[t] = in.Read
+		o.mu.Unlock()
+		t.observed = append(t.observed, o)
 	}
-	return t.observe(func(_ context.Context, o metric.Observer) error {
-		for i, in := range ins {
-			o.ObserveInt64(insts[i], in.Read())
-		}
-		return nil
-	}, all...)
+	return nil
 }
 
-// Close stops the callbacks of ObserveInt64, so a closed store is no
-// longer reported. Call it once, from the store's Close.
+// Close ends the store's part in ObserveInt64's instruments: a level
+// (UpDown) stops counting it, a counter keeps its final value, so a
+// closed store no longer moves the numbers and no total goes down. Call
+// it once, from the store's Close, once the store does no more work.
 func (t *T) Close() {
 	if t == nil {
 		return
 	}
-	for _, r := range t.regs {
-		_ = r.Unregister() // fails only for a callback already gone
+	for _, o := range t.observed {
+		o.mu.Lock()
+		if read, ok := o.live[t]; ok {
+			if o.counter {
+				o.retired += read()
+			}
+			delete(o.live, t)
+		}
+		o.mu.Unlock()
 	}
-	t.regs = nil
+	t.observed = nil
 }
 
 // Span is an operation in flight, as Start returned it. The zero Span

@@ -314,9 +314,14 @@ func TestTieredSpansAndMetrics(t *testing.T) {
 	if err := s.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// A closed store's counters keep their final values (a total never
+	// goes down: a monitor would read a reset), its levels count no more.
 	ms = tel.metrics(t)
-	if _, ok := ms["cairn.cache.hits"]; ok {
-		t.Error("a closed store is still reported")
+	if got := sum(t, ms, "cairn.cache.hits", "{lookup}", none); got != 1 {
+		t.Errorf("cairn.cache.hits after Close = %d; want its final value, 1", got)
+	}
+	if got := sum(t, ms, "cairn.cache.bytes", "By", none); got != 0 {
+		t.Errorf("cairn.cache.bytes after Close = %d; want 0: a closed store holds nothing", got)
 	}
 }
 

@@ -64,10 +64,10 @@ func newDemoCmd(e *env) *cobra.Command {
 	fl := cmd.Flags()
 	fl.IntVar(&f.runs, "runs", 300, "number of workflow runs")
 	fl.IntVar(&f.workers, "workers", 8, "concurrent runs: in the worker process that is killed, and in the resume workers together")
-	fl.IntVar(&f.resumers, "resumers", 4, "worker processes that share the resume, claiming runs")
-	fl.DurationVar(&f.work, "work", 3*time.Millisecond, "simulated work per step")
-	fl.Float64Var(&f.crashAt, "crash-at", 0.4, "fraction of the steps acknowledged (flushed) before the worker process is killed")
-	fl.DurationVar(&f.lease, "lease", 2*time.Second, "lease of every claim: the killed worker's runs are taken over once theirs end")
+	fl.IntVar(&f.resumers, "resumers", 4, "worker processes that share the resume, claiming runs (at most 64)")
+	fl.DurationVar(&f.work, "work", 3*time.Millisecond, "simulated work per step (0 to 1m)")
+	fl.Float64Var(&f.crashAt, "crash-at", 0.4, "fraction of the steps acknowledged (flushed) before the worker process is killed, between 0 and 1")
+	fl.DurationVar(&f.lease, "lease", 2*time.Second, "lease of every claim, 100ms to 1h: the killed worker's runs are taken over once theirs end")
 	fl.StringVar(&f.worker, "worker", "", "internal: run as a worker process of the demo of this workflow")
 	fl.StringVar(&f.resumeAs, "resume-as", "", "internal: with --worker, run as the resume worker of this name")
 	// The demo starts its own processes with these; a person never does.
@@ -85,8 +85,8 @@ func newDemoCmd(e *env) *cobra.Command {
 // A demo needs a store that outlives a process: file:// (the default) or
 // s3://. mem:// is refused.
 func runDemo(ctx context.Context, e *env, f *demoFlags) error {
-	if f.runs < 1 || f.workers < 1 || f.resumers < 1 || f.crashAt <= 0 || f.crashAt >= 1 || f.lease < 100*time.Millisecond {
-		return usagef("want --runs ≥ 1, --workers ≥ 1, --resumers ≥ 1, 0 < --crash-at < 1 and --lease ≥ 100ms")
+	if err := f.check(); err != nil {
+		return err
 	}
 	cfg := &demoConfig{store: storeURL(e), runs: f.runs, workers: f.workers, resumers: f.resumers, work: f.work,
 		crashAt: f.crashAt, lease: f.lease, named: e.flags.store != ""}
@@ -105,6 +105,45 @@ func runDemo(ctx context.Context, e *env, f *demoFlags) error {
 	}
 	cfg.workflow = "demo-" + uuid.NewString()[:8]
 	return demoMain(ctx, e, cfg)
+}
+
+// Bounds of the demo's flags. A lease or a step's work longer than these
+// is no demo: the resume waits for the killed worker's leases to end, and
+// a resume worker gives up after five leases without a claim.
+const (
+	demoMinLease = 100 * time.Millisecond
+	demoMaxLease = time.Hour
+	demoMaxWork  = time.Minute
+	demoMaxProcs = 64 // --resumers: processes started at once
+)
+
+// check returns a usage error naming every flag of f out of its range,
+// or nil. --crash-at must be a fraction strictly between 0 and 1, which
+// NaN is not (every comparison with it is false, hence the negation).
+func (f *demoFlags) check() error {
+	var bad []string
+	if f.runs < 1 {
+		bad = append(bad, fmt.Sprintf("--runs %d: want 1 or more", f.runs))
+	}
+	if f.workers < 1 {
+		bad = append(bad, fmt.Sprintf("--workers %d: want 1 or more", f.workers))
+	}
+	if f.resumers < 1 || f.resumers > demoMaxProcs {
+		bad = append(bad, fmt.Sprintf("--resumers %d: want 1 to %d", f.resumers, demoMaxProcs))
+	}
+	if !(f.crashAt > 0 && f.crashAt < 1) {
+		bad = append(bad, fmt.Sprintf("--crash-at %v: want a fraction between 0 and 1 (exclusive), such as 0.4", f.crashAt))
+	}
+	if f.work < 0 || f.work > demoMaxWork {
+		bad = append(bad, fmt.Sprintf("--work %v: want 0 to %v", f.work, demoMaxWork))
+	}
+	if f.lease < demoMinLease || f.lease > demoMaxLease {
+		bad = append(bad, fmt.Sprintf("--lease %v: want %v to %v", f.lease, demoMinLease, demoMaxLease))
+	}
+	if len(bad) > 0 {
+		return usagef("%s (run cairn demo --help)", strings.Join(bad, "; "))
+	}
+	return nil
 }
 
 // environ returns the environment of a worker process: this process's,

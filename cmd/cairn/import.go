@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -79,7 +81,8 @@ func newImportCmd(e *env) *cobra.Command {
 		Long: "Save the runs recorded in files, directories of files, or stdin (-): JSON lines (what export\n" +
 			"writes), JSON records in any layout (what show prints), or Blazen MessagePack records (a map\n" +
 			"or a positional array, bare or zstd). A bad record is named with its file and line; the others\n" +
-			"are imported, and the exit code is then 1.\n\n" +
+			"are imported, and the exit code is then 1. A directory stands for its files, links to files\n" +
+			"included, in name order; what else it holds is named on stderr and skipped.\n\n" +
 			"A run the store already holds is replaced only by a newer checkpoint (--if-newer, the\n" +
 			"default: equal or older timestamps are skipped and counted), never (--skip-existing), or\n" +
 			"always (--overwrite). --dry-run reports what would be imported and skipped, writing nothing.\n\n" +
@@ -116,20 +119,24 @@ const (
 // records were imported (with dry_run: would be), skipped (the store
 // holds the run, as new or newer with if-newer) and refused (bad
 // records, named on stderr). With dry_run, runs lists each record's
-// outcome.
+// outcome in the order read, refused ones included, and is [] (never
+// null) for none; without dry_run it is absent.
 type importJSON struct {
 	Mode     string          `json:"mode"`
 	DryRun   bool            `json:"dry_run"`
 	Imported int             `json:"imported"`
 	Skipped  int             `json:"skipped"`
 	Refused  int             `json:"refused"`
-	Runs     []importRunJSON `json:"runs,omitempty"`
+	Runs     []importRunJSON `json:"runs,omitzero"` // nil: not a dry run
 }
 
+// importRunJSON is a record's outcome in a dry run: action is import,
+// skip or refuse, with the reason for the last two. run_id is absent for
+// a record refused before its run ID could be read.
 type importRunJSON struct {
-	RunID  string `json:"run_id"`
-	Where  string `json:"where"`  // file and line
-	Action string `json:"action"` // import or skip
+	RunID  string `json:"run_id,omitempty"`
+	Where  string `json:"where"` // file and line
+	Action string `json:"action"`
 	Reason string `json:"reason,omitempty"`
 }
 
@@ -210,6 +217,7 @@ func sourcesSize(srcs []importSource) int64 {
 // importItem is one record read, or why a record was refused.
 type importItem struct {
 	where string       // file and line, for messages
+	run   uuid.UUID    // the record's run; uuid.Nil when refused before it was known
 	rec   cairn.Record // zero when refused
 	why   string       // why the record was refused
 }
@@ -301,7 +309,13 @@ func (im *importer) run(ctx context.Context, srcs []importSource) error {
 // one's outcome), and after if it is full.
 func (im *importer) take(ctx context.Context, it importItem) error {
 	if it.why != "" {
-		im.refuse(it.where, it.why)
+		if im.dry && len(im.batch) > 0 {
+			// The outcomes are listed in the order read: the batch's first.
+			if err := im.flush(ctx); err != nil {
+				return err
+			}
+		}
+		im.refuse(it, it.why)
 		return nil
 	}
 	run := it.rec.RunID()
@@ -358,13 +372,16 @@ func (im *importer) write(ctx context.Context, batch []importItem) error {
 	for round := 1; len(todo) > 0; round++ {
 		if round > importRounds {
 			for _, it := range todo {
-				im.refuse(it.where, fmt.Sprintf("run %s: another writer changed it while it was being imported, %d times; not imported", it.rec.RunID(), importRounds))
+				im.refuse(it, fmt.Sprintf("run %s: another writer changed it while it was being imported, %d times; not imported", it.rec.RunID(), importRounds))
 			}
 			return nil
 		}
 		decisions, err := im.decide(ctx, todo)
 		if err != nil {
-			return batchError(ctx, todo, "", err)
+			// Nothing of it is written yet: whatever ended ctx, no
+			// write is in flight, so nothing saved is at risk.
+			n := len(todo)
+			return fmt.Errorf("a batch of %d %s (from %s) was not imported: %w", n, plural(n, "run", "runs"), todo[0].where, err)
 		}
 		var recs []durable.Record
 		var written []importItem
@@ -373,7 +390,7 @@ func (im *importer) write(ctx context.Context, batch []importItem) error {
 			d := decisions[i]
 			switch {
 			case d.refuse != "":
-				im.refuse(it.where, d.refuse)
+				im.refuse(it, d.refuse)
 			case d.skip != "":
 				im.skip(it, d.skip)
 			case im.dry:
@@ -390,7 +407,7 @@ func (im *importer) write(ctx context.Context, batch []importItem) error {
 		}
 		res, err := im.d.Write(ctx, recs, &durable.WriteOptions{Fence: conds})
 		if err != nil {
-			return batchError(ctx, written, " (cairn reindex lists what it wrote)", err)
+			return batchError(ctx, written, err)
 		}
 		todo = nil
 		var failed error
@@ -414,13 +431,13 @@ func (im *importer) write(ctx context.Context, batch []importItem) error {
 	return nil
 }
 
-// batchError is the error of a batch of records that did not commit:
-// none of them counts as imported. When ctx, the finishing context, has
-// ended (a stopped import's grace passed), it says what was saved may not
-// be durable.
-func batchError(ctx context.Context, batch []importItem, hint string, err error) error {
+// batchError is the error of a Write of a batch of records that did not
+// commit: none of them counts as imported. When ctx, the finishing
+// context, has ended (a stopped import's grace passed), it says what was
+// saved may not be durable.
+func batchError(ctx context.Context, batch []importItem, err error) error {
 	n := len(batch)
-	msg := fmt.Sprintf("a batch of %d %s (from %s) did not commit%s", n, plural(n, "run", "runs"), batch[0].where, hint)
+	msg := fmt.Sprintf("a batch of %d %s (from %s) did not commit (cairn reindex lists what it wrote)", n, plural(n, "run", "runs"), batch[0].where)
 	if ctx.Err() != nil {
 		return fmt.Errorf("%s: %w: %w", msg, notDurable(ctx), err)
 	}
@@ -524,17 +541,30 @@ func (im *importer) dryLine(it importItem, action, why string) {
 	fmt.Fprintln(im.e.stdout, line)
 }
 
-func (im *importer) refuse(where, why string) {
+// refuse counts a refused record and names it on stderr (and lists it,
+// in a dry run with --json).
+func (im *importer) refuse(it importItem, why string) {
 	im.refused++
-	im.p.warnf("cairn import: %s: %s", where, why)
+	im.p.warnf("cairn import: %s: %s", it.where, why)
+	if im.dry && im.e.flags.json {
+		id := ""
+		if it.run != uuid.Nil {
+			id = it.run.String()
+		}
+		im.runs = append(im.runs, importRunJSON{RunID: id, Where: it.where, Action: "refuse", Reason: why})
+	}
 }
 
 // report prints the counts on stdout: "imported 5 runs", with what was
 // skipped; "would import" in a dry run; the JSON document with --json.
 func (im *importer) report() error {
 	if im.e.flags.json {
+		runs := im.runs
+		if im.dry && runs == nil {
+			runs = []importRunJSON{}
+		}
 		return printJSON(im.e.stdout, importJSON{Mode: im.mode.String(), DryRun: im.dry, Imported: im.imported,
-			Skipped: im.skipped, Refused: im.refused, Runs: im.runs})
+			Skipped: im.skipped, Refused: im.refused, Runs: runs})
 	}
 	verb := "imported"
 	if im.dry {
@@ -561,7 +591,12 @@ type importSource struct {
 
 // importSources expands the arguments of import: "-" is stdin, a
 // directory stands for the files in it (not its subdirectories, nor
-// names starting with '.'), in name order.
+// names starting with '.'), in name order. A symbolic link in a
+// directory counts as what it points to: a regular file is read, a
+// directory is skipped. What a directory holds besides its files
+// (subdirectories, named pipes, sockets, devices) is skipped and named
+// on stderr, one line each; an entry that cannot be examined (a link to
+// nothing) is an error, as an argument that cannot be is.
 func importSources(e *env, args []string) ([]importSource, error) {
 	var out []importSource
 	file := func(p string, fi os.FileInfo) importSource {
@@ -589,18 +624,39 @@ func importSources(e *env, args []string) ([]importSource, error) {
 			return nil, err
 		}
 		for _, d := range entries {
-			if strings.HasPrefix(d.Name(), ".") || !d.Type().IsRegular() {
+			if strings.HasPrefix(d.Name(), ".") {
 				continue
 			}
-			p := a + string(os.PathSeparator) + d.Name()
-			fi, err := d.Info()
+			p := filepath.Join(a, d.Name())
+			fi, err := os.Stat(p) // through a link
 			if err != nil {
 				return nil, err
 			}
-			out = append(out, file(p, fi))
+			switch {
+			case fi.Mode().IsRegular():
+				out = append(out, file(p, fi))
+			case fi.IsDir():
+				fmt.Fprintf(e.stderr, "cairn import: %s: skipped: a directory (import reads the files of %s, not its subdirectories)\n", p, a)
+			default:
+				fmt.Fprintf(e.stderr, "cairn import: %s: skipped: not a regular file (%s)\n", p, fileKind(fi.Mode()))
+			}
 		}
 	}
 	return out, nil
+}
+
+// fileKind names the type of a file that is neither regular nor a
+// directory, for messages.
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeDevice != 0:
+		return "a device"
+	}
+	return "mode " + m.Type().String()
 }
 
 // read reads and decodes the records of srcs and sends them on out, until
@@ -697,9 +753,9 @@ func (r *recordReader) record(ctx context.Context, where string, data []byte) er
 		err = r.codec.CheckRecord(rec) // what durable.Write would refuse for the whole batch
 	}
 	if err != nil {
-		return r.send(ctx, importItem{where: where, why: fmt.Sprintf("run %s: %s", cp.RunID, describe(err))})
+		return r.send(ctx, importItem{where: where, run: cp.RunID, why: fmt.Sprintf("run %s: %s", cp.RunID, describe(err))})
 	}
-	return r.send(ctx, importItem{where: where, rec: rec})
+	return r.send(ctx, importItem{where: where, run: cp.RunID, rec: rec})
 }
 
 // send sends it to the importer, unless ctx ends first.

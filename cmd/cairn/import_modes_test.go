@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -479,5 +480,43 @@ func TestImportRacesAnotherWriter(t *testing.T) {
 				t.Errorf("the store holds %v, want %s", cp.State["what"], tc.want)
 			}
 		})
+	}
+}
+
+// A dry run lists every record's outcome in the order read, refused ones
+// included (with run_id when the record named its run): the same records
+// a real import refuses, and counts in "refused".
+func TestImportDryRunListsRefused(t *testing.T) {
+	t.Parallel()
+	store := "file://" + t.TempDir()
+	if _, stderr, code := runIn(t, "import", "--store", store, writeTemp(t, "empty.jsonl", "")); code != 0 {
+		t.Fatalf("import of nothing: exit %d, %s", code, stderr)
+	}
+	badLabels := `{"workflow_name":"x","run_id":"` + modeRun + `","timestamp":"2024-01-01T00:00:00Z","state":{},"pending_events":[],"metadata":{"cairn.labels":5}}`
+	in := writeTemp(t, "in.jsonl", modeRecord(t, modeT0, "first")+"\x01garbage\n"+badLabels+"\n"+modeRecord(t, modeT0.Add(time.Hour), "second"))
+	out, stderr, code := runIn(t, "--json", "import", "--dry-run", "--store", store, in)
+	if code != exitFailure || strings.Count(stderr, "\n") != 3 {
+		t.Errorf("dry run of 2 bad records: exit %d, stderr:\n%s", code, stderr)
+	}
+	var doc importJSON
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	var got []string
+	for _, r := range doc.Runs {
+		got = append(got, fmt.Sprintf("%s %s %s", r.Action, r.RunID, strings.TrimPrefix(r.Where, in+" ")))
+	}
+	want := []string{"import " + modeRun + " line 1", "refuse  line 2", "refuse " + modeRun + " line 3", "import " + modeRun + " line 4"}
+	if !slices.Equal(got, want) || doc.Imported != 2 || doc.Refused != 2 || doc.Runs[1].Reason == "" || doc.Runs[2].Reason == "" {
+		t.Errorf("dry run: %+v\nruns %q\nwant %q", doc, got, want)
+	}
+	if got := storedWhat(t, store); got != "" {
+		t.Errorf("the dry run imported the run: %s", got)
+	}
+	// The real import refuses the same two.
+	var real importJSON
+	out, _, code = runIn(t, "--json", "import", "--store", store, in)
+	if err := json.Unmarshal([]byte(out), &real); err != nil || code != exitFailure || real.Refused != 2 || real.Imported != 2 || real.Runs != nil {
+		t.Errorf("import: exit %d, %+v, %v\n%s", code, real, err, out)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/cairnstore/cairn"
@@ -115,8 +116,10 @@ func testImportBlazen(t *testing.T, bk backend) {
 	if err := os.WriteFile(filepath.Join(in, "legacy.json"), must(os.ReadFile(filepath.Join("testdata", "legacy.json"))), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if out := d.ok("import", in); out != "imported 2 runs\n" {
-		t.Errorf("import DIR: %q", out)
+	// The subdirectory is named on stderr, the hidden file is not.
+	if r := d.run("", "import", in); r.code != 0 || r.stdout != "imported 2 runs\n" ||
+		r.stderr != "cairn import: "+filepath.Join(in, "sub")+": skipped: a directory (import reads the files of "+in+", not its subdirectories)\n" {
+		t.Errorf("import DIR: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
 	if got := d.ok("show", goldenRunID); got != wantB {
 		t.Errorf("show after importing a directory:\n%s", got)
@@ -221,4 +224,49 @@ func indentJSON(t *testing.T, s string) string {
 		t.Fatal(err)
 	}
 	return b.String() + "\n"
+}
+
+// In a directory, a link counts as what it points to: a link to a file is
+// read, a link to a directory is skipped like a directory. What is not a
+// regular file is named on stderr, never skipped silently; hidden names
+// are left alone; a link to nothing fails the import before it reads
+// anything.
+func TestImportDirNamesWhatItSkips(t *testing.T) {
+	t.Parallel()
+	runs, err := filepath.Abs(filepath.Join("testdata", "runs.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for _, err := range []error{
+		os.Symlink(runs, filepath.Join(dir, "b-runs.jsonl")),
+		os.Symlink(t.TempDir(), filepath.Join(dir, "c-linked-dir")),
+		os.Mkdir(filepath.Join(dir, "d-sub"), 0o755),
+		syscall.Mkfifo(filepath.Join(dir, "a-fifo"), 0o600),
+		os.WriteFile(filepath.Join(dir, ".hidden"), []byte("garbage"), 0o644),
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	store := "file://" + t.TempDir()
+	out, stderr, code := runIn(t, "import", dir, "--store", store)
+	want := "cairn import: " + filepath.Join(dir, "a-fifo") + ": skipped: not a regular file (a named pipe)\n" +
+		"cairn import: " + filepath.Join(dir, "c-linked-dir") + ": skipped: a directory (import reads the files of " + dir + ", not its subdirectories)\n" +
+		"cairn import: " + filepath.Join(dir, "d-sub") + ": skipped: a directory (import reads the files of " + dir + ", not its subdirectories)\n"
+	if code != 0 || out != "imported 5 runs\n" || stderr != want {
+		t.Errorf("import DIR: exit %d, stdout %q, stderr:\n%s\nwant:\n%s", code, out, stderr, want)
+	}
+
+	if err := os.Symlink(filepath.Join(dir, "gone"), filepath.Join(dir, "e-dangling")); err != nil {
+		t.Fatal(err)
+	}
+	empty := "file://" + t.TempDir()
+	out, stderr, code = runIn(t, "import", dir, "--store", empty)
+	if code != exitFailure || out != "" || !strings.Contains(stderr, "e-dangling: no such file or directory") {
+		t.Errorf("import DIR with a link to nothing: exit %d, stdout %q, stderr:\n%s", code, out, stderr)
+	}
+	if out, _, _ := runIn(t, "ls", "--store", empty, "--json"); !strings.Contains(out, `"runs": []`) {
+		t.Errorf("the failed import imported something:\n%s", out)
+	}
 }

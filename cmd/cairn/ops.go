@@ -248,7 +248,7 @@ func newShowCmd(e *env) *cobra.Command {
 		Short:             "print a checkpoint as JSON",
 		Long:              "Print a run's checkpoint as blazen-persist's JSON record, indented (it is JSON with or without --json).\nA run that does not exist exits with 3.",
 		Args:              exactArgs(1),
-		ValidArgsFunction: completeRunIDs(e),
+		ValidArgsFunction: completeRunIDs(e, false),
 		RunE:              func(cmd *cobra.Command, args []string) error { return runShow(cmd.Context(), e, args[0]) },
 	}
 }
@@ -281,9 +281,14 @@ func runShow(ctx context.Context, e *env, arg string) error {
 
 // completeRunIDs completes a run ID argument from the store's newest
 // runs (at most 1,000, read-only, within 5 seconds), each with its
-// workflow and timestamp as the description.
-func completeRunIDs(e *env) cobra.CompletionFunc {
+// workflow and timestamp as the description, but those already given.
+// A command taking one run ID (many false) is offered none once it has
+// it.
+func completeRunIDs(e *env, many bool) cobra.CompletionFunc {
 	return func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		if !many && len(args) > 0 {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
 		ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second)
 		defer cancel()
 		var out []cobra.Completion
@@ -315,7 +320,7 @@ func newRmCmd(e *env) *cobra.Command {
 		Long: "Delete runs and print \"deleted RUN_ID\" for each. Runs that do not exist are named and leave\n" +
 			"the exit code 3; the others are deleted all the same. One invalid run ID deletes nothing.",
 		Args:              minArgs(1),
-		ValidArgsFunction: completeRunIDs(e),
+		ValidArgsFunction: completeRunIDs(e, true),
 		RunE:              func(cmd *cobra.Command, args []string) error { return runRm(cmd.Context(), e, args) },
 	}
 }

@@ -205,19 +205,22 @@ func unreachable(err error) string {
 
 func isTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }
 
-// closeStore closes s, flushing what the command saved, and keeps the
-// first error; when the command was stopped (its context ended), an error
-// of the close wins, as it says that saved work may be lost. The close
-// outlives ctx by at most the stop grace (see finishContext).
+// closeStore closes s, flushing what the command saved (its Saves have
+// returned), and keeps the first error. When the command was stopped (its
+// context ended) with Saves not yet flushed, an error of the close wins,
+// as it says that saved work may be lost; with nothing unflushed, nothing
+// can be. The close outlives ctx by at most the stop grace (see
+// finishContext).
 func closeStore(ctx context.Context, s *tiered.Store, err *error) {
 	fctx, cancel := finishContext(ctx)
 	defer cancel()
+	unflushed := s.Stats().BytesUnflushed > 0
 	cerr := s.Close(fctx)
 	switch {
 	case cerr == nil:
 	case errors.Is(*err, errNotDurable):
 		// Already said, by the flush that failed first.
-	case ctx.Err() != nil:
+	case ctx.Err() != nil && unflushed:
 		*err = fmt.Errorf("close: %w: %w", notDurable(fctx), cerr)
 	case *err == nil:
 		*err = fmt.Errorf("close: %w", cerr)

@@ -1,12 +1,18 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/cairnstore/cairn"
+	"github.com/cairnstore/cairn/tiered"
+	"github.com/google/uuid"
 )
 
 // Mistakes in the command line are usage errors (2), failures to reach
@@ -88,5 +94,43 @@ func TestReadOnlyOpenCreatesNothing(t *testing.T) {
 			names = append(names, e.Name())
 		}
 		t.Errorf("read-only commands left %v in the store directory (%v)", names, err)
+	}
+}
+
+// A stopped command whose grace has passed says that what it saved may
+// not be durable only when Saves were left unflushed: a write-through
+// store has none (each Save was durable when it returned), whatever its
+// Close on the ended context reports.
+func TestCloseStoreNotDurableOnlyWhenUnflushed(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name       string
+		opts       tiered.Options
+		notDurable bool
+	}{
+		{"write-through", tiered.Options{}, false},
+		{"write-back, unflushed", tiered.Options{Mode: tiered.WriteBack, FlushWindow: time.Hour}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, stop := context.WithCancel(context.Background())
+			g := newGrace(ctx, time.Millisecond)
+			ctx = context.WithValue(ctx, graceKey{}, g)
+			e := &env{getenv: func(string) string { return "" }}
+			s, err := openStore(ctx, e, "mem://", false, &tc.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cp := &cairn.Checkpoint{WorkflowName: "w", RunID: uuid.New(), Timestamp: time.Now(), State: map[string]any{"n": int64(1)}}
+			if err := s.Save(ctx, cp); err != nil {
+				t.Fatal(err)
+			}
+			stop()
+			<-g.ctx.Done() // the grace has passed
+			err = nil
+			closeStore(ctx, s, &err)
+			if got := errors.Is(err, errNotDurable); got != tc.notDurable {
+				t.Errorf("closeStore: %v; want not durable: %v", err, tc.notDurable)
+			}
+		})
 	}
 }

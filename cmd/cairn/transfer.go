@@ -32,7 +32,7 @@ func newExportCmd(e *env) *cobra.Command {
 		Use:   "export",
 		Short: "write checkpoints as JSON lines, or Blazen records",
 		Long: "Write every run (of one workflow, with --workflow), newest first: JSON lines (blazen-persist's\n" +
-			"JSON record) to stdout or the file --out, or one RUN_ID.msgpack (Blazen's bare MessagePack\n" +
+			"JSON record) to stdout (or --out -) or the file --out, or one RUN_ID.msgpack (Blazen's bare MessagePack\n" +
 			"record) or RUN_ID.json file per run in the directory --out. A run that cannot be read is named\n" +
 			"on stderr and skipped; the others are written, and export exits 1 at the end.",
 		Example: "  cairn export --out backup.jsonl\n  cairn export --format msgpack --out blazen-records/",
@@ -41,7 +41,7 @@ func newExportCmd(e *env) *cobra.Command {
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.format, "format", "jsonl", "jsonl (one JSON record a line), msgpack or json (one RUN_ID.FORMAT file per run in --out)")
-	fl.StringVar(&f.out, "out", "", "jsonl: the file to write (default stdout); msgpack, json: the directory to write the files in")
+	fl.StringVar(&f.out, "out", "", "jsonl: the file to write (default, or -: stdout); msgpack, json: the directory to write the files in")
 	fl.StringVar(&f.workflow, "workflow", "", "only runs of this workflow")
 	return cmd
 }
@@ -61,7 +61,8 @@ type exportJSON struct {
 //
 //   - jsonl (the default): one blazen-persist JSON record a line
 //     (cairn.EncodeJSON: the six fields in order, map keys sorted), to
-//     stdout or to the file --out, which appears only once it is complete;
+//     stdout (no --out, or --out -) or to the file --out, which appears
+//     only once it is complete;
 //   - msgpack: RUN_ID.msgpack in the directory --out, the bare MessagePack
 //     record that blazen-persist writes (no zstd), which cairn import and
 //     Blazen read back;
@@ -79,6 +80,12 @@ func runExport(ctx context.Context, e *env, f *exportFlags) error {
 		return usagef("--format %q: want jsonl, msgpack or json", f.format)
 	case suffix != "" && f.out == "":
 		return usagef("--format %s writes one file per run: give the directory with --out", f.format)
+	case suffix != "" && f.out == "-":
+		return usagef("--format %s writes one file per run: give the directory with --out (--out - is stdout, for jsonl; ./- names a directory)", f.format)
+	}
+	out := f.out
+	if out == "-" { // stdout, as import - reads stdin (./- names a file)
+		out = ""
 	}
 	return withStore(ctx, e, true, nil, func(s *tiered.Store) error {
 		p := startProgress(e, "exporting", unitItems, "runs", 0)
@@ -86,7 +93,7 @@ func runExport(ctx context.Context, e *env, f *exportFlags) error {
 		var write func(*cairn.Checkpoint) error
 		var commit func() error
 		if suffix == "" {
-			w, c, abort, err := jsonlOutput(e, f.out)
+			w, c, abort, err := jsonlOutput(e, out)
 			if err != nil {
 				return err
 			}
@@ -129,11 +136,11 @@ func runExport(ctx context.Context, e *env, f *exportFlags) error {
 		}
 		p.finish()
 		switch {
-		case f.out != "" && e.flags.json:
+		case out != "" && e.flags.json:
 			if err := printJSON(e.stdout, exportJSON{Exported: n, Unreadable: bad, Out: f.out, Format: f.format}); err != nil {
 				return err
 			}
-		case f.out != "":
+		case out != "":
 			fmt.Fprintf(e.stdout, "exported %d %s to %s\n", n, plural(n, "run", "runs"), f.out)
 		}
 		if bad > 0 {

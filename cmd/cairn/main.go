@@ -174,10 +174,15 @@ const defaultStopGrace = 10 * time.Second
 // return before the process ends without it.
 const stopMargin = 3 * time.Second
 
-// stopGrace is $CAIRN_STOP_GRACE, else defaultStopGrace.
+// maxStopGrace bounds $CAIRN_STOP_GRACE: a day is more than any flush
+// needs, and the waits built on it must not overflow.
+const maxStopGrace = 24 * time.Hour
+
+// stopGrace is $CAIRN_STOP_GRACE (at most maxStopGrace), else
+// defaultStopGrace.
 func stopGrace(e *env) time.Duration {
 	if d, err := time.ParseDuration(e.getenv("CAIRN_STOP_GRACE")); err == nil && d > 0 {
-		return d
+		return min(d, maxStopGrace)
 	}
 	return defaultStopGrace
 }

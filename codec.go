@@ -42,11 +42,19 @@ type Codec struct {
 	dec          *decoderPair
 }
 
+// encoderWindow is the encoder's window: how far back a match may reach.
+// Each of the encoder's states (one per CPU) keeps a history of a window
+// plus a block; at zstd's default of 8 MiB that was 16 MiB per CPU, 256 MiB
+// on a 16-CPU host, whatever the records' size. A checkpoint's repeats are
+// mostly near each other: 1 MiB costs records under 1 MiB nothing and
+// larger ones a little ratio, and any zstd decoder reads the frames.
+const encoderWindow = 1 << 20
+
 var (
 	encoderOnce = sync.OnceValues(func() (*zstd.Encoder, error) {
 		// EncodeAll is safe for concurrent use; one encoder serves the
 		// process, as klauspost/compress recommends.
-		return zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault))
+		return zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithWindowSize(encoderWindow), zstd.WithLowerEncoderMem(true))
 	})
 	decoders     sync.Map // maxSize → *zstd.Decoder
 	defaultCodec = sync.OnceValue(func() *Codec {
@@ -323,7 +331,8 @@ func (c *Codec) decompress(data []byte, buf *[]byte) ([]byte, error) {
 }
 
 // Decompress returns the record inside stored bytes: data itself (not a
-// copy) when it is not a zstd frame, else a new slice the caller owns. The
+// copy) when it is not a zstd frame, else a new slice the caller owns, no
+// larger than the record (give or take an eighth), so it may be kept. The
 // bounds of Unmarshal apply: anything over MaxSize or damaged is ErrCorrupt.
 func (c *Codec) Decompress(data []byte) ([]byte, error) {
 	if !bytes.HasPrefix(data, zstdMagic) {
@@ -333,7 +342,26 @@ func (c *Codec) Decompress(data []byte) ([]byte, error) {
 		return data, nil
 	}
 	var buf []byte
-	return c.decompress(data, &buf)
+	rec, err := c.decompress(data, &buf)
+	if err != nil {
+		return nil, err
+	}
+	return fit(rec), nil
+}
+
+// fit returns rec with its capacity clipped to its length, copied into a
+// slice of its own size when the buffer behind it is much larger: a
+// decoder's buffer (up to 128 KiB of slack, blockSlack, and 64 KiB at
+// least), or an encoder's sized from an earlier, larger record of the run
+// (a state that shrank, or Typed's size hint from another run). A caller
+// may keep the record for long, as a cache does, counting len(rec): the
+// slack must not stay with it, or a cache of small records would hold
+// several times the bytes it reports.
+func fit(rec []byte) []byte {
+	if cap(rec)-len(rec) <= len(rec)/8+512 {
+		return rec[:len(rec):len(rec)]
+	}
+	return append(make([]byte, 0, len(rec)), rec...)
 }
 
 // DecodeRecord decodes an uncompressed record: MessagePack (map or

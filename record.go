@@ -62,7 +62,9 @@ func (r Record) Epoch() uint64 { return r.epoch }
 
 // NewRecord encodes cp as [Codec.EncodeRecord] does, appending to dst, and
 // returns the record with what a Store indexes of it. The record's bytes
-// are the appended ones: dst must not be reused while the record is. cp
+// are the appended ones (copied out when dst had much more room than they
+// needed, so that a kept record keeps no slack): dst must not be reused
+// while the record is. cp
 // is encoded as it is; a plain Save encodes [Unleased](cp).
 func (c *Codec) NewRecord(dst []byte, cp *Checkpoint) (Record, error) {
 	start := len(dst)
@@ -74,7 +76,7 @@ func (c *Codec) NewRecord(dst []byte, cp *Checkpoint) (Record, error) {
 	if err != nil {
 		return Record{}, err
 	}
-	return Record{data: rec[start:len(rec):len(rec)], runID: cp.RunID, workflow: cp.WorkflowName, ts: cp.Timestamp.UTC(),
+	return Record{data: fit(rec[start:]), runID: cp.RunID, workflow: cp.WorkflowName, ts: cp.Timestamp.UTC(),
 		labels: labels, epoch: LeaseEpoch(cp.Metadata)}, nil
 }
 

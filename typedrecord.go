@@ -84,7 +84,7 @@ func (c *Codec) encodeTyped(p *typedParts, state wire.ValueMarshaler, reg *Event
 	if len(b) > c.maxSize {
 		return Record{}, fmt.Errorf("%w: record of %d bytes exceeds the limit of %d", ErrTooLarge, len(b), c.maxSize)
 	}
-	return Record{data: b[:len(b):len(b)], runID: p.runID, workflow: p.workflow, ts: p.ts.UTC(), labels: labels,
+	return Record{data: fit(b), runID: p.runID, workflow: p.workflow, ts: p.ts.UTC(), labels: labels,
 		epoch: LeaseEpoch(p.metadata)}, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"net/url"
 	"regexp"
@@ -25,15 +26,24 @@ type Scheme struct {
 	// error (it may be a secret put in the wrong place); RedactURL shows
 	// a value only when its check passes.
 	Params map[string]func(value string) error
-	// Open opens the bucket u names. u holds no user info, and its query
-	// parameters are known, given once, non-empty and checked. opts is
-	// never nil. With opts.ReadOnly, Open must write nothing (OpenURL
-	// refuses the writes of the bucket it returns in any case).
+	// Open opens the bucket u names with opts. u holds no user info, and
+	// its query parameters are known, given once, non-empty and checked;
+	// opts is never nil. With opts.ReadOnly, Open must write nothing
+	// (OpenURL refuses the writes of the bucket it returns in any case).
 	Open func(ctx context.Context, u *url.URL, opts *OpenOptions) (*Opened, error)
 }
 
 // OpenOptions configure OpenURL. Nil means defaults.
 type OpenOptions struct {
+	// Logger receives what the opened bucket logs. Nil: slog.Default()
+	// when Debug is set, else nothing is logged.
+	Logger *slog.Logger
+	// Debug makes the opened bucket log every request it sends and every
+	// response, at Debug level to Logger: for s3:// the AWS SDK's request
+	// log (headers, never bodies) with the Authorization header,
+	// X-Amz-Security-Token, signatures and credentials redacted. The
+	// file and mem schemes send no requests and ignore it.
+	Debug bool
 	// ReadOnly opens the bucket for reading only: the bucket returned
 	// refuses Put and Delete with ErrReadOnly, and opening it writes
 	// nothing. A file:// URL then names a directory that must exist (see

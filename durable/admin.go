@@ -513,6 +513,22 @@ func (r *Report) OK() bool {
 // collected in the report; the error is for failures to list or read the
 // bucket. Expired runs count as indexed until GC removes them.
 func (s *Store) Verify(ctx context.Context) (*Report, error) {
+	return s.VerifyWith(ctx, nil)
+}
+
+// VerifyOptions configure VerifyWith. Nil means defaults.
+type VerifyOptions struct {
+	// Progress, if set, is called as run objects are read and decoded,
+	// with the number done and the number listed; calls are serialized.
+	Progress func(done, total int)
+}
+
+// VerifyWith is Verify with options: the same checks and report.
+func (s *Store) VerifyWith(ctx context.Context, opts *VerifyOptions) (*Report, error) {
+	var vo VerifyOptions
+	if opts != nil {
+		vo = *opts
+	}
 	if err := s.check(ctx); err != nil {
 		return nil, cairn.WrapOp("verify", uuid.Nil, err)
 	}
@@ -541,7 +557,14 @@ func (s *Store) Verify(ctx context.Context) (*Report, error) {
 	}
 	rep.Runs = len(objs)
 	listed := map[uuid.UUID]bool{}
-	var mu sync.Mutex
+	var mu sync.Mutex // guards rep and done
+	done := 0
+	progress := func() { // with mu held
+		done++
+		if vo.Progress != nil {
+			vo.Progress(done, len(objs))
+		}
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(s.o.Concurrency)
 	for _, o := range objs {
@@ -558,6 +581,9 @@ func (s *Store) Verify(ctx context.Context) (*Report, error) {
 		g.Go(func() error {
 			obj, err := s.b.Get(gctx, s.runKey(o.id), &bucket.GetOptions{MaxSize: s.maxObject()})
 			if errors.Is(err, bucket.ErrNotFound) {
+				mu.Lock()
+				defer mu.Unlock()
+				progress()
 				return nil // deleted meanwhile
 			}
 			if err != nil && !unreadable(err) {
@@ -572,6 +598,7 @@ func (s *Store) Verify(ctx context.Context) (*Report, error) {
 			}
 			mu.Lock()
 			defer mu.Unlock()
+			progress()
 			e := op.Entry
 			switch {
 			case err != nil:

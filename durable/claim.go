@@ -11,6 +11,7 @@ import (
 	"github.com/cairnstore/cairn"
 	"github.com/cairnstore/cairn/bucket"
 	"github.com/cairnstore/cairn/index"
+	"github.com/cairnstore/cairn/internal/obs"
 	"github.com/google/uuid"
 	"golang.org/x/sync/errgroup"
 )
@@ -414,6 +415,14 @@ func (s *Store) SaveLeased(ctx context.Context, l *cairn.Lease, c *cairn.Checkpo
 	if c != nil {
 		run = c.RunID
 	}
+	ctx, sp := s.tel.Start(ctx, obs.Save, run)
+	err := s.saveLeased(ctx, run, l, c)
+	sp.End(err)
+	return err
+}
+
+// saveLeased is SaveLeased of c, on run.
+func (s *Store) saveLeased(ctx context.Context, run uuid.UUID, l *cairn.Lease, c *cairn.Checkpoint) error {
 	if err := cairn.CheckLeased(l, c); err != nil {
 		return cairn.WrapOp("save", run, err)
 	}

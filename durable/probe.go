@@ -176,6 +176,7 @@ func (s *Store) CheckServer(ctx context.Context) error {
 		return p.refused
 	}
 	if err := s.checkServer(ctx); err != nil {
+		s.probed(ctx, serverIdentity(s.b), false, err)
 		if errors.Is(err, ErrUnsafeServer) {
 			p.refused, p.refusedAt = err, s.o.Now()
 		}
@@ -209,6 +210,7 @@ func (s *Store) checkServer(ctx context.Context) error {
 		var v verdict
 		if json.Unmarshal(obj.Body, &v) == nil && v.Version >= ProbeVersion && v.Server == server {
 			if age := s.o.Now().Sub(v.ProbedAt); age <= ProbeMaxAge && age >= -time.Hour { // a verdict from the future: at most clock skew
+				s.probed(ctx, server, true, nil)
 				return nil
 			}
 		}
@@ -230,6 +232,7 @@ func (s *Store) checkServer(ctx context.Context) error {
 	if _, err := s.b.Put(ctx, key, body, nil); err != nil {
 		return fmt.Errorf("durable: record the probe verdict: %w", err)
 	}
+	s.probed(ctx, server, false, nil)
 	return nil
 }
 

@@ -303,7 +303,7 @@ func (s *Store) reconcileRun(ctx context.Context, run uuid.UUID, ops []index.Op,
 	if etag != w.Entry.ETag {
 		e := w.Entry
 		e.ETag = etag
-		if err := s.ix.Commit(ctx, index.Op{Entry: e}); err != nil {
+		if err := s.commit(ctx, index.Op{Entry: e}); err != nil {
 			return true, err
 		}
 	}

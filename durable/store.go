@@ -55,6 +55,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -62,7 +63,11 @@ import (
 	"github.com/cairnstore/cairn"
 	"github.com/cairnstore/cairn/bucket"
 	"github.com/cairnstore/cairn/index"
+	"github.com/cairnstore/cairn/internal/closing"
+	"github.com/cairnstore/cairn/internal/obs"
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Options configures a Store. Nil and zero fields mean defaults.
@@ -108,6 +113,21 @@ type Options struct {
 	// filesystem let it read only. The bucket is wrapped in
 	// bucket.ReadOnly, so nothing can reach it as a write.
 	ReadOnly bool
+
+	// Logger receives the store's log records: the probe's verdicts
+	// (Info; Error for a refused server), index commit retries (Debug)
+	// and conflicts (Info), compactions (Info; Warn when one fails).
+	// Records carry run IDs, keys, counts and errors, never checkpoint
+	// content or credentials. Nil: no records.
+	Logger *slog.Logger
+	// TracerProvider, if set, traces Save, Load, List and Delete (spans
+	// cairn.Save, ...) and each index commit (cairn.Commit). Nil: no
+	// spans, at no cost.
+	TracerProvider trace.TracerProvider
+	// MeterProvider, if set, receives the store's metrics (cairn.*:
+	// operations and their durations, bytes written, index commits,
+	// conflicts and compactions; see the README). Nil: none, at no cost.
+	MeterProvider metric.MeterProvider
 }
 
 // Store is a cairn.Store over a bucket. It is safe for concurrent use, by
@@ -138,6 +158,8 @@ type Store struct {
 	indexOK bool       // the bucket has an index (created or seen)
 
 	probe probeState // CheckServer's, before the first write
+
+	tel *obs.T // see observe.go
 
 	bg background // reconciles the runs compactions decided between regions
 }
@@ -205,6 +227,9 @@ func New(b bucket.Bucket, opts *Options) (*Store, error) {
 	}
 	s := &Store{b: b, o: o, codec: o.Codec}
 	io.Prefix, io.Codec, io.Now, io.Contested = o.Prefix, o.Codec, o.Now, s.contested
+	if io.Logger == nil {
+		io.Logger = o.Logger
+	}
 	if o.Region != "" {
 		io.Region = o.Region
 	}
@@ -221,6 +246,9 @@ func New(b bucket.Bucket, opts *Options) (*Store, error) {
 		root = o.Prefix + "/"
 	}
 	s.o, s.ix, s.runs, s.claims = o, ix, root+"runs/", root+"claims/"
+	if err := s.instrument(&o); err != nil {
+		return nil, err
+	}
 	s.bg.ctx, s.bg.cancel = context.WithCancel(context.Background())
 	s.bg.pending = map[uuid.UUID]bool{}
 	s.leases.m = map[uuid.UUID]*leaseState{}
@@ -301,11 +329,18 @@ func classify(err error) error {
 // durable. A lease stamp in c's Metadata is stored as cairn.Unleased
 // keeps it.
 func (s *Store) Save(ctx context.Context, c *cairn.Checkpoint) error {
-	c = cairn.Unleased(c) // a plain Save keeps a lease stamp's epoch only
 	var run uuid.UUID
 	if c != nil {
 		run = c.RunID
 	}
+	ctx, sp := s.tel.Start(ctx, obs.Save, run)
+	err := s.save(ctx, run, cairn.Unleased(c)) // a plain Save keeps a lease stamp's epoch only
+	sp.End(err)
+	return err
+}
+
+// save is Save of c, on run.
+func (s *Store) save(ctx context.Context, run uuid.UUID, c *cairn.Checkpoint) error {
 	if err := s.checkWritable(ctx); err != nil {
 		return cairn.WrapOp("save", run, err)
 	}
@@ -313,7 +348,7 @@ func (s *Store) Save(ctx context.Context, c *cairn.Checkpoint) error {
 	if err != nil {
 		return cairn.WrapOp("save", run, err)
 	}
-	return s.SaveRecord(ctx, r)
+	return s.saveRecord(ctx, r)
 }
 
 // SaveRecord implements cairn.RecordStore: Save of an encoded record.
@@ -321,6 +356,14 @@ func (s *Store) SaveRecord(ctx context.Context, r cairn.Record) error {
 	if err := s.codec.CheckRecord(r); err != nil {
 		return err
 	}
+	ctx, sp := s.tel.Start(ctx, obs.Save, r.RunID())
+	err := s.saveRecord(ctx, r)
+	sp.End(err)
+	return err
+}
+
+// saveRecord is SaveRecord of a checked record.
+func (s *Store) saveRecord(ctx context.Context, r cairn.Record) error {
 	run := r.RunID()
 	if err := s.checkWritable(ctx); err != nil {
 		return cairn.WrapOp("save", run, err)
@@ -340,7 +383,9 @@ func (s *Store) Codec() *cairn.Codec { return s.codec }
 // (the bytes are the caller's). Its options change nothing: there is no
 // cache to bypass.
 func (s *Store) LoadRecord(ctx context.Context, runID uuid.UUID, _ *cairn.LoadRecordOptions) ([]byte, error) {
+	ctx, sp := s.tel.Start(ctx, obs.Load, runID)
 	rec, _, err := s.Read(ctx, runID, "")
+	sp.End(err)
 	return rec, err
 }
 
@@ -353,6 +398,14 @@ func (s *Store) maxObject() int64 {
 // Load implements cairn.Store with one GET of the run's object. A run past
 // its TTL is ErrNotFound.
 func (s *Store) Load(ctx context.Context, runID uuid.UUID) (*cairn.Checkpoint, error) {
+	ctx, sp := s.tel.Start(ctx, obs.Load, runID)
+	cp, err := s.load(ctx, runID)
+	sp.End(err)
+	return cp, err
+}
+
+// load is Load.
+func (s *Store) load(ctx context.Context, runID uuid.UUID) (*cairn.Checkpoint, error) {
 	rec, _, err := s.Read(ctx, runID, "")
 	if err != nil {
 		return nil, err
@@ -430,6 +483,14 @@ func (s *Store) Read(ctx context.Context, runID uuid.UUID, ifNoneMatch string) (
 // any deleted meanwhile. An index entry whose labels do not parse is
 // ErrCorrupt (Reindex rewrites it from the run's object).
 func (s *Store) List(ctx context.Context, opts *cairn.ListOptions) (*cairn.Page, error) {
+	ctx, sp := s.tel.Start(ctx, obs.List, uuid.Nil)
+	page, err := s.list(ctx, opts)
+	sp.End(err)
+	return page, err
+}
+
+// list is List.
+func (s *Store) list(ctx context.Context, opts *cairn.ListOptions) (*cairn.Page, error) {
 	if err := s.check(ctx); err != nil {
 		return nil, cairn.WrapOp("list", uuid.Nil, err)
 	}
@@ -461,7 +522,7 @@ func (s *Store) List(ctx context.Context, opts *cairn.ListOptions) (*cairn.Page,
 	if !q.WithCheckpoints {
 		return page, nil
 	}
-	if err := cairn.FillCheckpoints(ctx, page, s.o.Concurrency, s.Load); err != nil {
+	if err := cairn.FillCheckpoints(ctx, page, s.o.Concurrency, s.load); err != nil {
 		return nil, cairn.WrapOp("list", uuid.Nil, err)
 	}
 	return page, nil
@@ -524,6 +585,14 @@ type DeleteOptions struct {
 
 // DeleteWith is Delete, with opts (nil means none).
 func (s *Store) DeleteWith(ctx context.Context, runID uuid.UUID, opts *DeleteOptions) error {
+	ctx, sp := s.tel.Start(ctx, obs.Delete, runID)
+	err := s.deleteWith(ctx, runID, opts)
+	sp.End(err)
+	return err
+}
+
+// deleteWith is DeleteWith.
+func (s *Store) deleteWith(ctx context.Context, runID uuid.UUID, opts *DeleteOptions) error {
 	if err := s.checkWritable(ctx); err != nil {
 		return cairn.WrapOp("delete", runID, err)
 	}
@@ -566,7 +635,7 @@ func (s *Store) deleteRun(ctx context.Context, runID uuid.UUID, tombstoned func(
 		// over another region's save (see the index's rules).
 		tomb.Epoch = metaEpoch(info.Metadata)
 	}
-	if err := s.ix.Commit(ctx, index.Op{Entry: tomb, Delete: true}); err != nil {
+	if err := s.commit(ctx, index.Op{Entry: tomb, Delete: true}); err != nil {
 		return err
 	}
 	if tombstoned != nil {
@@ -592,12 +661,11 @@ func (s *Store) Close(ctx context.Context) error {
 		s.bg.cancel()
 		s.bg.mu.Unlock()
 		s.bg.wg.Wait()
+		s.tel.Close()
 		close(done)
 	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return cairn.WrapOp("close", uuid.Nil, ctx.Err())
+	if err := closing.Wait(ctx, done); err != nil {
+		return cairn.WrapOp("close", uuid.Nil, err)
 	}
+	return nil
 }

@@ -548,3 +548,34 @@ func TestExists(t *testing.T) {
 		t.Errorf("Exists after Close: %v, want ErrClosed", err)
 	}
 }
+
+// VerifyWith reports its progress: one call per object read, serialized,
+// counting up to the number of objects listed, a corrupt one included.
+func TestVerifyProgress(t *testing.T) {
+	mem := bucket.NewMem()
+	ctx := context.Background()
+	s := newStore(t, mem, nil)
+	for i := range 7 {
+		if err := s.Save(ctx, cp(i, t0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := mem.Put(ctx, "cairn/runs/"+cp(3, t0).RunID.String(), []byte("junk"), nil); err != nil {
+		t.Fatal(err)
+	}
+	var calls [][2]int
+	rep, err := s.VerifyWith(ctx, &durable.VerifyOptions{Progress: func(done, total int) {
+		calls = append(calls, [2]int{done, total}) // serialized: no lock needed (-race checks)
+	}})
+	if err != nil || rep.Runs != 7 || len(rep.Corrupt) != 1 {
+		t.Fatalf("VerifyWith = %+v, %v", rep, err)
+	}
+	if len(calls) != 7 {
+		t.Fatalf("%d progress calls, want 7: %v", len(calls), calls)
+	}
+	for i, c := range calls {
+		if c != [2]int{i + 1, 7} {
+			t.Errorf("progress call %d = %v, want [%d 7]", i, c, i+1)
+		}
+	}
+}

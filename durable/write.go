@@ -136,7 +136,7 @@ func (s *Store) Write(ctx context.Context, recs []Record, opts *WriteOptions) ([
 		}
 	}
 	if len(ops) > 0 {
-		if err := s.ix.Commit(ctx, ops...); err != nil {
+		if err := s.commit(ctx, ops...); err != nil {
 			return res, err
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/cairnstore/cairn"
 	"github.com/cairnstore/cairn/bucket"
@@ -66,6 +67,12 @@ func (ix *Index) lead() {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), ix.o.RetryFor)
 		seq, err := ix.commitBatch(ctx, ops)
+		var g *gaveUp
+		if errors.As(err, &g) && ctx.Err() != nil {
+			// The retry budget is the index's own, not a caller's
+			// deadline: what failed is the server's last answer.
+			err = fmt.Errorf("index commit: gave up after retrying for %v: %w", ix.o.RetryFor, g.last)
+		}
 		cancel()
 		if err == nil {
 			// Before the callers return, so that a Wait after a Commit
@@ -108,25 +115,33 @@ func (ix *Index) commitBatch(ctx context.Context, ops []Op) (uint64, error) {
 			return seq, nil
 		case errors.Is(err, bucket.ErrPrecondition):
 			var ours, raced bool
+			taken := seq
 			seq, ours, raced, err = ix.settleTaken(ctx, seq, b.ID, err)
 			if ours {
 				ix.committed(seq, len(ops), len(body))
 				return seq, nil
 			}
 			if raced {
+				ix.logRaced(ctx, taken, seq)
 				continue // a lost race is not a failure: no backoff
 			}
 		case errors.Is(err, bucket.ErrBusy):
 			// 409: another conditional write to the same key was in
 			// flight; the number may or may not be taken now.
+		case refusedForGood(err):
+			// The server will refuse every attempt alike (the policy,
+			// the bucket, the request): say so now, with its answer,
+			// instead of retrying until the deadline hides it.
+			return 0, fmt.Errorf("index commit: %w", err)
 		case ctx.Err() != nil:
-			return 0, fmt.Errorf("index commit: %w (last error: %w)", ctx.Err(), err)
+			return 0, &gaveUp{ctxErr: ctx.Err(), last: err}
 		}
 		// Any other error leaves it open whether the log landed: the
 		// same number is tried again, and a 412 there is settled by
 		// settleTaken.
+		ix.logRetry(ctx, seq, attempt, err)
 		if berr := backoff(ctx, attempt); berr != nil {
-			return 0, fmt.Errorf("index commit: %w (last error: %w)", berr, err)
+			return 0, &gaveUp{ctxErr: berr, last: err}
 		}
 	}
 }
@@ -284,7 +299,10 @@ func (ix *Index) startCompaction() {
 		defer ix.compacting.Unlock()
 		ctx, cancel := context.WithTimeout(context.Background(), 4*ix.o.RetryFor)
 		defer cancel()
-		if err := ix.compact(ctx); err != nil {
+		start, before := time.Now(), ix.Stats().Compactions
+		err := ix.compact(ctx)
+		ix.logCompaction(start, before, err)
+		if err != nil {
 			// A failed compaction is retried after a later commit;
 			// the tail grows meanwhile, nothing is lost.
 			ix.mu.Lock()
@@ -294,3 +312,25 @@ func (ix *Index) startCompaction() {
 		}
 	}()
 }
+
+// refusedForGood reports whether err is an answer that no retry changes:
+// access denied, no such bucket or credentials, an invalid request, a
+// body over the server's limit.
+func refusedForGood(err error) bool {
+	for _, e := range []error{bucket.ErrAccessDenied, bucket.ErrNoBucket, bucket.ErrNoCredentials, bucket.ErrInvalid, bucket.ErrTooLarge} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// gaveUp is the error of a commit that stopped retrying because its
+// context ended: that context's error, and the bucket's last one.
+type gaveUp struct{ ctxErr, last error }
+
+func (e *gaveUp) Error() string {
+	return fmt.Sprintf("index commit: %v (last error: %v)", e.ctxErr, e.last)
+}
+
+func (e *gaveUp) Unwrap() []error { return []error{e.ctxErr, e.last} }

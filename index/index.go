@@ -69,6 +69,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -129,6 +130,10 @@ type Options struct {
 	// and no compaction starts in the background (a List otherwise starts
 	// one when other regions' logs pile up). Reads are as without it.
 	ReadOnly bool
+	// Logger receives the index's log records: commit retries (Debug),
+	// log numbers lost to other writers (Info), compactions (Info; Warn
+	// when one fails). Nil: none.
+	Logger *slog.Logger
 }
 
 func (o *Options) withDefaults() (Options, error) {
@@ -183,6 +188,9 @@ func (o *Options) withDefaults() (Options, error) {
 	}
 	if d.Now == nil {
 		d.Now = time.Now
+	}
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
 	}
 	return d, nil
 }

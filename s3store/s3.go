@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -15,10 +16,12 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials/ec2rolecreds"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/logging"
 	"github.com/aws/smithy-go/middleware"
@@ -34,7 +37,9 @@ import (
 // bucket.ErrNotFound, 412 is bucket.ErrPrecondition, 409 is
 // bucket.ErrBusy and 304 is bucket.ErrNotModified. A 404 that names the
 // bucket (NoSuchBucket) is bucket.ErrNoBucket, not ErrNotFound: a missing
-// bucket is a configuration error, not a missing object. The codes of
+// bucket is a configuration error, not a missing object; so is an error
+// of the KMS (codes kms:... or KMS....: a key of S3Options.SSEKMSKeyID that
+// does not exist or is disabled), which carries no sentinel. The codes of
 // refused credentials or permissions (AccessDenied, InvalidAccessKeyId,
 // SignatureDoesNotMatch, ExpiredToken, InvalidToken, and Forbidden, a 403
 // to a HEAD) are bucket.ErrAccessDenied. With no answer from the server,
@@ -52,8 +57,12 @@ import (
 // Retries are the SDK's: its standard retryer repeats requests that fail
 // with 500, 502, 503, 504, an unmodeled 429, throttling error codes
 // (SlowDown), connection errors and per-attempt timeouts, rewinding the
-// request body, up to S3Options.MaxAttempts attempts, all within
-// S3Options.Timeout. It does not retry 409, 412 or other 4xx answers. Because a retried conditional Put may
+// request body, up to S3Options.MaxAttempts attempts with a jittered
+// exponential backoff of at most S3Options.MaxBackoff before each retry,
+// all within S3Options.Timeout. A call whose attempts all failed returns
+// the last attempt's error inside the SDK's *retry.MaxAttemptsError
+// ("exceeded maximum number of attempts, N"), classified as that attempt's
+// error would be. It does not retry 409, 412 or other 4xx answers. Because a retried conditional Put may
 // have been applied by the server on an earlier attempt whose answer was
 // lost, ErrPrecondition from a Put does not prove that someone else wrote
 // the key: the caller must read the key and recognise its own write.
@@ -159,6 +168,14 @@ type S3Options struct {
 	// keeps the SDK's default (3, or AWS_MAX_ATTEMPTS). Which errors are
 	// retried, the backoff and the retry quota stay the SDK's.
 	MaxAttempts int
+	// MaxBackoff bounds the delay before each retry of the standard
+	// retryer (its exponential backoff with jitter: a random delay up to
+	// 2^attempt seconds, at most MaxBackoff). Zero keeps the SDK's bound
+	// (20 s). Retries still end at MaxAttempts, at Timeout, or when the
+	// SDK's retry quota (shared by the client's calls) runs out under a
+	// burst of failures, whichever comes first: with more attempts or a
+	// longer backoff, raise Timeout too.
+	MaxBackoff time.Duration
 	// ChecksumWhenRequired sends request checksums and validates response
 	// checksums only where S3 requires them, instead of the SDK's
 	// default (since 2025) of a CRC32 on every upload and validation of
@@ -166,6 +183,55 @@ type S3Options struct {
 	// or mishandle those checksums. With it set, a download corrupted in
 	// transit is not detected here; the layers above must check it.
 	ChecksumWhenRequired bool
+
+	// SSE, SSEKMSKeyID, SSEBucketKey, StorageClass and Tags are sent with
+	// every PutObject made through the client: each object Cairn writes
+	// (run objects, index logs, pages, snapshots and head, claims, the
+	// probe's objects) carries them, conditional writes included (they
+	// are headers beside If-None-Match and If-Match). A PutObject whose
+	// input sets one of them itself keeps its own (SSE, key and bucket
+	// key as one). Cairn writes only with PutObject: no copy, no
+	// multipart upload. Their zero values send nothing, so the bucket's
+	// defaults apply.
+
+	// SSE is the server-side encryption of the objects written: "AES256"
+	// (SSE-S3, keys S3 manages), "aws:kms" (SSE-KMS) or "aws:kms:dsse"
+	// (dual-layer SSE-KMS). Empty sends none: the bucket's default
+	// encryption applies (on AWS, SSE-S3 at least). Reads need no header:
+	// S3 decrypts for a caller that may use the key (kms:Decrypt, for
+	// SSE-KMS). SSE-C, where the client sends the key with every request,
+	// is not supported.
+	SSE s3types.ServerSideEncryption
+	// SSEKMSKeyID names the KMS key of SSE-KMS: a key ID, a key ARN, an
+	// alias ("alias/name") or an alias ARN on AWS, a key name on MinIO
+	// and other servers with a KMS. Empty means the key of the bucket's
+	// default encryption, else AWS's managed key aws/s3. It is an error
+	// without SSE "aws:kms" or "aws:kms:dsse".
+	SSEKMSKeyID string
+	// SSEBucketKey asks S3 to use an S3 Bucket Key for SSE-KMS, which
+	// cuts the requests S3 makes to KMS, and their cost, for a store that
+	// writes often. False sends nothing: the bucket's setting applies. It
+	// is an error without SSE "aws:kms".
+	SSEBucketKey bool
+	// StorageClass is the storage class of the objects written, one of
+	// the SDK's s3types.StorageClass values, such as STANDARD_IA or, on
+	// MinIO, REDUCED_REDUNDANCY. GLACIER and DEEP_ARCHIVE are refused:
+	// their objects cannot be read before a restore, and Cairn reads what
+	// it writes. Mind the minimum storage duration of the infrequent
+	// access classes: every Save rewrites its run's object, and index
+	// logs and pages are small objects (docs/s3.md). Empty sends none:
+	// STANDARD, or the server's default.
+	StorageClass s3types.StorageClass
+	// Tags are the object tags of the objects written, sent as the
+	// x-amz-tagging header (URL-encoded), so every overwrite replaces the
+	// object's tag set with these. S3's limits apply: at most 10 tags; a
+	// key of 1 to 128 characters, not starting with "aws:"; a value of
+	// at most 256; letters, digits, spaces and + - = . _ : / @ only
+	// (lengths in UTF-16 code units, as S3 counts them). MinIO is
+	// stricter: it refuses letters beyond ASCII (InvalidTag). Writing
+	// tags needs the s3:PutObjectTagging permission besides s3:PutObject.
+	// The map is copied when the client is built.
+	Tags map[string]string
 
 	// Transport replaces the HTTP transport, for example with a
 	// fault-injecting or instrumented one. Redirects are not followed and
@@ -175,6 +241,18 @@ type S3Options struct {
 	// OptFns are passed to s3.NewFromConfig after the options above, and
 	// may change anything they set.
 	OptFns []func(*s3.Options)
+
+	// Debug logs, at Debug level to Logger, every request the client
+	// sends and every response (headers, never bodies) and each retry:
+	// the SDK's log (aws.LogRequest, LogResponse, LogRetries), with the
+	// values of the Authorization, X-Amz-Security-Token, SSE-C key and
+	// cookie headers and of signature and credential query parameters
+	// replaced by REDACTED. Without it the SDK's logger is off: it would
+	// print its warnings to stderr, and the client reports failures as
+	// errors.
+	Debug bool
+	// Logger receives the log of Debug. Nil: slog.Default().
+	Logger *slog.Logger
 }
 
 // validate reports every problem with o at once.
@@ -200,6 +278,10 @@ func (o *S3Options) validate() error {
 	if o.MaxAttempts < 0 {
 		errs = append(errs, fmt.Errorf("MaxAttempts %d is negative", o.MaxAttempts))
 	}
+	if o.MaxBackoff < 0 {
+		errs = append(errs, fmt.Errorf("MaxBackoff %s is negative", o.MaxBackoff))
+	}
+	errs = append(errs, o.checkObjectOptions()...)
 	for i, fn := range o.OptFns {
 		if fn == nil {
 			errs = append(errs, fmt.Errorf("OptFns[%d] is nil", i))
@@ -258,7 +340,11 @@ func resolveOptions(opts *S3Options) (S3Options, error) {
 // requires a region, and makes the credentials quiet (quietCredentials).
 func (o *S3Options) loadConfig(ctx context.Context) (aws.Config, error) {
 	// The SDK would print some warnings (the instance-metadata fallback of
-	// the credential chain) to stderr; a library returns errors instead.
+	// the credential chain) to stderr; a library returns errors instead,
+	// and logs only when asked to (Debug).
+	// Debug's request log is the S3 client's alone (apply): the credential
+	// chain's own clients (SSO, STS, instance metadata) log nothing, since
+	// their requests and answers carry tokens and credentials.
 	load := []func(*config.LoadOptions) error{config.WithLogger(logging.Nop{})}
 	if o.Region != "" {
 		load = append(load, config.WithRegion(o.Region))
@@ -309,6 +395,9 @@ func (o *S3Options) httpClient() aws.HTTPClient {
 // apply sets the client options o names; OptFns run after it.
 func (o *S3Options) apply(so *s3.Options) {
 	so.APIOptions = append(so.APIOptions, callDeadline(o.Timeout))
+	if o.Debug {
+		so.Logger, so.ClientLogMode = sdkLogger{o.logger()}, debugLogMode
+	}
 	if o.Endpoint != "" {
 		so.BaseEndpoint = aws.String(o.Endpoint)
 	}
@@ -317,6 +406,14 @@ func (o *S3Options) apply(so *s3.Options) {
 	}
 	if o.MaxAttempts > 0 {
 		so.RetryMaxAttempts = o.MaxAttempts
+	}
+	if o.MaxBackoff > 0 {
+		// Wrapped here, before the SDK wraps the result for
+		// RetryMaxAttempts, so both bounds hold.
+		so.Retryer = retry.AddWithMaxBackoffDelay(so.Retryer, o.MaxBackoff)
+	}
+	if w := o.objectHeaders(); w != nil {
+		so.APIOptions = append(so.APIOptions, w.middleware())
 	}
 	if o.ChecksumWhenRequired {
 		so.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
@@ -741,6 +838,7 @@ var s3AccessCodes = map[string]bool{
 	"SignatureDoesNotMatch": true,
 	"ExpiredToken":          true,
 	"InvalidToken":          true,
+	"InvalidTokenId":        true, // MinIO: a session token it does not know
 	"Forbidden":             true,
 }
 
@@ -782,6 +880,11 @@ func s3Classify(ctx context.Context, err error) error {
 		sentinel = bucket.ErrBusy
 	case code == "NoSuchBucket":
 		sentinel = bucket.ErrNoBucket
+	case strings.HasPrefix(code, "kms:") || strings.HasPrefix(code, "KMS."):
+		// The KMS refused the key of S3Options.SSEKMSKeyID (MinIO
+		// answers a missing key with 404 kms:KeyNotFound): a
+		// configuration error, never a missing object, and a Put with
+		// If-Match must not take it for one.
 	case status == http.StatusNotFound:
 		sentinel = bucket.ErrNotFound
 	case s3AccessCodes[code]:

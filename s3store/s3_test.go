@@ -533,6 +533,7 @@ func TestS3MinIO(t *testing.T) {
 	t.Run("Metadata", func(t *testing.T) { s3TestMetadata(t, srv) })
 	t.Run("KeysAndOrder", func(t *testing.T) { s3TestKeysAndOrder(t, srv) })
 	t.Run("LargeConditionalPut", func(t *testing.T) { s3TestLargeConditionalPut(t, srv) })
+	t.Run("ObjectOptions", func(t *testing.T) { s3TestObjectOptions(t, srv) })
 	t.Run("Faults", func(t *testing.T) {
 		t.Run("ServerErrorsRetried", func(t *testing.T) { s3TestServerErrorsRetried(t, srv) })
 		t.Run("ConflictNotRetried", func(t *testing.T) { s3TestConflict(t, srv) })

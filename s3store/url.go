@@ -3,38 +3,20 @@ package s3store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+
 	"github.com/cairnstore/cairn/bucket"
 )
 
-// Importing this package registers the s3 scheme of store URLs with
-// package bucket (bucket.OpenURL, tiered.Open):
-//
-//	s3://bucket/prefix?endpoint=http://127.0.0.1:9000&region=us-east-1
-//
-// The credentials come from the AWS default chain (environment, shared
-// files, instance roles); a URL holding user info, in itself or in its
-// endpoint, is refused. The query parameters:
-//
-//	endpoint         base URL of an S3-compatible server, http(s)://host[:port]
-//	                 and nothing more; omit it for AWS
-//	region           the signing region; default: AWS_REGION or the shared
-//	                 config file
-//	path_style       true or false: address the bucket as endpoint/bucket
-//	                 rather than bucket.endpoint; default true when an
-//	                 endpoint is given (MinIO and most S3-compatible servers
-//	                 need it), false for AWS
-//	checksum         when_required (for servers that reject the SDK's
-//	                 default checksums) or default
-//	timeout          bound of each S3 call, retries included (Go duration);
-//	                 default 2m (DefaultTimeout); a store opened from the URL
-//	                 also bounds each background flush by it
-//	attempt_timeout  bound of each attempt of a call; default 30s
-//	                 (DefaultRequestTimeout)
+// init registers the s3 scheme of store URLs with package bucket. The
+// package doc ("Store URLs") lists its parameters: keep it in step with
+// params.
 func init() {
 	bucket.Register("s3", bucket.Scheme{Params: params, Open: openURL})
 }
@@ -48,16 +30,24 @@ var params = map[string]func(string) error{
 	"checksum":        checkChecksum,
 	"timeout":         func(v string) error { _, err := parseTimeout(v); return err },
 	"attempt_timeout": func(v string) error { _, err := parseTimeout(v); return err },
+	"max_attempts":    func(v string) error { _, err := parseAttempts(v); return err },
+	"max_backoff":     func(v string) error { _, err := parseTimeout(v); return err },
+	"sse":             func(v string) error { return checkSSE(s3types.ServerSideEncryption(v)) },
+	"sse_kms_key_id":  checkKMSKeyID,
+	"sse_bucket_key":  func(v string) error { _, err := parseBool(v); return err },
+	"storage_class":   func(v string) error { return checkStorageClass(s3types.StorageClass(v)) },
+	"tags":            func(v string) error { _, err := parseTags(v); return err },
 }
 
 // openURL opens the bucket of an s3:// URL. Opening sends no request, so
 // a read-only open (opts.ReadOnly) needs nothing more here: OpenURL makes
 // the bucket refuse writes.
-func openURL(ctx context.Context, u *url.URL, _ *bucket.OpenOptions) (*bucket.Opened, error) {
+func openURL(ctx context.Context, u *url.URL, opts *bucket.OpenOptions) (*bucket.Opened, error) {
 	if u.Host == "" {
 		return nil, errors.New("s3 URL without a bucket: s3://bucket/prefix")
 	}
 	o := optionsOf(u.Query())
+	o.Logger, o.Debug = opts.Logger, opts.Debug
 	client, err := NewS3Client(ctx, o)
 	if err != nil {
 		return nil, err
@@ -79,7 +69,59 @@ func optionsOf(q url.Values) *S3Options {
 	if v := q.Get("attempt_timeout"); v != "" {
 		o.RequestTimeout, _ = parseTimeout(v)
 	}
+	if v := q.Get("max_attempts"); v != "" {
+		o.MaxAttempts, _ = parseAttempts(v)
+	}
+	if v := q.Get("max_backoff"); v != "" {
+		o.MaxBackoff, _ = parseTimeout(v)
+	}
+	o.SSE = s3types.ServerSideEncryption(q.Get("sse"))
+	o.SSEKMSKeyID = q.Get("sse_kms_key_id")
+	if v := q.Get("sse_bucket_key"); v != "" {
+		o.SSEBucketKey, _ = parseBool(v)
+	}
+	o.StorageClass = s3types.StorageClass(q.Get("storage_class"))
+	if v := q.Get("tags"); v != "" {
+		o.Tags, _ = parseTags(v)
+	}
 	return o
+}
+
+func parseAttempts(v string) (int, error) {
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		return 0, errors.New("want a positive whole number of attempts (1: no retry)")
+	}
+	return n, nil
+}
+
+// parseTags reads the tags parameter: key:value pairs separated by
+// commas (S3 tags never hold a comma), a key ending at its first ':', a
+// value possibly empty. Its errors name tags by their position.
+func parseTags(v string) (map[string]string, error) {
+	var (
+		tags []tag
+		errs []error
+	)
+	for i, pair := range strings.Split(v, ",") {
+		k, val, ok := strings.Cut(pair, ":")
+		if !ok {
+			errs = append(errs, fmt.Errorf("tag %d: want key:value", i+1))
+			continue
+		}
+		tags = append(tags, tag{pos: i + 1, key: k, value: val})
+	}
+	if err := checkTags(tags, ""); err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	m := make(map[string]string, len(tags))
+	for _, t := range tags {
+		m[t.key] = t.value
+	}
+	return m, nil
 }
 
 func parseBool(v string) (bool, error) {

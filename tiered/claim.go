@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/cairnstore/cairn"
+	"github.com/cairnstore/cairn/internal/obs"
 	"github.com/google/uuid"
 )
 
@@ -43,14 +44,15 @@ func (s *Store) Claim(ctx context.Context, runID uuid.UUID, opts *cairn.ClaimOpt
 // was taken over meanwhile, dropping the unflushed Saves of the lease.
 // A SaveLeased of a lease this store already knows ended fails at once.
 func (s *Store) SaveLeased(ctx context.Context, l *cairn.Lease, c *cairn.Checkpoint) error {
-	if err := cairn.CheckLeased(l, c); err != nil {
-		var run uuid.UUID
-		if c != nil {
-			run = c.RunID
-		}
-		return cairn.WrapOp("save", run, err)
+	ctx, sp := s.tel.Start(ctx, obs.Save, runOfCheckpoint(c))
+	err := cairn.CheckLeased(l, c)
+	if err != nil {
+		err = cairn.WrapOp("save", runOfCheckpoint(c), err)
+	} else {
+		err = s.save(ctx, l.Stamped(c), l)
 	}
-	return s.save(ctx, l.Stamped(c), l)
+	sp.End(err)
+	return err
 }
 
 // Renew implements cairn.Claimer with the durable store's renewal.

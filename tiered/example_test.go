@@ -28,7 +28,13 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer store.Close(ctx) // flushes
+	defer func() {
+		// Close flushes: in write-back mode a flush failure surfaces
+		// here, so never discard its error.
+		if err := store.Close(ctx); err != nil {
+			log.Print(err)
+		}
+	}()
 
 	run := uuid.MustParse("67e55044-10b1-426f-9247-bb680e5fe0c8")
 	for step := 1; step <= 3; step++ {

@@ -21,7 +21,9 @@ import (
 // background flush unless opts.FlushTimeout is set. A refused URL is
 // ErrInvalid with a *bucket.URLError, which shows the URL only as
 // bucket.RedactURL does and never repeats a parameter's value, which may
-// be a secret put in the wrong place. opts may be nil.
+// be a secret put in the wrong place. opts.Logger and opts.Debug go to
+// the bucket (bucket.OpenOptions): with Debug, an s3:// bucket logs its
+// requests, secrets redacted. opts may be nil.
 //
 // With opts.ReadOnly (or opts.Durable.ReadOnly) the bucket is opened
 // read-only too: nothing is created or written, and a file:// directory
@@ -33,7 +35,8 @@ func Open(ctx context.Context, rawURL string, opts *Options) (*Store, error) {
 	if opts != nil {
 		o = *opts
 	}
-	ob, err := bucket.OpenURL(ctx, rawURL, &bucket.OpenOptions{ReadOnly: o.ReadOnly || o.Durable.ReadOnly})
+	oo := bucket.OpenOptions{Logger: o.Logger, Debug: o.Debug, ReadOnly: o.ReadOnly || o.Durable.ReadOnly}
+	ob, err := bucket.OpenURL(ctx, rawURL, &oo)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", cairn.ErrInvalid, err)
 	}

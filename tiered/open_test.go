@@ -45,7 +45,7 @@ func TestOpenURLMistakes(t *testing.T) {
 		{"s3://b/p?regoin=us-east-1", `unknown parameter "regoin" (did you mean region?)`},
 		{"s3://b/p?region=us-east-1&endpont=http://127.0.0.1:9000", `unknown parameter "endpont" (did you mean endpoint?)`},
 		{"s3://b/p?pathstyle=true", `unknown parameter "pathstyle" (did you mean path_style?)`},
-		{"s3://b/p?token=" + canary, `unknown parameter "token"; known: attempt_timeout, checksum, endpoint, path_style, region, timeout`},
+		{"s3://b/p?token=" + canary, `unknown parameter "token"; known: attempt_timeout, checksum, endpoint, max_attempts, max_backoff, path_style, region, sse, sse_bucket_key, sse_kms_key_id, storage_class, tags, timeout`},
 		{"s3://b/p?endpoint=%zz", `the query does not parse`},
 		{"s3://b/p?endpoint=127.0.0.1:9000", `parameter endpoint: s3store: invalid endpoint: not a URL (want http:// or https://`},
 		{"s3://b/p?endpoint=localhost:9000", `parameter endpoint: s3store: invalid endpoint: want http:// or https://`},

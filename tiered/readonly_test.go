@@ -4,11 +4,9 @@ import (
 	"context"
 	"errors"
 	"io/fs"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,7 +14,6 @@ import (
 	"github.com/cairnstore/cairn/bucket"
 	"github.com/cairnstore/cairn/durable"
 	"github.com/cairnstore/cairn/internal/dirtest"
-	"github.com/cairnstore/cairn/internal/fakes3"
 	"github.com/cairnstore/cairn/tiered"
 	"github.com/google/uuid"
 )
@@ -156,44 +153,5 @@ func TestReadOnlyDirectory(t *testing.T) {
 	checkReadOnly(t, s, runs)
 	if after := dirtest.Snapshot(t, root); after != before {
 		t.Errorf("the directory changed:\nbefore:\n%s\nafter:\n%s", before, after)
-	}
-}
-
-// A read-only store on S3 sends nothing but GET, HEAD and LIST requests:
-// no probe, no index creation, no compaction.
-func TestReadOnlyS3(t *testing.T) {
-	var mu sync.Mutex
-	methods := map[string]int{}
-	url := fakes3.Server(t, func(h http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			mu.Lock()
-			methods[r.Method]++
-			mu.Unlock()
-			h.ServeHTTP(w, r)
-		})
-	})
-	t.Setenv("AWS_ACCESS_KEY_ID", "fake")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "fake")
-	storeURL := "s3://" + fakes3.Bucket + "/t?endpoint=" + url + "&region=us-east-1"
-	// gofakes3 keeps old metadata on overwrite, so it fails the probe:
-	// the writer skips it (it writes each run once).
-	runs := saveRuns(t, storeURL, &tiered.Options{Mode: tiered.WriteBack, Durable: durable.Options{UnsafeSkipProbe: true}}, 10)
-	mu.Lock()
-	clear(methods)
-	mu.Unlock()
-	s, err := tiered.Open(context.Background(), storeURL, &tiered.Options{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkReadOnly(t, s, runs)
-	mu.Lock()
-	defer mu.Unlock()
-	for m, n := range methods {
-		if m != http.MethodGet && m != http.MethodHead {
-			t.Errorf("a read-only store sent %d %s requests (all: %v)", n, m, methods)
-		}
-	}
-	if methods[http.MethodGet] == 0 {
-		t.Errorf("requests: %v, want GETs", methods)
 	}
 }

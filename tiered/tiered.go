@@ -72,6 +72,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"slices"
 	"sync"
@@ -81,8 +82,12 @@ import (
 	"github.com/cairnstore/cairn"
 	"github.com/cairnstore/cairn/bucket"
 	"github.com/cairnstore/cairn/durable"
+	"github.com/cairnstore/cairn/internal/closing"
+	"github.com/cairnstore/cairn/internal/obs"
 	"github.com/cairnstore/cairn/lru"
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/singleflight"
 )
 
@@ -181,8 +186,34 @@ type Options struct {
 	// Durable configures the durable store below the cache: key prefix,
 	// codec (the cache holds records of the same codec), TTL, index
 	// tuning, the server probe. Open sets its Prefix from the URL's path
-	// when the URL has one.
+	// when the URL has one. Its Logger, TracerProvider and MeterProvider
+	// default to this store's.
 	Durable durable.Options
+
+	// Logger receives the store's log records: background flush
+	// failures (Warn), runs another writer took over (Info), a Close that
+	// lost unflushed runs (Error), and through the durable store the
+	// probe's verdicts, index commit retries and conflicts, and
+	// compactions. Records carry run IDs, counts and errors, never
+	// checkpoint content or credentials. Nil: no records.
+	Logger *slog.Logger
+	// TracerProvider, if set, traces Save, Load, List, Delete and Flush
+	// (spans cairn.Save, ...; background flushes too) and, through the
+	// durable store, each index commit (cairn.Commit). Nil: no spans,
+	// at no cost.
+	TracerProvider trace.TracerProvider
+	// MeterProvider, if set, receives the store's metrics (cairn.*:
+	// operations and their durations, cache hits and misses, dirty
+	// bytes, flushed runs and bytes, index commits, conflicts and
+	// compactions; see the README). Nil: none, at no cost.
+	MeterProvider metric.MeterProvider
+	// Debug, with Open, makes the bucket a store URL names log every
+	// request it sends and every response, at Debug level to Logger
+	// (slog.Default() when nil): for s3:// URLs the AWS SDK's request
+	// log, headers only, with credentials, signatures and session tokens
+	// redacted (see bucket.OpenOptions). New ignores it: a bucket given to
+	// New is configured by its maker.
+	Debug bool
 }
 
 func (o *Options) withDefaults() (Options, error) {
@@ -210,13 +241,13 @@ func (o *Options) withDefaults() (Options, error) {
 		d.FlushWindow = 100 * time.Millisecond
 	}
 	if d.MaxDirtyBytes == 0 {
-		d.MaxDirtyBytes = 64 << 20
+		d.MaxDirtyBytes = defaultMaxDirtyBytes
 	}
 	if d.CacheBytes == 0 {
-		d.CacheBytes = 64 << 20
+		d.CacheBytes = defaultCacheBytes
 	}
 	if d.FlushConcurrency == 0 {
-		d.FlushConcurrency = 16
+		d.FlushConcurrency = defaultFlushConcurrency
 	}
 	if d.FlushTimeout == 0 {
 		d.FlushTimeout = DefaultFlushTimeout
@@ -277,6 +308,8 @@ type Store struct {
 
 	fence *fence // fences nothing without Options.Fencing (see fence)
 
+	tel telemetry // see observe.go
+
 	stats struct {
 		puts, gets, skipped, flushes, revalidated, rawBytes, committed atomic.Int64
 	}
@@ -292,6 +325,7 @@ func New(b bucket.Bucket, opts *Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	inheritTelemetry(&o)
 	d, err := durable.New(b, &o.Durable)
 	if err != nil {
 		return nil, err
@@ -301,6 +335,10 @@ func New(b bucket.Bucket, opts *Options) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{d: d, codec: o.Durable.Codec, o: o, cache: cache, flushSem: make(chan struct{}, 1)}
+	if err := s.instrument(&o); err != nil {
+		_ = d.Close(context.Background())
+		return nil, err
+	}
 	s.mu.drained = sync.NewCond(&s.mu)
 	s.fence = newFence(o.Fencing)
 	s.flusher.kick = make(chan struct{}, 1)
@@ -316,6 +354,11 @@ func New(b bucket.Bucket, opts *Options) (*Store, error) {
 
 // acquireFlush takes the flush semaphore, or gives up with ctx.
 func (s *Store) acquireFlush(ctx context.Context) error {
+	select {
+	case s.flushSem <- struct{}{}: // a free slot wins over an ended ctx
+		return nil
+	default:
+	}
 	select {
 	case s.flushSem <- struct{}{}:
 		return nil
@@ -358,7 +401,10 @@ func (s *Store) kick() {
 // With Options.SkipUnchanged, a checkpoint whose encoding equals what the
 // cache holds as durable costs no request.
 func (s *Store) Save(ctx context.Context, c *cairn.Checkpoint) error {
-	return s.save(ctx, cairn.Unleased(c), nil) // a lease stamp keeps its epoch only
+	ctx, sp := s.tel.Start(ctx, obs.Save, runOfCheckpoint(c))
+	err := s.save(ctx, cairn.Unleased(c), nil) // a lease stamp keeps its epoch only
+	sp.End(err)
+	return err
 }
 
 // save is Save, and with l SaveLeased of c stamped with l.
@@ -385,7 +431,10 @@ func (s *Store) SaveRecord(ctx context.Context, r cairn.Record) error {
 	if err := s.codec.CheckRecord(r); err != nil {
 		return err
 	}
-	return s.saveRecord(ctx, r, nil)
+	ctx, sp := s.tel.Start(ctx, obs.Save, r.RunID())
+	err := s.saveRecord(ctx, r, nil)
+	sp.End(err)
+	return err
 }
 
 // Codec implements cairn.RecordStore.
@@ -529,7 +578,7 @@ func (s *Store) flushLoop() {
 		case <-t.C:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), s.o.FlushTimeout)
-		err := s.flushOnce(ctx)
+		err := s.backgroundFlush(ctx)
 		cancel()
 		if err != nil {
 			s.kick() // retry after the next window even if no Save kicks
@@ -617,6 +666,7 @@ func (s *Store) write(ctx context.Context, items []lru.Item[uuid.UUID]) (conflic
 			// lease the Saves were made under): its unflushed Saves
 			// here can never be written.
 			c := cairn.WrapOp("flush", items[i].Key, r.Err)
+			s.takenOver(ctx, items[i].Key)
 			s.fence.takenOver(items[i].Key, c)
 			s.cache.Remove(items[i].Key)
 			conflicts = append(conflicts, c)
@@ -625,6 +675,7 @@ func (s *Store) write(ctx context.Context, items []lru.Item[uuid.UUID]) (conflic
 		}
 	}
 	s.stats.puts.Add(int64(written))
+	s.flushed(ctx, items, res)
 	if err != nil && res != nil {
 		return conflicts, fmt.Errorf("index commit of %d runs: %w", written, err)
 	}
@@ -645,10 +696,14 @@ func record(run uuid.UUID, e lru.Entry) durable.Record {
 // reported. In
 // write-through mode there is nothing to write.
 func (s *Store) Flush(ctx context.Context) error {
-	if err := s.check(ctx); err != nil {
-		return cairn.WrapOp("flush", uuid.Nil, err)
+	ctx, sp := s.tel.Start(ctx, obs.Flush, uuid.Nil)
+	err := s.check(ctx)
+	if err == nil {
+		err = s.flush(ctx)
 	}
-	return cairn.WrapOp("flush", uuid.Nil, s.flush(ctx))
+	err = cairn.WrapOp("flush", uuid.Nil, err)
+	sp.End(err)
+	return err
 }
 
 // flush writes everything dirty now and reports the fencing conflicts
@@ -674,14 +729,19 @@ func (s *Store) flushDirty(ctx context.Context) error {
 // Load implements cairn.Store: from the cache when it holds the run, else
 // with one GET shared by concurrent Loads of the run.
 func (s *Store) Load(ctx context.Context, runID uuid.UUID) (*cairn.Checkpoint, error) {
-	return s.load(ctx, runID, nil)
+	ctx, sp := s.tel.Start(ctx, obs.Load, runID)
+	cp, hit, err := s.load(ctx, runID, nil)
+	cacheHit(sp, hit)
+	sp.End(err)
+	return cp, err
 }
 
-// load is Load, with LoadRecord's options.
-func (s *Store) load(ctx context.Context, runID uuid.UUID, opts *cairn.LoadRecordOptions) (*cairn.Checkpoint, error) {
-	rec, err := s.LoadRecord(ctx, runID, opts)
+// load is Load, with LoadRecord's options; hit reports that the cache
+// served it.
+func (s *Store) load(ctx context.Context, runID uuid.UUID, opts *cairn.LoadRecordOptions) (_ *cairn.Checkpoint, hit bool, _ error) {
+	rec, hit, err := s.loadRecord(ctx, runID, opts)
 	if err != nil {
-		return nil, err
+		return nil, hit, err
 	}
 	// A record, cached or read, is never changed: the checkpoint's
 	// strings may alias it.
@@ -690,20 +750,29 @@ func (s *Store) load(ctx context.Context, runID uuid.UUID, opts *cairn.LoadRecor
 		err = fmt.Errorf("%w: the object of run %v holds run %v", cairn.ErrCorrupt, runID, cp.RunID)
 	}
 	if err != nil {
-		return nil, cairn.WrapOp("load", runID, err)
+		return nil, hit, cairn.WrapOp("load", runID, err)
 	}
-	return cp, nil
+	return cp, hit, nil
 }
 
 // LoadRecord implements cairn.RecordStore as Load reads: the record the
 // cache holds (shared with it), else one GET's. With opts.Listed, a clean
 // cached copy of another timestamp is dropped and read again.
 func (s *Store) LoadRecord(ctx context.Context, runID uuid.UUID, opts *cairn.LoadRecordOptions) ([]byte, error) {
+	ctx, sp := s.tel.Start(ctx, obs.Load, runID)
+	rec, hit, err := s.loadRecord(ctx, runID, opts)
+	cacheHit(sp, hit)
+	sp.End(err)
+	return rec, err
+}
+
+// loadRecord is LoadRecord; hit reports that the cache served it.
+func (s *Store) loadRecord(ctx context.Context, runID uuid.UUID, opts *cairn.LoadRecordOptions) (_ []byte, hit bool, _ error) {
 	if err := cairn.CheckRunID("load", runID); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if err := s.check(ctx); err != nil {
-		return nil, cairn.WrapOp("load", runID, err)
+		return nil, false, cairn.WrapOp("load", runID, err)
 	}
 	if opts != nil && (!opts.Listed.IsZero() || opts.ListedSize > 0) {
 		if e, ok := s.cache.Peek(runID); ok && !e.Dirty && (!opts.Listed.IsZero() && !e.Timestamp.Equal(opts.Listed) ||
@@ -720,9 +789,9 @@ func (s *Store) LoadRecord(ctx context.Context, runID uuid.UUID, opts *cairn.Loa
 		e, err = s.fetch(ctx, runID)
 	}
 	if err != nil {
-		return nil, cairn.WrapOp("load", runID, err)
+		return nil, ok, cairn.WrapOp("load", runID, err)
 	}
-	return e.Value, nil
+	return e.Value, ok, nil
 }
 
 // revalidate confirms the cached e of run with a conditional GET, and
@@ -830,6 +899,14 @@ func (s *Store) get(ctx context.Context, run uuid.UUID) (fetched, error) {
 // List implements cairn.Store: the durable index, with this process's
 // unflushed runs in it.
 func (s *Store) List(ctx context.Context, opts *cairn.ListOptions) (*cairn.Page, error) {
+	ctx, sp := s.tel.Start(ctx, obs.List, uuid.Nil)
+	page, err := s.list(ctx, opts)
+	sp.End(err)
+	return page, err
+}
+
+// list is List.
+func (s *Store) list(ctx context.Context, opts *cairn.ListOptions) (*cairn.Page, error) {
 	if err := s.check(ctx); err != nil {
 		return nil, cairn.WrapOp("list", uuid.Nil, err)
 	}
@@ -927,7 +1004,8 @@ func (s *Store) listLoader(page *cairn.Page) func(context.Context, uuid.UUID) (*
 	}
 	return func(ctx context.Context, id uuid.UUID) (*cairn.Checkpoint, error) {
 		o := listed[id]
-		return s.load(ctx, id, &o)
+		cp, _, err := s.load(ctx, id, &o)
+		return cp, err
 	}
 }
 
@@ -937,6 +1015,14 @@ func (s *Store) listLoader(page *cairn.Page) func(context.Context, uuid.UUID) (*
 // the run locked there. A Delete that fails before its tombstone deleted
 // nothing, and keeps the cache as it was.
 func (s *Store) Delete(ctx context.Context, runID uuid.UUID) error {
+	ctx, sp := s.tel.Start(ctx, obs.Delete, runID)
+	err := s.delete(ctx, runID)
+	sp.End(err)
+	return err
+}
+
+// delete is Delete.
+func (s *Store) delete(ctx context.Context, runID uuid.UUID) error {
 	if err := s.checkWritable(ctx); err != nil {
 		return cairn.WrapOp("delete", runID, err)
 	}
@@ -978,10 +1064,16 @@ func (s *Store) Close(ctx context.Context) error {
 	if err == nil {
 		err = s.flush(ctx)
 	}
-	return cairn.WrapOp("close", uuid.Nil, errors.Join(err, s.d.Close(ctx)))
+	err = errors.Join(err, s.d.Close(ctx))
+	s.tel.Close()
+	if err != nil {
+		s.closeFailed(ctx, err)
+	}
+	return cairn.WrapOp("close", uuid.Nil, err)
 }
 
-// waitForSaves waits, until ctx ends, for the Saves holding the gate.
+// waitForSaves waits, until ctx ends (and closing.Grace more), for the
+// Saves holding the gate.
 func (s *Store) waitForSaves(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {
@@ -989,27 +1081,17 @@ func (s *Store) waitForSaves(ctx context.Context) error {
 		s.gate.Unlock()
 		close(done)
 	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return closing.Wait(ctx, done)
 }
 
-// stopFlusher stops the write-back flusher and waits, until ctx ends, for
-// the flush it is making.
+// stopFlusher stops the write-back flusher and waits, until ctx ends (and
+// closing.Grace more), for the flush it is making.
 func (s *Store) stopFlusher(ctx context.Context) error {
 	if s.o.Mode != WriteBack {
 		return nil
 	}
 	close(s.flusher.stop)
-	select {
-	case <-s.flusher.done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return closing.Wait(ctx, s.flusher.done)
 }
 
 // Stats are counters of a Store.

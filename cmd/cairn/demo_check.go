@@ -18,7 +18,7 @@ import (
 // did not list were started over by resume, so any other finding —
 // unindexed objects included — is a failure.
 func repairAfterCrash(ctx context.Context, e *env, cfg *demoConfig) (err error) {
-	s, _, err := openStore(ctx, e, cfg.store, nil)
+	s, err := openStore(ctx, e, cfg.store, false, nil)
 	if err != nil {
 		return err
 	}

@@ -59,7 +59,7 @@ func demoMain(ctx context.Context, e *env, cfg *demoConfig) error {
 // checkDemoStore opens the store and lists it: a store that cannot be
 // reached fails here, in one line, rather than in the worker process.
 func checkDemoStore(ctx context.Context, e *env, cfg *demoConfig) error {
-	pre, _, err := openStore(ctx, e, cfg.store, nil)
+	pre, err := openStore(ctx, e, cfg.store, false, nil)
 	if err != nil {
 		return err
 	}
@@ -208,7 +208,7 @@ func printResume(e *env, cfg *demoConfig, res *resumeResult) {
 // demo.
 func verifyPhase(ctx context.Context, e *env, cfg *demoConfig, lg *ledger) (*verification, error) {
 	fmt.Fprintf(e.stdout, "4. A cold store and the ledger check every run.\n")
-	v, _, err := openStore(ctx, e, cfg.store, nil)
+	v, err := openStore(ctx, e, cfg.store, false, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -39,7 +39,7 @@ type resumeReport struct {
 // resumeWorker is a resume worker process: it resumes runs of the demo
 // until none is left status=running, and writes its resumeReport.
 func resumeWorker(ctx context.Context, e *env, cfg *demoConfig, name string) (err error) {
-	s, _, err := openStore(ctx, e, cfg.store, &tiered.Options{Mode: tiered.WriteBack})
+	s, err := openStore(ctx, e, cfg.store, false, &tiered.Options{Mode: tiered.WriteBack})
 	if err != nil {
 		return err
 	}

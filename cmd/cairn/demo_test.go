@@ -343,7 +343,7 @@ func TestDemoRecoversAFlushCutBeforeItsCommit(t *testing.T) {
 	store := "file://" + t.TempDir()
 	e := &env{stdout: &bytes.Buffer{}, stderr: &bytes.Buffer{}, getenv: func(string) string { return "" }}
 	cfg := &demoConfig{store: store, workflow: "demo-cut", runs: 2, workers: 2, resumers: 1, lease: 200 * time.Millisecond}
-	s, _, err := openStore(ctx, e, store, nil)
+	s, err := openStore(ctx, e, store, false, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -359,7 +359,7 @@ func TestDemoRecoversAFlushCutBeforeItsCommit(t *testing.T) {
 	cutFlush(t, store, leases[0].Stamped(last[0]))
 	time.Sleep(time.Until(leases[0].Expires) + 50*time.Millisecond)
 
-	s, _, err = openStore(ctx, e, store, &tiered.Options{Mode: tiered.WriteBack})
+	s, err = openStore(ctx, e, store, false, &tiered.Options{Mode: tiered.WriteBack})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -375,7 +375,7 @@ func TestDemoRecoversAFlushCutBeforeItsCommit(t *testing.T) {
 	if err := repairAfterCrash(ctx, e, cfg); err != nil {
 		t.Fatal(err)
 	}
-	s, _, err = openStore(ctx, e, store, nil)
+	s, err = openStore(ctx, e, store, false, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -459,4 +459,34 @@ func (b noIndexWrites) Put(ctx context.Context, key string, body []byte, opts *b
 		return "", errIndexCut
 	}
 	return b.Bucket.Put(ctx, key, body, opts)
+}
+
+// The demo refuses each flag out of its range with a usage error naming
+// it, every one at once, before it looks at the store (mem://, which it
+// refuses next): a negative --work, a lease or a step's work too long for
+// a demo, more resume processes than it starts.
+func TestDemoFlagBounds(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--work", "-1ms"}, "--work -1ms: want 0 to 1m0s"},
+		{[]string{"--work", "2m"}, "--work 2m0s: want 0 to 1m0s"},
+		{[]string{"--lease", "50ms"}, "--lease 50ms: want 100ms to 1h0m0s"},
+		{[]string{"--lease", "2000000h"}, "--lease 2000000h0m0s: want 100ms to 1h0m0s"},
+		{[]string{"--resumers", "65"}, "--resumers 65: want 1 to 64"},
+		{[]string{"--crash-at", "1"}, "--crash-at 1: want a fraction between 0 and 1"},
+		{[]string{"--runs", "0", "--crash-at", "NaN", "--work", "-1s"}, "--runs 0: want 1 or more; --crash-at NaN: want a fraction between 0 and 1 (exclusive), such as 0.4; --work -1s: want 0 to 1m0s"},
+	} {
+		_, stderr, code := runIn(t, append([]string{"demo", "--store", "mem://"}, tc.args...)...)
+		if code != exitUsage || !strings.HasPrefix(stderr, "cairn demo: "+tc.want) || !strings.HasSuffix(stderr, " (run cairn demo --help)\n") {
+			t.Errorf("demo %v: exit %d, %q; want a usage error starting %q", tc.args, code, stderr, tc.want)
+		}
+	}
+	// In range (0 work included), the flags pass, and mem:// is refused.
+	_, stderr, code := runIn(t, "demo", "--store", "mem://", "--work", "0", "--lease", "1h", "--resumers", "64", "--crash-at", "0.99")
+	if code != exitUsage || !strings.Contains(stderr, "not mem://") {
+		t.Errorf("demo with flags in range: exit %d, %q", code, stderr)
+	}
 }

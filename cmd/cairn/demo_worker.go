@@ -42,7 +42,7 @@ type workerReport struct {
 // still be unflushed then. It never closes the store: it waits to be
 // killed, its leases live until then.
 func demoWorker(ctx context.Context, e *env, cfg *demoConfig) error {
-	s, _, err := openStore(ctx, e, cfg.store, &tiered.Options{Mode: tiered.WriteBack})
+	s, err := openStore(ctx, e, cfg.store, false, &tiered.Options{Mode: tiered.WriteBack})
 	if err != nil {
 		return err
 	}

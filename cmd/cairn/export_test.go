@@ -50,6 +50,11 @@ func testExport(t *testing.T, b backend) {
 
 	c.fails(exitUsage, []string{`--format "xml"`}, "export", "--format", "xml")
 	c.fails(exitUsage, []string{`give the directory with --out`}, "export", "--format", "msgpack")
+	c.fails(exitUsage, []string{`give the directory with --out \(--out - is stdout, for jsonl`}, "export", "--format", "json", "--out", "-")
+	// --out - is stdout, with --json too: the JSON lines, no report.
+	if got := c.ok("export", "--out", "-", "--json"); got != jsonl {
+		t.Errorf("export --out - --json:\n%s", got)
+	}
 
 	// export writes the others, names the damaged one, and fails at the end.
 	damage(t, raw, prefix, run3)

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/cairnstore/cairn"
@@ -61,21 +62,28 @@ func testImportBlazen(t *testing.T, bk backend) {
 	}
 	wantA := indentJSON(t, `{"workflow_name":"demo","run_id":"67e55044-10b1-426f-9247-bb680e5fe0c8","timestamp":"2024-01-01T00:00:00Z","state":{"counter":42},"pending_events":[{"event_type":"blazen::StartEvent","data":{"input":"hello"}}],"metadata":{}}`)
 	wantB := indentJSON(t, `{"workflow_name":"demo","run_id":"67e55044-10b1-426f-9247-bb680e5fe0c8","timestamp":"2024-06-10T06:13:20.123456789Z","state":{"counter":{"Json":42}},"pending_events":[],"metadata":{"run_id":"67e55044-10b1-426f-9247-bb680e5fe0c8"}}`)
+	// Vector B is newer than A: imported after it, it replaces it; A
+	// imported again is skipped, unless with --overwrite.
+	const skippedA = "imported 0 runs, skipped 1 (the store's copy is as new or newer)\n"
 	for _, tc := range []struct {
 		name string
 		data []byte
+		mode []string
+		out  string
 		want string
 	}{
-		{"a.msgpack", a, wantA},
-		{"b.msgpack", b, wantB},
-		{"a.zst", cairn.DefaultCodec().Compress(nil, a), wantA},
-		{"a-array.msgpack", positionalA(t), wantA},
+		{"a.msgpack", a, nil, "imported 1 run\n", wantA},
+		{"b.msgpack", b, nil, "imported 1 run\n", wantB},
+		{"a.zst", cairn.DefaultCodec().Compress(nil, a), nil, skippedA, wantB},
+		{"a.zst", cairn.DefaultCodec().Compress(nil, a), []string{"--overwrite"}, "imported 1 run\n", wantA},
+		{"b.msgpack", b, []string{"--skip-existing"}, "imported 0 runs, skipped 1 (already in the store)\n", wantA},
+		{"a-array.msgpack", positionalA(t), []string{"--overwrite"}, "imported 1 run\n", wantA},
 	} {
-		if out := c.ok("import", write(tc.name, tc.data)); out != "imported 1 run\n" {
-			t.Errorf("import %s: %q", tc.name, out)
+		if out := c.ok(append([]string{"import", write(tc.name, tc.data)}, tc.mode...)...); out != tc.out {
+			t.Errorf("import %s %v: %q, want %q", tc.name, tc.mode, out, tc.out)
 		}
 		if got := c.ok("show", goldenRunID); got != tc.want {
-			t.Errorf("show after importing %s:\n%s\nwant:\n%s", tc.name, got, tc.want)
+			t.Errorf("show after importing %s %v:\n%s\nwant:\n%s", tc.name, tc.mode, got, tc.want)
 		}
 	}
 	// Export gives back Blazen's bytes exactly.
@@ -108,8 +116,10 @@ func testImportBlazen(t *testing.T, bk backend) {
 	if err := os.WriteFile(filepath.Join(in, "legacy.json"), must(os.ReadFile(filepath.Join("testdata", "legacy.json"))), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if out := d.ok("import", in); out != "imported 2 runs\n" {
-		t.Errorf("import DIR: %q", out)
+	// The subdirectory is named on stderr, the hidden file is not.
+	if r := d.run("", "import", in); r.code != 0 || r.stdout != "imported 2 runs\n" ||
+		r.stderr != "cairn import: "+filepath.Join(in, "sub")+": skipped: a directory (import reads the files of "+in+", not its subdirectories)\n" {
+		t.Errorf("import DIR: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
 	if got := d.ok("show", goldenRunID); got != wantB {
 		t.Errorf("show after importing a directory:\n%s", got)
@@ -214,4 +224,49 @@ func indentJSON(t *testing.T, s string) string {
 		t.Fatal(err)
 	}
 	return b.String() + "\n"
+}
+
+// In a directory, a link counts as what it points to: a link to a file is
+// read, a link to a directory is skipped like a directory. What is not a
+// regular file is named on stderr, never skipped silently; hidden names
+// are left alone; a link to nothing fails the import before it reads
+// anything.
+func TestImportDirNamesWhatItSkips(t *testing.T) {
+	t.Parallel()
+	runs, err := filepath.Abs(filepath.Join("testdata", "runs.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for _, err := range []error{
+		os.Symlink(runs, filepath.Join(dir, "b-runs.jsonl")),
+		os.Symlink(t.TempDir(), filepath.Join(dir, "c-linked-dir")),
+		os.Mkdir(filepath.Join(dir, "d-sub"), 0o755),
+		syscall.Mkfifo(filepath.Join(dir, "a-fifo"), 0o600),
+		os.WriteFile(filepath.Join(dir, ".hidden"), []byte("garbage"), 0o644),
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	store := "file://" + t.TempDir()
+	out, stderr, code := runIn(t, "import", dir, "--store", store)
+	want := "cairn import: " + filepath.Join(dir, "a-fifo") + ": skipped: not a regular file (a named pipe)\n" +
+		"cairn import: " + filepath.Join(dir, "c-linked-dir") + ": skipped: a directory (import reads the files of " + dir + ", not its subdirectories)\n" +
+		"cairn import: " + filepath.Join(dir, "d-sub") + ": skipped: a directory (import reads the files of " + dir + ", not its subdirectories)\n"
+	if code != 0 || out != "imported 5 runs\n" || stderr != want {
+		t.Errorf("import DIR: exit %d, stdout %q, stderr:\n%s\nwant:\n%s", code, out, stderr, want)
+	}
+
+	if err := os.Symlink(filepath.Join(dir, "gone"), filepath.Join(dir, "e-dangling")); err != nil {
+		t.Fatal(err)
+	}
+	empty := "file://" + t.TempDir()
+	out, stderr, code = runIn(t, "import", dir, "--store", empty)
+	if code != exitFailure || out != "" || !strings.Contains(stderr, "e-dangling: no such file or directory") {
+		t.Errorf("import DIR with a link to nothing: exit %d, stdout %q, stderr:\n%s", code, out, stderr)
+	}
+	if out, _, _ := runIn(t, "ls", "--store", empty, "--json"); !strings.Contains(out, `"runs": []`) {
+		t.Errorf("the failed import imported something:\n%s", out)
+	}
 }

@@ -145,7 +145,7 @@ func testLabelsTransfer(t *testing.T, b backend) {
 		t.Fatal(err)
 	}
 	r := c.run("", "import", bad)
-	want := regexp.MustCompile(`^cairn import: .*bad.jsonl line 1: run 00000000-0000-4000-8000-0000000000b1: save 00000000-0000-4000-8000-0000000000b1: .*metadata\["cairn.labels"\]\["status"\] is int64, not a string\ncairn import: 1 record could not be imported \(listed above\)\n$`)
+	want := regexp.MustCompile(`^cairn import: .*bad.jsonl line 1: run 00000000-0000-4000-8000-0000000000b1: .*metadata\["cairn.labels"\]\["status"\] is int64, not a string\ncairn import: 1 record could not be imported \(listed above\)\n$`)
 	if r.code != exitFailure || r.stdout != "imported 0 runs\n" || !want.MatchString(r.stderr) {
 		t.Errorf("import of a record with bad labels: exit %d, stdout %q, stderr:\n%s", r.code, r.stdout, r.stderr)
 	}

@@ -62,11 +62,11 @@ func testLs(t *testing.T, b backend) {
 	}
 
 	c.fails(exitUsage, []string{`--limit -1`}, "ls", "--limit", "-1")
-	c.fails(exitUsage, []string{`--since "yesterday": want an RFC 3339 time`}, "ls", "--since", "yesterday")
+	c.fails(exitUsage, []string{`--since "yesterday": want a date \(2024-01-01\), an RFC 3339 time`}, "ls", "--since", "yesterday")
 	c.fails(exitUsage, []string{`--cursor: "xyz" is not a cursor`}, "ls", "--cursor", "xyz")
 	if r := c.fails(exitUsage, []string{`--cursor: "x{64}"…\(100000 bytes\) is not a cursor`}, "ls", "--cursor", strings.Repeat("x", 100000)); len(r.stderr) > 300 {
 		t.Errorf("a 100 KB cursor makes a %d-byte error", len(r.stderr))
 	}
-	c.fails(exitUsage, []string{`flag provided but not defined: -bogus`}, "ls", "--bogus")
+	c.fails(exitUsage, []string{`^cairn ls: unknown flag: --bogus \(run cairn ls --help\)\n$`}, "ls", "--bogus")
 	c.fails(exitUsage, []string{`unexpected argument "extra"`}, "ls", "extra")
 }

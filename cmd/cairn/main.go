@@ -8,37 +8,54 @@
 //	cairn verify                    check the index against the objects
 //	cairn reindex                   rebuild the index from the objects
 //	cairn gc [--dry-run]            delete dead objects, expired runs and index objects no longer needed
+//	cairn reconcile                 restore the winning state of runs two regions wrote
 //	cairn export [--format F]       write checkpoints as JSON lines, or Blazen records
-//	cairn import FILE|DIR...        read JSON lines, or Blazen MessagePack or JSON records
+//	cairn import FILE|DIR|-...      read JSON lines, or Blazen MessagePack or JSON records
+//	cairn version                   the build: module version, VCS revision, Go version
+//	cairn completion SHELL          a shell completion script (bash, zsh, fish, powershell)
+//	cairn help [COMMAND]            help, on stdout
 //
-// Every command takes --store URL (default: $CAIRN_STORE, else a directory
-// under the user's data directory): file://DIR, mem://, or
-// s3://bucket/prefix?endpoint=…&region=… (see tiered.Open for the
-// parameters). Credentials for s3:// come from the AWS default chain; a URL
-// holding any is refused, and they are never printed.
+// The command line follows kubectl, gh and docker (spf13/cobra): flags
+// may come before or after the arguments (cairn show RUN_ID --store URL),
+// "--" ends them, and the single-dash spelling of a long flag that older
+// releases accepted (-store URL) still works. Every command takes the
+// global flags:
 //
-// Every command takes --timeout DURATION, a deadline for the whole command
-// (default none: each S3 request is bounded by the URL's timeout and
-// attempt_timeout all the same). SIGINT and SIGTERM, like the timeout,
-// stop a command: it stops its work, flushes what it already saved for at
+//	--store URL         default $CAIRN_STORE, else a directory under the user's
+//	                    data directory: file://DIR, mem://, or
+//	                    s3://bucket/prefix?endpoint=…&region=… (see tiered.Open).
+//	                    Credentials for s3:// come from the AWS default chain; a
+//	                    URL holding any is refused, and they are never printed.
+//	--json              one JSON document on stdout instead of text (and no
+//	                    progress bar)
+//	--debug             a debug log on stderr (log/slog text)
+//	--timeout DURATION  a deadline for the whole command (default none: each
+//	                    S3 request is bounded by the URL's timeout and
+//	                    attempt_timeout all the same)
+//
+// Commands that only read (ls, show, verify, export, gc --dry-run, import
+// --dry-run) open the store read-only: a file:// store that does not exist
+// is an error naming its path, not a new empty store.
+//
+// SIGINT and SIGTERM, like the timeout, stop a command: its context is
+// cancelled, so it stops its work, flushes what it already saved for at
 // most $CAIRN_STOP_GRACE (default 10s), prints one line and exits. A
 // second signal exits at once, without flushing; a command that has not
 // ended a few seconds after its grace is ended all the same.
 //
-// Exit codes: 0 success, 1 failure (a timeout included), 2 usage error,
-// 3 a run not found, 130 interrupted by SIGINT, 143 stopped by SIGTERM.
+// Exit codes: 0 success, 1 failure (a timeout and a permission error
+// included), 2 usage error (a bad flag, argument or store URL), 3 a run
+// not found, 130 interrupted by SIGINT, 143 stopped by SIGTERM.
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
-	"slices"
 	"syscall"
 	"time"
 )
@@ -52,12 +69,16 @@ const (
 )
 
 // env is what a command may use of its process: streams, environment,
-// and whether stderr is a terminal (progress bars).
+// whether stderr is a terminal (progress bars), and the global flags.
 type env struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	getenv         func(string) string
 	tty            bool // stderr is a terminal
+
+	// now is the clock of --since and --until given as durations; nil
+	// means time.Now.
+	now func() time.Time
 
 	// exit, if set, ends the process: run calls it when a stopped
 	// command has not returned within its grace and a margin.
@@ -65,6 +86,24 @@ type env struct {
 	// setTimeout arms the deadline of the running command (--timeout);
 	// run sets it.
 	setTimeout func(time.Duration)
+
+	// flags are the global flags, parsed by the root command.
+	flags globalFlags
+	// started: the command line is parsed and checked, and the command
+	// itself runs. An error before that is a usage error.
+	started bool
+	// log is the --debug log (slog's text handler on stderr), or a
+	// logger that discards everything.
+	log *slog.Logger
+}
+
+// logger returns the --debug log, or one that discards everything (an
+// env made without run, in tests).
+func (e *env) logger() *slog.Logger {
+	if e.log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return e.log
 }
 
 // usageError is a mistake in the command line: exit code 2.
@@ -135,32 +174,35 @@ const defaultStopGrace = 10 * time.Second
 // return before the process ends without it.
 const stopMargin = 3 * time.Second
 
-// stopGrace is $CAIRN_STOP_GRACE, else defaultStopGrace.
+// maxStopGrace bounds $CAIRN_STOP_GRACE: a day is more than any flush
+// needs, and the waits built on it must not overflow.
+const maxStopGrace = 24 * time.Hour
+
+// stopGrace is $CAIRN_STOP_GRACE (at most maxStopGrace), else
+// defaultStopGrace.
 func stopGrace(e *env) time.Duration {
 	if d, err := time.ParseDuration(e.getenv("CAIRN_STOP_GRACE")); err == nil && d > 0 {
-		return d
+		return min(d, maxStopGrace)
 	}
 	return defaultStopGrace
 }
 
 // run runs one command line and returns the exit code. Errors are printed
-// on one line to stderr. When ctx is cancelled with a *stopped cause (a
-// signal) or --timeout passes, the command's context ends; the command
-// then has stopGrace to flush and return (see finishContext), after which,
-// if e.exit is set, the process ends without it.
+// on one line to stderr, after the command's path ("cairn ls: ..."). When
+// ctx is cancelled with a *stopped cause (a signal) or --timeout passes,
+// the command's context ends; the command then has stopGrace to flush and
+// return (see finishContext), after which, if e.exit is set, the process
+// ends without it.
 func run(ctx context.Context, e *env, args []string) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		printUsage(e.stderr)
-		if len(args) == 0 {
-			return exitUsage
-		}
-		return exitOK
+	e.log = e.logger()
+	root := newRoot(e)
+	args = longFlags(root, args)
+	root.SetArgs(args)
+	name := root.CommandPath()
+	if cmd, _, err := root.Find(args); err == nil {
+		name = cmd.CommandPath()
 	}
-	i := slices.IndexFunc(commands, func(c command) bool { return c.name == args[0] })
-	if i < 0 {
-		fmt.Fprintf(e.stderr, "cairn: unknown command %q (run cairn help)\n", args[0])
-		return exitUsage
-	}
+
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	ctx = context.WithValue(ctx, graceKey{}, newGrace(ctx, stopGrace(e)))
@@ -185,91 +227,26 @@ func run(ctx context.Context, e *env, args []string) int {
 			select {
 			case <-done:
 			case <-time.After(wait):
-				fmt.Fprintf(e.stderr, "cairn %s: %s, and did not stop within %s: exiting\n", args[0], why, wait)
+				fmt.Fprintf(e.stderr, "%s: %s, and did not stop within %s: exiting\n", name, why, wait)
 				e.exit(why.code())
 			}
 		})
 	}
 
-	err := commands[i].run(ctx, e, args[1:])
+	_, err := root.ExecuteContextC(ctx)
+	err = commandStarted(e, err)
 	var why *stopped
 	if errors.As(context.Cause(ctx), &why) && (err != nil || why.sig != nil) {
 		msg := why.Error()
 		if err != nil && (errors.Is(err, errNotDurable) || !errors.Is(err, context.Canceled) && !errors.As(err, new(*stopped))) {
 			msg += "; " + describe(err)
 		}
-		fmt.Fprintf(e.stderr, "cairn %s: %s\n", args[0], msg)
+		fmt.Fprintf(e.stderr, "%s: %s\n", name, msg)
 		return why.code()
 	}
-	if err == nil || errors.Is(err, flag.ErrHelp) {
+	if err == nil {
 		return exitOK
 	}
-	fmt.Fprintf(e.stderr, "cairn %s: %s\n", args[0], describe(err))
+	fmt.Fprintf(e.stderr, "%s: %s\n", name, describe(err))
 	return exitCode(err)
-}
-
-func printUsage(w io.Writer) {
-	fmt.Fprintln(w, "usage: cairn COMMAND [flags] [args]\n\ncommands:")
-	for _, c := range commands {
-		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
-	}
-	fmt.Fprintln(w, "\nEvery command takes --store URL (default $CAIRN_STORE, else "+defaultStoreHint+")\nand --timeout DURATION. Run cairn COMMAND -h for its flags.")
-}
-
-// newFlags returns a flag set for a command that reports errors (as usage
-// errors) instead of exiting, with --store on it.
-func newFlags(e *env, name, args string) (*flag.FlagSet, *string) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: cairn %s [flags] %s\n", name, args)
-		fs.PrintDefaults()
-	}
-	store := fs.String("store", "", "store URL: file://DIR, mem:// or s3://bucket/prefix?endpoint=…&region=… (default $CAIRN_STORE, else "+defaultStoreHint+")")
-	fs.Var(&timeoutFlag{e: e}, "timeout", "deadline of the whole command, such as 30s or 10m (default none)")
-	return fs, store
-}
-
-// timeoutFlag is --timeout: setting it arms the command's deadline.
-type timeoutFlag struct {
-	e *env
-	d time.Duration
-}
-
-func (f *timeoutFlag) String() string {
-	if f == nil || f.d == 0 {
-		return ""
-	}
-	return f.d.String()
-}
-
-func (f *timeoutFlag) Set(v string) error {
-	d, err := time.ParseDuration(v)
-	if err != nil || d <= 0 {
-		return errors.New("want a positive duration such as 30s or 10m")
-	}
-	f.d = d
-	if f.e.setTimeout != nil {
-		f.e.setTimeout(d)
-	}
-	return nil
-}
-
-// parse parses args, turning flag errors into usage errors. The usage is
-// printed for -h only: a mistake gets the one-line error every failure
-// gets, with a pointer to -h.
-func parse(fs *flag.FlagSet, args []string) error {
-	out := fs.Output()
-	var buf bytes.Buffer
-	fs.SetOutput(&buf)
-	err := fs.Parse(args)
-	fs.SetOutput(out)
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		out.Write(buf.Bytes())
-		return err
-	case err != nil:
-		return usagef("%v (run cairn %s -h)", err, fs.Name())
-	}
-	return nil
 }

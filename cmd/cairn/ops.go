@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
+	"io"
 	"maps"
 	"slices"
 	"strconv"
@@ -17,12 +17,14 @@ import (
 	"github.com/cairnstore/cairn/durable"
 	"github.com/cairnstore/cairn/tiered"
 	"github.com/google/uuid"
+	"github.com/spf13/cobra"
 )
 
-// withStore opens the store named by the --store flag, runs f on it and
-// closes it, keeping the first error.
-func withStore(ctx context.Context, e *env, storeFlag string, opts *tiered.Options, f func(*tiered.Store) error) (err error) {
-	s, _, err := openStore(ctx, e, storeFlag, opts)
+// withStore opens the store the command works on (storeURL), runs f on
+// it and closes it, keeping the first error. readOnly is for the commands
+// that only read (see openStore).
+func withStore(ctx context.Context, e *env, readOnly bool, opts *tiered.Options, f func(*tiered.Store) error) (err error) {
+	s, err := openStore(ctx, e, storeURL(e), readOnly, opts)
 	if err != nil {
 		return err
 	}
@@ -30,116 +32,139 @@ func withStore(ctx context.Context, e *env, storeFlag string, opts *tiered.Optio
 	return f(s)
 }
 
-// onStore parses the flags of a command that takes no arguments and runs
-// f on its store.
-func onStore(ctx context.Context, e *env, fs *flag.FlagSet, storeFlag *string, args []string, f func(*tiered.Store) error) error {
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if err := wantArgs(fs, 0, 0); err != nil {
-		return err
-	}
-	return withStore(ctx, e, *storeFlag, nil, f)
+// printJSON writes v as one indented JSON document, as --json prints.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false) // a workflow "a&b" stays readable
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
-// wantArgs checks the number of arguments left after the flags.
-func wantArgs(fs *flag.FlagSet, min, max int) error {
-	switch n := fs.NArg(); {
-	case n < min:
-		return usagef("missing argument (run cairn %s -h)", fs.Name())
-	case max >= 0 && n > max:
-		return usagef("unexpected argument %q (run cairn %s -h)", fs.Arg(max), fs.Name())
+// idStrings returns run IDs as strings, [] (never null in JSON) for none.
+func idStrings(ids []uuid.UUID) []string {
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = id.String()
 	}
-	return nil
+	return out
 }
 
-// timeFlag parses an RFC 3339 time given to a flag; empty means none.
-func timeFlag(name, v string) (time.Time, error) {
+// runError is a run and what is wrong with it, in --json documents.
+type runError struct {
+	RunID  string `json:"run_id"`
+	Detail string `json:"detail"`
+}
+
+// runErrors returns m as runErrors in run ID order, [] for none.
+func runErrors(m map[uuid.UUID]error) []runError {
+	out := []runError{}
+	for _, id := range slices.SortedFunc(maps.Keys(m), compareIDs) {
+		out = append(out, runError{RunID: id.String(), Detail: describe(m[id])})
+	}
+	return out
+}
+
+// timeArg parses the value of --since or --until (flag names it): a date
+// (2024-01-01: midnight UTC), an RFC 3339 time (2024-01-01T10:00:00Z, any
+// offset), or a duration meaning that long before now (90m, 24h, 7d).
+// Empty means none; anything else is a usage error.
+func timeArg(e *env, flag, v string) (time.Time, error) {
 	if v == "" {
 		return time.Time{}, nil
 	}
-	t, err := cairn.ParseTimestamp(v)
-	if err != nil {
-		return t, usagef("--%s %q: want an RFC 3339 time such as 2024-06-10T06:13:20Z", name, v)
+	if t, err := time.Parse(time.DateOnly, v); err == nil {
+		return t, nil
 	}
-	return t, nil
+	if t, err := cairn.ParseTimestamp(v); err == nil {
+		return t, nil
+	}
+	if d, ok := agoDuration(v); ok {
+		now := time.Now
+		if e.now != nil {
+			now = e.now
+		}
+		return now().Add(-d).UTC(), nil
+	}
+	return time.Time{}, usagef("--%s %s: want a date (2024-01-01), an RFC 3339 time (2024-01-01T10:00:00Z) or how long ago (90m, 24h, 7d)", flag, quoteShort(v))
 }
 
-// lsJSON is the document ls --json prints; see runLs.
-type lsJSON struct {
-	Runs []lsRun `json:"runs"`
-	Next string  `json:"next"`
+// agoDuration parses a positive duration: Go's (90m, 24h, 1h30m) or a
+// whole number of days (7d).
+func agoDuration(v string) (time.Duration, bool) {
+	if n, ok := strings.CutSuffix(v, "d"); ok {
+		days, err := strconv.Atoi(n)
+		if err != nil || days <= 0 || days > 1_000_000 {
+			return 0, false
+		}
+		return time.Duration(days) * 24 * time.Hour, true
+	}
+	d, err := time.ParseDuration(v)
+	return d, err == nil && d > 0
 }
 
-type lsRun struct {
-	RunID        string            `json:"run_id"`
-	WorkflowName string            `json:"workflow_name"`
-	Timestamp    string            `json:"timestamp"`
-	Size         int64             `json:"size"`
-	Labels       map[string]string `json:"labels"` // never nil: {} for none
-}
-
-// lsFlags are the flags of ls beside --store and --timeout.
+// lsFlags are the flags of ls.
 type lsFlags struct {
-	workflow, since, until, cursor *string
-	limit                          *int
-	asJSON, claimable              *bool
-	labels                         labelArgs
+	workflow, since, until, cursor string
+	limit                          int
+	claimable                      bool
+	labels                         []string
 }
 
-func newLsFlags(fs *flag.FlagSet) *lsFlags {
-	f := &lsFlags{
-		workflow: fs.String("workflow", "", "only runs of this workflow"),
-		since:    fs.String("since", "", "only runs at or after this RFC 3339 time"),
-		until:    fs.String("until", "", "only runs before this RFC 3339 time"),
-		limit:    fs.Int("limit", 50, "at most this many runs (0: all)"),
-		cursor:   fs.String("cursor", "", "continue after an earlier page (the cursor it printed)"),
-		asJSON:   fs.Bool("json", false, "print one JSON document (schema in the docs) instead of a table"),
-		claimable: fs.Bool("claimable", false,
-			"only runs no live lease holds (never claimed, released or expired): with --label status=running, what workers may resume"),
+func newLsCmd(e *env) *cobra.Command {
+	f := &lsFlags{}
+	cmd := &cobra.Command{
+		Use:   "ls",
+		Short: "list runs, newest first",
+		Long: "List one page of runs, newest first (ties by run ID), as a table; the cursor of the next\n" +
+			"page goes to stderr. --since is inclusive, --until exclusive; each takes a date, an RFC 3339\n" +
+			"time or how long ago. With --json, one JSON document (see the README) instead.",
+		Example: "  cairn ls --since 24h --label status=running\n  cairn ls --workflow orders --since 2024-01-01 --until 2024-02-01 --json",
+		Args:    noArgs,
+		RunE:    func(cmd *cobra.Command, _ []string) error { return runLs(cmd.Context(), e, f) },
 	}
-	fs.Var(&f.labels, "label", "only runs with this label, as KEY=VALUE (repeat for several: a run must have all)")
-	return f
+	fl := cmd.Flags()
+	fl.StringVar(&f.workflow, "workflow", "", "only runs of this workflow")
+	fl.StringVar(&f.since, "since", "", "only runs at or after this time: 2024-01-01, 2024-01-01T10:00:00Z, or how long ago (24h, 90m, 7d)")
+	fl.StringVar(&f.until, "until", "", "only runs before this time (the same forms as --since)")
+	fl.IntVar(&f.limit, "limit", 50, "at most this many runs (0: all)")
+	fl.StringVar(&f.cursor, "cursor", "", "continue after an earlier page (the cursor it printed)")
+	fl.BoolVar(&f.claimable, "claimable", false,
+		"only runs no live lease holds (never claimed, released or expired): with --label status=running, what workers may resume")
+	fl.StringArrayVar(&f.labels, "label", nil, "only runs with this label, as KEY=VALUE (repeat for several: a run must have all)")
+	return cmd
 }
 
 // options returns the ListOptions f asks for, or a usage error.
-func (f *lsFlags) options() (*cairn.ListOptions, error) {
-	if *f.limit < 0 {
-		return nil, usagef("--limit %d: want 0 (all) or more", *f.limit)
+func (f *lsFlags) options(e *env) (*cairn.ListOptions, error) {
+	if f.limit < 0 {
+		return nil, usagef("--limit %d: want 0 (all) or more", f.limit)
 	}
-	opts := &cairn.ListOptions{WorkflowName: *f.workflow, Limit: *f.limit, Cursor: *f.cursor, Claimable: *f.claimable}
+	opts := &cairn.ListOptions{WorkflowName: f.workflow, Limit: f.limit, Cursor: f.cursor, Claimable: f.claimable}
 	var err error
-	if opts.Since, err = timeFlag("since", *f.since); err != nil {
+	if opts.Since, err = timeArg(e, "since", f.since); err != nil {
 		return nil, err
 	}
-	if opts.Until, err = timeFlag("until", *f.until); err != nil {
+	if opts.Until, err = timeArg(e, "until", f.until); err != nil {
 		return nil, err
 	}
-	if *f.cursor != "" {
-		if _, err := cairn.ParseCursor(*f.cursor); err != nil {
-			return nil, usagef("--cursor: %s is not a cursor that cairn ls printed", quoteShort(*f.cursor))
+	if !opts.Since.IsZero() && !opts.Until.IsZero() && !opts.Since.Before(opts.Until) {
+		return nil, usagef("--since %s is not before --until %s: no run can match", quoteShort(f.since), quoteShort(f.until))
+	}
+	if f.cursor != "" {
+		if _, err := cairn.ParseCursor(f.cursor); err != nil {
+			return nil, usagef("--cursor: %s is not a cursor that cairn ls printed", quoteShort(f.cursor))
 		}
 	}
-	if opts.Labels, err = f.labels.selector(); err != nil {
+	if opts.Labels, err = labelSelector(f.labels); err != nil {
 		return nil, err
 	}
 	return opts, nil
 }
 
-// labelArgs are the values of a repeatable --label KEY=VALUE flag.
-type labelArgs []string
-
-func (l *labelArgs) String() string { return strings.Join(*l, " ") }
-
-func (l *labelArgs) Set(v string) error {
-	*l = append(*l, v)
-	return nil
-}
-
-// selector returns the label selector of l (nil for none), or a usage
-// error naming the first --label that is not KEY=VALUE, repeats a key or
-// breaks the label rules (cairn.Labels).
-func (l labelArgs) selector() (map[string]string, error) {
+// labelSelector returns the label selector of the --label values l (nil
+// for none), or a usage error naming the first that is not KEY=VALUE,
+// repeats a key or breaks the label rules (cairn.Labels).
+func labelSelector(l []string) (map[string]string, error) {
 	if len(l) == 0 {
 		return nil, nil
 	}
@@ -161,12 +186,6 @@ func (l labelArgs) selector() (map[string]string, error) {
 		return nil, usagef("--label: %s", labelRule(err))
 	}
 	return sel, nil
-}
-
-// labelRule is the rule a cairn.ValidateLabels error states, without the
-// sentinel's prefix.
-func labelRule(err error) string {
-	return strings.TrimPrefix(err.Error(), cairn.ErrInvalid.Error()+": ")
 }
 
 // runLs lists one page of runs, newest first (ties by run ID bytes), as a
@@ -202,20 +221,12 @@ func labelRule(err error) string {
 // pass to --cursor for the following page, "" on the last one. The
 // fields, their names and their order are stable; new fields may be
 // added.
-func runLs(ctx context.Context, e *env, args []string) error {
-	fs, storeFlag := newFlags(e, "ls", "")
-	f := newLsFlags(fs)
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if err := wantArgs(fs, 0, 0); err != nil {
-		return err
-	}
-	opts, err := f.options()
+func runLs(ctx context.Context, e *env, f *lsFlags) error {
+	opts, err := f.options(e)
 	if err != nil {
 		return err
 	}
-	return withStore(ctx, e, *storeFlag, nil, func(s *tiered.Store) error {
+	return withStore(ctx, e, true, nil, func(s *tiered.Store) error {
 		page, err := s.List(ctx, opts)
 		if err != nil {
 			return err
@@ -224,14 +235,510 @@ func runLs(ctx context.Context, e *env, args []string) error {
 		if err != nil {
 			return err
 		}
-		if *f.asJSON {
-			enc := json.NewEncoder(e.stdout)
-			enc.SetEscapeHTML(false) // a workflow "a&b" stays readable
-			enc.SetIndent("", "  ")
-			return enc.Encode(doc)
+		if e.flags.json {
+			return printJSON(e.stdout, doc)
 		}
 		return printLs(e, doc)
 	})
+}
+
+func newShowCmd(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:               "show RUN_ID",
+		Short:             "print a checkpoint as JSON",
+		Long:              "Print a run's checkpoint as blazen-persist's JSON record, indented (it is JSON with or without --json).\nA run that does not exist exits with 3.",
+		Args:              exactArgs(1),
+		ValidArgsFunction: completeRunIDs(e, false),
+		RunE:              func(cmd *cobra.Command, args []string) error { return runShow(cmd.Context(), e, args[0]) },
+	}
+}
+
+// runShow prints a run's checkpoint as blazen-persist's JSON record,
+// indented. A run that does not exist exits with 3.
+func runShow(ctx context.Context, e *env, arg string) error {
+	id, err := parseRunID(arg)
+	if err != nil {
+		return err
+	}
+	return withStore(ctx, e, true, nil, func(s *tiered.Store) error {
+		cp, err := s.Load(ctx, id)
+		if err != nil {
+			return err
+		}
+		rec, err := cairn.EncodeJSON(cp)
+		if err != nil {
+			return cairn.WrapOp("show", id, err)
+		}
+		var buf bytes.Buffer
+		if err := json.Indent(&buf, rec, "", "  "); err != nil {
+			return cairn.WrapOp("show", id, err)
+		}
+		buf.WriteByte('\n')
+		_, err = e.stdout.Write(buf.Bytes())
+		return err
+	})
+}
+
+// completeRunIDs completes a run ID argument from the store's newest
+// runs (at most 1,000, read-only, within 5 seconds), each with its
+// workflow and timestamp as the description, but those already given.
+// A command taking one run ID (many false) is offered none once it has
+// it.
+func completeRunIDs(e *env, many bool) cobra.CompletionFunc {
+	return func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		if !many && len(args) > 0 {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second)
+		defer cancel()
+		var out []cobra.Completion
+		err := withStore(ctx, e, true, nil, func(s *tiered.Store) error {
+			page, err := s.List(ctx, &cairn.ListOptions{Limit: 1000})
+			if err != nil {
+				return err
+			}
+			for _, r := range page.Runs {
+				id := r.RunID.String()
+				if strings.HasPrefix(id, toComplete) && !slices.Contains(args, id) {
+					ts, _ := cairn.FormatTimestamp(r.Timestamp)
+					out = append(out, cobra.CompletionWithDesc(id, printable(r.WorkflowName)+" "+ts))
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveError | cobra.ShellCompDirectiveNoFileComp
+		}
+		return out, cobra.ShellCompDirectiveNoFileComp
+	}
+}
+
+func newRmCmd(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "rm RUN_ID...",
+		Short: "delete runs",
+		Long: "Delete runs and print \"deleted RUN_ID\" for each. Runs that do not exist are named and leave\n" +
+			"the exit code 3; the others are deleted all the same. One invalid run ID deletes nothing.",
+		Args:              minArgs(1),
+		ValidArgsFunction: completeRunIDs(e, true),
+		RunE:              func(cmd *cobra.Command, args []string) error { return runRm(cmd.Context(), e, args) },
+	}
+}
+
+// rmJSON is what rm --json prints: the runs deleted and those not found,
+// in the order given ([] for none).
+type rmJSON struct {
+	Deleted []string `json:"deleted"`
+	Missing []string `json:"missing"`
+}
+
+// runRm deletes runs and prints "deleted RUN_ID" for each. Runs that do
+// not exist are reported and leave the exit code 3; the others are
+// deleted all the same. Every argument is checked before anything is
+// deleted: one invalid run ID deletes nothing.
+func runRm(ctx context.Context, e *env, args []string) error {
+	var ids []uuid.UUID
+	for _, a := range args {
+		id, err := parseRunID(a)
+		if err != nil {
+			return err
+		}
+		if !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	return withStore(ctx, e, false, nil, func(s *tiered.Store) error {
+		var missing missingRuns
+		var deleted []uuid.UUID
+		for _, id := range ids {
+			ok, err := s.Durable().Exists(ctx, id)
+			if err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err() // interrupted: not a missing run
+				}
+				ok = true // unreadable (a damaged object file): delete it all the same
+			}
+			if !ok {
+				missing = append(missing, id)
+				continue
+			}
+			if err := s.Delete(ctx, id); err != nil {
+				return err
+			}
+			deleted = append(deleted, id)
+			if !e.flags.json {
+				fmt.Fprintf(e.stdout, "deleted %s\n", id)
+			}
+		}
+		if e.flags.json {
+			if err := printJSON(e.stdout, rmJSON{Deleted: idStrings(deleted), Missing: idStrings(missing)}); err != nil {
+				return err
+			}
+		}
+		if len(missing) > 0 {
+			return missing
+		}
+		return nil
+	})
+}
+
+func newVerifyCmd(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "verify",
+		Short: "check the index against the objects",
+		Long: "Compare the index with the run objects and decode every object; report what is wrong, with\n" +
+			"what to do about it, and exit 1 if anything is.",
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runVerify(cmd.Context(), e) },
+	}
+}
+
+// verifyJSON is what verify --json prints: the run objects checked,
+// whether all is well, and each problem (problems is [] when ok). kind is
+// one of index, corrupt, missing, mismatched, unindexed, dead, stray,
+// split_brain, stale; run_id is absent for index and stray (key is the
+// stray key).
+type verifyJSON struct {
+	Objects  int           `json:"objects"`
+	OK       bool          `json:"ok"`
+	Problems []verifyIssue `json:"problems"`
+}
+
+type verifyIssue struct {
+	Kind   string `json:"kind"`
+	RunID  string `json:"run_id,omitempty"`
+	Key    string `json:"key,omitempty"`
+	Detail string `json:"detail"`
+}
+
+// runVerify compares the index with the run objects, decodes every object
+// and prints what it found. It exits with 1 when anything is wrong.
+func runVerify(ctx context.Context, e *env) error {
+	return withStore(ctx, e, true, nil, func(s *tiered.Store) error {
+		p := startProgress(e, "verifying", unitItems, "objects", 0)
+		rep, err := s.Durable().VerifyWith(ctx, &durable.VerifyOptions{Progress: func(done, total int) {
+			if done == 1 {
+				p.setTotal(int64(total))
+			}
+			p.set(int64(done))
+		}})
+		p.finish()
+		if err != nil {
+			return err
+		}
+		issues := verifyIssues(rep)
+		if e.flags.json {
+			if err := printJSON(e.stdout, verifyJSON{Objects: rep.Runs, OK: rep.OK(), Problems: issues}); err != nil {
+				return err
+			}
+		} else {
+			printVerify(e.stdout, rep)
+		}
+		if rep.OK() {
+			return nil
+		}
+		n := len(issues)
+		return fmt.Errorf("%d %s found (listed on stdout)", n, plural(n, "problem", "problems"))
+	})
+}
+
+// printVerify prints verify's report for a person.
+func printVerify(w io.Writer, rep *durable.Report) {
+	fmt.Fprintf(w, "checked %d run %s\n", rep.Runs, plural(rep.Runs, "object", "objects"))
+	if rep.Index != nil {
+		fmt.Fprintf(w, "index       %s (reindex rebuilds it from the objects; nothing is lost)\n", describe(rep.Index))
+	}
+	for _, id := range slices.SortedFunc(maps.Keys(rep.Corrupt), compareIDs) {
+		fmt.Fprintf(w, "corrupt     %s: %s\n", id, describe(rep.Corrupt[id]))
+	}
+	for _, id := range rep.Missing {
+		fmt.Fprintf(w, "missing     %s: indexed, but its object is gone (reindex repairs this)\n", id)
+	}
+	for _, id := range rep.Mismatched {
+		fmt.Fprintf(w, "mismatched  %s: the index disagrees with the object (reindex --full repairs this)\n", id)
+	}
+	if rep.Index == nil {
+		for _, id := range rep.Unindexed {
+			fmt.Fprintf(w, "unindexed   %s: a run the index does not list, such as a save whose commit was lost (reindex adds it; gc never deletes it)\n", id)
+		}
+	} else if n := len(rep.Unindexed); n > 0 {
+		fmt.Fprintf(w, "unindexed   %d %s, all the index cannot list (reindex adds them; gc never deletes them)\n", n, plural(n, "run", "runs"))
+	}
+	for _, id := range rep.Dead {
+		fmt.Fprintf(w, "dead        %s: the object of a deleted run, its delete cut short (gc removes it)\n", id)
+	}
+	for _, k := range rep.Strays {
+		fmt.Fprintf(w, "stray       %q: a key under runs/ that names no run\n", k)
+	}
+	for _, id := range rep.SplitBrain {
+		fmt.Fprintf(w, "split brain %s: two regions wrote it at the same epoch; the tie rules chose (claim and save it to settle it)\n", id)
+	}
+	for _, id := range rep.Stale {
+		fmt.Fprintf(w, "stale       %s: its object holds a region's losing write (cairn reconcile restores the winner)\n", id)
+	}
+	if rep.OK() {
+		fmt.Fprintln(w, "ok")
+	}
+}
+
+// verifyIssues lists the problems of rep, in the order printVerify
+// prints them. With a damaged index, the unindexed runs count as one
+// problem (the index), as printVerify says, and are not listed.
+func verifyIssues(rep *durable.Report) []verifyIssue {
+	out := []verifyIssue{}
+	add := func(kind string, ids []uuid.UUID, detail string) {
+		for _, id := range ids {
+			out = append(out, verifyIssue{Kind: kind, RunID: id.String(), Detail: detail})
+		}
+	}
+	if rep.Index != nil {
+		out = append(out, verifyIssue{Kind: "index", Detail: describe(rep.Index)})
+	}
+	for _, re := range runErrors(rep.Corrupt) {
+		out = append(out, verifyIssue{Kind: "corrupt", RunID: re.RunID, Detail: re.Detail})
+	}
+	add("missing", rep.Missing, "indexed, but its object is gone")
+	add("mismatched", rep.Mismatched, "the index disagrees with the object")
+	if rep.Index == nil {
+		add("unindexed", rep.Unindexed, "a run the index does not list")
+	} else if len(rep.Unindexed) > 0 {
+		out = append(out, verifyIssue{Kind: "unindexed", Detail: fmt.Sprintf("%d runs the damaged index cannot list", len(rep.Unindexed))})
+	}
+	add("dead", rep.Dead, "the object of a deleted run")
+	for _, k := range rep.Strays {
+		out = append(out, verifyIssue{Kind: "stray", Key: k, Detail: "a key under runs/ that names no run"})
+	}
+	add("split_brain", rep.SplitBrain, "two regions wrote it at the same epoch")
+	add("stale", rep.Stale, "its object holds a region's losing write")
+	return out
+}
+
+func newReindexCmd(e *env) *cobra.Command {
+	var full bool
+	cmd := &cobra.Command{
+		Use:   "reindex",
+		Short: "rebuild the index from the objects",
+		Long: "Rebuild the index from the run objects, whatever its state. Objects that cannot be read are\n" +
+			"named, left in place, and make it exit 1 at the end.",
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runReindex(cmd.Context(), e, full) },
+	}
+	cmd.Flags().BoolVar(&full, "full", false, "read every object's metadata, trusting no index entry (repairs what verify reports as mismatched)")
+	return cmd
+}
+
+// reindexJSON is what reindex --json prints.
+type reindexJSON struct {
+	Objects  int        `json:"objects"`   // run objects listed
+	Indexed  int        `json:"indexed"`   // runs in the rebuilt index
+	OldIndex []string   `json:"old_index"` // what could not be read of the old index
+	Skipped  []runError `json:"skipped"`   // unreadable objects, left in place
+	Dead     []string   `json:"dead"`      // objects of deleted runs (gc removes them)
+}
+
+// runReindex rebuilds the index from the run objects. It goes on past
+// objects it cannot read, names them, and exits with 1 at the end.
+func runReindex(ctx context.Context, e *env, full bool) error {
+	return withStore(ctx, e, false, nil, func(s *tiered.Store) error {
+		p := startProgress(e, "reindexing", unitItems, "objects", 0)
+		rep, err := s.Durable().Reindex(ctx, &durable.ReindexOptions{Full: full, Progress: func(done, total int) {
+			p.setTotal(int64(total))
+			p.set(int64(done))
+		}})
+		p.finish()
+		if err != nil {
+			return err
+		}
+		if e.flags.json {
+			doc := reindexJSON{Objects: rep.Runs, Indexed: rep.Indexed, OldIndex: []string{}, Skipped: runErrors(rep.Corrupt), Dead: idStrings(rep.Dead)}
+			for _, d := range rep.IndexDamage {
+				doc.OldIndex = append(doc.OldIndex, describe(d))
+			}
+			if err := printJSON(e.stdout, doc); err != nil {
+				return err
+			}
+		} else {
+			w := e.stdout
+			for _, d := range rep.IndexDamage {
+				fmt.Fprintf(w, "old index   %s\n", describe(d))
+			}
+			for _, id := range slices.SortedFunc(maps.Keys(rep.Corrupt), compareIDs) {
+				fmt.Fprintf(w, "skipped     %s: %s (left in place)\n", id, describe(rep.Corrupt[id]))
+			}
+			for _, id := range rep.Dead {
+				fmt.Fprintf(w, "dead        %s: the object of a deleted run (gc removes it)\n", id)
+			}
+			fmt.Fprintf(w, "indexed %d %s of %d %s\n", rep.Indexed, plural(rep.Indexed, "run", "runs"), rep.Runs, plural(rep.Runs, "object", "objects"))
+		}
+		if n := len(rep.Corrupt); n > 0 {
+			return fmt.Errorf("%d unreadable %s skipped (listed on stdout)", n, plural(n, "object", "objects"))
+		}
+		return nil
+	})
+}
+
+func newGCCmd(e *env) *cobra.Command {
+	var o durable.GCOptions
+	cmd := &cobra.Command{
+		Use:   "gc",
+		Short: "delete dead objects, expired runs and index objects no longer needed",
+		Long: "Delete what is proven dead: the objects of deleted runs whose delete was cut short, expired\n" +
+			"runs, and index objects no snapshot needs. Objects the index does not list are reported, never\n" +
+			"deleted. --dry-run only reads.",
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runGC(cmd.Context(), e, &o) },
+	}
+	fl := cmd.Flags()
+	fl.BoolVar(&o.DryRun, "dry-run", false, "report what would be deleted, delete nothing")
+	fl.DurationVar(&o.Grace, "grace", 15*time.Minute, "leave index objects and objects of deleted runs younger than this (never less than a minute)")
+	fl.BoolVar(&o.Versions, "versions", false, "also delete old versions and delete markers in a versioned bucket (but versions a region's write still names)")
+	return cmd
+}
+
+// gcJSON is what gc --json prints: the runs and objects deleted (or that
+// would be, with dry_run), those kept, and the index objects and old
+// versions counted.
+type gcJSON struct {
+	DryRun    bool     `json:"dry_run"`
+	Expired   []string `json:"expired"`
+	Dead      []string `json:"dead"`
+	Unindexed []string `json:"unindexed"` // kept: reindex lists them
+	Index     struct {
+		Logs      int `json:"logs"`
+		Snapshots int `json:"snapshots"`
+		Pages     int `json:"pages"`
+	} `json:"index"`
+	Versions int `json:"versions"`
+}
+
+// runGC deletes what it can prove dead: the objects of deleted runs whose
+// delete was cut short, expired runs and index objects no snapshot needs.
+// Objects the index does not list are reported, never deleted.
+func runGC(ctx context.Context, e *env, o *durable.GCOptions) error {
+	if o.Grace <= 0 {
+		return usagef("--grace %v: want a positive duration such as 15m", o.Grace)
+	}
+	return withStore(ctx, e, o.DryRun, nil, func(s *tiered.Store) error {
+		p := startProgress(e, "collecting garbage", unitItems, "", 0)
+		rep, err := s.Durable().GC(ctx, o)
+		p.finish()
+		if rep == nil {
+			return err
+		}
+		if e.flags.json {
+			doc := gcJSON{DryRun: o.DryRun, Expired: idStrings(rep.Expired), Dead: idStrings(rep.Dead), Unindexed: idStrings(rep.Unindexed), Versions: rep.Versions}
+			doc.Index.Logs, doc.Index.Snapshots, doc.Index.Pages = rep.Index.Logs, rep.Index.Snapshots, rep.Index.Pages
+			if perr := printJSON(e.stdout, doc); err == nil {
+				err = perr
+			}
+			return err
+		}
+		verb := "deleted"
+		if o.DryRun {
+			verb = "would delete"
+		}
+		w := e.stdout
+		for _, id := range rep.Expired {
+			fmt.Fprintf(w, "%s expired run %s\n", verb, id)
+		}
+		for _, id := range rep.Dead {
+			fmt.Fprintf(w, "%s object of deleted run %s\n", verb, id)
+		}
+		for _, id := range rep.Unindexed {
+			fmt.Fprintf(w, "kept unindexed run %s (cairn reindex lists it)\n", id)
+		}
+		fmt.Fprintf(w, "%s %d expired %s, %d %s of deleted runs, %d index logs, %d index snapshots, %d index pages\n",
+			verb, len(rep.Expired), plural(len(rep.Expired), "run", "runs"),
+			len(rep.Dead), plural(len(rep.Dead), "object", "objects"),
+			rep.Index.Logs, rep.Index.Snapshots, rep.Index.Pages)
+		if o.Versions {
+			fmt.Fprintf(w, "%s %d old %s\n", verb, rep.Versions, plural(rep.Versions, "version", "versions"))
+		}
+		return err
+	})
+}
+
+func newReconcileCmd(e *env) *cobra.Command {
+	var anyRegion bool
+	cmd := &cobra.Command{
+		Use:   "reconcile",
+		Short: "restore the winning state of runs two regions wrote",
+		Long: "For each run that several regions wrote, restore the state the index chose where replication\n" +
+			"kept a losing one. A region restores the states it won; --any-region also those of a region\n" +
+			"gone for good.",
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runReconcile(cmd.Context(), e, anyRegion) },
+	}
+	cmd.Flags().BoolVar(&anyRegion, "any-region", false, "also restore states other regions won (when such a region is gone for good)")
+	return cmd
+}
+
+// reconcileJSON is what reconcile --json prints.
+type reconcileJSON struct {
+	Checked      int        `json:"checked"`      // runs written in more than one region
+	Restored     []string   `json:"restored"`     // the winning state is current again
+	Elsewhere    []string   `json:"elsewhere"`    // another region's state won: that region restores it
+	Claims       []string   `json:"claims"`       // the newest claim is current again
+	Unrestorable []runError `json:"unrestorable"` // left as they are
+}
+
+// runReconcile restores, for the runs that several regions wrote, the
+// state the index chose where replication kept a losing one.
+func runReconcile(ctx context.Context, e *env, anyRegion bool) error {
+	return withStore(ctx, e, false, nil, func(s *tiered.Store) error {
+		p := startProgress(e, "reconciling", unitItems, "", 0)
+		rep, err := s.Durable().Reconcile(ctx, &durable.ReconcileOptions{AnyRegion: anyRegion})
+		p.finish()
+		if err != nil {
+			return err
+		}
+		if e.flags.json {
+			err = printJSON(e.stdout, reconcileJSON{Checked: rep.Checked, Restored: idStrings(rep.Restored), Elsewhere: idStrings(rep.Elsewhere),
+				Claims: idStrings(rep.Claims), Unrestorable: runErrors(rep.Unrestorable)})
+			if err != nil {
+				return err
+			}
+		} else {
+			w := e.stdout
+			for _, id := range rep.Restored {
+				fmt.Fprintf(w, "restored    %s: the winning state is the current version again\n", id)
+			}
+			for _, id := range rep.Elsewhere {
+				fmt.Fprintf(w, "elsewhere   %s: another region's state won; that region restores it (or --any-region)\n", id)
+			}
+			for _, id := range rep.Claims {
+				fmt.Fprintf(w, "claim       %s: its newest claim is the current one again\n", id)
+			}
+			for _, id := range slices.SortedFunc(maps.Keys(rep.Unrestorable), compareIDs) {
+				fmt.Fprintf(w, "kept        %s: %s; its object stays as it is\n", id, describe(rep.Unrestorable[id]))
+			}
+			fmt.Fprintf(w, "checked %d %s written in more than one region, restored %d\n", rep.Checked, plural(rep.Checked, "run", "runs"), len(rep.Restored))
+		}
+		if n := len(rep.Unrestorable); n > 0 {
+			return fmt.Errorf("%d %s could not be restored (listed on stdout)", n, plural(n, "run", "runs"))
+		}
+		return nil
+	})
+}
+
+// lsJSON is the document ls --json prints; see runLs.
+type lsJSON struct {
+	Runs []lsRun `json:"runs"`
+	Next string  `json:"next"`
+}
+
+type lsRun struct {
+	RunID        string            `json:"run_id"`
+	WorkflowName string            `json:"workflow_name"`
+	Timestamp    string            `json:"timestamp"`
+	Size         int64             `json:"size"`
+	Labels       map[string]string `json:"labels"` // never nil: {} for none
+}
+
+// labelRule is the rule a cairn.ValidateLabels error states, without the
+// sentinel's prefix.
+func labelRule(err error) string {
+	return strings.TrimPrefix(err.Error(), cairn.ErrInvalid.Error()+": ")
 }
 
 // lsDocument returns what ls prints of page.
@@ -295,39 +802,6 @@ func printable(s string) string {
 	return s
 }
 
-// runShow prints a run's checkpoint as blazen-persist's JSON record,
-// indented. A run that does not exist exits with 3.
-func runShow(ctx context.Context, e *env, args []string) error {
-	fs, storeFlag := newFlags(e, "show", "RUN_ID")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if err := wantArgs(fs, 1, 1); err != nil {
-		return err
-	}
-	id, err := parseRunID(fs.Arg(0))
-	if err != nil {
-		return err
-	}
-	return withStore(ctx, e, *storeFlag, nil, func(s *tiered.Store) error {
-		cp, err := s.Load(ctx, id)
-		if err != nil {
-			return err
-		}
-		rec, err := cairn.EncodeJSON(cp)
-		if err != nil {
-			return cairn.WrapOp("show", id, err)
-		}
-		var buf bytes.Buffer
-		if err := json.Indent(&buf, rec, "", "  "); err != nil {
-			return cairn.WrapOp("show", id, err)
-		}
-		buf.WriteByte('\n')
-		_, err = e.stdout.Write(buf.Bytes())
-		return err
-	})
-}
-
 // missingRuns is the error of an rm that was given runs that do not
 // exist: exit code 3, like any run not found.
 type missingRuns []uuid.UUID
@@ -345,111 +819,6 @@ func (m missingRuns) Error() string {
 
 func (m missingRuns) Is(target error) bool { return target == cairn.ErrNotFound }
 
-// runRm deletes runs and prints "deleted RUN_ID" for each. Runs that do
-// not exist are reported and leave the exit code 3; the others are
-// deleted all the same. Every argument is checked before anything is
-// deleted: one invalid run ID deletes nothing.
-func runRm(ctx context.Context, e *env, args []string) error {
-	fs, storeFlag := newFlags(e, "rm", "RUN_ID...")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if err := wantArgs(fs, 1, -1); err != nil {
-		return err
-	}
-	var ids []uuid.UUID
-	for _, a := range fs.Args() {
-		id, err := parseRunID(a)
-		if err != nil {
-			return err
-		}
-		if !slices.Contains(ids, id) {
-			ids = append(ids, id)
-		}
-	}
-	return withStore(ctx, e, *storeFlag, nil, func(s *tiered.Store) error {
-		var missing missingRuns
-		for _, id := range ids {
-			ok, err := s.Durable().Exists(ctx, id)
-			if err != nil {
-				if ctx.Err() != nil {
-					return ctx.Err() // interrupted: not a missing run
-				}
-				ok = true // unreadable (a damaged object file): delete it all the same
-			}
-			if !ok {
-				missing = append(missing, id)
-				continue
-			}
-			if err := s.Delete(ctx, id); err != nil {
-				return err
-			}
-			fmt.Fprintf(e.stdout, "deleted %s\n", id)
-		}
-		if len(missing) > 0 {
-			return missing
-		}
-		return nil
-	})
-}
-
-// runVerify compares the index with the run objects, decodes every object
-// and prints what it found. It exits with 1 when anything is wrong.
-func runVerify(ctx context.Context, e *env, args []string) error {
-	fs, storeFlag := newFlags(e, "verify", "")
-	return onStore(ctx, e, fs, storeFlag, args, func(s *tiered.Store) error {
-		p := startProgress(e, "verifying", "")
-		rep, err := s.Durable().Verify(ctx)
-		p.finish()
-		if err != nil {
-			return err
-		}
-		w := e.stdout
-		fmt.Fprintf(w, "checked %d run %s\n", rep.Runs, plural(rep.Runs, "object", "objects"))
-		if rep.Index != nil {
-			fmt.Fprintf(w, "index       %s (reindex rebuilds it from the objects; nothing is lost)\n", describe(rep.Index))
-		}
-		for _, id := range slices.SortedFunc(maps.Keys(rep.Corrupt), compareIDs) {
-			fmt.Fprintf(w, "corrupt     %s: %s\n", id, describe(rep.Corrupt[id]))
-		}
-		for _, id := range rep.Missing {
-			fmt.Fprintf(w, "missing     %s: indexed, but its object is gone (reindex repairs this)\n", id)
-		}
-		for _, id := range rep.Mismatched {
-			fmt.Fprintf(w, "mismatched  %s: the index disagrees with the object (reindex --full repairs this)\n", id)
-		}
-		if rep.Index == nil {
-			for _, id := range rep.Unindexed {
-				fmt.Fprintf(w, "unindexed   %s: a run the index does not list, such as a save whose commit was lost (reindex adds it; gc never deletes it)\n", id)
-			}
-		} else if n := len(rep.Unindexed); n > 0 {
-			fmt.Fprintf(w, "unindexed   %d %s, all the index cannot list (reindex adds them; gc never deletes them)\n", n, plural(n, "run", "runs"))
-		}
-		for _, id := range rep.Dead {
-			fmt.Fprintf(w, "dead        %s: the object of a deleted run, its delete cut short (gc removes it)\n", id)
-		}
-		for _, k := range rep.Strays {
-			fmt.Fprintf(w, "stray       %q: a key under runs/ that names no run\n", k)
-		}
-		for _, id := range rep.SplitBrain {
-			fmt.Fprintf(w, "split brain %s: two regions wrote it at the same epoch; the tie rules chose (claim and save it to settle it)\n", id)
-		}
-		for _, id := range rep.Stale {
-			fmt.Fprintf(w, "stale       %s: its object holds a region's losing write (cairn reconcile restores the winner)\n", id)
-		}
-		if rep.OK() {
-			fmt.Fprintln(w, "ok")
-			return nil
-		}
-		n := len(rep.Corrupt) + len(rep.Missing) + len(rep.Mismatched) + len(rep.Unindexed) + len(rep.Dead) + len(rep.Strays) +
-			len(rep.SplitBrain) + len(rep.Stale)
-		if rep.Index != nil {
-			n++
-		}
-		return fmt.Errorf("%d %s found (listed on stdout)", n, plural(n, "problem", "problems"))
-	})
-}
-
 // quoteShort quotes s for a message, at most its first 64 bytes.
 func quoteShort(s string) string {
 	if len(s) > 64 {
@@ -465,113 +834,4 @@ func plural(n int, one, many string) string {
 		return one
 	}
 	return many
-}
-
-// runReindex rebuilds the index from the run objects. It goes on past
-// objects it cannot read, names them, and exits with 1 at the end.
-func runReindex(ctx context.Context, e *env, args []string) error {
-	fs, storeFlag := newFlags(e, "reindex", "")
-	full := fs.Bool("full", false, "read every object's metadata, trusting no index entry (repairs what verify reports as mismatched)")
-	return onStore(ctx, e, fs, storeFlag, args, func(s *tiered.Store) error {
-		p := startProgress(e, "reindexing", "objects")
-		seen := 0
-		rep, err := s.Durable().Reindex(ctx, &durable.ReindexOptions{Full: *full, Progress: func(done, _ int) {
-			p.add(done - seen)
-			seen = done
-		}})
-		p.finish()
-		if err != nil {
-			return err
-		}
-		w := e.stdout
-		for _, d := range rep.IndexDamage {
-			fmt.Fprintf(w, "old index   %s\n", describe(d))
-		}
-		for _, id := range slices.SortedFunc(maps.Keys(rep.Corrupt), compareIDs) {
-			fmt.Fprintf(w, "skipped     %s: %s (left in place)\n", id, describe(rep.Corrupt[id]))
-		}
-		for _, id := range rep.Dead {
-			fmt.Fprintf(w, "dead        %s: the object of a deleted run (gc removes it)\n", id)
-		}
-		fmt.Fprintf(w, "indexed %d %s of %d %s\n", rep.Indexed, plural(rep.Indexed, "run", "runs"), rep.Runs, plural(rep.Runs, "object", "objects"))
-		if n := len(rep.Corrupt); n > 0 {
-			return fmt.Errorf("%d unreadable %s skipped (listed on stdout)", n, plural(n, "object", "objects"))
-		}
-		return nil
-	})
-}
-
-// runGC deletes what it can prove dead: the objects of deleted runs whose
-// delete was cut short, expired runs and index objects no snapshot needs.
-// Objects the index does not list are reported, never deleted.
-func runGC(ctx context.Context, e *env, args []string) error {
-	fs, storeFlag := newFlags(e, "gc", "")
-	dry := fs.Bool("dry-run", false, "report what would be deleted, delete nothing")
-	grace := fs.Duration("grace", 15*time.Minute, "leave index objects and objects of deleted runs younger than this (never less than a minute)")
-	versions := fs.Bool("versions", false, "also delete old versions and delete markers in a versioned bucket (but versions a region's write still names)")
-	return onStore(ctx, e, fs, storeFlag, args, func(s *tiered.Store) error {
-		if *grace <= 0 {
-			return usagef("--grace %v: want a positive duration such as 15m", *grace)
-		}
-		p := startProgress(e, "collecting garbage", "")
-		rep, err := s.Durable().GC(ctx, &durable.GCOptions{Grace: *grace, DryRun: *dry, Versions: *versions})
-		p.finish()
-		if rep != nil {
-			verb := "deleted"
-			if *dry {
-				verb = "would delete"
-			}
-			w := e.stdout
-			for _, id := range rep.Expired {
-				fmt.Fprintf(w, "%s expired run %s\n", verb, id)
-			}
-			for _, id := range rep.Dead {
-				fmt.Fprintf(w, "%s object of deleted run %s\n", verb, id)
-			}
-			for _, id := range rep.Unindexed {
-				fmt.Fprintf(w, "kept unindexed run %s (cairn reindex lists it)\n", id)
-			}
-			fmt.Fprintf(w, "%s %d expired %s, %d %s of deleted runs, %d index logs, %d index snapshots, %d index pages\n",
-				verb, len(rep.Expired), plural(len(rep.Expired), "run", "runs"),
-				len(rep.Dead), plural(len(rep.Dead), "object", "objects"),
-				rep.Index.Logs, rep.Index.Snapshots, rep.Index.Pages)
-			if *versions {
-				fmt.Fprintf(w, "%s %d old %s\n", verb, rep.Versions, plural(rep.Versions, "version", "versions"))
-			}
-		}
-		return err
-	})
-}
-
-// runReconcile restores, for the runs that several regions wrote, the
-// state the index chose where replication kept a losing one.
-func runReconcile(ctx context.Context, e *env, args []string) error {
-	fs, storeFlag := newFlags(e, "reconcile", "")
-	anyRegion := fs.Bool("any-region", false, "also restore states other regions won (when such a region is gone for good)")
-	return onStore(ctx, e, fs, storeFlag, args, func(s *tiered.Store) error {
-		p := startProgress(e, "reconciling", "")
-		rep, err := s.Durable().Reconcile(ctx, &durable.ReconcileOptions{AnyRegion: *anyRegion})
-		p.finish()
-		if err != nil {
-			return err
-		}
-		w := e.stdout
-		for _, id := range rep.Restored {
-			fmt.Fprintf(w, "restored    %s: the winning state is the current version again\n", id)
-		}
-		for _, id := range rep.Elsewhere {
-			fmt.Fprintf(w, "elsewhere   %s: another region's state won; that region restores it (or --any-region)\n", id)
-		}
-		for _, id := range rep.Claims {
-			fmt.Fprintf(w, "claim       %s: its newest claim is the current one again\n", id)
-		}
-		for _, id := range slices.SortedFunc(maps.Keys(rep.Unrestorable), compareIDs) {
-			fmt.Fprintf(w, "kept        %s: %s; its object stays as it is\n", id, describe(rep.Unrestorable[id]))
-		}
-		fmt.Fprintf(w, "checked %d %s written in more than one region, restored %d\n", rep.Checked, plural(rep.Checked, "run", "runs"), len(rep.Restored))
-		if n := len(rep.Unrestorable); n > 0 {
-			return fmt.Errorf("%d %s could not be restored (listed on stdout)", n, plural(n, "run", "runs"))
-		}
-		return nil
-	})
 }

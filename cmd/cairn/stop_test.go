@@ -146,24 +146,45 @@ func TestImportStoppedBySignal(t *testing.T) {
 	}
 }
 
-// A command stuck where it cannot be cancelled (opening a FIFO no one
-// writes) still ends soon after a signal: after the stop grace and a
-// margin, with the signal's exit code and one line.
-func TestStuckCommandEndsAfterSignal(t *testing.T) {
-	t.Parallel()
-	fifo := filepath.Join(t.TempDir(), "fifo")
-	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+// stuckExport starts an export of a store of 2,000 runs to a pipe no one
+// reads: once the pipe is full, its write blocks where no context
+// reaches. grace is its $CAIRN_STOP_GRACE.
+func stuckExport(t *testing.T, grace string) *started {
+	t.Helper()
+	dir := t.TempDir()
+	file, _ := importFile(t, 2000)
+	c := &cli{t: t, env: cliEnv(), store: "file://" + dir}
+	c.ok("import", file)
+	r, w, err := os.Pipe()
+	if err != nil {
 		t.Fatal(err)
 	}
-	p := start(t, cliEnv("CAIRN_STOP_GRACE=200ms"), "import", "--store", "file://"+t.TempDir(), fifo)
-	time.Sleep(time.Second) // its signal handling is set up (a loaded machine starts it slowly)
+	t.Cleanup(func() { r.Close() })
+	s := &started{cmd: exec.Command(buildDemoBinary(t), "export", "--store", "file://"+dir)}
+	s.cmd.Env = cliEnv("CAIRN_STOP_GRACE=" + grace)
+	s.cmd.Stdout, s.cmd.Stderr = w, &s.stderr
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close() // the child's copy stays open
+	t.Cleanup(func() { s.cmd.Process.Kill() })
+	time.Sleep(2 * time.Second) // the pipe is full, and the signal handling set up (a loaded machine starts it slowly)
+	return s
+}
+
+// A command stuck where it cannot be cancelled (writing to a full pipe)
+// still ends soon after a signal: after the stop grace and a margin, with
+// the signal's exit code and one line.
+func TestStuckCommandEndsAfterSignal(t *testing.T) {
+	t.Parallel()
+	p := stuckExport(t, "200ms")
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	if code := p.wait(t, 30*time.Second); code != 143 {
 		t.Fatalf("exit %d, want 143; stderr: %s", code, p.stderr.String())
 	}
-	if !regexp.MustCompile(`^cairn import: interrupted by SIGTERM, and did not stop within 3\.2s: exiting\n$`).MatchString(p.stderr.String()) {
+	if !regexp.MustCompile(`^cairn export: interrupted by SIGTERM, and did not stop within 3\.2s: exiting\n$`).MatchString(p.stderr.String()) {
 		t.Errorf("stderr %q", p.stderr.String())
 	}
 }
@@ -172,12 +193,7 @@ func TestStuckCommandEndsAfterSignal(t *testing.T) {
 // grace, with the exit code of that signal.
 func TestSecondSignalExitsAtOnce(t *testing.T) {
 	t.Parallel()
-	fifo := filepath.Join(t.TempDir(), "fifo")
-	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	p := start(t, cliEnv("CAIRN_STOP_GRACE=1h"), "import", "--store", "file://"+t.TempDir(), fifo)
-	time.Sleep(time.Second) // its signal handling is set up (a loaded machine starts it slowly)
+	p := stuckExport(t, "1h")
 	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
@@ -190,6 +206,32 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 	}
 	if got := p.stderr.String(); got != "cairn: SIGTERM again: exiting without flushing\n" {
 		t.Errorf("stderr %q", got)
+	}
+}
+
+// An import whose reading is stuck (opening a FIFO no one writes) stops
+// at once on a signal: the reading is left behind, nothing was read, and
+// the import ends with the signal's code and one line.
+func TestImportStopsWhileReadingIsStuck(t *testing.T) {
+	t.Parallel()
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := start(t, cliEnv("CAIRN_STOP_GRACE=1h"), "import", "--store", "file://"+t.TempDir(), fifo)
+	time.Sleep(time.Second) // its signal handling is set up (a loaded machine starts it slowly)
+	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	stopAt := time.Now()
+	if code := p.wait(t, 30*time.Second); code != 130 {
+		t.Fatalf("exit %d, want 130; stderr: %s", code, p.stderr.String())
+	}
+	if took := time.Since(stopAt); took > 5*time.Second {
+		t.Errorf("took %s to stop", took)
+	}
+	if got := p.stderr.String(); got != "cairn import: interrupted by SIGINT\n" || p.stdout.String() != "imported 0 runs\n" {
+		t.Errorf("stdout %q, stderr %q", p.stdout.String(), got)
 	}
 }
 
@@ -206,8 +248,13 @@ func TestTimeouts(t *testing.T) {
 	}{
 		{[]string{"ls", "--timeout", "1s", "--store", silent}, `^cairn ls: timed out after 1s \(--timeout\)\n$`},
 		{[]string{"verify", "--timeout", "1s", "--store", silent}, `^cairn verify: timed out after 1s \(--timeout\)\n$`},
+		// Stopped while it only read the store's copies (--if-newer):
+		// nothing was being written, so nothing is said to be at risk.
 		{[]string{"import", "--timeout", "1s", "--store", silent, filepath.Join("testdata", "runs.jsonl")},
-			`^cairn import: timed out after 1s \(--timeout\); 5 runs saved: what was saved may not be durable \(stopped, and the flush did not end within 2s \(CAIRN_STOP_GRACE\)`},
+			`^cairn import: timed out after 1s \(--timeout\)\n$`},
+		// Stopped while it wrote (--overwrite reads nothing first).
+		{[]string{"import", "--overwrite", "--timeout", "1s", "--store", silent, filepath.Join("testdata", "runs.jsonl")},
+			`^cairn import: timed out after 1s \(--timeout\); a batch of 5 runs \(from .*runs.jsonl line 1\) did not commit \(cairn reindex lists what it wrote\): what was saved may not be durable \(stopped, and the flush did not end within 2s \(CAIRN_STOP_GRACE\)`},
 		{[]string{"ls", "--store", silent + "&attempt_timeout=200ms"},
 			`^cairn ls: list: no answer from the store in time \(the store URL's attempt_timeout= and timeout= set the bounds\)\n$`},
 		{[]string{"ls", "--store", silent + "&timeout=500ms&attempt_timeout=200ms"}, `^cairn ls: list: no answer from the store within 500ms \(the store URL's timeout= sets it\)\n$`},
@@ -220,10 +267,10 @@ func TestTimeouts(t *testing.T) {
 			t.Errorf("cairn %s took %s", strings.Join(tc.args, " "), took)
 		}
 	}
-	c.fails(exitUsage, []string{`^cairn ls: invalid value "soon" for flag -timeout: want a positive duration`}, "ls", "--timeout", "soon")
-	c.fails(exitUsage, []string{`^cairn ls: invalid value "0s" for flag -timeout`}, "ls", "--timeout", "0s")
-	if r := c.run("", "ls", "-h"); !strings.Contains(r.stderr, "-timeout") {
-		t.Errorf("ls -h does not show --timeout:\n%s", r.stderr)
+	c.fails(exitUsage, []string{`^cairn ls: invalid argument "soon" for "--timeout" flag: want a positive duration`}, "ls", "--timeout", "soon")
+	c.fails(exitUsage, []string{`^cairn ls: invalid argument "0s" for "--timeout" flag`}, "ls", "--timeout", "0s")
+	if r := c.run("", "ls", "-h"); !strings.Contains(r.stdout, "--timeout duration") {
+		t.Errorf("ls -h does not show --timeout:\n%s", r.stdout)
 	}
 }
 

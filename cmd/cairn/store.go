@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
+	neturl "net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,12 +23,11 @@ import (
 
 const defaultStoreHint = "file://$XDG_DATA_HOME/cairn, or file://~/.local/share/cairn"
 
-// storeURL is the store a command works on: its --store flag, else
-// $CAIRN_STORE, else the embedded default, a directory under the user's
-// data directory.
-func storeURL(e *env, flagValue string) string {
-	if flagValue != "" {
-		return flagValue
+// storeURL is the store a command works on: --store, else $CAIRN_STORE,
+// else the embedded default, a directory under the user's data directory.
+func storeURL(e *env) string {
+	if e.flags.store != "" {
+		return e.flags.store
 	}
 	if v := e.getenv("CAIRN_STORE"); v != "" {
 		return v
@@ -40,34 +41,72 @@ func storeURL(e *env, flagValue string) string {
 	return "file://" + filepath.Join(os.TempDir(), "cairn")
 }
 
-// openStore opens the store a command works on. A URL that cannot be
-// opened (a *bucket.URLError, which names the URL redacted and says why)
-// is a usage error. opts may be nil (write-through).
+// openStore opens the store at url for a command: every store the CLI
+// opens, it opens here. A URL that cannot be parsed or names no store
+// cairn knows (a *bucket.URLError) is a usage error; one that cannot be
+// opened for a reason of the system (a directory without permission, a
+// path through a file) is a failure. opts may be nil (write-through).
+//
+// readOnly is for the commands that only read: they create nothing, so a
+// file:// store that does not exist is an error naming the directory,
+// not a new empty store that lists nothing.
 //
 // $CAIRN_REGION names the region the command writes from, when several
 // regions write one store through replication (durable.Options.Region).
-func openStore(ctx context.Context, e *env, flagValue string, opts *tiered.Options) (*tiered.Store, string, error) {
-	u := storeURL(e, flagValue)
+// --debug logs the store's work on stderr.
+func openStore(ctx context.Context, e *env, url string, readOnly bool, opts *tiered.Options) (*tiered.Store, error) {
+	var o tiered.Options
+	if opts != nil {
+		o = *opts
+	}
 	if r := e.getenv("CAIRN_REGION"); r != "" {
 		if err := index.CheckRegion(r); err != nil {
-			return nil, u, usagef("CAIRN_REGION=%q: want 1 to 63 of [a-z0-9-], starting with a letter or digit", r)
-		}
-		var o tiered.Options
-		if opts != nil {
-			o = *opts
+			return nil, usagef("CAIRN_REGION=%q: want 1 to 63 of [a-z0-9-], starting with a letter or digit", r)
 		}
 		o.Durable.Region = r
-		opts = &o
 	}
-	s, err := tiered.Open(ctx, u, opts)
+	if readOnly {
+		if err := checkStoreDir(url); err != nil {
+			return nil, err
+		}
+	}
+	// MERGE: set once tiered.Options has ReadOnly (the read-only
+	// directory store):
+	//	o.ReadOnly = readOnly
+	if e.flags.debug {
+		// The library's log, and the SDK's request log (secrets redacted).
+		o.Logger, o.Debug = e.log, true
+	}
+	e.logger().Debug("open store", "url", bucket.RedactURL(url), "read_only", readOnly, "write_back", o.Mode == tiered.WriteBack)
+	s, err := tiered.Open(ctx, url, &o)
 	if err != nil {
 		var ue *bucket.URLError
-		if errors.As(err, &ue) {
-			return nil, u, &usageError{ue.Error()}
+		if errors.As(err, &ue) && !errors.As(err, new(*fs.PathError)) && !errors.Is(err, fs.ErrPermission) {
+			return nil, &usageError{ue.Error()}
 		}
-		return nil, u, err
+		return nil, err
 	}
-	return s, u, nil
+	return s, nil
+}
+
+// checkStoreDir returns an error naming the directory of a file:// store
+// URL when it does not exist or is not a directory, for a command that
+// only reads. Other URLs are left to tiered.Open.
+func checkStoreDir(rawURL string) error {
+	u, err := neturl.Parse(rawURL)
+	if err != nil || u.Scheme != "file" || u.Host != "" || u.Path == "" {
+		return nil // tiered.Open says what is wrong with it
+	}
+	fi, err := os.Stat(u.Path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("store directory %s does not exist (this command only reads, and creates nothing: check --store or $CAIRN_STORE)", u.Path)
+	case err != nil:
+		return err // a *fs.PathError naming it
+	case !fi.IsDir():
+		return fmt.Errorf("store directory %s is not a directory", u.Path)
+	}
+	return nil
 }
 
 // parseRunID parses a run ID given on the command line; a bad one is a
@@ -166,19 +205,22 @@ func unreachable(err error) string {
 
 func isTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }
 
-// closeStore closes s, flushing what the command saved, and keeps the
-// first error; when the command was stopped (its context ended), an error
-// of the close wins, as it says that saved work may be lost. The close
-// outlives ctx by at most the stop grace (see finishContext).
+// closeStore closes s, flushing what the command saved (its Saves have
+// returned), and keeps the first error. When the command was stopped (its
+// context ended) with Saves not yet flushed, an error of the close wins,
+// as it says that saved work may be lost; with nothing unflushed, nothing
+// can be. The close outlives ctx by at most the stop grace (see
+// finishContext).
 func closeStore(ctx context.Context, s *tiered.Store, err *error) {
 	fctx, cancel := finishContext(ctx)
 	defer cancel()
+	unflushed := s.Stats().BytesUnflushed > 0
 	cerr := s.Close(fctx)
 	switch {
 	case cerr == nil:
 	case errors.Is(*err, errNotDurable):
 		// Already said, by the flush that failed first.
-	case ctx.Err() != nil:
+	case ctx.Err() != nil && unflushed:
 		*err = fmt.Errorf("close: %w: %w", notDurable(fctx), cerr)
 	case *err == nil:
 		*err = fmt.Errorf("close: %w", cerr)

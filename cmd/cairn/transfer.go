@@ -9,12 +9,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
-	"strings"
 
 	"github.com/cairnstore/cairn"
 	"github.com/cairnstore/cairn/bucket"
 	"github.com/cairnstore/cairn/tiered"
+	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -22,12 +21,48 @@ import (
 // of the one-file-per-run formats.
 var exportFormats = map[string]string{"jsonl": "", "msgpack": ".msgpack", "json": ".json"}
 
+// exportFlags are the flags of export.
+type exportFlags struct {
+	format, out, workflow string
+}
+
+func newExportCmd(e *env) *cobra.Command {
+	f := &exportFlags{}
+	cmd := &cobra.Command{
+		Use:   "export",
+		Short: "write checkpoints as JSON lines, or Blazen records",
+		Long: "Write every run (of one workflow, with --workflow), newest first: JSON lines (blazen-persist's\n" +
+			"JSON record) to stdout (or --out -) or the file --out, or one RUN_ID.msgpack (Blazen's bare MessagePack\n" +
+			"record) or RUN_ID.json file per run in the directory --out. A run that cannot be read is named\n" +
+			"on stderr and skipped; the others are written, and export exits 1 at the end.",
+		Example: "  cairn export --out backup.jsonl\n  cairn export --format msgpack --out blazen-records/",
+		Args:    noArgs,
+		RunE:    func(cmd *cobra.Command, _ []string) error { return runExport(cmd.Context(), e, f) },
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.format, "format", "jsonl", "jsonl (one JSON record a line), msgpack or json (one RUN_ID.FORMAT file per run in --out)")
+	fl.StringVar(&f.out, "out", "", "jsonl: the file to write (default, or -: stdout); msgpack, json: the directory to write the files in")
+	fl.StringVar(&f.workflow, "workflow", "", "only runs of this workflow")
+	return cmd
+}
+
+// exportJSON is what export --json prints when it writes to --out (to
+// stdout it writes the JSON lines, which are JSON already): the runs
+// written and those that could not be read.
+type exportJSON struct {
+	Exported   int    `json:"exported"`
+	Unreadable int    `json:"unreadable"`
+	Out        string `json:"out"`
+	Format     string `json:"format"`
+}
+
 // runExport writes every run (of one workflow, with --workflow), newest
 // first:
 //
 //   - jsonl (the default): one blazen-persist JSON record a line
 //     (cairn.EncodeJSON: the six fields in order, map keys sorted), to
-//     stdout or to the file --out, which appears only once it is complete;
+//     stdout (no --out, or --out -) or to the file --out, which appears
+//     only once it is complete;
 //   - msgpack: RUN_ID.msgpack in the directory --out, the bare MessagePack
 //     record that blazen-persist writes (no zstd), which cairn import and
 //     Blazen read back;
@@ -38,31 +73,27 @@ var exportFormats = map[string]string{"jsonl": "", "msgpack": ".msgpack", "json"
 // others are written all the same, and the export then fails (exit 1).
 // Any other error (the store unreachable, a full disk) stops it; files
 // already written stay, a --out file of JSON lines is not written.
-func runExport(ctx context.Context, e *env, args []string) error {
-	fs, storeFlag := newFlags(e, "export", "")
-	format := fs.String("format", "jsonl", "jsonl (one JSON record a line), msgpack or json (one RUN_ID.FORMAT file per run in --out)")
-	out := fs.String("out", "", "jsonl: the file to write (default stdout); msgpack, json: the directory to write the files in")
-	workflow := fs.String("workflow", "", "only runs of this workflow")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if err := wantArgs(fs, 0, 0); err != nil {
-		return err
-	}
-	suffix, ok := exportFormats[*format]
+func runExport(ctx context.Context, e *env, f *exportFlags) error {
+	suffix, ok := exportFormats[f.format]
 	switch {
 	case !ok:
-		return usagef("--format %q: want jsonl, msgpack or json", *format)
-	case suffix != "" && *out == "":
-		return usagef("--format %s writes one file per run: give the directory with --out", *format)
+		return usagef("--format %q: want jsonl, msgpack or json", f.format)
+	case suffix != "" && f.out == "":
+		return usagef("--format %s writes one file per run: give the directory with --out", f.format)
+	case suffix != "" && f.out == "-":
+		return usagef("--format %s writes one file per run: give the directory with --out (--out - is stdout, for jsonl; ./- names a directory)", f.format)
 	}
-	return withStore(ctx, e, *storeFlag, nil, func(s *tiered.Store) error {
-		p := startProgress(e, "exporting", "runs")
+	out := f.out
+	if out == "-" { // stdout, as import - reads stdin (./- names a file)
+		out = ""
+	}
+	return withStore(ctx, e, true, nil, func(s *tiered.Store) error {
+		p := startProgress(e, "exporting", unitItems, "runs", 0)
 		defer p.finish()
 		var write func(*cairn.Checkpoint) error
 		var commit func() error
 		if suffix == "" {
-			w, c, abort, err := jsonlOutput(e, *out)
+			w, c, abort, err := jsonlOutput(e, out)
 			if err != nil {
 				return err
 			}
@@ -77,7 +108,7 @@ func runExport(ctx context.Context, e *env, args []string) error {
 			}
 			commit = c
 		} else {
-			if err := os.MkdirAll(*out, 0o777); err != nil {
+			if err := os.MkdirAll(f.out, 0o777); err != nil {
 				return err
 			}
 			write = func(cp *cairn.Checkpoint) error {
@@ -92,11 +123,11 @@ func runExport(ctx context.Context, e *env, args []string) error {
 				if err != nil {
 					return cairn.WrapOp("export", cp.RunID, err)
 				}
-				return writeFileAtomic(filepath.Join(*out, cp.RunID.String()+suffix), rec)
+				return writeFileAtomic(filepath.Join(f.out, cp.RunID.String()+suffix), rec)
 			}
 			commit = func() error { return nil }
 		}
-		n, bad, err := exportRuns(ctx, s, *workflow, p, write)
+		n, bad, err := exportRuns(ctx, s, f.workflow, p, write)
 		if err != nil {
 			return err
 		}
@@ -104,8 +135,13 @@ func runExport(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 		p.finish()
-		if *out != "" {
-			fmt.Fprintf(e.stdout, "exported %d %s to %s\n", n, plural(n, "run", "runs"), *out)
+		switch {
+		case out != "" && e.flags.json:
+			if err := printJSON(e.stdout, exportJSON{Exported: n, Unreadable: bad, Out: f.out, Format: f.format}); err != nil {
+				return err
+			}
+		case out != "":
+			fmt.Fprintf(e.stdout, "exported %d %s to %s\n", n, plural(n, "run", "runs"), f.out)
 		}
 		if bad > 0 {
 			return fmt.Errorf("%d %s could not be read (listed above); the %d others were exported", bad, plural(bad, "run", "runs"), n)
@@ -248,220 +284,6 @@ func writeFileAtomic(path string, data []byte) error {
 		return err
 	}
 	return f.commit()
-}
-
-// importSource is one file (or stdin) to import.
-type importSource struct {
-	name string // as given, for messages
-	open func() (io.ReadCloser, error)
-}
-
-// importSources expands the arguments of import: "-" is stdin, a
-// directory stands for the files in it (not its subdirectories, nor
-// names starting with '.'), in name order.
-func importSources(e *env, args []string) ([]importSource, error) {
-	var out []importSource
-	file := func(p string) importSource {
-		return importSource{name: p, open: func() (io.ReadCloser, error) { return os.Open(p) }}
-	}
-	for _, a := range args {
-		if a == "-" {
-			out = append(out, importSource{name: "stdin", open: func() (io.ReadCloser, error) { return io.NopCloser(e.stdin), nil }})
-			continue
-		}
-		fi, err := os.Stat(a)
-		if err != nil {
-			return nil, err
-		}
-		if !fi.IsDir() { // a file, or a pipe (cairn import <(producer))
-			out = append(out, file(a))
-			continue
-		}
-		entries, err := os.ReadDir(a)
-		if err != nil {
-			return nil, err
-		}
-		for _, d := range entries {
-			if !strings.HasPrefix(d.Name(), ".") && d.Type().IsRegular() {
-				out = append(out, file(filepath.Join(a, d.Name())))
-			}
-		}
-	}
-	return out, nil
-}
-
-// runImport saves the runs recorded in files, directories of files, or
-// stdin ("-"). A file is either JSON — one record a line (what export
-// writes), or one or more records in any layout (what show prints) — or a
-// single blazen-persist MessagePack record, a map or a positional array,
-// bare or in a zstd frame. A record replaces the stored run of the same
-// ID.
-//
-// No record may exceed the codec's size limit (16 MiB): a longer one is
-// refused without reading it all. A bad record is reported with its file
-// and line and the others are imported all the same; the exit code is
-// then 1. Runs are written in batches (write-back) and are durable when
-// the count is printed. Stopped (SIGINT, SIGTERM, --timeout), it reads no
-// more, flushes what it saved (within the stop grace) and prints that
-// count before failing.
-func runImport(ctx context.Context, e *env, args []string) error {
-	fs, storeFlag := newFlags(e, "import", "FILE|DIR|-...")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if err := wantArgs(fs, 1, -1); err != nil {
-		return err
-	}
-	if n := slices.Index(fs.Args(), "-"); n >= 0 && slices.Index(fs.Args()[n+1:], "-") >= 0 {
-		return usagef("import: stdin (-) given twice")
-	}
-	if slices.Contains(fs.Args(), "-") {
-		// A read of stdin waiting on an idle producer does not see ctx
-		// (nor does closing a blocking stdin end it): the import reads
-		// through a pipe that a stopped import closes.
-		pr, pw := io.Pipe()
-		stdin := e.stdin
-		go func() { _, err := io.Copy(pw, stdin); pw.CloseWithError(err) }()
-		defer context.AfterFunc(ctx, func() { pw.CloseWithError(context.Cause(ctx)) })()
-		piped := *e
-		piped.stdin = pr
-		e = &piped
-	}
-	srcs, err := importSources(e, fs.Args())
-	if err != nil {
-		return err
-	}
-	return withStore(ctx, e, *storeFlag, &tiered.Options{Mode: tiered.WriteBack}, func(s *tiered.Store) error {
-		p := startProgress(e, "importing", "runs")
-		defer p.finish()
-		im := &importer{store: s, codec: cairn.DefaultCodec(), p: p}
-		var werr error
-		for _, src := range srcs {
-			if werr = im.file(ctx, src); werr != nil {
-				break
-			}
-		}
-		if werr != nil && ctx.Err() == nil {
-			return werr
-		}
-		// Stopped or done: make what was saved durable, then say how
-		// much that is. A stopped import flushes within the stop grace.
-		p.relabel("writing")
-		fctx, cancel := finishContext(ctx)
-		defer cancel()
-		if err := s.Flush(fctx); err != nil {
-			return fmt.Errorf("%d %s saved: %w: %w", im.saved, plural(im.saved, "run", "runs"), notDurable(fctx), err)
-		}
-		p.finish()
-		fmt.Fprintf(e.stdout, "imported %d %s\n", im.saved, plural(im.saved, "run", "runs"))
-		if werr != nil {
-			return werr
-		}
-		if im.bad > 0 {
-			return fmt.Errorf("%d %s could not be imported (listed above)", im.bad, plural(im.bad, "record", "records"))
-		}
-		return nil
-	})
-}
-
-type importer struct {
-	store *tiered.Store
-	codec *cairn.Codec
-	p     *progress
-	saved int // records saved
-	bad   int // records refused
-}
-
-// file imports one source. The error is for failures of the store or of
-// reading; bad records are reported and counted.
-func (im *importer) file(ctx context.Context, src importSource) error {
-	rc, err := src.open()
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	br := bufio.NewReaderSize(rc, 64<<10)
-	first, err := br.Peek(1)
-	if errors.Is(err, io.EOF) {
-		return nil // an empty file holds no records
-	}
-	if err != nil {
-		if ctx.Err() != nil {
-			return context.Cause(ctx) // stopped while waiting for input
-		}
-		return fmt.Errorf("%s: %w", src.name, err)
-	}
-	if bytes.IndexByte([]byte("{[ \t\r\n"), first[0]) < 0 {
-		return im.binary(ctx, src.name, br)
-	}
-	sc := bufio.NewScanner(br)
-	max := im.codec.MaxSize()
-	sc.Buffer(make([]byte, 0, 64<<10), max)
-	var sp jsonSplitter
-	sc.Split(sp.split)
-	for sc.Scan() {
-		if err := im.record(ctx, fmt.Sprintf("%s line %d", src.name, sp.tokenLine), sc.Bytes()); err != nil {
-			return err
-		}
-	}
-	if err := sc.Err(); err != nil {
-		if ctx.Err() != nil {
-			return context.Cause(ctx) // stopped: stdin was cut, no record is bad
-		}
-		if errors.Is(err, bufio.ErrTooLong) {
-			err = fmt.Errorf("record longer than the limit of %d bytes (the rest of the file is skipped)", max)
-		}
-		im.refuse("%s line %d: %v", src.name, sp.lines+sp.ahead+1, err)
-	}
-	return nil
-}
-
-// binary imports a file holding one MessagePack record, bare or in a
-// zstd frame.
-func (im *importer) binary(ctx context.Context, name string, r io.Reader) error {
-	max := im.codec.MaxSize()
-	limit := int64(max) + int64(max)/64 + 64<<10 // a compressed record of MaxSize fits
-	data, err := io.ReadAll(io.LimitReader(r, limit+1))
-	if err != nil {
-		if ctx.Err() != nil {
-			return context.Cause(ctx) // stopped while reading
-		}
-		return fmt.Errorf("%s: %w", name, err)
-	}
-	if int64(len(data)) > limit {
-		im.refuse("%s: larger than the limit of %d bytes for one record", name, limit)
-		return nil
-	}
-	return im.record(ctx, name, data)
-}
-
-// record decodes and saves one record; where names it in messages. Once
-// ctx ends (the command was stopped) it saves nothing more.
-func (im *importer) record(ctx context.Context, where string, data []byte) error {
-	if ctx.Err() != nil {
-		return context.Cause(ctx)
-	}
-	cp, err := im.codec.Unmarshal(data)
-	if err != nil {
-		im.refuse("%s: %s", where, strings.TrimPrefix(describe(err), cairn.ErrCorrupt.Error()+": "))
-		return nil
-	}
-	err = im.store.Save(ctx, cp)
-	if errors.Is(err, cairn.ErrInvalid) || errors.Is(err, cairn.ErrTooLarge) {
-		im.refuse("%s: run %s: %s", where, cp.RunID, describe(err))
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("%s: %w", where, err)
-	}
-	im.saved++
-	im.p.add(1)
-	return nil
-}
-
-func (im *importer) refuse(format string, args ...any) {
-	im.bad++
-	im.p.warnf("cairn import: "+format, args...)
 }
 
 // jsonSplitter splits a stream into its top-level JSON values, whatever

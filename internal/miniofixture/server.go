@@ -114,6 +114,9 @@ type LaunchOptions struct {
 	// container stops, but writes no longer go through the container's storage driver, which
 	// (fuse-overlayfs on some machines) can cost more CPU than MinIO itself.
 	Tmpfs bool
+	// Env adds environment variables to the container's (MINIO_KMS_SECRET_KEY, say, for a
+	// server with a KMS). An external endpoint is used as it is.
+	Env map[string]string
 }
 
 // Launch is Start for a program that is not a test (a benchmark command, say): the external
@@ -138,7 +141,7 @@ func Launch(ctx context.Context, logf func(format string, args ...any), opts *La
 	if opts != nil {
 		o = *opts
 	}
-	if s, err = startContainer(ctx, logf, containerOptions{tmpfs: o.Tmpfs}); err != nil {
+	if s, err = startContainer(ctx, logf, containerOptions{tmpfs: o.Tmpfs, env: o.Env}); err != nil {
 		return nil, nil, err
 	}
 	return s, func(ctx context.Context) error { return s.ctr.Terminate(ctx) }, nil

@@ -1,4 +1,4 @@
-package tiered_test
+package fakes3_test
 
 import (
 	"context"
@@ -39,7 +39,7 @@ func fakeS3Store(t testing.TB, url string, so *durable.Options, o *tiered.Option
 // so the probe guards it too: a write-through Save, a write-back flush
 // and a Delete are refused on gofakes3, as it is and with conditions
 // stripped, and nothing is written.
-func TestProbeGofakes3(t *testing.T) {
+func TestTieredProbeGofakes3(t *testing.T) {
 	ctx := context.Background()
 	for _, tc := range []struct {
 		name  string
@@ -77,18 +77,18 @@ func TestProbeGofakes3(t *testing.T) {
 	}
 }
 
-// sharedStrippedEnv selects, in a re-executed test binary, the run of the
+// tieredSharedStrippedEnv selects, in a re-executed test binary, the run of the
 // multi-store suite on gofakes3 with conditions stripped.
-const sharedStrippedEnv = "CAIRN_TEST_SHARED_STRIPPED"
+const tieredSharedStrippedEnv = "CAIRN_TEST_TIERED_SHARED_STRIPPED"
 
 // The multi-store suite fails, loudly, for the tiered store (both modes,
 // fencing on for the fencing subtests) on a server that ignores
 // conditional writes (gofakes3 with conditions stripped, the probe
 // skipped). It runs in a re-executed test binary, bounded in time, that
 // must fail in multi-store subtests, the fencing ones among them.
-func TestGofakes3StrippedSharedFails(t *testing.T) {
-	if os.Getenv(sharedStrippedEnv) == "1" {
-		for _, m := range sharedModes {
+func TestTieredGofakes3StrippedSharedFails(t *testing.T) {
+	if os.Getenv(tieredSharedStrippedEnv) == "1" {
+		for _, m := range tieredSharedModes {
 			t.Run(m.name, func(t *testing.T) {
 				storetest.RunShared(t, func(t *testing.T) storetest.Shared {
 					url := fakeServer(t, true)
@@ -104,9 +104,9 @@ func TestGofakes3StrippedSharedFails(t *testing.T) {
 		}
 		return
 	}
-	out := fakes3.Failing(t, sharedStrippedEnv, "TestGofakes3StrippedSharedFails")
+	out := fakes3.Failing(t, tieredSharedStrippedEnv, "TestTieredGofakes3StrippedSharedFails")
 	failed := map[string]bool{}
-	for _, m := range regexp.MustCompile(`--- FAIL: TestGofakes3StrippedSharedFails/\w+/(\w+)`).FindAllSubmatch(out, -1) {
+	for _, m := range regexp.MustCompile(`--- FAIL: TestTieredGofakes3StrippedSharedFails/\w+/(\w+)`).FindAllSubmatch(out, -1) {
 		failed[string(m[1])] = true
 	}
 	if !failed["FencedCreate"] || len(failed) < 2 {

@@ -1,4 +1,4 @@
-package durable_test
+package fakes3_test
 
 import (
 	"context"
@@ -68,7 +68,7 @@ func TestGofakes3Behaviour(t *testing.T) {
 // The probe refuses gofakes3 as it is (it keeps old metadata on
 // overwrite) and behind fakes3.StripConditions (it also ignores conditional
 // writes), naming the checks that fail, at the first write.
-func TestProbeGofakes3(t *testing.T) {
+func TestDurableProbeGofakes3(t *testing.T) {
 	ctx := context.Background()
 	for _, tc := range []struct {
 		name   string
@@ -80,8 +80,8 @@ func TestProbeGofakes3(t *testing.T) {
 			durable.ProbeIfMatchMissing, durable.ProbeMetadataReplaced}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := newStore(t, fakeS3(t, tc.wrap), &durable.Options{Prefix: "p"})
-			err := s.Save(ctx, cp(1, t0))
+			s := newDurable(t, fakeS3(t, tc.wrap), &durable.Options{Prefix: "p"})
+			err := s.Save(ctx, numberedCP(1, t0))
 			var pe *durable.ProbeError
 			if !errors.Is(err, durable.ErrUnsafeServer) || !errors.As(err, &pe) {
 				t.Fatalf("Save on gofakes3 %s: %v, want a *ProbeError (ErrUnsafeServer)", tc.name, err)
@@ -101,26 +101,26 @@ func TestProbeGofakes3(t *testing.T) {
 	}
 }
 
-// sharedStrippedEnv selects, in a re-executed test binary, the run of the
+// durableSharedStrippedEnv selects, in a re-executed test binary, the run of the
 // multi-store suite on gofakes3 with conditions stripped.
-const sharedStrippedEnv = "CAIRN_TEST_SHARED_STRIPPED"
+const durableSharedStrippedEnv = "CAIRN_TEST_DURABLE_SHARED_STRIPPED"
 
 // The multi-store suite fails, loudly, on a server that ignores
 // conditional writes (gofakes3 behind fakes3.StripConditions, with the probe
 // skipped, since otherwise every write is refused). The suite runs in a
 // re-executed test binary (bounded in time) that must fail and name a
 // multi-store subtest.
-func TestGofakes3StrippedSharedFails(t *testing.T) {
-	if os.Getenv(sharedStrippedEnv) == "1" {
+func TestDurableGofakes3StrippedSharedFails(t *testing.T) {
+	if os.Getenv(durableSharedStrippedEnv) == "1" {
 		storetest.RunShared(t, func(t *testing.T) storetest.Shared {
 			url := fakes3.Server(t, fakes3.StripConditions)
-			return sharedOn(func(t *testing.T) bucket.Bucket { return fakes3.Client(t, url) },
+			return durableSharedOn(func(t *testing.T) bucket.Bucket { return fakes3.Client(t, url) },
 				&durable.Options{Prefix: "cairn", Index: smallIndex, UnsafeSkipProbe: true})
 		})
 		return
 	}
-	out := fakes3.Failing(t, sharedStrippedEnv, "TestGofakes3StrippedSharedFails")
-	failed := regexp.MustCompile(`--- FAIL: TestGofakes3StrippedSharedFails/(\w+)`).FindAllSubmatch(out, -1)
+	out := fakes3.Failing(t, durableSharedStrippedEnv, "TestDurableGofakes3StrippedSharedFails")
+	failed := regexp.MustCompile(`--- FAIL: TestDurableGofakes3StrippedSharedFails/(\w+)`).FindAllSubmatch(out, -1)
 	if len(failed) == 0 {
 		t.Fatalf("the suite failed, but not in a multi-store subtest:\n%s", out)
 	}

@@ -86,7 +86,10 @@ func seed(t *testing.T, b bucket.Bucket) *world {
 	t.Helper()
 	ctx := context.Background()
 	w := &world{b: b, want: map[uuid.UUID]*cairn.Checkpoint{}, maybe: map[uuid.UUID]bool{}}
-	s := chaosStore(t, b, nil)
+	// The seed is no chaos: its store retries the index commit for longer
+	// than the chaos stores do, so that a slow PUT on a loaded machine does
+	// not fail the seeding.
+	s := newStore(t, b, &durable.Options{Prefix: "cairn", Index: &index.Options{PageSize: 4, CompactAfter: 4, RetryFor: 10 * time.Second}})
 	save := func(c *cairn.Checkpoint) {
 		if err := s.Save(ctx, c); err != nil {
 			t.Fatal(err)

@@ -3,6 +3,7 @@ package tiered_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -16,7 +17,11 @@ import (
 )
 
 // errCrash is the failure of the request a simulated crash cut.
-var errCrash = errors.New("crashed")
+// errCrash is what a crashed process's writes meet from then on. It is
+// one the index does not retry (bucket.ErrAccessDenied), so that no
+// commit of the cut flush lands later in the background, as none would
+// from a process that is gone.
+var errCrash = fmt.Errorf("crashed: %w", bucket.ErrAccessDenied)
 
 // crashAtCommit makes mem's nth index commit (log PUT) from now on fail
 // and cancels the flush's context with it, as a crash there would end the

@@ -517,9 +517,9 @@ func (ix *Index) writePages(set pageSet, entries []Entry, pages map[string]*form
 // logs): moving past it would undo it, so this snapshot is left for GC.
 // So is a head behind base that base does not descend from: the head was
 // moved back since this compaction read its state, by a Reindex of a lost
-// index (whose numbers start again low) or after the head was lost, and
-// moving past it would bring back a snapshot whose pages and logs may be
-// gone.
+// index (whose numbers start again low), and moving past it would bring
+// back a snapshot whose pages and logs may be gone. A head naming a
+// snapshot that is gone is repaired either way.
 func (ix *Index) advanceHead(ctx context.Context, seq, base uint64) (bool, error) {
 	for attempt := 0; ; attempt++ {
 		var h format.Head
@@ -530,16 +530,8 @@ func (ix *Index) advanceHead(ctx context.Context, seq, base uint64) (bool, error
 			if h.Seq >= seq {
 				return h.Seq == seq, nil
 			}
-			if h.Seq > base {
-				// Unless that snapshot is gone (the state this one was
-				// built on fell back past it): then this one repairs the
-				// head.
-				if _, err := ix.b.Head(ctx, ix.snapKey(h.Seq)); !errors.Is(err, bucket.ErrNotFound) {
-					return false, err
-				}
-			}
-			if h.Seq < base {
-				if ok, err := ix.descends(ctx, base, h.Seq); !ok {
+			if h.Seq != base {
+				if ok, err := ix.builtOver(ctx, base, h.Seq); !ok {
 					return false, err
 				}
 			}
@@ -564,15 +556,35 @@ func (ix *Index) advanceHead(ctx context.Context, seq, base uint64) (bool, error
 	}
 }
 
+// builtOver reports whether a snapshot built on snapshot base may move
+// the head over snapshot head: when base descends from head (see
+// descends), or head is gone (the state this one was built on fell back
+// past it: this one repairs the head).
+func (ix *Index) builtOver(ctx context.Context, base, head uint64) (bool, error) {
+	if head < base {
+		if ok, err := ix.descends(ctx, base, head); ok || err != nil {
+			return ok, err
+		}
+	}
+	switch _, err := ix.b.Head(ctx, ix.snapKey(head)); {
+	case errors.Is(err, bucket.ErrNotFound):
+		return true, nil
+	case err != nil:
+		return false, err
+	}
+	return false, nil
+}
+
 // descends reports whether snapshot from was built, through the Base of
 // each snapshot down the chain, on snapshot to (to < from). A snapshot of
-// the chain that is gone, a Rebuild's (its Base is itself) above to, or
-// one written before Base was recorded (Base 0) ends the chain: false.
+// the chain that is gone or damaged, a Rebuild's (its Base is itself)
+// above to, or one written before Base was recorded (Base 0) ends the
+// chain: false.
 func (ix *Index) descends(ctx context.Context, from, to uint64) (bool, error) {
 	for cur := from; cur > to; {
 		var m format.Manifest
 		if _, err := ix.get(ctx, ix.snapKey(cur), &m); err != nil {
-			if errors.Is(err, bucket.ErrNotFound) {
+			if errors.Is(err, bucket.ErrNotFound) || errors.Is(err, cairn.ErrCorrupt) || errors.Is(err, bucket.ErrUnreadable) {
 				return false, nil
 			}
 			return false, err

@@ -70,9 +70,7 @@ func openStore(ctx context.Context, e *env, url string, readOnly bool, opts *tie
 			return nil, err
 		}
 	}
-	// MERGE: set once tiered.Options has ReadOnly (the read-only
-	// directory store):
-	//	o.ReadOnly = readOnly
+	o.ReadOnly = readOnly
 	if e.flags.debug {
 		// The library's log, and the SDK's request log (secrets redacted).
 		o.Logger, o.Debug = e.log, true

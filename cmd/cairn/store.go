@@ -70,6 +70,8 @@ func openStore(ctx context.Context, e *env, url string, readOnly bool, opts *tie
 			return nil, err
 		}
 	}
+	// A read command's store writes nothing, and a directory store takes
+	// no lock and must exist.
 	o.ReadOnly = readOnly
 	if e.flags.debug {
 		// The library's log, and the SDK's request log (secrets redacted).

@@ -320,7 +320,10 @@ func (sc *scenario) pause(t *testing.T, procs []*exec.Cmd, dir string) pauseWind
 // go on from, and returns that moment: every thread of it stopped, so its
 // events are final; holding a run mid-run whose last step it has not
 // begun to save (takeable); and not inside the directory store's lock.
-// Otherwise it continues the worker for a moment and tries again.
+// It stops the worker only once its events, read while it runs, show such
+// a run (each stop slows it, and a worker stopped again and again loses
+// its leases and runs out of work); if the stop finds otherwise, it
+// continues the worker and tries again.
 //
 // A stop that lands anywhere breaks the scenario now and then: a run
 // whose last save landed, but not yet its record, looks held and is
@@ -335,19 +338,33 @@ func (sc *scenario) freeze(t *testing.T, procs []*exec.Cmd, dir string, w int) i
 	name := fmt.Sprint("w", w+1)
 	root, isDir := strings.CutPrefix(sc.store, "file://")
 	deadline := time.Now().Add(60 * time.Second)
-	tries := map[string]int{} // why each try was not the moment
+	tries := map[string]int{} // why each stop was not the moment
+	failed := func(err error) {
+		p.Process.Kill() // if it is not stopped; an exited one is gone already
+		exit := p.Wait()
+		sc.diagnose(t, procs, dir)
+		t.Fatalf("%s: %v, after %d stops that were not the moment (%v); it ended: %v\n%s", name, err, sumValues(tries), tries, exit, p.Stderr)
+	}
 	for {
+		if time.Now().After(deadline) {
+			failed(fmt.Errorf("never stopped at a moment the scenario can go on from in 60 s"))
+		}
+		events, err := ReadEvents(filepath.Join(dir, name))
+		if err != nil || !takeable(events, time.Now().UnixNano(), sc.steps) {
+			if states, err := threadStates(p.Process.Pid); err != nil || !slices.ContainsFunc(states, running) {
+				failed(fmt.Errorf("it exited (threads %q, %v)", states, err))
+			}
+			time.Sleep(5 * time.Millisecond)
+			continue
+		}
 		if err := p.Process.Signal(syscall.SIGSTOP); err != nil {
 			t.Fatal(err)
 		}
 		if err := waitStopped(p.Process.Pid); err != nil {
-			p.Process.Kill() // if it is not stopped; an exited one is gone already
-			exit := p.Wait()
-			sc.diagnose(t, procs, dir)
-			t.Fatalf("%s: %v, after %d tries that were not the moment (%v); it ended: %v\n%s", name, err, sumValues(tries), tries, exit, p.Stderr)
+			failed(err)
 		}
 		at := time.Now().UnixNano()
-		events, err := ReadEvents(filepath.Join(dir, name))
+		events, err = ReadEvents(filepath.Join(dir, name))
 		var why string
 		switch {
 		case err != nil:
@@ -359,22 +376,21 @@ func (sc *scenario) freeze(t *testing.T, procs []*exec.Cmd, dir string, w int) i
 		}
 		if why == "" {
 			if n := sumValues(tries); n > 0 {
-				t.Logf("%s stopped after %d tries that were not the moment: %v", name, n, tries)
+				t.Logf("%s stopped after %d stops that were not the moment: %v", name, n, tries)
 			}
 			return at
 		}
 		tries[why]++
-		if time.Now().After(deadline) {
-			p.Process.Signal(syscall.SIGCONT)
-			sc.diagnose(t, procs, dir)
-			t.Fatalf("%s was never stopped at a moment the scenario can go on from in 60 s: %v", name, tries)
-		}
 		if err := p.Process.Signal(syscall.SIGCONT); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// running reports whether a thread state (see threadStates) is that of a
+// thread that has not exited.
+func running(state byte) bool { return state != 'Z' && state != 'X' }
 
 func sumValues(m map[string]int) int {
 	n := 0

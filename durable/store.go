@@ -65,6 +65,7 @@ import (
 	"github.com/cairnstore/cairn/index"
 	"github.com/cairnstore/cairn/internal/closing"
 	"github.com/cairnstore/cairn/internal/obs"
+	"github.com/cairnstore/cairn/seal"
 	"github.com/google/uuid"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
@@ -113,6 +114,14 @@ type Options struct {
 	// filesystem let it read only. The bucket is wrapped in
 	// bucket.ReadOnly, so nothing can reach it as a write.
 	ReadOnly bool
+	// Keyring, if set, seals every object the store writes (run objects,
+	// index, claims, blobs) on the client with its primary key and opens
+	// what any of its keys sealed; an object that fails to open (moved
+	// from another key, tampered with, sealed with a key it lacks, or not
+	// sealed) is cairn.ErrCorrupt. See package seal for the format, what
+	// stays visible, and rotation. A store without a Keyring cannot read
+	// a sealed store, nor one with a Keyring an unsealed one.
+	Keyring *seal.Keyring
 
 	// Logger receives the store's log records: the probe's verdicts
 	// (Info; Error for a refused server), index commit retries (Debug)
@@ -220,6 +229,9 @@ func New(b bucket.Bucket, opts *Options) (*Store, error) {
 	var io index.Options
 	if o.Index != nil {
 		io = *o.Index
+	}
+	if o.Keyring != nil {
+		b = seal.Wrap(b, o.Keyring)
 	}
 	if o.ReadOnly {
 		b = bucket.ReadOnly(b)

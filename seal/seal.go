@@ -86,6 +86,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 
 	"github.com/cairnstore/cairn/bucket"
@@ -131,8 +132,8 @@ var (
 // Wrap returns b with every object sealed under kr: Put seals, Get and
 // Head open, and an object that does not open is refused (ErrAuth,
 // ErrUnknownKey, ErrNotSealed inside bucket.ErrUnreadable). Delete and List
-// pass through; List's Sizes and every Info's Size are the sealed
-// objects' sizes. If b is a bucket.Versioned, so is the result, and
+// pass through. Get's and Head's Size is the opened body's; List's and
+// ListVersions' Sizes are the sealed objects' (about Overhead more). If b is a bucket.Versioned, so is the result, and
 // GetVersion opens like Get. b's errors and guarantees (conditional
 // writes, ETags) are unchanged otherwise; ETags are the sealed objects'.
 func Wrap(b bucket.Bucket, kr *Keyring) bucket.Bucket {
@@ -289,13 +290,10 @@ func (s *sealed) Put(ctx context.Context, key string, body []byte, opts *bucket.
 		return "", &bucket.Error{Op: "put", Key: key, Err: err}
 	}
 	po.Metadata = map[string]string{metaSeal: sk, metaSealedMeta: "-"}
-	if len(mj) > 0 {
-		copyMeta := base64.RawURLEncoding.EncodeToString(aead.Seal(nil, nonceMeta, mj, metaAD(key)))
-		if size(po.Metadata)-1+len(copyMeta) <= bucket.MaxMetadataSize {
-			po.Metadata[metaSealedMeta] = copyMeta
-		}
-	} else {
-		delete(po.Metadata, metaSealedMeta) // nothing to read: Head needs no body
+	head := binary.AppendUvarint(make([]byte, 0, binary.MaxVarintLen64+len(mj)+tagSize), uint64(len(body)))
+	copyMeta := base64.RawURLEncoding.EncodeToString(aead.Seal(nil, nonceMeta, append(head, mj...), metaAD(key)))
+	if size(po.Metadata)-1+len(copyMeta) <= bucket.MaxMetadataSize {
+		po.Metadata[metaSealedMeta] = copyMeta
 	}
 	return s.b.Put(ctx, key, out, &po)
 }
@@ -359,7 +357,7 @@ func (s *sealed) get(ctx context.Context, op, key string, opts *bucket.GetOption
 	if opts != nil && opts.MaxSize > 0 && int64(len(body)) > opts.MaxSize {
 		return nil, &bucket.Error{Op: op, Key: key, Err: fmt.Errorf("%w: %d bytes, over %d", bucket.ErrTooLarge, len(body), opts.MaxSize)}
 	}
-	obj.Metadata, obj.Body = meta, body
+	obj.Metadata, obj.Body, obj.Size = meta, body, int64(len(body))
 	return obj, nil
 }
 
@@ -377,12 +375,8 @@ func (s *sealed) Head(ctx context.Context, key string) (*bucket.Info, error) {
 	if err != nil {
 		return nil, failed("head", key, err)
 	}
-	v, ok := info.Metadata[metaSealedMeta]
-	switch {
-	case !ok:
-		info.Metadata = nil
-		return info, nil
-	case v == "-":
+	v := info.Metadata[metaSealedMeta]
+	if v == "-" {
 		obj, err := s.Get(ctx, key, &bucket.GetOptions{MaxSize: maxHeadFallback})
 		if err != nil {
 			return nil, err
@@ -393,13 +387,18 @@ func (s *sealed) Head(ctx context.Context, key string) (*bucket.Info, error) {
 	if err != nil {
 		return nil, failed("head", key, fmt.Errorf("%w: sealed metadata", ErrAuth))
 	}
-	mj, err := gcm(dek).Open(raw[:0], nonceMeta, raw, metaAD(key))
+	plain, err := gcm(dek).Open(raw[:0], nonceMeta, raw, metaAD(key))
 	if err != nil {
 		return nil, failed("head", key, fmt.Errorf("%w: metadata", ErrAuth))
 	}
-	if info.Metadata, err = parseMeta(mj); err != nil {
+	n, w := binary.Uvarint(plain)
+	if w <= 0 || n > math.MaxInt64 {
+		return nil, failed("head", key, fmt.Errorf("%w: metadata", ErrAuth))
+	}
+	if info.Metadata, err = parseMeta(plain[w:]); err != nil {
 		return nil, failed("head", key, err)
 	}
+	info.Size = int64(n)
 	return info, nil
 }
 
@@ -421,7 +420,7 @@ func (v *sealedVersioned) ListVersions(ctx context.Context, prefix, keyMarker, v
 
 // GetVersion reads and opens one version, as Get does.
 func (v *sealedVersioned) GetVersion(ctx context.Context, key, versionID string, opts *bucket.GetOptions) (*bucket.Object, error) {
-	return v.get(ctx, "get-version", key, opts, func(o *bucket.GetOptions) (*bucket.Object, error) {
+	return v.get(ctx, "getversion", key, opts, func(o *bucket.GetOptions) (*bucket.Object, error) {
 		return v.v.GetVersion(ctx, key, versionID, o)
 	})
 }

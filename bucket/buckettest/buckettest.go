@@ -42,6 +42,27 @@ import (
 // bucket.ErrBusy; the suite then retries that Put, as a caller would,
 // and still expects exactly one winner.
 func Run(t *testing.T, newBucket func(t *testing.T) bucket.Bucket) {
+	RunWith(t, newBucket, nil)
+}
+
+// Options relax the suite for buckets that wrap another. Nil means none.
+type Options struct {
+	// StoredSizesListed: List's (and ListVersions') Info.Size is the size
+	// of the object as the wrapped bucket stores it, not the body's (a
+	// sealed bucket, package seal); Get's and Head's are still checked.
+	StoredSizesListed bool
+}
+
+// listedSizesExact is false while a suite with StoredSizesListed runs.
+// The suites' subtests never run in parallel.
+var listedSizesExact = true
+
+// RunWith is Run with opts.
+func RunWith(t *testing.T, newBucket func(t *testing.T) bucket.Bucket, opts *Options) {
+	if opts != nil && opts.StoredSizesListed {
+		listedSizesExact = false
+		defer func() { listedSizesExact = true }()
+	}
 	tests := []struct {
 		name string
 		fn   func(t *testing.T, b bucket.Bucket)
@@ -845,7 +866,7 @@ func testListInfo(t *testing.T, b bucket.Bucket) {
 		size int64
 	}{{runKey, e1, 5}, {runKey2, e2, 0}} {
 		got := infos[i]
-		if got.Key != want.key || got.ETag != want.etag || got.Size != want.size {
+		if got.Key != want.key || got.ETag != want.etag || (listedSizesExact && got.Size != want.size) {
 			t.Errorf("List[%d] = {%q %q %d}, want {%q %q %d}", i, got.Key, got.ETag, got.Size, want.key, want.etag, want.size)
 		}
 		if got.Metadata != nil {
@@ -877,7 +898,7 @@ func testEmptyBody(t *testing.T, b bucket.Bucket) {
 		wantErr(t, err, bucket.ErrNotModified, "get", key)
 	}
 	infos, _ := list(t, b, "", "", 0)
-	if len(infos) != 2 || infos[0].Size != 0 || infos[1].Size != 0 {
+	if len(infos) != 2 || listedSizesExact && (infos[0].Size != 0 || infos[1].Size != 0) {
 		t.Fatalf("List of empty objects = %+v", infos)
 	}
 }

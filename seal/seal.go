@@ -182,9 +182,11 @@ func wrapKey(secret, salt []byte) cipher.AEAD {
 	return gcm(k)
 }
 
-func dataKeyAD(id, key string) []byte { return []byte("cairn seal v1 data key\x00" + id + "\x00" + key) }
-func bodyAD(key string) []byte       { return []byte(bodyMagic + "\x00" + key) }
-func metaAD(key string) []byte       { return []byte("cairn seal v1 metadata\x00" + key) }
+func dataKeyAD(id, key string) []byte {
+	return []byte("cairn seal v1 data key\x00" + id + "\x00" + key)
+}
+func bodyAD(key string) []byte { return []byte(bodyMagic + "\x00" + key) }
+func metaAD(key string) []byte { return []byte("cairn seal v1 metadata\x00" + key) }
 
 // sealDataKey returns the cairn-seal value of dek for the object key,
 // under the keyring key k.

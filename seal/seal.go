@@ -154,7 +154,14 @@ type sealedVersioned struct {
 	v bucket.Versioned
 }
 
-func (s *sealed) String() string { return fmt.Sprintf("sealed(%v)", s.b) }
+// String names the wrapped bucket as it names itself (a fmt.Stringer),
+// else by its type.
+func (s *sealed) String() string {
+	if n, ok := s.b.(fmt.Stringer); ok {
+		return "sealed " + n.String()
+	}
+	return fmt.Sprintf("sealed bucket %T", s.b)
+}
 
 func failed(op, key string, err error) error {
 	return &bucket.Error{Op: op, Key: key, Err: fmt.Errorf("%w: %w", bucket.ErrUnreadable, err)}

@@ -370,9 +370,11 @@ func (s *sealed) get(ctx context.Context, op, key string, opts *bucket.GetOption
 	return obj, nil
 }
 
-// maxHeadFallback bounds the body Head reads when the object's metadata
-// did not fit beside its seal.
-const maxHeadFallback = 1 << 30
+// MaxHeadFallback bounds the body Head reads when the object's metadata
+// did not fit beside its seal (about 1.5 KB of metadata or more, e.g. many
+// labels): such an object larger than this fails Head with
+// bucket.ErrTooLarge. Cairn's run objects are far smaller.
+const MaxHeadFallback = 64 << 20
 
 // Head returns the object's info with its opened metadata.
 func (s *sealed) Head(ctx context.Context, key string) (*bucket.Info, error) {
@@ -386,7 +388,7 @@ func (s *sealed) Head(ctx context.Context, key string) (*bucket.Info, error) {
 	}
 	v := info.Metadata[metaSealedMeta]
 	if v == "-" {
-		obj, err := s.Get(ctx, key, &bucket.GetOptions{MaxSize: maxHeadFallback})
+		obj, err := s.Get(ctx, key, &bucket.GetOptions{MaxSize: MaxHeadFallback})
 		if err != nil {
 			return nil, err
 		}

@@ -172,7 +172,9 @@ func printRekey(e *env, doc rekeyJSON) {
 		fmt.Fprintf(w, "failed      %s: %s\n", o.Key, o.Detail)
 	}
 	for _, o := range doc.Unverified {
-		fmt.Fprintf(w, "unverified  %s: %s\n", o.Key, o.Detail)
+		if _, failed := rep.Failed[o.Key]; !failed { // said already
+			fmt.Fprintf(w, "unverified  %s: %s\n", o.Key, o.Detail)
+		}
 	}
 	if doc.Verified {
 		fmt.Fprintf(w, "verified: every object opens with key %s alone; older keys may now be retired (cairn keyring retire)\n", doc.Primary)

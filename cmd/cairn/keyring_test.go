@@ -368,7 +368,7 @@ func TestSealedStoreNeedsItsKeyring(t *testing.T) {
 				t.Fatalf("exit %d, want 1\nstdout: %s\nstderr: %s", code, stdout, stderr)
 			}
 			lines := strings.Split(strings.TrimSuffix(stderr, "\n"), "\n")
-			if !regexp.MustCompile(`^cairn \w+: hint: ` + "").MatchString(lines[len(lines)-1]) || !regexp.MustCompile(tc.hint).MatchString(lines[len(lines)-1]) {
+			if !regexp.MustCompile(`^cairn \w+: hint: `).MatchString(lines[len(lines)-1]) || !regexp.MustCompile(tc.hint).MatchString(lines[len(lines)-1]) {
 				t.Errorf("stderr %q: want its last line to match %q", stderr, tc.hint)
 			}
 			for _, s := range append(keyringSecrets(t, kr), keyringSecrets(t, other)...) {

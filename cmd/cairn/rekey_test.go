@@ -1,14 +1,18 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/cairnstore/cairn/bucket"
 	"github.com/cairnstore/cairn/seal"
@@ -215,5 +219,66 @@ func TestRekeyReportsWhatItCannotReseal(t *testing.T) {
 	}
 	if _, stderr, code := cairnEnv(t, nil, "rekey", "--store", "file://"+filepath.Join(dir, "nope"), "--keyring", kr); code != exitFailure || !strings.Contains(stderr, "does not exist") {
 		t.Errorf("rekey of a store that does not exist: exit %d, %q", code, stderr)
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for concurrent use: the progress
+// bar draws from its own goroutine.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// With stderr a terminal, rekey draws progress.go's bar (the count of
+// the total, the rate, the time left) while it works, and erases it;
+// stdout gets the report alone.
+func TestRekeyProgressBar(t *testing.T) {
+	t.Parallel()
+	records, _ := sealedRecords(t, 20)
+	kr := newKeyringFile(t, "old")
+	store := "file://" + t.TempDir()
+	cairnOK(t, "import", records, "--store", store, "--keyring", kr)
+	cairnOK(t, "keyring", "rotate", kr, "--id", "new")
+	var stdout bytes.Buffer
+	var stderr lockedBuffer
+	drawn := false
+	e := &env{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr, tty: true, getenv: func(string) string { return "" },
+		rekeyProgress: func(done, total int) {
+			if done != total/2 {
+				return
+			}
+			// Wait (not for a time: for the bar) until the bar shows
+			// the count of the total.
+			want := fmt.Sprintf("/%d objects", total)
+			for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+				if s := stderr.String(); strings.Contains(s, "rekeying") && strings.Contains(s, want) {
+					drawn = true
+					return
+				}
+			}
+		}}
+	if code := run(context.Background(), e, []string{"rekey", "--store", store, "--keyring", kr}); code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout.String(), stderr.String())
+	}
+	if !drawn {
+		t.Errorf("no progress bar drawn on a terminal: %q", stderr.String())
+	}
+	if !strings.HasSuffix(stderr.String(), erase) {
+		t.Errorf("the bar was not erased: %q", stderr.String())
+	}
+	if !strings.HasPrefix(stdout.String(), "rekeyed ") {
+		t.Errorf("stdout %q", stdout.String())
 	}
 }

@@ -11,6 +11,9 @@
 //	cairn reconcile                 restore the winning state of runs two regions wrote
 //	cairn export [--format F]       write checkpoints as JSON lines, or Blazen records
 //	cairn import FILE|DIR|-...      read JSON lines, or Blazen MessagePack or JSON records
+//	cairn keyring new|rotate|retire|show FILE
+//	                                create and rotate the keyring that seals a store
+//	cairn rekey                     reseal every object under the keyring's primary key, and verify
 //	cairn version                   the build: module version, VCS revision, Go version
 //	cairn completion SHELL          a shell completion script (bash, zsh, fish, powershell)
 //	cairn help [COMMAND]            help, on stdout
@@ -29,6 +32,9 @@
 //	--json              one JSON document on stdout instead of text (and no
 //	                    progress bar)
 //	--debug             a debug log on stderr (log/slog text)
+//	--keyring FILE      default $CAIRN_KEYRING: the keyring file (cairn keyring)
+//	                    the store's objects are sealed with (package seal);
+//	                    none: the store is not sealed
 //	--timeout DURATION  a deadline for the whole command (default none: each
 //	                    S3 request is bounded by the URL's timeout and
 //	                    attempt_timeout all the same)
@@ -95,6 +101,12 @@ type env struct {
 	// log is the --debug log (slog's text handler on stderr), or a
 	// logger that discards everything.
 	log *slog.Logger
+	// keyring is the keyring the command's stores are sealed with, loaded
+	// once (storeKeyring); newRoot sets it.
+	keyring *keyringOnce
+	// rekeyProgress, if set, is called after each object rekey counts
+	// (tests stop a rekey partway with it).
+	rekeyProgress func(done, total int)
 }
 
 // logger returns the --debug log, or one that discards everything (an
@@ -174,6 +186,10 @@ const defaultStopGrace = 10 * time.Second
 // return before the process ends without it.
 const stopMargin = 3 * time.Second
 
+// hintTimeout bounds the look at the store that a failed command makes to
+// tell whether the store is sealed (keyringHint).
+const hintTimeout = 10 * time.Second
+
 // maxStopGrace bounds $CAIRN_STOP_GRACE: a day is more than any flush
 // needs, and the waits built on it must not overflow.
 const maxStopGrace = 24 * time.Hour
@@ -248,5 +264,10 @@ func run(ctx context.Context, e *env, args []string) int {
 		return exitOK
 	}
 	fmt.Fprintf(e.stderr, "%s: %s\n", name, describe(err))
+	hctx, hcancel := context.WithTimeout(context.WithoutCancel(ctx), hintTimeout)
+	defer hcancel()
+	if hint := keyringHint(hctx, e, storeURL(e), err); hint != "" {
+		fmt.Fprintf(e.stderr, "%s: hint: %s\n", name, hint)
+	}
 	return exitCode(err)
 }

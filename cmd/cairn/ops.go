@@ -438,7 +438,11 @@ func runVerify(ctx context.Context, e *env) error {
 			return nil
 		}
 		n := len(issues)
-		return fmt.Errorf("%d %s found (listed on stdout)", n, plural(n, "problem", "problems"))
+		causes := []error{rep.Index}
+		for _, id := range slices.SortedFunc(maps.Keys(rep.Corrupt), compareIDs) {
+			causes = append(causes, rep.Corrupt[id])
+		}
+		return &reportError{msg: fmt.Sprintf("%d %s found (listed on stdout)", n, plural(n, "problem", "problems")), causes: causes}
 	})
 }
 

@@ -16,6 +16,7 @@ import (
 // root command, so they may come anywhere on the command line.
 type globalFlags struct {
 	store   string
+	keyring string
 	json    bool
 	debug   bool
 	timeout timeoutFlag
@@ -25,6 +26,7 @@ type globalFlags struct {
 // (cairn help CMD, cairn CMD --help) goes to stdout, errors to run, which
 // prints them on one line: cobra prints neither usage nor errors itself.
 func newRoot(e *env) *cobra.Command {
+	e.keyring = &keyringOnce{}
 	root := &cobra.Command{
 		Use:   "cairn",
 		Short: "Inspect, repair and migrate a Cairn checkpoint store, or run its demo",
@@ -69,6 +71,7 @@ func newRoot(e *env) *cobra.Command {
 	})
 	pf := root.PersistentFlags()
 	pf.StringVar(&e.flags.store, "store", "", "store URL: file://DIR, mem:// or s3://bucket/prefix?endpoint=…&region=… (default $CAIRN_STORE, else "+defaultStoreHint+")")
+	pf.StringVar(&e.flags.keyring, "keyring", "", "keyring file that seals the store's objects (default $CAIRN_KEYRING; none: not sealed; see cairn keyring)")
 	pf.BoolVar(&e.flags.json, "json", false, "print one JSON document on stdout instead of text (no progress bar)")
 	pf.BoolVar(&e.flags.debug, "debug", false, "log what the command and the store do on stderr, at debug level")
 	pf.Var(&e.flags.timeout, "timeout", "deadline of the whole command, such as 30s or 10m (default none)")

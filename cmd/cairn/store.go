@@ -53,7 +53,8 @@ func storeURL(e *env) string {
 //
 // $CAIRN_REGION names the region the command writes from, when several
 // regions write one store through replication (durable.Options.Region).
-// --debug logs the store's work on stderr.
+// --debug logs the store's work on stderr. --keyring (or $CAIRN_KEYRING)
+// names the keyring its objects are sealed with (storeKeyring).
 func openStore(ctx context.Context, e *env, url string, readOnly bool, opts *tiered.Options) (*tiered.Store, error) {
 	var o tiered.Options
 	if opts != nil {
@@ -70,6 +71,11 @@ func openStore(ctx context.Context, e *env, url string, readOnly bool, opts *tie
 			return nil, err
 		}
 	}
+	kr, err := storeKeyring(e)
+	if err != nil {
+		return nil, err
+	}
+	o.Durable.Keyring = kr
 	// A read command's store writes nothing, and a directory store takes
 	// no lock and must exist.
 	o.ReadOnly = readOnly

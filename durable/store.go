@@ -128,6 +128,13 @@ type Options struct {
 	// operations and their durations, bytes written, index commits,
 	// conflicts and compactions; see the README). Nil: none, at no cost.
 	MeterProvider metric.MeterProvider
+
+	// Offload, if set, makes Writes store the large values of a record's
+	// state as content-addressed blobs (see "Blobs"). Nil: records are
+	// stored whole. Reading does not depend on it: a store opened without
+	// it still reads the records others offloaded (with a blob cache of
+	// DefaultBlobCacheBytes).
+	Offload *OffloadOptions
 }
 
 // Store is a cairn.Store over a bucket. It is safe for concurrent use, by
@@ -162,6 +169,8 @@ type Store struct {
 	tel *obs.T // see observe.go
 
 	bg background // reconciles the runs compactions decided between regions
+
+	blob blobs // offloaded values (blob.go)
 }
 
 var _ cairn.RecordStore = (*Store)(nil)
@@ -226,6 +235,7 @@ func New(b bucket.Bucket, opts *Options) (*Store, error) {
 		io.ReadOnly = true
 	}
 	s := &Store{b: b, o: o, codec: o.Codec}
+	problems = append(problems, s.initBlobs(&o)...)
 	io.Prefix, io.Codec, io.Now, io.Contested = o.Prefix, o.Codec, o.Now, s.contested
 	if io.Logger == nil {
 		io.Logger = o.Logger
@@ -273,11 +283,18 @@ func (s *Store) Compact(ctx context.Context) error {
 type Stats struct {
 	BytesStored int64 // compressed bytes of the run objects written
 	Index       index.Stats
+
+	// Offloaded values (see "Blobs"): the blobs PUT and their compressed
+	// bytes, the chunks referenced without a PUT (known to exist), the
+	// blobs read from the bucket and those found in the cache.
+	BlobsPut, BlobBytesPut, BlobsReused, BlobsFetched, BlobCacheHits int64
 }
 
 // Stats returns the counters.
 func (s *Store) Stats() Stats {
-	return Stats{BytesStored: s.bytesStored.Load(), Index: s.ix.Stats()}
+	return Stats{BytesStored: s.bytesStored.Load(), Index: s.ix.Stats(),
+		BlobsPut: s.blob.put.Load(), BlobBytesPut: s.blob.bytesPut.Load(), BlobsReused: s.blob.reused.Load(),
+		BlobsFetched: s.blob.fetched.Load(), BlobCacheHits: s.blob.hits.Load()}
 }
 
 func (s *Store) runKey(id uuid.UUID) string { return s.runs + id.String() }
@@ -449,6 +466,9 @@ func (s *Store) Exists(ctx context.Context, runID uuid.UUID) (bool, error) {
 // (revalidation). A missing run, or one past its TTL, is ErrNotFound; an
 // object that does not decompress, or is larger than a record of the
 // codec's MaxSize can be, is ErrCorrupt. Read does not decode the record.
+// It returns the record as written: values offloaded to blobs are read
+// (in parallel, from the blob cache first) and put back; a blob missing
+// or damaged is ErrCorrupt.
 func (s *Store) Read(ctx context.Context, runID uuid.UUID, ifNoneMatch string) (rec []byte, etag string, err error) {
 	if err := cairn.CheckRunID("load", runID); err != nil {
 		return nil, "", err
@@ -474,6 +494,9 @@ func (s *Store) Read(ctx context.Context, runID uuid.UUID, ifNoneMatch string) (
 	rec, err = s.codec.Decompress(obj.Body)
 	if err != nil {
 		return nil, "", cairn.WrapOp("load", runID, fmt.Errorf("object %s: %w", obj.Key, err))
+	}
+	if rec, err = s.inline(ctx, runID, obj.Key, obj.Metadata, rec, false); err != nil {
+		return nil, "", cairn.WrapOp("load", runID, err)
 	}
 	return rec, obj.ETag, nil
 }

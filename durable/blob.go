@@ -426,3 +426,118 @@ func (s *Store) decodeBlob(body []byte, c chunkRef) ([]byte, error) {
 	}
 	return nil, fmt.Errorf("not the chunk of %d bytes its name says", c.length)
 }
+
+// gcBlobs deletes (unless dry) the blobs of the epochs that ended grace
+// (at least MinBlobGrace) before t0 that no run object references, and
+// returns their keys, sorted. t0 was taken before anything was listed.
+// Any error before the deletions deletes nothing.
+func (s *Store) gcBlobs(ctx context.Context, t0 time.Time, grace time.Duration, dry bool) ([]string, error) {
+	if grace == 0 {
+		grace = DefaultBlobGrace
+	}
+	// Epochs before end ended at or before t0 - grace; end <= E(t0) - 3,
+	// so the newest epoch collected is at most E(t0) - 4.
+	end := blobEpochOf(t0.Add(-max(grace, MinBlobGrace)))
+	var old []string
+	for start := ""; end > 0; {
+		infos, more, err := s.b.List(ctx, s.blob.prefix, start, 1000)
+		if err != nil {
+			return nil, classify(err)
+		}
+		for _, in := range infos {
+			e, _, ok := s.parseBlobKey(in.Key)
+			if !ok {
+				continue // not a blob's key: never deleted
+			}
+			if e >= end {
+				more = false // keys sort by epoch: none older follows
+				break
+			}
+			old = append(old, in.Key)
+		}
+		if !more || len(infos) == 0 {
+			break
+		}
+		start = infos[len(infos)-1].Key
+	}
+	if len(old) == 0 {
+		return nil, nil
+	}
+	live, err := s.referencedBlobs(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("blobs (none deleted): %w", err)
+	}
+	var doomed []string
+	for _, k := range old {
+		if !live[k] {
+			doomed = append(doomed, k)
+		}
+	}
+	if dry {
+		return doomed, nil
+	}
+	for i, k := range doomed {
+		if err := s.b.Delete(ctx, k); err != nil {
+			return doomed[:i], fmt.Errorf("blob %s: %w", k, classify(err))
+		}
+	}
+	return doomed, nil
+}
+
+// referencedBlobs returns the keys of the blobs that the run objects
+// reference, read from every object whose metadata counts blobs, or has
+// no summary (copied without it). An object that cannot be listed, read
+// or decoded is an error: GC deletes blobs on positive evidence only.
+func (s *Store) referencedBlobs(ctx context.Context) (map[string]bool, error) {
+	objs, err := s.listRuns(ctx, func(string) {})
+	if err != nil {
+		return nil, classify(err)
+	}
+	var mu sync.Mutex
+	live := map[string]bool{}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(s.o.Concurrency)
+	for _, o := range objs {
+		g.Go(func() error {
+			key := s.runKey(o.id)
+			info, err := s.b.Head(gctx, key)
+			if errors.Is(err, bucket.ErrNotFound) {
+				return nil // deleted since the listing
+			}
+			if err != nil {
+				return fmt.Errorf("run %v: %w", o.id, classify(err))
+			}
+			_, flagged := info.Metadata[metaBlobs]
+			if _, summarized := info.Metadata[metaTimestamp]; summarized && !flagged {
+				return nil
+			}
+			obj, err := s.b.Get(gctx, key, &bucket.GetOptions{MaxSize: s.maxObject()})
+			switch {
+			case errors.Is(err, bucket.ErrNotFound):
+				return nil
+			case errors.Is(err, bucket.ErrTooLarge):
+				err = fmt.Errorf("%w: %w", cairn.ErrCorrupt, err)
+			}
+			if err != nil {
+				return fmt.Errorf("run %v: %w", o.id, classify(err))
+			}
+			rec, err := s.codec.Decompress(obj.Body)
+			if err != nil {
+				return fmt.Errorf("run %v: %w", o.id, err)
+			}
+			spans, err := s.blobRefs(key, obj.Metadata, rec)
+			if err != nil {
+				return fmt.Errorf("run %v: %w", o.id, err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for _, sp := range spans {
+				for _, c := range sp.ref.chunks {
+					live[s.blobKey(c.epoch, c.name)] = true
+				}
+			}
+			return nil
+		})
+	}
+	return live, g.Wait()
+}

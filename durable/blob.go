@@ -64,10 +64,10 @@ const maxBlobObject = chunkMax + chunkMax/64 + 1<<10
 
 // blobs is a Store's offloading state.
 type blobs struct {
-	threshold int                 // 0: writes do not offload
-	prefix    string              // "<prefix>/blobs/"
+	threshold int                  // 0: writes do not offload
+	prefix    string               // "<prefix>/blobs/"
 	cache     *lru.Cache[[32]byte] // nil: none
-	sem       chan struct{}       // bounds the blob requests in flight
+	sem       chan struct{}        // bounds the blob requests in flight
 
 	mu struct {
 		sync.Mutex

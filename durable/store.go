@@ -49,6 +49,41 @@
 // its own copy of the bucket kept in step by asynchronous replication,
 // write one store when each runs with its own Options.Region: see Regions
 // in regions.go (Reconcile) for what they can assume.
+//
+// # Blobs
+//
+// With Options.Offload, a Write stores each top-level state value whose
+// encoding is at least the threshold as content-defined chunks (8 to 64
+// KiB), each a blob at <prefix>/blobs/<epoch>/<name>, zstd-compressed,
+// named by the SHA-256 of the chunk; the record keeps a reference (a
+// MessagePack extension of type 67) and the object's metadata counts the
+// blobs (cairn-blobs). A value unchanged since an earlier Save of this
+// store costs no PUT; Read puts the values back, so every reader (Load,
+// List's checkpoints, export, the tiered cache) sees the record as
+// written. The state cap applies per blob and per record: a chunk is at
+// most 64 KiB, and the record, values included, at most the codec's
+// MaxSize. The blobs this store knows exist are kept by name, up to 65,536
+// of them (then forgotten at once, and PUT again when next used).
+//
+// An epoch is an hour of Unix time (BlobEpoch, fixed so that every
+// process agrees). A writer references a blob without a PUT only if its
+// epoch is the current one or the one before, by its clock, checked just
+// before the run object's PUT; otherwise it PUTs the chunk again under the
+// current epoch. GC, at time T0 taken before it lists anything, deletes a
+// blob only if its epoch ended at least GCOptions.BlobGrace (6 hours by
+// default, at least 3) before T0, so its epoch is at most E(T0)-4, and no
+// run object listed after T0 references it (objects are read, not the
+// index: unindexed objects are live). Any run object it cannot read stops
+// it before it deletes a blob. This is safe: a record written before the
+// listing is read by it, and one written after T0 references only epochs
+// of at least E(T0)-1 by its writer's clock. It assumes the clocks of
+// writers and GC agree within an hour, and that no Write's run object
+// PUT lands more than two hours after its check. The blobs of deleted
+// runs are reclaimed that way, once old enough.
+//
+// A noncurrent version of a run object (which Reconcile may restore in a
+// store several regions write) can reference blobs GC has since deleted:
+// such a restored record reads as ErrCorrupt.
 package durable
 
 import (

@@ -70,21 +70,77 @@ func (s *Store) summary(ctx context.Context, id uuid.UUID) (index.Entry, error) 
 		}
 		return index.Entry{}, classify(err)
 	}
-	cp, err := s.codec.Unmarshal(obj.Body)
+	cp, size, err := s.summaryOf(obj)
 	if err == nil && cp.RunID != id {
 		err = fmt.Errorf("%w: holds run %v", cairn.ErrCorrupt, cp.RunID)
 	}
 	if err != nil {
 		return index.Entry{}, err
 	}
+	return index.Entry{RunID: id, Timestamp: cp.Timestamp, Workflow: cp.WorkflowName, Size: int64(size),
+		Labels: recordLabels(cp), Expires: e.Expires, ETag: obj.ETag, Epoch: cairn.LeaseEpoch(cp.Metadata), Region: e.Region}, nil
+}
+
+// summaryOf decodes a run object for its summary, and returns the size of
+// its record. It reads no blob: the values offloaded decode as nils, and
+// the size is the record's as written, from the references' lengths.
+func (s *Store) summaryOf(obj *bucket.Object) (*cairn.Checkpoint, int, error) {
+	rec, err := s.codec.Decompress(obj.Body)
+	if err != nil {
+		return nil, 0, err
+	}
+	spans, err := s.blobRefs(obj.Key, obj.Metadata, rec)
+	if err != nil {
+		return nil, 0, err
+	}
+	if len(spans) > 0 {
+		cp, err := s.codec.DecodeRecord(stub(rec, spans))
+		return cp, splicedSize(rec, spans), err
+	}
+	cp, err := s.codec.Unmarshal(obj.Body)
+	if err != nil {
+		return nil, 0, err
+	}
 	// The size of the record as Cairn writes it; not EncodeRecord, which
 	// refuses labels breaking the rules that another program may write.
-	rec, err := cp.AppendMsgpack(nil)
+	b, err := cp.AppendMsgpack(nil)
+	return cp, len(b), err
+}
+
+// verifyObject decodes a run object of run for Verify, with its blobs read
+// from the bucket and checked: it returns the checkpoint (with nils for
+// the values of broken blobs), the number of distinct blobs referenced,
+// and blobErr when one is missing or damaged. err is a decoding error
+// (ErrCorrupt), or one reading a blob that is not the blob's fault.
+func (s *Store) verifyObject(ctx context.Context, run uuid.UUID, obj *bucket.Object) (cp *cairn.Checkpoint, blobs int, blobErr, err error) {
+	rec, err := s.codec.Decompress(obj.Body)
 	if err != nil {
-		return index.Entry{}, err
+		return nil, 0, nil, err
 	}
-	return index.Entry{RunID: id, Timestamp: cp.Timestamp, Workflow: cp.WorkflowName, Size: int64(len(rec)),
-		Labels: recordLabels(cp), Expires: e.Expires, ETag: obj.ETag, Epoch: cairn.LeaseEpoch(cp.Metadata), Region: e.Region}, nil
+	spans, err := s.blobRefs(obj.Key, obj.Metadata, rec)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	if len(spans) == 0 {
+		cp, err := s.codec.Unmarshal(obj.Body)
+		return cp, 0, nil, err
+	}
+	names := map[[32]byte]bool{}
+	for _, sp := range spans {
+		for _, c := range sp.ref.chunks {
+			names[c.name] = true
+		}
+	}
+	full, err := s.assemble(ctx, run, rec, spans, true)
+	switch {
+	case err == nil:
+		cp, err = s.codec.DecodeRecord(full)
+		return cp, len(names), nil, err
+	case !errors.Is(err, cairn.ErrCorrupt):
+		return nil, 0, nil, err
+	}
+	cp, derr := s.codec.DecodeRecord(stub(rec, spans))
+	return cp, len(names), err, derr
 }
 
 // recordLabels returns the labels of a decoded record in their stored
@@ -500,16 +556,24 @@ type Report struct {
 	// kept by replication's last-writer-wins. Reconcile restores the
 	// chosen state from the bucket's versions.
 	Stale []uuid.UUID
+	// Blobs is the number of blobs the run objects reference (counted
+	// once per object), each read and checked.
+	Blobs int
+	// BrokenBlobs maps runs whose record references a blob that is
+	// missing or damaged to the reason: Load of those runs is ErrCorrupt.
+	// The rest of such an object is still checked.
+	BrokenBlobs map[uuid.UUID]error
 }
 
 // OK reports whether Verify found nothing wrong.
 func (r *Report) OK() bool {
 	return r.Index == nil && len(r.Missing)+len(r.Unindexed)+len(r.Dead)+len(r.Mismatched)+len(r.Corrupt)+len(r.Strays)+
-		len(r.SplitBrain)+len(r.Stale) == 0
+		len(r.SplitBrain)+len(r.Stale)+len(r.BrokenBlobs) == 0
 }
 
 // Verify compares the index with the run objects and decodes every
-// object. Neither a bad object nor a damaged index stops it: problems are
+// object, reading every blob a record references from the bucket (not the
+// cache) and checking it. Neither a bad object nor a damaged index stops it: problems are
 // collected in the report; the error is for failures to list or read the
 // bucket. Expired runs count as indexed until GC removes them.
 func (s *Store) Verify(ctx context.Context) (*Report, error) {
@@ -532,7 +596,7 @@ func (s *Store) VerifyWith(ctx context.Context, opts *VerifyOptions) (*Report, e
 	if err := s.check(ctx); err != nil {
 		return nil, cairn.WrapOp("verify", uuid.Nil, err)
 	}
-	rep := &Report{Corrupt: map[uuid.UUID]error{}}
+	rep := &Report{Corrupt: map[uuid.UUID]error{}, BrokenBlobs: map[uuid.UUID]error{}}
 	last, err := s.indexedOps(ctx)
 	if errors.Is(err, index.ErrDamaged) { // ErrIndexLost too
 		rep.Index, err = err, nil
@@ -589,9 +653,16 @@ func (s *Store) VerifyWith(ctx context.Context, opts *VerifyOptions) (*Report, e
 			if err != nil && !unreadable(err) {
 				return err
 			}
-			var cp *cairn.Checkpoint
+			var (
+				cp      *cairn.Checkpoint
+				nblobs  int
+				blobErr error
+			)
 			if err == nil {
-				cp, err = s.codec.Unmarshal(obj.Body)
+				cp, nblobs, blobErr, err = s.verifyObject(gctx, o.id, obj)
+				if err != nil && !unreadable(err) {
+					return err
+				}
 			}
 			if err == nil && cp.RunID != o.id {
 				err = fmt.Errorf("%w: holds run %v", cairn.ErrCorrupt, cp.RunID)
@@ -599,6 +670,10 @@ func (s *Store) VerifyWith(ctx context.Context, opts *VerifyOptions) (*Report, e
 			mu.Lock()
 			defer mu.Unlock()
 			progress()
+			rep.Blobs += nblobs
+			if blobErr != nil {
+				rep.BrokenBlobs[o.id] = blobErr
+			}
 			e := op.Entry
 			switch {
 			case err != nil:
@@ -680,6 +755,11 @@ type GCOptions struct {
 	// lifecycle rule that keeps noncurrent versions longer than a
 	// partition can last.
 	Versions bool
+	// BlobGrace is how long before GC starts a blob's epoch must have
+	// ended for GC to delete it, unreferenced (see "Blobs" in the package
+	// doc). Default DefaultBlobGrace (6 hours); never less than
+	// MinBlobGrace (3 hours), whatever is given.
+	BlobGrace time.Duration
 }
 
 // GCReport says what GC deleted (or would have). Each list is sorted.
@@ -696,6 +776,9 @@ type GCReport struct {
 	// Versions is the number of noncurrent versions and delete markers
 	// deleted (GCOptions.Versions).
 	Versions int
+	// Blobs are the keys of the blobs deleted: old enough, and referenced
+	// by no run object (see "Blobs" in the package doc).
+	Blobs []string
 }
 
 // GC deletes only what it can prove dead: the objects of runs whose
@@ -711,7 +794,13 @@ type GCReport struct {
 // delete is a window only a conditional DeleteObject could close (MinIO
 // ignores the condition), so run GC when such a race does not matter, or
 // with fencing. A read-only store (Options.ReadOnly) makes only dry runs.
+//
+// Last, it deletes the blobs of epochs that ended BlobGrace before it
+// started that no run object references, read from the run objects
+// themselves (see "Blobs"); a run object it cannot read stops that phase
+// before any blob is deleted.
 func (s *Store) GC(ctx context.Context, opts *GCOptions) (*GCReport, error) {
+	t0 := s.o.Now() // before anything is listed: see "Blobs"
 	if err := s.check(ctx); err != nil {
 		return nil, cairn.WrapOp("gc", uuid.Nil, err)
 	}
@@ -797,6 +886,9 @@ func (s *Store) GC(ctx context.Context, opts *GCOptions) (*GCReport, error) {
 			}
 		}
 		rep.Versions, err = s.gcVersions(ctx, max(o.Grace, index.MinGCGrace), o.DryRun, last, contested)
+	}
+	if err == nil {
+		rep.Blobs, err = s.gcBlobs(ctx, t0, o.BlobGrace, o.DryRun)
 	}
 	return rep, cairn.WrapOp("gc", uuid.Nil, err)
 }

@@ -312,7 +312,7 @@ func (s *Store) writeLeased(ctx context.Context, l *cairn.Lease, c *cairn.Checkp
 // Saves drop the owner and every claim has an epoch of its own. Its ETag
 // is then taken as the lease's version and the write tried once more.
 // The caller holds the run's lock.
-func (s *Store) putLeased(ctx context.Context, e index.Entry, rec []byte, cond Condition, epoch uint64) (string, error) {
+func (s *Store) putLeased(ctx context.Context, e index.Entry, rec offloaded, cond Condition, epoch uint64) (string, error) {
 	etag, err := s.putObject(ctx, e, rec, cond)
 	if !errors.Is(err, cairn.ErrConflict) {
 		return etag, err

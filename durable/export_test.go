@@ -15,7 +15,7 @@ func PutObjectOnly(ctx context.Context, s *Store, r Record) (string, error) {
 	if err := s.writable(ctx); err != nil {
 		return "", err
 	}
-	return s.putObject(ctx, s.entry(r), r.Data, Condition{})
+	return s.putObject(ctx, s.entry(r), offloaded{rec: r.Data}, Condition{})
 }
 
 // WaitBackground waits for the background work of s to end: its index's

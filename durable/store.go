@@ -49,6 +49,41 @@
 // its own copy of the bucket kept in step by asynchronous replication,
 // write one store when each runs with its own Options.Region: see Regions
 // in regions.go (Reconcile) for what they can assume.
+//
+// # Blobs
+//
+// With Options.Offload, a Write stores each top-level state value whose
+// encoding is at least the threshold as content-defined chunks (8 to 64
+// KiB), each a blob at <prefix>/blobs/<epoch>/<name>, zstd-compressed,
+// named by the SHA-256 of the chunk; the record keeps a reference (a
+// MessagePack extension of type 67) and the object's metadata counts the
+// blobs (cairn-blobs). A value unchanged since an earlier Save of this
+// store costs no PUT; Read puts the values back, so every reader (Load,
+// List's checkpoints, export, the tiered cache) sees the record as
+// written. The state cap applies per blob and per record: a chunk is at
+// most 64 KiB, and the record, values included, at most the codec's
+// MaxSize. The blobs this store knows exist are kept by name, up to 65,536
+// of them (then forgotten at once, and PUT again when next used).
+//
+// An epoch is an hour of Unix time (BlobEpoch, fixed so that every
+// process agrees). A writer references a blob without a PUT only if its
+// epoch is the current one or the one before, by its clock, checked just
+// before the run object's PUT; otherwise it PUTs the chunk again under the
+// current epoch. GC, at time T0 taken before it lists anything, deletes a
+// blob only if its epoch ended at least GCOptions.BlobGrace (6 hours by
+// default, at least 3) before T0, so its epoch is at most E(T0)-4, and no
+// run object listed after T0 references it (objects are read, not the
+// index: unindexed objects are live). Any run object it cannot read stops
+// it before it deletes a blob. This is safe: a record written before the
+// listing is read by it, and one written after T0 references only epochs
+// of at least E(T0)-1 by its writer's clock. It assumes the clocks of
+// writers and GC agree within an hour, and that no Write's run object
+// PUT lands more than two hours after its check. The blobs of deleted
+// runs are reclaimed that way, once old enough.
+//
+// A noncurrent version of a run object (which Reconcile may restore in a
+// store several regions write) can reference blobs GC has since deleted:
+// such a restored record reads as ErrCorrupt.
 package durable
 
 import (
@@ -137,6 +172,13 @@ type Options struct {
 	// operations and their durations, bytes written, index commits,
 	// conflicts and compactions; see the README). Nil: none, at no cost.
 	MeterProvider metric.MeterProvider
+
+	// Offload, if set, makes Writes store the large values of a record's
+	// state as content-addressed blobs (see "Blobs"). Nil: records are
+	// stored whole. Reading does not depend on it: a store opened without
+	// it still reads the records others offloaded (with a blob cache of
+	// DefaultBlobCacheBytes).
+	Offload *OffloadOptions
 }
 
 // Store is a cairn.Store over a bucket. It is safe for concurrent use, by
@@ -171,6 +213,8 @@ type Store struct {
 	tel *obs.T // see observe.go
 
 	bg background // reconciles the runs compactions decided between regions
+
+	blob blobs // offloaded values (blob.go)
 }
 
 var _ cairn.RecordStore = (*Store)(nil)
@@ -238,6 +282,7 @@ func New(b bucket.Bucket, opts *Options) (*Store, error) {
 		io.ReadOnly = true
 	}
 	s := &Store{b: b, o: o, codec: o.Codec}
+	problems = append(problems, s.initBlobs(&o)...)
 	io.Prefix, io.Codec, io.Now, io.Contested = o.Prefix, o.Codec, o.Now, s.contested
 	if io.Logger == nil {
 		io.Logger = o.Logger
@@ -285,11 +330,18 @@ func (s *Store) Compact(ctx context.Context) error {
 type Stats struct {
 	BytesStored int64 // compressed bytes of the run objects written
 	Index       index.Stats
+
+	// Offloaded values (see "Blobs"): the blobs PUT and their compressed
+	// bytes, the chunks referenced without a PUT (known to exist), the
+	// blobs read from the bucket and those found in the cache.
+	BlobsPut, BlobBytesPut, BlobsReused, BlobsFetched, BlobCacheHits int64
 }
 
 // Stats returns the counters.
 func (s *Store) Stats() Stats {
-	return Stats{BytesStored: s.bytesStored.Load(), Index: s.ix.Stats()}
+	return Stats{BytesStored: s.bytesStored.Load(), Index: s.ix.Stats(),
+		BlobsPut: s.blob.put.Load(), BlobBytesPut: s.blob.bytesPut.Load(), BlobsReused: s.blob.reused.Load(),
+		BlobsFetched: s.blob.fetched.Load(), BlobCacheHits: s.blob.hits.Load()}
 }
 
 func (s *Store) runKey(id uuid.UUID) string { return s.runs + id.String() }
@@ -461,6 +513,9 @@ func (s *Store) Exists(ctx context.Context, runID uuid.UUID) (bool, error) {
 // (revalidation). A missing run, or one past its TTL, is ErrNotFound; an
 // object that does not decompress, or is larger than a record of the
 // codec's MaxSize can be, is ErrCorrupt. Read does not decode the record.
+// It returns the record as written: values offloaded to blobs are read
+// (in parallel, from the blob cache first) and put back; a blob missing
+// or damaged is ErrCorrupt.
 func (s *Store) Read(ctx context.Context, runID uuid.UUID, ifNoneMatch string) (rec []byte, etag string, err error) {
 	if err := cairn.CheckRunID("load", runID); err != nil {
 		return nil, "", err
@@ -486,6 +541,9 @@ func (s *Store) Read(ctx context.Context, runID uuid.UUID, ifNoneMatch string) (
 	rec, err = s.codec.Decompress(obj.Body)
 	if err != nil {
 		return nil, "", cairn.WrapOp("load", runID, fmt.Errorf("object %s: %w", obj.Key, err))
+	}
+	if rec, err = s.inline(ctx, runID, obj.Key, obj.Metadata, rec, false); err != nil {
+		return nil, "", cairn.WrapOp("load", runID, err)
 	}
 	return rec, obj.ETag, nil
 }

@@ -200,11 +200,17 @@ func (s *Store) putAll(ctx context.Context, recs []Record, o *WriteOptions) ([]W
 			cond = o.Fence.Condition(r.RunID)
 		}
 		g.Go(func() error {
-			if r.Lease != 0 {
-				res[i].ETag, res[i].Err = s.putLeased(gctx, entries[i], r.Data, cond, r.Lease)
+			// Large values go to blobs first; a failed blob PUT fails the
+			// record, with nothing of it committed.
+			stored, err := s.offload(gctx, r.Data)
+			switch {
+			case err != nil:
+				res[i].Err = err
+			case r.Lease != 0:
+				res[i].ETag, res[i].Err = s.putLeased(gctx, entries[i], stored, cond, r.Lease)
 				s.leaseWritten(r.RunID, r.Lease, res[i].ETag, res[i].Err)
-			} else {
-				res[i].ETag, res[i].Err = s.putObject(gctx, entries[i], r.Data, cond)
+			default:
+				res[i].ETag, res[i].Err = s.putObject(gctx, entries[i], stored, cond)
 			}
 			if res[i].Err == nil && o.Fence != nil {
 				o.Fence.Written(r.RunID, res[i].ETag)
@@ -268,13 +274,17 @@ func metaEpoch(meta map[string]string) uint64 {
 const maxMetaWorkflow = 1024
 
 // objectMetadata returns the metadata of the object of e, whose record is
-// size bytes: the summary Reindex reads back (see entryFromMetadata).
-func (s *Store) objectMetadata(e index.Entry, size int) (map[string]string, error) {
+// size bytes and references blobs distinct blobs: the summary Reindex
+// reads back (see entryFromMetadata).
+func (s *Store) objectMetadata(e index.Entry, size, blobs int) (map[string]string, error) {
 	ts, err := cairn.FormatTimestamp(e.Timestamp)
 	if err != nil {
 		return nil, err
 	}
 	meta := map[string]string{metaTimestamp: ts, metaSize: strconv.Itoa(size), metaCodec: "zstd+msgpack"}
+	if blobs > 0 {
+		meta[metaBlobs] = strconv.Itoa(blobs)
+	}
 	if !s.codec.Compressed() {
 		meta[metaCodec] = "msgpack"
 	}
@@ -306,15 +316,15 @@ func metadataSize(meta map[string]string) int {
 	return n
 }
 
-// putObject writes the object of a run from its encoded record, with the
-// summary e in its metadata, and returns its new ETag. A failed condition
-// is ErrConflict. It does not touch the index.
-func (s *Store) putObject(ctx context.Context, e index.Entry, rec []byte, cond Condition) (string, error) {
-	meta, err := s.objectMetadata(e, len(rec))
+// putObject writes the object of a run from its stored record (see
+// offload), with the summary e in its metadata, and returns its new ETag.
+// A failed condition is ErrConflict. It does not touch the index.
+func (s *Store) putObject(ctx context.Context, e index.Entry, rec offloaded, cond Condition) (string, error) {
+	meta, err := s.objectMetadata(e, int(e.Size), rec.blobs)
 	if err != nil {
 		return "", err
 	}
-	body := s.codec.Compress(nil, rec)
+	body := s.codec.Compress(nil, rec.rec)
 	po := &bucket.PutOptions{Metadata: meta, IfMatch: cond.IfMatch}
 	if cond.IfAbsent {
 		po.IfNoneMatch = "*"

@@ -81,6 +81,9 @@ func sealStore(b *testing.B, bk bucket.Bucket, kr *seal.Keyring, o tiered.Option
 //   - load-miss: a Load by a store whose cache holds nothing (CacheBytes 1:
 //     no record fits), so every Load is a GET, an open of the envelope, a
 //     decompression and a decode: another process's first Load.
+//   - bucket-put and bucket-get: the sealing alone, a Put or Get of the
+//     run's compressed record on the in-memory bucket, bare or wrapped by
+//     seal.Wrap, without the store around it.
 //
 // The bucket matters only where it is reached (save-through, the flush,
 // load-miss); those run over both the in-memory bucket and a directory
@@ -199,6 +202,55 @@ func BenchmarkSeal(b *testing.B) {
 					for b.Loop() {
 						if _, err := s.Load(ctx, c.RunID); err != nil {
 							b.Fatal(err)
+						}
+					}
+				})
+			}
+		})
+	}
+
+	for _, sz := range sealSizes {
+		codec := cairn.DefaultCodec()
+		rec, err := codec.EncodeRecord(nil, checkpointMsgs(ids[0], sz.msgs))
+		if err != nil {
+			b.Fatal(err)
+		}
+		body := codec.Compress(nil, rec)
+		wrap := func(mem bucket.Bucket, kr *seal.Keyring) bucket.Bucket {
+			if kr == nil {
+				return mem
+			}
+			return seal.Wrap(mem, kr)
+		}
+		b.Run("bucket-put/mem/"+sz.name, func(b *testing.B) {
+			for _, m := range modes {
+				b.Run(m.name, func(b *testing.B) {
+					bk := wrap(bucket.NewMem(), m.kr)
+					b.ReportAllocs()
+					for b.Loop() {
+						if _, err := bk.Put(ctx, "bench/runs/"+ids[0].String(), body, nil); err != nil {
+							b.Fatal(err)
+						}
+					}
+				})
+			}
+		})
+		b.Run("bucket-get/mem/"+sz.name, func(b *testing.B) {
+			for _, m := range modes {
+				b.Run(m.name, func(b *testing.B) {
+					bk := wrap(bucket.NewMem(), m.kr)
+					key := "bench/runs/" + ids[0].String()
+					if _, err := bk.Put(ctx, key, body, nil); err != nil {
+						b.Fatal(err)
+					}
+					b.ReportAllocs()
+					for b.Loop() {
+						o, err := bk.Get(ctx, key, nil)
+						if err != nil {
+							b.Fatal(err)
+						}
+						if len(o.Body) != len(body) {
+							b.Fatalf("Get returned %d bytes, want %d", len(o.Body), len(body))
 						}
 					}
 				})

@@ -14,7 +14,7 @@ import (
 	"github.com/google/uuid"
 )
 
-// sealSizes are the state sizes of BenchmarkSeal: n messages of about 125
+// sealSizes are the state sizes of BenchmarkSeal: n messages of about 115
 // bytes of MessagePack each (checkpoint10KB's 80 make its 10 KB).
 var sealSizes = []struct {
 	name string

@@ -207,8 +207,14 @@ func (s *Store) offload(ctx context.Context, data []byte) (offloaded, error) {
 	refs := make([]blobRef, len(vals))
 	bodies := map[[32]byte][]byte{}
 	for i, v := range vals {
-		cs := chunks(data[v.start:v.end])
-		refs[i] = blobRef{total: v.end - v.start, chunks: make([]chunkRef, len(cs))}
+		val := data[v.start:v.end]
+		h := containerHead(val)
+		cs := chunks(val[h:])
+		var tail []byte
+		if len(cs) > 1 { // the last chunk stays inline (see blobExt)
+			tail, cs = cs[len(cs)-1], cs[:len(cs)-1]
+		}
+		refs[i] = blobRef{total: len(val), head: val[:h:h], chunks: make([]chunkRef, len(cs)), tail: tail}
 		for j, c := range cs {
 			name := s.blobName(c)
 			refs[i].chunks[j] = chunkRef{name: name, length: len(c)}

@@ -14,10 +14,18 @@ import (
 // never writes extension 67 ('C'); a record holding one is Cairn's
 // stored form, which Read turns back into the record written.
 //
-// Its payload: a format byte (1), the value's length (uvarint), the number
-// of chunks (uvarint), then for each chunk its blob epoch (uvarint), its
-// 32-byte name and its length (uvarint). The value is the concatenation
-// of the chunks, in order.
+// Its payload: a format byte (1), the value's length (uvarint), the length
+// of its head (uvarint, at most 5) and the head, the number of chunks
+// (uvarint), then for each chunk its blob epoch (uvarint), its 32-byte
+// name and its length (uvarint), then the length of its tail (uvarint, at
+// most a chunk's) and the tail. The value is the head, the chunks and the
+// tail, in order. Head and tail are kept inline, in the record: the head
+// is the MessagePack header of a value that is an array or a map, which
+// changes whenever an element is added (a conversation growing by a
+// message), and the tail is the value's last chunk, which changes
+// whenever something is appended; as blobs, they would be new at every
+// Save of a growing value, and cost a PUT each. Only chunks that a later
+// content-defined cut closed go to blobs.
 const blobExt = 67
 
 // blobRefFormat is the one format of a reference's payload.
@@ -33,10 +41,34 @@ type chunkRef struct {
 	length int
 }
 
-// A blobRef is an offloaded value: its chunks, and its length (their sum).
+// A blobRef is an offloaded value: its head, its chunks, its tail, and
+// its length (theirs together).
 type blobRef struct {
 	total  int
+	head   []byte
 	chunks []chunkRef
+	tail   []byte
+}
+
+// maxHead bounds a reference's inline head: the longest MessagePack
+// array or map header.
+const maxHead = 5
+
+// containerHead returns the length of v's header when v is a MessagePack
+// array or map, else 0.
+func containerHead(v []byte) int {
+	if len(v) == 0 {
+		return 0
+	}
+	switch c := v[0]; {
+	case c >= 0x80 && c <= 0x9f:
+		return 1
+	case c == 0xdc || c == 0xde:
+		return 3
+	case c == 0xdd || c == 0xdf:
+		return 5
+	}
+	return 0
 }
 
 // refSpan is a reference in a stored record: the bytes [start, end) of
@@ -51,15 +83,19 @@ type valueSpan struct{ start, end int }
 
 // appendRef appends ref as a MessagePack extension value.
 func appendRef(b []byte, ref *blobRef) []byte {
-	p := make([]byte, 0, 1+2*binary.MaxVarintLen64+len(ref.chunks)*(32+2*binary.MaxVarintLen64))
+	p := make([]byte, 0, 1+4*binary.MaxVarintLen64+len(ref.head)+len(ref.tail)+len(ref.chunks)*(32+2*binary.MaxVarintLen64))
 	p = append(p, blobRefFormat)
 	p = binary.AppendUvarint(p, uint64(ref.total))
+	p = binary.AppendUvarint(p, uint64(len(ref.head)))
+	p = append(p, ref.head...)
 	p = binary.AppendUvarint(p, uint64(len(ref.chunks)))
 	for _, c := range ref.chunks {
 		p = binary.AppendUvarint(p, c.epoch)
 		p = append(p, c.name[:]...)
 		p = binary.AppendUvarint(p, uint64(c.length))
 	}
+	p = binary.AppendUvarint(p, uint64(len(ref.tail)))
+	p = append(p, ref.tail...)
 	switch n := len(p); {
 	case n <= 0xff:
 		b = append(b, 0xc7, byte(n))
@@ -103,14 +139,20 @@ func decodeRef(v []byte, maxTotal int) (blobRef, error) {
 		return x, true
 	}
 	total, ok1 := uv()
+	hl, ok := uv()
+	if !ok || hl > maxHead || hl > uint64(len(p)) {
+		return blobRef{}, fmt.Errorf("%w: a head of %d bytes", errBadRef, hl)
+	}
+	head := p[:hl:hl]
+	p = p[hl:]
 	n, ok2 := uv()
 	// Each chunk takes at least 34 bytes: the count is bounded by what
 	// remains before anything is allocated for it.
 	if !ok1 || !ok2 || n == 0 || n > uint64(len(p)/34) || total > uint64(maxTotal) {
 		return blobRef{}, fmt.Errorf("%w: %d chunks, %d bytes", errBadRef, n, total)
 	}
-	ref := blobRef{total: int(total), chunks: make([]chunkRef, n)}
-	sum := uint64(0)
+	ref := blobRef{total: int(total), head: head, chunks: make([]chunkRef, n)}
+	sum := hl
 	for i := range ref.chunks {
 		c := &ref.chunks[i]
 		var ok bool
@@ -126,6 +168,12 @@ func decodeRef(v []byte, maxTotal int) (blobRef, error) {
 		c.length = int(l)
 		sum += l
 	}
+	tl, ok := uv()
+	if !ok || tl > chunkMax || tl != uint64(len(p)) {
+		return blobRef{}, fmt.Errorf("%w: a tail of %d bytes", errBadRef, tl)
+	}
+	ref.tail, p = p[:tl:tl], p[tl:]
+	sum += tl
 	if len(p) != 0 || sum != total {
 		return blobRef{}, fmt.Errorf("%w: chunks of %d bytes for a value of %d", errBadRef, sum, total)
 	}
@@ -240,7 +288,7 @@ func splice(rec []byte, spans []refSpan, chunk func(chunkRef) []byte) ([]byte, e
 	out := make([]byte, 0, splicedSize(rec, spans))
 	at := 0
 	for _, sp := range spans {
-		out = append(out, rec[at:sp.start]...)
+		out = append(append(out, rec[at:sp.start]...), sp.ref.head...)
 		for _, c := range sp.ref.chunks {
 			b := chunk(c)
 			if len(b) != c.length {
@@ -248,6 +296,7 @@ func splice(rec []byte, spans []refSpan, chunk func(chunkRef) []byte) ([]byte, e
 			}
 			out = append(out, b...)
 		}
+		out = append(out, sp.ref.tail...)
 		at = sp.end
 	}
 	return append(out, rec[at:]...), nil

@@ -275,7 +275,9 @@ func New(b bucket.Bucket, opts *Options) (*Store, error) {
 		io = *o.Index
 	}
 	if o.Keyring != nil {
-		b = seal.Wrap(b, o.Keyring)
+		// Head reads a body only for metadata too large for the seal; it
+		// reads no more than Load would.
+		b = seal.WrapWith(b, o.Keyring, &seal.Options{HeadReadLimit: maxObjectOf(o.Codec)})
 	}
 	if o.ReadOnly {
 		b = bucket.ReadOnly(b)
@@ -455,8 +457,10 @@ func (s *Store) LoadRecord(ctx context.Context, runID uuid.UUID, _ *cairn.LoadRe
 
 // maxObject bounds what Load reads: a record of MaxSize, compressed,
 // cannot be much larger.
-func (s *Store) maxObject() int64 {
-	return int64(s.codec.MaxSize()) + int64(s.codec.MaxSize())/64 + 64<<10
+func (s *Store) maxObject() int64 { return maxObjectOf(s.codec) }
+
+func maxObjectOf(c *cairn.Codec) int64 {
+	return int64(c.MaxSize()) + int64(c.MaxSize())/64 + 64<<10
 }
 
 // Load implements cairn.Store with one GET of the run's object. A run past
@@ -492,10 +496,12 @@ func (s *Store) Exists(ctx context.Context, runID uuid.UUID) (bool, error) {
 		return false, cairn.WrapOp("exists", runID, err)
 	}
 	info, err := s.b.Head(ctx, s.runKey(runID))
-	if errors.Is(err, bucket.ErrNotFound) {
+	switch {
+	case errors.Is(err, bucket.ErrNotFound):
 		return false, nil
-	}
-	if err != nil {
+	case errors.Is(err, bucket.ErrUnreadable), errors.Is(err, bucket.ErrTooLarge):
+		return true, nil // there, but damaged (a sealed one whose seal fails): it exists
+	case err != nil:
 		return false, cairn.WrapOp("exists", runID, classify(err))
 	}
 	if exp, ok := info.Metadata[metaExpires]; ok {

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"slices"
 )
@@ -196,9 +197,26 @@ func ParseKeyring(data []byte) (*Keyring, error) {
 	return NewKeyring(*primary, older...)
 }
 
-// MarshalJSON returns the keyring's JSON form (ParseKeyring), secrets
-// included: keep it where secrets belong.
+// MarshalJSON returns the keyring's JSON form without its secrets (its
+// primary and key IDs), so that a keyring logged or marshaled by accident
+// (in an options struct, by slog's JSON handler) shows none. Export
+// returns the form ParseKeyring reads.
 func (kr *Keyring) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		Primary string   `json:"primary"`
+		Keys    []string `json:"keys"`
+	}{kr.primary, kr.ids})
+}
+
+// LogValue is the keyring without its secrets, for log/slog.
+func (kr *Keyring) LogValue() slog.Value { return slog.StringValue(kr.String()) }
+
+// GoString is the keyring without its secrets, for %#v.
+func (kr *Keyring) GoString() string { return kr.String() }
+
+// Export returns the keyring's JSON form (ParseKeyring), secrets
+// included: write it only where secrets belong.
+func (kr *Keyring) Export() ([]byte, error) {
 	f := keyringFile{Primary: kr.primary}
 	for _, id := range kr.ids {
 		f.Keys = append(f.Keys, fileKeys{ID: id, Secret: kr.keys[id]})

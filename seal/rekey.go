@@ -22,6 +22,10 @@ type RekeyOptions struct {
 	Progress func(done, total int)
 	// NoVerify skips the verification at the end.
 	NoVerify bool
+	// MaxObjectSize bounds what Rekey and its verification read of one
+	// object: a larger one is Failed (bucket.ErrTooLarge), never read
+	// whole. Default MaxHeadFallback (64 MiB), far above Cairn's objects.
+	MaxObjectSize int64
 }
 
 // RekeyReport says what Rekey did.
@@ -86,6 +90,9 @@ func Rekey(ctx context.Context, b bucket.Bucket, kr *Keyring, prefix string, opt
 	if o.Concurrency <= 0 {
 		o.Concurrency = 8
 	}
+	if o.MaxObjectSize <= 0 {
+		o.MaxObjectSize = MaxHeadFallback
+	}
 	if prefix != "" {
 		prefix += "/"
 	}
@@ -104,7 +111,7 @@ func Rekey(ctx context.Context, b bucket.Bucket, kr *Keyring, prefix string, opt
 			mu.Unlock()
 		}
 	}
-	s := &sealed{b: b, kr: kr}
+	s := &sealed{b: b, kr: kr, headLimit: o.MaxObjectSize}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(o.Concurrency)
 	for _, key := range keys {
@@ -133,7 +140,7 @@ func Rekey(ctx context.Context, b bucket.Bucket, kr *Keyring, prefix string, opt
 		return rep, err
 	}
 	if !o.NoVerify {
-		bad, err := verify(ctx, b, kr.PrimaryOnly(), keys, o.Concurrency)
+		bad, err := verify(ctx, b, kr.PrimaryOnly(), keys, o.Concurrency, o.MaxObjectSize)
 		if err != nil {
 			return rep, err
 		}
@@ -149,7 +156,7 @@ func Rekey(ctx context.Context, b bucket.Bucket, kr *Keyring, prefix string, opt
 // Verify checks that every object under prefix (as Rekey takes it) of
 // the raw bucket b opens, body and metadata, with kr's primary key alone,
 // and returns those that do not, with why. Objects deleted meanwhile are
-// left out.
+// left out; objects larger than MaxHeadFallback are not read, and fail.
 func Verify(ctx context.Context, b bucket.Bucket, kr *Keyring, prefix string, concurrency int) (map[string]error, error) {
 	if prefix != "" {
 		prefix += "/"
@@ -161,18 +168,31 @@ func Verify(ctx context.Context, b bucket.Bucket, kr *Keyring, prefix string, co
 	if err != nil {
 		return nil, err
 	}
-	return verify(ctx, b, kr.PrimaryOnly(), keys, concurrency)
+	return verify(ctx, b, kr.PrimaryOnly(), keys, concurrency, MaxHeadFallback)
 }
 
-func verify(ctx context.Context, b bucket.Bucket, only *Keyring, keys []string, concurrency int) (map[string]error, error) {
-	s := &sealed{b: b, kr: only}
+func verify(ctx context.Context, b bucket.Bucket, only *Keyring, keys []string, concurrency int, maxSize int64) (map[string]error, error) {
+	s := &sealed{b: b, kr: only, headLimit: maxSize}
 	bad := map[string]error{}
 	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(concurrency)
 	for _, key := range keys {
 		g.Go(func() error {
-			_, err := s.Get(gctx, key, nil)
+			// The seal's key ID first: an object sealed with another key
+			// fails without its body being read.
+			info, err := b.Head(gctx, key)
+			if err == nil {
+				var id string
+				if id, _, err = keyID(info.Metadata); err != nil {
+					err = failed("verify", key, err)
+				} else if id != only.primary {
+					err = failed("verify", key, fmt.Errorf("%w: key %q", ErrUnknownKey, id))
+				}
+			}
+			if err == nil {
+				_, err = s.Get(gctx, key, &bucket.GetOptions{MaxSize: maxSize})
+			}
 			if err == nil {
 				_, err = s.Head(gctx, key)
 			}
@@ -222,8 +242,10 @@ func (s *sealed) reseal(ctx context.Context, key string) (bool, error) {
 			return false, failed("rekey", key, err)
 		} else if id == primary.ID {
 			return false, nil
+		} else if !s.kr.Has(id) {
+			return false, failed("rekey", key, fmt.Errorf("%w: key %q", ErrUnknownKey, id))
 		}
-		obj, err := s.b.Get(ctx, key, nil)
+		obj, err := s.b.Get(ctx, key, &bucket.GetOptions{MaxSize: s.headLimit + int64(Overhead)})
 		if err != nil {
 			return false, err
 		}

@@ -62,6 +62,10 @@
 // primary key alone; after that the old key can be retired
 // (Keyring.Retire). Noncurrent versions of a versioned bucket stay sealed
 // with the key that wrote them: keep the old key while they may be read.
+// Rotation is not the remedy for a leaked key: whoever holds the old key
+// and an object's metadata from before the rekey still opens its body.
+// Copy the store under a new keyring instead (every object then gets a
+// fresh data key).
 //
 // # Server-side encryption
 //
@@ -75,6 +79,7 @@
 package seal
 
 import (
+	"bytes"
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
@@ -118,8 +123,9 @@ const (
 	tagSize        = 16
 	sealedKeySize  = KeySize + tagSize
 	// maxMetaJSON bounds the metadata JSON inside a body: 2 KiB of
-	// printable ASCII, escaped, fits many times.
-	maxMetaJSON = 8 << 10
+	// printable ASCII (bucket.CheckPut), each byte escaped to at most two
+	// (HTML escaping is off), with quotes and separators, fits four times.
+	maxMetaJSON = 16 << 10
 	// Overhead bounds what sealing adds to a body.
 	Overhead = len(bodyMagic) + binary.MaxVarintLen64 + maxMetaJSON + tagSize
 )
@@ -136,8 +142,24 @@ var (
 // ListVersions' Sizes are the sealed objects' (about Overhead more). If b is a bucket.Versioned, so is the result, and
 // GetVersion opens like Get. b's errors and guarantees (conditional
 // writes, ETags) are unchanged otherwise; ETags are the sealed objects'.
-func Wrap(b bucket.Bucket, kr *Keyring) bucket.Bucket {
-	s := &sealed{b: b, kr: kr}
+func Wrap(b bucket.Bucket, kr *Keyring) bucket.Bucket { return WrapWith(b, kr, nil) }
+
+// Options refine Wrap. Nil means defaults.
+type Options struct {
+	// HeadReadLimit bounds the body Head reads when an object's metadata
+	// did not fit beside its seal (about 1.5 KB of metadata or more, or a
+	// seal tampered with to say so): a larger object fails Head with
+	// bucket.ErrTooLarge. Default MaxHeadFallback. Set it to the largest
+	// object the caller reads (package durable: its Codec's bound).
+	HeadReadLimit int64
+}
+
+// WrapWith is Wrap with opts.
+func WrapWith(b bucket.Bucket, kr *Keyring, opts *Options) bucket.Bucket {
+	s := &sealed{b: b, kr: kr, headLimit: MaxHeadFallback}
+	if opts != nil && opts.HeadReadLimit > 0 {
+		s.headLimit = opts.HeadReadLimit
+	}
 	if v, ok := b.(bucket.Versioned); ok {
 		return &sealedVersioned{sealed: s, v: v}
 	}
@@ -145,8 +167,9 @@ func Wrap(b bucket.Bucket, kr *Keyring) bucket.Bucket {
 }
 
 type sealed struct {
-	b  bucket.Bucket
-	kr *Keyring
+	b         bucket.Bucket
+	kr        *Keyring
+	headLimit int64 // Options.HeadReadLimit
 }
 
 type sealedVersioned struct {
@@ -252,7 +275,17 @@ func metaJSON(meta map[string]string) ([]byte, error) {
 	if len(meta) == 0 {
 		return nil, nil
 	}
-	return json.Marshal(meta) // keys sorted: the same metadata, the same bytes
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(meta); err != nil { // keys sorted: the same metadata, the same bytes
+		return nil, err
+	}
+	b := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	if len(b) > maxMetaJSON {
+		return nil, fmt.Errorf("%w: %d bytes of metadata as JSON, over %d", bucket.ErrInvalid, len(b), maxMetaJSON)
+	}
+	return b, nil
 }
 
 func parseMeta(b []byte) (map[string]string, error) {
@@ -370,10 +403,7 @@ func (s *sealed) get(ctx context.Context, op, key string, opts *bucket.GetOption
 	return obj, nil
 }
 
-// MaxHeadFallback bounds the body Head reads when the object's metadata
-// did not fit beside its seal (about 1.5 KB of metadata or more, e.g. many
-// labels): such an object larger than this fails Head with
-// bucket.ErrTooLarge. Cairn's run objects are far smaller.
+// MaxHeadFallback is the default of Options.HeadReadLimit.
 const MaxHeadFallback = 64 << 20
 
 // Head returns the object's info with its opened metadata.
@@ -388,7 +418,7 @@ func (s *sealed) Head(ctx context.Context, key string) (*bucket.Info, error) {
 	}
 	v := info.Metadata[metaSealedMeta]
 	if v == "-" {
-		obj, err := s.Get(ctx, key, &bucket.GetOptions{MaxSize: MaxHeadFallback})
+		obj, err := s.Get(ctx, key, &bucket.GetOptions{MaxSize: s.headLimit})
 		if err != nil {
 			return nil, err
 		}

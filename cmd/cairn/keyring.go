@@ -227,7 +227,7 @@ func runKeyringNew(e *env, path, id string) error {
 	if err != nil {
 		return err
 	}
-	data, err := kr.MarshalJSON()
+	data, err := kr.Export()
 	if err != nil {
 		return err
 	}
@@ -339,11 +339,17 @@ func runKeyringShow(e *env, path string) error {
 
 // replaceKeyring writes kr over the keyring file at path at once: a new
 // file of mode 0600 beside it, synced, renamed over it. A failure leaves
-// the old file as it was.
+// the old file as it was. A path through symbolic links replaces the file
+// they lead to, in its own directory, so that whoever reads the file
+// through another link sees the new keyring. Two rotations of one file at
+// once are not serialized: run one at a time.
 func replaceKeyring(path string, kr *seal.Keyring) error {
-	data, err := kr.MarshalJSON()
+	data, err := kr.Export()
 	if err != nil {
 		return err
+	}
+	if real, err := filepath.EvalSymlinks(path); err == nil {
+		path = real
 	}
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*") // mode 0600

@@ -421,13 +421,13 @@ func (s *Store) decodeBlob(body []byte, c chunkRef) ([]byte, error) {
 		if err := h.Decode(body); err == nil && (!h.HasFCS || h.FrameContentSize == uint64(c.length)) {
 			if dec, err := blobDecoder(); err == nil {
 				b, err := dec.DecodeAll(body, make([]byte, 0, c.length))
-				if err == nil && len(b) == c.length && s.blobName(b) == c.name {
+				if err == nil && len(b) == c.length && s.blobNamed(b, c.name) {
 					return b, nil
 				}
 			}
 		}
 	}
-	if len(body) == c.length && s.blobName(body) == c.name {
+	if len(body) == c.length && s.blobNamed(body, c.name) {
 		return body, nil
 	}
 	return nil, fmt.Errorf("not the chunk of %d bytes its name says", c.length)

@@ -3,6 +3,8 @@ package durable_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -281,5 +283,51 @@ func TestSealedRotationWithWriters(t *testing.T) {
 	rep2, err := r.Verify(ctx)
 	if err != nil || len(rep2.Corrupt) > 0 || len(rep2.Missing) > 0 || len(rep2.Unindexed) > 0 || len(rep2.Mismatched) > 0 {
 		t.Fatalf("Verify = %+v, %v", rep2, err)
+	}
+}
+
+// Offload in a sealed store: blobs are sealed and named by a keyed HMAC,
+// not by the hash of their content; values round-trip; and a store
+// opened without the keyring says the store is sealed.
+func TestSealedOffload(t *testing.T) {
+	ctx := context.Background()
+	raw := bucket.NewMem()
+	kr := sealRing(t, sealKey(t, "k1"))
+	s := newStore(t, raw, &durable.Options{Prefix: "cairn", Index: smallIndex, Keyring: kr, Offload: &durable.OffloadOptions{}})
+	c := cp(1, t0)
+	big := randomText(200 << 10)
+	c.State = map[string]any{"doc": big}
+	if err := s.Save(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	keys := blobKeys(t, raw)
+	if len(keys) == 0 {
+		t.Fatal("nothing offloaded")
+	}
+	for _, k := range keys {
+		obj, err := raw.Get(ctx, k, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if obj.Metadata["cairn-seal"] == "" {
+			t.Errorf("blob %s is not sealed", k)
+		}
+		opened, err := seal.Wrap(raw, kr).Get(ctx, k, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		chunk, err := cairn.DefaultCodec().Decompress(opened.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sum := sha256.Sum256(chunk); strings.HasSuffix(k, hex.EncodeToString(sum[:])) {
+			t.Errorf("blob %s is named by the plain hash of its content", k)
+		}
+	}
+	checkLoads(t, s, c)
+	checkLoads(t, newStore(t, raw, &durable.Options{Prefix: "cairn", Index: smallIndex, Keyring: kr}), c)
+	_, err := newStore(t, raw, &durable.Options{Prefix: "cairn", Index: smallIndex}).Load(ctx, c.RunID)
+	if !errors.Is(err, cairn.ErrCorrupt) || !strings.Contains(err.Error(), "sealed") {
+		t.Errorf("Load without the keyring: %v, want ErrCorrupt saying the store is sealed", err)
 	}
 }

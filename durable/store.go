@@ -212,6 +212,8 @@ type Store struct {
 
 	tel *obs.T // see observe.go
 
+	blobNameKey []byte // names blobs in a sealed store (blobName); nil: plain SHA-256
+
 	bg background // reconciles the runs compactions decided between regions
 
 	blob blobs // offloaded values (blob.go)
@@ -279,11 +281,15 @@ func New(b bucket.Bucket, opts *Options) (*Store, error) {
 		// reads no more than Load would.
 		b = seal.WrapWith(b, o.Keyring, &seal.Options{HeadReadLimit: maxObjectOf(o.Codec)})
 	}
+	var nameKey []byte
+	if o.Keyring != nil {
+		nameKey = o.Keyring.NameKey()
+	}
 	if o.ReadOnly {
 		b = bucket.ReadOnly(b)
 		io.ReadOnly = true
 	}
-	s := &Store{b: b, o: o, codec: o.Codec}
+	s := &Store{b: b, o: o, codec: o.Codec, blobNameKey: nameKey}
 	problems = append(problems, s.initBlobs(&o)...)
 	io.Prefix, io.Codec, io.Now, io.Contested = o.Prefix, o.Codec, o.Now, s.contested
 	if io.Logger == nil {
@@ -366,6 +372,10 @@ func (s *Store) checkWritable(ctx context.Context) error {
 	}
 	return errReadOnly
 }
+
+// sealMetaKey is the metadata key of a sealed object's seal (package
+// seal): an object that has one, read without a keyring, was sealed.
+const sealMetaKey = "cairn-seal"
 
 // errReadOnly is what a read-only store answers a write.
 var errReadOnly = fmt.Errorf("%w (durable.Options.ReadOnly)", cairn.ErrReadOnly)
@@ -543,6 +553,9 @@ func (s *Store) Read(ctx context.Context, runID uuid.UUID, ifNoneMatch string) (
 		if t, err := cairn.ParseTimestamp(exp); err == nil && !s.o.Now().Before(t) {
 			return nil, "", cairn.WrapOp("load", runID, fmt.Errorf("%w: expired at %s", cairn.ErrNotFound, exp))
 		}
+	}
+	if _, sealed := obj.Metadata[sealMetaKey]; sealed && s.o.Keyring == nil {
+		return nil, "", cairn.WrapOp("load", runID, fmt.Errorf("%w: object %s is sealed: open the store with its keyring (durable.Options.Keyring, --keyring)", cairn.ErrCorrupt, obj.Key))
 	}
 	rec, err = s.codec.Decompress(obj.Body)
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 type globalFlags struct {
 	store   string
 	keyring string
+	offload string
 	json    bool
 	debug   bool
 	timeout timeoutFlag
@@ -72,6 +73,7 @@ func newRoot(e *env) *cobra.Command {
 	pf := root.PersistentFlags()
 	pf.StringVar(&e.flags.store, "store", "", "store URL: file://DIR, mem:// or s3://bucket/prefix?endpoint=…&region=… (default $CAIRN_STORE, else "+defaultStoreHint+")")
 	pf.StringVar(&e.flags.keyring, "keyring", "", "keyring file that seals the store's objects (default $CAIRN_KEYRING; none: not sealed; see cairn keyring)")
+	pf.StringVar(&e.flags.offload, "offload", "", "store state values at least this large once, as content-addressed blobs: on (64KiB), off, or a size (default $CAIRN_OFFLOAD, else off)")
 	pf.BoolVar(&e.flags.json, "json", false, "print one JSON document on stdout instead of text (no progress bar)")
 	pf.BoolVar(&e.flags.debug, "debug", false, "log what the command and the store do on stderr, at debug level")
 	pf.Var(&e.flags.timeout, "timeout", "deadline of the whole command, such as 30s or 10m (default none)")

@@ -76,6 +76,9 @@ func openStore(ctx context.Context, e *env, url string, readOnly bool, opts *tie
 		return nil, err
 	}
 	o.Durable.Keyring = kr
+	if o.Durable.Offload, err = storeOffload(e); err != nil {
+		return nil, err
+	}
 	// A read command's store writes nothing, and a directory store takes
 	// no lock and must exist.
 	o.ReadOnly = readOnly

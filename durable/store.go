@@ -55,10 +55,14 @@
 // With Options.Offload, a Write stores each top-level state value whose
 // encoding is at least the threshold as content-defined chunks (8 to 64
 // KiB), each a blob at <prefix>/blobs/<epoch>/<name>, zstd-compressed,
-// named by the SHA-256 of the chunk; the record keeps a reference (a
-// MessagePack extension of type 67) and the object's metadata counts the
+// named by the SHA-256 of the chunk (in a sealed store, by an HMAC under a
+// key derived from its keyring, and sealed); the record keeps a reference
+// (a MessagePack extension of type 67) holding, inline, the value's
+// MessagePack header when it is an array or a map and its last chunk
+// (both change as a value grows), and the object's metadata counts the
 // blobs (cairn-blobs). A value unchanged since an earlier Save of this
-// store costs no PUT; Read puts the values back, so every reader (Load,
+// store costs no PUT, and a value grown by an append costs one only when
+// a chunk closes; Read puts the values back, so every reader (Load,
 // List's checkpoints, export, the tiered cache) sees the record as
 // written. The state cap applies per blob and per record: a chunk is at
 // most 64 KiB, and the record, values included, at most the codec's

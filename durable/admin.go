@@ -758,7 +758,7 @@ type GCOptions struct {
 	// BlobGrace is how long before GC starts a blob's epoch must have
 	// ended for GC to delete it, unreferenced (see "Blobs" in the package
 	// doc). Default DefaultBlobGrace (6 hours); never less than
-	// MinBlobGrace (3 hours), whatever is given.
+	// MinBlobGrace (4 hours), whatever is given.
 	BlobGrace time.Duration
 }
 

@@ -45,9 +45,10 @@ const (
 	DefaultBlobCacheBytes = 32 << 20
 	// DefaultBlobGrace is GCOptions.BlobGrace's default.
 	DefaultBlobGrace = 6 * time.Hour
-	// MinBlobGrace is the least GCOptions.BlobGrace: three epochs, the
-	// margin the safety argument of "Blobs" needs.
-	MinBlobGrace = 3 * BlobEpoch
+	// MinBlobGrace is the least GCOptions.BlobGrace: four epochs, the
+	// margin the safety argument of "Blobs" needs (an hour of clock skew,
+	// two hours for a run object's PUT to land, one epoch of reuse).
+	MinBlobGrace = 4 * BlobEpoch
 )
 
 // metaBlobs is the run object metadata key that says how many distinct
@@ -282,6 +283,7 @@ func (s *Store) rewrite(data []byte, vals []valueSpan, refs []blobRef) []byte {
 // putBlobs PUTs the chunks names of bodies as blobs of epoch, in parallel.
 func (s *Store) putBlobs(ctx context.Context, epoch uint64, names [][32]byte, bodies map[[32]byte][]byte) error {
 	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(s.o.Concurrency, 1))
 	for _, name := range names {
 		g.Go(func() error {
 			body := s.codec.Compress(nil, bodies[name])
@@ -349,6 +351,7 @@ func (s *Store) assemble(ctx context.Context, run uuid.UUID, rec []byte, spans [
 	var mu sync.Mutex
 	got := make(map[[32]byte][]byte, len(want))
 	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(s.o.Concurrency, 1)) // a goroutine per request in flight, however many blobs
 	for name, c := range want {
 		g.Go(func() error {
 			b, err := s.fetchBlob(gctx, run, c, fresh)

@@ -45,12 +45,12 @@ func (h *holdRunPut) Put(ctx context.Context, key string, body []byte, o *bucket
 // TestBlobReviewGCMinGraceWithinDocumentedBounds: the package doc assumes
 // writers' and GC's clocks agree within an hour and that a run object's
 // PUT lands at most two hours after its writer's epoch check, and calls
-// MinBlobGrace (three epochs) "the margin the safety argument needs".
-// Within those bounds (writer clock 45 minutes behind GC's, its PUT
-// landing 1h55m after its check), GC with BlobGrace = MinBlobGrace deletes
-// a blob the Save references: the writer reuses epoch E(w)-1 with
-// E(w) = E(T0)-3, and GC deletes every epoch up to E(T0)-4. The argument
-// is one epoch short: floor(T0-3h) can be E(T0)-3 while w is in it.
+// MinBlobGrace "the margin the safety argument needs". Within those
+// bounds (writer clock 45 minutes behind GC's, its PUT landing 1h55m
+// after its check), GC with BlobGrace = MinBlobGrace must keep the blobs
+// the Save references: the writer reuses epoch E(w)-1 with E(w) =
+// E(T0)-3. When MinBlobGrace was three epochs, GC deleted every epoch up
+// to E(T0)-4 and this failed; at four it deletes up to E(T0)-5.
 func TestBlobReviewGCMinGraceWithinDocumentedBounds(t *testing.T) {
 	ctx := context.Background()
 	day := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)

@@ -20,7 +20,8 @@ import (
 // name and its length (uvarint), then the length of its tail (uvarint, at
 // most a chunk's) and the tail. The value is the head, the chunks and the
 // tail, in order. Head and tail are kept inline, in the record: the head
-// is the MessagePack header of a value that is an array or a map, which
+// is the MessagePack header of a value that is an array, a map, a string
+// or a binary (its length), which
 // changes whenever an element is added (a conversation growing by a
 // message), and the tail is the value's last chunk, which changes
 // whenever something is appended; as blobs, they would be new at every
@@ -51,21 +52,24 @@ type blobRef struct {
 }
 
 // maxHead bounds a reference's inline head: the longest MessagePack
-// array or map header.
+// length header.
 const maxHead = 5
 
 // containerHead returns the length of v's header when v is a MessagePack
-// array or map, else 0.
+// array, map, string or binary of a length header (which changes whenever
+// the value grows), else 0.
 func containerHead(v []byte) int {
 	if len(v) == 0 {
 		return 0
 	}
 	switch c := v[0]; {
-	case c >= 0x80 && c <= 0x9f:
+	case c >= 0x80 && c <= 0x9f: // fixmap, fixarray
 		return 1
-	case c == 0xdc || c == 0xde:
+	case c == 0xd9, c == 0xc4: // str8, bin8
+		return 2
+	case c == 0xdc, c == 0xde, c == 0xda, c == 0xc5: // array16, map16, str16, bin16
 		return 3
-	case c == 0xdd || c == 0xdf:
+	case c == 0xdd, c == 0xdf, c == 0xdb, c == 0xc6: // array32, map32, str32, bin32
 		return 5
 	}
 	return 0

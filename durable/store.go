@@ -75,14 +75,17 @@
 // before the run object's PUT; otherwise it PUTs the chunk again under the
 // current epoch. GC, at time T0 taken before it lists anything, deletes a
 // blob only if its epoch ended at least GCOptions.BlobGrace (6 hours by
-// default, at least 3) before T0, so its epoch is at most E(T0)-4, and no
-// run object listed after T0 references it (objects are read, not the
-// index: unindexed objects are live). Any run object it cannot read stops
-// it before it deletes a blob. This is safe: a record written before the
-// listing is read by it, and one written after T0 references only epochs
-// of at least E(T0)-1 by its writer's clock. It assumes the clocks of
-// writers and GC agree within an hour, and that no Write's run object
-// PUT lands more than two hours after its check. The blobs of deleted
+// default, at least 4) before T0, that is if its epoch is at most
+// E(T0-grace)-1, and no run object listed after T0 references it (objects
+// are read, not the index: unindexed objects are live). Any run object it
+// cannot read stops it before it deletes a blob. This is safe under two
+// assumptions: the clocks of writers and GC agree within an hour, and no
+// Write's run object PUT lands more than two hours after its check. A
+// record written before the listing is read by it. A record landing after
+// T0 was checked after T0-2h by the clock, after T0-3h by its writer's
+// clock, in an epoch of at least E(T0-3h), so it references epochs of at
+// least E(T0-3h)-1; GC deletes at most E(T0-4h)-1, which is less. The
+// blobs of deleted
 // runs are reclaimed that way, once old enough.
 //
 // A noncurrent version of a run object (which Reconcile may restore in a

@@ -444,8 +444,8 @@ func (s *Store) gcBlobs(ctx context.Context, t0 time.Time, grace time.Duration, 
 	if grace == 0 {
 		grace = DefaultBlobGrace
 	}
-	// Epochs before end ended at or before t0 - grace; end <= E(t0) - 3,
-	// so the newest epoch collected is at most E(t0) - 4.
+	// Epochs before end ended at or before t0 - grace; end <= E(t0) - 4,
+	// so the newest epoch collected is at most E(t0) - 5 (see "Blobs").
 	end := blobEpochOf(t0.Add(-max(grace, MinBlobGrace)))
 	var old []string
 	for start := ""; end > 0; {

@@ -58,6 +58,27 @@ func TestImportOffloadsExportInlines(t *testing.T) {
 		}
 		cairnOK(t, append([]string{"verify", "--store", store}, extra[2:]...)...)
 	}
+	// A blob lost: verify names the run whose value it held, and exits 1.
+	dir := t.TempDir()
+	store := "file://" + dir
+	cairnOK(t, "import", records, "--store", store, "--offload", "on")
+	blobs, _ := filepath.Glob(filepath.Join(dir, "blobs", "*", "*"))
+	if err := os.Remove(blobs[0]); err != nil {
+		t.Fatal(err)
+	}
+	stdout, _, code := cairnEnv(t, nil, "verify", "--store", store)
+	if code != 1 || !strings.Contains(stdout, "blob ") || !strings.Contains(stdout, "missing") {
+		t.Fatalf("verify with a blob lost: exit %d\n%s", code, stdout)
+	}
+	stdout, _, _ = cairnEnv(t, nil, "verify", "--store", store, "--json")
+	if !strings.Contains(stdout, `"kind": "blob"`) {
+		t.Fatalf("verify --json with a blob lost:\n%s", stdout)
+	}
+	// gc keeps every blob a run references, and the young ones.
+	cairnOK(t, "gc", "--store", store)
+	if after, _ := filepath.Glob(filepath.Join(dir, "blobs", "*", "*")); len(after) != len(blobs)-1 {
+		t.Fatalf("gc deleted blobs: %d left of %d", len(after), len(blobs)-1)
+	}
 	for _, bad := range []string{"3KiB", "lots", "12XB"} {
 		_, _, code := cairnEnv(t, nil, "ls", "--store", plain, "--offload", bad)
 		if code != 2 {

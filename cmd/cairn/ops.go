@@ -396,7 +396,7 @@ func newVerifyCmd(e *env) *cobra.Command {
 // verifyJSON is what verify --json prints: the run objects checked,
 // whether all is well, and each problem (problems is [] when ok). kind is
 // one of index, corrupt, missing, mismatched, unindexed, dead, stray,
-// split_brain, stale; run_id is absent for index and stray (key is the
+// split_brain, stale, blob; run_id is absent for index and stray (key is the
 // stray key).
 type verifyJSON struct {
 	Objects  int           `json:"objects"`
@@ -442,6 +442,9 @@ func runVerify(ctx context.Context, e *env) error {
 		for _, id := range slices.SortedFunc(maps.Keys(rep.Corrupt), compareIDs) {
 			causes = append(causes, rep.Corrupt[id])
 		}
+		for _, id := range slices.SortedFunc(maps.Keys(rep.BrokenBlobs), compareIDs) {
+			causes = append(causes, rep.BrokenBlobs[id])
+		}
 		return &reportError{msg: fmt.Sprintf("%d %s found (listed on stdout)", n, plural(n, "problem", "problems")), causes: causes}
 	})
 }
@@ -480,6 +483,9 @@ func printVerify(w io.Writer, rep *durable.Report) {
 	for _, id := range rep.Stale {
 		fmt.Fprintf(w, "stale       %s: its object holds a region's losing write (cairn reconcile restores the winner)\n", id)
 	}
+	for _, id := range slices.SortedFunc(maps.Keys(rep.BrokenBlobs), compareIDs) {
+		fmt.Fprintf(w, "blob        %s: %s (a large value it references is missing or damaged: restore the blob from a backup or version, or save the run again)\n", id, describe(rep.BrokenBlobs[id]))
+	}
 	if rep.OK() {
 		fmt.Fprintln(w, "ok")
 	}
@@ -514,6 +520,9 @@ func verifyIssues(rep *durable.Report) []verifyIssue {
 	}
 	add("split_brain", rep.SplitBrain, "two regions wrote it at the same epoch")
 	add("stale", rep.Stale, "its object holds a region's losing write")
+	for _, re := range runErrors(rep.BrokenBlobs) {
+		out = append(out, verifyIssue{Kind: "blob", RunID: re.RunID, Detail: re.Detail})
+	}
 	return out
 }
 
@@ -596,6 +605,7 @@ func newGCCmd(e *env) *cobra.Command {
 	fl.BoolVar(&o.DryRun, "dry-run", false, "report what would be deleted, delete nothing")
 	fl.DurationVar(&o.Grace, "grace", 15*time.Minute, "leave index objects and objects of deleted runs younger than this (never less than a minute)")
 	fl.BoolVar(&o.Versions, "versions", false, "also delete old versions and delete markers in a versioned bucket (but versions a region's write still names)")
+	fl.DurationVar(&o.BlobGrace, "blob-grace", durable.DefaultBlobGrace, "delete unreferenced blobs of large values only once their hour ended this long ago (never less than 4h)")
 	return cmd
 }
 
@@ -612,7 +622,8 @@ type gcJSON struct {
 		Snapshots int `json:"snapshots"`
 		Pages     int `json:"pages"`
 	} `json:"index"`
-	Versions int `json:"versions"`
+	Versions int      `json:"versions"`
+	Blobs    []string `json:"blobs"` // blobs of large values no run references
 }
 
 // runGC deletes what it can prove dead: the objects of deleted runs whose
@@ -630,7 +641,10 @@ func runGC(ctx context.Context, e *env, o *durable.GCOptions) error {
 			return err
 		}
 		if e.flags.json {
-			doc := gcJSON{DryRun: o.DryRun, Expired: idStrings(rep.Expired), Dead: idStrings(rep.Dead), Unindexed: idStrings(rep.Unindexed), Versions: rep.Versions}
+			doc := gcJSON{DryRun: o.DryRun, Expired: idStrings(rep.Expired), Dead: idStrings(rep.Dead), Unindexed: idStrings(rep.Unindexed), Versions: rep.Versions, Blobs: rep.Blobs}
+			if doc.Blobs == nil {
+				doc.Blobs = []string{}
+			}
 			doc.Index.Logs, doc.Index.Snapshots, doc.Index.Pages = rep.Index.Logs, rep.Index.Snapshots, rep.Index.Pages
 			if perr := printJSON(e.stdout, doc); err == nil {
 				err = perr
@@ -657,6 +671,9 @@ func runGC(ctx context.Context, e *env, o *durable.GCOptions) error {
 			rep.Index.Logs, rep.Index.Snapshots, rep.Index.Pages)
 		if o.Versions {
 			fmt.Fprintf(w, "%s %d old %s\n", verb, rep.Versions, plural(rep.Versions, "version", "versions"))
+		}
+		if n := len(rep.Blobs); n > 0 {
+			fmt.Fprintf(w, "%s %d unreferenced %s of large values\n", verb, n, plural(n, "blob", "blobs"))
 		}
 		return err
 	})

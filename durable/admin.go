@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"slices"
 	"strconv"
@@ -15,6 +16,7 @@ import (
 	"github.com/cairnstore/cairn"
 	"github.com/cairnstore/cairn/bucket"
 	"github.com/cairnstore/cairn/index"
+	"github.com/cairnstore/cairn/seal"
 	"github.com/google/uuid"
 	"golang.org/x/sync/errgroup"
 )
@@ -58,6 +60,9 @@ func (s *Store) summary(ctx context.Context, id uuid.UUID) (index.Entry, error) 
 	if err != nil {
 		return index.Entry{}, classify(err)
 	}
+	if err := s.sealedWithoutKeyring(s.runKey(id), info.Metadata); err != nil {
+		return index.Entry{}, err
+	}
 	e, ok := entryFromMetadata(id, info.Metadata)
 	e.ETag = info.ETag
 	if ok {
@@ -85,6 +90,9 @@ func (s *Store) summary(ctx context.Context, id uuid.UUID) (index.Entry, error) 
 // its record. It reads no blob: the values offloaded decode as nils, and
 // the size is the record's as written, from the references' lengths.
 func (s *Store) summaryOf(obj *bucket.Object) (*cairn.Checkpoint, int, error) {
+	if err := s.sealedWithoutKeyring(obj.Key, obj.Metadata); err != nil {
+		return nil, 0, err
+	}
 	rec, err := s.codec.Decompress(obj.Body)
 	if err != nil {
 		return nil, 0, err
@@ -113,6 +121,9 @@ func (s *Store) summaryOf(obj *bucket.Object) (*cairn.Checkpoint, int, error) {
 // and blobErr when one is missing or damaged. err is a decoding error
 // (ErrCorrupt), or one reading a blob that is not the blob's fault.
 func (s *Store) verifyObject(ctx context.Context, run uuid.UUID, obj *bucket.Object) (cp *cairn.Checkpoint, blobs int, blobErr, err error) {
+	if err := s.sealedWithoutKeyring(obj.Key, obj.Metadata); err != nil {
+		return nil, 0, nil, err
+	}
 	rec, err := s.codec.Decompress(obj.Body)
 	if err != nil {
 		return nil, 0, nil, err
@@ -308,7 +319,29 @@ func (s *Store) Reindex(ctx context.Context, opts *ReindexOptions) (*ReindexRepo
 	}
 }
 
+// wrongKeyring returns an error naming the runs of corrupt whose objects
+// failed for want of the right keyring (seal.WrongKeyring), nil if none
+// did.
+func wrongKeyring(corrupt map[uuid.UUID]error) error {
+	var first error
+	n := 0
+	for _, id := range slices.SortedFunc(maps.Keys(corrupt), func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) }) {
+		if err := corrupt[id]; seal.WrongKeyring(err) {
+			if n++; first == nil {
+				first = fmt.Errorf("run %v: %w", id, err)
+			}
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	return fmt.Errorf("reindex refused, nothing written: %d of the run objects do not open with this store's keyring (%w); reindex with the keyring they are sealed with", n, first)
+}
+
 func (s *Store) reindex(ctx context.Context, o *ReindexOptions) (*ReindexReport, error) {
+	if err := s.checkKeyring(ctx); err != nil {
+		return nil, err
+	}
 	seq, err := s.ix.Barrier(ctx)
 	if err != nil {
 		return nil, err
@@ -344,6 +377,13 @@ func (s *Store) reindex(ctx context.Context, o *ReindexOptions) (*ReindexReport,
 	entries, err := s.summaries(ctx, objs, last, rep, &summaryOptions{progress: o.Progress, unsure: unsure, full: o.Full, contested: contested})
 	if err != nil {
 		return nil, err
+	}
+	// Objects that do not open for want of the right keyring are not
+	// damaged: an index rebuilt without them (and sealed with this
+	// store's keyring, or none) would hide every one of them from the
+	// processes that hold the right keyring. Refuse, writing nothing.
+	if err := wrongKeyring(rep.Corrupt); err != nil {
+		return rep, err
 	}
 	kept, tombs := rebuildOps(entries, last)
 	if err := s.ix.Rebuild(ctx, seq, kept, tombs, s.otherOps(kept, tombs, contested, last)...); err != nil {

@@ -27,9 +27,6 @@ type OffloadOptions struct {
 	// Threshold: a top-level state value whose MessagePack encoding is at
 	// least this many bytes is offloaded. Default 64 KiB; at least 4 KiB.
 	Threshold int
-	// CacheBytes bounds the in-process cache of blobs read, by name (an
-	// lru.Cache, bounded by bytes). Default 32 MiB; negative: no cache.
-	CacheBytes int64
 }
 
 // Offloading's fixed parameters.
@@ -41,7 +38,7 @@ const (
 	DefaultOffloadThreshold = 64 << 10
 	// MinOffloadThreshold is the least OffloadOptions.Threshold.
 	MinOffloadThreshold = 4 << 10
-	// DefaultBlobCacheBytes is OffloadOptions.CacheBytes' default.
+	// DefaultBlobCacheBytes is Options.BlobCacheBytes' default.
 	DefaultBlobCacheBytes = 32 << 20
 	// DefaultBlobGrace is GCOptions.BlobGrace's default.
 	DefaultBlobGrace = 6 * time.Hour
@@ -88,7 +85,10 @@ func (s *Store) initBlobs(o *Options) []error {
 	}
 	b.sem = make(chan struct{}, max(o.Concurrency, 1))
 	b.mu.known = map[[32]byte]uint64{}
-	cacheBytes := int64(DefaultBlobCacheBytes)
+	cacheBytes := o.BlobCacheBytes
+	if cacheBytes == 0 {
+		cacheBytes = DefaultBlobCacheBytes
+	}
 	if off := o.Offload; off != nil {
 		b.threshold = off.Threshold
 		switch {
@@ -96,9 +96,6 @@ func (s *Store) initBlobs(o *Options) []error {
 			b.threshold = DefaultOffloadThreshold
 		case b.threshold < MinOffloadThreshold:
 			problems = append(problems, fmt.Errorf("Offload.Threshold %d under the minimum of %d", b.threshold, MinOffloadThreshold))
-		}
-		if off.CacheBytes != 0 {
-			cacheBytes = off.CacheBytes
 		}
 	}
 	if cacheBytes > 0 {

@@ -12,13 +12,13 @@ import (
 	"github.com/google/uuid"
 )
 
-// The blob cache stays within OffloadOptions.CacheBytes, measured on the
+// The blob cache stays within Options.BlobCacheBytes, measured on the
 // cache itself, while far more blob bytes than that are loaded, and a
 // cache smaller than a chunk still serves every Load.
 func TestReview3BlobCacheWithinCacheBytes(t *testing.T) {
 	ctx := context.Background()
 	for _, limit := range []int64{4 << 10, 256 << 10} {
-		s, err := New(bucket.NewMem(), &Options{Prefix: "p", Offload: &OffloadOptions{Threshold: 16 << 10, CacheBytes: limit}})
+		s, err := New(bucket.NewMem(), &Options{Prefix: "p", Offload: &OffloadOptions{Threshold: 16 << 10}, BlobCacheBytes: limit})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -3,11 +3,14 @@ package durable
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/cairnstore/cairn"
 	"github.com/cairnstore/cairn/bucket"
 	"github.com/cairnstore/cairn/index"
+	"github.com/cairnstore/cairn/seal"
 )
 
 // ErrIndexLost means the bucket holds run objects but no index: it was
@@ -50,6 +53,9 @@ func (s *Store) ensureIndex(ctx context.Context) error {
 	if s.indexOK {
 		return nil
 	}
+	if err := s.checkKeyring(ctx); err != nil {
+		return err
+	}
 	err := s.ix.Present(ctx)
 	if errors.Is(err, index.ErrNoIndex) {
 		switch err = s.noIndex(ctx); {
@@ -63,6 +69,35 @@ func (s *Store) ensureIndex(ctx context.Context) error {
 		return err
 	}
 	s.indexOK = true
+	return nil
+}
+
+// checkKeyring makes sure that this store's keyring (or its lack of one)
+// opens the store's objects before it writes any: it HEADs the first
+// object of the index, else of the runs. Index objects sealed with
+// another keyring (or none) would make the index unreadable to every
+// process that has the store's keyring, and run objects would be
+// invisible to them. An object that does not open for want of the right
+// keyring (seal.WrongKeyring) makes it fail; other errors are left to the
+// writes. A new store has nothing to check.
+func (s *Store) checkKeyring(ctx context.Context) error {
+	root := strings.TrimSuffix(s.runs, "runs/")
+	for _, p := range []string{root + "index/", s.runs} {
+		infos, _, err := s.b.List(ctx, p, "", 1)
+		if err != nil || len(infos) == 0 {
+			continue
+		}
+		info, err := s.b.Head(ctx, infos[0].Key)
+		if err == nil {
+			err = s.sealedWithoutKeyring(infos[0].Key, info.Metadata)
+		}
+		if seal.WrongKeyring(err) {
+			return fmt.Errorf("this store's keyring does not open the store's objects, so it writes nothing (its writes would be unreadable to the processes that have the right keyring): %w", err)
+		}
+		if err == nil {
+			return nil
+		}
+	}
 	return nil
 }
 

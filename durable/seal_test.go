@@ -331,3 +331,49 @@ func TestSealedOffload(t *testing.T) {
 		t.Errorf("Load without the keyring: %v, want ErrCorrupt saying the store is sealed", err)
 	}
 }
+
+// A process with the wrong keyring, or none, writes nothing into a sealed
+// store (its index logs would be unreadable to the processes that have the
+// right one), and a sealed process nothing into an unsealed store: Save,
+// Delete and Reindex fail, and the store still lists and loads for its
+// own processes.
+func TestWrongKeyringWritesNothing(t *testing.T) {
+	ctx := context.Background()
+	kr := sealRing(t, sealKey(t, "k1"))
+	for _, tc := range []struct {
+		name        string
+		right, want *seal.Keyring
+	}{
+		{"another keyring", kr, sealRing(t, sealKey(t, "k2"))},
+		{"no keyring", kr, nil},
+		{"a keyring on an unsealed store", nil, kr},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			raw := bucket.NewMem()
+			good := newStore(t, raw, &durable.Options{Prefix: "p", Index: smallIndex, Keyring: tc.right})
+			c := cp(1, t0)
+			if err := good.Save(ctx, c); err != nil {
+				t.Fatal(err)
+			}
+			before, _, _ := raw.List(ctx, "", "", 1000)
+			bad := newStore(t, raw, &durable.Options{Prefix: "p", Index: smallIndex, Keyring: tc.want})
+			if err := bad.Save(ctx, cp(2, t0)); !seal.WrongKeyring(err) {
+				t.Errorf("Save: %v, want a keyring error", err)
+			}
+			if err := bad.Delete(ctx, c.RunID); !seal.WrongKeyring(err) {
+				t.Errorf("Delete: %v, want a keyring error", err)
+			}
+			if _, err := bad.Reindex(ctx, nil); !seal.WrongKeyring(err) {
+				t.Errorf("Reindex: %v, want a keyring error", err)
+			}
+			after, _, _ := raw.List(ctx, "", "", 1000)
+			if len(after) != len(before) {
+				t.Errorf("%d objects before, %d after", len(before), len(after))
+			}
+			page, err := good.List(ctx, nil)
+			if err != nil || len(page.Runs) != 1 {
+				t.Fatalf("List by the right store: %v, %v", page, err)
+			}
+		})
+	}
+}

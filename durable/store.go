@@ -183,9 +183,14 @@ type Options struct {
 	// Offload, if set, makes Writes store the large values of a record's
 	// state as content-addressed blobs (see "Blobs"). Nil: records are
 	// stored whole. Reading does not depend on it: a store opened without
-	// it still reads the records others offloaded (with a blob cache of
-	// DefaultBlobCacheBytes).
+	// it still reads the records others offloaded.
 	Offload *OffloadOptions
+	// BlobCacheBytes bounds the in-process cache of the blobs of
+	// offloaded values read, by name (an lru.Cache bounded by bytes),
+	// whether or not Offload is set: it fills only as offloaded records
+	// are read. Default DefaultBlobCacheBytes (32 MiB; a tiered store
+	// gives it half its CacheBytes instead); negative: no cache.
+	BlobCacheBytes int64
 }
 
 // Store is a cairn.Store over a bucket. It is safe for concurrent use, by
@@ -384,6 +389,16 @@ func (s *Store) checkWritable(ctx context.Context) error {
 // seal): an object that has one, read without a keyring, was sealed.
 const sealMetaKey = "cairn-seal"
 
+// sealedWithoutKeyring returns ErrCorrupt wrapping seal.ErrNeedsKeyring
+// when this store has no keyring and the object key, whose metadata is
+// meta, is sealed: its bytes are not a record, and no decoding is tried.
+func (s *Store) sealedWithoutKeyring(key string, meta map[string]string) error {
+	if _, sealed := meta[sealMetaKey]; sealed && s.o.Keyring == nil {
+		return fmt.Errorf("%w: object %s: %w (durable.Options.Keyring, --keyring)", cairn.ErrCorrupt, key, seal.ErrNeedsKeyring)
+	}
+	return nil
+}
+
 // errReadOnly is what a read-only store answers a write.
 var errReadOnly = fmt.Errorf("%w (durable.Options.ReadOnly)", cairn.ErrReadOnly)
 
@@ -561,8 +576,8 @@ func (s *Store) Read(ctx context.Context, runID uuid.UUID, ifNoneMatch string) (
 			return nil, "", cairn.WrapOp("load", runID, fmt.Errorf("%w: expired at %s", cairn.ErrNotFound, exp))
 		}
 	}
-	if _, sealed := obj.Metadata[sealMetaKey]; sealed && s.o.Keyring == nil {
-		return nil, "", cairn.WrapOp("load", runID, fmt.Errorf("%w: object %s is sealed: open the store with its keyring (durable.Options.Keyring, --keyring)", cairn.ErrCorrupt, obj.Key))
+	if err := s.sealedWithoutKeyring(obj.Key, obj.Metadata); err != nil {
+		return nil, "", cairn.WrapOp("load", runID, err)
 	}
 	rec, err = s.codec.Decompress(obj.Body)
 	if err != nil {

@@ -112,7 +112,18 @@ var (
 	// or its metadata was stripped). It is refused: a reader that took it
 	// would let anyone who can write to the bucket plant objects.
 	ErrNotSealed = errors.New("seal: object is not sealed")
+	// ErrNeedsKeyring: a store opened without a keyring read a sealed
+	// object (package durable reports it, inside cairn.ErrCorrupt). Open
+	// the store with its keyring.
+	ErrNeedsKeyring = errors.New("seal: the object is sealed: open the store with its keyring")
 )
+
+// WrongKeyring reports whether err says that an object did not open for
+// want of the right keyring (ErrUnknownKey, ErrNotSealed,
+// ErrNeedsKeyring), rather than because it is damaged.
+func WrongKeyring(err error) bool {
+	return errors.Is(err, ErrUnknownKey) || errors.Is(err, ErrNotSealed) || errors.Is(err, ErrNeedsKeyring)
+}
 
 const (
 	metaSeal       = "cairn-seal"        // "v1.<key ID>.<base64url(salt || sealed data key)>"

@@ -9,7 +9,9 @@ const (
 
 // MemoryPreset returns Options sized for a process whose memory is limit
 // bytes, such as a serverless function's memory setting: the cache and the
-// unflushed bytes each get an eighth of it (at most the defaults), and a
+// unflushed bytes each get an eighth of it (at most the defaults; the
+// durable store's cache of blobs, for offloaded records read, half as much
+// as the cache unless Durable.BlobCacheBytes is set), and a
 // flush writes with fewer parallel PUTs (each holds a record and its
 // request buffers). Set the other fields on the result as usual; Mode is
 // left as the caller sets it.
@@ -18,7 +20,7 @@ const (
 // PUTs) suit a service with a few hundred MiB or more to spare. Measured
 // peaks of the Go heap for each preset are in the README's Memory section
 // (BenchmarkMemory);
-// with GOMEMLIMIT set to about 90% of limit, the Go runtime keeps the rest
+// with GOMEMLIMIT set to about 75% of limit, the Go runtime keeps the rest
 // of the heap within it. A single checkpoint may still be as large as the
 // codec allows (16 MiB by default): lower Durable.Codec's MaxSize too if
 // the function's state is smaller.

@@ -129,7 +129,9 @@ type Options struct {
 	// fails meanwhile. Default 64 MiB.
 	MaxDirtyBytes int64
 	// CacheBytes bounds the cache (clean entries are evicted past it;
-	// dirty ones never are). Default 64 MiB.
+	// dirty ones never are). Default 64 MiB. Unless Durable.BlobCacheBytes
+	// is set, the durable store's cache of blobs (the offloaded values of
+	// records read: see durable.Options.Offload) gets half as much again.
 	CacheBytes int64
 	// FlushConcurrency bounds the parallel PUTs of a flush, and the
 	// parallel Loads of List with WithCheckpoints. Default 16.
@@ -245,6 +247,14 @@ func (o *Options) withDefaults() (Options, error) {
 	}
 	if d.CacheBytes == 0 {
 		d.CacheBytes = defaultCacheBytes
+	}
+	if d.Durable.BlobCacheBytes == 0 {
+		// The durable store's cache of blobs (offloaded values read) is
+		// part of this store's cache budget: half of CacheBytes again.
+		d.Durable.BlobCacheBytes = d.CacheBytes / 2
+		if d.Durable.BlobCacheBytes == 0 {
+			d.Durable.BlobCacheBytes = -1
+		}
 	}
 	if d.FlushConcurrency == 0 {
 		d.FlushConcurrency = defaultFlushConcurrency

@@ -325,7 +325,9 @@ func (s *Store) Reindex(ctx context.Context, opts *ReindexOptions) (*ReindexRepo
 func wrongKeyring(corrupt map[uuid.UUID]error) error {
 	var first error
 	n := 0
-	for _, id := range slices.SortedFunc(maps.Keys(corrupt), func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) }) {
+	ids := slices.Collect(maps.Keys(corrupt))
+	sortIDs(ids)
+	for _, id := range ids {
 		if err := corrupt[id]; seal.WrongKeyring(err) {
 			if n++; first == nil {
 				first = fmt.Errorf("run %v: %w", id, err)

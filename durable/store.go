@@ -58,8 +58,8 @@
 // named by the SHA-256 of the chunk (in a sealed store, by an HMAC under a
 // key derived from its keyring, and sealed); the record keeps a reference
 // (a MessagePack extension of type 67) holding, inline, the value's
-// MessagePack header when it is an array or a map and its last chunk
-// (both change as a value grows), and the object's metadata counts the
+// MessagePack length header (of an array, a map, a string or a binary)
+// and its last chunk (both change as a value grows), and the object's metadata counts the
 // blobs (cairn-blobs). A value unchanged since an earlier Save of this
 // store costs no PUT, and a value grown by an append costs one only when
 // a chunk closes; Read puts the values back, so every reader (Load,
@@ -85,8 +85,7 @@
 // T0 was checked after T0-2h by the clock, after T0-3h by its writer's
 // clock, in an epoch of at least E(T0-3h), so it references epochs of at
 // least E(T0-3h)-1; GC deletes at most E(T0-4h)-1, which is less. The
-// blobs of deleted
-// runs are reclaimed that way, once old enough.
+// blobs of deleted runs are reclaimed that way, once old enough.
 //
 // A noncurrent version of a run object (which Reconcile may restore in a
 // store several regions write) can reference blobs GC has since deleted:
@@ -288,13 +287,11 @@ func New(b bucket.Bucket, opts *Options) (*Store, error) {
 	if o.Index != nil {
 		io = *o.Index
 	}
+	var nameKey []byte
 	if o.Keyring != nil {
 		// Head reads a body only for metadata too large for the seal; it
 		// reads no more than Load would.
 		b = seal.WrapWith(b, o.Keyring, &seal.Options{HeadReadLimit: maxObjectOf(o.Codec)})
-	}
-	var nameKey []byte
-	if o.Keyring != nil {
 		nameKey = o.Keyring.NameKey()
 	}
 	if o.ReadOnly {

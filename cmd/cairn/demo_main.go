@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -35,6 +36,17 @@ func demoMain(ctx context.Context, e *env, cfg *demoConfig) error {
 	defer stop()
 	if cfg.env, err = lg.serve(lctx); err != nil {
 		return err
+	}
+	// The worker processes open the store as this one does: sealed with
+	// the same keyring, offloading alike.
+	if path := keyringFile(e); path != "" {
+		if abs, err := filepath.Abs(path); err == nil {
+			path = abs
+		}
+		cfg.env = append(cfg.env, "CAIRN_KEYRING="+path)
+	}
+	if off := e.flags.offload; off != "" {
+		cfg.env = append(cfg.env, "CAIRN_OFFLOAD="+off)
 	}
 	crash, err := crashPhase(ctx, e, cfg)
 	if err != nil {

@@ -448,3 +448,25 @@ func TestSealedExportImport(t *testing.T) {
 		t.Errorf("export after the round trip differs:\n%s\nwant\n%s", again, want)
 	}
 }
+
+// The demo on a sealed store: its worker processes seal with the same
+// keyring (the flag reaches them), the demo verifies, and the directory
+// holds no plain record.
+func TestDemoSealed(t *testing.T) {
+	t.Parallel()
+	kr := newKeyringFile(t, "k1")
+	dir := t.TempDir()
+	stdout, stderr, code := runDemoBinary(t, nil, "demo", "--runs", "20", "--work", "2ms", "--store", "file://"+dir, "--keyring", kr, "--offload", "on")
+	if code != 0 {
+		t.Fatalf("demo exited %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	if !strings.Contains(stdout, "Verified: all 20 runs") {
+		t.Fatalf("the demo did not verify:\n%s", stdout)
+	}
+	if found := rawContains(t, filepath.Join(dir, "runs"), "workflow_name", "demo-"); len(found) > 0 {
+		t.Fatalf("plaintext in the sealed store: %v", found)
+	}
+	if bad := unverified(t, dir, kr); len(bad) != 0 {
+		t.Fatalf("objects the keyring does not open: %v", bad)
+	}
+}

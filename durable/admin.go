@@ -320,15 +320,17 @@ func (s *Store) Reindex(ctx context.Context, opts *ReindexOptions) (*ReindexRepo
 }
 
 // wrongKeyring returns an error naming the runs of corrupt whose objects
-// failed for want of the right keyring (seal.WrongKeyring), nil if none
-// did.
+// are sealed with a key the keyring lacks, or sealed when the store has no
+// keyring; nil if none are. (An unsealed object in a sealed store is not
+// counted: checkKeyring found that the keyring opens the index, so such
+// an object is damage, or planted, and Reindex leaves it out as corrupt.)
 func wrongKeyring(corrupt map[uuid.UUID]error) error {
 	var first error
 	n := 0
 	ids := slices.Collect(maps.Keys(corrupt))
 	sortIDs(ids)
 	for _, id := range ids {
-		if err := corrupt[id]; seal.WrongKeyring(err) {
+		if err := corrupt[id]; errors.Is(err, seal.ErrUnknownKey) || errors.Is(err, seal.ErrNeedsKeyring) {
 			if n++; first == nil {
 				first = fmt.Errorf("run %v: %w", id, err)
 			}
@@ -337,7 +339,7 @@ func wrongKeyring(corrupt map[uuid.UUID]error) error {
 	if n == 0 {
 		return nil
 	}
-	return fmt.Errorf("reindex refused, nothing written: %d of the run objects do not open with this store's keyring (%w); reindex with the keyring they are sealed with", n, first)
+	return fmt.Errorf("reindex refused, the index left as it was: %d of the run objects are sealed with a key this store's keyring does not hold (%w); reindex with a keyring that holds it", n, first)
 }
 
 func (s *Store) reindex(ctx context.Context, o *ReindexOptions) (*ReindexReport, error) {

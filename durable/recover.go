@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/cairnstore/cairn"
@@ -73,30 +72,32 @@ func (s *Store) ensureIndex(ctx context.Context) error {
 }
 
 // checkKeyring makes sure that this store's keyring (or its lack of one)
-// opens the store's objects before it writes any: it HEADs the first
-// object of the index, else of the runs. Index objects sealed with
-// another keyring (or none) would make the index unreadable to every
-// process that has the store's keyring, and run objects would be
-// invisible to them. An object that does not open for want of the right
+// opens the index before it writes: it HEADs the index's head (this
+// region's, else the default region's), else a region's marker, objects
+// only the index writes. Index objects sealed with another keyring (or
+// none) would make the index unreadable to every process that has the
+// store's keyring. A head that does not open for want of the right
 // keyring (seal.WrongKeyring) makes it fail; other errors are left to the
-// writes. A new store has nothing to check.
+// writes, and a store without an index has nothing to check (a store
+// whose index is lost refuses writes anyway, ErrIndexLost). It costs a
+// HEAD or two, and a LIST when no head of these regions exists, once.
 func (s *Store) checkKeyring(ctx context.Context) error {
-	root := strings.TrimSuffix(s.runs, "runs/")
-	for _, p := range []string{root + "index/", s.runs} {
-		infos, _, err := s.b.List(ctx, p, "", 1)
-		if err != nil || len(infos) == 0 {
+	heads, markers := s.ix.Landmarks()
+	if infos, _, err := s.b.List(ctx, markers, "", 1); err == nil && len(infos) > 0 {
+		heads = append(heads, infos[0].Key)
+	}
+	for _, key := range heads {
+		info, err := s.b.Head(ctx, key)
+		if errors.Is(err, bucket.ErrNotFound) {
 			continue
 		}
-		info, err := s.b.Head(ctx, infos[0].Key)
 		if err == nil {
-			err = s.sealedWithoutKeyring(infos[0].Key, info.Metadata)
+			err = s.sealedWithoutKeyring(key, info.Metadata)
 		}
 		if seal.WrongKeyring(err) {
-			return fmt.Errorf("this store's keyring does not open the store's objects, so it writes nothing (its writes would be unreadable to the processes that have the right keyring): %w", err)
+			return fmt.Errorf("this store's keyring does not open the store's index, so it writes nothing (its writes would be unreadable to the processes that have the right keyring): %w", err)
 		}
-		if err == nil {
-			return nil
-		}
+		return nil
 	}
 	return nil
 }

@@ -92,6 +92,18 @@ func (ix *Index) snapKeyOf(r string, seq uint64) string { return ix.rootOf(r) + 
 func (ix *Index) headKeyOf(r string) string             { return ix.rootOf(r) + "head" }
 func (ix *Index) markerKey(r string) string             { return ix.base + "log/" + markerDir + r }
 
+// Landmarks returns keys of objects only the index writes, which a writer
+// can read to learn what the index is written with before it writes:
+// this region's head, the default region's head, and the directory of
+// the named regions' markers (a prefix to list: any marker there).
+func (ix *Index) Landmarks() (heads []string, markers string) {
+	heads = []string{ix.headKeyOf(ix.region)}
+	if ix.region != "" {
+		heads = append(heads, ix.headKeyOf(""))
+	}
+	return heads, ix.base + "log/" + markerDir
+}
+
 // markerDir holds, in the default region's log directory, the markers of
 // the named regions: "~" sorts after the digits of every log, so they
 // come at the end of the LIST a load makes of that directory anyway, and

@@ -79,6 +79,12 @@ func TestImportOffloadsExportInlines(t *testing.T) {
 	if after, _ := filepath.Glob(filepath.Join(dir, "blobs", "*", "*")); len(after) != len(blobs)-1 {
 		t.Fatalf("gc deleted blobs: %d left of %d", len(after), len(blobs)-1)
 	}
+	if out := cairnOK(t, "gc", "--store", store, "--json"); !strings.Contains(out, `"blobs": []`) {
+		t.Errorf("gc --json without blobs to delete:\n%s", out)
+	}
+	if _, _, code := cairnEnv(t, nil, "gc", "--store", store, "--blob-grace", "-1h"); code != 2 {
+		t.Errorf("gc --blob-grace -1h: exit %d, want 2", code)
+	}
 	for _, bad := range []string{"3KiB", "lots", "12XB"} {
 		_, _, code := cairnEnv(t, nil, "ls", "--store", plain, "--offload", bad)
 		if code != 2 {

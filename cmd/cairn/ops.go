@@ -633,6 +633,9 @@ func runGC(ctx context.Context, e *env, o *durable.GCOptions) error {
 	if o.Grace <= 0 {
 		return usagef("--grace %v: want a positive duration such as 15m", o.Grace)
 	}
+	if o.BlobGrace <= 0 {
+		return usagef("--blob-grace %v: want a positive duration such as 6h (never less than 4h is used)", o.BlobGrace)
+	}
 	return withStore(ctx, e, o.DryRun, nil, func(s *tiered.Store) error {
 		p := startProgress(e, "collecting garbage", unitItems, "", 0)
 		rep, err := s.Durable().GC(ctx, o)

@@ -415,8 +415,10 @@ func TestProbeOnce(t *testing.T) {
 	wg.Wait()
 	cb.mu.Lock()
 	defer cb.mu.Unlock()
-	if cb.n["HEAD"] != 1 || cb.n["DELETE"] != 1 {
-		t.Fatalf("requests %v: want one probe (one HEAD, one DELETE)", cb.n)
+	// One probe (one HEAD, one DELETE), and the one HEAD of the index's
+	// head that checks the keyring before the first write (checkKeyring).
+	if cb.n["HEAD"] != 2 || cb.n["DELETE"] != 1 {
+		t.Fatalf("requests %v: want one probe (one HEAD, one DELETE) and one keyring check (one HEAD)", cb.n)
 	}
 }
 

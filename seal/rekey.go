@@ -249,12 +249,13 @@ func (s *sealed) reseal(ctx context.Context, key string) (bool, error) {
 		if err != nil {
 			return false, err
 		}
-		// Open the whole object: what is resealed must be intact.
-		if _, _, err := s.open(key, obj.Metadata, append([]byte(nil), obj.Body...)); err != nil {
-			return false, failed("rekey", key, err)
-		}
 		dek, _, err := s.openDataKey(key, obj.Metadata)
 		if err != nil {
+			return false, failed("rekey", key, err)
+		}
+		// Open the whole object (a copy: the body is rewritten as it is):
+		// what is resealed must be intact.
+		if _, _, err := openBody(key, dek, append([]byte(nil), obj.Body...)); err != nil {
 			return false, failed("rekey", key, err)
 		}
 		sk, err := sealDataKey(primary, key, dek)

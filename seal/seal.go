@@ -367,6 +367,12 @@ func (s *sealed) open(key string, meta map[string]string, body []byte) (map[stri
 	if err != nil {
 		return nil, nil, err
 	}
+	return openBody(key, dek, body)
+}
+
+// openBody opens, in place, the sealed body of the object key under its
+// data key dek, and returns the metadata and body it holds.
+func openBody(key string, dek, body []byte) (map[string]string, []byte, error) {
 	if len(body) < len(bodyMagic)+tagSize || string(body[:len(bodyMagic)]) != bodyMagic {
 		return nil, nil, fmt.Errorf("%w: not a sealed body", ErrAuth)
 	}
